@@ -1,0 +1,1 @@
+"""chasm.density layer."""

@@ -1,0 +1,1 @@
+"""chasm.io layer."""
