@@ -52,7 +52,7 @@ def read_indices(path: str | os.PathLike) -> np.ndarray:
             if line.strip():
                 first = line
                 break
-    if len(first.split()) == 3 and len(first.rstrip("\r\n")) <= 12:
+    if len(first.split()) <= 3:
         return read_hkl_indices(path).hkl
     return read_hkl4(path).hkl
 
