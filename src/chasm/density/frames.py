@@ -1,0 +1,152 @@
+"""XD-style local coordinate frames of multipole atoms.
+
+Convention (CONVENTIONS.md, "Local frames and site symmetry"; XD / rhoCIF):
+axis ``ax1`` points from the atom (``origin``) to ``atom0``; axis ``ax2`` is
+perpendicular to it, in the plane containing the vector ``atom1 -> atom2``,
+at an acute angle to that vector; the third axis completes a right-handed set
+(or a left-handed one if requested). The frame matrix ``M`` holds the local
+x, y, z axes as COLUMNS (Cartesian components), so that a Cartesian vector
+``h`` has local components ``M.T @ h``.
+
+All positions are Cartesian, in Angstrom. Dummy points (midpoints of bonds,
+ring centroids) are resolved by the caller, e.g. with :func:`midpoint`.
+The common XD usage is ``atom1 = origin`` (the atom itself) and ``atom2`` a
+second neighbour: axis 2 then lies in the plane origin-atom0-atom2, on the
+side of atom2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from chasm.errors import InputError
+
+_AXES = {"X": 0, "Y": 1, "Z": 2}
+
+MIN_LENGTH = 1e-6
+"""Shortest accepted axis-defining vector, Angstrom."""
+
+MIN_SINE = 1e-6
+"""Smallest accepted sine of the angle between axis 1 and atom1 -> atom2."""
+
+
+def midpoint(*points: np.ndarray) -> np.ndarray:
+    """Centroid of Cartesian points (a dummy atom for frame definitions).
+
+    Parameters
+    ----------
+    *points : array_like, shape (3,)
+        Cartesian positions, Angstrom (at least one).
+
+    Returns
+    -------
+    ndarray, shape (3,)
+        Their mean, Angstrom.
+    """
+    if not points:
+        raise InputError("midpoint needs at least one point")
+    arr = np.asarray([np.asarray(p, dtype=float) for p in points])
+    if arr.ndim != 2 or arr.shape[1] != 3:
+        raise InputError(f"midpoint expects Cartesian 3-vectors, got shape {arr.shape}")
+    return arr.mean(axis=0)
+
+
+def _axis_index(name: str, which: str) -> int:
+    key = str(name).strip().upper()
+    if key not in _AXES:
+        raise InputError(f"{which} must be one of 'X', 'Y', 'Z', got {name!r}")
+    return _AXES[key]
+
+
+def _vector(p: np.ndarray, which: str) -> np.ndarray:
+    v = np.asarray(p, dtype=float)
+    if v.shape != (3,):
+        raise InputError(f"{which} must be a Cartesian 3-vector, got shape {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise InputError(f"{which} has non-finite coordinates: {v}")
+    return v
+
+
+def local_frame(
+    origin: np.ndarray,
+    atom0: np.ndarray,
+    atom1: np.ndarray,
+    atom2: np.ndarray,
+    ax1: str = "X",
+    ax2: str = "Y",
+    right_handed: bool = True,
+) -> np.ndarray:
+    """Local frame of a multipole atom, XD convention.
+
+    Parameters
+    ----------
+    origin : array_like, shape (3,)
+        Position of the atom carrying the frame, Cartesian Angstrom.
+    atom0 : array_like, shape (3,)
+        Axis ``ax1`` points from ``origin`` to ``atom0`` (Angstrom).
+    atom1, atom2 : array_like, shape (3,)
+        Axis ``ax2`` is perpendicular to ``ax1``, in the plane containing the
+        vector ``atom2 - atom1``, at an acute angle to it (Angstrom). Often
+        ``atom1`` is the origin atom itself.
+    ax1, ax2 : {"X", "Y", "Z"}
+        Names of the two defined axes (distinct; case-insensitive).
+    right_handed : bool
+        True for a right-handed frame (det M = +1), False for a left-handed
+        one (det M = -1, the third axis reversed).
+
+    Returns
+    -------
+    ndarray, shape (3, 3)
+        M with the local x, y, z unit axes as columns; local components of a
+        Cartesian vector h are ``M.T @ h``.
+
+    Raises
+    ------
+    InputError
+        Unknown or equal axis names; atom0 at the origin; atom1 = atom2;
+        atom1 -> atom2 parallel to axis 1 (no plane defined).
+    """
+    i1 = _axis_index(ax1, "ax1")
+    i2 = _axis_index(ax2, "ax2")
+    if i1 == i2:
+        raise InputError(f"ax1 and ax2 must be different axes, both are {ax1!r}")
+    o = _vector(origin, "origin")
+    a0 = _vector(atom0, "atom0")
+    a1 = _vector(atom1, "atom1")
+    a2 = _vector(atom2, "atom2")
+
+    v1 = a0 - o
+    n1 = np.linalg.norm(v1)
+    if n1 < MIN_LENGTH:
+        raise InputError(
+            f"local frame: atom0 coincides with the origin atom (distance {n1:.2e} A); "
+            "axis 1 is undefined"
+        )
+    e1 = v1 / n1
+    v = a2 - a1
+    nv = np.linalg.norm(v)
+    if nv < MIN_LENGTH:
+        raise InputError(
+            f"local frame: atom1 and atom2 coincide (distance {nv:.2e} A); "
+            "the direction defining axis 2 is undefined"
+        )
+    w = v - np.dot(v, e1) * e1
+    nw = np.linalg.norm(w)
+    if nw < MIN_SINE * nv:
+        raise InputError(
+            "local frame: the vector atom1 -> atom2 is collinear with axis 1 "
+            f"(origin -> atom0; sine of angle {nw / nv:.2e}); axis 2 is undefined, "
+            "choose other frame atoms"
+        )
+    e2 = w / nw
+    e2 -= np.dot(e2, e1) * e1  # second Gram-Schmidt pass: orthogonal to rounding
+    e2 /= np.linalg.norm(e2)
+    e3 = np.cross(e1, e2)
+    i3 = 3 - i1 - i2
+    m = np.empty((3, 3))
+    m[:, i1] = e1
+    m[:, i2] = e2
+    m[:, i3] = e3
+    if (np.linalg.det(m) > 0.0) != bool(right_handed):
+        m[:, i3] = -e3
+    return m
