@@ -98,7 +98,9 @@ def mixed_structure(spacegroup: str, cell, rng, special=()):
         atoms.append(Atom(f"{el}{k + 1}", el, x, occupancy=float(rng.uniform(0.7, 1.0)), uiso=0.02))
     for k, x in enumerate(special):
         atoms.append(Atom(f"S{k + 1}", "S", np.asarray(x, float), uiso=0.015))
-    crystal = Crystal.from_parts(cell, spacegroup, atoms, dispersion={"Cu": (0.3, 1.2), "O": (0.01, 0.006)})
+    crystal = Crystal.from_parts(
+        cell, spacegroup, atoms, dispersion={"Cu": (0.3, 1.2), "O": (0.01, 0.006)}
+    )
     for a in crystal.atoms[:3]:
         a.u_aniso = random_u_cif(crystal, rng)
     models = [

@@ -6,9 +6,9 @@ import zlib
 
 import numpy as np
 import pytest
-from engine_helpers import get_parameter, mixed_structure, random_hkl, set_parameter
 
 from chasm.scattering.engine import StructureFactorEngine
+from engine_helpers import get_parameter, mixed_structure, random_hkl, set_parameter
 
 CASES = {
     # space group, cell, special positions
@@ -17,13 +17,18 @@ CASES = {
     "P21/n (centric monoclinic)": ("P 1 21/n 1", (9.3, 11.2, 8.7, 90, 104.0, 90), ([0, 0.5, 0],)),
     "P212121 (acentric)": ("P 21 21 21", (6.0, 7.2, 12.3, 90, 90, 90), ()),
     "P-421m (acentric, mm2 site)": ("P -4 21 m", (5.6, 5.6, 4.7, 90, 90, 90), ([0, 0.5, 0.33],)),
-    "P63/mmc (centric, -6m2 site)": ("P 63/m m c", (5.1, 5.1, 8.2, 90, 90, 120), ([1 / 3, 2 / 3, 0.25],)),
+    "P63/mmc (centric, -6m2 site)": (
+        "P 63/m m c",
+        (5.1, 5.1, 8.2, 90, 90, 120),
+        ([1 / 3, 2 / 3, 0.25],),
+    ),
 }
 
 
 def _fd_check(crystal, models, hkl, centric_fast_path=True, step=1e-5):
-    eng = StructureFactorEngine(crystal, models, hkl, block_size=37,
-                                centric_fast_path=centric_fast_path)
+    eng = StructureFactorEngine(
+        crystal, models, hkl, block_size=37, centric_fast_path=centric_fast_path
+    )
     res = eng.compute(jacobian=True)
     worst = {}
     for j, name in enumerate(res.parameter_names):

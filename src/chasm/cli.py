@@ -50,10 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("structure", help="CIF file (small-molecule or rhoCIF)")
     p.add_argument("hkl", help="SHELX HKLF 4 file (or a file of h k l only)")
-    p.add_argument("--model", choices=("iam", "hc"), default="iam",
-                   help="independent atoms (default) or Hansen-Coppens pseudo-atoms")
-    p.add_argument("--form-factors", choices=("it92", "koga"), default="it92",
-                   help="IAM form factors: IT92 Gaussians (default) or Koga RHF free atoms")
+    p.add_argument(
+        "--model",
+        choices=("iam", "hc"),
+        default="iam",
+        help="independent atoms (default) or Hansen-Coppens pseudo-atoms",
+    )
+    p.add_argument(
+        "--form-factors",
+        choices=("it92", "koga"),
+        default="it92",
+        help="IAM form factors: IT92 Gaussians (default) or Koga RHF free atoms",
+    )
     p.add_argument("--out", required=True, help="output CSV file")
     p.set_defaults(func=_cmd_sf)
     return parser

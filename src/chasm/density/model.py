@@ -46,7 +46,9 @@ class SphericalAtom:
 
     def __post_init__(self) -> None:
         if self.source not in IAM_SOURCES:
-            raise ValueError(f"unknown form-factor source {self.source!r}; use one of {IAM_SOURCES}")
+            raise ValueError(
+                f"unknown form-factor source {self.source!r}; use one of {IAM_SOURCES}"
+            )
 
     @property
     def lmax(self) -> int:

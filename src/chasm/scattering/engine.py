@@ -262,9 +262,7 @@ class StructureFactorEngine:
         J = np.zeros((n, len(self.parameter_names)), dtype=complex) if jacobian else None
         X, occ, aniso, U6, uiso = self._atom_arrays()
         hc_atoms = [
-            i
-            for i, m in enumerate(self.models)
-            if isinstance(m, HansenCoppensAtom) and m.lmax >= 0
+            i for i, m in enumerate(self.models) if isinstance(m, HansenCoppensAtom) and m.lmax >= 0
         ]
         rotations = {i: self._rotations_for(self.models[i]) for i in hc_atoms}
         for b0 in range(0, n, self.block_size):

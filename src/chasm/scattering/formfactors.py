@@ -5,7 +5,7 @@ All functions take s = sin(theta)/lambda in 1/Angstrom and return electrons.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import gemmi
 import numpy as np
@@ -13,7 +13,7 @@ import numpy as np
 from chasm.errors import InputError
 
 
-@lru_cache(maxsize=None)
+@cache
 def it92_coefficients(element: str) -> tuple[np.ndarray, np.ndarray, float]:
     """IT92 coefficients (a_1..4, b_1..4 in Angstrom^2, c) of an element.
 
@@ -37,7 +37,7 @@ def it92(element: str, s: np.ndarray) -> np.ndarray:
     return np.exp(-np.multiply.outer(s2, b)) @ a + c
 
 
-@lru_cache(maxsize=None)
+@cache
 def koga_atom(element: str, charge: int = 0, valence: tuple[str, ...] | None = None):
     """Cached spherical Koga atom (core and valence form factors) from the databank."""
     from chasm.density.databank import spherical_atom

@@ -86,9 +86,7 @@ def write_sf_csv(path: str | os.PathLike, table: dict[str, np.ndarray]) -> None:
     phase = np.degrees(np.angle(F))
     rows = [CSV_HEADER]
     for (h, k, l), s, f, p in zip(table["hkl"], table["stol"], F, phase, strict=True):
-        rows.append(
-            f"{h},{k},{l},{s:.6f},{abs(f):.6f},{p:.4f},{f.real:.6f},{f.imag:.6f}"
-        )
+        rows.append(f"{h},{k},{l},{s:.6f},{abs(f):.6f},{p:.4f},{f.real:.6f},{f.imag:.6f}")
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=directory)
     try:
