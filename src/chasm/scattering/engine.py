@@ -252,7 +252,7 @@ class StructureFactorEngine:
     def _rotations_for(self, m: HansenCoppensAtom) -> np.ndarray:
         """D((M^T Q_o)^T) for every operation: (n_ops, nlm, nlm)."""
         M = np.asarray(m.frame, dtype=float)
-        return np.array([rotation_matrix_full((M.T @ q).T, m.lmax) for q in self.q_ops])
+        return rotation_matrix_full(np.transpose(M.T @ self.q_ops, (0, 2, 1)), m.lmax)
 
     # -------------------------------------------------------------- compute
     def compute(self, jacobian: bool = False) -> StructureFactors:
@@ -332,14 +332,13 @@ class StructureFactorEngine:
         Gx = (-2.0 * Xd.imag - 2.0 * fa * E0.imag) if centric else 1j * Gu
         lay = self.layout
         cols_xyz = np.array([[l.xyz.start + k for k in range(3)] for l in lay])
-        dx = TWO_PI * np.einsum("onk,ona->nak", hs, Gx) * occ[None, :, None]
+        dx = _sum_ops_outer(hs, Gx) * (TWO_PI * occ)[None, :, None]
         J[sl, cols_xyz.reshape(-1)] = dx.reshape(nb, -1)
         Gsum = Gu.sum(axis=0)  # (nb, a)
         J[sl, [l.occ for l in lay]] = Gsum
         if aniso.any():
             ia = np.flatnonzero(aniso)
-            du = -2.0 * np.pi**2 * np.einsum("onj,ona->naj", quad, Gu[..., ia])
-            du *= occ[ia][None, :, None]
+            du = _sum_ops_outer(quad, Gu[..., ia]) * (-2.0 * np.pi**2 * occ[ia])[None, :, None]
             cols = np.array([[lay[i].adp.start + j for j in range(6)] for i in ia])
             J[sl, cols.reshape(-1)] = du.reshape(nb, -1)
         if (~aniso).any():
@@ -365,7 +364,7 @@ class StructureFactorEngine:
             rad = FOUR_PI * I_POWERS[:L] * jl  # (nb, L)
             rad_lm = rad[:, self.l_of[:nlm]]  # (nb, nlm)
             D = rotations[a]  # (o, nlm, nlm)
-            Yr = np.einsum("nk,okm->onm", self.ylm[sl, :nlm], D)  # y(S h) per op
+            Yr = np.matmul(self.ylm[sl, :nlm][None], D)  # y(S h) per op, (o, nb, nlm)
             acc = (E0[:, :, a, None] * Yr).sum(axis=0)  # (nb, nlm)
             J[sl, lay[a].plm] = re(acc * rad_lm * self.clm[:nlm]) * occ[a]
             # kappa': sum_l 4 pi i^l d<j_l>/dkappa' S_l
@@ -420,3 +419,11 @@ class StructureFactorEngine:
                 W[k0:k1, :, k, l] = rc[:, k0:k1].T
         S = self.ylm[sl] @ W.reshape(nlm, -1)
         return S.reshape(-1, n_ops, len(hc_atoms), lmax + 1)
+
+
+def _sum_ops_outer(v: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """sum_o v[o, n, k] g[o, n, a] -> (n, a, k), without einsum's slow mixed-type path."""
+    out = v[0][:, None, :] * g[0][:, :, None]
+    for o in range(1, len(v)):
+        out += v[o][:, None, :] * g[o][:, :, None]
+    return out

@@ -1,0 +1,142 @@
+"""Benchmark of the structure-factor engine on the seed-sized reference problem.
+
+Prints medians of 5 runs of
+  (a) IAM F (IT92),
+  (b) Hansen-Coppens F (l <= 4 on non-H, l <= 1 on H),
+  (c) Hansen-Coppens F plus the full Jacobian,
+  (d) gemmi's IAM F (StructureFactorCalculatorX, Python loop over reflections),
+and the ratio (a)/(d), all measured in this run.
+
+The problem is ../shared/data/benchmark/ref.cif + ref.hkl when present (P 21/n,
+33 atoms, 15,060 reflections to sin(theta)/lambda = 1.0 1/A); otherwise an
+equivalent one is generated deterministically.
+
+Usage: python benchmarks/bench_sf.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import gemmi
+import numpy as np
+
+from chasm.crystal.cif import read_cif
+from chasm.crystal.structure import Atom, Crystal
+from chasm.density.model import HansenCoppensAtom, SphericalAtom
+from chasm.io.shelx_hkl import read_hkl_indices
+from chasm.scattering.engine import StructureFactorEngine
+
+REF = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "benchmark"
+
+
+def generated_problem():
+    """33 atoms (1 Cu, 1 O, 3 F, 5 N, 9 C, 14 H) in P 21/n, all unique hkl to s = 1.0."""
+    rng = np.random.default_rng(2026)
+    elements = ["Cu", "O"] + ["F"] * 3 + ["N"] * 5 + ["C"] * 9 + ["H"] * 14
+    atoms, counts = [], {}
+    for el in elements:
+        counts[el] = counts.get(el, 0) + 1
+        x = rng.uniform(0, 1, 3)
+        atoms.append(Atom(f"{el}{counts[el]}", el, x, uiso=0.02 if el != "H" else 0.04))
+    cr = Crystal.from_parts((11.7, 14.2, 11.2, 90, 105, 90), "P 1 21/n 1", atoms)
+    for a in cr.atoms:
+        if a.element != "H":
+            a.u_aniso = np.array([0.02, 0.018, 0.022, 0.001, 0.004, -0.001])
+    hkl = gemmi.make_miller_array(cr.cell, cr.spacegroup, 0.5)
+    hkl = hkl[~cr.spacegroup.operations().systematic_absences(hkl)]
+    return cr, hkl, "generated (seed 2026)"
+
+
+def load_problem():
+    if (REF / "ref.cif").is_file() and (REF / "ref.hkl").is_file():
+        return read_cif(REF / "ref.cif"), read_hkl_indices(REF / "ref.hkl").hkl, str(REF)
+    return generated_problem()
+
+
+def hc_models(crystal, rng):
+    models = []
+    for a in crystal.atoms:
+        lmax = 1 if a.element == "H" else 4
+        q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+        models.append(
+            HansenCoppensAtom(
+                a.element, pv=1.0 if a.element == "H" else 4.0, kappa=1.02, lmax=lmax,
+                plm=rng.normal(scale=0.1, size=(lmax + 1) ** 2), kappa_prime=0.95,
+                frame=q * np.sign(np.linalg.det(q)),
+            )
+        )
+    return models
+
+
+def median_time(fn, runs):
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    crystal, hkl, source = load_problem()
+    rng = np.random.default_rng(1)
+    print(f"problem: {source}; {len(crystal.atoms)} atoms, {len(hkl)} reflections, "
+          f"{crystal.n_ops} operations")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"numpy {np.__version__}, gemmi {gemmi.__version__}")
+
+    iam = StructureFactorEngine(crystal, [SphericalAtom(a.element) for a in crystal.atoms], hkl)
+    hc = StructureFactorEngine(crystal, hc_models(crystal, rng), hkl)
+    n_par = len(hc.parameter_names)
+    iam.compute()
+    hc.compute(jacobian=True)
+    ta = median_time(iam.compute, args.runs)
+    tb = median_time(hc.compute, args.runs)
+    tc = median_time(lambda: hc.compute(jacobian=True), args.runs)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.cif"
+        lines = ["data_s", f"_symmetry_space_group_name_H-M '{crystal.spacegroup.hm}'"]
+        for tag, v in zip(("length_a", "length_b", "length_c", "angle_alpha", "angle_beta",
+                           "angle_gamma"), crystal.cell.parameters, strict=True):
+            lines.append(f"_cell_{tag} {v}")
+        lines += ["loop_", "_atom_site_label", "_atom_site_type_symbol", "_atom_site_fract_x",
+                  "_atom_site_fract_y", "_atom_site_fract_z", "_atom_site_U_iso_or_equiv"]
+        lines += [f"{a.label} {a.element} {a.xyz[0]} {a.xyz[1]} {a.xyz[2]} {a.uiso}"
+                  for a in crystal.atoms]
+        aniso = [a for a in crystal.atoms if a.u_aniso is not None]
+        lines += ["loop_", "_atom_site_aniso_label"] + [
+            f"_atom_site_aniso_U_{t}" for t in ("11", "22", "33", "12", "13", "23")]
+        lines += [f"{a.label} " + " ".join(map(str, a.u_aniso)) for a in aniso]
+        path.write_text("\n".join(lines) + "\n")
+        st = gemmi.read_small_structure(str(path))
+    calc = gemmi.StructureFactorCalculatorX(st.cell)
+    hl = [list(map(int, h)) for h in hkl]
+
+    def gemmi_sf():
+        return [calc.calculate_sf_from_small_structure(st, h) for h in hl]
+
+    td = median_time(gemmi_sf, args.runs)
+    F_g = np.array(gemmi_sf())
+    F_a = iam.compute().F
+    dev = np.max(np.abs(F_a - F_g)) / np.max(np.abs(F_g))
+    print(f"(a) IAM F                      {ta:8.3f} s")
+    print(f"(b) HC F                       {tb:8.3f} s   (target 0.2 s)")
+    print(f"(c) HC F + Jacobian ({n_par} par) {tc:8.3f} s   (target 1 s)")
+    print(f"(d) gemmi IAM F (Python loop)  {td:8.3f} s")
+    print(f"ratio (a)/(d) = {ta / td:.2f}   (target <= 2)")
+    print(f"max |F_chasm - F_gemmi| / max |F| = {dev:.1e}")
+
+
+if __name__ == "__main__":
+    main()
