@@ -67,8 +67,12 @@ def hc_models(crystal, rng):
         q, r = np.linalg.qr(rng.normal(size=(3, 3)))
         models.append(
             HansenCoppensAtom(
-                a.element, pv=1.0 if a.element == "H" else 4.0, kappa=1.02, lmax=lmax,
-                plm=rng.normal(scale=0.1, size=(lmax + 1) ** 2), kappa_prime=0.95,
+                a.element,
+                pv=1.0 if a.element == "H" else 4.0,
+                kappa=1.02,
+                lmax=lmax,
+                plm=rng.normal(scale=0.1, size=(lmax + 1) ** 2),
+                kappa_prime=0.95,
                 frame=q * np.sign(np.linalg.det(q)),
             )
         )
@@ -90,10 +94,14 @@ def main() -> None:
     args = ap.parse_args()
     crystal, hkl, source = load_problem()
     rng = np.random.default_rng(1)
-    print(f"problem: {source}; {len(crystal.atoms)} atoms, {len(hkl)} reflections, "
-          f"{crystal.n_ops} operations")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"numpy {np.__version__}, gemmi {gemmi.__version__}")
+    print(
+        f"problem: {source}; {len(crystal.atoms)} atoms, {len(hkl)} reflections, "
+        f"{crystal.n_ops} operations"
+    )
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"numpy {np.__version__}, gemmi {gemmi.__version__}"
+    )
 
     iam = StructureFactorEngine(crystal, [SphericalAtom(a.element) for a in crystal.atoms], hkl)
     hc = StructureFactorEngine(crystal, hc_models(crystal, rng), hkl)
@@ -107,16 +115,29 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "s.cif"
         lines = ["data_s", f"_symmetry_space_group_name_H-M '{crystal.spacegroup.hm}'"]
-        for tag, v in zip(("length_a", "length_b", "length_c", "angle_alpha", "angle_beta",
-                           "angle_gamma"), crystal.cell.parameters, strict=True):
+        for tag, v in zip(
+            ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma"),
+            crystal.cell.parameters,
+            strict=True,
+        ):
             lines.append(f"_cell_{tag} {v}")
-        lines += ["loop_", "_atom_site_label", "_atom_site_type_symbol", "_atom_site_fract_x",
-                  "_atom_site_fract_y", "_atom_site_fract_z", "_atom_site_U_iso_or_equiv"]
-        lines += [f"{a.label} {a.element} {a.xyz[0]} {a.xyz[1]} {a.xyz[2]} {a.uiso}"
-                  for a in crystal.atoms]
+        lines += [
+            "loop_",
+            "_atom_site_label",
+            "_atom_site_type_symbol",
+            "_atom_site_fract_x",
+            "_atom_site_fract_y",
+            "_atom_site_fract_z",
+            "_atom_site_U_iso_or_equiv",
+        ]
+        lines += [
+            f"{a.label} {a.element} {a.xyz[0]} {a.xyz[1]} {a.xyz[2]} {a.uiso}"
+            for a in crystal.atoms
+        ]
         aniso = [a for a in crystal.atoms if a.u_aniso is not None]
         lines += ["loop_", "_atom_site_aniso_label"] + [
-            f"_atom_site_aniso_U_{t}" for t in ("11", "22", "33", "12", "13", "23")]
+            f"_atom_site_aniso_U_{t}" for t in ("11", "22", "33", "12", "13", "23")
+        ]
         lines += [f"{a.label} " + " ".join(map(str, a.u_aniso)) for a in aniso]
         path.write_text("\n".join(lines) + "\n")
         st = gemmi.read_small_structure(str(path))

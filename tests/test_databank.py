@@ -54,8 +54,14 @@ def test_every_stored_orbital_is_normalised(raw_databank):
 def test_loaded_orbitals_are_exactly_normalised():
     sp = db.load_species("Mo")  # largest raw deviation in the file (5s, 4.8e-7)
     for orb in sp.orbitals:
-        norm = quad(lambda r, o=orb: (o.radial(r) * r) ** 2, 0, 60, points=[0.05, 0.5, 2.0],
-                    limit=200, epsabs=1e-13)[0]
+        norm = quad(
+            lambda r, o=orb: (o.radial(r) * r) ** 2,
+            0,
+            60,
+            points=[0.05, 0.5, 2.0],
+            limit=200,
+            epsabs=1e-13,
+        )[0]
         assert norm == pytest.approx(1.0, abs=1e-10)
         assert abs(orb.raw_norm - 1.0) < 1e-5
 
@@ -156,8 +162,15 @@ def test_hydrogen_is_the_exact_1s_atom():
 
 def _quadrature_ff(rho, s: float) -> float:
     K = 4 * pi * s
-    return quad(lambda r: 4 * pi * r * r * rho(r) * np.sinc(K * r / pi), 0, 60,
-                points=[0.01, 0.1, 0.5, 2.0], limit=400, epsabs=1e-12, epsrel=1e-11)[0]
+    return quad(
+        lambda r: 4 * pi * r * r * rho(r) * np.sinc(K * r / pi),
+        0,
+        60,
+        points=[0.01, 0.1, 0.5, 2.0],
+        limit=400,
+        epsabs=1e-12,
+        epsrel=1e-11,
+    )[0]
 
 
 @pytest.mark.parametrize("key", ["C", "Cu", "Cu+", "O-", "Cs"])
@@ -228,8 +241,13 @@ def test_total_against_it92(element):
 def test_register_and_load_user_species(tmp_path, monkeypatch):
     monkeypatch.setattr(db, "_REGISTRY", dict(db._registry()))
     zeta = 2.0  # hydrogen-like He+ 1s, bohr^-1
-    rec = {"Z": 2, "charge": 1, "orbitals": [
-        {"name": "1s", "l": 0, "occupation": 1, "n": [1], "alpha": [zeta], "coeff": [1.0]}]}
+    rec = {
+        "Z": 2,
+        "charge": 1,
+        "orbitals": [
+            {"name": "1s", "l": 0, "occupation": 1, "n": [1], "alpha": [zeta], "coeff": [1.0]}
+        ],
+    }
     path = tmp_path / "extra.json"
     path.write_text(json.dumps({"species": {"He+": rec}}))
     assert db.load_databank_file(path) == ["He+"]

@@ -141,8 +141,10 @@ def parse_species(text: str, path: str, charge: int) -> tuple[str, dict]:
         raise ValueError(f"{path}: header {lines[0].strip()!r} disagrees with charge {charge}")
     occ = parse_configuration(config)
     if sum(occ.values()) != Z - charge:
-        raise ValueError(f"{path}: configuration {config} has {sum(occ.values())} electrons, "
-                         f"expected {Z - charge}")
+        raise ValueError(
+            f"{path}: configuration {config} has {sum(occ.values())} electrons, "
+            f"expected {Z - charge}"
+        )
     energy = None
     i = 1
     while i < len(lines) and "ORBITAL ENERGIES AND EXPANSION COEFFICIENTS" not in lines[i]:
@@ -198,15 +200,17 @@ def parse_species(text: str, path: str, charge: int) -> tuple[str, dict]:
                 raise ValueError(f"{path}: orbital {orb} not in configuration {config}")
             if o == 0:
                 continue
-            orbitals.append({
-                "name": orb,
-                "l": l,
-                "occupation": float(o),
-                "energy": float(energies[k]),
-                "n": ns,
-                "alpha": [float(a) for a in alphas],
-                "coeff": [float(c[k]) for c in coeffs],
-            })
+            orbitals.append(
+                {
+                    "name": orb,
+                    "l": l,
+                    "occupation": float(o),
+                    "energy": float(energies[k]),
+                    "n": ns,
+                    "alpha": [float(a) for a in alphas],
+                    "coeff": [float(c[k]) for c in coeffs],
+                }
+            )
     missing = [o for o, k in occ.items() if k > 0 and o not in seen]
     if missing:
         raise ValueError(f"{path}: occupied orbitals {missing} have no coefficients")
@@ -249,11 +253,13 @@ def build(archive: Path) -> dict:
                     inner_names = sorted(m.name for m in inner.getmembers() if m.isfile())
                 own = Path(member.name).name
                 note = "" if own in inner_names else f" (none of them is {own})"
-                skipped.append({
-                    "file": member.name,
-                    "reason": f"is itself a tar archive of {len(inner_names)} other table "
-                              f"files of the same folder{note}, not the table of this species",
-                })
+                skipped.append(
+                    {
+                        "file": member.name,
+                        "reason": f"is itself a tar archive of {len(inner_names)} other table "
+                        f"files of the same folder{note}, not the table of this species",
+                    }
+                )
                 continue
             try:
                 key, record = parse_species(raw.decode("ascii"), member.name, DIRS[folder][1])
@@ -280,7 +286,7 @@ def build(archive: Path) -> dict:
         "citations": CITATIONS,
         "units": "alpha in bohr^-1 (a0 = 0.529177210903 Angstrom); energies in hartree",
         "basis": "R(r) = sum_p coeff_p N_p r^(n_p-1) exp(-alpha_p r), "
-                 "N_p = (2 alpha_p)^(n_p+1/2) / sqrt((2 n_p)!)",
+        "N_p = (2 alpha_p)^(n_p+1/2) / sqrt((2 n_p)!)",
         "skipped": skipped,
         "count": len(species),
     }
@@ -300,11 +306,16 @@ def dump(data: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--archive", type=Path, default=None,
-                        help="slater_atom.tar.xz (default: the one in qc-atomdb)")
+    parser.add_argument(
+        "--archive",
+        type=Path,
+        default=None,
+        help="slater_atom.tar.xz (default: the one in qc-atomdb)",
+    )
     here = Path(__file__).resolve().parent.parent
-    parser.add_argument("--output", type=Path,
-                        default=here / "src" / "chasm" / "density" / "data" / "koga_sto.json")
+    parser.add_argument(
+        "--output", type=Path, default=here / "src" / "chasm" / "density" / "data" / "koga_sto.json"
+    )
     args = parser.parse_args(argv)
     archive = args.archive or default_archive()
     data = build(archive)

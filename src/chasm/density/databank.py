@@ -266,8 +266,7 @@ def make_orbital(
         raise InputError(f"orbital {name}: norm {raw} is not positive")
     if abs(raw - 1.0) > NORM_TOLERANCE:
         warnings.warn(f"orbital {name}: stored norm {raw:.8f}, renormalised", stacklevel=2)
-    return Orbital(name, int(l), float(occupation), n_arr, alpha, c / np.sqrt(raw), raw,
-                   energy)
+    return Orbital(name, int(l), float(occupation), n_arr, alpha, c / np.sqrt(raw), raw, energy)
 
 
 def species_from_record(key: str, record: dict, source: str = "") -> Species:
@@ -288,18 +287,26 @@ def species_from_record(key: str, record: dict, source: str = "") -> Species:
         raise InputError(f"databank record {key!r} has charge {record['charge']}")
     try:
         orbitals = tuple(
-            make_orbital(o["name"], o["l"], o["occupation"], o["n"], o["alpha"], o["coeff"],
-                         o.get("energy"))
+            make_orbital(
+                o["name"], o["l"], o["occupation"], o["n"], o["alpha"], o["coeff"], o.get("energy")
+            )
             for o in record["orbitals"]
             if o["occupation"] > 0
         )
-        sp = Species(element, int(record["Z"]), int(record["charge"]), orbitals,
-                     record.get("configuration", ""), source or record.get("file", ""))
+        sp = Species(
+            element,
+            int(record["Z"]),
+            int(record["charge"]),
+            orbitals,
+            record.get("configuration", ""),
+            source or record.get("file", ""),
+        )
     except (KeyError, TypeError) as exc:
         raise InputError(f"databank record {key!r} is incomplete: {exc}") from exc
     if abs(sp.n_electrons - (sp.Z - sp.charge)) > 1e-9:
-        raise InputError(f"{key}: occupations sum to {sp.n_electrons}, expected "
-                         f"Z - charge = {sp.Z - sp.charge}")
+        raise InputError(
+            f"{key}: occupations sum to {sp.n_electrons}, expected Z - charge = {sp.Z - sp.charge}"
+        )
     return sp
 
 
@@ -369,8 +376,9 @@ def register_species(species: Species, overwrite: bool = False) -> None:
     """
     reg = _registry()
     if species.key in reg and not overwrite:
-        raise InputError(f"species {species.key} is already in the databank; "
-                         "pass overwrite=True to replace it")
+        raise InputError(
+            f"species {species.key} is already in the databank; pass overwrite=True to replace it"
+        )
     reg[species.key] = species
     _build_atom.cache_clear()
 
@@ -429,9 +437,11 @@ def load_species(symbol: str, charge: int = 0) -> Species:
     if entry is None:
         have = available_species(element)
         what = ", ".join(have) if have else "nothing"
-        raise InputError(f"no wavefunction for {key} in the databank; available for "
-                         f"{element}: {what}. Add one with register_species() or "
-                         "load_databank_file().")
+        raise InputError(
+            f"no wavefunction for {key} in the databank; available for "
+            f"{element}: {what}. Add one with register_species() or "
+            "load_databank_file()."
+        )
     if isinstance(entry, dict):
         entry = species_from_record(key, entry)
         reg[key] = entry
@@ -537,8 +547,11 @@ class RadialTransform:
                     k = (int(o.n[p] + o.n[q]), float(o.alpha[p] + o.alpha[q]))
                     acc[k] = acc.get(k, 0.0) + w
         keys = sorted(acc)
-        return cls(np.array([k[0] for k in keys], dtype=int),
-                   np.array([k[1] for k in keys]), np.array([acc[k] for k in keys]))
+        return cls(
+            np.array([k[0] for k in keys], dtype=int),
+            np.array([k[1] for k in keys]),
+            np.array([acc[k] for k in keys]),
+        )
 
     @property
     def electrons(self) -> float:
@@ -559,13 +572,13 @@ class RadialTransform:
             sel = self.N == N
             Z, w = self.Z[sel], self.w[sel]
             for a in range(0, flat.size, chunk):
-                K = 4.0 * pi * flat[a:a + chunk, None]
+                K = 4.0 * pi * flat[a : a + chunk, None]
                 if derivative:
                     g, gK, _ = g_integral(0, int(N), K, Z[None, :], derivatives=True)
-                    df[a:a + chunk] += 4.0 * pi * (gK @ w)
+                    df[a : a + chunk] += 4.0 * pi * (gK @ w)
                 else:
                     g = g_integral(0, int(N), K, Z[None, :])
-                f[a:a + chunk] += g @ w
+                f[a : a + chunk] += g @ w
         if derivative:
             return f.reshape(s.shape), df.reshape(s.shape)
         return f.reshape(s.shape)
@@ -625,8 +638,8 @@ class RadialTransform:
         out = np.zeros(flat.shape)
         chunk = 4096
         for a in range(0, flat.size, chunk):
-            x = flat[a:a + chunk, None]
-            out[a:a + chunk] = (x ** (self.N - 2) * np.exp(-self.Z * x)) @ self.w
+            x = flat[a : a + chunk, None]
+            out[a : a + chunk] = (x ** (self.N - 2) * np.exp(-self.Z * x)) @ self.w
         return out.reshape(r.shape) / (4.0 * pi)
 
 

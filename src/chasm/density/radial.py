@@ -49,9 +49,7 @@ def gegenbauer(n: int, alpha: float, x: np.ndarray) -> np.ndarray:
     return c
 
 
-def g_integral(
-    l: int, N: int, K: np.ndarray, Z: float | np.ndarray, derivatives: bool = False
-):
+def g_integral(l: int, N: int, K: np.ndarray, Z: float | np.ndarray, derivatives: bool = False):
     """Closed-form g(l, N; K, Z) = integral r^N exp(-Z r) j_l(K r) dr.
 
     Parameters

@@ -82,7 +82,11 @@ def structure_factor_table(
 def write_sf_csv(path: str | os.PathLike, table: dict[str, np.ndarray]) -> None:
     """Write the ``chasm sf`` CSV atomically (temporary file, then rename)."""
     path = Path(path)
-    F = table["F"]
+    F = np.array(table["F"], dtype=complex)
+    # exact zeros (systematic absences) print as 0, not as round-off with a random phase
+    tiny = 1e-12 * max(float(np.max(np.abs(F), initial=0.0)), 1.0)
+    F.real[np.abs(F.real) < tiny] = 0.0
+    F.imag[np.abs(F.imag) < tiny] = 0.0
     phase = np.degrees(np.angle(F))
     rows = [CSV_HEADER]
     for (h, k, l), s, f, p in zip(table["hkl"], table["stol"], F, phase, strict=True):

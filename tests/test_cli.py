@@ -1,0 +1,94 @@
+"""The command line: ``chasm sf`` output and error handling, ``chasm demo``."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from chasm.cli import main
+from chasm.crystal.cif import read_cif
+from chasm.demo import run_demo
+from chasm.io.shelx_hkl import read_hkl4
+from chasm.scattering.engine import StructureFactorEngine
+from chasm.scattering.sfcalc import default_models
+
+
+def _example_cif(tmp_path):
+    from importlib.resources import files
+
+    path = tmp_path / "urea.cif"
+    path.write_text(files("chasm.examples").joinpath("urea.cif").read_text())
+    return path
+
+
+def test_sf_writes_csv_in_input_order(tmp_path, shared_data):
+    folder = shared_data / "xray" / "l-alanine"
+    out = tmp_path / "fc.csv"
+    assert main(["sf", str(folder / "iam.cif"), str(folder / "iam.hkl"), "--out", str(out)]) == 0
+    with open(out) as fh:
+        header = fh.readline().strip()
+        rows = list(csv.reader(fh))
+    assert header == "h,k,l,stol,F,phase_deg,A,B"
+    refl = read_hkl4(folder / "iam.hkl")
+    assert len(rows) == len(refl)
+    hkl = np.array([[int(r[0]), int(r[1]), int(r[2])] for r in rows])
+    assert np.array_equal(hkl, refl.hkl)
+    vals = np.array([[float(x) for x in r[3:]] for r in rows])
+    crystal = read_cif(folder / "iam.cif")
+    eng = StructureFactorEngine(crystal, default_models(crystal), refl.hkl)
+    F = eng.compute().F
+    np.testing.assert_allclose(vals[:, 0], eng.stol, atol=1e-6)
+    np.testing.assert_allclose(vals[:, 1], np.abs(F), atol=1e-5)
+    np.testing.assert_allclose(vals[:, 3] + 1j * vals[:, 4], F, atol=1e-5)
+    phase = np.radians(vals[:, 2])
+    np.testing.assert_allclose(vals[:, 1] * np.cos(phase), vals[:, 3], atol=1e-4)
+
+
+@pytest.mark.parametrize("model,ff", [("iam", "it92"), ("iam", "koga"), ("hc", "it92")])
+def test_sf_models(tmp_path, model, ff):
+    cif = _example_cif(tmp_path)
+    hkl = tmp_path / "x.hkl"
+    hkl.write_text("   2   0   0  10.0   1.0\n   1   1   0  10.0   1.0\n   0   0   0   0.0   0.0\n")
+    out = tmp_path / "o.csv"
+    rc = main(["sf", str(cif), str(hkl), "--model", model, "--form-factors", ff, "--out", str(out)])
+    assert rc == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == 3 and lines[1].startswith("2,0,0,")
+    assert float(lines[2].split(",")[4]) > 20.0  # 110 is strong in urea
+
+
+def _one_line_error(capsys, argv):
+    rc = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert len(err.splitlines()) == 1 and err.startswith("chasm: error:")
+    return err
+
+
+def test_sf_errors(tmp_path, capsys):
+    cif = _example_cif(tmp_path)
+    good = tmp_path / "g.hkl"
+    good.write_text("   2   0   0  10.0   1.0\n")
+    bad = tmp_path / "b.hkl"
+    bad.write_text("   2   0   0  10.0   1.0\n   1   x   0  10.0   1.0\n")
+    out = str(tmp_path / "o.csv")
+    err = _one_line_error(capsys, ["sf", str(tmp_path / "missing.cif"), str(good), "--out", out])
+    assert "missing.cif" in err
+    err = _one_line_error(capsys, ["sf", str(cif), str(bad), "--out", out])
+    assert "b.hkl" in err and "line 2" in err
+    badcif = tmp_path / "bad.cif"
+    badcif.write_text(cif.read_text().replace("N1 N ", "N1 Xx "))
+    err = _one_line_error(capsys, ["sf", str(badcif), str(good), "--out", out])
+    assert "bad.cif" in err and "line" in err and "Xx" in err
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_demo_runs_and_shows_asphericity(capsys):
+    out = run_demo(n_show=5)
+    text = capsys.readouterr().out
+    assert "Hansen-Coppens" in text and "00 10 20 22+ 30 32+ 40 42+ 44+" in text
+    assert out["n_reflections"] > 300
+    # deformation matters more at low angle than in the outermost shell
+    assert max(out["shells"][:3]) > 2 * out["shells"][-1]
