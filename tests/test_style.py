@@ -16,7 +16,7 @@ def test_ruff_clean():
     if ruff is None:
         pytest.skip("ruff is not installed (pip install '.[test]')")
     run = subprocess.run(
-        [ruff, "check", "src", "tests", "tools", "benchmarks"],
+        [ruff, "check", "src", "tests", "tools", "benchmarks", "validation"],
         cwd=ROOT,
         capture_output=True,
         text=True,
