@@ -1,0 +1,750 @@
+"""Full-matrix Gauss–Newton least squares with Levenberg–Marquardt damping.
+
+The solver knows nothing about physics. A refinement is a list of data sets;
+each one, given the full parameter vector p, returns its observations y_o,
+calculated values y_c, weights w and the Jacobian J = dy_c/dp
+(:class:`Evaluation`). Linear constraints enter as a reduction p = p0 + T z: the
+solver works on z, with J_z = J T.
+
+Score functions (CONVENTIONS.md, "Least squares"), χ²_e = Σ w (y_o − y_c)²:
+
+    UNIT  C = Σ_e u_e χ²_e           c_e = u_e
+    NLOG  C = Σ_e u_e N_e ln χ²_e    c_e = u_e N_e / χ²_e
+    LOG   C = Σ_e u_e ln χ²_e        c_e = u_e / χ²_e
+
+(u_e an optional user weight). ∇C = −2 Σ_e c_e J_eᵀ W_e r_e, so every cycle
+solves the normal equations
+
+    (M + λ diag M) Δz = b,  M = Σ_e c_e (J_e T)ᵀ W_e (J_e T),  b = Σ_e c_e (J_e T)ᵀ W_e r_e,
+
+with c_e taken at the current point; the fixed point Δz = 0 is ∇C = 0. Data
+sets marked ``absolute`` (restraints, by default) always enter as u_e χ²_e:
+their σ are taken at face value, whatever the scheme.
+
+Covariance (our convention). With M evaluated at the solution,
+
+    cov(z) = s² M⁻¹,   s² = Σ_e c_e χ²_e / (N − n_z),
+
+N the number of observations of all sets (restraints included; observations
+with zero weight are not counted, here and in N_e) and n_z the number of free
+coordinates. For one data set this is SHELXL's rule,
+su_i = sqrt(M⁻¹_ii χ²/(N − n_z)), whatever the scheme (c cancels). For several
+sets it is SHELXL's rule applied to the equivalent single weighted problem with
+weights c_e w_i; under NLOG, c_e = N_e/χ²_e rescales each set to χ²/N = 1, and
+s² = N/(N − n_z) ≈ 1. ``covariance="none"`` gives cov = M⁻¹ (σ taken as exact).
+cov(p) = T cov(z) Tᵀ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg as sla
+from scipy.linalg.lapack import dpocon
+
+from chasm.errors import ChasmError, InputError
+
+__all__ = [
+    "RefinementError",
+    "SingularMatrixError",
+    "Evaluation",
+    "Dataset",
+    "Restraints",
+    "SolverOptions",
+    "CycleInfo",
+    "DatasetFit",
+    "FitResult",
+    "solve",
+]
+
+SCHEMES = ("unit", "nlog", "log")
+
+
+class RefinementError(ChasmError):
+    """A refinement that cannot proceed (non-finite model, no progress)."""
+
+
+class SingularMatrixError(RefinementError):
+    """The normal matrix is singular or nearly so.
+
+    Attributes
+    ----------
+    parameters : list of str
+        Names of the coordinates involved (largest components of the
+        eigenvectors of the smallest eigenvalues, or without any effect).
+    eigenvalues : ndarray
+        The offending eigenvalues of the unit-diagonal scaled normal matrix.
+    """
+
+    def __init__(self, message: str, parameters: Sequence[str], eigenvalues=()):
+        self.parameters = list(parameters)
+        self.eigenvalues = np.asarray(eigenvalues, dtype=float)
+        super().__init__(message)
+
+
+@dataclass
+class Evaluation:
+    """What a data set returns for a parameter vector p.
+
+    Attributes
+    ----------
+    y_obs, y_calc, weights : ndarray, shape (n_e,)
+        Observations, calculated values, weights (1/σ² or other, ≥ 0).
+    jacobian : ndarray, shape (n_e, n_full)
+        dy_calc/dp with respect to the FULL parameter vector p.
+    """
+
+    y_obs: np.ndarray
+    y_calc: np.ndarray
+    weights: np.ndarray
+    jacobian: np.ndarray
+
+
+@dataclass
+class Dataset:
+    """One set of observations.
+
+    Attributes
+    ----------
+    name : str
+    evaluate : callable
+        ``evaluate(p) -> Evaluation`` for a full parameter vector p.
+    user_weight : float
+        u_e, multiplies the set's term of the score.
+    absolute : bool
+        Enter the score as u_e χ²_e whatever the scheme (σ taken at face value).
+    """
+
+    name: str
+    evaluate: Callable[[np.ndarray], Evaluation]
+    user_weight: float = 1.0
+    absolute: bool = False
+
+
+@dataclass
+class Restraints:
+    """Restraints as extra observations: value(p) = target ± sigma.
+
+    Give either ``matrix`` (linear restraints, value = matrix @ p) or
+    ``function`` (``function(p) -> (values, jacobian)``). Restraints are
+    ``absolute``: they enter every score as u χ² with c = u.
+
+    Raises
+    ------
+    InputError
+        σ ≤ 0, neither or both of matrix and function given, bad shapes.
+    """
+
+    name: str
+    target: np.ndarray
+    sigma: np.ndarray
+    matrix: np.ndarray | None = None
+    function: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+    user_weight: float = 1.0
+    absolute: bool = field(default=True, init=False)
+
+    def __post_init__(self) -> None:
+        self.target = np.atleast_1d(np.asarray(self.target, dtype=float))
+        self.sigma = np.atleast_1d(np.asarray(self.sigma, dtype=float))
+        if self.sigma.shape != self.target.shape or np.any(~(self.sigma > 0)):
+            raise InputError(f"restraints {self.name!r}: need one σ > 0 per target")
+        if (self.matrix is None) == (self.function is None):
+            raise InputError(f"restraints {self.name!r}: give either matrix or function")
+        if self.matrix is not None:
+            self.matrix = np.atleast_2d(np.asarray(self.matrix, dtype=float))
+            if self.matrix.shape[0] != self.target.size:
+                raise InputError(f"restraints {self.name!r}: one matrix row per target")
+
+    def evaluate(self, p: np.ndarray) -> Evaluation:
+        if self.matrix is not None:
+            values, jac = self.matrix @ p, self.matrix
+        else:
+            values, jac = self.function(p)
+        return Evaluation(self.target, np.asarray(values, float), 1.0 / self.sigma**2, jac)
+
+
+@dataclass
+class SolverOptions:
+    """Settings of :func:`solve`.
+
+    Attributes
+    ----------
+    tol : float
+        Converged when max_i |Δz_i| / σ(z_i) < tol after a step.
+    max_cycles : int
+        Maximum number of cycles (normal-matrix builds).
+    max_shift_su : float or None
+        Shift limiter: no |Δz_i| larger than this many σ(z_i).
+    max_shift_abs : float, ndarray (n_z,) or None
+        Shift limiter: absolute caps on |Δz_i| (units of z_i).
+        When a limit is exceeded the whole step is scaled down (direction kept).
+    lambda_start : float
+        Initial Marquardt λ (0 = plain Gauss–Newton until C goes up).
+    lambda_first : float
+        λ used at the first increase from 0; below it λ drops back to 0.
+    lambda_factor : float
+        λ is multiplied by this when C goes up, divided when it goes down.
+    lambda_max : float
+        Give up (not converged) beyond this λ.
+    singular_tol : float
+        Smallest allowed eigenvalue (via the reciprocal condition number) of
+        the unit-diagonal scaled normal matrix, relative to the largest.
+    correlation_threshold : float
+        |ρ| above which pairs are listed in :attr:`FitResult.high_correlations`.
+    covariance : {"gof", "none"}
+        Scale M⁻¹ by s² (module docstring) or not.
+    chi2_floor : float
+        χ²_e is floored at chi2_floor·N_e in the NLOG and LOG scores (perfect fits).
+    """
+
+    tol: float = 0.01
+    max_cycles: int = 50
+    max_shift_su: float | None = None
+    max_shift_abs: float | np.ndarray | None = None
+    lambda_start: float = 0.0
+    lambda_first: float = 1e-3
+    lambda_factor: float = 10.0
+    lambda_max: float = 1e8
+    singular_tol: float = 1e-12
+    correlation_threshold: float = 0.9
+    covariance: str = "gof"
+    chi2_floor: float = 1e-20
+
+
+@dataclass
+class CycleInfo:
+    """One cycle, as passed to the callback and kept in the history.
+
+    ``score``, ``chi2``, ``wr`` and ``gof`` are after the cycle's step;
+    ``wr[name]`` = sqrt(χ²/Σ w y_o²) (wR2 for F² data); ``gof`` =
+    sqrt(Σ_e χ²_e / (N − n_z)); ``max_shift_su`` = max |Δz_i|/σ(z_i) of the step
+    (taken or, if rejected, tried), at ``max_shift_name``.
+    """
+
+    stage: str
+    cycle: int
+    score_start: float
+    score: float
+    chi2: dict
+    wr: dict
+    gof: float
+    max_shift_su: float
+    max_shift_name: str
+    damping: float
+    trials: int
+    accepted: bool
+    limited: bool
+    p: np.ndarray
+
+    def line(self) -> str:
+        """One printable line: stage, cycle, score, wR per set, GOF, max shift/σ."""
+        wr = " ".join(f"wR({k})={v:.4f}" for k, v in self.wr.items())
+        return (
+            f"{self.stage} cycle {self.cycle:3d}  C={self.score:.6g}  {wr}  GOF={self.gof:.3f}"
+            f"  max shift/su={self.max_shift_su:.3g} ({self.max_shift_name})"
+            + ("" if self.accepted else "  [rejected]")
+        )
+
+
+@dataclass
+class DatasetFit:
+    """Per-set summary at the solution.
+
+    Attributes
+    ----------
+    name : str
+    n : int
+        Observations.
+    chi2 : float
+        Σ w (y_o − y_c)².
+    factor : float
+        c_e of the scheme (user weight included).
+    user_weight : float
+    absolute : bool
+    wr : float
+        sqrt(χ²/Σ w y_o²).
+    gradient_share : float
+        ‖D⁻¹ c_e (J_e T)ᵀ W_e r_e‖ / Σ_e ‖…‖ at the final point, D = sqrt(diag M)
+        (the pull of each set on the scaled coordinates; at the solution the
+        pulls cancel, their sizes show the tug of war). Zeros if all vanish.
+    information_share : float
+        tr(M_e M⁻¹)/n_z with M_e = c_e (J_e T)ᵀW_e(J_e T): the fraction of the
+        parameter information from this set (shares sum to 1).
+    """
+
+    name: str
+    n: int
+    chi2: float
+    factor: float
+    user_weight: float
+    absolute: bool
+    wr: float
+    gradient_share: float
+    information_share: float
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`solve`.
+
+    Attributes
+    ----------
+    z, su_z : ndarray (n_z,)
+        Reduced coordinates and their standard uncertainties.
+    p, su_p : ndarray (n_full,)
+        Full parameters p = p0 + T z and su from T cov_z Tᵀ.
+    names : list of str
+        Names of the z coordinates.
+    cov_z : ndarray (n_z, n_z)
+        Covariance (module docstring for its scaling).
+    correlation : ndarray (n_z, n_z)
+    high_correlations : list of (str, str, float)
+        Pairs with |ρ| ≥ the threshold, largest first.
+    datasets : list of DatasetFit
+    scheme : str
+    score : float
+    n_obs, n_par : int
+    gof : float
+        sqrt(Σ_e χ²_e / (n_obs − n_par)), all sets, unscaled χ².
+    covariance_factor : float
+        s² used for cov_z.
+    cycles : int
+    converged : bool
+    message : str
+    history : list of CycleInfo
+    T : ndarray (n_full, n_z)
+    """
+
+    z: np.ndarray
+    su_z: np.ndarray
+    p: np.ndarray
+    su_p: np.ndarray
+    names: list[str]
+    cov_z: np.ndarray
+    correlation: np.ndarray
+    high_correlations: list[tuple[str, str, float]]
+    datasets: list[DatasetFit]
+    scheme: str
+    score: float
+    n_obs: int
+    n_par: int
+    gof: float
+    covariance_factor: float
+    cycles: int
+    converged: bool
+    message: str
+    history: list[CycleInfo]
+    T: np.ndarray
+
+    def cov_p(self) -> np.ndarray:
+        """Covariance of the full parameter vector, T cov_z Tᵀ."""
+        return self.T @ self.cov_z @ self.T.T
+
+
+# ----------------------------------------------------------------------------- internals
+@dataclass
+class _State:
+    """All data sets evaluated at one point."""
+
+    z: np.ndarray
+    p: np.ndarray
+    evals: list[Evaluation]
+    chi2: np.ndarray
+    n: np.ndarray
+    factors: np.ndarray
+    score: float
+
+
+@dataclass
+class _System:
+    """Normal equations at one point, scaled to unit diagonal and factorised."""
+
+    d: np.ndarray  # sqrt(diag M)
+    ms: np.ndarray  # M / (d d^T)
+    bs: np.ndarray  # b / d
+    chol: tuple
+    inv_s: np.ndarray  # (M / (d d^T))^-1
+    grads: list[np.ndarray]  # c_e (J_e T)^T W_e r_e, one per set
+    parts: list[np.ndarray] | None  # M_e, kept on request
+
+    def step(self, lam: float) -> np.ndarray:
+        if lam == 0.0:
+            ds = sla.cho_solve(self.chol, self.bs, check_finite=False)
+        else:
+            a = self.ms + lam * np.eye(len(self.bs))
+            ds = sla.cho_solve(sla.cho_factor(a, lower=True, check_finite=False), self.bs)
+        return ds / self.d
+
+    def su_unit(self) -> np.ndarray:
+        """sqrt(diag M^-1)."""
+        return np.sqrt(np.diag(self.inv_s)) / self.d
+
+
+class _Solver:
+    def __init__(self, datasets, p0, T, names, scheme, opts):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise InputError("solve: no data sets")
+        self.p0 = np.asarray(p0, dtype=float).reshape(-1)
+        self.T = None if T is None else np.asarray(T, dtype=float)
+        if self.T is not None and (self.T.ndim != 2 or self.T.shape[0] != self.p0.size):
+            raise InputError(f"T must have shape ({self.p0.size}, n_z), got {self.T.shape}")
+        self.k = self.p0.size if self.T is None else self.T.shape[1]
+        if names is None:
+            names = [f"z{i}" for i in range(self.k)]
+        if len(names) != self.k:
+            raise InputError(f"{len(names)} names given for {self.k} reduced coordinates")
+        self.names = list(names)
+        scheme = scheme.lower()
+        if scheme not in SCHEMES:
+            raise InputError(f"unknown score scheme {scheme!r}; use one of {SCHEMES}")
+        self.scheme = scheme
+        if opts.covariance not in ("gof", "none"):
+            raise InputError(f"covariance must be 'gof' or 'none', not {opts.covariance!r}")
+        self.opts = opts
+
+    def full(self, z: np.ndarray) -> np.ndarray:
+        return self.p0 + z if self.T is None else self.p0 + self.T @ z
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, z: np.ndarray) -> _State:
+        p = self.full(z)
+        evals, chi2, n = [], [], []
+        for ds in self.datasets:
+            ev = ds.evaluate(p.copy())
+            ev = self._checked(ds.name, ev, p.size)
+            r = ev.y_obs - ev.y_calc
+            evals.append(ev)
+            chi2.append(float(np.sum(ev.weights * r * r)))
+            n.append(np.count_nonzero(ev.weights))
+        chi2, n = np.array(chi2), np.array(n, dtype=float)
+        factors, terms = self._score_terms(chi2, n)
+        return _State(z, p, evals, chi2, n, factors, float(np.sum(terms)))
+
+    def _checked(self, name: str, ev: Evaluation, n_full: int) -> Evaluation:
+        y_obs = np.asarray(ev.y_obs, dtype=float).reshape(-1)
+        n = y_obs.size
+        y_calc = np.asarray(ev.y_calc, dtype=float).reshape(-1)
+        w = np.asarray(ev.weights, dtype=float).reshape(-1)
+        J = np.asarray(ev.jacobian, dtype=float)
+        if y_calc.size != n or w.size != n or J.shape != (n, n_full):
+            raise InputError(
+                f"data set {name!r}: y_obs {n}, y_calc {y_calc.size}, weights {w.size}, "
+                f"jacobian {J.shape}; expected jacobian ({n}, {n_full})"
+            )
+        if np.any(~np.isfinite(w)) or np.any(w < 0.0) or np.any(~np.isfinite(y_obs)):
+            raise InputError(f"data set {name!r}: weights must be finite and ≥ 0, y_obs finite")
+        if not (np.all(np.isfinite(y_calc)) and np.all(np.isfinite(J))):
+            raise RefinementError(f"data set {name!r}: calculated values or derivatives not finite")
+        return Evaluation(y_obs, y_calc, w, J)
+
+    def _score_terms(self, chi2: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        u = np.array([ds.user_weight for ds in self.datasets], dtype=float)
+        absolute = np.array([ds.absolute for ds in self.datasets])
+        if self.scheme == "unit":
+            return u.copy(), u * chi2
+        c = np.maximum(chi2, self.opts.chi2_floor * np.maximum(n, 1.0))
+        if self.scheme == "nlog":
+            factors, terms = u * n / c, u * n * np.log(c)
+        else:
+            factors, terms = u / c, u * np.log(c)
+        factors = np.where(absolute, u, factors)
+        terms = np.where(absolute, u * chi2, terms)
+        return factors, terms
+
+    # ------------------------------------------------------------------ normal equations
+    def system(self, state: _State, keep_parts: bool = False) -> _System:
+        k = self.k
+        M, b = np.zeros((k, k)), np.zeros(k)
+        grads, parts = [], [] if keep_parts else None
+        for ev, c in zip(state.evals, state.factors, strict=True):
+            sw = np.sqrt(c * ev.weights)
+            if self.T is None:
+                A = ev.jacobian * sw[:, None]
+            else:
+                A = ev.jacobian @ self.T
+                A *= sw[:, None]
+            Me = A.T @ A
+            g = A.T @ (sw * (ev.y_obs - ev.y_calc))
+            del A
+            M += Me
+            b += g
+            grads.append(g)
+            if keep_parts:
+                parts.append(Me)
+        if not (np.all(np.isfinite(M)) and np.all(np.isfinite(b))):
+            raise RefinementError("normal equations are not finite (overflow in weights?)")
+        d2 = np.diag(M).copy()
+        dead = np.flatnonzero(d2 <= 0.0)
+        if dead.size:
+            names = [self.names[i] for i in dead]
+            raise SingularMatrixError(
+                "singular normal matrix: no observation depends on "
+                + ", ".join(names)
+                + " (fix these parameters or check their derivatives)",
+                names,
+                np.zeros(dead.size),
+            )
+        d = np.sqrt(d2)
+        ms = M / np.outer(d, d)
+        try:
+            chol = sla.cho_factor(ms, lower=True, check_finite=False)
+            anorm = float(np.max(np.sum(np.abs(ms), axis=0)))
+            rcond, info = dpocon(chol[0], anorm, uplo="L")
+            if info != 0:
+                rcond = 0.0
+        except np.linalg.LinAlgError:
+            chol, rcond = None, 0.0
+        if chol is None or rcond < self.opts.singular_tol:
+            self._raise_singular(ms)
+        inv_s = sla.cho_solve(chol, np.eye(k), check_finite=False)
+        return _System(d, ms, b / d, chol, inv_s, grads, parts)
+
+    def _raise_singular(self, ms: np.ndarray) -> None:
+        w, v = np.linalg.eigh(ms)
+        bad = np.flatnonzero(w < self.opts.singular_tol * max(w[-1], 0.0) * 10.0)
+        if bad.size == 0:
+            bad = np.array([0])
+        bad = bad[:3]
+        groups, names = [], []
+        for j in bad:
+            comp = np.abs(v[:, j])
+            order = np.argsort(-comp)
+            sel = [i for i in order[:8] if comp[i] >= 0.3 * comp[order[0]]]
+            group = [self.names[i] for i in sel]
+            groups.append(f"[{', '.join(group)}] (eigenvalue {w[j]:.2e})")
+            names += [g for g in group if g not in names]
+        raise SingularMatrixError(
+            "singular normal matrix (scaled to unit diagonal): the parameters in "
+            + "; ".join(groups)
+            + " are (nearly) linearly dependent; fix, constrain or restrain one of them",
+            names,
+            w[bad],
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def dof_factor(self, state: _State) -> float:
+        if self.opts.covariance == "none":
+            return 1.0
+        dof = float(np.sum(state.n)) - self.k
+        if dof <= 0:
+            return 1.0
+        return float(np.sum(state.factors * state.chi2)) / dof
+
+    def limit(self, dz: np.ndarray, su: np.ndarray) -> tuple[np.ndarray, bool]:
+        cap = np.full(self.k, np.inf)
+        if self.opts.max_shift_su is not None:
+            cap = np.minimum(cap, self.opts.max_shift_su * su)
+        if self.opts.max_shift_abs is not None:
+            cap = np.minimum(cap, np.broadcast_to(np.abs(self.opts.max_shift_abs), (self.k,)))
+        ratio = float(np.max(np.abs(dz) / cap)) if self.k else 0.0
+        if ratio > 1.0:
+            return dz / ratio, True
+        return dz, False
+
+    def info(self, state, stage, cycle, start, shift, worst, lam, trials, accepted, limited):
+        wr = {}
+        for ds, ev, chi2 in zip(self.datasets, state.evals, state.chi2, strict=True):
+            den = float(np.sum(ev.weights * ev.y_obs**2))
+            wr[ds.name] = float(np.sqrt(chi2 / den)) if den > 0 else 0.0
+        dof = float(np.sum(state.n)) - self.k
+        gof = float(np.sqrt(np.sum(state.chi2) / dof)) if dof > 0 else float("inf")
+        return CycleInfo(
+            stage=stage,
+            cycle=cycle,
+            score_start=start,
+            score=state.score,
+            chi2={ds.name: float(c) for ds, c in zip(self.datasets, state.chi2, strict=True)},
+            wr=wr,
+            gof=gof,
+            max_shift_su=shift,
+            max_shift_name=self.names[worst] if self.k else "",
+            damping=lam,
+            trials=trials,
+            accepted=accepted,
+            limited=limited,
+            p=state.p.copy(),
+        )
+
+
+# ----------------------------------------------------------------------------- driver
+def solve(
+    datasets: Sequence[Dataset | Restraints],
+    p0,
+    T=None,
+    z0=None,
+    names: Sequence[str] | None = None,
+    scheme: str = "unit",
+    options: SolverOptions | None = None,
+    callback: Callable[[CycleInfo], None] | None = None,
+    stage: str = "",
+) -> FitResult:
+    """Minimise a score over the reduced coordinates z, p = p0 + T z.
+
+    Parameters
+    ----------
+    datasets : sequence of Dataset or Restraints
+        Each has ``name``, ``evaluate(p) -> Evaluation``, ``user_weight`` and
+        ``absolute``.
+    p0 : array_like, shape (n_full,)
+        Offset of the reduction (the full vector at z = 0).
+    T : array_like, shape (n_full, n_z), optional
+        Reduction matrix; None means the identity (z = p − p0).
+    z0 : array_like, shape (n_z,), optional
+        Starting z (default zeros, i.e. p = p0).
+    names : sequence of str, optional
+        Name of each z coordinate (used in messages and correlations).
+    scheme : {"unit", "nlog", "log"}
+        Score function (module docstring).
+    options : SolverOptions, optional
+    callback : callable, optional
+        Called with a :class:`CycleInfo` after every cycle.
+    stage : str
+        Label passed through to the callback (e.g. "multipoles").
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    SingularMatrixError
+        Singular or near-singular normal matrix, naming the coordinates involved.
+    RefinementError
+        Non-finite model at the starting point.
+    InputError
+        Inconsistent shapes, negative weights, unknown scheme.
+
+    Notes
+    -----
+    A cycle builds the normal matrix once (one GEMM per set on (J T)·sqrt(c w)),
+    then tries steps, raising λ (Marquardt, (M + λ diag M)) while C goes up and
+    lowering it when C goes down. Convergence: max |Δz_i|/σ(z_i) < tol for an
+    accepted step, or for a step rejected because C did not decrease (the
+    minimum is then reached to within tol), or when a step changes no χ²_e by
+    more than rounding (1e-13 relative). σ(z_i) for this test uses
+    s² ≥ 1e-12 so that noise-free problems converge too. A trial point where a
+    data set raises a :class:`~chasm.errors.ChasmError` or gives non-finite
+    values counts as "C went up".
+    """
+    opts = options or SolverOptions()
+    sv = _Solver(datasets, p0, T, names, scheme, opts)
+    z = np.zeros(sv.k) if z0 is None else np.asarray(z0, dtype=float).reshape(sv.k).copy()
+    state = sv.evaluate(z)
+    lam = float(opts.lambda_start)
+    history: list[CycleInfo] = []
+    converged, message, cycles = False, "", 0
+    for cycle in range(1, opts.max_cycles + 1):
+        cycles = cycle
+        system = sv.system(state)
+        su = system.su_unit() * np.sqrt(max(sv.dof_factor(state), 1e-12))
+        trials, accepted, stop = 0, False, False
+        note = ""
+        while True:
+            trials += 1
+            dz, limited = sv.limit(system.step(lam), su)
+            rel = np.abs(dz) / su
+            worst = int(np.argmax(rel)) if sv.k else 0
+            shift = float(rel[worst]) if sv.k else 0.0
+            try:
+                trial = sv.evaluate(z + dz)
+            except ChasmError as err:
+                trial, note = None, str(err)
+            if trial is not None and trial.score < state.score:
+                accepted = True
+                break
+            if shift < opts.tol or (trial is not None and _stationary(trial, state)):
+                converged, stop = True, True
+                message = "converged (no further decrease of the score)"
+                break
+            lam = opts.lambda_first if lam == 0.0 else lam * opts.lambda_factor
+            if lam > opts.lambda_max:
+                stop = True
+                message = "stopped: damping limit reached without decreasing the score"
+                if note:
+                    message += f" (last trial: {note})"
+                break
+        start = state.score
+        if accepted:
+            z, state = z + dz, trial
+            lam = 0.0 if lam <= opts.lambda_first else lam / opts.lambda_factor
+        info = sv.info(state, stage, cycle, start, shift, worst, lam, trials, accepted, limited)
+        history.append(info)
+        if callback is not None:
+            callback(info)
+        if accepted and shift < opts.tol and not limited:
+            converged, message = True, "converged"
+            break
+        if stop:
+            break
+    else:
+        message = f"not converged after {opts.max_cycles} cycles"
+    return _result(sv, state, cycles, converged, message, history)
+
+
+def _stationary(trial: _State, state: _State) -> bool:
+    """No χ² changed beyond rounding (1e-13 relative): nothing left to gain."""
+    return bool(np.all(np.abs(trial.chi2 - state.chi2) <= 1e-13 * state.chi2))
+
+
+def _result(sv: _Solver, state: _State, cycles, converged, message, history) -> FitResult:
+    system = sv.system(state, keep_parts=True)
+    s2 = sv.dof_factor(state)
+    inv = system.inv_s / np.outer(system.d, system.d)
+    cov = s2 * inv
+    su_z = np.sqrt(np.diag(cov))
+    corr = system.inv_s / np.sqrt(np.outer(np.diag(system.inv_s), np.diag(system.inv_s)))
+    np.fill_diagonal(corr, 1.0)
+    thr = sv.opts.correlation_threshold
+    iu, ju = np.triu_indices(sv.k, 1)
+    sel = np.flatnonzero(np.abs(corr[iu, ju]) >= thr)
+    sel = sel[np.argsort(-np.abs(corr[iu[sel], ju[sel]]))]
+    high = [(sv.names[iu[s]], sv.names[ju[s]], float(corr[iu[s], ju[s]])) for s in sel]
+    T = np.eye(sv.p0.size) if sv.T is None else sv.T
+    su_p = np.sqrt(np.maximum(np.sum((T @ cov) * T, axis=1), 0.0))
+    gnorm = np.array([np.linalg.norm(g / system.d) for g in system.grads])
+    gshare = gnorm / gnorm.sum() if gnorm.sum() > 0 else np.zeros_like(gnorm)
+    ishare = np.array([float(np.sum(me * inv)) / sv.k for me in system.parts])
+    fits = []
+    for e, ds in enumerate(sv.datasets):
+        ev = state.evals[e]
+        den = float(np.sum(ev.weights * ev.y_obs**2))
+        fits.append(
+            DatasetFit(
+                name=ds.name,
+                n=int(state.n[e]),
+                chi2=float(state.chi2[e]),
+                factor=float(state.factors[e]),
+                user_weight=float(ds.user_weight),
+                absolute=bool(ds.absolute),
+                wr=float(np.sqrt(state.chi2[e] / den)) if den > 0 else 0.0,
+                gradient_share=float(gshare[e]),
+                information_share=float(ishare[e]),
+            )
+        )
+    n_obs = int(np.sum(state.n))
+    dof = n_obs - sv.k
+    return FitResult(
+        z=state.z.copy(),
+        su_z=su_z,
+        p=state.p.copy(),
+        su_p=su_p,
+        names=list(sv.names),
+        cov_z=cov,
+        correlation=corr,
+        high_correlations=high,
+        datasets=fits,
+        scheme=sv.scheme,
+        score=state.score,
+        n_obs=n_obs,
+        n_par=sv.k,
+        gof=float(np.sqrt(np.sum(state.chi2) / dof)) if dof > 0 else float("inf"),
+        covariance_factor=s2,
+        cycles=cycles,
+        converged=converged,
+        message=message,
+        history=history,
+        T=T,
+    )

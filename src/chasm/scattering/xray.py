@@ -1,0 +1,418 @@
+"""X-ray observables: F² or |F| with scale and extinction, weights, agreement factors.
+
+The calculated observable of one reflection is
+
+    y_c = k y_ext(|F|²) |F|²          (kind "F2", electrons² on the data scale)
+    y_c = sqrt(k y_ext(|F|²) |F|²)    (kind "F", electrons on the data scale)
+
+with F = A + iB from the structure-factor engine (absolute scale), k the
+overall scale factor and y_ext an extinction factor (1 without extinction). Its
+derivatives follow from d|F|²/dp = 2 (A dA/dp + B dB/dp):
+
+    d(k y I)/dp = k (y + I dy/dI) dI/dp,   I = |F|²,
+    d(k y I)/dk = y I,   d(k y I)/dε = k I dy/dε   (ε = extinction parameter),
+
+and for kind "F" every column is divided by 2 y_c.
+
+Weights, agreement factors and reflection masks (True = keep) are here as
+well; they work on F² data as read from an HKLF 4 file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from chasm.errors import InputError
+
+__all__ = [
+    "XrayObservables",
+    "xray_observables",
+    "weights_sigma",
+    "weights_shelx",
+    "f_from_f2",
+    "Agreement",
+    "agreement_factors",
+    "mask_resolution",
+    "mask_i_over_sigma",
+    "mask_omitted",
+]
+
+ExtinctionFunction = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+_BLOCK_ROWS = 2048
+
+
+@dataclass
+class XrayObservables:
+    """Calculated X-ray observables and their Jacobian.
+
+    Attributes
+    ----------
+    y_calc : ndarray, shape (n,)
+        k y_ext |F|² (kind "F2") or its square root (kind "F").
+    jacobian : ndarray, shape (n, n_struct + 1 [+ 1]) or None
+        dy_calc/dp, real. Columns: the structural parameters (same order as the
+        engine's Jacobian), then the scale k, then the extinction parameter
+        when an extinction function was given.
+    names : list of str
+        Column names (``parameter_names`` + [scale_name] [+ [extinction_name]]).
+    fc2 : ndarray, shape (n,)
+        |F|² on the absolute scale, no extinction (electrons²).
+    y_ext : ndarray, shape (n,)
+        Extinction factor applied to F² (ones when none).
+    kind : str
+        "F2" or "F".
+    """
+
+    y_calc: np.ndarray
+    jacobian: np.ndarray | None
+    names: list[str]
+    fc2: np.ndarray
+    y_ext: np.ndarray
+    kind: str
+
+
+def xray_observables(
+    F,
+    dF=None,
+    scale: float = 1.0,
+    extinction: ExtinctionFunction | None = None,
+    kind: str = "F2",
+    parameter_names: Sequence[str] | None = None,
+    scale_name: str = "scale",
+    extinction_name: str = "extinction",
+    jacobian: bool = True,
+    out: np.ndarray | None = None,
+) -> XrayObservables:
+    """k y_ext |F|² (or its root) and the real Jacobian w.r.t. p, k and ε.
+
+    Parameters
+    ----------
+    F : array_like, complex, shape (n,)
+        Structure factors (electrons, absolute scale).
+    dF : array_like, complex, shape (n, n_struct), or None
+        dF/dp from the engine (real part dA/dp, imaginary part dB/dp). None:
+        only the scale and extinction columns are produced.
+    scale : float
+        Overall scale k (data scale per electron²).
+    extinction : callable or None
+        ``extinction(fc2) -> (y, dy/dfc2, dy/dε)`` on the absolute |F|², e.g.
+        ``functools.partial(shelx_exti, x=..., wavelength=..., sin2theta=...)``
+        from :mod:`chasm.scattering.extinction`.
+    kind : {"F2", "F"}
+        Observable: intensity-like F² or amplitude |F|.
+    parameter_names : sequence of str, optional
+        Names of the structural columns (default ``p0, p1, ...``).
+    scale_name, extinction_name : str
+        Names of the extra columns.
+    jacobian : bool
+        Compute the Jacobian (otherwise ``jacobian`` is None).
+    out : ndarray, float, shape (n, n_columns), optional
+        Buffer for the Jacobian (avoids one allocation when the caller reuses it).
+
+    Returns
+    -------
+    XrayObservables
+
+    Raises
+    ------
+    InputError
+        Unknown kind, shape mismatch, or kind "F" with k y |F|² < 0.
+
+    Notes
+    -----
+    The structural block is filled in row blocks so that, apart from the output,
+    only a few MB of temporaries are needed (n ≈ 15,000 × 900 parameters gives
+    a 108 MB output and no second full-size array).
+    """
+    if kind not in ("F2", "F"):
+        raise InputError(f"unknown observable kind {kind!r}; use 'F2' or 'F'")
+    F = np.asarray(F).reshape(-1)
+    n = F.size
+    A, B = F.real, F.imag
+    fc2 = A * A + B * B
+    if extinction is not None:
+        y_ext, dy_dfc2, dy_dext = (np.asarray(v, dtype=float) for v in extinction(fc2))
+    else:
+        y_ext, dy_dfc2, dy_dext = np.ones(n), np.zeros(n), None
+    ic = scale * y_ext * fc2
+    if kind == "F":
+        if np.any(ic < 0.0):
+            raise InputError("kind 'F' needs k y |F|² ≥ 0 (scale factor is negative)")
+        y_calc = np.sqrt(ic)
+        # d sqrt(u) = du / (2 sqrt(u)); exactly zero F gives a zero derivative
+        chain = np.divide(0.5, y_calc, out=np.zeros(n), where=y_calc > 0.0)
+    else:
+        y_calc = ic
+        chain = np.ones(n)
+
+    n_struct = 0
+    if dF is not None:
+        dF = np.asarray(dF)
+        if dF.ndim != 2 or dF.shape[0] != n:
+            raise InputError(f"dF must have shape ({n}, n_par), got {dF.shape}")
+        n_struct = dF.shape[1]
+    if parameter_names is None:
+        parameter_names = [f"p{i}" for i in range(n_struct)]
+    if len(parameter_names) != n_struct:
+        raise InputError("parameter_names does not match the columns of dF")
+    names = list(parameter_names) + [scale_name]
+    if extinction is not None:
+        names.append(extinction_name)
+    if not jacobian:
+        return XrayObservables(y_calc, None, names, fc2, y_ext, kind)
+
+    n_col = len(names)
+    if out is None:
+        J = np.empty((n, n_col))
+    else:
+        if out.shape != (n, n_col) or out.dtype != np.float64:
+            raise InputError(f"out must be float64 with shape {(n, n_col)}")
+        J = out
+    if n_struct:
+        # dy_c/dp = chain * k (y + I dy/dI) * 2 (A dA + B dB)
+        g = chain * (2.0 * scale) * (y_ext + fc2 * dy_dfc2)
+        ga, gb = g * A, g * B
+        d_re, d_im = dF.real, dF.imag
+        for b0 in range(0, n, _BLOCK_ROWS):
+            b1 = min(n, b0 + _BLOCK_ROWS)
+            blk = J[b0:b1, :n_struct]
+            np.multiply(d_re[b0:b1], ga[b0:b1, None], out=blk)
+            blk += d_im[b0:b1] * gb[b0:b1, None]
+    J[:, n_struct] = chain * y_ext * fc2
+    if extinction is not None:
+        J[:, n_struct + 1] = chain * scale * fc2 * dy_dext
+    return XrayObservables(y_calc, J, names, fc2, y_ext, kind)
+
+
+# ----------------------------------------------------------------------------- weights
+def _check_sigma(sigma) -> np.ndarray:
+    sigma = np.asarray(sigma, dtype=float)
+    bad = ~(np.isfinite(sigma) & (sigma > 0.0))
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"{int(bad.sum())} σ value(s) are zero, negative or not finite "
+            f"(first at index {i}: {sigma[i]}); weights need σ > 0"
+        )
+    return sigma
+
+
+def weights_sigma(sigma) -> np.ndarray:
+    """Statistical weights w = 1/σ².
+
+    Parameters
+    ----------
+    sigma : array_like
+        σ of the observations (same unit as the observation).
+
+    Raises
+    ------
+    InputError
+        Any σ ≤ 0 or not finite.
+    """
+    sigma = _check_sigma(sigma)
+    return 1.0 / (sigma * sigma)
+
+
+def weights_shelx(fo2, sigma, fc2, a: float = 0.1, b: float = 0.0, f: float = 1.0 / 3.0):
+    """SHELXL weights on F²: w = 1 / (σ² + (aP)² + bP), P = f max(Fo², 0) + (1 − f) Fc².
+
+    SHELXL's ``WGHT a b`` with its defaults c = d = e = 0 and f = 1/3.
+
+    Parameters
+    ----------
+    fo2, sigma : array_like
+        Observed F² and σ(F²) (data scale).
+    fc2 : array_like
+        Calculated F² on the data scale (k y_ext |F|²).
+    a, b : float
+        WGHT parameters.
+    f : float
+        Fraction of Fo² in P (SHELXL's sixth WGHT parameter, default 1/3).
+
+    Returns
+    -------
+    ndarray
+        Weights (data scale⁻²).
+
+    Notes
+    -----
+    These weights depend on Fc. In a refinement they are recomputed at the
+    start of each cycle and treated as constants in the derivatives and the
+    normal equations, as SHELXL does; the refinement therefore does not
+    minimise a fixed function, and the last cycle's weights define χ².
+
+    Raises
+    ------
+    InputError
+        σ ≤ 0, or a non-positive weight denominator.
+    """
+    sigma = _check_sigma(sigma)
+    p = f * np.maximum(np.asarray(fo2, dtype=float), 0.0) + (1.0 - f) * np.asarray(fc2, float)
+    den = sigma * sigma + (a * p) ** 2 + b * p
+    if np.any(den <= 0.0):
+        raise InputError("SHELX weight denominator ≤ 0 (negative b or Fc²?)")
+    return 1.0 / den
+
+
+def f_from_f2(fo2, sigma_f2) -> tuple[np.ndarray, np.ndarray]:
+    """|Fo| and σ(|Fo|) from F² data, for a refinement on F.
+
+    Fo = sqrt(max(Fo², 0)); σ(F) = sqrt(max(Fo², 0) + σ(F²)) − Fo
+    = σ(F²) / (sqrt(Fo² + σ(F²)) + Fo). This equals the first-order σ(F²)/(2Fo)
+    for strong reflections and stays finite (sqrt σ(F²)) at Fo² ≤ 0.
+
+    Raises
+    ------
+    InputError
+        σ(F²) ≤ 0.
+    """
+    s = _check_sigma(sigma_f2)
+    fo = np.sqrt(np.maximum(np.asarray(fo2, dtype=float), 0.0))
+    return fo, s / (np.sqrt(fo * fo + s) + fo)
+
+
+# ----------------------------------------------------------------------------- agreement
+@dataclass
+class Agreement:
+    """Agreement factors of one X-ray data set (F² data).
+
+    Attributes
+    ----------
+    n : int
+        Number of reflections used.
+    n_par : int
+        Number of parameters for the GOF.
+    chi2 : float
+        Σ w (Fo² − Fc²)² with the given weights on F².
+    r1 : float
+        R1 on F, all data: Σ|Fo − Fc| / Σ Fo, Fo = sqrt(max(Fo², 0)), Fc = sqrt(k y |F|²).
+    r1_gt : float
+        R1 on F for Fo² > 2σ(Fo²) (SHELXL's "R1 [I > 2σ(I)]").
+    n_gt : int
+        Number of reflections with Fo² > 2σ(Fo²).
+    wr2 : float
+        wR2 on F²: sqrt(Σ w (Fo² − Fc²)² / Σ w (Fo²)²).
+    gof : float
+        sqrt(χ² / (n − n_par)) with the F² weights (SHELXL's GooF).
+    rw_f : float
+        Weighted R on F: sqrt(Σ w_F (Fo − Fc)² / Σ w_F Fo²), w_F = 4 max(Fo², 0) w
+        (the F² weight propagated to F by σ(F) = σ(F²)/(2Fo); Fo² ≤ 0 gets zero weight).
+    """
+
+    n: int
+    n_par: int
+    chi2: float
+    r1: float
+    r1_gt: float
+    n_gt: int
+    wr2: float
+    gof: float
+    rw_f: float
+
+    def lines(self) -> list[str]:
+        """Human-readable lines saying which factor is which."""
+        return [
+            f"R1(F, all {self.n}) = {self.r1:.4f}   R1(F, Fo²>2σ, {self.n_gt}) = {self.r1_gt:.4f}",
+            f"wR2(F², all) = {self.wr2:.4f}   Rw(F) = {self.rw_f:.4f}",
+            f"GOF(F²) = {self.gof:.4f}   (χ² = {self.chi2:.2f}, N = {self.n}, "
+            f"N_par = {self.n_par})",
+        ]
+
+
+def agreement_factors(fo2, sigma, fc2, weights=None, n_par: int = 0) -> Agreement:
+    """R1, wR2, GOF and Rw(F) of F² data.
+
+    Parameters
+    ----------
+    fo2, sigma : array_like
+        Observed F² and σ(F²).
+    fc2 : array_like
+        Calculated F² on the data scale, k y_ext |F|².
+    weights : array_like, optional
+        Weights on F² (default 1/σ²).
+    n_par : int
+        Number of refined parameters (for the GOF).
+
+    Returns
+    -------
+    Agreement
+        See its attributes for the definitions.
+    """
+    fo2 = np.asarray(fo2, dtype=float)
+    fc2 = np.asarray(fc2, dtype=float)
+    sigma = _check_sigma(sigma)
+    w = weights_sigma(sigma) if weights is None else np.asarray(weights, dtype=float)
+    n = fo2.size
+    if not (fc2.size == n and sigma.size == n and w.size == n):
+        raise InputError("fo2, sigma, fc2 and weights must have the same length")
+    resid = fo2 - fc2
+    chi2 = float(np.sum(w * resid * resid))
+    fo = np.sqrt(np.maximum(fo2, 0.0))
+    fc = np.sqrt(np.maximum(fc2, 0.0))
+    dfo = np.abs(fo - fc)
+    gt = fo2 > 2.0 * sigma
+    sum_fo, sum_fo_gt = float(np.sum(fo)), float(np.sum(fo[gt]))
+    wf = 4.0 * np.maximum(fo2, 0.0) * w
+    den_w2, den_wf = float(np.sum(w * fo2 * fo2)), float(np.sum(wf * fo2))
+    return Agreement(
+        n=n,
+        n_par=int(n_par),
+        chi2=chi2,
+        r1=float(np.sum(dfo)) / sum_fo if sum_fo > 0 else 0.0,
+        r1_gt=float(np.sum(dfo[gt])) / sum_fo_gt if sum_fo_gt > 0 else 0.0,
+        n_gt=int(gt.sum()),
+        wr2=float(np.sqrt(chi2 / den_w2)) if den_w2 > 0 else 0.0,
+        gof=float(np.sqrt(chi2 / (n - n_par))) if n > n_par else float("inf"),
+        rw_f=float(np.sqrt(np.sum(wf * (fo - fc) ** 2) / den_wf)) if den_wf > 0 else 0.0,
+    )
+
+
+# ----------------------------------------------------------------------------- masks
+def mask_resolution(stol, smin: float | None = None, smax: float | None = None) -> np.ndarray:
+    """True for reflections with smin ≤ sinθ/λ ≤ smax (Å⁻¹); None = no limit."""
+    s = np.asarray(stol, dtype=float)
+    keep = np.ones(s.shape, dtype=bool)
+    if smin is not None:
+        keep &= s >= smin
+    if smax is not None:
+        keep &= s <= smax
+    return keep
+
+
+def mask_i_over_sigma(fo2, sigma, cutoff: float) -> np.ndarray:
+    """True for reflections with Fo²/σ(Fo²) > cutoff (e.g. 2 for "I > 2σ(I)")."""
+    sigma = _check_sigma(sigma)
+    return np.asarray(fo2, dtype=float) > cutoff * sigma
+
+
+def mask_omitted(hkl, omitted, friedel: bool = False) -> np.ndarray:
+    """True for reflections NOT in the list ``omitted`` (SHELXL's OMIT h k l).
+
+    Parameters
+    ----------
+    hkl : array_like of int, shape (n, 3)
+        Indices of the data set.
+    omitted : array_like of int, shape (m, 3)
+        Reflections to leave out (exact index match).
+    friedel : bool
+        Also leave out the Friedel mates −h −k −l of the listed reflections.
+    """
+    hkl = np.asarray(hkl, dtype=np.int64).reshape(-1, 3)
+    om = np.asarray(omitted, dtype=np.int64).reshape(-1, 3)
+    if om.size == 0:
+        return np.ones(len(hkl), dtype=bool)
+    if friedel:
+        om = np.concatenate([om, -om])
+    return ~np.isin(_hkl_key(hkl), _hkl_key(om))
+
+
+def _hkl_key(hkl: np.ndarray) -> np.ndarray:
+    """One int64 per index triple (|h|, |k|, |l| < 2**19)."""
+    off, base = 1 << 19, 1 << 20
+    if np.any(np.abs(hkl) >= off):
+        raise InputError("Miller index too large for mask_omitted")
+    return ((hkl[:, 0] + off) * base + (hkl[:, 1] + off)) * base + (hkl[:, 2] + off)
