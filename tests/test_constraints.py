@@ -28,19 +28,19 @@ from chasm.density.sitesym import (
     point_group_rotations,
 )
 from chasm.errors import InputError
-from chasm.refine.constraints import (
-    LinearConstraints,
-    electroneutrality,
-    equal_constraints,
-    point_group_symbol,
-    same_value,
-    site_symmetry_constraints,
-)
+from chasm.refine.constraints import LinearConstraints
 from chasm.refine.parameters import (
     Parameters,
     UnknownNameError,
     apply_values,
     parameters_from_model,
+)
+from chasm.refine.symmetry_constraints import (
+    electroneutrality,
+    equal_constraints,
+    point_group_symbol,
+    same_value,
+    site_symmetry_constraints,
 )
 from chasm.scattering.engine import StructureFactorEngine
 

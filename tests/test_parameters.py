@@ -87,15 +87,15 @@ def test_apply_values_missing_name():
         apply_values(p, crystal, models)
 
 
-def test_prefix_sets_tags_groups():
+def test_tags_suffix_groups():
     crystal, models = urea_like()
-    p = parameters_from_model(crystal, models, prefix_sets={"adp": "N", "multipole": "up"})
+    p = parameters_from_model(crystal, models, tags={"adp": "N", "multipole": "up"})
     assert "O1.U11.N" in p and "H1.Uiso.N" in p and "C1.P21-.up" in p and "C1.kappa_prime.up" in p
     assert "C1.x" in p and "C1.Pv" in p
     names = atom_parameter_names(crystal.atoms[0], models[0], {"adp": "N"})
     assert names["U11"] == "C1.U11.N" and names["x"] == "C1.x"
     with pytest.raises(InputError, match="unknown parameter group"):
-        parameters_from_model(crystal, models, prefix_sets={"adps": "N"})
+        parameters_from_model(crystal, models, tags={"adps": "N"})
 
 
 def test_model_count_mismatch():

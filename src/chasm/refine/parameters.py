@@ -52,7 +52,7 @@ __all__ = [
 
 U_LABELS = ("U11", "U22", "U33", "U12", "U13", "U23")
 
-#: Groups of atomic parameters that ``prefix_sets`` can tag.
+#: Groups of atomic parameters that the ``tags`` argument can tag.
 PARAMETER_GROUPS = ("xyz", "adp", "occ", "valence", "multipole")
 
 _GLOB_CHARS = "*?["
@@ -338,12 +338,12 @@ def _tokens(pattern: str | Sequence[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------- layout
-def _check_tags(prefix_sets: Mapping[str, str] | None) -> dict[str, str]:
-    tags = dict(prefix_sets or {})
+def _check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
+    tags = dict(tags or {})
     for group, tag in tags.items():
         if group not in PARAMETER_GROUPS:
             raise InputError(
-                f"unknown parameter group {group!r} in prefix_sets; "
+                f"unknown parameter group {group!r} in tags; "
                 f"use one of {', '.join(PARAMETER_GROUPS)}"
             )
         if not tag or any(c in str(tag) for c in ".,*?[ "):
@@ -367,22 +367,23 @@ def _atom_layout(atom, model) -> list[tuple[str, str]]:
     return out
 
 
-def atom_parameter_names(atom, model, prefix_sets: Mapping[str, str] | None = None) -> dict:
+def atom_parameter_names(atom, model, tags: Mapping[str, str] | None = None) -> dict:
     """Parameter names of one atom, keyed by kind (``"x"``, ``"U11"``, ``"P21-"``...).
 
     Parameters
     ----------
     atom : chasm.crystal.structure.Atom
     model : SphericalAtom or HansenCoppensAtom
-    prefix_sets : mapping, optional
-        Tags per parameter group, see :func:`parameters_from_model`.
+    tags : mapping, optional
+        Name suffix per parameter group (``{"adp": "N"}`` gives ``O1.U11.N``),
+        see :func:`parameters_from_model`.
 
     Returns
     -------
     dict
         kind -> full name, in the engine's column order.
     """
-    tags = _check_tags(prefix_sets)
+    tags = _check_tags(tags)
     out = {}
     for kind, group in _atom_layout(atom, model):
         name = f"{atom.label}.{kind}"
@@ -399,17 +400,17 @@ def _check_models(crystal, models) -> list:
     return models
 
 
-def column_names(crystal, models, prefix_sets: Mapping[str, str] | None = None) -> list[str]:
+def column_names(crystal, models, tags: Mapping[str, str] | None = None) -> list[str]:
     """Parameter names of the engine's columns, in the engine's order.
 
-    Without ``prefix_sets`` this equals
+    Without ``tags`` this equals
     ``StructureFactorEngine(crystal, models, hkl).parameter_names``; with tags
     column j of that engine maps to ``column_names(...)[j]``.
     """
     models = _check_models(crystal, models)
     names: list[str] = []
     for atom, model in zip(crystal.atoms, models, strict=True):
-        names += list(atom_parameter_names(atom, model, prefix_sets).values())
+        names += list(atom_parameter_names(atom, model, tags).values())
     return names
 
 
@@ -458,9 +459,7 @@ _DEFAULT_BOUNDS = {
 }
 
 
-def parameters_from_model(
-    crystal, models, prefix_sets: Mapping[str, str] | None = None
-) -> Parameters:
+def parameters_from_model(crystal, models, tags: Mapping[str, str] | None = None) -> Parameters:
     """The atomic parameters of a crystal and its density models.
 
     Parameters
@@ -469,7 +468,7 @@ def parameters_from_model(
         Positions (fractional), ADPs (U_cif or Uiso, Å²), occupancies.
     models : sequence of SphericalAtom or HansenCoppensAtom
         One per atom of ``crystal.atoms``, same order.
-    prefix_sets : mapping of str to str, optional
+    tags : mapping of str to str, optional
         Tags for parameter sets that exist more than once in a joint
         refinement: ``{group: tag}`` with group one of ``"xyz"``, ``"adp"``,
         ``"occ"``, ``"valence"`` (Pv, kappa), ``"multipole"`` (P_lm, kappa')
@@ -488,13 +487,13 @@ def parameters_from_model(
     models = _check_models(crystal, models)
     params = Parameters()
     for atom, model in zip(crystal.atoms, models, strict=True):
-        for kind, name in atom_parameter_names(atom, model, prefix_sets).items():
+        for kind, name in atom_parameter_names(atom, model, tags).items():
             params.add(name, _read(atom, model, kind), bounds=_DEFAULT_BOUNDS.get(kind))
     return params
 
 
 def apply_values(
-    params: Parameters, crystal, models, prefix_sets: Mapping[str, str] | None = None
+    params: Parameters, crystal, models, tags: Mapping[str, str] | None = None
 ) -> None:
     """Write parameter values back into the crystal's atoms and the models (in place).
 
@@ -509,7 +508,7 @@ def apply_values(
     """
     models = _check_models(crystal, models)
     for atom, model in zip(crystal.atoms, models, strict=True):
-        names = atom_parameter_names(atom, model, prefix_sets)
+        names = atom_parameter_names(atom, model, tags)
         for kind, name in names.items():
             _write(atom, model, kind, params[name].value)
         if atom.u_aniso is not None and "U11" in names:
