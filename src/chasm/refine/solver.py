@@ -33,18 +33,29 @@ sets it is SHELXL's rule applied to the equivalent single weighted problem with
 weights c_e w_i; under NLOG, c_e = N_e/χ²_e rescales each set to χ²/N = 1, and
 s² = N/(N − n_z) ≈ 1. ``covariance="none"`` gives cov = M⁻¹ (σ taken as exact).
 cov(p) = T cov(z) Tᵀ.
+
+Layout. This module holds the algorithm (:func:`solve` and its internals) and
+the error classes :class:`RefinementError` and :class:`SingularMatrixError`,
+which are raised only here; they are not moved out because no import cycle
+requires it. The problem description (:class:`Evaluation`, :class:`Dataset`,
+:class:`Restraints`, :class:`SolverOptions`) lives in :mod:`chasm.refine.problem`
+and the results (:class:`CycleInfo`, :class:`DatasetFit`, :class:`FitResult`) in
+:mod:`chasm.refine.results`; both are re-exported here, so
+``from chasm.refine.solver import Dataset, FitResult, solve`` keeps working.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
 from scipy.linalg.lapack import dpocon
 
 from chasm.errors import ChasmError, InputError
+from chasm.refine.problem import Dataset, Evaluation, Restraints, SolverOptions
+from chasm.refine.results import CycleInfo, DatasetFit, FitResult
 
 __all__ = [
     "RefinementError",
@@ -82,265 +93,6 @@ class SingularMatrixError(RefinementError):
         self.parameters = list(parameters)
         self.eigenvalues = np.asarray(eigenvalues, dtype=float)
         super().__init__(message)
-
-
-@dataclass
-class Evaluation:
-    """What a data set returns for a parameter vector p.
-
-    Attributes
-    ----------
-    y_obs, y_calc, weights : ndarray, shape (n_e,)
-        Observations, calculated values, weights (1/σ² or other, ≥ 0).
-    jacobian : ndarray, shape (n_e, n_full)
-        dy_calc/dp with respect to the FULL parameter vector p.
-    """
-
-    y_obs: np.ndarray
-    y_calc: np.ndarray
-    weights: np.ndarray
-    jacobian: np.ndarray
-
-
-@dataclass
-class Dataset:
-    """One set of observations.
-
-    Attributes
-    ----------
-    name : str
-    evaluate : callable
-        ``evaluate(p) -> Evaluation`` for a full parameter vector p.
-    user_weight : float
-        u_e, multiplies the set's term of the score.
-    absolute : bool
-        Enter the score as u_e χ²_e whatever the scheme (σ taken at face value).
-    """
-
-    name: str
-    evaluate: Callable[[np.ndarray], Evaluation]
-    user_weight: float = 1.0
-    absolute: bool = False
-
-
-@dataclass
-class Restraints:
-    """Restraints as extra observations: value(p) = target ± sigma.
-
-    Give either ``matrix`` (linear restraints, value = matrix @ p) or
-    ``function`` (``function(p) -> (values, jacobian)``). Restraints are
-    ``absolute``: they enter every score as u χ² with c = u.
-
-    Raises
-    ------
-    InputError
-        σ ≤ 0, neither or both of matrix and function given, bad shapes.
-    """
-
-    name: str
-    target: np.ndarray
-    sigma: np.ndarray
-    matrix: np.ndarray | None = None
-    function: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
-    user_weight: float = 1.0
-    absolute: bool = field(default=True, init=False)
-
-    def __post_init__(self) -> None:
-        self.target = np.atleast_1d(np.asarray(self.target, dtype=float))
-        self.sigma = np.atleast_1d(np.asarray(self.sigma, dtype=float))
-        if self.sigma.shape != self.target.shape or np.any(~(self.sigma > 0)):
-            raise InputError(f"restraints {self.name!r}: need one σ > 0 per target")
-        if (self.matrix is None) == (self.function is None):
-            raise InputError(f"restraints {self.name!r}: give either matrix or function")
-        if self.matrix is not None:
-            self.matrix = np.atleast_2d(np.asarray(self.matrix, dtype=float))
-            if self.matrix.shape[0] != self.target.size:
-                raise InputError(f"restraints {self.name!r}: one matrix row per target")
-
-    def evaluate(self, p: np.ndarray) -> Evaluation:
-        if self.matrix is not None:
-            values, jac = self.matrix @ p, self.matrix
-        else:
-            values, jac = self.function(p)
-        return Evaluation(self.target, np.asarray(values, float), 1.0 / self.sigma**2, jac)
-
-
-@dataclass
-class SolverOptions:
-    """Settings of :func:`solve`.
-
-    Attributes
-    ----------
-    tol : float
-        Converged when max_i |Δz_i| / σ(z_i) < tol after a step.
-    max_cycles : int
-        Maximum number of cycles (normal-matrix builds).
-    max_shift_su : float or None
-        Shift limiter: no |Δz_i| larger than this many σ(z_i).
-    max_shift_abs : float, ndarray (n_z,) or None
-        Shift limiter: absolute caps on |Δz_i| (units of z_i).
-        When a limit is exceeded the whole step is scaled down (direction kept).
-    lambda_start : float
-        Initial Marquardt λ (0 = plain Gauss–Newton until C goes up).
-    lambda_first : float
-        λ used at the first increase from 0; below it λ drops back to 0.
-    lambda_factor : float
-        λ is multiplied by this when C goes up, divided when it goes down.
-    lambda_max : float
-        Give up (not converged) beyond this λ.
-    singular_tol : float
-        Smallest allowed eigenvalue (via the reciprocal condition number) of
-        the unit-diagonal scaled normal matrix, relative to the largest.
-    correlation_threshold : float
-        |ρ| above which pairs are listed in :attr:`FitResult.high_correlations`.
-    covariance : {"gof", "none"}
-        Scale M⁻¹ by s² (module docstring) or not.
-    chi2_floor : float
-        χ²_e is floored at chi2_floor·N_e in the NLOG and LOG scores (perfect fits).
-    """
-
-    tol: float = 0.01
-    max_cycles: int = 50
-    max_shift_su: float | None = None
-    max_shift_abs: float | np.ndarray | None = None
-    lambda_start: float = 0.0
-    lambda_first: float = 1e-3
-    lambda_factor: float = 10.0
-    lambda_max: float = 1e8
-    singular_tol: float = 1e-12
-    correlation_threshold: float = 0.9
-    covariance: str = "gof"
-    chi2_floor: float = 1e-20
-
-
-@dataclass
-class CycleInfo:
-    """One cycle, as passed to the callback and kept in the history.
-
-    ``score``, ``chi2``, ``wr`` and ``gof`` are after the cycle's step;
-    ``wr[name]`` = sqrt(χ²/Σ w y_o²) (wR2 for F² data); ``gof`` =
-    sqrt(Σ_e χ²_e / (N − n_z)); ``max_shift_su`` = max |Δz_i|/σ(z_i) of the step
-    (taken or, if rejected, tried), at ``max_shift_name``.
-    """
-
-    stage: str
-    cycle: int
-    score_start: float
-    score: float
-    chi2: dict
-    wr: dict
-    gof: float
-    max_shift_su: float
-    max_shift_name: str
-    damping: float
-    trials: int
-    accepted: bool
-    limited: bool
-    p: np.ndarray
-
-    def line(self) -> str:
-        """One printable line: stage, cycle, score, wR per set, GOF, max shift/σ."""
-        wr = " ".join(f"wR({k})={v:.4f}" for k, v in self.wr.items())
-        return (
-            f"{self.stage} cycle {self.cycle:3d}  C={self.score:.6g}  {wr}  GOF={self.gof:.3f}"
-            f"  max shift/su={self.max_shift_su:.3g} ({self.max_shift_name})"
-            + ("" if self.accepted else "  [rejected]")
-        )
-
-
-@dataclass
-class DatasetFit:
-    """Per-set summary at the solution.
-
-    Attributes
-    ----------
-    name : str
-    n : int
-        Observations.
-    chi2 : float
-        Σ w (y_o − y_c)².
-    factor : float
-        c_e of the scheme (user weight included).
-    user_weight : float
-    absolute : bool
-    wr : float
-        sqrt(χ²/Σ w y_o²).
-    gradient_share : float
-        ‖D⁻¹ c_e (J_e T)ᵀ W_e r_e‖ / Σ_e ‖…‖ at the final point, D = sqrt(diag M)
-        (the pull of each set on the scaled coordinates; at the solution the
-        pulls cancel, their sizes show the tug of war). Zeros if all vanish.
-    information_share : float
-        tr(M_e M⁻¹)/n_z with M_e = c_e (J_e T)ᵀW_e(J_e T): the fraction of the
-        parameter information from this set (shares sum to 1).
-    """
-
-    name: str
-    n: int
-    chi2: float
-    factor: float
-    user_weight: float
-    absolute: bool
-    wr: float
-    gradient_share: float
-    information_share: float
-
-
-@dataclass
-class FitResult:
-    """Outcome of :func:`solve`.
-
-    Attributes
-    ----------
-    z, su_z : ndarray (n_z,)
-        Reduced coordinates and their standard uncertainties.
-    p, su_p : ndarray (n_full,)
-        Full parameters p = p0 + T z and su from T cov_z Tᵀ.
-    names : list of str
-        Names of the z coordinates.
-    cov_z : ndarray (n_z, n_z)
-        Covariance (module docstring for its scaling).
-    correlation : ndarray (n_z, n_z)
-    high_correlations : list of (str, str, float)
-        Pairs with |ρ| ≥ the threshold, largest first.
-    datasets : list of DatasetFit
-    scheme : str
-    score : float
-    n_obs, n_par : int
-    gof : float
-        sqrt(Σ_e χ²_e / (n_obs − n_par)), all sets, unscaled χ².
-    covariance_factor : float
-        s² used for cov_z.
-    cycles : int
-    converged : bool
-    message : str
-    history : list of CycleInfo
-    T : ndarray (n_full, n_z)
-    """
-
-    z: np.ndarray
-    su_z: np.ndarray
-    p: np.ndarray
-    su_p: np.ndarray
-    names: list[str]
-    cov_z: np.ndarray
-    correlation: np.ndarray
-    high_correlations: list[tuple[str, str, float]]
-    datasets: list[DatasetFit]
-    scheme: str
-    score: float
-    n_obs: int
-    n_par: int
-    gof: float
-    covariance_factor: float
-    cycles: int
-    converged: bool
-    message: str
-    history: list[CycleInfo]
-    T: np.ndarray
-
-    def cov_p(self) -> np.ndarray:
-        """Covariance of the full parameter vector, T cov_z Tᵀ."""
-        return self.T @ self.cov_z @ self.T.T
 
 
 # ----------------------------------------------------------------------------- internals
