@@ -16,12 +16,7 @@ from chasm.errors import InputError
 
 A0 = 0.529177210903  # bohr radius, Angstrom
 
-SYMBOLS = (
-    "H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn "
-    "Ga Ge As Se Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce "
-    "Pr Nd Pm Sm Eu Gd Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn "
-    "Fr Ra Ac Th Pa U Np Pu Am Cm Bk Cf Es Fm Md No Lr"
-).split()
+SYMBOLS = [gemmi.Element(z).name for z in range(1, 104)]  # H-Lr, from gemmi
 
 
 @pytest.fixture(scope="module")

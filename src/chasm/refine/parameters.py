@@ -35,8 +35,8 @@ import numpy as np
 
 from chasm.crystal.adp import ueq
 from chasm.density.harmonics import lm_labels
-from chasm.density.model import HansenCoppensAtom
 from chasm.errors import InputError
+from chasm.scattering.engine import U_LABELS, atom_columns
 
 __all__ = [
     "Parameter",
@@ -50,7 +50,6 @@ __all__ = [
     "suggest_names",
 ]
 
-U_LABELS = ("U11", "U22", "U33", "U12", "U13", "U23")
 
 #: Groups of atomic parameters that the ``tags`` argument can tag.
 PARAMETER_GROUPS = ("xyz", "adp", "occ", "valence", "multipole")
@@ -352,19 +351,8 @@ def _check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def _atom_layout(atom, model) -> list[tuple[str, str]]:
-    """(kind, group) per engine column of one atom, in the engine's order."""
-    out = [("x", "xyz"), ("y", "xyz"), ("z", "xyz")]
-    if atom.u_aniso is not None:
-        out += [(u, "adp") for u in U_LABELS]
-    else:
-        out.append(("Uiso", "adp"))
-    out.append(("occ", "occ"))
-    if isinstance(model, HansenCoppensAtom):
-        out += [("Pv", "valence"), ("kappa", "valence")]
-        if model.lmax >= 0:
-            out += [(f"P{s}", "multipole") for s in lm_labels(model.lmax)]
-            out.append(("kappa_prime", "multipole"))
-    return out
+    """(kind, group) per engine column of one atom: the engine's own layout."""
+    return atom_columns(atom, model)
 
 
 def atom_parameter_names(atom, model, tags: Mapping[str, str] | None = None) -> dict:

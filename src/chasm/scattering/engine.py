@@ -50,6 +50,28 @@ I_POWERS = np.array([1.0, 1.0j, -1.0, -1.0j, 1.0])  # i^l, l = 0..4
 U_LABELS = ("U11", "U22", "U33", "U12", "U13", "U23")
 
 
+def atom_columns(atom, model) -> list[tuple[str, str]]:
+    """Jacobian columns of one atom, in the engine's order, as (kind, group) pairs.
+
+    kinds: x, y, z; U11 U22 U33 U12 U13 U23 (anisotropic) or Uiso; occ; for a
+    Hansen-Coppens atom Pv, kappa and, with multipoles, P00 ... P<lmax><lmax>-
+    and kappa_prime. groups: xyz, adp, occ, valence, multipole. This is the one
+    definition of the layout; parameter names are built from it.
+    """
+    out = [("x", "xyz"), ("y", "xyz"), ("z", "xyz")]
+    if atom.u_aniso is not None:
+        out += [(u, "adp") for u in U_LABELS]
+    else:
+        out.append(("Uiso", "adp"))
+    out.append(("occ", "occ"))
+    if isinstance(model, HansenCoppensAtom):
+        out += [("Pv", "valence"), ("kappa", "valence")]
+        if model.lmax >= 0:
+            out += [(f"P{s}", "multipole") for s in _lm_labels(model.lmax)]
+            out.append(("kappa_prime", "multipole"))
+    return out
+
+
 @dataclass
 class StructureFactors:
     """Result of one engine evaluation.
@@ -211,29 +233,21 @@ class StructureFactorEngine:
         names: list[str] = []
         self.layout: list[_AtomLayout] = []
         for atom, m in zip(self.crystal.atoms, self.models, strict=True):
-            lab = atom.label
             c0 = len(names)
-            names += [f"{lab}.x", f"{lab}.y", f"{lab}.z"]
-            xyz = slice(c0, c0 + 3)
-            c0 = len(names)
-            if atom.u_aniso is not None:
-                names += [f"{lab}.{u}" for u in U_LABELS]
-            else:
-                names.append(f"{lab}.Uiso")
-            adp = slice(c0, len(names))
-            names.append(f"{lab}.occ")
-            lay = _AtomLayout(xyz=xyz, adp=adp, occ=len(names) - 1)
-            if isinstance(m, HansenCoppensAtom):
-                names.append(f"{lab}.Pv")
-                lay.pv = len(names) - 1
-                names.append(f"{lab}.kappa")
-                lay.kappa = len(names) - 1
-                if m.lmax >= 0:
-                    c0 = len(names)
-                    names += [f"{lab}.P{s}" for s in _lm_labels(m.lmax)]
-                    lay.plm = slice(c0, len(names))
-                    names.append(f"{lab}.kappa_prime")
-                    lay.kappa_prime = len(names) - 1
+            kinds = [kind for kind, _ in atom_columns(atom, m)]
+            names += [f"{atom.label}.{kind}" for kind in kinds]
+            col = {kind: c0 + k for k, kind in enumerate(kinds)}
+            n_adp = 6 if atom.u_aniso is not None else 1
+            lay = _AtomLayout(
+                xyz=slice(c0, c0 + 3),
+                adp=slice(c0 + 3, c0 + 3 + n_adp),
+                occ=col["occ"],
+                pv=col.get("Pv"),
+                kappa=col.get("kappa"),
+                kappa_prime=col.get("kappa_prime"),
+            )
+            if "P00" in col:
+                lay.plm = slice(col["P00"], col["kappa_prime"])
             self.layout.append(lay)
         self.parameter_names = names
 
