@@ -17,6 +17,8 @@ side of atom2.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from chasm.errors import InputError
@@ -150,3 +152,75 @@ def local_frame(
     if (np.linalg.det(m) > 0.0) != bool(right_handed):
         m[:, i3] = -e3
     return m
+
+
+@dataclass(frozen=True)
+class LocalAxes:
+    """Definition of a local frame by atom labels (XD / rhoCIF style).
+
+    ``ax1`` points from the atom to ``atom0``; ``ax2`` lies in the plane of
+    the vector ``atom1 -> atom2`` (see :func:`local_frame`). Labels name atoms
+    of the asymmetric unit; each is resolved to its image nearest to the atom
+    carrying the frame (the bonded neighbour in the usual case). ``atom1`` is
+    usually the atom itself.
+    """
+
+    atom0: str
+    ax1: str
+    atom1: str
+    atom2: str
+    ax2: str
+    right_handed: bool = True
+
+    def __post_init__(self) -> None:
+        i1 = _axis_index(self.ax1, "ax1")
+        if i1 == _axis_index(self.ax2, "ax2"):
+            raise InputError(f"ax1 and ax2 must be different axes, both are {self.ax1!r}")
+
+    def positions(self, crystal, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cartesian positions (Å) of atom0, atom1, atom2 for the frame of atom ``i``."""
+        from chasm.crystal.neighbours import neighbours
+
+        own = crystal.atoms[i]
+        origin = crystal.frac_to_cart(own.xyz)
+        labels = {a.label for a in crystal.atoms}
+        out = []
+        for which in ("atom0", "atom1", "atom2"):
+            label = getattr(self, which)
+            if label not in labels:
+                raise InputError(
+                    f"local axes of {own.label}: {which} {label!r} is not an atom of the structure"
+                )
+            if label == own.label:
+                out.append(origin)
+                continue
+            near = [n for n in neighbours(crystal, i, 6.0) if n.label == label]
+            if not near:
+                raise InputError(
+                    f"local axes of {own.label}: no image of {label} within 6 A of {own.label}"
+                )
+            out.append(near[0].cart)
+        return out[0], out[1], out[2]
+
+    def matrix(self, crystal, i: int) -> np.ndarray:
+        """Frame matrix (local axes as columns) of atom ``i`` in ``crystal``."""
+        a0, a1, a2 = self.positions(crystal, i)
+        origin = crystal.frac_to_cart(crystal.atoms[i].xyz)
+        return local_frame(origin, a0, a1, a2, self.ax1, self.ax2, self.right_handed)
+
+    def as_text(self) -> str:
+        """Compact form ``"atom0 ax1 atom1 atom2 ax2"`` (``R``/``L`` appended if left-handed)."""
+        hand = "" if self.right_handed else " L"
+        return f"{self.atom0} {self.ax1.upper()} {self.atom1} {self.atom2} {self.ax2.upper()}{hand}"
+
+    @classmethod
+    def from_text(cls, text: str) -> LocalAxes:
+        """Parse :meth:`as_text` (``"O1 Z C1 N1 X"``; optional trailing ``R`` or ``L``)."""
+        parts = str(text).split()
+        if len(parts) not in (5, 6) or (len(parts) == 6 and parts[5].upper() not in "RL"):
+            raise InputError(
+                f"local axes {text!r}: expected 'atom0 ax1 atom1 atom2 ax2 [R|L]', "
+                "e.g. 'O1 Z C1 N1 X'"
+            )
+        hand = len(parts) == 5 or parts[5].upper() == "R"
+        return cls(parts[0], parts[1].upper(), parts[2], parts[3], parts[4].upper(), hand)

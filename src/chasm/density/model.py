@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from chasm.density.frames import LocalAxes
 from chasm.density.radial import default_slater
 
 IAM_SOURCES = ("it92", "koga")
@@ -86,6 +87,9 @@ class HansenCoppensAtom:
         Charge of the databank species whose core and valence shells are used.
     valence : list of str or None
         Valence orbitals of the databank species (default partition if None).
+    axes : LocalAxes or None
+        How ``frame`` was defined from neighbouring atoms (kept for output
+        and for recomputing the frame; the engine uses ``frame`` only).
     """
 
     element: str
@@ -100,6 +104,7 @@ class HansenCoppensAtom:
     pc: float = 1.0
     charge: int = 0
     valence: list[str] | None = None
+    axes: LocalAxes | None = None
 
     def __post_init__(self) -> None:
         if not -1 <= self.lmax <= 4:

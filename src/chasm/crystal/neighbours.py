@@ -1,0 +1,129 @@
+"""Neighbours and covalent bonds of the atoms of the asymmetric unit.
+
+A neighbour is a symmetry image of an atom, ``x' = R x + t + n`` (operation
+index and lattice shift ``n`` kept), within a distance cut-off of the central
+atom. Bonds follow the usual covalent-radius rule: atoms i and j are bonded
+when ``d_ij <= r_i + r_j + tolerance`` (radii from gemmi's element table,
+Cordero et al., Dalton Trans. (2008) 2832).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import gemmi
+import numpy as np
+
+__all__ = ["Neighbour", "covalent_radius", "neighbours", "bonded", "BOND_TOLERANCE"]
+
+BOND_TOLERANCE = 0.4
+"""Added to the sum of covalent radii for the bond criterion, Angstrom."""
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """One symmetry image of an atom near a central atom.
+
+    Attributes
+    ----------
+    index : int
+        Index of the atom in ``crystal.atoms``.
+    label : str
+        Its label.
+    op : int
+        Index of the space-group operation generating the image.
+    shift : tuple of int
+        Lattice translation added after the operation.
+    frac : ndarray, shape (3,)
+        Fractional coordinates of the image.
+    cart : ndarray, shape (3,)
+        Cartesian coordinates of the image, Angstrom.
+    distance : float
+        Distance to the central atom, Angstrom.
+    """
+
+    index: int
+    label: str
+    op: int
+    shift: tuple[int, int, int]
+    frac: np.ndarray
+    cart: np.ndarray
+    distance: float
+
+    @property
+    def is_identity(self) -> bool:
+        """True for the atom itself in the reference cell (op 0 is x,y,z)."""
+        return self.op == 0 and self.shift == (0, 0, 0)
+
+
+@lru_cache(maxsize=None)
+def covalent_radius(element: str) -> float:
+    """Covalent radius of an element, Angstrom (gemmi; Cordero et al. 2008)."""
+    return float(gemmi.Element(element).covalent_r)
+
+
+def neighbours(crystal, i: int, cutoff: float, include_self: bool = False) -> list[Neighbour]:
+    """All atom images within ``cutoff`` Å of atom ``i``, nearest first.
+
+    Parameters
+    ----------
+    crystal : Crystal
+        The structure.
+    i : int
+        Index of the central atom.
+    cutoff : float
+        Largest distance, Angstrom.
+    include_self : bool
+        Keep the central atom itself (distance 0).
+
+    Returns
+    -------
+    list of Neighbour
+        Images sorted by distance; images of special-position atoms that
+        coincide (same Cartesian position) are listed once.
+    """
+    a = crystal.A
+    x0 = np.asarray(crystal.atoms[i].xyz, float)
+    c0 = a @ x0
+    rot, trans = crystal.rotations, crystal.translations
+    # lattice shifts large enough to cover the cut-off sphere
+    recip_norms = np.linalg.norm(np.linalg.inv(a), axis=1)
+    reach = np.ceil(cutoff * recip_norms).astype(int) + 1
+    grid = np.stack(
+        np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij"), -1
+    ).reshape(-1, 3)
+    found: list[Neighbour] = []
+    seen: list[np.ndarray] = []
+    for j, atom in enumerate(crystal.atoms):
+        xj = np.asarray(atom.xyz, float)
+        for k in range(len(rot)):
+            base = rot[k] @ xj + trans[k]
+            # bring the image near the central atom, then scan lattice shifts
+            base_shift = -np.floor(base - x0 + 0.5)
+            cand = base + base_shift + grid
+            cart = cand @ a.T
+            d = np.linalg.norm(cart - c0, axis=1)
+            for m in np.nonzero(d <= cutoff)[0]:
+                if not include_self and d[m] < 1e-6:
+                    continue
+                if any(np.linalg.norm(cart[m] - s) < 1e-4 for s in seen):
+                    continue
+                seen.append(cart[m])
+                shift = tuple(int(v) for v in (base_shift + grid[m]))
+                found.append(
+                    Neighbour(j, atom.label, k, shift, cand[m].copy(), cart[m].copy(), float(d[m]))
+                )
+    found.sort(key=lambda n: (n.distance, n.index, n.op))
+    return found
+
+
+def bonded(crystal, i: int, tolerance: float = BOND_TOLERANCE) -> list[Neighbour]:
+    """Covalently bonded neighbours of atom ``i`` (covalent radii + tolerance), nearest first."""
+    ri = covalent_radius(crystal.atoms[i].element)
+    rmax = max(covalent_radius(a.element) for a in crystal.atoms)
+    out = []
+    for n in neighbours(crystal, i, ri + rmax + tolerance):
+        if n.distance <= ri + covalent_radius(crystal.atoms[n.index].element) + tolerance:
+            out.append(n)
+    return out
