@@ -10,7 +10,7 @@ Cordero et al., Dalton Trans. (2008) 2832).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import gemmi
 import numpy as np
@@ -57,7 +57,7 @@ class Neighbour:
         return self.op == 0 and self.shift == (0, 0, 0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def covalent_radius(element: str) -> float:
     """Covalent radius of an element, Angstrom (gemmi; Cordero et al. 2008)."""
     return float(gemmi.Element(element).covalent_r)
