@@ -28,6 +28,43 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    from chasm.project.init import write_project
+
+    res = write_project(
+        args.out,
+        args.structure,
+        xray=args.xray or [],
+        force=args.force,
+        h_lmax=args.h_lmax,
+        kappa_sets=args.kappa_sets,
+    )
+    print(f"wrote {args.out}")
+    print("guessed (check them in the file):")
+    for g in res.guesses:
+        print(f"  - {g}")
+    return 0
+
+
+def _cmd_refine(args: argparse.Namespace) -> int:
+    from chasm.project.run import run_project
+
+    out = run_project(
+        args.project,
+        output=args.output,
+        echo=None if args.quiet else print,
+        stages=args.stage or None,
+    )
+    final = out.result
+    for name, d in final["datasets"].items():
+        print(
+            f"{name}: R1={d['R1']:.4f} wR2={d['wR2']:.4f} GOF={d['gof']:.3f} "
+            f"({d['n_obs']} reflections, {d['n_par']} parameters)"
+        )
+    print(f"results in {out.output}")
+    return 0 if final["converged"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chasm",
@@ -64,6 +101,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="output CSV file")
     p.set_defaults(func=_cmd_sf)
+
+    p = sub.add_parser("init", help="write a project file for a structure and its data")
+    p.add_argument("structure", help="CIF file of the structure")
+    p.add_argument("--xray", action="append", help="X-ray HKLF 4 file (repeatable)")
+    p.add_argument("-o", "--out", default="project.toml", help="project file to write")
+    p.add_argument(
+        "--h-lmax",
+        type=int,
+        default=1,
+        choices=(0, 1, 2),
+        help="multipole level of H atoms (default 1)",
+    )
+    p.add_argument(
+        "--kappa-sets",
+        default="element",
+        choices=("element", "environment", "atom"),
+        help="which atoms share kappa and kappa' (default: same element)",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite an existing project file")
+    p.set_defaults(func=_cmd_init)
+
+    p = sub.add_parser("refine", help="run the refinement described by a project file")
+    p.add_argument("project", help="project file (TOML)")
+    p.add_argument("--output", help="output folder (default: the project's 'output')")
+    p.add_argument("--stage", action="append", help="run only this stage (repeatable)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no line per cycle")
+    p.set_defaults(func=_cmd_refine)
     return parser
 
 

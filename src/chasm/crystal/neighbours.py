@@ -90,9 +90,9 @@ def neighbours(crystal, i: int, cutoff: float, include_self: bool = False) -> li
     # lattice shifts large enough to cover the cut-off sphere
     recip_norms = np.linalg.norm(np.linalg.inv(a), axis=1)
     reach = np.ceil(cutoff * recip_norms).astype(int) + 1
-    grid = np.stack(
-        np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij"), -1
-    ).reshape(-1, 3)
+    grid = np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij"), -1).reshape(
+        -1, 3
+    )
     found: list[Neighbour] = []
     seen: list[np.ndarray] = []
     for j, atom in enumerate(crystal.atoms):

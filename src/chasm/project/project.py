@@ -1,0 +1,174 @@
+"""The project file: schema, loading and validation.
+
+A project file is TOML; the reference page is ``docs/project-file.md``. Paths
+in it are relative to the file's folder. Loading checks every key against
+:data:`SCHEMA` (unknown keys and wrong types are errors with the key's path
+and line) and returns a :class:`Project`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from chasm.errors import InputError
+from chasm.project.schema import REQUIRED, ArrayOf, Field, Table, validate
+
+__all__ = ["SCHEMA", "Project", "load_project"]
+
+_NUM = (float,)
+_OPT_NUM = (float, type(None))
+
+ATOM_SCHEMA = {
+    "model": Field((str,), None, ("hc", "iam"), "density model of this atom"),
+    "lmax": Field((int,), None, (-1, 0, 1, 2, 3, 4), "highest multipole order"),
+    "axes": Field((str,), None, help="local axes 'atom0 ax1 atom1 atom2 ax2', e.g. 'O1 Z C1 N1 X'"),
+    "kappa_set": Field((str,), None, help="atoms with the same kappa_set share kappa and kappa'"),
+    "pv": Field(_NUM, None, help="starting valence population (electrons)"),
+    "kappa": Field(_NUM, None, help="starting kappa"),
+    "kappa_prime": Field(_NUM, None, help="starting kappa'"),
+    "ride_on": Field((str,), None, help="parent atom of a riding hydrogen"),
+    "xh_distance": Field(_NUM, None, help="X-H distance of a riding hydrogen (A)"),
+}
+
+DATASET_SCHEMA = {
+    "name": Field((str,), REQUIRED, help="data-set name, prefix of its parameters"),
+    "kind": Field((str,), REQUIRED, ("xray",), help="xray (und and pnd: coming)"),
+    "file": Field((str,), REQUIRED, help="reflection file, relative to the project file"),
+    "format": Field((str,), "hklf4", ("hklf4",), help="file format"),
+    "merge": Field((bool,), True, help="merge equivalent reflections (Laue group)"),
+    "observable": Field((str,), "F2", ("F2", "F"), help="refine on F2 or |F|"),
+    "weights": Field((str,), "sigma", ("sigma", "shelx"), help="1/sigma^2 or SHELX scheme"),
+    "shelx_a": Field(_NUM, 0.0),
+    "shelx_b": Field(_NUM, 0.0),
+    "extinction": Field((str,), "none", ("none", "shelx", "bc-gauss", "bc-lorentz")),
+    "extinction_start": Field(_NUM, 0.0),
+    "path_length": Field(_NUM, 100.0, help="mean path length (micrometre), Becker-Coppens"),
+    "wavelength": Field(_OPT_NUM, None, help="A; default from the CIF"),
+    "smin": Field(_OPT_NUM, None, help="lowest sin(theta)/lambda kept (1/A)"),
+    "smax": Field(_OPT_NUM, None, help="highest sin(theta)/lambda kept (1/A)"),
+    "min_i_over_sigma": Field(_OPT_NUM, None),
+    "omit": Field((list,), [], item_types=(list,), help="[[h, k, l], ...] left out"),
+    "user_weight": Field(_NUM, 1.0, help="multiplies the data set's term of the score"),
+}
+
+STAGE_SCHEMA = {
+    "name": Field((str,), REQUIRED),
+    "free": Field((list,), REQUIRED, item_types=(str,), help="parameter patterns refined"),
+    "fix": Field((list,), [], item_types=(str,), help="patterns fixed again"),
+    "smin": Field(_OPT_NUM, None),
+    "smax": Field(_OPT_NUM, None),
+    "max_cycles": Field((int, type(None)), None),
+    "tol": Field(_OPT_NUM, None),
+}
+
+SCHEMA = {
+    "title": Field((str,), ""),
+    "output": Field((str,), "chasm-output", help="output folder, relative to the project file"),
+    "structure": {
+        "cif": Field((str,), REQUIRED, help="structure CIF, relative to the project file"),
+        "block": Field((str, type(None)), None, help="CIF data block (default: first)"),
+    },
+    "model": {
+        "default": Field((str,), "hc", ("hc", "iam")),
+        "form_factors": Field((str,), "it92", ("it92", "koga"), help="IAM atoms"),
+        "lmax": Field((int,), 4, (-1, 0, 1, 2, 3, 4), help="non-H atoms"),
+        "h_lmax": Field((int,), 1, (-1, 0, 1, 2), help="hydrogen atoms"),
+        "h_kappa": Field(_NUM, 1.2, help="kappa and kappa' of H (fixed by default)"),
+        "kappa_sets": Field((str,), "element", ("element", "environment", "atom")),
+        "riding_h": Field((bool,), True, help="H ride on their parent at neutron X-H distances"),
+        "atoms": Table(ATOM_SCHEMA),
+    },
+    "datasets": ArrayOf(DATASET_SCHEMA),
+    "constraints": {
+        "electroneutrality": Field((bool,), True),
+        "charge": Field(_NUM, 0.0, help="charge of the asymmetric unit (electroneutrality)"),
+        "same": Field(
+            (list,),
+            [],
+            item_types=(list, str),
+            help="groups of parameters (names/patterns) sharing one value",
+        ),
+        "equal": ArrayOf({"a": Field((str,), REQUIRED), "b": Field((str,), REQUIRED)}),
+        "linear": ArrayOf(
+            {
+                "terms": Field((dict,), REQUIRED),
+                "value": Field(_NUM, 0.0),
+                "description": Field((str, type(None)), None),
+            }
+        ),
+    },
+    "restraints": ArrayOf(
+        {
+            "parameter": Field((str,), REQUIRED),
+            "target": Field(_NUM, REQUIRED),
+            "sigma": Field(_NUM, REQUIRED),
+        }
+    ),
+    "refinement": {
+        "score": Field((str,), "unit", ("unit", "nlog", "log")),
+        "tol": Field(_NUM, 0.01, help="converged when max |shift|/su < tol"),
+        "max_cycles": Field((int,), 30),
+        "max_shift_su": Field(_OPT_NUM, None, help="shift limiter, in su"),
+        "correlation_threshold": Field(_NUM, 0.9),
+    },
+    "stages": ArrayOf(STAGE_SCHEMA),
+}
+
+
+@dataclass
+class Project:
+    """A validated project file.
+
+    Attributes
+    ----------
+    path : Path
+        The project file.
+    data : dict
+        Validated content with defaults filled in.
+    """
+
+    path: Path
+    data: dict
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, relative: str) -> Path:
+        """A path of the project file made absolute (relative to its folder)."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else self.folder / p
+
+    @property
+    def output(self) -> Path:
+        return self.resolve(self.data["output"])
+
+
+def load_project(path: str | Path) -> Project:
+    """Read and validate a project file.
+
+    Raises
+    ------
+    InputError
+        Missing file, TOML syntax error (with line), unknown key, wrong type,
+        no data set or no stage.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("project file not found", str(path))
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"TOML syntax error: {exc}", str(path)) from None
+    data = validate(raw, SCHEMA, str(path), text)
+    if not data["datasets"]:
+        raise InputError("no data set: add a [[datasets]] table", str(path))
+    if not data["stages"]:
+        raise InputError("no refinement stage: add [[stages]] tables", str(path))
+    names = [d["name"] for d in data["datasets"]]
+    if len(set(names)) != len(names):
+        raise InputError(f"data-set names must be unique, got {names}", str(path))
+    return Project(path.resolve(), data)

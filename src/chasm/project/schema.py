@@ -1,0 +1,156 @@
+"""Validation of project files against a declared schema.
+
+A schema is a nested dict: each key maps to a :class:`Field` (type, default,
+allowed values, help) or to another dict (a sub-table). ``Table(schema)``
+declares a table of tables whose keys are free (atom labels); ``ArrayOf(schema)``
+an array of tables. :func:`validate` returns a new dict with defaults filled
+in, and raises :class:`~chasm.errors.InputError` naming the file, the line
+(best effort: where the key first appears) and the key's dotted path for an
+unknown key, a wrong type or a value outside the allowed set — nothing is
+ignored silently.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from chasm.errors import InputError
+
+__all__ = ["Field", "Table", "ArrayOf", "REQUIRED", "validate", "find_line"]
+
+REQUIRED = object()
+
+
+@dataclass
+class Field:
+    """One key: accepted Python types (after TOML parsing), default, choices, help text."""
+
+    types: tuple
+    default: Any = None
+    choices: tuple | None = None
+    help: str = ""
+    item_types: tuple | None = None  # for lists: type of each item
+
+
+@dataclass
+class Table:
+    """A table whose keys are user names (e.g. atom labels), each holding ``schema``."""
+
+    schema: dict
+    help: str = ""
+
+
+@dataclass
+class ArrayOf:
+    """An array of tables, each holding ``schema``."""
+
+    schema: dict
+    help: str = ""
+    default: list = field(default_factory=list)
+
+
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true/false",
+    list: "an array",
+    dict: "a table",
+}
+
+
+def _type_text(types: tuple) -> str:
+    return " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
+
+
+def find_line(text: str | None, path: str) -> int | None:
+    """Line (1-based) where the last component of a dotted key path first appears."""
+    if not text:
+        return None
+    key = path.split(".")[-1]
+    key = re.sub(r"\[\d+\]$", "", key)
+    pattern = re.compile(rf'^\s*(\[+\s*)?("?){re.escape(key)}\2\s*(=|\]|\.)', re.M)
+    m = pattern.search(text)
+    if m is None:
+        m = re.compile(rf"\b{re.escape(key)}\b").search(text)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+def _check_value(value, f: Field, where: str, err) -> Any:
+    types = f.types
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if bool not in types and isinstance(value, bool):
+        raise err(where, f"expected {_type_text(types)}, got {value!r}")
+    if not isinstance(value, types):
+        raise err(where, f"expected {_type_text(types)}, got {type(value).__name__} {value!r}")
+    if f.item_types is not None and isinstance(value, list):
+        out = []
+        for i, item in enumerate(value):
+            if float in f.item_types and isinstance(item, int) and not isinstance(item, bool):
+                item = float(item)
+            if not isinstance(item, f.item_types):
+                raise err(f"{where}[{i}]", f"expected {_type_text(f.item_types)}, got {item!r}")
+            out.append(item)
+        value = out
+    if f.choices is not None and value not in f.choices:
+        raise err(where, f"{value!r} is not one of {', '.join(repr(c) for c in f.choices)}")
+    return value
+
+
+def validate(data: dict, schema: dict, source: str = "", text: str | None = None) -> dict:
+    """Check ``data`` against ``schema``; return it with defaults filled in.
+
+    Parameters
+    ----------
+    data : dict
+        Parsed TOML.
+    schema : dict
+        Nested schema (see module docstring).
+    source : str
+        File name for messages.
+    text : str, optional
+        The file's text, to report line numbers.
+    """
+
+    def err(path: str, message: str) -> InputError:
+        line = find_line(text, path)
+        return InputError(f"{path}: {message}", source or None, line)
+
+    def walk(d: dict, sch: dict, prefix: str) -> dict:
+        if not isinstance(d, dict):
+            raise err(prefix or "(top)", f"expected a table, got {d!r}")
+        out = {}
+        for key in d:
+            if key not in sch:
+                known = ", ".join(sorted(sch))
+                raise err(f"{prefix}{key}", f"unknown key; known keys here: {known}")
+        for key, spec in sch.items():
+            path = f"{prefix}{key}"
+            present = key in d
+            if isinstance(spec, Field):
+                if not present:
+                    if spec.default is REQUIRED:
+                        raise err(path, "required key is missing")
+                    out[key] = spec.default
+                else:
+                    out[key] = _check_value(d[key], spec, path, err)
+            elif isinstance(spec, Table):
+                sub = d.get(key, {})
+                if not isinstance(sub, dict):
+                    raise err(path, f"expected a table, got {sub!r}")
+                out[key] = {
+                    name: walk(val, spec.schema, f"{path}.{name}.") for name, val in sub.items()
+                }
+            elif isinstance(spec, ArrayOf):
+                arr = d.get(key, list(spec.default))
+                if not isinstance(arr, list):
+                    raise err(path, "expected an array of tables ([[...]])")
+                out[key] = [walk(item, spec.schema, f"{path}[{i}].") for i, item in enumerate(arr)]
+            else:
+                out[key] = walk(d.get(key, {}), spec, f"{path}.")
+        return out
+
+    return walk(data, schema, "")

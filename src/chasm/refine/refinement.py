@@ -1,0 +1,267 @@
+"""A refinement: one structure and density model, several data sets, staged strategy.
+
+:class:`Refinement` owns the named parameter vector (atomic parameters in the
+engine's order, then each data set's private parameters), the exact linear
+constraints (site symmetry, riding hydrogens, user rows such as shared κ or
+electroneutrality), optional restraints, and runs :class:`Stage` after
+:class:`Stage`: each stage says which parameters are free (patterns), an
+optional resolution window, and solver settings. Every stage starts from where
+the previous one ended. The project-file runner (:mod:`chasm.project`) and the
+Python API use this same object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from chasm.errors import InputError
+from chasm.refine.constraints import LinearConstraints
+from chasm.refine.parameters import Parameters, apply_values, parameters_from_model
+from chasm.refine.problem import Dataset, Restraints, SolverOptions
+from chasm.refine.results import CycleInfo, FitResult
+from chasm.refine.riding import RidingHydrogen, riding_constraints
+from chasm.refine.solver import solve
+from chasm.refine.symmetry_constraints import site_symmetry_constraints
+
+__all__ = ["Stage", "Restraint", "Refinement", "StageOutcome"]
+
+
+@dataclass
+class Stage:
+    """One step of a refinement strategy.
+
+    Attributes
+    ----------
+    name : str
+        Shown on every cycle line.
+    free : list of str
+        Patterns of the parameters refined in this stage (all others fixed).
+    fix : list of str
+        Patterns fixed again after ``free`` (exceptions).
+    smin, smax : float or None
+        Resolution window (sinθ/λ, Å⁻¹) applied to every data set in this stage.
+    max_cycles : int or None
+        Overrides the solver's maximum number of cycles.
+    tol : float or None
+        Overrides the convergence threshold on max |shift|/su.
+    """
+
+    name: str
+    free: list[str]
+    fix: list[str] = field(default_factory=list)
+    smin: float | None = None
+    smax: float | None = None
+    max_cycles: int | None = None
+    tol: float | None = None
+
+
+@dataclass
+class Restraint:
+    """A restraint ``p[name] = target ± sigma`` (an extra observation)."""
+
+    name: str
+    target: float
+    sigma: float
+
+
+@dataclass
+class StageOutcome:
+    """What one stage did."""
+
+    stage: Stage
+    result: FitResult
+    n_free: int
+    max_constraint_residual: float
+
+
+class Refinement:
+    """Refine one crystal and its density models against one or more data sets.
+
+    Parameters
+    ----------
+    crystal : Crystal
+        Updated in place as the refinement proceeds.
+    models : list
+        One density model per atom (updated in place).
+    datasets : sequence of XrayData
+        Each contributes its private parameters (scale, extinction).
+    riders : list of RidingHydrogen, optional
+        Hydrogens riding on their parent at a fixed distance (already placed).
+    scheme : {"unit", "nlog", "log"}
+        Score function combining the data sets.
+    options : SolverOptions, optional
+        Default solver settings for every stage.
+    """
+
+    def __init__(
+        self,
+        crystal,
+        models,
+        datasets: Sequence,
+        riders: Sequence[RidingHydrogen] = (),
+        scheme: str = "unit",
+        options: SolverOptions | None = None,
+    ):
+        if not datasets:
+            raise InputError("a refinement needs at least one data set")
+        names = [d.name for d in datasets]
+        if len(set(names)) != len(names):
+            raise InputError(f"data set names must be unique, got {names}")
+        self.crystal, self.models = crystal, models
+        self.datasets = list(datasets)
+        self.scheme = scheme
+        self.options = options or SolverOptions()
+        self.params: Parameters = parameters_from_model(crystal, models)
+        self.n_struct = len(self.params)
+        self.params.fix("*.occ")
+        for d in self.datasets:
+            for name, value in d.initial_values(crystal, models).items():
+                self.params.add(name, value)
+        for d in self.datasets:
+            d.bind(crystal, models, self.params.names, self.n_struct)
+        self.riders = list(riders)
+        self.site_constraints = site_symmetry_constraints(crystal, models, self.params)
+        self.riding = riding_constraints(crystal, self.params, self.riders)
+        self.user_constraints = LinearConstraints(self.params)
+        self.restraints: list[Restraint] = []
+        self.outcomes: list[StageOutcome] = []
+        self._last_n_par = 0
+        self._applied: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ setup
+    def constraints(self) -> LinearConstraints:
+        """All constraint rows: site symmetry, riding H, user rows."""
+        out = LinearConstraints(self.params)
+        out.extend(self.site_constraints)
+        out.extend(self.riding)
+        out.extend(self.user_constraints)
+        return out
+
+    def add_constraints(self, rows: LinearConstraints) -> None:
+        """Append user constraint rows (built on ``self.params``)."""
+        self.user_constraints.extend(rows)
+
+    def add_restraint(self, name: str, target: float, sigma: float) -> None:
+        """Restrain ``name`` to ``target`` with standard deviation ``sigma``."""
+        self.params[name]  # noqa: B018  (raises UnknownNameError with suggestions)
+        if not sigma > 0:
+            raise InputError(f"restraint on {name}: sigma must be positive, got {sigma}")
+        self.restraints.append(Restraint(name, float(target), float(sigma)))
+
+    def _select_free(self, stage: Stage) -> None:
+        p = self.params
+        p.fix("*")
+        if not stage.free:
+            raise InputError(f"stage {stage.name!r} frees no parameter; give 'free' patterns")
+        p.free(stage.free)
+        if stage.fix:
+            p.fix(stage.fix)
+        p.fix("*.occ")
+        for r in self.riders:  # positions follow their parent through the constraint
+            p.free([f"{r.h}.x", f"{r.h}.y", f"{r.h}.z"])
+
+    def set_values(self, p: np.ndarray) -> None:
+        """Put a full parameter vector into params, crystal and models (skipped if unchanged)."""
+        p = np.asarray(p, dtype=float)
+        if self._applied is not None and np.array_equal(p, self._applied):
+            return
+        self.params.set_values(p)
+        apply_values(self.params, self.crystal, self.models)
+        self._applied = p.copy()
+
+    def _evaluator(self, dataset):
+        def evaluate(p: np.ndarray):
+            self.set_values(p)
+            return dataset.evaluate(p)
+
+        return evaluate
+
+    def _restraint_set(self) -> Restraints | None:
+        if not self.restraints:
+            return None
+        names = self.params.names
+        m = np.zeros((len(self.restraints), len(names)))
+        for i, r in enumerate(self.restraints):
+            m[i, names.index(r.name)] = 1.0
+        return Restraints(
+            "restraints",
+            target=np.array([r.target for r in self.restraints]),
+            sigma=np.array([r.sigma for r in self.restraints]),
+            matrix=m,
+        )
+
+    # ------------------------------------------------------------------ running
+    def run_stage(
+        self, stage: Stage, callback: Callable[[CycleInfo], None] | None = None
+    ) -> StageOutcome:
+        """Refine the parameters freed by ``stage``; model and params end at the solution."""
+        self._select_free(stage)
+        for d in self.datasets:
+            d.window = (stage.smin, stage.smax)
+        cons = self.constraints()
+        red = cons.reduce(self.params)
+        if red.n_reduced == 0:
+            raise InputError(
+                f"stage {stage.name!r}: no free parameter left after constraints; "
+                "check its 'free' and 'fix' patterns"
+            )
+        A, b = cons.A, cons.b
+        worst = [float(np.max(np.abs(A @ red.p0 - b))) if len(b) else 0.0]
+
+        def on_cycle(info: CycleInfo) -> None:
+            if len(b):
+                worst.append(float(np.max(np.abs(A @ info.p - b))))
+            if callback is not None:
+                callback(info)
+
+        sets: list = [Dataset(d.name, self._evaluator(d)) for d in self.datasets]
+        rs = self._restraint_set()
+        if rs is not None:
+            sets.append(rs)
+        opts = self.options
+        if stage.max_cycles is not None:
+            opts = replace(opts, max_cycles=stage.max_cycles)
+        if stage.tol is not None:
+            opts = replace(opts, tol=stage.tol)
+        try:
+            result = solve(
+                sets,
+                red.p0,
+                red.T,
+                names=red.reduced_names,
+                scheme=self.scheme,
+                options=opts,
+                callback=on_cycle,
+                stage=stage.name,
+            )
+        finally:
+            for d in self.datasets:
+                d.window = (None, None)
+        self._applied = None
+        self.set_values(result.p)
+        su = self.params.su
+        moved = np.abs(red.T).sum(axis=1) > 0
+        su[moved] = result.su_p[moved]
+        self.params.set_su(su)
+        if len(b):
+            worst.append(float(np.max(np.abs(A @ result.p - b))))
+        self._last_n_par = red.n_reduced
+        out = StageOutcome(stage, result, red.n_reduced, max(worst))
+        self.outcomes.append(out)
+        return out
+
+    def run(
+        self, stages: Sequence[Stage], callback: Callable[[CycleInfo], None] | None = None
+    ) -> list[StageOutcome]:
+        """Run stages in order (each starts where the previous ended)."""
+        return [self.run_stage(s, callback) for s in stages]
+
+    # ------------------------------------------------------------------ reporting
+    def agreement(self, n_par: int | None = None) -> dict[str, dict]:
+        """Per-data-set agreement factors at the current parameters."""
+        p = self.params.values
+        n = self._last_n_par if n_par is None else n_par
+        return {d.name: d.agreement(p, n) for d in self.datasets}

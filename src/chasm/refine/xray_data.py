@@ -1,0 +1,304 @@
+"""One X-ray data set inside a refinement: observations, options, private parameters.
+
+An :class:`XrayData` holds the reflections that survive its cut-offs, the
+options of its observable (F² or |F|, weights, extinction) and the names of
+its private parameters (``NAME.scale`` and, with extinction, ``NAME.extinction``).
+Bound to a parameter vector by :meth:`XrayData.bind`, it evaluates
+y_obs, y_calc, weights and dy_calc/dp over the FULL parameter vector, as the
+solver expects (:class:`chasm.refine.problem.Evaluation`).
+
+Extinction parameters: ``"shelx"`` refines SHELXL's EXTI x; ``"bc-gauss"`` and
+``"bc-lorentz"`` refine the Becker–Coppens type I mosaic parameter g (rad⁻¹)
+with the mean path length T̄ (µm) given as an option
+(:mod:`chasm.scattering.extinction`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+
+from chasm.errors import InputError
+from chasm.io.shelx_hkl import Reflections
+from chasm.refine.problem import Evaluation
+from chasm.scattering.engine import StructureFactorEngine
+from chasm.scattering.extinction import becker_coppens_type1, bragg_trig, shelx_exti
+from chasm.scattering.xray import (
+    agreement_factors,
+    f_from_f2,
+    mask_i_over_sigma,
+    mask_omitted,
+    mask_resolution,
+    weights_shelx,
+    weights_sigma,
+    xray_observables,
+)
+
+__all__ = ["XrayOptions", "XrayData", "EXTINCTION_MODELS", "WEIGHT_SCHEMES"]
+
+EXTINCTION_MODELS = ("none", "shelx", "bc-gauss", "bc-lorentz")
+WEIGHT_SCHEMES = ("sigma", "shelx")
+
+
+@dataclass
+class XrayOptions:
+    """Options of one X-ray data set.
+
+    Attributes
+    ----------
+    observable : {"F2", "F"}
+        Refine on F² (default) or |F|.
+    weights : {"sigma", "shelx"}
+        w = 1/σ² or SHELXL's w = 1/(σ²(F²) + (aP)² + bP), P = (max(F²,0) + 2F_c²)/3
+        (for a refinement on |F| the F² weight is propagated, w_F = 4 F² w).
+    shelx_a, shelx_b : float
+        a and b of the SHELX scheme.
+    extinction : {"none", "shelx", "bc-gauss", "bc-lorentz"}
+        Isotropic extinction model.
+    extinction_start : float
+        Starting value of the extinction parameter (EXTI x, or g in rad⁻¹).
+    path_length : float
+        Mean path length T̄ through the crystal (µm), Becker–Coppens only.
+    wavelength : float or None
+        λ in Å (needed for extinction; default: the crystal's).
+    smin, smax : float or None
+        Resolution window in sinθ/λ (Å⁻¹).
+    min_i_over_sigma : float or None
+        Drop reflections with F²/σ(F²) below this.
+    omit : list of (h, k, l)
+        Reflections left out (Friedel mates too).
+    """
+
+    observable: str = "F2"
+    weights: str = "sigma"
+    shelx_a: float = 0.0
+    shelx_b: float = 0.0
+    extinction: str = "none"
+    extinction_start: float = 0.0
+    path_length: float = 100.0
+    wavelength: float | None = None
+    smin: float | None = None
+    smax: float | None = None
+    min_i_over_sigma: float | None = None
+    omit: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.observable not in ("F2", "F"):
+            raise InputError(f"observable must be 'F2' or 'F', got {self.observable!r}")
+        if self.weights not in WEIGHT_SCHEMES:
+            raise InputError(f"weights must be one of {WEIGHT_SCHEMES}, got {self.weights!r}")
+        if self.extinction not in EXTINCTION_MODELS:
+            raise InputError(
+                f"extinction must be one of {EXTINCTION_MODELS}, got {self.extinction!r}"
+            )
+
+
+class XrayData:
+    """An X-ray data set in a refinement.
+
+    Parameters
+    ----------
+    name : str
+        Data-set name, prefix of its parameters (``NAME.scale``).
+    reflections : Reflections
+        Observed F² and σ(F²), merged, without systematic absences.
+    crystal : Crystal
+        Used for sinθ/λ and the default wavelength.
+    options : XrayOptions, optional
+
+    Raises
+    ------
+    InputError
+        Missing F² or σ, or no reflection left after the cut-offs.
+    """
+
+    kind = "xray"
+
+    def __init__(self, name: str, reflections: Reflections, crystal, options=None):
+        self.name = name
+        self.options = options or XrayOptions()
+        if reflections.f2 is None or reflections.sigma is None:
+            raise InputError(f"dataset {name!r}: X-ray data need F² and σ(F²) for every reflection")
+        self.n_read = len(reflections)
+        o = self.options
+        stol = _stol(crystal, reflections.hkl)
+        keep = mask_resolution(stol, o.smin, o.smax)
+        if o.min_i_over_sigma is not None:
+            keep &= mask_i_over_sigma(reflections.f2, reflections.sigma, o.min_i_over_sigma)
+        if o.omit:
+            keep &= mask_omitted(reflections.hkl, np.asarray(o.omit, int), friedel=True)
+        if not np.any(keep):
+            raise InputError(
+                f"dataset {name!r}: no reflection left after the cut-offs "
+                f"(read {len(reflections)}; smin={o.smin}, smax={o.smax}, "
+                f"I/σ >= {o.min_i_over_sigma}, {len(o.omit)} omitted); relax them"
+            )
+        self.reflections = reflections.subset(keep)
+        self.stol = stol[keep]
+        self.wavelength = o.wavelength if o.wavelength is not None else crystal.wavelength
+        if o.extinction != "none" and not self.wavelength:
+            raise InputError(
+                f"dataset {name!r}: extinction needs the wavelength; give 'wavelength' "
+                "in the dataset or _diffrn_radiation_wavelength in the CIF"
+            )
+        self.window: tuple[float | None, float | None] = (None, None)
+        self._engines: dict = {}
+        self._bound = False
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def scale_name(self) -> str:
+        return f"{self.name}.scale"
+
+    @property
+    def extinction_name(self) -> str | None:
+        return None if self.options.extinction == "none" else f"{self.name}.extinction"
+
+    def parameter_names(self) -> list[str]:
+        """Private parameters of the data set, in order."""
+        ext = self.extinction_name
+        return [self.scale_name] + ([ext] if ext else [])
+
+    def initial_values(self, crystal, models) -> dict[str, float]:
+        """Least-squares scale for the current model (and the extinction start)."""
+        eng = StructureFactorEngine(crystal, models, self.reflections.hkl)
+        fc2 = np.abs(eng.compute().F) ** 2
+        w = weights_sigma(self.reflections.sigma)
+        k = float(np.sum(w * self.reflections.f2 * fc2) / np.sum(w * fc2 * fc2))
+        out = {self.scale_name: k}
+        if self.extinction_name:
+            out[self.extinction_name] = self.options.extinction_start
+        return out
+
+    def bind(self, crystal, models, names: list[str], n_struct: int) -> None:
+        """Attach to a refinement: full parameter names; the first n_struct are the engine's."""
+        self.crystal, self.models = crystal, models
+        self._names = list(names)
+        self._n_struct = n_struct
+        self._i_scale = self._names.index(self.scale_name)
+        ext = self.extinction_name
+        self._i_ext = self._names.index(ext) if ext else None
+        self._engines = {}
+        self._bound = True
+
+    # ------------------------------------------------------------------ evaluation
+    def active(self) -> np.ndarray:
+        """Mask of the reflections inside the current stage window."""
+        return mask_resolution(self.stol, *self.window)
+
+    def _engine(self) -> tuple[StructureFactorEngine, np.ndarray]:
+        key = self.window
+        if key not in self._engines:
+            mask = self.active()
+            if not np.any(mask):
+                raise InputError(
+                    f"dataset {self.name!r}: no reflection in the stage window "
+                    f"sinθ/λ {self.window}; widen it"
+                )
+            self._engines = {
+                key: (
+                    StructureFactorEngine(self.crystal, self.models, self.reflections.hkl[mask]),
+                    mask,
+                )
+            }
+        return self._engines[key]
+
+    def _extinction(self, p: np.ndarray, mask: np.ndarray):
+        o = self.options
+        if o.extinction == "none":
+            return None
+        s2t, c2t = bragg_trig(self.stol[mask], self.wavelength)
+        value = float(p[self._i_ext])
+        if o.extinction == "shelx":
+            return partial(shelx_exti, x=value, wavelength=self.wavelength, sin2theta=s2t)
+        return partial(
+            becker_coppens_type1,
+            g=value,
+            wavelength=self.wavelength,
+            sin2theta=s2t,
+            cos2theta=c2t,
+            volume=self.crystal.volume,
+            path_length=o.path_length,
+            distribution=o.extinction[3:],
+        )
+
+    def calculate(self, p: np.ndarray, jacobian: bool = True):
+        """(y_obs, sigma, y_calc, fc2 on the data scale, J full or None, mask)."""
+        if not self._bound:
+            raise RuntimeError("XrayData.bind must be called first")
+        eng, mask = self._engine()
+        res = eng.compute(jacobian=jacobian)
+        ext = self._extinction(p, mask)
+        obs = xray_observables(
+            res.F,
+            res.jacobian if jacobian else None,
+            scale=float(p[self._i_scale]),
+            extinction=ext,
+            kind=self.options.observable,
+            jacobian=jacobian,
+        )
+        J = None
+        if jacobian:
+            J = np.zeros((int(mask.sum()), len(p)))
+            J[:, : self._n_struct] = obs.jacobian[:, : self._n_struct]
+            J[:, self._i_scale] = obs.jacobian[:, self._n_struct]
+            if self._i_ext is not None:
+                J[:, self._i_ext] = obs.jacobian[:, self._n_struct + 1]
+        fo2 = self.reflections.f2[mask]
+        s2 = self.reflections.sigma[mask]
+        return fo2, s2, obs.y_calc, obs.fc2, J, mask
+
+    def _weights_f2(self, fo2, s2, fc2) -> np.ndarray:
+        o = self.options
+        if o.weights == "shelx":
+            return weights_shelx(fo2, s2, fc2, a=o.shelx_a, b=o.shelx_b)
+        return weights_sigma(s2)
+
+    def evaluate(self, p: np.ndarray) -> Evaluation:
+        """Observations, calculated values, weights and full Jacobian at p."""
+        fo2, s2, y_calc, _, J, _ = self.calculate(p, jacobian=True)
+        fc2 = y_calc if self.options.observable == "F2" else y_calc**2
+        w = self._weights_f2(fo2, s2, fc2)
+        if self.options.observable == "F":
+            fo, sf = f_from_f2(fo2, s2)
+            wf = 4.0 * np.maximum(fo2, 0.0) * w if self.options.weights == "shelx" else sf**-2.0
+            return Evaluation(fo, y_calc, wf, J)
+        return Evaluation(fo2, y_calc, w, J)
+
+    def agreement(self, p: np.ndarray, n_par: int = 0) -> dict:
+        """R1 (F, all), R1(>2σ), wR2 (F²), Rw(F), χ², GOF at p over the whole data set."""
+        saved = self.window
+        self.window = (None, None)
+        try:
+            fo2, s2, y_calc, _, _, _ = self.calculate(p, jacobian=False)
+        finally:
+            self.window = saved
+        fc2 = y_calc if self.options.observable == "F2" else y_calc**2
+        w = self._weights_f2(fo2, s2, fc2)
+        a = agreement_factors(fo2, s2, fc2, weights=w, n_par=n_par)
+        return {
+            "kind": self.kind,
+            "n_obs": a.n,
+            "n_par": int(n_par),
+            "chi2": a.chi2,
+            "gof": a.gof,
+            "R1": a.r1,
+            "R1_gt": a.r1_gt,
+            "n_gt": a.n_gt,
+            "wR2": a.wr2,
+            "Rw": a.rw_f,
+            "observable": self.options.observable,
+            "weights": self.options.weights,
+            "n_read": self.n_read,
+        }
+
+    def fc_complex(self) -> np.ndarray:
+        """Absolute-scale complex F of every reflection of the set at the current model."""
+        return StructureFactorEngine(self.crystal, self.models, self.reflections.hkl).compute().F
+
+
+def _stol(crystal, hkl: np.ndarray) -> np.ndarray:
+    """sinθ/λ = |B h| / 2 (Å⁻¹)."""
+    return 0.5 * np.linalg.norm(np.asarray(hkl, float) @ crystal.B.T, axis=1)
