@@ -18,7 +18,7 @@ from chasm.density.model import HansenCoppensAtom, SphericalAtom
 from chasm.errors import InputError
 from chasm.io.shelx_hkl import merge, read_hkl4
 from chasm.project.autobuild import HYDROGENS, choose_atom
-from chasm.project.project import Project
+from chasm.project.project import ATOM_SCHEMA, Project
 from chasm.refine.constraints import LinearConstraints
 from chasm.refine.parameters import Parameters, UnknownNameError
 from chasm.refine.problem import SolverOptions
@@ -99,7 +99,7 @@ def build_models(project: Project, crystal):
             )
     models, riders, sets = [], [], {}
     for i, atom in enumerate(crystal.atoms):
-        cfg = atoms_cfg.get(atom.label, {})
+        cfg = atoms_cfg.get(atom.label) or {k: f.default for k, f in ATOM_SCHEMA.items()}
         is_h = atom.element in HYDROGENS
         kind = cfg["model"] or m["default"]
         auto = choose_atom(
