@@ -53,7 +53,8 @@ def simulated(tmp_path_factory):
     assert main(["init", str(cif), "--xray", str(hklfile), "-o", str(project)]) == 0
     text = project.read_text()
     # one user constraint: two kappa' tied together (equal values, equal su's)
-    text = text.replace("charge = 0.0", 'charge = 0.0\nsame = [["C1.kappa_prime", "N1.kappa_prime"]]')
+    same = 'same = [["C1.kappa_prime", "N1.kappa_prime"]]'
+    text = text.replace("charge = 0.0", f"charge = 0.0\n{same}")
     project.write_text(text)
     # the truth: same frames and riding geometry as the refinement will use
     built = build(load_project(project))
