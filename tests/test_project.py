@@ -202,3 +202,16 @@ def test_singular_matrix_names_parameters(simulated, tmp_path, capsys):
 def test_init_refuses_to_overwrite(simulated, capsys):
     code = main(["init", str(simulated["cif"]), "-o", str(simulated["project"])])
     assert code == 2 and "exists" in capsys.readouterr().err
+
+
+def test_reference_page_lists_every_key():
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "tools"))
+    try:
+        from build_project_doc import table
+    finally:
+        sys.path.pop(0)
+    text = (root / "docs" / "project-file.md").read_text(encoding="utf-8")
+    assert table() in text, "docs/project-file.md is stale: run python tools/build_project_doc.py"

@@ -165,7 +165,9 @@ def _dataset(project: Project, crystal, cfg: dict):
         min_i_over_sigma=cfg["min_i_over_sigma"],
         omit=[tuple(h) for h in cfg["omit"]],
     )
-    return XrayData(cfg["name"], refl, crystal, opts)
+    data = XrayData(cfg["name"], refl, crystal, opts)
+    data.user_weight = cfg["user_weight"]
+    return data
 
 
 def build(project: Project) -> Built:

@@ -40,49 +40,59 @@ DATASET_SCHEMA = {
     "merge": Field((bool,), True, help="merge equivalent reflections (Laue group)"),
     "observable": Field((str,), "F2", ("F2", "F"), help="refine on F2 or |F|"),
     "weights": Field((str,), "sigma", ("sigma", "shelx"), help="1/sigma^2 or SHELX scheme"),
-    "shelx_a": Field(_NUM, 0.0),
-    "shelx_b": Field(_NUM, 0.0),
-    "extinction": Field((str,), "none", ("none", "shelx", "bc-gauss", "bc-lorentz")),
-    "extinction_start": Field(_NUM, 0.0),
+    "shelx_a": Field(_NUM, 0.0, help="a of the SHELX weighting scheme"),
+    "shelx_b": Field(_NUM, 0.0, help="b of the SHELX weighting scheme"),
+    "extinction": Field(
+        (str,),
+        "none",
+        ("none", "shelx", "bc-gauss", "bc-lorentz"),
+        "isotropic extinction: SHELXL EXTI or Becker-Coppens type I",
+    ),
+    "extinction_start": Field(_NUM, 0.0, help="start value (EXTI x, or g in 1/rad)"),
     "path_length": Field(_NUM, 100.0, help="mean path length (micrometre), Becker-Coppens"),
     "wavelength": Field(_OPT_NUM, None, help="A; default from the CIF"),
     "smin": Field(_OPT_NUM, None, help="lowest sin(theta)/lambda kept (1/A)"),
     "smax": Field(_OPT_NUM, None, help="highest sin(theta)/lambda kept (1/A)"),
-    "min_i_over_sigma": Field(_OPT_NUM, None),
+    "min_i_over_sigma": Field(_OPT_NUM, None, help="drop reflections with F2/sigma below this"),
     "omit": Field((list,), [], item_types=(list,), help="[[h, k, l], ...] left out"),
     "user_weight": Field(_NUM, 1.0, help="multiplies the data set's term of the score"),
 }
 
 STAGE_SCHEMA = {
-    "name": Field((str,), REQUIRED),
+    "name": Field((str,), REQUIRED, help="shown on every cycle line"),
     "free": Field((list,), REQUIRED, item_types=(str,), help="parameter patterns refined"),
     "fix": Field((list,), [], item_types=(str,), help="patterns fixed again"),
-    "smin": Field(_OPT_NUM, None),
-    "smax": Field(_OPT_NUM, None),
-    "max_cycles": Field((int, type(None)), None),
-    "tol": Field(_OPT_NUM, None),
+    "smin": Field(_OPT_NUM, None, help="stage resolution window, sin(theta)/lambda (1/A)"),
+    "smax": Field(_OPT_NUM, None, help="stage resolution window, sin(theta)/lambda (1/A)"),
+    "max_cycles": Field((int, type(None)), None, help="overrides refinement.max_cycles"),
+    "tol": Field(_OPT_NUM, None, help="overrides refinement.tol"),
 }
 
 SCHEMA = {
-    "title": Field((str,), ""),
+    "title": Field((str,), "", help="free text shown in the listing"),
     "output": Field((str,), "chasm-output", help="output folder, relative to the project file"),
     "structure": {
         "cif": Field((str,), REQUIRED, help="structure CIF, relative to the project file"),
         "block": Field((str, type(None)), None, help="CIF data block (default: first)"),
     },
     "model": {
-        "default": Field((str,), "hc", ("hc", "iam")),
+        "default": Field((str,), "hc", ("hc", "iam"), "model of atoms without an entry"),
         "form_factors": Field((str,), "it92", ("it92", "koga"), help="IAM atoms"),
         "lmax": Field((int,), 4, (-1, 0, 1, 2, 3, 4), help="non-H atoms"),
         "h_lmax": Field((int,), 1, (-1, 0, 1, 2), help="hydrogen atoms"),
         "h_kappa": Field(_NUM, 1.2, help="kappa and kappa' of H (fixed by default)"),
-        "kappa_sets": Field((str,), "element", ("element", "environment", "atom")),
+        "kappa_sets": Field(
+            (str,),
+            "element",
+            ("element", "environment", "atom"),
+            "default sharing of kappa, kappa': same element, same element and neighbours, none",
+        ),
         "riding_h": Field((bool,), True, help="H ride on their parent at neutron X-H distances"),
         "atoms": Table(ATOM_SCHEMA),
     },
     "datasets": ArrayOf(DATASET_SCHEMA),
     "constraints": {
-        "electroneutrality": Field((bool,), True),
+        "electroneutrality": Field((bool,), True, help="charge of the asymmetric unit fixed"),
         "charge": Field(_NUM, 0.0, help="charge of the asymmetric unit (electroneutrality)"),
         "same": Field(
             (list,),
@@ -90,28 +100,33 @@ SCHEMA = {
             item_types=(list, str),
             help="groups of parameters (names/patterns) sharing one value",
         ),
-        "equal": ArrayOf({"a": Field((str,), REQUIRED), "b": Field((str,), REQUIRED)}),
+        "equal": ArrayOf(
+            {
+                "a": Field((str,), REQUIRED, help="patterns, paired in order with b"),
+                "b": Field((str,), REQUIRED, help="patterns, e.g. a = 'N1.U*', b = 'N2.U*'"),
+            }
+        ),
         "linear": ArrayOf(
             {
-                "terms": Field((dict,), REQUIRED),
-                "value": Field(_NUM, 0.0),
-                "description": Field((str, type(None)), None),
+                "terms": Field((dict,), REQUIRED, help="{name = coefficient, ...}"),
+                "value": Field(_NUM, 0.0, help="right-hand side: sum coefficient*p = value"),
+                "description": Field((str, type(None)), None, help="text for the listing"),
             }
         ),
     },
     "restraints": ArrayOf(
         {
-            "parameter": Field((str,), REQUIRED),
-            "target": Field(_NUM, REQUIRED),
-            "sigma": Field(_NUM, REQUIRED),
+            "parameter": Field((str,), REQUIRED, help="name or pattern (each match restrained)"),
+            "target": Field(_NUM, REQUIRED, help="target value"),
+            "sigma": Field(_NUM, REQUIRED, help="standard deviation of the restraint"),
         }
     ),
     "refinement": {
-        "score": Field((str,), "unit", ("unit", "nlog", "log")),
+        "score": Field((str,), "unit", ("unit", "nlog", "log"), "combination of data sets"),
         "tol": Field(_NUM, 0.01, help="converged when max |shift|/su < tol"),
-        "max_cycles": Field((int,), 30),
+        "max_cycles": Field((int,), 30, help="per stage"),
         "max_shift_su": Field(_OPT_NUM, None, help="shift limiter, in su"),
-        "correlation_threshold": Field(_NUM, 0.9),
+        "correlation_threshold": Field(_NUM, 0.9, help="|rho| listed above this"),
     },
     "stages": ArrayOf(STAGE_SCHEMA),
 }

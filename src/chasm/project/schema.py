@@ -154,3 +154,33 @@ def validate(data: dict, schema: dict, source: str = "", text: str | None = None
         return out
 
     return walk(data, schema, "")
+
+
+def schema_markdown(schema: dict, prefix: str = "") -> list[str]:
+    """Markdown table rows ``| key | type | default | meaning |`` for every key of a schema."""
+    rows: list[str] = []
+    for key, spec in schema.items():
+        path = f"{prefix}{key}"
+        if isinstance(spec, Field):
+            default = "required" if spec.default is REQUIRED else repr(spec.default)
+            default = default.replace("None", "none").replace("True", "true")
+            default = default.replace("False", "false").replace("'", '"')
+            kind = _type_text(tuple(t for t in spec.types if t is not type(None)))
+            if spec.item_types:
+                kind += f" (items: {_type_text(spec.item_types)})"
+            meaning = spec.help
+            if spec.choices:
+                meaning = (
+                    (meaning + "; " if meaning else "")
+                    + "one of "
+                    + ", ".join(f"`{c}`" for c in spec.choices)
+                )
+            meaning = meaning.replace("|", "\\|")
+            rows.append(f"| `{path}` | {kind} | `{default}` | {meaning} |")
+        elif isinstance(spec, Table):
+            rows += schema_markdown(spec.schema, f"{path}.LABEL.")
+        elif isinstance(spec, ArrayOf):
+            rows += schema_markdown(spec.schema, f"{path}[].")
+        else:
+            rows += schema_markdown(spec, f"{path}.")
+    return rows

@@ -217,7 +217,10 @@ class Refinement:
             if callback is not None:
                 callback(info)
 
-        sets: list = [Dataset(d.name, self._evaluator(d)) for d in self.datasets]
+        sets: list = [
+            Dataset(d.name, self._evaluator(d), user_weight=getattr(d, "user_weight", 1.0))
+            for d in self.datasets
+        ]
         rs = self._restraint_set()
         if rs is not None:
             sets.append(rs)

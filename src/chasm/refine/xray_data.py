@@ -115,6 +115,7 @@ class XrayData:
     """
 
     kind = "xray"
+    user_weight = 1.0
 
     def __init__(self, name: str, reflections: Reflections, crystal, options=None):
         self.name = name
