@@ -120,7 +120,7 @@ def result_dict(built: Built) -> dict:
         "correlations": [[a, b, float(r)] for a, b, r in (last.high_correlations if last else [])],
         "stages": stages,
         "constraints": {
-            "rows": len(ref.constraints()),
+            "rows": len(ref.all_constraints()),
             "max_residual": max((o.max_constraint_residual for o in outs), default=0.0),
         },
         "chasm_version": __version__,
@@ -186,8 +186,8 @@ def _listing(built: Built, result: dict, lines: list[str], peaks_table: str | No
         )
     for r in built.riders:
         out.append(f"riding: {r.h} on {r.parent} at {r.distance:.3f} A")
-    out += ["", f"constraints ({len(ref.constraints())} rows):"]
-    out += [f"  {t}" for t in ref.constraints().descriptions]
+    out += ["", f"constraints ({len(ref.all_constraints())} rows):"]
+    out += [f"  {t}" for t in ref.all_constraints().descriptions]
     out += ["", "datasets:"]
     for d in ref.datasets:
         out.append(

@@ -132,7 +132,7 @@ class Refinement:
         self._applied: np.ndarray | None = None
 
     # ------------------------------------------------------------------ setup
-    def constraints(self) -> LinearConstraints:
+    def all_constraints(self) -> LinearConstraints:
         """All constraint rows: site symmetry, riding H, user rows."""
         out = LinearConstraints(self.params)
         out.extend(self.site_constraints)
@@ -199,9 +199,18 @@ class Refinement:
     ) -> StageOutcome:
         """Refine the parameters freed by ``stage``; model and params end at the solution."""
         self._select_free(stage)
+        return self.run_free(stage, callback)
+
+    def run_free(
+        self,
+        stage: Stage,
+        callback: Callable[[CycleInfo], None] | None = None,
+        options: SolverOptions | None = None,
+    ) -> StageOutcome:
+        """Refine the parameters free NOW (``stage`` gives only name, window and limits)."""
         for d in self.datasets:
             d.window = (stage.smin, stage.smax)
-        cons = self.constraints()
+        cons = self.all_constraints()
         red = cons.reduce(self.params)
         if red.n_reduced == 0:
             raise InputError(
@@ -224,7 +233,7 @@ class Refinement:
         rs = self._restraint_set()
         if rs is not None:
             sets.append(rs)
-        opts = self.options
+        opts = options or self.options
         if stage.max_cycles is not None:
             opts = replace(opts, max_cycles=stage.max_cycles)
         if stage.tol is not None:
