@@ -1,0 +1,816 @@
+"""Reader for cryspy's ``.rcif`` polarised-neutron files.
+
+The ``.rcif`` format of cryspy (https://github.com/ikibalin/cryspy) is a CIF
+dialect that gemmi's strict parser rejects: loops may carry a name
+(``loop_Ho2Ti2O7``), several data blocks may share a name, loops may be empty,
+and a ``global_`` block holds program settings. This module has its own small
+tokenizer (CIF 1.1 rules for quotes, ``;`` text fields and comments) and keeps
+the line of every value, so that bad input is reported as an
+:class:`~chasm.errors.InputError` with file and line.
+
+What is read
+------------
+Crystal blocks (those with ``_cell_length_a``):
+
+- cell, ``_space_group_name_H-M_alt`` with ``_space_group_IT_coordinate_system_code``
+  (origin choice 1/2, or an axis setting such as ``abc``), or an explicit
+  ``_space_group_symop_operation_xyz`` loop, or cryspy's magnetic operations
+  ``_space_group_symop_magn_operation_xyz`` (``x,y,z,+1``: the last field is
+  the time reversal θ = ±1) with ``_space_group_symop_magn_centering_xyz``;
+- ``_atom_site_*`` (label, type symbol, fractional x y z, occupancy, Uiso or
+  Biso) and ``_atom_site_aniso_*`` (U_ij or B_ij, converted to U in Å²);
+- ``_atom_site_susceptibility_*`` (chi type ``Ciso``/``Cani``, χ_ij in μB/T,
+  optional moment type and moment_ij);
+- ``_atom_site_scat_*`` (magnetic form-factor ion, Landé factor, κ);
+- ``_atom_site_moment_*`` (crystal-axis components of an ordered moment, μB).
+
+Diffraction blocks (those with ``_diffrn_refln_fr``): wavelength, field,
+signed polarisation, flipper efficiency, UB matrix and its type, extinction
+model / mosaicity / radius, phase label, and the reflections (h k l, R, σ(R),
+cryspy's calculated R when present, excluded flags).
+
+Everything is returned as plain dataclasses; numbers keep no standard
+uncertainty (the value in ``3.3290(88)`` is 3.3290).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from chasm.crystal.adp import B_TO_U
+from chasm.crystal.cif import parse_cif_number
+from chasm.errors import InputError
+
+__all__ = [
+    "Token",
+    "RcifLoop",
+    "RcifBlock",
+    "parse_rcif_text",
+    "RcifAtom",
+    "SiteSusceptibility",
+    "SiteMagneticScattering",
+    "PndCrystal",
+    "PndDataset",
+    "PndFile",
+    "read_rcif",
+]
+
+
+# ---------------------------------------------------------------------- tokens and blocks
+@dataclass(frozen=True)
+class Token:
+    """One value (or keyword) of the file and the 1-based line it starts on."""
+
+    text: str
+    line: int
+    quoted: bool = False
+
+
+@dataclass
+class RcifLoop:
+    """A ``loop_`` (possibly named, possibly empty): tags and rows of tokens."""
+
+    name: str
+    tags: list[str]
+    rows: list[list[Token]]
+    line: int
+
+    def column(self, tag: str) -> list[Token] | None:
+        """The tokens of one column (tag lower-case), or None if absent."""
+        tag = tag.lower()
+        if tag not in self.tags:
+            return None
+        i = self.tags.index(tag)
+        return [row[i] for row in self.rows]
+
+
+@dataclass
+class RcifBlock:
+    """A ``data_`` or ``global_`` block: single items and loops (tags lower-case)."""
+
+    name: str
+    line: int
+    items: dict[str, Token] = field(default_factory=dict)
+    loops: list[RcifLoop] = field(default_factory=list)
+
+    def find_loop(self, tag: str) -> RcifLoop | None:
+        """The loop containing this tag (lower-case), or None."""
+        tag = tag.lower()
+        for loop in self.loops:
+            if tag in loop.tags:
+                return loop
+        return None
+
+    def has(self, tag: str) -> bool:
+        """True if the tag is a single item or a loop column of this block."""
+        return tag.lower() in self.items or self.find_loop(tag) is not None
+
+
+def _tokenize(text: str, path: str) -> list[Token]:
+    tokens: list[Token] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        lineno = i + 1
+        if line.startswith(";"):
+            body = [line[1:]]
+            i += 1
+            while i < len(lines) and not lines[i].startswith(";"):
+                body.append(lines[i])
+                i += 1
+            if i == len(lines):
+                raise InputError("text field opened with ';' is never closed", path, lineno)
+            tokens.append(Token("\n".join(body).strip("\n"), lineno, quoted=True))
+            i += 1
+            continue
+        j, n = 0, len(line)
+        while j < n:
+            ch = line[j]
+            if ch.isspace():
+                j += 1
+                continue
+            if ch == "#":
+                break
+            if ch in "'\"":
+                k = j + 1
+                while k < n and not (line[k] == ch and (k + 1 == n or line[k + 1].isspace())):
+                    k += 1
+                if k >= n:
+                    raise InputError(f"unterminated quoted string {line[j:]!r}", path, lineno)
+                tokens.append(Token(line[j + 1 : k], lineno, quoted=True))
+                j = k + 1
+                continue
+            k = j
+            while k < n and not line[k].isspace():
+                k += 1
+            tokens.append(Token(line[j:k], lineno))
+            j = k
+        i += 1
+    return tokens
+
+
+def _is_keyword(tok: Token) -> bool:
+    if tok.quoted:
+        return False
+    low = tok.text.lower()
+    return (
+        tok.text.startswith("_")
+        or low.startswith("data_")
+        or low.startswith("loop_")
+        or low == "global_"
+        or low.startswith("save_")
+    )
+
+
+def parse_rcif_text(text: str, path: str = "<string>") -> list[RcifBlock]:
+    """Split an rcif text into blocks of items and loops.
+
+    Parameters
+    ----------
+    text : str
+        File contents.
+    path : str
+        File name used in error messages.
+
+    Returns
+    -------
+    list of RcifBlock
+        In file order; a ``global_`` block is named ``'global_'``.
+
+    Raises
+    ------
+    InputError
+        Unterminated strings or text fields, a value outside any block, a tag
+        without a value, a loop whose value count is not a multiple of its tags,
+        a tag given twice in a block.
+    """
+    tokens = _tokenize(text, path)
+    blocks: list[RcifBlock] = []
+    block: RcifBlock | None = None
+    i, n = 0, len(tokens)
+
+    def need_block(tok: Token) -> RcifBlock:
+        if block is None:
+            raise InputError(f"{tok.text!r} appears before any data_ block", path, tok.line)
+        return block
+
+    while i < n:
+        tok = tokens[i]
+        low = tok.text.lower()
+        if not tok.quoted and (low.startswith("data_") or low == "global_"):
+            name = tok.text[5:] if low.startswith("data_") else "global_"
+            block = RcifBlock(name=name, line=tok.line)
+            blocks.append(block)
+            i += 1
+        elif not tok.quoted and low.startswith("loop_"):
+            current = need_block(tok)
+            i += 1
+            tags: list[str] = []
+            while i < n and not tokens[i].quoted and tokens[i].text.startswith("_"):
+                tags.append(tokens[i].text.lower())
+                i += 1
+            if not tags:
+                raise InputError("loop_ without tags", path, tok.line)
+            values: list[Token] = []
+            while i < n and not _is_keyword(tokens[i]):
+                values.append(tokens[i])
+                i += 1
+            if len(values) % len(tags):
+                last = values[-1].line if values else tok.line
+                raise InputError(
+                    f"loop with {len(tags)} tags ({tags[0]} ...) has {len(values)} values, "
+                    "not a multiple of the tag count",
+                    path,
+                    last,
+                )
+            rows = [values[k : k + len(tags)] for k in range(0, len(values), len(tags))]
+            current.loops.append(RcifLoop(tok.text[5:], tags, rows, tok.line))
+        elif not tok.quoted and tok.text.startswith("_"):
+            current = need_block(tok)
+            if i + 1 >= n or _is_keyword(tokens[i + 1]):
+                raise InputError(f"tag {tok.text} has no value", path, tok.line)
+            tag = tok.text.lower()
+            if tag in current.items:
+                raise InputError(f"tag {tok.text} is given twice in this block", path, tok.line)
+            current.items[tag] = tokens[i + 1]
+            i += 2
+        elif not tok.quoted and low.startswith("save_"):
+            raise InputError("save frames are not supported in rcif files", path, tok.line)
+        else:
+            raise InputError(f"value {tok.text!r} without a tag", path, tok.line)
+    return blocks
+
+
+# ---------------------------------------------------------------------- typed content
+@dataclass
+class RcifAtom:
+    """One ``_atom_site`` row.
+
+    Parameters
+    ----------
+    label, type_symbol : str
+    xyz : ndarray (3,)
+        Fractional coordinates.
+    occupancy : float
+    uiso : float
+        Uiso (Å²; converted from Biso when the file gives B).
+    u_aniso : ndarray (6,) or None
+        U11 U22 U33 U12 U13 U23 (Å², U_cif convention) from ``_atom_site_aniso``.
+    line : int
+    """
+
+    label: str
+    type_symbol: str
+    xyz: np.ndarray
+    occupancy: float = 1.0
+    uiso: float = 0.0
+    u_aniso: np.ndarray | None = None
+    line: int = 0
+
+
+@dataclass
+class SiteSusceptibility:
+    """``_atom_site_susceptibility`` row: χ (μB/T) in the file's 11 22 33 12 13 23 order.
+
+    ``chi_type`` is ``'Ciso'`` (only χ11 is used, χ = χ11·1) or ``'Cani'``.
+    The optional moment tensor (``moment_11`` ...) of cryspy's ``Mani`` type is
+    kept; it is zero when the file gives no values.
+    """
+
+    label: str
+    chi_type: str
+    chi: np.ndarray
+    moment_type: str | None = None
+    moment: np.ndarray | None = None
+    line: int = 0
+
+
+@dataclass
+class SiteMagneticScattering:
+    """``_atom_site_scat`` row: the ion whose ⟨j_l⟩ are used, Landé factor, κ."""
+
+    label: str
+    type_symbol: str
+    lande: float = 2.0
+    kappa: float = 1.0
+    line: int = 0
+
+
+@dataclass
+class PndCrystal:
+    """A crystal block of a PND rcif file.
+
+    Parameters
+    ----------
+    name : str
+    cell : tuple of 6 float
+        a, b, c (Å), α, β, γ (degrees).
+    spacegroup : str or None
+        H-M symbol with the origin choice appended (``'F d -3 m:2'``) when the
+        file gives ``_space_group_IT_coordinate_system_code`` 1 or 2.
+    symops : list of str or None
+        Explicit operations (centring included) when the file lists them.
+    time_reversal : ndarray (n_ops,) or None
+        θ = ±1 of each magnetic operation (cryspy's ``..._magn_operation_xyz``).
+    atoms : list of RcifAtom
+    susceptibility : dict label -> SiteSusceptibility
+    scattering : dict label -> SiteMagneticScattering
+    moments : dict label -> ndarray (3,)
+        Ordered moments, crystal-axis components in μB (magCIF convention:
+        along the unit vectors a/|a|, b/|b|, c/|c|).
+    line : int
+        Line of the ``data_`` keyword.
+    path : str or None
+        The file (for error messages).
+    """
+
+    name: str
+    cell: tuple
+    spacegroup: str | None
+    symops: list[str] | None
+    time_reversal: np.ndarray | None
+    atoms: list[RcifAtom]
+    susceptibility: dict[str, SiteSusceptibility] = field(default_factory=dict)
+    scattering: dict[str, SiteMagneticScattering] = field(default_factory=dict)
+    moments: dict[str, np.ndarray] = field(default_factory=dict)
+    line: int = 0
+    path: str | None = None
+
+
+@dataclass
+class PndDataset:
+    """A flipping-ratio data block.
+
+    Parameters
+    ----------
+    name : str
+    wavelength : float
+        λ (Å).
+    field : float
+        Applied field B (T); its sign says whether it points along +z (vertical
+        up) of the instrument frame.
+    polarisation : float
+        Signed beam polarisation P (the sign says which flipper state is "+").
+    efficiency : float
+        Flipper efficiency e (the "−" state has polarisation −P(2e − 1)).
+    ub : ndarray (3, 3)
+        Orientation matrix as written (``_diffrn_orient_matrix_ub_ij``).
+    ub_type : str
+        ``_diffrn_orient_matrix_type`` (``'CCSL'`` when absent, cryspy's default).
+    extinction_model : str or None
+        ``'gauss'`` or ``'lorentz'``; None when the block has no extinction.
+    mosaicity, radius : float
+        cryspy's ``_extinction_mosaicity`` and ``_extinction_radius`` (µm); see
+        :mod:`chasm.neutron.extinction` for their meaning.
+    phase : str or None
+        ``_phase_label``: the crystal block the data belong to.
+    hkl : ndarray (n, 3) int
+    fr, fr_sigma : ndarray (n,)
+        Observed flipping ratios and their standard uncertainties.
+    fr_calc : ndarray (n,) or None
+        cryspy's calculated flipping ratios stored in the file, if any.
+    excluded : ndarray (n,) bool
+    lines : ndarray (n,) int
+        Line of each reflection in the file.
+    line : int
+    """
+
+    name: str
+    wavelength: float
+    field: float
+    polarisation: float
+    efficiency: float
+    ub: np.ndarray
+    ub_type: str
+    extinction_model: str | None
+    mosaicity: float
+    radius: float
+    phase: str | None
+    hkl: np.ndarray
+    fr: np.ndarray
+    fr_sigma: np.ndarray
+    fr_calc: np.ndarray | None
+    excluded: np.ndarray
+    lines: np.ndarray
+    line: int = 0
+
+
+@dataclass
+class PndFile:
+    """Contents of one rcif file: crystal blocks and flipping-ratio data sets."""
+
+    path: str
+    crystals: list[PndCrystal]
+    datasets: list[PndDataset]
+    blocks: list[RcifBlock]
+
+    def crystal(self, name: str | None = None) -> PndCrystal:
+        """The crystal block of this name (the only one when name is None).
+
+        Raises
+        ------
+        InputError
+            No such block, or several crystals and no name.
+        """
+        if name is None:
+            if len(self.crystals) != 1:
+                raise InputError(
+                    f"{len(self.crystals)} crystal blocks: give the phase name", self.path
+                )
+            return self.crystals[0]
+        for cryst in self.crystals:
+            if cryst.name.lower() == name.lower():
+                return cryst
+        if len(self.crystals) == 1:
+            return self.crystals[0]
+        raise InputError(f"no crystal block named {name!r}", self.path)
+
+
+# ---------------------------------------------------------------------- conversion helpers
+class _Converter:
+    def __init__(self, path: str):
+        self.path = path
+
+    def number(self, tok: Token, what: str) -> float:
+        try:
+            return parse_cif_number(tok.text)[0]
+        except ValueError:
+            raise InputError(f"{what}: {tok.text!r} is not a number", self.path, tok.line) from None
+
+    def integer(self, tok: Token, what: str) -> int:
+        value = self.number(tok, what)
+        if value != round(value):
+            raise InputError(f"{what}: {tok.text!r} is not an integer", self.path, tok.line)
+        return int(round(value))
+
+    def boolean(self, tok: Token, what: str) -> bool:
+        low = tok.text.strip().lower()
+        if low in ("true", "yes", "1", "y"):
+            return True
+        if low in ("false", "no", "0", "n", ".", "?"):
+            return False
+        raise InputError(f"{what}: {tok.text!r} is not True/False", self.path, tok.line)
+
+    def item(self, block: RcifBlock, tag: str, default=None, required: bool = False):
+        tok = block.items.get(tag.lower())
+        if tok is None:
+            if required:
+                raise InputError(
+                    f"block data_{block.name}: {tag} is missing", self.path, block.line
+                )
+            return default
+        return self.number(tok, tag)
+
+    def loop(self, block: RcifBlock, prefix: str, required: tuple[str, ...]) -> RcifLoop | None:
+        loop = block.find_loop(prefix + required[0])
+        if loop is None:
+            return None
+        for name in required:
+            if prefix + name not in loop.tags:
+                raise InputError(f"loop of {prefix}* lacks {prefix}{name}", self.path, loop.line)
+        return loop
+
+
+def _column(loop: RcifLoop, tag: str) -> list[Token] | None:
+    return loop.column(tag)
+
+
+def _spacegroup_name(conv: _Converter, block: RcifBlock) -> str | None:
+    tok = block.items.get("_space_group_name_h-m_alt") or block.items.get(
+        "_symmetry_space_group_name_h-m"
+    )
+    if tok is None:
+        return None
+    name = tok.text.strip()
+    code = block.items.get("_space_group_it_coordinate_system_code")
+    if code is not None and code.text.strip() in ("1", "2") and ":" not in name:
+        name = f"{name}:{code.text.strip()}"
+    return name
+
+
+def _read_symops(conv: _Converter, block: RcifBlock):
+    loop = block.find_loop("_space_group_symop_operation_xyz") or block.find_loop(
+        "_symmetry_equiv_pos_as_xyz"
+    )
+    if loop is not None:
+        col = loop.column("_space_group_symop_operation_xyz") or loop.column(
+            "_symmetry_equiv_pos_as_xyz"
+        )
+        return [t.text for t in col], None
+    loop = block.find_loop("_space_group_symop_magn_operation_xyz")
+    if loop is None:
+        return None, None
+    ops, theta = [], []
+    for tok in loop.column("_space_group_symop_magn_operation_xyz"):
+        parts = tok.text.split(",")
+        if len(parts) != 4 or parts[3].strip() not in ("+1", "-1", "1"):
+            raise InputError(
+                f"magnetic operation {tok.text!r}: expected 'x,y,z,+1' or 'x,y,z,-1'",
+                conv.path,
+                tok.line,
+            )
+        ops.append(",".join(parts[:3]))
+        theta.append(-1 if parts[3].strip() == "-1" else 1)
+    centring = block.find_loop("_space_group_symop_magn_centering_xyz")
+    if centring is not None:
+        full_ops, full_theta = [], []
+        for ctok in centring.column("_space_group_symop_magn_centering_xyz"):
+            cparts = ctok.text.split(",")
+            if len(cparts) != 4:
+                raise InputError(
+                    f"magnetic centring {ctok.text!r}: expected 'x,y,z,+1'", conv.path, ctok.line
+                )
+            ctheta = -1 if cparts[3].strip() == "-1" else 1
+            for op, th in zip(ops, theta, strict=True):
+                full_ops.append(_compose_translation(op, cparts[:3], conv, ctok))
+                full_theta.append(th * ctheta)
+        ops, theta = full_ops, full_theta
+    return ops, np.array(theta, dtype=int)
+
+
+def _compose_translation(op: str, centring: list[str], conv: _Converter, tok: Token) -> str:
+    """op followed by a pure centring translation (x+t1, y+t2, z+t3)."""
+    from chasm.crystal.symmetry import format_symop, parse_symop
+
+    try:
+        r_op, t_op = parse_symop(op)
+        r_c, t_c = parse_symop(",".join(centring))
+    except ValueError as exc:
+        raise InputError(str(exc), conv.path, tok.line) from None
+    if not np.array_equal(r_c, np.eye(3, dtype=int)):
+        raise InputError("magnetic centring must be a pure translation", conv.path, tok.line)
+    return format_symop(r_op, (t_op + t_c) % 1.0)
+
+
+def _read_atoms(conv: _Converter, block: RcifBlock) -> list[RcifAtom]:
+    loop = conv.loop(block, "_atom_site_", ("label", "fract_x", "fract_y", "fract_z"))
+    if loop is None:
+        raise InputError(
+            f"crystal block data_{block.name} has no _atom_site loop", conv.path, block.line
+        )
+    labels = loop.column("_atom_site_label")
+    types = loop.column("_atom_site_type_symbol") or labels
+    occ = loop.column("_atom_site_occupancy")
+    u_iso = loop.column("_atom_site_u_iso_or_equiv")
+    b_iso = loop.column("_atom_site_b_iso_or_equiv")
+    atoms = []
+    for k, lab in enumerate(labels):
+        xyz = np.array(
+            [conv.number(loop.column(f"_atom_site_fract_{c}")[k], f"fract_{c}") for c in "xyz"]
+        )
+        uiso = 0.0
+        if u_iso is not None and u_iso[k].text not in ("?", "."):
+            uiso = conv.number(u_iso[k], "_atom_site_U_iso_or_equiv")
+        elif b_iso is not None and b_iso[k].text not in ("?", "."):
+            uiso = conv.number(b_iso[k], "_atom_site_B_iso_or_equiv") * B_TO_U
+        occupancy = 1.0 if occ is None else conv.number(occ[k], "_atom_site_occupancy")
+        atoms.append(RcifAtom(lab.text, types[k].text, xyz, occupancy, uiso, None, lab.line))
+    by_label = {a.label: a for a in atoms}
+    aniso = block.find_loop("_atom_site_aniso_label")
+    if aniso is not None:
+        names = ("11", "22", "33", "12", "13", "23")
+        if all(f"_atom_site_aniso_u_{n}" in aniso.tags for n in names):
+            scale, kind = 1.0, "u"
+        elif all(f"_atom_site_aniso_b_{n}" in aniso.tags for n in names):
+            scale, kind = B_TO_U, "b"
+        else:
+            raise InputError(
+                "_atom_site_aniso loop needs all six U_ij (or B_ij) columns", conv.path, aniso.line
+            )
+        for k, lab in enumerate(aniso.column("_atom_site_aniso_label")):
+            if lab.text not in by_label:
+                raise InputError(
+                    f"aniso label {lab.text!r} is not an atom site", conv.path, lab.line
+                )
+            u6 = [
+                conv.number(aniso.column(f"_atom_site_aniso_{kind}_{n}")[k], f"{kind}_{n}") * scale
+                for n in names
+            ]
+            by_label[lab.text].u_aniso = np.array(u6)
+    return atoms
+
+
+def _read_susceptibility(conv: _Converter, block: RcifBlock, labels: set[str]):
+    loop = conv.loop(block, "_atom_site_susceptibility_", ("label",))
+    out: dict[str, SiteSusceptibility] = {}
+    if loop is None:
+        return out
+    names = ("11", "22", "33", "12", "13", "23")
+    chi_type = loop.column("_atom_site_susceptibility_chi_type")
+    moment_type = loop.column("_atom_site_susceptibility_moment_type")
+    for k, lab in enumerate(loop.column("_atom_site_susceptibility_label")):
+        if lab.text not in labels:
+            raise InputError(f"susceptibility of unknown atom {lab.text!r}", conv.path, lab.line)
+        kind = "Cani" if chi_type is None else chi_type[k].text
+        if kind.lower() not in ("ciso", "cani"):
+            raise InputError(
+                f"chi_type {kind!r}: expected Ciso or Cani", conv.path, chi_type[k].line
+            )
+        chi = np.zeros(6)
+        for m, n in enumerate(names):
+            col = loop.column(f"_atom_site_susceptibility_chi_{n}")
+            if col is not None and col[k].text not in ("?", "."):
+                chi[m] = conv.number(col[k], f"chi_{n}")
+        if kind.lower() == "ciso":
+            chi = np.array([chi[0], chi[0], chi[0], 0.0, 0.0, 0.0])
+        moment = None
+        if any(f"_atom_site_susceptibility_moment_{n}" in loop.tags for n in names):
+            moment = np.zeros(6)
+            for m, n in enumerate(names):
+                col = loop.column(f"_atom_site_susceptibility_moment_{n}")
+                if col is not None and col[k].text not in ("?", "."):
+                    moment[m] = conv.number(col[k], f"moment_{n}")
+        out[lab.text] = SiteSusceptibility(
+            lab.text,
+            kind,
+            chi,
+            None if moment_type is None else moment_type[k].text,
+            moment,
+            lab.line,
+        )
+    return out
+
+
+def _read_scattering(conv: _Converter, block: RcifBlock, labels: set[str]):
+    loop = conv.loop(block, "_atom_site_scat_", ("label",))
+    out: dict[str, SiteMagneticScattering] = {}
+    if loop is None:
+        return out
+    types = loop.column("_atom_site_scat_type_symbol")
+    lande = loop.column("_atom_site_scat_lande")
+    kappa = loop.column("_atom_site_scat_kappa")
+    for k, lab in enumerate(loop.column("_atom_site_scat_label")):
+        if lab.text not in labels:
+            raise InputError(f"_atom_site_scat of unknown atom {lab.text!r}", conv.path, lab.line)
+        if types is None:
+            raise InputError(
+                "_atom_site_scat loop lacks _atom_site_scat_type_symbol", conv.path, loop.line
+            )
+        out[lab.text] = SiteMagneticScattering(
+            lab.text,
+            types[k].text,
+            2.0 if lande is None else conv.number(lande[k], "_atom_site_scat_Lande"),
+            1.0 if kappa is None else conv.number(kappa[k], "_atom_site_scat_kappa"),
+            lab.line,
+        )
+    return out
+
+
+def _read_moments(conv: _Converter, block: RcifBlock, labels: set[str]):
+    loop = conv.loop(
+        block, "_atom_site_moment_", ("label", "crystalaxis_x", "crystalaxis_y", "crystalaxis_z")
+    )
+    out: dict[str, np.ndarray] = {}
+    if loop is None:
+        return out
+    for k, lab in enumerate(loop.column("_atom_site_moment_label")):
+        if lab.text not in labels:
+            raise InputError(f"moment of unknown atom {lab.text!r}", conv.path, lab.line)
+        out[lab.text] = np.array(
+            [
+                conv.number(loop.column(f"_atom_site_moment_crystalaxis_{c}")[k], f"moment_{c}")
+                for c in "xyz"
+            ]
+        )
+    return out
+
+
+def _read_crystal(conv: _Converter, block: RcifBlock) -> PndCrystal:
+    cell = tuple(
+        conv.item(block, f"_cell_{t}", required=True)
+        for t in ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma")
+    )
+    if min(cell[:3]) <= 0 or not all(0 < a < 180 for a in cell[3:]):
+        raise InputError(f"block data_{block.name}: impossible cell {cell}", conv.path, block.line)
+    symops, theta = _read_symops(conv, block)
+    spacegroup = _spacegroup_name(conv, block)
+    if symops is None and spacegroup is None:
+        raise InputError(
+            f"crystal block data_{block.name} gives neither a space group nor operations",
+            conv.path,
+            block.line,
+        )
+    atoms = _read_atoms(conv, block)
+    labels = {a.label for a in atoms}
+    if len(labels) != len(atoms):
+        raise InputError(f"duplicate atom labels in data_{block.name}", conv.path, block.line)
+    return PndCrystal(
+        name=block.name,
+        cell=cell,
+        spacegroup=spacegroup,
+        symops=symops,
+        time_reversal=theta,
+        atoms=atoms,
+        susceptibility=_read_susceptibility(conv, block, labels),
+        scattering=_read_scattering(conv, block, labels),
+        moments=_read_moments(conv, block, labels),
+        line=block.line,
+        path=conv.path,
+    )
+
+
+def _read_dataset(conv: _Converter, block: RcifBlock) -> PndDataset:
+    wavelength = conv.item(block, "_setup_wavelength", required=True)
+    if wavelength <= 0:
+        raise InputError(
+            "_setup_wavelength must be positive", conv.path, block.items["_setup_wavelength"].line
+        )
+    ub = np.zeros((3, 3))
+    for i in range(3):
+        for j in range(3):
+            ub[i, j] = conv.item(block, f"_diffrn_orient_matrix_ub_{i + 1}{j + 1}", required=True)
+    if abs(np.linalg.det(ub)) < 1e-12:
+        raise InputError(
+            f"block data_{block.name}: the UB matrix is singular", conv.path, block.line
+        )
+    ub_tok = block.items.get("_diffrn_orient_matrix_type")
+    model_tok = block.items.get("_extinction_model")
+    phase_tok = block.items.get("_phase_label")
+    loop = conv.loop(
+        block,
+        "_diffrn_refln_",
+        ("index_h", "index_k", "index_l", "fr", "fr_sigma"),
+    )
+    hkl = np.array(
+        [
+            [conv.integer(t, f"index_{c}") for t in loop.column(f"_diffrn_refln_index_{c}")]
+            for c in "hkl"
+        ],
+        dtype=int,
+    ).T.reshape(-1, 3)
+    fr = np.array([conv.number(t, "_diffrn_refln_fr") for t in loop.column("_diffrn_refln_fr")])
+    sig_col = loop.column("_diffrn_refln_fr_sigma")
+    sigma = np.array([conv.number(t, "_diffrn_refln_fr_sigma") for t in sig_col])
+    for tok, value in zip(sig_col, sigma, strict=True):
+        if not value > 0:
+            raise InputError(
+                f"flipping-ratio sigma {tok.text!r} must be positive", conv.path, tok.line
+            )
+    calc_col = loop.column("_diffrn_refln_fr_calc")
+    fr_calc = None
+    if calc_col is not None:
+        fr_calc = np.array([conv.number(t, "_diffrn_refln_fr_calc") for t in calc_col])
+    excl_col = loop.column("_diffrn_refln_excluded")
+    excluded = np.zeros(len(fr), dtype=bool)
+    if excl_col is not None:
+        excluded = np.array([conv.boolean(t, "_diffrn_refln_excluded") for t in excl_col])
+    lines = np.array([t.line for t in loop.column("_diffrn_refln_index_h")], dtype=int)
+    return PndDataset(
+        name=block.name,
+        wavelength=wavelength,
+        field=conv.item(block, "_setup_field", default=1.0),
+        polarisation=conv.item(block, "_diffrn_radiation_polarization", default=1.0),
+        efficiency=conv.item(block, "_diffrn_radiation_efficiency", default=1.0),
+        ub=ub,
+        ub_type="CCSL" if ub_tok is None else ub_tok.text,
+        extinction_model=None if model_tok is None else model_tok.text.lower(),
+        mosaicity=conv.item(block, "_extinction_mosaicity", default=0.0),
+        radius=conv.item(block, "_extinction_radius", default=0.0),
+        phase=None if phase_tok is None else phase_tok.text,
+        hkl=hkl,
+        fr=fr,
+        fr_sigma=sigma,
+        fr_calc=fr_calc,
+        excluded=excluded,
+        lines=lines,
+        line=block.line,
+    )
+
+
+def read_rcif(path) -> PndFile:
+    """Read the crystal blocks and the flipping-ratio data sets of a cryspy rcif.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    PndFile
+        ``crystals`` (blocks with ``_cell_length_a``), ``datasets`` (blocks with
+        ``_diffrn_refln_fr``) and all parsed ``blocks``.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, syntax errors, missing mandatory items, numbers that
+        are not numbers; with the file and line.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InputError(f"cannot read the file: {exc.strerror}", str(path)) from None
+    blocks = parse_rcif_text(text, str(path))
+    conv = _Converter(str(path))
+    crystals, datasets = [], []
+    for block in blocks:
+        if "_cell_length_a" in block.items:
+            crystals.append(_read_crystal(conv, block))
+        elif block.has("_diffrn_refln_fr"):
+            datasets.append(_read_dataset(conv, block))
+    return PndFile(str(path), crystals, datasets, blocks)
