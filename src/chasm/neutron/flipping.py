@@ -1,0 +1,322 @@
+"""Flipping ratios from nuclear and magnetic structure factors, and agreement factors.
+
+Collinear form (CONVENTIONS.md, "Neutrons"), magnetisation along the field ê,
+F_M the scalar magnetic structure factor (fm), q = sin²α, P the signed beam
+polarisation and e the flipper efficiency:
+
+    I+ = |F_N|² + 2 P q Re(F_N F_M*) + q |F_M|²
+    I− = |F_N|² − 2 P(2e − 1) q Re(F_N F_M*) + q |F_M|²,     R = I+ / I−.
+
+General vector form (any magnetisation; F_M⊥ = F_M − (ĥ·F_M) ĥ the magnetic
+interaction vector, z = F_M⊥·ê):
+
+    non-spin-flip  |F±|² = |F_N ± z|²
+    spin-flip      S = |F_M⊥|² − |z|²
+    chiral         C = 2 (Re F_M⊥ × Im F_M⊥)·ê
+    I+ = ½(1 + P) y₊|F₊|² + ½(1 − P) y₋|F₋|² + y_S S + P C
+    I− = ½(1 − P_d) y₊|F₊|² + ½(1 + P_d) y₋|F₋|² + y_S S − P_d C,   P_d = P(2e − 1).
+
+For F_M ∥ ê (z = q F_M, |F_M⊥|² = q|F_M|²) and no extinction this is the
+collinear form (tests/test_neutron_flipping.py). The chiral term is cryspy's
+(``flip_ratio.calc_iint``), written for chasm's exp(+2πi h·r) structure
+factors (cryspy's are their complex conjugates, for which the same quantity
+reads 2(Im F_x Re F_y − Re F_x Im F_y) in laboratory axes); it vanishes for
+collinear structures and whenever F_M⊥ is real up to a common phase.
+
+Extinction is applied to each partial cross-section separately, as cryspy
+does: y₊ = y(|F_N + z|²) on the non-spin-flip "+" channel, y₋ = y(|F_N − z|²)
+on the "−" channel, y_S = y(S) on the spin-flip part, each factor evaluated on
+the F² of its own channel (fm², no scale factor); the chiral term is not
+extinguished.
+
+Agreement (CONVENTIONS.md): χ² = Σ w (R_o − R_c)², w = 1/σ²;
+Rw(1−R) = √(Σ w (R_o − R_c)² / Σ w (R_o − 1)²); GOF = √(χ²/(N − N_par)).
+cryspy's ``_refine_ls_goodness_of_fit_all`` is χ²/N (no square root).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "flipping_ratio_collinear",
+    "PolarisedIntensities",
+    "polarised_intensities",
+    "flipping_ratio",
+    "FlippingStatistics",
+    "flipping_statistics",
+]
+
+#: An extinction model: F² (fm²) -> (y, dy/dF², {parameter: dy/dparameter}).
+Extinction = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, dict]]
+
+
+def flipping_ratio_collinear(f_n, f_m, q, polarisation: float, efficiency: float = 1.0):
+    """Collinear flipping ratio (no extinction), CONVENTIONS.md.
+
+    Parameters
+    ----------
+    f_n : array_like complex
+        Nuclear structure factor (fm).
+    f_m : array_like complex
+        Magnetic structure factor of the magnetisation along ê (fm).
+    q : array_like
+        sin²α.
+    polarisation : float
+        Signed beam polarisation P.
+    efficiency : float
+        Flipper efficiency e.
+
+    Returns
+    -------
+    ndarray
+        R = I+ / I−.
+    """
+    f_n = np.asarray(f_n, dtype=complex)
+    f_m = np.asarray(f_m, dtype=complex)
+    q = np.asarray(q, dtype=float)
+    n2 = np.abs(f_n) ** 2
+    cross = 2.0 * q * np.real(f_n * np.conj(f_m))
+    m2 = q * np.abs(f_m) ** 2
+    i_plus = n2 + polarisation * cross + m2
+    i_minus = n2 - polarisation * (2.0 * efficiency - 1.0) * cross + m2
+    return i_plus / i_minus
+
+
+@dataclass
+class PolarisedIntensities:
+    """Integrated intensities of the two flipper states and their parts (fm²).
+
+    Attributes
+    ----------
+    i_plus, i_minus : ndarray (n,)
+    nsf_plus, nsf_minus : ndarray (n,)
+        |F_N + z|² and |F_N − z|², z = F_M⊥·ê.
+    spin_flip : ndarray (n,)
+        |F_M⊥|² − |z|².
+    chiral : ndarray (n,)
+        2 (Re F_M⊥ × Im F_M⊥)·ê.
+    y_plus, y_minus, y_spin_flip : ndarray (n,)
+        Extinction factors of the three channels (1 without extinction).
+    """
+
+    i_plus: np.ndarray
+    i_minus: np.ndarray
+    nsf_plus: np.ndarray
+    nsf_minus: np.ndarray
+    spin_flip: np.ndarray
+    chiral: np.ndarray
+    y_plus: np.ndarray
+    y_minus: np.ndarray
+    y_spin_flip: np.ndarray
+    extinction_derivatives: dict = field(default_factory=dict, repr=False)
+
+
+def _channels(f_n, f_m_perp, e):
+    f_n = np.asarray(f_n, dtype=complex)
+    f_m_perp = np.asarray(f_m_perp, dtype=complex).reshape(-1, 3)
+    e = np.asarray(e, dtype=float)
+    e = np.broadcast_to(e, f_m_perp.shape)
+    z = np.sum(f_m_perp * e, axis=1)
+    nsf_plus = np.abs(f_n + z) ** 2
+    nsf_minus = np.abs(f_n - z) ** 2
+    spin_flip = np.sum(np.abs(f_m_perp) ** 2, axis=1) - np.abs(z) ** 2
+    spin_flip = np.clip(spin_flip, 0.0, None)
+    chiral = 2.0 * np.sum(np.cross(f_m_perp.real, f_m_perp.imag) * e, axis=1)
+    return f_n, f_m_perp, e, z, nsf_plus, nsf_minus, spin_flip, chiral
+
+
+def _apply(extinction: Extinction | None, f_sq: np.ndarray):
+    if extinction is None:
+        return np.ones_like(f_sq), np.zeros_like(f_sq), {}
+    return extinction(f_sq)
+
+
+def polarised_intensities(
+    f_n,
+    f_m_perp,
+    e,
+    polarisation: float,
+    efficiency: float = 1.0,
+    extinction: Extinction | None = None,
+) -> PolarisedIntensities:
+    """I+ and I− of the general vector form (module docstring).
+
+    Parameters
+    ----------
+    f_n : array_like (n,) complex
+        Nuclear structure factors (fm).
+    f_m_perp : array_like (n, 3) complex
+        Magnetic interaction vectors F_M⊥ (fm, any Cartesian frame).
+    e : array_like (3,) or (n, 3)
+        Unit field direction(s) in the same frame.
+    polarisation, efficiency : float
+        Signed P and flipper efficiency e.
+    extinction : callable or None
+        F² (fm²) -> (y, dy/dF², {name: dy/dname}), e.g. a
+        :class:`chasm.neutron.extinction.SphereExtinction`.
+    """
+    _, _, _, _, nsf_p, nsf_m, sf, chiral = _channels(f_n, f_m_perp, e)
+    y_p, dyp, dp = _apply(extinction, nsf_p)
+    y_m, dym, dm = _apply(extinction, nsf_m)
+    y_s, dys, ds = _apply(extinction, sf)
+    p_u = polarisation
+    p_d = polarisation * (2.0 * efficiency - 1.0)
+    i_plus = 0.5 * ((1 + p_u) * y_p * nsf_p + (1 - p_u) * y_m * nsf_m) + y_s * sf + p_u * chiral
+    i_minus = 0.5 * ((1 - p_d) * y_p * nsf_p + (1 + p_d) * y_m * nsf_m) + y_s * sf - p_d * chiral
+    derivs = {"f_sq": (dyp, dym, dys), "params": (dp, dm, ds)}
+    return PolarisedIntensities(i_plus, i_minus, nsf_p, nsf_m, sf, chiral, y_p, y_m, y_s, derivs)
+
+
+def flipping_ratio(
+    f_n,
+    f_m_perp,
+    e,
+    polarisation: float,
+    efficiency: float = 1.0,
+    extinction: Extinction | None = None,
+    derivatives: bool = False,
+):
+    """Flipping ratio R = I+/I− of the general vector form, with derivatives.
+
+    Parameters
+    ----------
+    f_n, f_m_perp, e, polarisation, efficiency, extinction
+        As in :func:`polarised_intensities`.
+    derivatives : bool
+        Also return the derivatives of R.
+
+    Returns
+    -------
+    ratio : ndarray (n,)
+    derivs : dict, only when ``derivatives``
+        ``'f_n_real'``, ``'f_n_imag'`` (n,) [fm⁻¹]; ``'f_m_perp_real'``,
+        ``'f_m_perp_imag'`` (n, 3) [fm⁻¹]; ``'polarisation'``, ``'efficiency'``
+        (n,); and one entry per extinction parameter (e.g. ``'radius'``,
+        ``'mosaicity'``), in the parameter's unit⁻¹.
+    """
+    f_n, fm, e_n, z, nsf_p, nsf_m, sf, chiral = _channels(f_n, f_m_perp, e)
+    parts = polarised_intensities(f_n, fm, e_n, polarisation, efficiency, extinction)
+    ratio = parts.i_plus / parts.i_minus
+    if not derivatives:
+        return ratio
+
+    p_u = polarisation
+    p_d = polarisation * (2.0 * efficiency - 1.0)
+    y_p, y_m, y_s = parts.y_plus, parts.y_minus, parts.y_spin_flip
+    dyp, dym, dys = parts.extinction_derivatives["f_sq"]
+    # d(y F²)/dF² of each channel
+    g_p = y_p + nsf_p * dyp
+    g_m = y_m + nsf_m * dym
+    g_s = y_s + sf * dys
+    c_plus = (0.5 * (1 + p_u) * g_p, 0.5 * (1 - p_u) * g_m, g_s, p_u)
+    c_minus = (0.5 * (1 - p_d) * g_p, 0.5 * (1 + p_d) * g_m, g_s, -p_d)
+    a_p, a_m = f_n + z, f_n - z
+    # gradients of |F+|², |F−|², S, C with respect to the real variables
+    grads = {
+        "f_n_real": (2 * a_p.real, 2 * a_m.real, 0.0, 0.0),
+        "f_n_imag": (2 * a_p.imag, 2 * a_m.imag, 0.0, 0.0),
+        "f_m_perp_real": (
+            2 * a_p.real[:, None] * e_n,
+            -2 * a_m.real[:, None] * e_n,
+            2 * fm.real - 2 * z.real[:, None] * e_n,
+            2 * np.cross(fm.imag, e_n),
+        ),
+        "f_m_perp_imag": (
+            2 * a_p.imag[:, None] * e_n,
+            -2 * a_m.imag[:, None] * e_n,
+            2 * fm.imag - 2 * z.imag[:, None] * e_n,
+            2 * np.cross(e_n, fm.real),
+        ),
+    }
+    i_minus = parts.i_minus
+
+    def d_ratio(d_plus, d_minus):  # dR = (dI+ − R dI−) / I−
+        if np.ndim(d_plus) == 2:
+            return (d_plus - ratio[:, None] * d_minus) / i_minus[:, None]
+        return (d_plus - ratio * d_minus) / i_minus
+
+    out = {name: d_ratio(_combine(c_plus, g), _combine(c_minus, g)) for name, g in grads.items()}
+    # I+ depends on P through P, I− through P_d = P(2e − 1)
+    yf_p, yf_m = y_p * nsf_p, y_m * nsf_m
+    di_plus_dp = 0.5 * (yf_p - yf_m) + chiral
+    di_minus_dpd = -0.5 * (yf_p - yf_m) - chiral
+    out["polarisation"] = d_ratio(di_plus_dp, (2 * efficiency - 1) * di_minus_dpd)
+    out["efficiency"] = d_ratio(0.0, 2 * polarisation * di_minus_dpd)
+    dp_par, dm_par, ds_par = parts.extinction_derivatives["params"]
+    for key in dp_par:
+        d_plus = 0.5 * ((1 + p_u) * nsf_p * dp_par[key] + (1 - p_u) * nsf_m * dm_par[key])
+        d_minus = 0.5 * ((1 - p_d) * nsf_p * dp_par[key] + (1 + p_d) * nsf_m * dm_par[key])
+        out[key] = d_ratio(d_plus + sf * ds_par[key], d_minus + sf * ds_par[key])
+    return ratio, out
+
+
+def _combine(coeffs, grads) -> np.ndarray:
+    """Σ_k c_k g_k with per-reflection coefficients c_k (n,) and gradients (n,) or (n, 3)."""
+    total = 0.0
+    for c, g in zip(coeffs, grads, strict=True):
+        g = np.asarray(g, dtype=float)
+        c = np.asarray(c, dtype=float)
+        if g.ndim == 2 and c.ndim == 1:
+            c = c[:, None]
+        total = total + c * g
+    return np.asarray(total, dtype=float)
+
+
+@dataclass(frozen=True)
+class FlippingStatistics:
+    """Agreement of one flipping-ratio data set.
+
+    Attributes
+    ----------
+    n : int
+        Reflections used (excluded ones left out).
+    chi2 : float
+        Σ w (R_o − R_c)², w = 1/σ².
+    chi2_per_n : float
+        χ²/N (what cryspy prints as ``_refine_ls_goodness_of_fit_all``).
+    gof : float
+        √(χ²/(N − N_par)).
+    rw_1mr : float
+        Rw(1−R) = √(Σ w (R_o − R_c)² / Σ w (R_o − 1)²).
+    """
+
+    n: int
+    chi2: float
+    chi2_per_n: float
+    gof: float
+    rw_1mr: float
+
+
+def flipping_statistics(
+    observed, sigma, calculated, excluded=None, n_parameters: int = 0
+) -> FlippingStatistics:
+    """χ², χ²/N, GOF and Rw(1−R) of a data set (CONVENTIONS.md, "Least squares").
+
+    Parameters
+    ----------
+    observed, sigma, calculated : array_like (n,)
+    excluded : array_like (n,) bool, optional
+        Reflections to leave out.
+    n_parameters : int
+        Refined parameters (for the GOF).
+    """
+    r_o = np.asarray(observed, dtype=float)
+    sig = np.asarray(sigma, dtype=float)
+    r_c = np.asarray(calculated, dtype=float)
+    keep = np.ones(r_o.shape, dtype=bool) if excluded is None else ~np.asarray(excluded, bool)
+    w = 1.0 / sig[keep] ** 2
+    chi2 = float(np.sum(w * (r_o[keep] - r_c[keep]) ** 2))
+    n = int(keep.sum())
+    denom = float(np.sum(w * (r_o[keep] - 1.0) ** 2))
+    dof = n - n_parameters
+    return FlippingStatistics(
+        n=n,
+        chi2=chi2,
+        chi2_per_n=chi2 / n if n else float("nan"),
+        gof=float(np.sqrt(chi2 / dof)) if dof > 0 else float("nan"),
+        rw_1mr=float(np.sqrt(chi2 / denom)) if denom > 0 else float("nan"),
+    )
