@@ -1,0 +1,184 @@
+"""Benchmark of one full-matrix least-squares cycle on the seed-sized reference problem.
+
+The problem is the one of bench_sf.py (P 21/n, 33 atoms, 15,060 reflections,
+Hansen-Coppens l <= 4 on non-H, l <= 1 on H). F² "observations" are simulated
+from that model (σ(F²) = 0.02 F² + 0.01 <F²>, Gaussian noise) and the
+refinement starts from a perturbed copy of it. Everything is free except the
+occupancies, as XrayRefinement sets it up (positions, ADPs, Pv, κ, P_lm, κ' and
+the scale), with the site-symmetry constraints applied.
+
+One cycle is the work refine.solver.solve does per cycle, timed through the
+code path of a real refinement (XrayRefinement -> Refinement.run_free ->
+solve), calling the solver's internals directly so that one cycle can be
+isolated:
+
+    evaluate   Refinement's evaluator: engine F + Jacobian, X-ray observables,
+               full Jacobian and weights (XrayData), the solver's checks
+    system     normal matrix M = (J T)ᵀ W (J T), right-hand side, scaling,
+               Cholesky, rcond and M⁻¹ (for the su's and the shift test)
+    step       Gauss-Newton step and shift limiter
+
+The floor, timed in the same run and interleaved with the cycles, is numpy
+forming Jᵀ J for a random float64 C-contiguous J of the shape of the reduced,
+weighted Jacobian (n_refl x n_free): ``J.T @ J`` (one BLAS syrk). Every figure
+is a median of --runs runs; the ratio is the median of the per-run ratios
+cycle / floor. Target: cycle <= 3 x floor. The breakdown times each phase on
+its own (same calls), so its sum differs a little from the cycle.
+
+Usage: python benchmarks/bench_cycle.py [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+
+import numpy as np
+import scipy
+
+from bench_sf import hc_models, load_problem, median_time
+from chasm.io.shelx_hkl import Reflections
+from chasm.refine.parameters import apply_values, parameters_from_model
+from chasm.refine.solver import Dataset, _Solver
+from chasm.refine.xray_refinement import XrayRefinement
+from chasm.scattering.engine import StructureFactorEngine
+from chasm.scattering.xray import xray_observables
+
+TARGET = 3.0
+
+
+def blas_name() -> str:
+    """BLAS library numpy was built with, from numpy.show_config (empty when unknown)."""
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # noqa: BLE001 - informative only
+        return ""
+
+
+def simulated_problem(seed: int = 7):
+    """Crystal and HC models at a perturbed start, and F² simulated at the true model."""
+    crystal, hkl, source = load_problem()
+    models = hc_models(crystal, np.random.default_rng(1))
+    fc2 = np.abs(StructureFactorEngine(crystal, models, hkl).compute().F) ** 2
+    rng = np.random.default_rng(seed)
+    sigma = 0.02 * fc2 + 0.01 * fc2.mean()
+    f2 = fc2 + rng.normal(size=fc2.size) * sigma
+    # perturbed start: 0.01 A in positions, 5 % in U, a little in every population
+    params = parameters_from_model(crystal, models)
+    for p in params:
+        kind = p.name.split(".", 1)[1]
+        if kind in ("x", "y", "z"):
+            p.value += rng.normal(scale=0.01 / 10.0)
+        elif kind.startswith("U"):
+            p.value *= 1.05
+        elif kind in ("kappa", "kappa_prime"):
+            p.value += rng.normal(scale=0.01)
+        elif kind == "Pv" or kind.startswith("P") and kind[1:2].isdigit():
+            p.value += rng.normal(scale=0.02)
+    apply_values(params, crystal, models)
+    return crystal, models, Reflections(hkl, f2, sigma), source
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=7)
+    runs = max(5, ap.parse_args().runs)
+
+    crystal, models, refl, source = simulated_problem()
+    ref = XrayRefinement(crystal, models, refl)
+    cons = ref.all_constraints()
+    red = cons.reduce(ref.params)
+    data = ref.datasets[0]
+    # what Refinement.run_free hands to solve()
+    sv = _Solver(
+        [Dataset(data.name, ref._evaluator(data))],
+        red.p0,
+        red.T,
+        red.reduced_names,
+        ref.scheme,
+        ref.options,
+    )
+    n_refl, n_full, n_free = len(refl), red.T.shape[0], red.T.shape[1]
+    print(
+        f"problem: {source}; {len(crystal.atoms)} atoms, {n_refl} reflections, "
+        f"{crystal.n_ops} operations"
+    )
+    print(
+        f"parameters: {n_full} (engine {ref.n_struct} + scale), {n_free} free "
+        f"(occupancies fixed, {len(cons)} constraint rows)"
+    )
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
+        f"BLAS {blas_name() or 'unknown'}"
+    )
+
+    z = np.zeros(sv.k)
+    p = sv.full(z)
+    floor_a = np.random.default_rng(0).normal(size=(n_refl, n_free))
+
+    def floor():
+        return floor_a.T @ floor_a
+
+    def cycle():
+        state = sv.evaluate(z)
+        system = sv.system(state)
+        su = system.su_unit() * np.sqrt(max(sv.dof_factor(state), 1e-12))
+        dz, _ = sv.limit(system.step(0.0), su)
+        return state, system, dz
+
+    state, system, dz = cycle()  # warm-up; also proves the problem is non-singular
+    floor()
+    t_cycle, t_floor = [], []
+    for _ in range(runs):
+        t_floor.append(median_time(floor, 1))
+        t_cycle.append(median_time(cycle, 1))
+    ratio = statistics.median(c / f for c, f in zip(t_cycle, t_floor, strict=True))
+
+    # breakdown: the same calls, phase by phase
+    engine = data._engine()[0]
+    res = engine.compute(jacobian=True)
+    scale = float(p[ref.params.index(data.scale_name)])
+    t_engine = median_time(lambda: engine.compute(jacobian=True), runs)
+    t_obs = median_time(lambda: xray_observables(res.F, res.jacobian, scale=scale), runs)
+    t_data = median_time(lambda: data.evaluate(p), runs)
+    t_eval = median_time(lambda: sv.evaluate(z), runs)
+    t_system = median_time(lambda: sv.system(state), runs)
+    if hasattr(sv, "normal_part"):
+        ev, c = state.evals[0], state.factors[0]
+        t_normal = median_time(lambda: sv.normal_part(ev, c), runs)
+    else:  # the solver before bench_cycle.py had no separate entry point
+        t_normal = float("nan")
+    t_step = median_time(lambda: system.step(0.0), runs)
+
+    cyc, flo = statistics.median(t_cycle), statistics.median(t_floor)
+    gof = np.sqrt(state.chi2[0] / (n_refl - n_free))
+    shift = np.max(np.abs(dz) / system.su_unit())
+    print(f"start: GOF {gof:.2f}, largest |shift| / su {shift:.1f}")
+    rows = [
+        (f"engine F + Jacobian ({ref.n_struct} complex columns)", t_engine),
+        ("X-ray observables (F², real Jacobian)", t_obs),
+        ("XrayData: full-width Jacobian, weights", t_data - t_engine - t_obs),
+        ("solver checks", t_eval - t_data),
+        (f"normal matrix + rhs ({n_free} columns of J T)", t_normal),
+        ("scaling, Cholesky, rcond, M⁻¹", t_system - t_normal),
+        ("step", t_step),
+    ]
+    print(f"breakdown (medians of {runs}, each phase timed alone):")
+    for label, t in rows:
+        print(f"  {label:<50s} {t:7.3f} s")
+    print(f"  {'sum of the phases':<50s} {t_eval + t_system + t_step:7.3f} s")
+    print(f"one cycle (median of {runs}, interleaved with the floor)    {cyc:7.3f} s")
+    print(f"floor: numpy J.T @ J, J {n_refl} x {n_free} float64          {flo:7.3f} s")
+    verdict = "met" if ratio <= TARGET else "NOT met"
+    print(
+        f"ratio cycle / floor (median of per-run ratios) = {ratio:.2f}   "
+        f"(target <= {TARGET:g}: {verdict})"
+    )
+
+
+if __name__ == "__main__":
+    main()
