@@ -51,7 +51,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
-from scipy.linalg.lapack import dpocon
+import scipy.sparse as sps
+from scipy.linalg.lapack import dpocon, dpotri
 
 from chasm.errors import ChasmError, InputError
 from chasm.refine.problem import Dataset, Evaluation, Restraints, SolverOptions
@@ -71,6 +72,7 @@ __all__ = [
 ]
 
 SCHEMES = ("unit", "nlog", "log")
+_ROWS = 1024  # rows of J per block when forming the normal matrix (cache-sized)
 
 
 class RefinementError(ChasmError):
@@ -126,7 +128,7 @@ class _System:
             ds = sla.cho_solve(self.chol, self.bs, check_finite=False)
         else:
             a = self.ms + lam * np.eye(len(self.bs))
-            ds = sla.cho_solve(sla.cho_factor(a, lower=True, check_finite=False), self.bs)
+            ds = sla.cho_solve((np.linalg.cholesky(a), True), self.bs, check_finite=False)
         return ds / self.d
 
     def su_unit(self) -> np.ndarray:
@@ -144,6 +146,7 @@ class _Solver:
         if self.T is not None and (self.T.ndim != 2 or self.T.shape[0] != self.p0.size):
             raise InputError(f"T must have shape ({self.p0.size}, n_z), got {self.T.shape}")
         self.k = self.p0.size if self.T is None else self.T.shape[1]
+        self._plan_reduction()
         if names is None:
             names = [f"z{i}" for i in range(self.k)]
         if len(names) != self.k:
@@ -156,6 +159,24 @@ class _Solver:
         if opts.covariance not in ("gof", "none"):
             raise InputError(f"covariance must be 'gof' or 'none', not {opts.covariance!r}")
         self.opts = opts
+
+    def _plan_reduction(self) -> None:
+        """How J T is applied: M = T_Uᵀ (J_Uᵀ W J_U) T_U over the rows U of T in use.
+
+        Columns of J that T ignores (fixed parameters) are never touched. When
+        T_U is the identity (no constraints) nothing else is needed; otherwise
+        the (sparse) T_U is applied to the small matrix afterwards, not to J.
+        """
+        if self.T is None:
+            self._cols, self._TU = None, None
+            return
+        used = np.flatnonzero(np.any(self.T != 0.0, axis=1))
+        TU = self.T[used]
+        self._cols = None if used.size == self.p0.size else used
+        if TU.shape[0] == TU.shape[1] and np.array_equal(TU, np.eye(TU.shape[0])):
+            self._TU = None
+        else:
+            self._TU = sps.csr_array(TU)
 
     def full(self, z: np.ndarray) -> np.ndarray:
         return self.p0 + z if self.T is None else self.p0 + self.T @ z
@@ -207,20 +228,45 @@ class _Solver:
         return factors, terms
 
     # ------------------------------------------------------------------ normal equations
+    def normal_part(self, ev: Evaluation, c: float) -> tuple[np.ndarray, np.ndarray]:
+        """c (J T)ᵀ W (J T) and c (J T)ᵀ W r of one data set.
+
+        J is read once, block of rows by block of rows: the used columns are
+        gathered and weighted in a cache-sized buffer, whose symmetric product
+        (``A.T @ A``, which numpy hands to BLAS syrk) is accumulated.
+        """
+        J = ev.jacobian
+        n = J.shape[0]
+        sw = np.sqrt(c * ev.weights)
+        rw = sw * (ev.y_obs - ev.y_calc)
+        cols = self._cols
+        u = J.shape[1] if cols is None else cols.size
+        M = np.zeros((u, u))
+        g = np.zeros(u)
+        buf = np.empty((min(n, _ROWS), u))
+        for b0 in range(0, n if u else 0, _ROWS):
+            b1 = min(n, b0 + _ROWS)
+            A = buf[: b1 - b0]
+            if cols is None:
+                np.multiply(J[b0:b1], sw[b0:b1, None], out=A)
+            else:
+                np.take(J[b0:b1], cols, axis=1, out=A)
+                A *= sw[b0:b1, None]
+            M += A.T @ A
+            g += rw[b0:b1] @ A
+        if self._TU is not None:
+            TU = self._TU
+            M = np.asarray(TU.T @ (TU.T @ M).T)  # T_Uᵀ M T_U (M symmetric)
+            M = _symmetrise(np.ascontiguousarray(M))
+            g = TU.T @ g
+        return M, g
+
     def system(self, state: _State, keep_parts: bool = False) -> _System:
         k = self.k
         M, b = np.zeros((k, k)), np.zeros(k)
         grads, parts = [], [] if keep_parts else None
         for ev, c in zip(state.evals, state.factors, strict=True):
-            sw = np.sqrt(c * ev.weights)
-            if self.T is None:
-                A = ev.jacobian * sw[:, None]
-            else:
-                A = ev.jacobian @ self.T
-                A *= sw[:, None]
-            Me = A.T @ A
-            g = A.T @ (sw * (ev.y_obs - ev.y_calc))
-            del A
+            Me, g = self.normal_part(ev, c)
             M += Me
             b += g
             grads.append(g)
@@ -242,7 +288,7 @@ class _Solver:
         d = np.sqrt(d2)
         ms = M / np.outer(d, d)
         try:
-            chol = sla.cho_factor(ms, lower=True, check_finite=False)
+            chol = (np.linalg.cholesky(ms), True)
             anorm = float(np.max(np.sum(np.abs(ms), axis=0)))
             rcond, info = dpocon(chol[0], anorm, uplo="L")
             if info != 0:
@@ -251,8 +297,7 @@ class _Solver:
             chol, rcond = None, 0.0
         if chol is None or rcond < self.opts.singular_tol:
             self._raise_singular(ms)
-        inv_s = sla.cho_solve(chol, np.eye(k), check_finite=False)
-        return _System(d, ms, b / d, chol, inv_s, grads, parts)
+        return _System(d, ms, b / d, chol, _inverse_from_cholesky(chol[0]), grads, parts)
 
     def _raise_singular(self, ms: np.ndarray) -> None:
         w, v = np.linalg.eigh(ms)
@@ -371,8 +416,9 @@ def solve(
 
     Notes
     -----
-    A cycle builds the normal matrix once (one GEMM per set on (J T)·sqrt(c w)),
-    then tries steps, raising λ (Marquardt, (M + λ diag M)) while C goes up and
+    A cycle builds the normal matrix once (per set, the symmetric product of the
+    weighted columns of J that T uses; T is applied to that small matrix, not to
+    J), then tries steps, raising λ (Marquardt, (M + λ diag M)) while C goes up and
     lowering it when C goes down. Convergence: max |Δz_i|/σ(z_i) < tol for an
     accepted step, or for a step rejected because C did not decrease (the
     minimum is then reached to within tol), or when a step changes no χ²_e by
@@ -434,6 +480,21 @@ def solve(
     else:
         message = f"not converged after {opts.max_cycles} cycles"
     return _result(sv, state, cycles, converged, message, history)
+
+
+def _inverse_from_cholesky(low: np.ndarray) -> np.ndarray:
+    """M⁻¹ from the lower Cholesky factor of M (LAPACK potri), full symmetric matrix."""
+    inv, info = dpotri(low, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"dpotri failed (info {info})")
+    return _symmetrise(inv)
+
+
+def _symmetrise(a: np.ndarray) -> np.ndarray:
+    """Copy the lower triangle of a square matrix onto its upper one (in place)."""
+    il = np.tril_indices(len(a), -1)
+    a[il[1], il[0]] = a[il]
+    return a
 
 
 def _stationary(trial: _State, state: _State) -> bool:
