@@ -1,7 +1,8 @@
 """A refinement: one structure and density model, several data sets, staged strategy.
 
 :class:`Refinement` owns the named parameter vector (atomic parameters in the
-engine's order, then each data set's private parameters), the exact linear
+engine's order, then the model parameters shared by several data sets, then each
+data set's private parameters), the exact linear
 constraints (site symmetry, riding hydrogens, user rows such as shared κ or
 electroneutrality), optional restraints, and runs :class:`Stage` after
 :class:`Stage`: each stage says which parameters are free (patterns), an
@@ -80,14 +81,25 @@ class StageOutcome:
 class Refinement:
     """Refine one crystal and its density models against one or more data sets.
 
+    The parameter vector is: atomic parameters (the first ``n_struct``), the
+    shared parameters of the data sets (``shared_names``), then every data
+    set's private parameters.
+
     Parameters
     ----------
     crystal : Crystal
         Updated in place as the refinement proceeds.
     models : list
         One density model per atom (updated in place).
-    datasets : sequence of XrayData
-        Each contributes its private parameters (scale, extinction).
+    datasets : sequence of XrayData, PndData...
+        Each contributes its private parameters (scale, extinction) through
+        ``initial_values(crystal, models)``. A data set may also define
+        ``shared_values(crystal, models) -> {name: start value}``: model
+        parameters outside the atomic layout that several data sets use
+        (``Ti.moment`` or ``Ho1.chi11`` of the polarised-neutron sets of
+        :mod:`chasm.refine.pnd_data`). They are added once, in the order met,
+        after the atomic parameters and before every private one; a name
+        declared by several data sets keeps the first start value.
     riders : list of RidingHydrogen, optional
         Hydrogens riding on their parent at a fixed distance (already placed).
     scheme : {"unit", "nlog", "log"}
@@ -117,6 +129,16 @@ class Refinement:
         self.params: Parameters = parameters_from_model(crystal, models)
         self.n_struct = len(self.params)
         self.params.fix("*.occ")
+        self.shared_names: list[str] = []
+        for d in self.datasets:
+            shared = getattr(d, "shared_values", None)
+            for name, value in (shared(crystal, models) if shared else {}).items():
+                if name in self.shared_names:
+                    continue
+                if name in self.params:
+                    raise InputError(f"shared parameter {name!r} clashes with an atomic parameter")
+                self.params.add(name, value)
+                self.shared_names.append(name)
         for d in self.datasets:
             for name, value in d.initial_values(crystal, models).items():
                 self.params.add(name, value)

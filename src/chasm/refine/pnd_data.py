@@ -1,0 +1,619 @@
+"""Polarised-neutron flipping ratios as a data set of a refinement.
+
+In a :class:`~chasm.refine.refinement.Refinement`, a :class:`PndData` is one
+flipping-ratio data block (R_obs, σ(R), signed beam polarisation P, flipper
+efficiency e, field B and its direction from the UB matrix, sphere
+extinction), evaluated with :mod:`chasm.neutron`. It follows
+the interface of :class:`~chasm.refine.xray_data.XrayData` (``initial_values``,
+``bind``, ``evaluate``, ``agreement``, ``window``) and adds ``shared_values``:
+the spin-model parameters, which every PND set of a refinement shares
+(see :class:`~chasm.refine.refinement.Refinement`).
+
+What is refined in this first step
+----------------------------------
+- The nuclear structure (positions, neutron ADPs, scattering lengths) comes
+  from the rcif crystal block and is FIXED: F_N and the magnetic basis below
+  are computed once, when the data set is built. The atomic parameters of the
+  refinement get ZERO Jacobian columns from a PndData, so a stage must not
+  free them on PND data alone (the normal matrix would be singular). The joint
+  X-ray / neutron structure model comes later.
+- The spin model (:class:`PndSpinModel`) is a list of magnetic sites
+  (:class:`SpinSite`) with the tabulated dipole form factor
+  f(s) = ⟨j0⟩(s/κ) + C2⟨j2⟩(s/κ) (C2 and κ explicit inputs, fixed here) and
+  either
+
+  * a moment m (μB) along the applied field, the same on every symmetry copy
+    of the site (paramagnet or ferromagnet magnetised along ê: collinear,
+    induced or ferromagnetic case). Parameter ``LABEL.moment``:
+    F_M(h) = m ê G(h), G(h) = p w f(s) Σ_(R,t) T(Rᵀh) exp[2πi h·(R x + t)]
+    (fm/μB; p in fm/μB, w = occupancy/|site group|);
+  * a site susceptibility χ (μB/T, cryspy's components on the normalised
+    crystal axes a/|a|, b/|b|, c/|c|). Anisotropic (``Cani``): the parameters
+    are the independent components under the site symmetry, taken with
+    cryspy's rule (the first independent ones in the order 11 22 33 12 13 23,
+    :func:`chasm.neutron.model.constrain_site_tensor` with ``"first"``), named
+    ``LABEL.chi11``, ``LABEL.chi12``...; the other components follow linearly
+    (on the Ho site of Ho2Ti2O7, χ11 = χ22 = χ33 and χ12 = χ13 = χ23, two
+    parameters). Isotropic (``Ciso``): one parameter ``LABEL.chi_iso``,
+    χ = chi_iso · 1 on the normalised axes (as in :mod:`chasm.neutron.model`;
+    in an orthogonal cell it is the moment model with m = chi_iso |B|).
+    F_M = S(h) B with S the susceptibility structure tensor
+    (:mod:`chasm.neutron.structure_factors`) and B = |B| ê in T.
+
+  Both are linear in the parameters c_k: F_M(h) = Σ_k c_k G_k(h), with G_k the
+  F_M (fm) of a unit value of parameter k. A data set stores the magnetic
+  interaction vectors G_k⊥ = G_k − (ĥ·G_k) ĥ of its reflections.
+
+Flipping ratio and derivatives
+------------------------------
+R is :func:`chasm.neutron.flipping.flipping_ratio` (vector form, extinction per
+channel, chasm's Cartesian frame) with F_M⊥ = Σ_k c_k G_k⊥. Its analytic
+derivatives give the Jacobian:
+
+    dR/dc_k = Σ_a [∂R/∂Re F_M⊥,a · Re G_k⊥,a + ∂R/∂Im F_M⊥,a · Im G_k⊥,a],
+
+and ∂R/∂radius, ∂R/∂mosaicity, ∂R/∂P directly for the private parameters
+(checked by central finite differences in tests/test_pnd_refinement.py).
+
+Parameters of a data set named NAME
+-----------------------------------
+- shared (declared by :meth:`PndData.shared_values`, added once by the
+  refinement): the spin parameters above;
+- private (:meth:`PndData.initial_values`): ``NAME.extinction_radius`` (µm)
+  and ``NAME.mosaicity`` (cryspy's ``_extinction_mosaicity``, see
+  :mod:`chasm.neutron.extinction`) when extinction is on, ``NAME.polarisation``
+  (signed P) only with ``PndOptions(refine_polarisation=True)``. Which of them
+  move is the stage's choice (:class:`~chasm.refine.refinement.Stage`): all are
+  fixed unless a stage frees them.
+
+Agreement (CONVENTIONS.md, "Neutrons" and "Least squares"): χ² = Σ w (R_o − R_c)²
+with w = 1/σ(R)², χ²/N, GOF = √(χ²/(N − n_par)), and ``"Rw"`` = Rw(1−R) =
+√(Σ w (R_o − R_c)² / Σ w (R_o − 1)²). ``"R1"`` and ``"wR2"`` are None: they
+are defined on |F| and F², which a flipping-ratio set does not observe.
+
+Example::
+
+    from chasm.density.model import SphericalAtom
+    from chasm.neutron import read_rcif
+    from chasm.refine.pnd_data import PndData, PndSpinModel
+    from chasm.refine.refinement import Refinement, Stage
+
+    pnd = read_rcif("ytio3.rcif")
+    spin = PndSpinModel.from_rcif(pnd.crystal(), moments={"Ti": 0.5})
+    sets = [PndData(d.name, d, spin) for d in pnd.datasets]
+    models = [SphericalAtom(a.element) for a in spin.crystal.atoms]
+    ref = Refinement(spin.crystal, models, sets)
+    ref.run_stage(Stage("moment", free=["Ti.moment"]))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from chasm.crystal.adp import u6_to_matrix
+from chasm.crystal.structure import Crystal
+from chasm.errors import InputError
+from chasm.neutron.extinction import SphereExtinction
+from chasm.neutron.flipping import flipping_ratio, flipping_statistics
+from chasm.neutron.geometry import field_direction, field_geometry
+from chasm.neutron.magnetic_ff import IonFormFactor, c2_from_lande, ion_form_factor
+from chasm.neutron.model import PndModel, constrain_site_tensor
+from chasm.neutron.rcif import PndCrystal, PndDataset
+from chasm.neutron.structure_factors import (
+    P_FM,
+    nuclear_structure_factors,
+    site_sums,
+    susceptibility_structure_tensor,
+)
+from chasm.refine.problem import Evaluation
+from chasm.scattering.xray import mask_resolution
+
+__all__ = ["SpinSite", "PndSpinModel", "PndOptions", "PndData"]
+
+_CHI_LABELS = ("11", "22", "33", "12", "13", "23")
+
+
+@dataclass
+class SpinSite:
+    """Magnetic description of one site of the spin model.
+
+    Give exactly one of ``moment`` and ``chi``.
+
+    Parameters
+    ----------
+    label : str
+        Atom label in the crystal.
+    table : IonFormFactor
+        ⟨j0⟩, ⟨j2⟩ coefficients of the ion.
+    c2 : float
+        Dipole coefficient: f = ⟨j0⟩ + C2⟨j2⟩ (dimensionless).
+    kappa : float
+        Radial expansion κ of the form factor (fixed).
+    moment : float or None
+        Start value of the moment along the field (μB).
+    chi : array_like (6,) or None
+        Start χ11 χ22 χ33 χ12 χ13 χ23 (μB/T) on the normalised crystal axes.
+    isotropic : bool
+        With ``chi``: χ = χ11 · 1, one parameter (cryspy's ``Ciso``).
+    """
+
+    label: str
+    table: IonFormFactor
+    c2: float = 0.0
+    kappa: float = 1.0
+    moment: float | None = None
+    chi: np.ndarray | None = None
+    isotropic: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.moment is None) == (self.chi is None):
+            raise InputError(f"magnetic site {self.label}: give either a moment or a chi")
+        if self.chi is not None:
+            self.chi = np.asarray(self.chi, dtype=float).reshape(6)
+
+    def form_factor(self, stol) -> np.ndarray:
+        """f(s) = ⟨j0⟩(s/κ) + C2⟨j2⟩(s/κ), s = sinθ/λ in Å⁻¹."""
+        return self.table.dipole(stol, self.c2, self.kappa)[0]
+
+
+@dataclass(frozen=True)
+class _Column:
+    """One spin parameter: its site, atom index and χ6 per unit value (None: a moment)."""
+
+    name: str
+    site: SpinSite
+    atom: int
+    chi6: np.ndarray | None
+
+
+class PndSpinModel:
+    """Fixed nuclear structure and a linear spin model shared by PND data sets.
+
+    Parameters
+    ----------
+    crystal : Crystal
+        Positions and neutron ADPs (fixed in this step).
+    b : sequence of complex
+        Coherent scattering length of each atom (fm).
+    sites : sequence of SpinSite
+    p : float
+        Magnetic scattering amplitude per μB (fm); :data:`~chasm.neutron.P_FM`
+        (2.69542) by default, ``CRYSPY_P`` (2.695) to reproduce cryspy.
+
+    Attributes
+    ----------
+    values : dict
+        Parameter name -> value (μB or μB/T); the start values of a
+        refinement. :meth:`set_values` updates them (e.g. with the refined ones).
+
+    Raises
+    ------
+    InputError
+        Unknown label, a site given twice, or no magnetic site.
+    """
+
+    def __init__(
+        self, crystal: Crystal, b: Sequence[complex], sites: Sequence[SpinSite], p: float = P_FM
+    ):
+        self.crystal = crystal
+        self.b = list(b)
+        self.sites = list(sites)
+        self.p = float(p)
+        if len(self.b) != len(crystal.atoms):
+            raise InputError(f"{len(self.b)} scattering lengths for {len(crystal.atoms)} atoms")
+        if not self.sites:
+            raise InputError("a PND spin model needs at least one magnetic site")
+        labels = [a.label for a in crystal.atoms]
+        self._columns: list[_Column] = []
+        self.values: dict[str, float] = {}
+        seen: set[str] = set()
+        for site in self.sites:
+            if site.label not in labels:
+                raise InputError(f"magnetic site {site.label!r} is not an atom of the crystal")
+            if site.label in seen:
+                raise InputError(f"magnetic site {site.label!r} is given twice")
+            seen.add(site.label)
+            index = labels.index(site.label)
+            for name, chi6, start in _site_columns(crystal, index, site):
+                self._columns.append(_Column(name, site, index, chi6))
+                self.values[name] = start
+
+    @property
+    def parameter_names(self) -> list[str]:
+        """Names of the spin parameters, in order."""
+        return [c.name for c in self._columns]
+
+    def set_values(self, values: Mapping[str, float]) -> None:
+        """Replace some parameter values (names as in :attr:`parameter_names`)."""
+        for name, value in values.items():
+            if name not in self.values:
+                raise InputError(f"{name!r} is not a parameter of the spin model")
+            self.values[name] = float(value)
+
+    @classmethod
+    def from_rcif(
+        cls,
+        block: PndCrystal,
+        moments: Mapping[str, float] | None = None,
+        c2: Mapping[str, float] | None = None,
+        b_overrides: Mapping[str, complex] | None = None,
+        form_factors: Mapping[str, IonFormFactor] | None = None,
+        c2_rule: Callable[[float], float] = c2_from_lande,
+        p: float = P_FM,
+    ) -> PndSpinModel:
+        """Spin model of an rcif crystal block.
+
+        Every atom with an ``_atom_site_scat`` row becomes a magnetic site: a
+        moment along the field if its label is in ``moments``, otherwise its
+        susceptibility of the file (``Ciso`` or ``Cani``); a scat row with
+        neither is skipped.
+
+        Parameters
+        ----------
+        block : PndCrystal
+        moments : mapping label -> float, optional
+            Sites described by a moment along the field, with start values (μB).
+        c2 : mapping label -> float, optional
+            Explicit C2 per site; the others get ``c2_rule(Landé factor)``.
+        b_overrides, form_factors, c2_rule
+            As in :meth:`chasm.neutron.model.PndModel.from_rcif`.
+        p : float
+            fm per μB.
+
+        Raises
+        ------
+        InputError
+            Ordered moments (``_atom_site_moment``) not listed in ``moments``,
+            a moment site in a magnetic group with time reversal (an
+            antiferromagnet: not in this step), or a site in ``moments`` or
+            ``c2`` without a scat row.
+        """
+        moments = dict(moments or {})
+        c2 = dict(c2 or {})
+        for label in set(moments) | set(c2):
+            if label not in block.scattering:
+                raise InputError(
+                    f"site {label!r} has no _atom_site_scat row (form factor unknown)",
+                    block.path,
+                    block.line,
+                )
+        ordered = sorted(set(block.moments) - set(moments))
+        if ordered:
+            raise InputError(
+                f"ordered moments of {', '.join(ordered)} (_atom_site_moment) are not refinable "
+                "in this step; list the sites in 'moments' for a moment along the field",
+                block.path,
+                block.line,
+            )
+        if moments and block.time_reversal is not None and np.any(block.time_reversal < 0):
+            raise InputError(
+                "moments along the field need a ferromagnetic or paramagnetic site; this "
+                "block has time-reversed operations (antiferromagnet), not handled yet",
+                block.path,
+                block.line,
+            )
+        nuclear = PndModel.from_rcif(block, b_overrides, form_factors, c2_rule)
+        sites = []
+        for label, scat in block.scattering.items():
+            sus = block.susceptibility.get(label)
+            if label not in moments and sus is None:
+                continue
+            table = (form_factors or {}).get(scat.type_symbol) or ion_form_factor(scat.type_symbol)
+            common = {
+                "label": label,
+                "table": table,
+                "c2": c2.get(label, c2_rule(scat.lande)),
+                "kappa": scat.kappa,
+            }
+            if label in moments:
+                sites.append(SpinSite(**common, moment=float(moments[label])))
+            else:
+                iso = sus.chi_type.lower() == "ciso"
+                sites.append(SpinSite(**common, chi=sus.chi, isotropic=iso))
+        return cls(nuclear.crystal, nuclear.b, sites, p)
+
+    def nuclear(self, hkl) -> np.ndarray:
+        """F_N (fm), (n,) complex."""
+        return nuclear_structure_factors(self.crystal, hkl, self.b)
+
+    def basis(self, hkl, e, field: float) -> np.ndarray:
+        """G_k(h): F_M (fm, chasm Cartesian) per unit value of each parameter, (n, k, 3) complex.
+
+        Parameters
+        ----------
+        hkl : array_like (n, 3)
+        e : array_like (3,)
+            Field direction ê (chasm Cartesian frame; normalised here).
+        field : float
+            Field B (T); only |B| is used (its sign is in ê).
+        """
+        crystal = self.crystal
+        hkl = np.asarray(hkl, dtype=float).reshape(-1, 3)
+        stol = 0.5 * np.linalg.norm(hkl @ crystal.B.T, axis=1)
+        e = np.asarray(e, dtype=float) / np.linalg.norm(e)
+        b_vec = abs(field) * e
+        norm = crystal.A / np.linalg.norm(crystal.A, axis=0)[None, :]  # normalised axes
+        out = np.zeros((len(hkl), len(self._columns), 3), dtype=complex)
+        for k, col in enumerate(self._columns):
+            ff = col.site.form_factor(stol)
+            if col.chi6 is None:
+                terms, weight = site_sums(crystal, hkl, col.atom)
+                out[:, k, :] = (self.p * weight * ff * terms.sum(axis=1))[:, None] * e
+            else:
+                chi = norm @ u6_to_matrix(col.chi6) @ norm.T
+                tensor = susceptibility_structure_tensor(
+                    crystal, hkl, {col.atom: chi}, {col.atom: ff}, self.p
+                )
+                out[:, k, :] = tensor @ b_vec
+        return out
+
+
+def _site_columns(crystal: Crystal, index: int, site: SpinSite):
+    """(name, χ6 per unit value or None, start value) of the parameters of one site."""
+    if site.moment is not None:
+        return [(f"{site.label}.moment", None, float(site.moment))]
+    if site.isotropic:
+        iso = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+        return [(f"{site.label}.chi_iso", iso, float(site.chi[0]))]
+    unit = np.eye(6)
+    full = np.column_stack([constrain_site_tensor(crystal, index, unit[k]) for k in range(6)])
+    keep = [k for k in range(6) if np.max(np.abs(full[:, k])) > 1e-10]
+    return [(f"{site.label}.chi{_CHI_LABELS[k]}", full[:, k], float(site.chi[k])) for k in keep]
+
+
+@dataclass
+class PndOptions:
+    """Options of one flipping-ratio data set.
+
+    Attributes
+    ----------
+    extinction : bool or None
+        Sphere extinction on or off; None: as in the file (on when the block
+        gives an extinction model and a radius > 0).
+    extinction_model : {"gauss", "lorentz"} or None
+        Mosaic distribution; None: the file's (``"gauss"`` if absent).
+    radius : float or None
+        Start radius (µm); None: the file's. Must be > 0 with extinction on
+        (every derivative vanishes at r = 0).
+    mosaicity : float or None
+        Start mosaicity (cryspy's unit, :mod:`chasm.neutron.extinction`);
+        None: the file's.
+    refine_polarisation : bool
+        Add ``NAME.polarisation`` (signed P) as a parameter (a stage must still
+        free it); otherwise P is the file's.
+    smin, smax : float or None
+        Resolution window in sinθ/λ (Å⁻¹).
+    include_excluded : bool
+        Keep the reflections flagged ``_diffrn_refln_excluded``.
+    """
+
+    extinction: bool | None = None
+    extinction_model: str | None = None
+    radius: float | None = None
+    mosaicity: float | None = None
+    refine_polarisation: bool = False
+    smin: float | None = None
+    smax: float | None = None
+    include_excluded: bool = False
+
+
+class PndData:
+    """A flipping-ratio data set in a refinement (module docstring).
+
+    Parameters
+    ----------
+    name : str
+        Data-set name, prefix of its private parameters.
+    dataset : PndDataset
+        Reflections (h k l, R, σ(R), excluded flags), wavelength, field,
+        signed P, efficiency, UB and its convention, extinction.
+    spin : PndSpinModel
+        Fixed nuclear structure and the spin model (shared by the PND sets of
+        one refinement).
+    options : PndOptions, optional
+
+    Raises
+    ------
+    InputError
+        No reflection left, σ(R) ≤ 0, extinction on with radius ≤ 0 or no
+        wavelength.
+    """
+
+    kind = "pnd"
+    user_weight = 1.0
+
+    def __init__(
+        self, name: str, dataset: PndDataset, spin: PndSpinModel, options: PndOptions | None = None
+    ):
+        self.name = name
+        self.dataset = dataset
+        self.spin = spin
+        self.options = o = options or PndOptions()
+        crystal = spin.crystal
+        self.n_read = len(dataset.hkl)
+        self.e = field_direction(dataset.ub, crystal.B, dataset.ub_type, dataset.field)
+        geom = field_geometry(dataset.hkl, crystal.B, self.e)
+        keep = mask_resolution(geom.stol, o.smin, o.smax)
+        if not o.include_excluded:
+            keep &= ~np.asarray(dataset.excluded, dtype=bool)
+        if not np.any(keep):
+            raise InputError(
+                f"dataset {name!r}: no flipping ratio left after the cut-offs "
+                f"(read {self.n_read}; smin={o.smin}, smax={o.smax}, excluded flags)"
+            )
+        self.hkl = np.asarray(dataset.hkl)[keep]
+        self.r_obs = np.asarray(dataset.fr, dtype=float)[keep]
+        self.sigma = np.asarray(dataset.fr_sigma, dtype=float)[keep]
+        if np.any(~(self.sigma > 0)):
+            bad = self.hkl[~(self.sigma > 0)][0]
+            raise InputError(f"dataset {name!r}: σ(R) must be positive (reflection {bad})")
+        self.stol = geom.stol[keep]
+        self.q = geom.q[keep]
+        self.polarisation = float(dataset.polarisation)
+        self.efficiency = float(dataset.efficiency)
+        self.wavelength = float(dataset.wavelength)
+        on = o.extinction
+        if on is None:
+            on = dataset.extinction_model is not None and dataset.radius > 0
+        self.extinction_model = o.extinction_model or dataset.extinction_model or "gauss"
+        self.radius = float(dataset.radius if o.radius is None else o.radius)
+        self.mosaicity = float(dataset.mosaicity if o.mosaicity is None else o.mosaicity)
+        self.extinction_on = bool(on)
+        if self.extinction_on and not (self.radius > 0 and self.wavelength > 0):
+            raise InputError(
+                f"dataset {name!r}: extinction needs a radius > 0 µm (given {self.radius}) "
+                f"and the wavelength (given {self.wavelength}); set PndOptions.radius"
+            )
+        self.f_n = spin.nuclear(self.hkl)
+        g = spin.basis(self.hkl, self.e, dataset.field)
+        h_unit = geom.h_unit[keep]
+        self.g_perp = g - np.einsum("nka,na->nk", g, h_unit)[:, :, None] * h_unit[:, None, :]
+        self.window: tuple[float | None, float | None] = (None, None)
+        self._bound = False
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def radius_name(self) -> str | None:
+        return f"{self.name}.extinction_radius" if self.extinction_on else None
+
+    @property
+    def mosaicity_name(self) -> str | None:
+        return f"{self.name}.mosaicity" if self.extinction_on else None
+
+    @property
+    def polarisation_name(self) -> str | None:
+        return f"{self.name}.polarisation" if self.options.refine_polarisation else None
+
+    def parameter_names(self) -> list[str]:
+        """Private parameters of the data set, in order."""
+        names = [self.radius_name, self.mosaicity_name, self.polarisation_name]
+        return [n for n in names if n]
+
+    def shared_values(self, crystal=None, models=None) -> dict[str, float]:
+        """Spin-model parameters and their current values (μB, μB/T); shared by all PND sets."""
+        return dict(self.spin.values)
+
+    def initial_values(self, crystal=None, models=None) -> dict[str, float]:
+        """Start values of the private parameters (radius µm, mosaicity, P)."""
+        values = {
+            self.radius_name: self.radius,
+            self.mosaicity_name: self.mosaicity,
+            self.polarisation_name: self.polarisation,
+        }
+        return {k: v for k, v in values.items() if k}
+
+    def bind(self, crystal, models, names: list[str], n_struct: int) -> None:
+        """Attach to a refinement's parameter vector (the crystal and models are not used).
+
+        Raises
+        ------
+        InputError
+            A spin or private parameter is missing from ``names``.
+        """
+        names = list(names)
+        missing = [n for n in self.spin.parameter_names + self.parameter_names() if n not in names]
+        if missing:
+            raise InputError(f"dataset {self.name!r}: parameters {missing} are not in the vector")
+        self._n_full = len(names)
+        self._i_spin = np.array([names.index(n) for n in self.spin.parameter_names], dtype=int)
+        self._i_radius = names.index(self.radius_name) if self.radius_name else None
+        self._i_mosaicity = names.index(self.mosaicity_name) if self.mosaicity_name else None
+        self._i_pol = names.index(self.polarisation_name) if self.polarisation_name else None
+        self._bound = True
+
+    # ------------------------------------------------------------------ evaluation
+    def active(self) -> np.ndarray:
+        """Mask of the reflections inside the current stage window."""
+        return mask_resolution(self.stol, *self.window)
+
+    def _extinction(self, p: np.ndarray, mask: np.ndarray) -> SphereExtinction | None:
+        if not self.extinction_on:
+            return None
+        return SphereExtinction.from_stol(
+            self.extinction_model,
+            float(p[self._i_mosaicity]),
+            float(p[self._i_radius]),
+            self.wavelength,
+            self.spin.crystal.volume,
+            self.stol[mask],
+        )
+
+    def calculate(self, p: np.ndarray, jacobian: bool = True):
+        """Calculated ratios at p over the stage window.
+
+        Returns
+        -------
+        mask : ndarray (n_kept,) bool
+            Reflections used.
+        r_calc : ndarray (n_used,)
+        J : ndarray (n_used, n_full) or None
+            dR/dp over the full vector (zero for atomic parameters).
+        """
+        if not self._bound:
+            raise RuntimeError("PndData.bind must be called first")
+        p = np.asarray(p, dtype=float)
+        mask = self.active()
+        if not np.any(mask):
+            raise InputError(
+                f"dataset {self.name!r}: no reflection in the stage window "
+                f"sinθ/λ {self.window}; widen it"
+            )
+        g_perp = self.g_perp[mask]
+        f_m_perp = np.einsum("nka,k->na", g_perp, p[self._i_spin])
+        pol = self.polarisation if self._i_pol is None else float(p[self._i_pol])
+        out = flipping_ratio(
+            self.f_n[mask],
+            f_m_perp,
+            self.e,
+            pol,
+            self.efficiency,
+            self._extinction(p, mask),
+            derivatives=jacobian,
+        )
+        if not jacobian:
+            return mask, out, None
+        ratio, d = out
+        J = np.zeros((len(ratio), self._n_full))
+        J[:, self._i_spin] = np.einsum("na,nka->nk", d["f_m_perp_real"], g_perp.real)
+        J[:, self._i_spin] += np.einsum("na,nka->nk", d["f_m_perp_imag"], g_perp.imag)
+        if self.extinction_on:
+            J[:, self._i_radius] = d["radius"]
+            J[:, self._i_mosaicity] = d["mosaicity"]
+        if self._i_pol is not None:
+            J[:, self._i_pol] = d["polarisation"]
+        return mask, ratio, J
+
+    def evaluate(self, p: np.ndarray) -> Evaluation:
+        """R_obs, R_calc, w = 1/σ(R)² and dR/dp (full vector) at p."""
+        mask, ratio, J = self.calculate(p, jacobian=True)
+        return Evaluation(self.r_obs[mask], ratio, self.sigma[mask] ** -2.0, J)
+
+    def ratios(self, p: np.ndarray) -> np.ndarray:
+        """R_calc of every kept reflection at p (stage window ignored)."""
+        saved = self.window
+        self.window = (None, None)
+        try:
+            return self.calculate(p, jacobian=False)[1]
+        finally:
+            self.window = saved
+
+    def agreement(self, p: np.ndarray, n_par: int = 0) -> dict:
+        """χ², χ²/N, GOF, Rw(1−R) over the whole data set at p (R1, wR2: None)."""
+        stats = flipping_statistics(self.r_obs, self.sigma, self.ratios(p), None, n_par)
+        return {
+            "kind": self.kind,
+            "n_obs": stats.n,
+            "n_par": int(n_par),
+            "chi2": stats.chi2,
+            "chi2_per_n": stats.chi2_per_n,
+            "gof": stats.gof,
+            "R1": None,
+            "wR2": None,
+            "Rw": stats.rw_1mr,
+            "observable": "R",
+            "weights": "sigma",
+            "n_read": self.n_read,
+        }
