@@ -57,10 +57,10 @@ def _cmd_refine(args: argparse.Namespace) -> int:
     )
     final = out.result
     for name, d in final["datasets"].items():
-        print(
-            f"{name}: R1={d['R1']:.4f} wR2={d['wR2']:.4f} GOF={d['gof']:.3f} "
-            f"({d['n_obs']} reflections, {d['n_par']} parameters)"
+        figures = "  ".join(
+            f"{key}={d[key]:.4f}" for key in ("R1", "wR2", "Rw", "gof") if d.get(key) is not None
         )
+        print(f"{name}: {figures} ({d['n_obs']} observations, {d['n_par']} parameters)")
     print(f"results in {out.output}")
     return 0 if final["converged"] else 1
 

@@ -54,6 +54,8 @@ def cycle_line(info: CycleInfo, agreement: dict | None = None, seconds: float = 
 
 
 def _f(x) -> float | None:
+    if x is None:
+        return None
     x = float(x)
     return x if np.isfinite(x) else None
 
@@ -67,21 +69,12 @@ def result_dict(built: Built) -> dict:
     agreement = ref.agreement(n_par)
     datasets = {}
     for name, a in agreement.items():
-        datasets[name] = {
-            "kind": a["kind"],
-            "n_obs": a["n_obs"],
-            "n_par": n_par,
-            "chi2": _f(a["chi2"]),
-            "gof": _f(a["gof"]),
-            "R1": _f(a["R1"]),
-            "wR2": _f(a["wR2"]),
-            "Rw": _f(a["Rw"]),
-            "R1_gt": _f(a["R1_gt"]),
-            "n_gt": a["n_gt"],
-            "n_read": a["n_read"],
-            "observable": a["observable"],
-            "weights": a["weights"],
-        }
+        datasets[name] = {"kind": a["kind"], "n_obs": a["n_obs"], "n_par": n_par}
+        for key in ("chi2", "gof", "R1", "wR2", "Rw", "R1_gt"):
+            datasets[name][key] = _f(a.get(key))
+        for key in ("n_gt", "n_read", "observable", "weights"):
+            if key in a:
+                datasets[name][key] = a[key]
         if last is not None:
             fit = next((d for d in last.datasets if d.name == name), None)
             if fit is not None:
@@ -198,11 +191,9 @@ def _listing(built: Built, result: dict, lines: list[str], peaks_table: str | No
     out += ["", "cycles:"] + [f"  {x}" for x in lines]
     out += ["", "agreement (final):"]
     for name, a in result["datasets"].items():
-        out.append(
-            f"  {name}: R1={a['R1']:.4f} R1(>2s)={a['R1_gt']:.4f} wR2={a['wR2']:.4f} "
-            f"Rw(F)={a['Rw']:.4f} GOF={a['gof']:.3f} chi2={a['chi2']:.1f} "
-            f"N={a['n_obs']} Npar={a['n_par']}"
-        )
+        keys = ("R1", "R1_gt", "wR2", "Rw", "gof", "chi2")
+        figures = " ".join(f"{k}={a[k]:.4f}" for k in keys if a.get(k) is not None)
+        out.append(f"  {name}: {figures} N={a['n_obs']} Npar={a['n_par']}")
     out += ["", "parameters (value, su; * = free in the last stage):"]
     for name, p in result["parameters"].items():
         su = "" if p["su"] is None else f"{p['su']:.2g}"
