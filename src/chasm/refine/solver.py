@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sps
-from scipy.linalg.lapack import dpocon, dpotri
+from scipy.linalg.lapack import dpocon
 
 from chasm.errors import ChasmError, InputError
 from chasm.refine.problem import Dataset, Evaluation, Restraints, SolverOptions
@@ -297,7 +297,8 @@ class _Solver:
             chol, rcond = None, 0.0
         if chol is None or rcond < self.opts.singular_tol:
             self._raise_singular(ms)
-        return _System(d, ms, b / d, chol, _inverse_from_cholesky(chol[0]), grads, parts)
+        inv_s = _symmetrise(np.linalg.inv(ms))
+        return _System(d, ms, b / d, chol, inv_s, grads, parts)
 
     def _raise_singular(self, ms: np.ndarray) -> None:
         w, v = np.linalg.eigh(ms)
@@ -480,14 +481,6 @@ def solve(
     else:
         message = f"not converged after {opts.max_cycles} cycles"
     return _result(sv, state, cycles, converged, message, history)
-
-
-def _inverse_from_cholesky(low: np.ndarray) -> np.ndarray:
-    """M⁻¹ from the lower Cholesky factor of M (LAPACK potri), full symmetric matrix."""
-    inv, info = dpotri(low, lower=1)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"dpotri failed (info {info})")
-    return _symmetrise(inv)
 
 
 def _symmetrise(a: np.ndarray) -> np.ndarray:
