@@ -10,19 +10,34 @@ CIF U_ij.
 How the work is organised (this is what makes a numpy engine fast):
 
 * everything that depends on the reflection only (R^T h for every operation,
-  h.t, the quadratic forms of the ADPs, s, and the orthonormal real harmonics
-  y_lm of the Cartesian unit vector h_hat) is computed once, at construction;
+  exp(2 pi i h.t), the quadratic forms of the ADPs, s, and the orthonormal
+  real harmonics y_lm of the Cartesian unit vector h_hat) is computed once,
+  at construction;
+* the phase factor exp(2 pi i h.R x) is the product of three per-atom tables
+  exp(2 pi i k x_c) over the integer range of each component k of R^T h:
+  gathers and complex products instead of a cosine and a sine per
+  reflection, operation and atom;
 * a symmetry copy of an atom needs the harmonics of M^T Q_R h_hat
   (M the local frame, Q_R the Cartesian rotation of R^T); they are obtained
   from y(h_hat) by the block-diagonal rotation matrix D((M^T Q_R)^T), so the
   angular sums of all atoms and all operations are one matrix product
-  Y (n_refl x 25) @ W (25 x n_ops n_atoms 5);
+  Y (n_refl x 25) @ W (25 x n_ops 5 n_atoms);
 * radial transforms <j_l> depend on |h| and the (n_l, zeta kappa') of an
-  atom only; they are computed per distinct value, not per atom;
+  atom only; they are computed once per call and distinct value;
 * when the space group has an inversion centre at the origin, only half of
   the operations are summed and the inversion partner is added analytically:
-  the pair contributes 2 Re(f_d e^{i phi}) T + (f' + i f'') 2 cos(phi) T;
-* work is blocked over reflections so memory stays bounded.
+  the pair contributes 2 Re(f_d e^{i phi}) T + (f' + i f'') 2 cos(phi) T, and
+  the derivatives are real combinations of T cos(phi) and T sin(phi) (the
+  P_lm of even l need only the first, those of odd l only the second);
+* work is blocked over reflections so memory stays bounded; with the
+  Jacobian the blocks are small (256 reflections) so that their arrays stay
+  in cache, and each block is written straight into the rows of the result.
+  The P_lm columns of all atoms with the same lmax are made l by l (D is
+  block diagonal in l): one small matrix product and one sum over the
+  operations (einsum) per l;
+* the small matrix products are cut into pieces below the size at which a
+  threaded BLAS starts its threads: waking threads for each of them costs
+  more than it computes, and far more on a busy machine.
 
 Derivatives are returned as complex columns dF/dp = dA/dp + i dB/dp, in a
 fixed layout per atom (see :attr:`StructureFactorEngine.parameter_names`).
@@ -30,7 +45,7 @@ fixed layout per atom (see :attr:`StructureFactorEngine.parameter_names`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -46,7 +61,6 @@ from chasm.scattering import formfactors
 
 TWO_PI = 2.0 * np.pi
 FOUR_PI = 4.0 * np.pi
-I_POWERS = np.array([1.0, 1.0j, -1.0, -1.0j, 1.0])  # i^l, l = 0..4
 U_LABELS = ("U11", "U22", "U33", "U12", "U13", "U23")
 
 
@@ -180,6 +194,15 @@ class StructureFactorEngine:
         # h R (row form of R^T h) per operation: (n_ops, n, 3)
         self.hs = np.einsum("nk,okj->onj", h, self.rot)
         self.ht = TWO_PI * np.einsum("nk,ok->on", h, self.trans)
+        # phase factors exp(2 pi i h.(R x + t)) come from per-atom tables of
+        # exp(2 pi i k x_c) over the integer components k of h R, times exp(2 pi i h.t)
+        hsi = np.rint(self.hs).astype(np.intp)
+        self._kmin = hsi.min(axis=(0, 1)) if hsi.size else np.zeros(3, dtype=np.intp)
+        self._kcount = (hsi.max(axis=(0, 1)) - self._kmin + 1) if hsi.size else np.ones(3, int)
+        self._kidx = np.moveaxis(hsi - self._kmin, -1, 0).copy()  # (3, o, n)
+        if not np.array_equal(hsi, self.hs):  # rotations not integral: direct phases
+            self._kidx = None
+        self._eht = _unit_phase(np.einsum("nk,ok->on", h, self.trans))
         astar = np.linalg.norm(B, axis=0)
         a1, a2, a3 = astar
         hs = self.hs
@@ -274,170 +297,438 @@ class StructureFactorEngine:
         n = len(self.hkl)
         F = np.zeros(n, dtype=complex)
         J = np.zeros((n, len(self.parameter_names)), dtype=complex) if jacobian else None
-        X, occ, aniso, U6, uiso = self._atom_arrays()
-        hc_atoms = [
-            i for i, m in enumerate(self.models) if isinstance(m, HansenCoppensAtom) and m.lmax >= 0
-        ]
-        rotations = {i: self._rotations_for(self.models[i]) for i in hc_atoms}
-        for b0 in range(0, n, self.block_size):
-            b1 = min(n, b0 + self.block_size)
-            self._block(b0, b1, F, J, X, occ, aniso, U6, uiso, hc_atoms, rotations)
+        # with the Jacobian, small blocks keep each block's arrays in cache
+        step = min(self.block_size, _JACOBIAN_ROWS) if jacobian else self.block_size
+        call = self._prepare(jacobian)
+        for b0 in range(0, n, step):
+            self._block(slice(b0, min(n, b0 + step)), F, J, call)
         return StructureFactors(F=F, jacobian=J, parameter_names=list(self.parameter_names))
 
-    def _block(self, b0, b1, F, J, X, occ, aniso, U6, uiso, hc_atoms, rotations) -> None:
-        sl = slice(b0, b1)
-        hs = self.hs[:, sl]  # (o, nb, 3)
-        quad = self.quad[:, sl]  # (o, nb, 6)
-        s = self.stol[sl]
-        K = self.K[sl]
-        nb = b1 - b0
-        n_ops = len(self.rot)
-        n_at = len(X)
-        centric = self.centric
-
-        # Debye-Waller factors and phases, (o, nb, a)
-        expo = np.empty((n_ops, nb, n_at))
-        if aniso.any():
-            expo[..., aniso] = -2.0 * np.pi**2 * (quad @ U6[aniso].T)
-        if (~aniso).any():
-            expo[..., ~aniso] = (-8.0 * np.pi**2 * s**2)[None, :, None] * uiso[~aniso]
-        T = np.exp(expo) / self.site_order
-        phi = TWO_PI * (hs @ X.T) + self.ht[:, sl, None]
-        E0 = T * np.exp(1j * phi)  # unit-occupancy copies
-
-        # spherical form factors (nb, a) and HC valence parts
-        fsph = np.empty((nb, n_at))
-        fval = {}
-        for a, m in enumerate(self.models):
-            fixed = self._fixed_f[self._fixed_key(m)][sl]
+    def _prepare(self, jacobian: bool) -> _Call:
+        """What depends on the current parameters but not on the reflection block."""
+        X, occ, aniso, U6, uiso = self._atom_arrays()
+        n, n_at = len(self.hkl), len(X)
+        models = self.models
+        hc = np.array(
+            [i for i, m in enumerate(models) if isinstance(m, HansenCoppensAtom) and m.lmax >= 0],
+            dtype=int,
+        )
+        val = np.array([i for i, m in enumerate(models) if isinstance(m, HansenCoppensAtom)])
+        val = val.astype(int)
+        # spherical form factors (n, a); kappa-expanded valence parts once per (species, kappa)
+        fsph = np.empty((n, n_at))
+        fv, dfv = np.empty((n, len(val))), np.empty((n, len(val)))
+        cache: dict = {}
+        k = 0
+        for a, m in enumerate(models):
+            key = self._fixed_key(m)
+            fixed = self._fixed_f[key]
             if isinstance(m, SphericalAtom):
                 fsph[:, a] = fixed
-            else:
+                continue
+            if (key, m.kappa) not in cache:
                 sp = formfactors.koga_atom(
                     m.element, m.charge, tuple(m.valence) if m.valence else None
                 )
-                fv, dfv = sp.valence(s / m.kappa, derivative=True)
-                fval[a] = (fv, dfv)
-                fsph[:, a] = m.pc * fixed + m.pv * fv
+                cache[key, m.kappa] = sp.valence(self.stol / m.kappa, derivative=True)
+            fv[:, k], dfv[:, k] = cache[key, m.kappa]
+            fsph[:, a] = m.pc * fixed + m.pv * fv[:, k]
+            k += 1
+        call = _Call(X=X, occ=occ, aniso=aniso, U6=U6, uiso=uiso, hc=hc, val=val, fsph=fsph)
+        call.hc_sel, call.val_sel = _selector(hc), _selector(val)
+        if self._kidx is not None:
+            call.phase_tables = [
+                _unit_phase(np.arange(k0, k0 + nk)[:, None] * X[None, :, c])
+                for c, (k0, nk) in enumerate(zip(self._kmin, self._kcount, strict=True))
+            ]
+        call.anomalous = bool(np.any(self.fanom != 0))
+        if hc.size:
+            rotations = [self._rotations_for(models[a]) for a in hc]
+            call.wang = self._angular_weights(hc, rotations)
+            call.radial = self._radial(hc, jacobian)
+        if not jacobian:
+            return call
+        call.fv, call.dfv = fv, dfv
+        call.pv = np.array([models[a].pv for a in val], dtype=float)
+        call.kappa = np.array([models[a].kappa for a in val], dtype=float)
+        lay = self.layout
+        ia, ii = np.flatnonzero(aniso), np.flatnonzero(~aniso)
+        call.ia, call.ii = _selector(ia), _selector(ii)
+        call.cols_xyz = [_Columns([l.xyz.start + k for l in lay]) for k in range(3)]
+        call.cols_occ = _Columns([l.occ for l in lay])
+        call.cols_aniso = [_Columns([lay[i].adp.start + k for i in ia]) for k in range(6)]
+        call.cols_uiso = _Columns([lay[i].adp.start for i in ii])
+        call.cols_pv = _Columns([lay[i].pv for i in val])
+        call.cols_kappa = _Columns([lay[i].kappa for i in val])
+        call.cols_kappa_prime = _Columns([lay[i].kappa_prime for i in hc])
+        call.groups = [] if not hc.size else self._multipole_groups(hc, rotations)
+        call.complex_jacobian = call.anomalous or not self.centric
+        return call
 
-        # multipole parts: fm (o, nb, a) complex, radial transforms per atom
-        fd = np.broadcast_to(fsph, (n_ops, nb, n_at)).astype(complex)
-        radial = {}
-        if hc_atoms:
-            radial = self._radial(K, hc_atoms, jacobian=J is not None)
-            ang = self._angular_sums(sl, hc_atoms, rotations)  # (nb, o, len(hc), lmax+1)
-            for k, a in enumerate(hc_atoms):
-                m = self.models[a]
-                jl = radial[a][0]  # (nb, lmax+1)
-                coef = FOUR_PI * I_POWERS[: m.lmax + 1] * jl  # (nb, L)
-                fd[:, :, a] += np.einsum("nl,nol->on", coef, ang[:, :, k, : m.lmax + 1])
+    def _multipole_groups(self, hc, rotations) -> list[_MultipoleGroup]:
+        """HC atoms grouped by lmax, with their rotation blocks D^l side by side.
 
-        Xd = E0 * fd
+        D is block diagonal in l, so the P_lm columns of one l need only the
+        harmonics of that l. For each l the columns are ordered (m, atom) and
+        c_lm is folded in.
+        """
+        groups = []
+        for L in sorted({self.models[a].lmax + 1 for a in hc}):
+            members = [k for k, a in enumerate(hc) if self.models[a].lmax + 1 == L]
+            atoms = hc[members]
+            start = np.array([self.layout[a].plm.start for a in atoms])
+            D, cols = [], []
+            for l in range(L):
+                k0, k1 = l * l, (l + 1) ** 2
+                blocks = [rotations[k][:, k0:k1, k0:k1] * self.clm[k0:k1] for k in members]
+                Dl = np.stack(blocks, axis=-1)  # (o, k, m, atom)
+                D.append(np.moveaxis(Dl, 0, 1).reshape(k1 - k0, -1))  # (k, (o, m, atom))
+                cols.append(_Columns(np.arange(k0, k1)[:, None] + start))
+            groups.append(
+                _MultipoleGroup(
+                    atoms=_selector(atoms), hc=_selector(np.array(members)), D=D, cols=cols
+                )
+            )
+        return groups
+
+    def _block(self, sl: slice, F, J, call: _Call) -> None:
+        hs = self.hs[:, sl]  # (o, nb, 3)
+        quad = self.quad[:, sl]  # (o, nb, 6)
+        s = self.stol[sl]
+        nb = len(s)
+        n_ops = len(self.rot)
+        X, occ, aniso = call.X, call.occ, call.aniso
+        n_at = len(X)
+        centric = self.centric
+        hc = call.hc
         fa = self.fanom
-        if centric:
-            Gu = 2.0 * Xd.real + 2.0 * fa * E0.real
+
+        # Debye-Waller factors and phases, (o, nb, a): E0 = C + i S per unit occupancy
+        expo = np.empty((n_ops, nb, n_at))
+        if aniso.any():
+            ut = -2.0 * np.pi**2 * call.U6[aniso].T
+            for o in range(n_ops):
+                expo[o][:, aniso] = _serial_matmul(quad[o], ut)
+        if (~aniso).any():
+            expo[..., ~aniso] = (-8.0 * np.pi**2 * s**2)[None, :, None] * call.uiso[~aniso]
+        T = np.exp(expo, out=expo)
+        T /= self.site_order
+        if self._kidx is None:
+            E = _unit_phase(hs @ X.T)
         else:
-            Gu = Xd + fa * E0
-        F[sl] += Gu.sum(axis=0) @ occ
+            E = np.take(call.phase_tables[0], self._kidx[0, :, sl], axis=0)
+            for c in (1, 2):
+                E *= np.take(call.phase_tables[c], self._kidx[c, :, sl], axis=0)
+        E *= self._eht[:, sl, None]
+        C = E.real * T
+        S = E.imag * T
+        del E, T
+
+        # form factors f = fR + i fI, (o, nb, a): the multipoles of odd l are imaginary
+        fR = np.empty((n_ops, nb, n_at))
+        fR[:] = call.fsph[sl]
+        if hc.size:
+            ang = self._angular_sums(sl, call.wang)  # (nb, o, lmax+1, n_hc)
+            jl = self._radial_block(call.radial, 0, sl)  # (nb, lmax+1, n_hc)
+            mR, mI = _radial_sums(ang, jl)
+            fR[:, :, call.hc_sel] += mR
+            fI = np.zeros((n_ops, nb, n_at))
+            fI[:, :, call.hc_sel] = mI
+            XR = C * fR
+            XR -= S * fI
+            XI = S * fR
+            XI += C * fI
+            del fI
+        else:
+            XR, XI = C * fR, S * fR
+        del fR
+        if centric:  # the inversion partner: 2 Re(E0 f) + 2 f_anom Re(E0)
+            Gu = 2.0 * XR
+            if call.anomalous:
+                Gu = Gu + 2.0 * fa * C
+        else:
+            Gu = XR + 1j * XI
+            if call.anomalous:
+                Gu += fa * (C + 1j * S)
+        F[sl] += np.einsum("na,a->n", Gu.sum(axis=0), occ)
         if J is None:
             return
 
-        # ---- derivatives
-        Gx = (-2.0 * Xd.imag - 2.0 * fa * E0.imag) if centric else 1j * Gu
-        lay = self.layout
-        cols_xyz = np.array([[l.xyz.start + k for k in range(3)] for l in lay])
-        dx = _sum_ops_outer(hs, Gx) * (TWO_PI * occ)[None, :, None]
-        J[sl, cols_xyz.reshape(-1)] = dx.reshape(nb, -1)
+        # ---- derivatives, written straight into the block's rows of J (every column; the
+        # imaginary parts only when they are not all zero: J starts zeroed)
+        J_re = J.real[sl]
+        J_im = J.imag[sl] if call.complex_jacobian else None
+
+        def put(cols: _Columns, v):
+            cols.write(J_re, v.real)
+            if J_im is not None:
+                cols.write(J_im, v.imag if np.iscomplexobj(v) else 0.0)
+
+        if centric:
+            Gx = -2.0 * XI
+            if call.anomalous:
+                Gx = Gx - 2.0 * fa * S
+        else:
+            Gx = 1j * Gu
+        del XR, XI
+        for k in range(3):
+            put(call.cols_xyz[k], _sum_ops_scaled(hs[..., k], Gx, TWO_PI * occ))
+        del Gx
         Gsum = Gu.sum(axis=0)  # (nb, a)
-        J[sl, [l.occ for l in lay]] = Gsum
-        if aniso.any():
-            ia = np.flatnonzero(aniso)
-            du = _sum_ops_outer(quad, Gu[..., ia]) * (-2.0 * np.pi**2 * occ[ia])[None, :, None]
-            cols = np.array([[lay[i].adp.start + j for j in range(6)] for i in ia])
-            J[sl, cols.reshape(-1)] = du.reshape(nb, -1)
-        if (~aniso).any():
-            ii = np.flatnonzero(~aniso)
-            J[sl, [lay[i].adp.start for i in ii]] = (
-                (-8.0 * np.pi**2 * s**2)[:, None] * Gsum[:, ii] * occ[ii]
-            )
+        put(call.cols_occ, Gsum)
+        ia, ii = call.ia, call.ii
+        if call.cols_aniso[0].size:
+            Ga = Gu[..., ia]
+            scale = -2.0 * np.pi**2 * occ[ia]
+            for k in range(6):
+                put(call.cols_aniso[k], _sum_ops_scaled(quad[..., k], Ga, scale))
+        if call.cols_uiso.size:
+            put(call.cols_uiso, (-8.0 * np.pi**2 * s**2)[:, None] * Gsum[:, ii] * occ[ii])
+        del Gu
 
-        def re(z):
-            return 2.0 * z.real if centric else z
+        val = call.val_sel
+        if call.val.size:
+            if centric:
+                Esum = 2.0 * C[:, :, val].sum(axis=0)
+            else:
+                Esum = C[:, :, val].sum(axis=0) + 1j * S[:, :, val].sum(axis=0)
+            e = Esum * occ[val]
+            put(call.cols_pv, e * call.fv[sl])
+            put(call.cols_kappa, e * call.pv * call.dfv[sl] * (-s[:, None] / call.kappa**2))
 
-        Esum = E0.sum(axis=0)  # (nb, a)
-        for a, (fv, dfv) in fval.items():
+        if hc.size:
+            # P_lm: sum_o E0 4 pi i^l <j_l> c_lm y_lm(S h) occ, for the atoms of one lmax and
+            # one l at once. With w = 4 pi <j_l> occ i^l (real part of i^l for even l, of
+            # i^l / i for odd l): Re, Im = (sum C Y w, sum S Y w) for even l and
+            # (-sum S Y w, sum C Y w) for odd l; centric: 2 Re only.
+            two = 2.0 if centric else 1.0
+            for g in call.groups:
+                for l, (D, cols) in enumerate(zip(g.D, g.cols, strict=True)):
+                    Y = _serial_matmul(self.ylm[sl, l * l : (l + 1) ** 2], D)  # (nb, (o, m, a))
+                    w = jl[:, l, g.hc] * (occ[g.atoms] * (two * FOUR_PI * _SIGN_L[l]))
+                    odd = l % 2 == 1
+                    if centric:
+                        put(cols, _sum_ops_weighted((S if odd else C)[:, :, g.atoms], w, Y, odd))
+                    else:
+                        accC = _sum_ops_weighted(C[:, :, g.atoms], w, Y, False)
+                        accS = _sum_ops_weighted(S[:, :, g.atoms], w, Y, odd)
+                        put(cols, accS + 1j * accC if odd else accC + 1j * accS)
+
+            # kappa': sum_l 4 pi i^l d<j_l>/dkappa' S_l, i.e. E0 (dkR + i dkI)
+            dkR, dkI = _radial_sums(ang, self._radial_block(call.radial, 1, sl))
+            Ch, Sh = C[:, :, call.hc_sel], S[:, :, call.hc_sel]
+            dk = (Ch * dkR - Sh * dkI).sum(axis=0)
+            if centric:
+                dk = 2.0 * dk
+            else:
+                dk = dk + 1j * (Sh * dkR + Ch * dkI).sum(axis=0)
+            put(call.cols_kappa_prime, dk * occ[call.hc_sel])
+
+    def _radial(self, hc, jacobian: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """<j_l>(K) with zeta kappa' and d/dkappa', once per distinct (l, n_l, zeta kappa').
+
+        Returns the distinct transforms and their derivatives, (n, n_distinct + 1), the
+        last column zero, and for every (l, HC atom) the column to use, (lmax+1, n_hc):
+        the zero column beyond the atom's lmax.
+        """
+        K = self.K
+        keys: dict = {}
+        index = np.full((self.lmax + 1, len(hc)), -1, dtype=np.intp)
+        for h, a in enumerate(hc):
             m = self.models[a]
-            e = re(Esum[:, a]) * occ[a]
-            J[sl, lay[a].pv] = e * fv
-            J[sl, lay[a].kappa] = e * m.pv * dfv * (-s / m.kappa**2)
-        for a in hc_atoms:
-            m = self.models[a]
-            L = m.lmax + 1
-            nlm = L * L
-            jl, djl = radial[a]
-            rad = FOUR_PI * I_POWERS[:L] * jl  # (nb, L)
-            rad_lm = rad[:, self.l_of[:nlm]]  # (nb, nlm)
-            D = rotations[a]  # (o, nlm, nlm)
-            Yr = np.matmul(self.ylm[sl, :nlm][None], D)  # y(S h) per op, (o, nb, nlm)
-            acc = (E0[:, :, a, None] * Yr).sum(axis=0)  # (nb, nlm)
-            J[sl, lay[a].plm] = re(acc * rad_lm * self.clm[:nlm]) * occ[a]
-            # kappa': sum_l 4 pi i^l d<j_l>/dkappa' S_l
-            ang = self._angular_from_yr(Yr, m)  # (o, nb, L)
-            dk = np.einsum("nl,onl->on", FOUR_PI * I_POWERS[:L] * djl, ang)
-            J[sl, lay[a].kappa_prime] = re((E0[:, :, a] * dk).sum(axis=0)) * occ[a]
+            for l in range(m.lmax + 1):
+                key = (l, m.n_l[l], m.zeta * m.kappa_prime, m.zeta)
+                keys.setdefault(key, len(keys))
+                index[l, h] = keys[key]
+        jl = np.zeros((len(K), len(keys) + 1))
+        djl = np.zeros((len(K), len(keys) + 1))
+        for (l, n_l, zk, zeta), col in keys.items():
+            v, _, dz = slater_bessel(l, n_l, zk, K, derivatives=True)
+            jl[:, col] = v
+            if jacobian:
+                djl[:, col] = dz * zeta  # d/dkappa' = zeta d/dzeta'
+        index[index < 0] = len(keys)
+        return jl, djl, index
 
-    def _angular_from_yr(self, Yr: np.ndarray, m: HansenCoppensAtom) -> np.ndarray:
-        """Angular sums per l from rotated harmonics Yr (o, nb, nlm)."""
-        L = m.lmax + 1
-        w = self.clm[: L * L] * m.plm
-        out = np.empty(Yr.shape[:2] + (L,))
-        for l in range(L):
-            k0, k1 = l * l, (l + 1) ** 2
-            out[..., l] = Yr[..., k0:k1] @ w[k0:k1]
-        return out
+    @staticmethod
+    def _radial_block(radial, which: int, sl: slice) -> np.ndarray:
+        """<j_l> (which 0) or d<j_l>/dkappa' (which 1) on a block, (nb, lmax+1, n_hc)."""
+        return np.take(radial[which][sl], radial[2], axis=1)
 
-    def _radial(self, K, hc_atoms, jacobian: bool) -> dict:
-        """<j_l>(K) with zeta kappa' per atom, and d/dkappa'; cached per distinct value."""
-        cache: dict = {}
-        out = {}
-        for a in hc_atoms:
-            m = self.models[a]
-            L = m.lmax + 1
-            jl = np.empty((len(K), L))
-            djl = np.empty((len(K), L))
-            for l in range(L):
-                key = (l, m.n_l[l], m.zeta * m.kappa_prime)
-                if key not in cache:
-                    v, _, dz = slater_bessel(l, m.n_l[l], key[2], K, derivatives=True)
-                    cache[key] = (v, dz)
-                v, dz = cache[key]
-                jl[:, l] = v
-                djl[:, l] = dz * m.zeta  # d/dkappa' = zeta d/dzeta'
-            out[a] = (jl, djl)
-        return out
-
-    def _angular_sums(self, sl, hc_atoms, rotations) -> np.ndarray:
-        """sum_m a_lm y_lm(S h) for every op and HC atom: one matrix product."""
+    def _angular_weights(self, hc, rotations) -> np.ndarray:
+        """Rotated coefficients, (nlm, (o, lmax+1, n_hc)), zero beyond an atom's lmax."""
         lmax = self.lmax
         nlm = (lmax + 1) ** 2
-        n_ops = len(self.rot)
-        W = np.zeros((nlm, n_ops, len(hc_atoms), lmax + 1))
-        for k, a in enumerate(hc_atoms):
+        W = np.zeros((nlm, len(self.rot), lmax + 1, len(hc)))
+        for k, a in enumerate(hc):
             m = self.models[a]
             L = m.lmax + 1
             coeff = self.clm[: L * L] * m.plm  # orthonormal-basis coefficients
-            D = rotations[a]  # (o, L*L, L*L)
-            rc = np.einsum("okm,m->ok", D, coeff)  # rotated coefficients
+            rc = np.einsum("okm,m->ok", rotations[k], coeff)  # rotated coefficients
             for l in range(L):
                 k0, k1 = l * l, (l + 1) ** 2
-                W[k0:k1, :, k, l] = rc[:, k0:k1].T
-        S = self.ylm[sl] @ W.reshape(nlm, -1)
-        return S.reshape(-1, n_ops, len(hc_atoms), lmax + 1)
+                W[k0:k1, :, l, k] = rc[:, k0:k1].T
+        return W.reshape(nlm, -1)
+
+    def _angular_sums(self, sl, W) -> np.ndarray:
+        """sum_m a_lm y_lm(S h) for every op, l and HC atom, (nb, o, lmax+1, n_hc)."""
+        S = _serial_matmul(self.ylm[sl], W)
+        return S.reshape(S.shape[0], len(self.rot), self.lmax + 1, -1)
 
 
-def _sum_ops_outer(v: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """sum_o v[o, n, k] g[o, n, a] -> (n, a, k), without einsum's slow mixed-type path."""
-    out = v[0][:, None, :] * g[0][:, :, None]
-    for o in range(1, len(v)):
-        out += v[o][:, None, :] * g[o][:, :, None]
+# i^l = _SIGN_L[l] for even l and i _SIGN_L[l] for odd l (l = 0..4)
+_SIGN_L = np.array([1.0, 1.0, -1.0, -1.0, 1.0])
+# reflections per block when the Jacobian is computed (the block's arrays stay in cache)
+_JACOBIAN_ROWS = 256
+# OpenBLAS runs a GEMM on one thread when m n k <= 2^18 (interface/gemm.c)
+_SERIAL_GEMM = 1 << 18
+
+
+@dataclass
+class _MultipoleGroup:
+    """HC atoms of one lmax whose P_lm columns are computed together."""
+
+    atoms: slice | np.ndarray  # atom indices
+    hc: slice | np.ndarray  # positions in the list of HC atoms (radial tables)
+    D: list  # per l: (2l+1, (o, m, atom)), c_lm-scaled rotation blocks side by side
+    cols: list  # per l: _Columns of the P_lm in the same (m, atom) order
+
+
+@dataclass
+class _Call:
+    """Per-call quantities of :meth:`StructureFactorEngine.compute`."""
+
+    X: np.ndarray
+    occ: np.ndarray
+    aniso: np.ndarray
+    U6: np.ndarray
+    uiso: np.ndarray
+    hc: np.ndarray
+    val: np.ndarray
+    fsph: np.ndarray
+    phase_tables: list = field(default_factory=list)
+    anomalous: bool = False
+    wang: np.ndarray | None = None
+    radial: tuple | None = None
+    fv: np.ndarray | None = None
+    dfv: np.ndarray | None = None
+    pv: np.ndarray | None = None
+    kappa: np.ndarray | None = None
+    cols_xyz: list = field(default_factory=list)
+    cols_occ: _Columns | None = None
+    hc_sel: slice | np.ndarray | None = None
+    val_sel: slice | np.ndarray | None = None
+    ia: slice | np.ndarray | None = None
+    ii: slice | np.ndarray | None = None
+    cols_aniso: list = field(default_factory=list)
+    cols_uiso: _Columns | None = None
+    cols_pv: _Columns | None = None
+    cols_kappa: _Columns | None = None
+    cols_kappa_prime: _Columns | None = None
+    groups: list = field(default_factory=list)
+    complex_jacobian: bool = False
+
+
+def _serial_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b for 2-D a, b, in row chunks small enough for a threaded BLAS to stay serial.
+
+    The engine's products are small and interleaved with numpy work: threaded,
+    each of them costs more in waking and synchronising threads than it
+    computes, and far more on a busy machine.
+    """
+    m, k = a.shape
+    n = b.shape[1]
+    rows = max(1, _SERIAL_GEMM // max(1, n * k))
+    if rows >= m:
+        return a @ b
+    out = np.empty((m, n))
+    for r in range(0, m, rows):
+        np.matmul(a[r : r + rows], b, out=out[r : r + rows])
     return out
+
+
+def _unit_phase(cycles: np.ndarray) -> np.ndarray:
+    """exp(2 pi i t), reduced to |t| <= 1/2 first (exact) so cos and sin stay accurate."""
+    t = cycles - np.rint(cycles)
+    t *= TWO_PI
+    out = np.empty(t.shape, dtype=complex)
+    out.real = np.cos(t)
+    out.imag = np.sin(t)
+    return out
+
+
+def _radial_sums(ang: np.ndarray, radial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """sum_l 4 pi i^l radial_l S_l, split into its real (even l) and imaginary (odd l) part.
+
+    ang (nb, o, L, n_hc), radial (nb, L' >= L, n_hc); returns two (o, nb, n_hc) views.
+    """
+    parts = [None, None]
+    for l in range(ang.shape[2]):
+        term = ang[:, :, l] * (FOUR_PI * _SIGN_L[l] * radial[:, l])[:, None, :]
+        if parts[l % 2] is None:
+            parts[l % 2] = term
+        else:
+            parts[l % 2] += term
+    if parts[1] is None:
+        parts[1] = np.zeros_like(parts[0])
+    return parts[0].transpose(1, 0, 2), parts[1].transpose(1, 0, 2)
+
+
+def _sum_ops_scaled(v: np.ndarray, g: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """sum_o v[o, n] g[o, n, a] scale[a] -> (n, a)."""
+    out = v[0][:, None] * g[0]
+    for o in range(1, len(v)):
+        out += v[o][:, None] * g[o]
+    out *= scale
+    return out
+
+
+def _sum_ops_weighted(p, w, y, negate: bool) -> np.ndarray:
+    """(-) sum_o p[o, n, a] w[n, a] y[n, (o, m, a)] -> (n, (m, a))."""
+    n, na = w.shape
+    q = p.transpose(1, 0, 2) * (-w if negate else w)[:, None, :]  # (n, o, a)
+    return np.einsum("noma,noa->nma", y.reshape(n, len(p), -1, na), q).reshape(n, -1)
+
+
+def _selector(index: np.ndarray) -> slice | np.ndarray:
+    """A slice when the indices are a contiguous increasing range (views, no copies)."""
+    index = np.asarray(index, dtype=np.intp).reshape(-1)
+    if index.size and np.array_equal(index, np.arange(index[0], index[0] + index.size)):
+        return slice(int(index[0]), int(index[0]) + index.size)
+    return index
+
+
+class _Columns:
+    """Columns of a Jacobian block to write values to, in the values' column order.
+
+    ``cols`` is a 1-D list or a 2-D array (values flattened row-major). When
+    the columns are an affine pattern c0 + i di + j dj (atoms with equally
+    spaced column blocks), writing goes through a strided view, which is
+    faster than fancy indexing.
+    """
+
+    def __init__(self, cols):
+        cols = np.asarray(cols, dtype=np.intp)
+        c2 = cols.reshape(1, -1) if cols.ndim == 1 else cols
+        self.cols = cols.reshape(-1)
+        self.size = self.cols.size
+        self.affine = None
+        if self.size:
+            di = int(c2[1, 0] - c2[0, 0]) if c2.shape[0] > 1 else 0
+            dj = int(c2[0, 1] - c2[0, 0]) if c2.shape[1] > 1 else 0
+            c0 = int(c2[0, 0])
+            grid = c0 + di * np.arange(c2.shape[0])[:, None] + dj * np.arange(c2.shape[1])
+            if np.array_equal(grid, c2) and di >= 0 and dj >= 0:
+                self.affine = (c0, c2.shape, di, dj)
+
+    def write(self, buf: np.ndarray, values) -> None:
+        """buf[:, cols] = values (values of shape (rows, size) or a scalar)."""
+        if self.affine is None:
+            buf[:, self.cols] = values
+            return
+        c0, shape, di, dj = self.affine
+        row, col = buf.strides
+        view = np.lib.stride_tricks.as_strided(
+            buf[:, c0:], shape=(buf.shape[0],) + shape, strides=(row, di * col, dj * col)
+        )
+        view[...] = values if np.isscalar(values) else np.reshape(values, view.shape)
