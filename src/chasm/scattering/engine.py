@@ -315,26 +315,27 @@ class StructureFactorEngine:
         )
         val = np.array([i for i, m in enumerate(models) if isinstance(m, HansenCoppensAtom)])
         val = val.astype(int)
-        # spherical form factors (n, a); kappa-expanded valence parts once per (species, kappa)
-        fsph = np.empty((n, n_at))
-        fv, dfv = np.empty((n, len(val))), np.empty((n, len(val)))
+        # spherical form factors, kappa-expanded valence parts once per (species, kappa);
+        # stored atom by atom ((a, n): contiguous rows), used as (n, a) views
+        fsph = np.empty((n_at, n))
+        fv, dfv = np.empty((len(val), n)), np.empty((len(val), n))
         cache: dict = {}
         k = 0
         for a, m in enumerate(models):
             key = self._fixed_key(m)
             fixed = self._fixed_f[key]
             if isinstance(m, SphericalAtom):
-                fsph[:, a] = fixed
+                fsph[a] = fixed
                 continue
             if (key, m.kappa) not in cache:
                 sp = formfactors.koga_atom(
                     m.element, m.charge, tuple(m.valence) if m.valence else None
                 )
                 cache[key, m.kappa] = sp.valence(self.stol / m.kappa, derivative=True)
-            fv[:, k], dfv[:, k] = cache[key, m.kappa]
-            fsph[:, a] = m.pc * fixed + m.pv * fv[:, k]
+            fv[k], dfv[k] = cache[key, m.kappa]
+            fsph[a] = m.pc * fixed + m.pv * fv[k]
             k += 1
-        call = _Call(X=X, occ=occ, aniso=aniso, U6=U6, uiso=uiso, hc=hc, val=val, fsph=fsph)
+        call = _Call(X=X, occ=occ, aniso=aniso, U6=U6, uiso=uiso, hc=hc, val=val, fsph=fsph.T)
         call.hc_sel, call.val_sel = _selector(hc), _selector(val)
         if self._kidx is not None:
             call.phase_tables = [
@@ -348,7 +349,7 @@ class StructureFactorEngine:
             call.radial = self._radial(hc, jacobian)
         if not jacobian:
             return call
-        call.fv, call.dfv = fv, dfv
+        call.fv, call.dfv = fv.T, dfv.T
         call.pv = np.array([models[a].pv for a in val], dtype=float)
         call.kappa = np.array([models[a].kappa for a in val], dtype=float)
         lay = self.layout
@@ -356,7 +357,7 @@ class StructureFactorEngine:
         call.ia, call.ii = _selector(ia), _selector(ii)
         call.cols_xyz = [_Columns([l.xyz.start + k for l in lay]) for k in range(3)]
         call.cols_occ = _Columns([l.occ for l in lay])
-        call.cols_aniso = [_Columns([lay[i].adp.start + k for i in ia]) for k in range(6)]
+        call.cols_aniso = _Columns([[lay[i].adp.start + k for i in ia] for k in range(6)])
         call.cols_uiso = _Columns([lay[i].adp.start for i in ii])
         call.cols_pv = _Columns([lay[i].pv for i in val])
         call.cols_kappa = _Columns([lay[i].kappa for i in val])
@@ -477,11 +478,10 @@ class StructureFactorEngine:
         Gsum = Gu.sum(axis=0)  # (nb, a)
         put(call.cols_occ, Gsum)
         ia, ii = call.ia, call.ii
-        if call.cols_aniso[0].size:
-            Ga = Gu[..., ia]
-            scale = -2.0 * np.pi**2 * occ[ia]
-            for k in range(6):
-                put(call.cols_aniso[k], _sum_ops_scaled(quad[..., k], Ga, scale))
+        if call.cols_aniso.size:  # sum_o quad[o, n, k] Gu[o, n, a] for the six U_k: (n, k, a)
+            du = np.einsum("onk,ona->nka", quad, Gu[..., ia])
+            du *= -2.0 * np.pi**2 * occ[ia]
+            put(call.cols_aniso, du)
         if call.cols_uiso.size:
             put(call.cols_uiso, (-8.0 * np.pi**2 * s**2)[:, None] * Gsum[:, ii] * occ[ii])
         del Gu
@@ -620,7 +620,7 @@ class _Call:
     val_sel: slice | np.ndarray | None = None
     ia: slice | np.ndarray | None = None
     ii: slice | np.ndarray | None = None
-    cols_aniso: list = field(default_factory=list)
+    cols_aniso: _Columns | None = None
     cols_uiso: _Columns | None = None
     cols_pv: _Columns | None = None
     cols_kappa: _Columns | None = None
@@ -722,9 +722,9 @@ class _Columns:
                 self.affine = (c0, c2.shape, di, dj)
 
     def write(self, buf: np.ndarray, values) -> None:
-        """buf[:, cols] = values (values of shape (rows, size) or a scalar)."""
+        """buf[:, cols] = values (values of shape (rows, ...) with size columns, or a scalar)."""
         if self.affine is None:
-            buf[:, self.cols] = values
+            buf[:, self.cols] = values if np.isscalar(values) else values.reshape(len(buf), -1)
             return
         c0, shape, di, dj = self.affine
         row, col = buf.strides
