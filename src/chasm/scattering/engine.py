@@ -355,7 +355,7 @@ class StructureFactorEngine:
         lay = self.layout
         ia, ii = np.flatnonzero(aniso), np.flatnonzero(~aniso)
         call.ia, call.ii = _selector(ia), _selector(ii)
-        call.cols_xyz = [_Columns([l.xyz.start + k for l in lay]) for k in range(3)]
+        call.cols_xyz = _Columns([[l.xyz.start + k for l in lay] for k in range(3)])
         call.cols_occ = _Columns([l.occ for l in lay])
         call.cols_aniso = _Columns([[lay[i].adp.start + k for i in ia] for k in range(6)])
         call.cols_uiso = _Columns([lay[i].adp.start for i in ii])
@@ -472,14 +472,15 @@ class StructureFactorEngine:
         else:
             Gx = 1j * Gu
         del XR, XI
-        for k in range(3):
-            put(call.cols_xyz[k], _sum_ops_scaled(hs[..., k], Gx, TWO_PI * occ))
-        del Gx
+        dx = _sum_ops_outer(hs, Gx)  # sum_o (h R)_k Gx for x, y, z: (n, k, a)
+        dx *= TWO_PI * occ
+        put(call.cols_xyz, dx)
+        del Gx, dx
         Gsum = Gu.sum(axis=0)  # (nb, a)
         put(call.cols_occ, Gsum)
         ia, ii = call.ia, call.ii
         if call.cols_aniso.size:  # sum_o quad[o, n, k] Gu[o, n, a] for the six U_k: (n, k, a)
-            du = np.einsum("onk,ona->nka", quad, Gu[..., ia])
+            du = _sum_ops_outer(quad, Gu[..., ia])
             du *= -2.0 * np.pi**2 * occ[ia]
             put(call.cols_aniso, du)
         if call.cols_uiso.size:
@@ -614,7 +615,7 @@ class _Call:
     dfv: np.ndarray | None = None
     pv: np.ndarray | None = None
     kappa: np.ndarray | None = None
-    cols_xyz: list = field(default_factory=list)
+    cols_xyz: _Columns | None = None
     cols_occ: _Columns | None = None
     hc_sel: slice | np.ndarray | None = None
     val_sel: slice | np.ndarray | None = None
@@ -674,13 +675,11 @@ def _radial_sums(ang: np.ndarray, radial: np.ndarray) -> tuple[np.ndarray, np.nd
     return parts[0].transpose(1, 0, 2), parts[1].transpose(1, 0, 2)
 
 
-def _sum_ops_scaled(v: np.ndarray, g: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """sum_o v[o, n] g[o, n, a] scale[a] -> (n, a)."""
-    out = v[0][:, None] * g[0]
-    for o in range(1, len(v)):
-        out += v[o][:, None] * g[o]
-    out *= scale
-    return out
+def _sum_ops_outer(v: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """sum_o v[o, n, k] g[o, n, a] -> (n, k, a), v real, g real or complex."""
+    if np.iscomplexobj(g):  # einsum's mixed real/complex path is slow
+        return _sum_ops_outer(v, g.real) + 1j * _sum_ops_outer(v, g.imag)
+    return np.einsum("onk,ona->nka", v, g)
 
 
 def _sum_ops_weighted(p, w, y, negate: bool) -> np.ndarray:
