@@ -297,8 +297,7 @@ class _Solver:
             chol, rcond = None, 0.0
         if chol is None or rcond < self.opts.singular_tol:
             self._raise_singular(ms)
-        inv_s = _symmetrise(np.linalg.inv(ms))
-        return _System(d, ms, b / d, chol, inv_s, grads, parts)
+        return _System(d, ms, b / d, chol, _inverse_from_cholesky(chol[0]), grads, parts)
 
     def _raise_singular(self, ms: np.ndarray) -> None:
         w, v = np.linalg.eigh(ms)
@@ -481,6 +480,29 @@ def solve(
     else:
         message = f"not converged after {opts.max_cycles} cycles"
     return _result(sv, state, cycles, converged, message, history)
+
+
+def _inverse_from_cholesky(low: np.ndarray) -> np.ndarray:
+    """M⁻¹ = L⁻ᵀ L⁻¹ from the lower Cholesky factor L (exactly symmetric: syrk)."""
+    li = _tril_inverse(low)
+    return li.T @ li
+
+
+def _tril_inverse(low: np.ndarray, leaf: int = 96) -> np.ndarray:
+    """Inverse of a lower-triangular matrix by recursive 2 x 2 blocking.
+
+    [[A, 0], [B, C]]⁻¹ = [[A⁻¹, 0], [-C⁻¹ B A⁻¹, C⁻¹]]: the work is in matrix
+    products (numpy's BLAS), about a third of a general inverse.
+    """
+    n = len(low)
+    if n <= leaf:
+        return np.tril(np.linalg.inv(low)) if n else low.copy()
+    h = n // 2
+    ai, ci = _tril_inverse(low[:h, :h], leaf), _tril_inverse(low[h:, h:], leaf)
+    out = np.zeros_like(low)
+    out[:h, :h], out[h:, h:] = ai, ci
+    out[h:, :h] = -(ci @ (low[h:, :h] @ ai))
+    return out
 
 
 def _symmetrise(a: np.ndarray) -> np.ndarray:
