@@ -72,7 +72,7 @@ __all__ = [
 ]
 
 SCHEMES = ("unit", "nlog", "log")
-_ROWS = 1024  # rows of J per block when forming the normal matrix (cache-sized)
+_ROWS = 4096  # rows of J per block when forming the normal matrix
 
 
 class RefinementError(ChasmError):
@@ -232,8 +232,11 @@ class _Solver:
         """c (J T)ᵀ W (J T) and c (J T)ᵀ W r of one data set.
 
         J is read once, block of rows by block of rows: the used columns are
-        gathered and weighted in a cache-sized buffer, whose symmetric product
-        (``A.T @ A``, which numpy hands to BLAS syrk) is accumulated.
+        gathered and weighted in a buffer of a few thousand rows, whose
+        symmetric product (``A.T @ A``, which numpy hands to BLAS syrk) is
+        accumulated. Few blocks: each switch between numpy's single-threaded
+        gathering and the threaded syrk costs thread hand-overs, badly so on a
+        busy machine.
         """
         J = ev.jacobian
         n = J.shape[0]
