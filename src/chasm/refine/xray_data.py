@@ -232,6 +232,15 @@ class XrayData:
         eng, mask = self._engine()
         res = eng.compute(jacobian=jacobian)
         ext = self._extinction(p, mask)
+        J = out = None
+        n_obs_cols = self._n_struct + (2 if self._i_ext is not None else 1)
+        contiguous = self._i_scale == self._n_struct and (
+            self._i_ext is None or self._i_ext == self._n_struct + 1
+        )
+        if jacobian:
+            J = np.zeros((int(mask.sum()), len(p)))
+            if contiguous:  # the observables' columns are the first ones of p: write in place
+                out = J[:, :n_obs_cols]
         obs = xray_observables(
             res.F,
             res.jacobian if jacobian else None,
@@ -239,10 +248,9 @@ class XrayData:
             extinction=ext,
             kind=self.options.observable,
             jacobian=jacobian,
+            out=out,
         )
-        J = None
-        if jacobian:
-            J = np.zeros((int(mask.sum()), len(p)))
+        if jacobian and not contiguous:
             J[:, : self._n_struct] = obs.jacobian[:, : self._n_struct]
             J[:, self._i_scale] = obs.jacobian[:, self._n_struct]
             if self._i_ext is not None:
