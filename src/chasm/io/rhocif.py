@@ -108,8 +108,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
-import shutil
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -126,6 +124,7 @@ from chasm.density.harmonics import lm_index, lm_labels
 from chasm.density.model import HansenCoppensAtom, SphericalAtom
 from chasm.density.radial import BOHR, default_slater
 from chasm.errors import InputError
+from chasm.io.atomic import write_text_atomic
 
 __all__ = [
     "FORMAT_VERSION",
@@ -416,23 +415,6 @@ def rhocif_text(
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file in the same directory, then rename it onto ``path``."""
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            shutil.copymode(path, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_rhocif(
     path: str | os.PathLike,
     crystal: Crystal,
@@ -454,7 +436,7 @@ def write_rhocif(
     OSError
         The file cannot be written.
     """
-    _write_atomically(Path(path), rhocif_text(crystal, models, su, extra))
+    write_text_atomic(path, rhocif_text(crystal, models, su, extra))
 
 
 # ---------------------------------------------------------------------------- reading

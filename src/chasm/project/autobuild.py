@@ -26,11 +26,9 @@ from dataclasses import dataclass
 
 from chasm.crystal.neighbours import Neighbour, bonded
 from chasm.density.frames import LocalAxes
-from chasm.refine.riding import NEUTRON_XH
+from chasm.refine.riding import HYDROGENS, NEUTRON_XH, parent_atom
 
 __all__ = ["AtomChoice", "choose_atom", "choose_model", "environment_key", "HYDROGENS"]
-
-HYDROGENS = ("H", "D")
 
 #: Valence-shell kappa and kappa' for hydrogen, a common fixed choice (1.2; e.g.
 #: Volkov, Abramov & Coppens, Acta Cryst. A57 (2001) 272: contracted bonded H).
@@ -105,13 +103,8 @@ def choose_atom(
     key = atom.element if kappa_sets == "element" else environment_key(crystal, i)
     choice = AtomChoice(atom.label, atom.element, h_lmax if is_h else lmax, axes, reason, key)
     if is_h:
-        heavy = [
-            n
-            for n in bonded(crystal, i, tolerance=0.6)
-            if crystal.atoms[n.index].element not in HYDROGENS
-        ]
-        if heavy:
-            parent = crystal.atoms[heavy[0].index]
+        parent = parent_atom(crystal, i)
+        if parent is not None:
             choice.parent = parent.label
             choice.xh_distance = NEUTRON_XH.get(parent.element)
     return choice

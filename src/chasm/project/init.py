@@ -11,12 +11,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from chasm.crystal.cif import read_cif
 from chasm.errors import InputError
 from chasm.io.atomic import write_text_atomic
 from chasm.io.shelx_hkl import read_hkl4
+from chasm.io.shelx_hkl import stol as sinthl
 from chasm.project.autobuild import HYDROGENS, choose_model
 from chasm.refine.riding import NEUTRON_XH
 
@@ -173,7 +172,7 @@ def project_text(
     for i, f in enumerate(xray):
         f = Path(f)
         refl = read_hkl4(f)
-        stol = 0.5 * np.linalg.norm(refl.hkl.astype(float) @ crystal.B.T, axis=1)
+        stol = sinthl(refl.hkl, crystal)
         smax_all = max(smax_all, float(stol.max()))
         name = "xray" if len(xray) == 1 else f"xray{i + 1}"
         wl = crystal.wavelength
@@ -222,7 +221,8 @@ def project_text(
         "# Strategy: stages run in order, each from where the previous ended.",
         "# Patterns: names, globs (*.kappa), element selectors (@H.U*, @nonH.x).",
     ]
-    for name, free, smin, comment in _stages(has_h, h_lmax, smax_all or 1.0, False):
+    stages = _stages(has_h, h_lmax, smax_all or 1.0, False)
+    for name, free, smin, comment in stages:
         L += [
             "",
             "[[stages]]",
@@ -231,9 +231,7 @@ def project_text(
         ]
         if smin is not None:
             L.append(f"smin = {smin}   # sin(theta)/lambda >= {smin} 1/A in this stage")
-    guesses.append(
-        "strategy: " + " -> ".join(s[0] for s in _stages(has_h, h_lmax, smax_all or 1.0, False))
-    )
+    guesses.append("strategy: " + " -> ".join(s[0] for s in stages))
     guesses.append("X-H distances: " + ", ".join(f"{k}-H {v}" for k, v in NEUTRON_XH.items()))
     return InitResult("\n".join(L) + "\n", guesses)
 

@@ -21,7 +21,6 @@ N–H 1.015, O–H 0.993 Å. Other parents need an explicit distance.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,10 +30,12 @@ from chasm.errors import InputError
 from chasm.refine.constraints import LinearConstraints
 from chasm.refine.parameters import Parameters
 
-__all__ = ["NEUTRON_XH", "RidingHydrogen", "find_parents", "place_riding", "riding_constraints"]
+__all__ = ["NEUTRON_XH", "RidingHydrogen", "parent_atom", "place_riding", "riding_constraints"]
 
 #: Standard X–H distances (Å) from neutron diffraction, Allen & Bruno (2010).
 NEUTRON_XH: dict[str, float] = {"C": 1.089, "N": 1.015, "O": 0.993}
+
+HYDROGENS = ("H", "D")
 
 
 @dataclass(frozen=True)
@@ -66,40 +67,12 @@ def _parent_image(crystal, ih: int, parent: str) -> Neighbour:
     return near[0]
 
 
-def find_parents(crystal, distances: Mapping[str, float] | None = None) -> list[RidingHydrogen]:
-    """The nearest non-H bonded atom of every H, with its standard distance.
-
-    Parameters
-    ----------
-    crystal : Crystal
-    distances : mapping, optional
-        Parent element -> X–H distance in Å (default :data:`NEUTRON_XH`).
-
-    Raises
-    ------
-    InputError
-        An H without a non-H neighbour, or a parent element without a distance.
-    """
-    table = dict(NEUTRON_XH if distances is None else distances)
-    out = []
-    for i, atom in enumerate(crystal.atoms):
-        if atom.element not in ("H", "D"):
-            continue
-        heavy = [
-            n
-            for n in bonded(crystal, i, tolerance=0.6)
-            if crystal.atoms[n.index].element not in ("H", "D")
-        ]
-        if not heavy:
-            raise InputError(f"hydrogen {atom.label} has no bonded non-H atom to ride on")
-        parent = crystal.atoms[heavy[0].index]
-        if parent.element not in table:
-            raise InputError(
-                f"no standard X-H distance for {parent.element}-H ({parent.label}-{atom.label}); "
-                "give one explicitly"
-            )
-        out.append(RidingHydrogen(atom.label, parent.label, table[parent.element]))
-    return out
+def parent_atom(crystal, i: int):
+    """The nearest bonded non-H atom of atom ``i`` (covalent radii + 0.6 Å), or None."""
+    for n in bonded(crystal, i, tolerance=0.6):
+        if crystal.atoms[n.index].element not in HYDROGENS:
+            return crystal.atoms[n.index]
+    return None
 
 
 def place_riding(crystal, riders: list[RidingHydrogen]) -> dict[str, np.ndarray]:

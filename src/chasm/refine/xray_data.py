@@ -22,6 +22,7 @@ import numpy as np
 
 from chasm.errors import InputError
 from chasm.io.shelx_hkl import Reflections
+from chasm.io.shelx_hkl import stol as sinthl
 from chasm.refine.problem import Evaluation
 from chasm.scattering.engine import StructureFactorEngine
 from chasm.scattering.extinction import becker_coppens_type1, bragg_trig, shelx_exti
@@ -124,7 +125,7 @@ class XrayData:
             raise InputError(f"dataset {name!r}: X-ray data need F² and σ(F²) for every reflection")
         self.n_read = len(reflections)
         o = self.options
-        stol = _stol(crystal, reflections.hkl)
+        stol = sinthl(reflections.hkl, crystal)
         keep = mask_resolution(stol, o.smin, o.smax)
         if o.min_i_over_sigma is not None:
             keep &= mask_i_over_sigma(reflections.f2, reflections.sigma, o.min_i_over_sigma)
@@ -198,12 +199,8 @@ class XrayData:
                     f"dataset {self.name!r}: no reflection in the stage window "
                     f"sinθ/λ {self.window}; widen it"
                 )
-            self._engines = {
-                key: (
-                    StructureFactorEngine(self.crystal, self.models, self.reflections.hkl[mask]),
-                    mask,
-                )
-            }
+            hkl = self.reflections.hkl[mask]
+            self._engines[key] = (StructureFactorEngine(self.crystal, self.models, hkl), mask)
         return self._engines[key]
 
     def _extinction(self, p: np.ndarray, mask: np.ndarray):
@@ -305,9 +302,8 @@ class XrayData:
 
     def fc_complex(self) -> np.ndarray:
         """Absolute-scale complex F of every reflection of the set at the current model."""
-        return StructureFactorEngine(self.crystal, self.models, self.reflections.hkl).compute().F
-
-
-def _stol(crystal, hkl: np.ndarray) -> np.ndarray:
-    """sinθ/λ = |B h| / 2 (Å⁻¹)."""
-    return 0.5 * np.linalg.norm(np.asarray(hkl, float) @ crystal.B.T, axis=1)
+        saved, self.window = self.window, (None, None)
+        try:
+            return self._engine()[0].compute().F
+        finally:
+            self.window = saved
