@@ -29,6 +29,11 @@ on the "−" channel, y_S = y(S) on the spin-flip part, each factor evaluated on
 the F² of its own channel (fm², no scale factor); the chiral term is not
 extinguished.
 
+Systematic absences: when both I+ and I− are below ``ABSENT_INTENSITY``
+(1e−20 fm²), F_N and F_M vanish by symmetry and only rounding is left
+(|F| ~ 1e−15 fm); their quotient would be noise. Such a reflection gets R = 1
+and zero derivatives, the value cryspy reports for it.
+
 Agreement (CONVENTIONS.md): χ² = Σ w (R_o − R_c)², w = 1/σ²;
 Rw(1−R) = √(Σ w (R_o − R_c)² / Σ w (R_o − 1)²); GOF = √(χ²/(N − N_par)).
 cryspy's ``_refine_ls_goodness_of_fit_all`` is χ²/N (no square root).
@@ -49,6 +54,9 @@ __all__ = [
     "FlippingStatistics",
     "flipping_statistics",
 ]
+
+#: Intensity (fm²) below which both flipper states count as a systematic absence (R = 1).
+ABSENT_INTENSITY = 1e-20
 
 #: An extinction model: F² (fm²) -> (y, dy/dF², {parameter: dy/dparameter}).
 Extinction = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, dict]]
@@ -83,7 +91,8 @@ def flipping_ratio_collinear(f_n, f_m, q, polarisation: float, efficiency: float
     m2 = q * np.abs(f_m) ** 2
     i_plus = n2 + polarisation * cross + m2
     i_minus = n2 - polarisation * (2.0 * efficiency - 1.0) * cross + m2
-    return i_plus / i_minus
+    absent = (np.abs(i_plus) < ABSENT_INTENSITY) & (np.abs(i_minus) < ABSENT_INTENSITY)
+    return np.where(absent, 1.0, i_plus / np.where(absent, 1.0, i_minus))
 
 
 @dataclass
@@ -200,6 +209,10 @@ def flipping_ratio(
     """
     f_n, fm, e_n, z, nsf_p, nsf_m, sf, chiral = _channels(f_n, f_m_perp, e)
     parts = polarised_intensities(f_n, fm, e_n, polarisation, efficiency, extinction)
+    absent = (np.abs(parts.i_plus) < ABSENT_INTENSITY) & (np.abs(parts.i_minus) < ABSENT_INTENSITY)
+    if np.any(absent):  # systematic absences (module docstring): R = 1, no derivative
+        parts.i_plus = np.where(absent, 1.0, parts.i_plus)
+        parts.i_minus = np.where(absent, 1.0, parts.i_minus)
     ratio = parts.i_plus / parts.i_minus
     if not derivatives:
         return ratio
@@ -251,6 +264,11 @@ def flipping_ratio(
         d_plus = 0.5 * ((1 + p_u) * nsf_p * dp_par[key] + (1 - p_u) * nsf_m * dm_par[key])
         d_minus = 0.5 * ((1 - p_d) * nsf_p * dp_par[key] + (1 + p_d) * nsf_m * dm_par[key])
         out[key] = d_ratio(d_plus + sf * ds_par[key], d_minus + sf * ds_par[key])
+    if np.any(absent):
+        for name in out:
+            out[name] = np.where(
+                absent if np.ndim(out[name]) == 1 else absent[:, None], 0.0, out[name]
+            )
     return ratio, out
 
 

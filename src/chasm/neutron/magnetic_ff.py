@@ -151,8 +151,9 @@ def ion_form_factor(ion: str) -> IonFormFactor:
     return IonFormFactor(
         ion=ion,
         j0=tuple(table.j0),
-        j2=None if table.j2 is None else tuple(table.j2),
-        j4=None if table.j4 is None else tuple(table.j4),
+        # periodictable leaves the attribute out (not None) for ions with ⟨j0⟩ only (O1+)
+        j2=None if getattr(table, "j2", None) is None else tuple(table.j2),
+        j4=None if getattr(table, "j4", None) is None else tuple(table.j4),
     )
 
 

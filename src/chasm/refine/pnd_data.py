@@ -40,7 +40,13 @@ What is refined in this first step
     F_M = S(h) B with S the susceptibility structure tensor
     (:mod:`chasm.neutron.structure_factors`) and B = |B| ê in T.
 
-  Both are linear in the parameters c_k: F_M(h) = Σ_k c_k G_k(h), with G_k the
+  or, for a transition-metal ion, an aspherical d-shell spin density along
+  the field (:class:`~chasm.neutron.dorbital_site.DOrbitalSite`: multipole
+  populations ``LABEL.P00``, ``LABEL.P20``... or d-orbital spin populations
+  ``LABEL.d_xy``, ``LABEL.d_xz/yz``... in a local frame, with the ion's
+  ⟨j0⟩, ⟨j2⟩, ⟨j4⟩; see :mod:`chasm.neutron.dorbital_site`).
+
+  All are linear in the parameters c_k: F_M(h) = Σ_k c_k G_k(h), with G_k the
   F_M (fm) of a unit value of parameter k. A data set stores the magnetic
   interaction vectors G_k⊥ = G_k − (ĥ·G_k) ĥ of its reflections.
 
@@ -96,6 +102,7 @@ import numpy as np
 from chasm.crystal.adp import u6_to_matrix
 from chasm.crystal.structure import Crystal
 from chasm.errors import InputError
+from chasm.neutron.dorbital_site import DOrbitalLayout, DOrbitalSite, dorbital_basis
 from chasm.neutron.extinction import SphereExtinction
 from chasm.neutron.flipping import flipping_ratio, flipping_statistics
 from chasm.neutron.geometry import field_direction, field_geometry
@@ -161,12 +168,17 @@ class SpinSite:
 
 @dataclass(frozen=True)
 class _Column:
-    """One spin parameter: its site, atom index and χ6 per unit value (None: a moment)."""
+    """One spin parameter: its site, atom index and χ6 per unit value (None: a moment).
+
+    For a :class:`~chasm.neutron.dorbital_site.DOrbitalSite`, ``chi6`` is None
+    and ``slot`` is the parameter's position in the site's layout.
+    """
 
     name: str
-    site: SpinSite
+    site: SpinSite | DOrbitalSite
     atom: int
     chi6: np.ndarray | None
+    slot: int = 0
 
 
 class PndSpinModel:
@@ -178,7 +190,10 @@ class PndSpinModel:
         Positions and neutron ADPs (fixed in this step).
     b : sequence of complex
         Coherent scattering length of each atom (fm).
-    sites : sequence of SpinSite
+    sites : sequence of SpinSite or DOrbitalSite
+        A :class:`~chasm.neutron.dorbital_site.DOrbitalSite` is an aspherical
+        d-shell spin density along the field (parameters ``LABEL.P00``... or
+        ``LABEL.d_xy``..., see :mod:`chasm.neutron.dorbital_site`).
     p : float
         Magnetic scattering amplitude per μB (fm); :data:`~chasm.neutron.P_FM`
         (2.69542) by default, ``CRYSPY_P`` (2.695) to reproduce cryspy.
@@ -188,6 +203,9 @@ class PndSpinModel:
     values : dict
         Parameter name -> value (μB or μB/T); the start values of a
         refinement. :meth:`set_values` updates them (e.g. with the refined ones).
+    layouts : dict
+        Label -> :class:`~chasm.neutron.dorbital_site.DOrbitalLayout` of each
+        d-orbital site (frame, parameter names, maps to multipoles and orbitals).
 
     Raises
     ------
@@ -209,6 +227,7 @@ class PndSpinModel:
         labels = [a.label for a in crystal.atoms]
         self._columns: list[_Column] = []
         self.values: dict[str, float] = {}
+        self.layouts: dict[str, DOrbitalLayout] = {}
         seen: set[str] = set()
         for site in self.sites:
             if site.label not in labels:
@@ -217,6 +236,13 @@ class PndSpinModel:
                 raise InputError(f"magnetic site {site.label!r} is given twice")
             seen.add(site.label)
             index = labels.index(site.label)
+            if isinstance(site, DOrbitalSite):
+                layout = site.resolve(crystal, index)
+                self.layouts[site.label] = layout
+                for slot, (name, start) in enumerate(zip(layout.names, layout.start, strict=True)):
+                    self._columns.append(_Column(name, site, index, None, slot))
+                    self.values[name] = float(start)
+                continue
             for name, chi6, start in _site_columns(crystal, index, site):
                 self._columns.append(_Column(name, site, index, chi6))
                 self.values[name] = start
@@ -225,6 +251,14 @@ class PndSpinModel:
     def parameter_names(self) -> list[str]:
         """Names of the spin parameters, in order."""
         return [c.name for c in self._columns]
+
+    def column_indices(self, label: str) -> list[int]:
+        """Positions in :attr:`parameter_names` of the parameters of site ``label``."""
+        return [k for k, c in enumerate(self._columns) if c.site.label == label]
+
+    def column_chi6(self, k: int) -> np.ndarray | None:
+        """χ6 per unit value of parameter k (normalised crystal axes), None if not a χ."""
+        return self._columns[k].chi6
 
     def set_values(self, values: Mapping[str, float]) -> None:
         """Replace some parameter values (names as in :attr:`parameter_names`)."""
@@ -243,6 +277,7 @@ class PndSpinModel:
         form_factors: Mapping[str, IonFormFactor] | None = None,
         c2_rule: Callable[[float], float] = c2_from_lande,
         p: float = P_FM,
+        sites: Mapping[str, SpinSite | DOrbitalSite] | None = None,
     ) -> PndSpinModel:
         """Spin model of an rcif crystal block.
 
@@ -262,17 +297,30 @@ class PndSpinModel:
             As in :meth:`chasm.neutron.model.PndModel.from_rcif`.
         p : float
             fm per μB.
+        sites : mapping label -> SpinSite or DOrbitalSite, optional
+            Sites given explicitly: they replace what the file says about
+            those labels (e.g. a d-orbital Ti instead of the file's χ, or small
+            spherical moments on ligands, which need no scat row). They come
+            after the file's sites, in the mapping's order.
 
         Raises
         ------
         InputError
-            Ordered moments (``_atom_site_moment``) not listed in ``moments``,
+            Ordered moments (``_atom_site_moment``) not listed in ``moments``
+            or ``sites``,
             a moment site in a magnetic group with time reversal (an
             antiferromagnet: not in this step), or a site in ``moments`` or
             ``c2`` without a scat row.
         """
         moments = dict(moments or {})
         c2 = dict(c2 or {})
+        given = dict(sites or {})
+        for label, site in given.items():
+            if site.label != label:
+                raise InputError(f"sites: key {label!r} holds the site of {site.label!r}")
+        clash = sorted(set(given) & (set(moments) | set(c2)))
+        if clash:
+            raise InputError(f"sites {clash} are given both in 'sites' and in 'moments'/'c2'")
         for label in set(moments) | set(c2):
             if label not in block.scattering:
                 raise InputError(
@@ -280,7 +328,7 @@ class PndSpinModel:
                     block.path,
                     block.line,
                 )
-        ordered = sorted(set(block.moments) - set(moments))
+        ordered = sorted(set(block.moments) - set(moments) - set(given))
         if ordered:
             raise InputError(
                 f"ordered moments of {', '.join(ordered)} (_atom_site_moment) are not refinable "
@@ -288,7 +336,10 @@ class PndSpinModel:
                 block.path,
                 block.line,
             )
-        if moments and block.time_reversal is not None and np.any(block.time_reversal < 0):
+        along_field = bool(moments) or any(
+            isinstance(x, DOrbitalSite) or x.moment is not None for x in given.values()
+        )
+        if along_field and block.time_reversal is not None and np.any(block.time_reversal < 0):
             raise InputError(
                 "moments along the field need a ferromagnetic or paramagnetic site; this "
                 "block has time-reversed operations (antiferromagnet), not handled yet",
@@ -296,8 +347,10 @@ class PndSpinModel:
                 block.line,
             )
         nuclear = PndModel.from_rcif(block, b_overrides, form_factors, c2_rule)
-        sites = []
+        out: list[SpinSite | DOrbitalSite] = []
         for label, scat in block.scattering.items():
+            if label in given:
+                continue
             sus = block.susceptibility.get(label)
             if label not in moments and sus is None:
                 continue
@@ -309,11 +362,12 @@ class PndSpinModel:
                 "kappa": scat.kappa,
             }
             if label in moments:
-                sites.append(SpinSite(**common, moment=float(moments[label])))
+                out.append(SpinSite(**common, moment=float(moments[label])))
             else:
                 iso = sus.chi_type.lower() == "ciso"
-                sites.append(SpinSite(**common, chi=sus.chi, isotropic=iso))
-        return cls(nuclear.crystal, nuclear.b, sites, p)
+                out.append(SpinSite(**common, chi=sus.chi, isotropic=iso))
+        out.extend(given.values())
+        return cls(nuclear.crystal, nuclear.b, out, p)
 
     def nuclear(self, hkl) -> np.ndarray:
         """F_N (fm), (n,) complex."""
@@ -337,7 +391,16 @@ class PndSpinModel:
         b_vec = abs(field) * e
         norm = crystal.A / np.linalg.norm(crystal.A, axis=0)[None, :]  # normalised axes
         out = np.zeros((len(hkl), len(self._columns), 3), dtype=complex)
+        done: dict[str, np.ndarray] = {}
         for k, col in enumerate(self._columns):
+            if isinstance(col.site, DOrbitalSite):
+                label = col.site.label
+                if label not in done:
+                    done[label] = dorbital_basis(
+                        crystal, hkl, self.layouts[label], col.site.table, col.site.kappa, self.p
+                    )
+                out[:, k, :] = done[label][:, col.slot, None] * e
+                continue
             ff = col.site.form_factor(stol)
             if col.chi6 is None:
                 terms, weight = site_sums(crystal, hkl, col.atom)
