@@ -1,0 +1,298 @@
+"""Benchmarks of polarised-neutron flipping ratios (issue 4).
+
+(a) Flipping ratios and their full Jacobian for the 212 lowest-angle
+    reflections of the seed-sized reference structure
+    (../shared/data/benchmark/ref.cif + ref.hkl: P 21/n, 33 atoms), for each
+    spin model of :data:`SPIN_MODELS`. A model is a function crystal ->
+    PndSpinModel; add the engine-based spin-split model there when it exists.
+    The data set is simulated (R = 1, σ = 0.01) with the field along b (UB =
+    U·B with U's third row along b in the CCSL frame). Timed separately:
+    building the PndData (F_N and the magnetic basis of its reflections) and
+    ``PndData.calculate(p, jacobian=True)`` (ratios and dR/dp over the whole
+    parameter vector of a Refinement: every atomic parameter plus the spin
+    ones).
+(b) A complete PND-only refinement of YTiO3 (Ti susceptibility χ free, to
+    convergence, with su) by chasm, beside cryspy's own refinement of the same
+    data, spherical model and free parameter (``cryspy.rhochi_rietveld_refinement``:
+    scipy BFGS on χ² with numerical derivatives, then ``rhochi_inversed_hessian``
+    for the su), both timed in this process after both have loaded the file.
+    chasm's time includes building its spin model and data sets from the
+    loaded file; cryspy's includes its ``get_dictionary``.
+
+    The data are ytio3.rcif with its 15 systematically absent reflections
+    flagged ``_diffrn_refln_excluded`` (a temporary copy read by both): on the
+    file as it is, cryspy's R = 0/0 there becomes NaN at some χ and its BFGS
+    stops early (one untimed run of that is printed too).
+
+Every figure is a median of --runs runs (each on freshly loaded objects).
+
+Usage: python benchmarks/bench_pnd.py [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import scipy
+
+from bench_sf import load_problem, median_time
+from chasm.crystal.structure import Crystal
+from chasm.density.model import SphericalAtom
+from chasm.neutron import PndDataset, ion_form_factor, read_rcif, scattering_length
+from chasm.neutron.geometry import busing_levy_b
+from chasm.refine.pnd_data import PndData, PndSpinModel, SpinSite
+from chasm.refine.refinement import Refinement, Stage
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "validation"))
+
+import ytio3_chi_scan as ytio3  # noqa: E402
+
+N_REFLECTIONS = 212
+N_LIGANDS = 4
+TARGET = 10.0
+
+
+# ----------------------------------------------------------------------------- (a)
+def nearest_ligands(crystal: Crystal, label: str, n: int) -> list[str]:
+    """Labels of the n N/O atoms closest to atom ``label`` (lattice translations only)."""
+    centre = crystal.atoms[crystal.atom_index(label)].xyz
+    shifts = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)])
+    found = []
+    for atom in crystal.atoms:
+        if atom.element in ("N", "O"):
+            d = (atom.xyz - centre)[None, :] + shifts
+            found.append((float(np.min(np.linalg.norm(d @ crystal.A.T, axis=1))), atom.label))
+    return [name for _, name in sorted(found)[:n]]
+
+
+def spherical_moments(crystal: Crystal) -> PndSpinModel:
+    """Cu1 as Cu²⁺ (C2 = 0.1) with 0.8 μB along the field, 0.05 μB on the 4 nearest N/O.
+
+    The ligand sites use the tabulated O⁻ ⟨j0⟩ (periodictable's only light
+    ion), for N as well: a stand-in shape, which does not change the cost.
+    """
+    sites = [SpinSite("Cu1", ion_form_factor("Cu2+"), c2=0.1, moment=0.8)]
+    o_minus = ion_form_factor("O1+")
+    sites += [SpinSite(x, o_minus, moment=0.05) for x in nearest_ligands(crystal, "Cu1", N_LIGANDS)]
+    b = [scattering_length(a.element) for a in crystal.atoms]
+    return PndSpinModel(crystal, b, sites)
+
+
+#: Spin models of benchmark (a): name -> builder(crystal).
+SPIN_MODELS: dict[str, Callable[[Crystal], PndSpinModel]] = {
+    "spherical moments (Cu1 + 4 N/O)": spherical_moments,
+}
+
+
+def reference_dataset(crystal: Crystal, hkl: np.ndarray) -> PndDataset:
+    """Simulated flipping-ratio block of the 212 lowest-angle reflections, field along b."""
+    stol = 0.5 * np.linalg.norm(hkl @ crystal.B.T, axis=1)
+    hkl = hkl[np.argsort(stol, kind="stable")[:N_REFLECTIONS]]
+    u = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # lab Z = crystal y ∥ b
+    n = len(hkl)
+    return PndDataset(
+        name="ref",
+        wavelength=0.84,
+        field=1.0,
+        polarisation=-0.9,
+        efficiency=0.95,
+        ub=u @ busing_levy_b(crystal.B),
+        ub_type="CCSL",
+        extinction_model=None,
+        mosaicity=0.0,
+        radius=0.0,
+        phase=None,
+        hkl=hkl,
+        fr=np.ones(n),
+        fr_sigma=np.full(n, 0.01),
+        fr_calc=None,
+        excluded=np.zeros(n, dtype=bool),
+        lines=np.zeros(n, dtype=int),
+    )
+
+
+def bench_reference(runs: int) -> None:
+    crystal, hkl, source = load_problem()
+    raw = reference_dataset(crystal, np.asarray(hkl))
+    print(f"(a) {source}: {len(crystal.atoms)} atoms, {len(raw.hkl)} lowest-angle reflections")
+    for name, build in SPIN_MODELS.items():
+        spin = build(crystal)
+        data = PndData("ref", raw, spin)
+        models = [SphericalAtom(a.element) for a in crystal.atoms]
+        ref = Refinement(crystal, models, [data])
+        p = ref.params.values
+        t_build = median_time(lambda spin=spin: PndData("ref", raw, spin), runs)
+        t_calc = median_time(lambda data=data, p=p: data.calculate(p, jacobian=True), runs)
+        _, ratio, jac = data.calculate(p, jacobian=True)
+        assert np.all(np.isfinite(ratio)) and np.all(np.isfinite(jac))
+        print(f"    spin model: {name}; spin parameters {spin.parameter_names}")
+        print(
+            f"    field (chasm frame) {np.round(data.e, 4)}; R from {ratio.min():.3f} to "
+            f"{ratio.max():.3f}; Jacobian {jac.shape[0]} x {jac.shape[1]} (full vector)"
+        )
+        print(f"    build PndData (F_N + magnetic basis)      {1e3 * t_build:8.2f} ms")
+        print(f"    calculate(p, jacobian=True)               {1e3 * t_calc:8.2f} ms")
+
+
+# ----------------------------------------------------------------------------- (b)
+def flagged_copy(path: Path, folder: Path) -> Path:
+    """A copy of the rcif with the systematically absent reflections flagged excluded."""
+    pnd = read_rcif(path)
+    lines = path.read_text().splitlines()
+    group = pnd.crystal().spacegroup
+    for block in pnd.datasets:
+        for line in block.lines[ytio3.absent_mask(block.hkl, group)]:
+            text = lines[line - 1]
+            assert text.rstrip().endswith("False"), text
+            lines[line - 1] = text.rstrip()[: -len("False")] + "True"
+    out = folder / path.name
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def chasm_refine(pnd) -> dict:
+    """chasm: spin model and data sets from the loaded file, one stage, χ free."""
+    spin = ytio3.chasm_spin(pnd)  # the file's start value, 0.7362
+    sets = [PndData(d.name, d, spin) for d in pnd.datasets]
+    models = [SphericalAtom(a.element) for a in spin.crystal.atoms]
+    ref = Refinement(spin.crystal, models, sets)
+    out = ref.run_stage(Stage("chi", free=[ytio3.CHI]))
+    par = ref.params[ytio3.CHI]
+    result = out.result
+    return {
+        "chi": par.value,
+        "su": par.su,
+        "chi2": sum(f.chi2 for f in result.datasets),
+        "evaluations": 1 + sum(c.trials for c in result.history),
+        "gof2": sum(f.chi2 for f in result.datasets) / (result.n_obs - result.n_par),
+        "cycles": result.cycles,
+        "converged": result.converged,
+    }
+
+
+class CountedChi2:
+    """Counts cryspy's χ² evaluations (its refinement and its su estimate)."""
+
+    def __init__(self):
+        import cryspy.procedure_rhochi.rhochi as rhochi
+        import cryspy.procedure_rhochi.rhochi_by_dictionary as by_dict
+
+        self.modules = (by_dict, rhochi)
+        self.original = by_dict.rhochi_calc_chi_sq_by_dictionary
+        self.calls = 0
+
+    def __enter__(self) -> CountedChi2:
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return self.original(*args, **kwargs)
+
+        for module in self.modules:
+            module.rhochi_calc_chi_sq_by_dictionary = counted
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for module in self.modules:
+            module.rhochi_calc_chi_sq_by_dictionary = self.original
+
+
+def cryspy_load(path: Path):
+    """Loaded cryspy object with the Ti χ marked for refinement (Ciso: χ11 carries it)."""
+    import cryspy
+
+    obj = cryspy.load_file(str(path))
+    crystal = next(i for i in obj.items if type(i).__name__ == "Crystal")
+    crystal.atom_site_susceptibility.items[0].chi_11_refinement = True
+    return obj, crystal.atom_site_susceptibility.items[0]
+
+
+def cryspy_refine(obj, item) -> dict:
+    import cryspy
+
+    with CountedChi2() as count, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = cryspy.rhochi_rietveld_refinement(obj)
+    return {
+        "chi": float(item.chi_11),
+        "su": float(item.chi_11_sigma),
+        "chi2": float(out["chi_sq"]),
+        "evaluations": count.calls,
+    }
+
+
+def bench_ytio3(runs: int) -> None:
+    import cryspy
+
+    logging.getLogger("cryspy").setLevel(logging.WARNING)
+    print(f"\n(b) YTiO3 refinement of Ti chi: chasm vs cryspy {cryspy.__version__}, {runs} runs")
+    t_chasm, t_cryspy, ratios = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = flagged_copy(ytio3.RCIF, Path(tmp))
+        for _ in range(runs):
+            pnd = read_rcif(path)
+            obj, item = cryspy_load(path)
+            t0 = time.perf_counter()
+            ours = chasm_refine(pnd)
+            t1 = time.perf_counter()
+            theirs = cryspy_refine(obj, item)
+            t2 = time.perf_counter()
+            t_chasm.append(t1 - t0)
+            t_cryspy.append(t2 - t1)
+            ratios.append((t2 - t1) / (t1 - t0))
+        n = sum(len(d.hkl) - int(np.sum(d.excluded)) for d in read_rcif(path).datasets)
+    tc, ty, ratio = (statistics.median(x) for x in (t_chasm, t_cryspy, ratios))
+    print(f"    {n} flipping ratios (15 systematic absences excluded), start chi = 0.7362")
+    print(
+        f"    {'':8} {'time (s)':>9} {'chi (muB/T)':>12} {'su':>9} {'chi2':>12} {'chi2 evals':>10}"
+    )
+    for label, t, r in (("chasm", tc, ours), ("cryspy", ty, theirs)):
+        print(
+            f"    {label:8} {t:9.4f} {r['chi']:12.5f} {r['su']:9.5f} {r['chi2']:12.3f} "
+            f"{r['evaluations']:10d}"
+        )
+    raw_su = ours["su"] / np.sqrt(ours["gof2"])
+    print(
+        f"    chasm: {ours['cycles']} cycles, converged {ours['converged']}; its su includes the "
+        f"GOF factor (SHELXL rule); without it {raw_su:.5f}, and / sqrt(2) = "
+        f"{raw_su / np.sqrt(2):.5f}: cryspy's su is sqrt(diag) of the inverse Hessian of "
+        "chi2 (= 2 J^T W J), unscaled"
+    )
+    verdict = "met" if ratio >= TARGET else "NOT met"
+    print(
+        f"    speed ratio cryspy / chasm = {ratio:.1f} (median of per-run ratios; "
+        f"target >= {TARGET:.0f}: {verdict})"
+    )
+
+    obj, item = cryspy_load(ytio3.RCIF)  # the file as it is, once, for the record
+    asis = cryspy_refine(obj, item)
+    print(
+        f"    cryspy on the file as it is (absences kept): chi = {asis['chi']:.5f}, "
+        f"chi2 = {asis['chi2']:.1f}, {asis['evaluations']} chi2 evaluations"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=7)
+    args = ap.parse_args()
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    bench_reference(args.runs)
+    bench_ytio3(args.runs)
+
+
+if __name__ == "__main__":
+    main()
