@@ -126,4 +126,173 @@ class HansenCoppensAtom:
         self.n_l = tuple(int(n) for n in self.n_l)
 
 
-AtomModel = SphericalAtom | HansenCoppensAtom
+
+
+@dataclass
+class NuclearAtom:
+    """A nucleus for neutron scattering: a constant coherent scattering length.
+
+    Parameters
+    ----------
+    element : str
+        Element (or isotope) symbol, for output only.
+    b : float
+        Coherent scattering length (fm), independent of sinθ/λ; the
+        structure-factor engine then returns F_N in fm.
+    """
+
+    element: str
+    b: float
+
+    def __post_init__(self) -> None:
+        b = complex(self.b)
+        if abs(b.imag) > 1e-6 * max(1.0, abs(b.real)):
+            raise ValueError(
+                f"{self.element}: absorbing nuclei (complex b = {b}) are not supported"
+            )
+        self.b = float(b.real)
+
+    @property
+    def lmax(self) -> int:
+        return -1
+
+
+@dataclass
+class SplitAtom:
+    """A spin-resolved Hansen-Coppens atom (CONVENTIONS.md, spin-split atoms).
+
+    The valence density has a spin-up and a spin-down part, each with its own
+    Pv, κ, P_lm and κ'; the core (``pc`` times the databank core of the
+    element) holds paired electrons and is seen by X-rays only. X-rays see
+    core + ρ↑ + ρ↓, the magnetic neutron amplitude sees ρ↑ − ρ↓ (in μB,
+    spin only).
+
+    Parameters
+    ----------
+    up, dn : HansenCoppensAtom
+        The two spin parts; their own ``pc`` is ignored (set to 0 here), their
+        element, databank species, frame, lmax and Slater functions must agree.
+    pc : float
+        Scale of the core density (1 = the databank core).
+    share_kappa, share_kappa_prime : bool
+        One κ (κ') for both spins instead of two.
+    """
+
+    up: HansenCoppensAtom
+    dn: HansenCoppensAtom
+    pc: float = 1.0
+    share_kappa: bool = False
+    share_kappa_prime: bool = False
+
+    def __post_init__(self) -> None:
+        u, d = self.up, self.dn
+        same = (
+            u.element == d.element
+            and u.charge == d.charge
+            and u.lmax == d.lmax
+            and tuple(u.n_l) == tuple(d.n_l)
+            and u.zeta == d.zeta
+            and (u.valence or None) == (d.valence or None)
+            and np.allclose(u.frame, d.frame)
+        )
+        if not same:
+            raise ValueError(
+                "the spin-up and spin-down parts of a split atom need the same element, "
+                "species, lmax, Slater functions and local frame"
+            )
+        u.pc = d.pc = 0.0
+        if self.share_kappa:
+            d.kappa = u.kappa
+        if self.share_kappa_prime:
+            d.kappa_prime = u.kappa_prime
+
+    @classmethod
+    def from_charge_and_spin(
+        cls,
+        charge: HansenCoppensAtom,
+        spin_pv: float = 0.0,
+        spin_plm=None,
+        share_kappa: bool = False,
+        share_kappa_prime: bool = False,
+    ) -> SplitAtom:
+        """Split a charge model: P↑ = (P + S)/2, P↓ = (P − S)/2, κ↑ = κ↓ = κ.
+
+        Parameters
+        ----------
+        charge : HansenCoppensAtom
+            The (X-ray) charge model; its ``pc`` becomes the core scale.
+        spin_pv : float
+            Spin monopole S_v (μB = unpaired electrons).
+        spin_plm : array_like or None
+            Spin multipole populations (same layout as ``charge.plm``).
+        """
+        s = np.zeros_like(charge.plm) if spin_plm is None else np.asarray(spin_plm, float)
+        if s.shape != charge.plm.shape:
+            raise ValueError(f"spin_plm needs {charge.plm.size} values, got {s.shape}")
+
+        def part(sign: float) -> HansenCoppensAtom:
+            return HansenCoppensAtom(
+                element=charge.element,
+                pv=0.5 * (charge.pv + sign * spin_pv),
+                kappa=charge.kappa,
+                lmax=charge.lmax,
+                plm=0.5 * (charge.plm + sign * s),
+                kappa_prime=charge.kappa_prime,
+                frame=charge.frame.copy(),
+                n_l=charge.n_l,
+                zeta=charge.zeta,
+                pc=0.0,
+                charge=charge.charge,
+                valence=charge.valence,
+                axes=charge.axes,
+            )
+
+        return cls(part(1.0), part(-1.0), charge.pc, share_kappa, share_kappa_prime)
+
+    @property
+    def element(self) -> str:
+        return self.up.element
+
+    @property
+    def lmax(self) -> int:
+        return self.up.lmax
+
+    @property
+    def frame(self) -> np.ndarray:
+        return self.up.frame
+
+    @property
+    def axes(self):
+        return self.up.axes
+
+    @property
+    def spin_pv(self) -> float:
+        """Spin monopole Pv↑ − Pv↓ (μB)."""
+        return self.up.pv - self.dn.pv
+
+    @property
+    def spin_plm(self) -> np.ndarray:
+        """Spin multipoles P↑ − P↓ (μB)."""
+        return self.up.plm - self.dn.plm
+
+    def charge_model(self) -> HansenCoppensAtom:
+        """The unsplit charge model: P = P↑ + P↓ (κ, κ' of the up part)."""
+        u = self.up
+        return HansenCoppensAtom(
+            element=u.element,
+            pv=u.pv + self.dn.pv,
+            kappa=u.kappa,
+            lmax=u.lmax,
+            plm=u.plm + self.dn.plm,
+            kappa_prime=u.kappa_prime,
+            frame=u.frame.copy(),
+            n_l=u.n_l,
+            zeta=u.zeta,
+            pc=self.pc,
+            charge=u.charge,
+            valence=u.valence,
+            axes=u.axes,
+        )
+
+
+AtomModel = SphericalAtom | HansenCoppensAtom | NuclearAtom | SplitAtom

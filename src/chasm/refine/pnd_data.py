@@ -463,39 +463,26 @@ class PndOptions:
     include_excluded: bool = False
 
 
-class PndData:
-    """A flipping-ratio data set in a refinement (module docstring).
+class FlippingRatioSet:
+    """What every flipping-ratio data set of a refinement shares.
 
-    Parameters
-    ----------
-    name : str
-        Data-set name, prefix of its private parameters.
-    dataset : PndDataset
-        Reflections (h k l, R, σ(R), excluded flags), wavelength, field,
-        signed P, efficiency, UB and its convention, extinction.
-    spin : PndSpinModel
-        Fixed nuclear structure and the spin model (shared by the PND sets of
-        one refinement).
-    options : PndOptions, optional
-
-    Raises
-    ------
-    InputError
-        No reflection left, σ(R) ≤ 0, extinction on with radius ≤ 0 or no
-        wavelength.
+    The observations after the cut-offs (h k l, R, σ(R), sinθ/λ), the field
+    direction ê in chasm's Cartesian frame, P, e, λ and the sphere-extinction
+    settings, the stage window, and the ratios, evaluation and agreement built
+    on a subclass's ``calculate(p, jacobian) -> (mask, R, J)``. Subclasses:
+    :class:`PndData` (fixed nuclear structure, linear spin model) and
+    :class:`chasm.refine.flipping_data.FlippingData` (the refinement's
+    structure model through the engine).
     """
 
     kind = "pnd"
     user_weight = 1.0
 
-    def __init__(
-        self, name: str, dataset: PndDataset, spin: PndSpinModel, options: PndOptions | None = None
-    ):
+    def _read(self, name: str, dataset: PndDataset, crystal, options: PndOptions | None):
+        """Keep the observations; returns the field geometry and the kept mask."""
         self.name = name
         self.dataset = dataset
-        self.spin = spin
         self.options = o = options or PndOptions()
-        crystal = spin.crystal
         self.n_read = len(dataset.hkl)
         self.e = field_direction(dataset.ub, crystal.B, dataset.ub_type, dataset.field)
         geom = field_geometry(dataset.hkl, crystal.B, self.e)
@@ -530,12 +517,96 @@ class PndData:
                 f"dataset {name!r}: extinction needs a radius > 0 µm (given {self.radius}) "
                 f"and the wavelength (given {self.wavelength}); set PndOptions.radius"
             )
+        self.window: tuple[float | None, float | None] = (None, None)
+        self._bound = False
+        return geom, keep
+
+    def active(self) -> np.ndarray:
+        """Mask of the reflections inside the current stage window."""
+        return mask_resolution(self.stol, *self.window)
+
+    def _no_reflection(self) -> InputError:
+        return InputError(
+            f"dataset {self.name!r}: no reflection in the stage window "
+            f"sinθ/λ {self.window}; widen it"
+        )
+
+    def sphere_extinction(
+        self, mosaicity: float, radius: float, volume: float, mask: np.ndarray
+    ) -> SphereExtinction:
+        """The extinction model of the reflections in ``mask`` (radius µm)."""
+        return SphereExtinction.from_stol(
+            self.extinction_model, mosaicity, radius, self.wavelength, volume, self.stol[mask]
+        )
+
+    def evaluate(self, p: np.ndarray) -> Evaluation:
+        """R_obs, R_calc, w = 1/σ(R)² and dR/dp (full vector) at p."""
+        mask, ratio, J = self.calculate(p, jacobian=True)
+        return Evaluation(self.r_obs[mask], ratio, self.sigma[mask] ** -2.0, J)
+
+    def ratios(self, p: np.ndarray) -> np.ndarray:
+        """R_calc of every kept reflection at p (stage window ignored)."""
+        saved = self.window
+        self.window = (None, None)
+        try:
+            return self.calculate(p, jacobian=False)[1]
+        finally:
+            self.window = saved
+
+    def agreement(self, p: np.ndarray, n_par: int = 0) -> dict:
+        """χ², χ²/N, GOF, Rw(1−R) over the whole data set at p (R1, wR2: None)."""
+        stats = flipping_statistics(self.r_obs, self.sigma, self.ratios(p), None, n_par)
+        return {
+            "kind": self.kind,
+            "n_obs": stats.n,
+            "n_par": int(n_par),
+            "chi2": stats.chi2,
+            "chi2_per_n": stats.chi2_per_n,
+            "gof": stats.gof,
+            "R1": None,
+            "wR2": None,
+            "Rw": stats.rw_1mr,
+            "observable": "R",
+            "weights": "sigma",
+            "n_read": self.n_read,
+        }
+
+
+class PndData(FlippingRatioSet):
+    """A flipping-ratio data set in a refinement (module docstring).
+
+    Parameters
+    ----------
+    name : str
+        Data-set name, prefix of its private parameters.
+    dataset : PndDataset
+        Reflections (h k l, R, σ(R), excluded flags), wavelength, field,
+        signed P, efficiency, UB and its convention, extinction.
+    spin : PndSpinModel
+        Fixed nuclear structure and the spin model (shared by the PND sets of
+        one refinement).
+    options : PndOptions, optional
+
+    Raises
+    ------
+    InputError
+        No reflection left, σ(R) ≤ 0, extinction on with radius ≤ 0 or no
+        wavelength.
+    """
+
+    kind = "pnd"
+    user_weight = 1.0
+
+    def __init__(
+        self, name: str, dataset: PndDataset, spin: PndSpinModel, options: PndOptions | None = None
+    ):
+        self.spin = spin
+        geom, keep = self._read(name, dataset, spin.crystal, options)
+        self.q = geom.q[keep]
         self.f_n = spin.nuclear(self.hkl)
         g = spin.basis(self.hkl, self.e, dataset.field)
         h_unit = geom.h_unit[keep]
         self.g_perp = g - np.einsum("nka,na->nk", g, h_unit)[:, :, None] * h_unit[:, None, :]
-        self.window: tuple[float | None, float | None] = (None, None)
-        self._bound = False
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -588,20 +659,11 @@ class PndData:
         self._bound = True
 
     # ------------------------------------------------------------------ evaluation
-    def active(self) -> np.ndarray:
-        """Mask of the reflections inside the current stage window."""
-        return mask_resolution(self.stol, *self.window)
-
     def _extinction(self, p: np.ndarray, mask: np.ndarray) -> SphereExtinction | None:
         if not self.extinction_on:
             return None
-        return SphereExtinction.from_stol(
-            self.extinction_model,
-            float(p[self._i_mosaicity]),
-            float(p[self._i_radius]),
-            self.wavelength,
-            self.spin.crystal.volume,
-            self.stol[mask],
+        return self.sphere_extinction(
+            float(p[self._i_mosaicity]), float(p[self._i_radius]), self.spin.crystal.volume, mask
         )
 
     def calculate(self, p: np.ndarray, jacobian: bool = True):
@@ -620,10 +682,7 @@ class PndData:
         p = np.asarray(p, dtype=float)
         mask = self.active()
         if not np.any(mask):
-            raise InputError(
-                f"dataset {self.name!r}: no reflection in the stage window "
-                f"sinθ/λ {self.window}; widen it"
-            )
+            raise self._no_reflection()
         g_perp = self.g_perp[mask]
         f_m_perp = np.einsum("nka,k->na", g_perp, p[self._i_spin])
         pol = self.polarisation if self._i_pol is None else float(p[self._i_pol])
@@ -648,35 +707,3 @@ class PndData:
         if self._i_pol is not None:
             J[:, self._i_pol] = d["polarisation"]
         return mask, ratio, J
-
-    def evaluate(self, p: np.ndarray) -> Evaluation:
-        """R_obs, R_calc, w = 1/σ(R)² and dR/dp (full vector) at p."""
-        mask, ratio, J = self.calculate(p, jacobian=True)
-        return Evaluation(self.r_obs[mask], ratio, self.sigma[mask] ** -2.0, J)
-
-    def ratios(self, p: np.ndarray) -> np.ndarray:
-        """R_calc of every kept reflection at p (stage window ignored)."""
-        saved = self.window
-        self.window = (None, None)
-        try:
-            return self.calculate(p, jacobian=False)[1]
-        finally:
-            self.window = saved
-
-    def agreement(self, p: np.ndarray, n_par: int = 0) -> dict:
-        """χ², χ²/N, GOF, Rw(1−R) over the whole data set at p (R1, wR2: None)."""
-        stats = flipping_statistics(self.r_obs, self.sigma, self.ratios(p), None, n_par)
-        return {
-            "kind": self.kind,
-            "n_obs": stats.n,
-            "n_par": int(n_par),
-            "chi2": stats.chi2,
-            "chi2_per_n": stats.chi2_per_n,
-            "gof": stats.gof,
-            "R1": None,
-            "wR2": None,
-            "Rw": stats.rw_1mr,
-            "observable": "R",
-            "weights": "sigma",
-            "n_read": self.n_read,
-        }

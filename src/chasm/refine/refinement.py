@@ -20,12 +20,12 @@ import numpy as np
 
 from chasm.errors import InputError
 from chasm.refine.constraints import LinearConstraints
-from chasm.refine.parameters import Parameters, apply_values, parameters_from_model
+from chasm.refine.parameters import Parameters
 from chasm.refine.problem import Dataset, Restraints, SolverOptions
 from chasm.refine.results import CycleInfo, FitResult
 from chasm.refine.riding import RidingHydrogen, riding_constraints
 from chasm.refine.solver import solve
-from chasm.refine.symmetry_constraints import site_symmetry_constraints
+from chasm.refine.structure_model import StructureModel
 
 __all__ = ["Stage", "Restraint", "Refinement", "StageOutcome"]
 
@@ -106,6 +106,14 @@ class Refinement:
         Score function combining the data sets.
     options : SolverOptions, optional
         Default solver settings for every stage.
+    structure : StructureModel, optional
+        The parameterised structure (split atoms, ADP sets, scattering
+        lengths). Default: built from ``crystal`` and ``models`` with the ADP
+        sets the data sets ask for (``adp_set`` attribute: ``"X"`` for X-ray
+        sets, ``"N"`` for neutron sets) and ``basis``. Data sets with an
+        ``attach(structure)`` method get it before their start values.
+    basis : {"updown", "chargespin"}
+        Names of the populations of split atoms (:mod:`chasm.refine.structure_model`).
     """
 
     def __init__(
@@ -116,6 +124,8 @@ class Refinement:
         riders: Sequence[RidingHydrogen] = (),
         scheme: str = "unit",
         options: SolverOptions | None = None,
+        structure: StructureModel | None = None,
+        basis: str = "updown",
     ):
         if not datasets:
             raise InputError("a refinement needs at least one data set")
@@ -126,7 +136,19 @@ class Refinement:
         self.datasets = list(datasets)
         self.scheme = scheme
         self.options = options or SolverOptions()
-        self.params: Parameters = parameters_from_model(crystal, models)
+        if structure is None:
+            sets = [getattr(d, "adp_set", "X") for d in datasets]
+            structure = StructureModel(
+                crystal, models, adp_sets=[s for s in dict.fromkeys(sets) if s != "X"], basis=basis
+            )
+        elif structure.crystal is not crystal:
+            raise InputError("the structure model must be built on the refinement's crystal")
+        self.structure = structure
+        for d in self.datasets:
+            attach = getattr(d, "attach", None)
+            if attach is not None:
+                attach(structure)
+        self.params: Parameters = structure.parameters()
         self.n_struct = len(self.params)
         self.params.fix("*.occ")
         self.shared_names: list[str] = []
@@ -145,7 +167,7 @@ class Refinement:
         for d in self.datasets:
             d.bind(crystal, models, self.params.names, self.n_struct)
         self.riders = list(riders)
-        self.site_constraints = site_symmetry_constraints(crystal, models, self.params)
+        self.site_constraints = structure.site_constraints(self.params)
         self.riding = riding_constraints(crystal, self.params, self.riders)
         self.user_constraints = LinearConstraints(self.params)
         self.restraints: list[Restraint] = []
@@ -191,7 +213,7 @@ class Refinement:
         if self._applied is not None and np.array_equal(p, self._applied):
             return
         self.params.set_values(p)
-        apply_values(self.params, self.crystal, self.models)
+        self.structure.apply(self.params)
         self._applied = p.copy()
 
     def _evaluator(self, dataset):

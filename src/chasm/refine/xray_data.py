@@ -24,6 +24,7 @@ from chasm.errors import InputError
 from chasm.io.shelx_hkl import Reflections
 from chasm.io.shelx_hkl import stol as sinthl
 from chasm.refine.problem import Evaluation
+from chasm.refine.structure_model import ADP_SETS_DEFAULT
 from chasm.scattering.engine import StructureFactorEngine
 from chasm.scattering.extinction import becker_coppens_type1, bragg_trig, shelx_exti
 from chasm.scattering.xray import (
@@ -37,7 +38,7 @@ from chasm.scattering.xray import (
     xray_observables,
 )
 
-__all__ = ["XrayOptions", "XrayData", "EXTINCTION_MODELS", "WEIGHT_SCHEMES"]
+__all__ = ["XrayOptions", "XrayData", "UndData", "EXTINCTION_MODELS", "WEIGHT_SCHEMES"]
 
 EXTINCTION_MODELS = ("none", "shelx", "bc-gauss", "bc-lorentz")
 WEIGHT_SCHEMES = ("sigma", "shelx")
@@ -108,6 +109,9 @@ class XrayData:
     crystal : Crystal
         Used for sinθ/λ and the default wavelength.
     options : XrayOptions, optional
+    adp_set : str, optional
+        The ADP set the data set sees (default ``"X"``), see
+        :class:`~chasm.refine.structure_model.StructureModel`.
 
     Raises
     ------
@@ -116,10 +120,20 @@ class XrayData:
     """
 
     kind = "xray"
+    view_kind = "xray"
     user_weight = 1.0
 
-    def __init__(self, name: str, reflections: Reflections, crystal, options=None):
+    def __init__(
+        self,
+        name: str,
+        reflections: Reflections,
+        crystal,
+        options=None,
+        adp_set: str | None = None,
+    ):
         self.name = name
+        self.adp_set = adp_set or ADP_SETS_DEFAULT[self.kind]
+        self._view = None
         self.options = options or XrayOptions()
         if reflections.f2 is None or reflections.sigma is None:
             raise InputError(f"dataset {name!r}: X-ray data need F² and σ(F²) for every reflection")
@@ -163,10 +177,26 @@ class XrayData:
         ext = self.extinction_name
         return [self.scale_name] + ([ext] if ext else [])
 
+    def attach(self, structure) -> None:
+        """See the structure through its view of this data set's kind and ADP set."""
+        self._view = structure.view(self.view_kind, self.adp_set)
+
+    def _new_engine(self, crystal, models, hkl) -> StructureFactorEngine:
+        if self._view is not None:
+            return self._view.engine(hkl)
+        return StructureFactorEngine(crystal, models, hkl)
+
+    def _compute(self, eng: StructureFactorEngine, jacobian: bool):
+        """F and dF/dp over the structural parameters (engine columns when not attached)."""
+        if self._view is not None:
+            return self._view.compute(eng, jacobian)
+        res = eng.compute(jacobian=jacobian)
+        return res.F, res.jacobian
+
     def initial_values(self, crystal, models) -> dict[str, float]:
         """Least-squares scale for the current model (and the extinction start)."""
-        eng = StructureFactorEngine(crystal, models, self.reflections.hkl)
-        fc2 = np.abs(eng.compute().F) ** 2
+        eng = self._new_engine(crystal, models, self.reflections.hkl)
+        fc2 = np.abs(self._compute(eng, False)[0]) ** 2
         w = weights_sigma(self.reflections.sigma)
         k = float(np.sum(w * self.reflections.f2 * fc2) / np.sum(w * fc2 * fc2))
         out = {self.scale_name: k}
@@ -200,7 +230,7 @@ class XrayData:
                     f"sinθ/λ {self.window}; widen it"
                 )
             hkl = self.reflections.hkl[mask]
-            self._engines[key] = (StructureFactorEngine(self.crystal, self.models, hkl), mask)
+            self._engines[key] = (self._new_engine(self.crystal, self.models, hkl), mask)
         return self._engines[key]
 
     def _extinction(self, p: np.ndarray, mask: np.ndarray):
@@ -227,7 +257,7 @@ class XrayData:
         if not self._bound:
             raise RuntimeError("XrayData.bind must be called first")
         eng, mask = self._engine()
-        res = eng.compute(jacobian=jacobian)
+        f_calc, j_struct = self._compute(eng, jacobian)
         ext = self._extinction(p, mask)
         J = out = None
         n_obs_cols = self._n_struct + (2 if self._i_ext is not None else 1)
@@ -239,8 +269,8 @@ class XrayData:
             if contiguous:  # the observables' columns are the first ones of p: write in place
                 out = J[:, :n_obs_cols]
         obs = xray_observables(
-            res.F,
-            res.jacobian if jacobian else None,
+            f_calc,
+            j_struct,
             scale=float(p[self._i_scale]),
             extinction=ext,
             kind=self.options.observable,
@@ -304,6 +334,29 @@ class XrayData:
         """Absolute-scale complex F of every reflection of the set at the current model."""
         saved, self.window = self.window, (None, None)
         try:
-            return self._engine()[0].compute().F
+            return self._compute(self._engine()[0], False)[0]
         finally:
             self.window = saved
+
+
+class UndData(XrayData):
+    """An unpolarised-neutron data set: F² (or |F|) of the nuclear structure factors.
+
+    Identical to :class:`XrayData` (observable, weights, scale, extinction,
+    cut-offs) except that it sees the nuclei: F_N = Σ b T exp(2πi h·x) in fm,
+    with constant coherent scattering lengths b from the structure model and
+    the neutron ADP set (``"N"`` by default). Observed F² are on an arbitrary
+    scale (``NAME.scale`` refines it); give the neutron wavelength in the
+    options when extinction is refined.
+    """
+
+    kind = "und"
+    view_kind = "nuclear"
+
+    def _new_engine(self, crystal, models, hkl) -> StructureFactorEngine:
+        if self._view is None:
+            raise InputError(
+                f"dataset {self.name!r}: unpolarised neutron data need a refinement's "
+                "structure model (UndData.attach)"
+            )
+        return self._view.engine(hkl)

@@ -55,7 +55,7 @@ from chasm.density.harmonics import (
     wavefunction_harmonics,
 )
 from chasm.density.harmonics import lm_labels as _lm_labels
-from chasm.density.model import HansenCoppensAtom, SphericalAtom
+from chasm.density.model import HansenCoppensAtom, NuclearAtom, SphericalAtom
 from chasm.density.radial import slater_bessel
 from chasm.scattering import formfactors
 
@@ -125,8 +125,12 @@ class StructureFactorEngine:
     ----------
     crystal : chasm.crystal.structure.Crystal
         Cell, symmetry, atoms (positions, ADPs, occupancies) and f', f''.
-    models : sequence of SphericalAtom or HansenCoppensAtom
-        Density model of each atom of ``crystal.atoms``, same order.
+    models : sequence of SphericalAtom, HansenCoppensAtom or NuclearAtom
+        Density model of each atom of ``crystal.atoms``, same order. With
+        NuclearAtom models (constant b, fm) F is the nuclear structure factor
+        in fm and no dispersion is added. An atom's occupancy multiplies all
+        its terms; a negative occupancy subtracts the atom (used for the
+        spin-down part of a split atom, see :mod:`chasm.refine.structure_model`).
     hkl : ndarray of int, shape (n, 3)
         Miller indices.
     block_size : int
@@ -136,6 +140,9 @@ class StructureFactorEngine:
     centric_fast_path : bool
         Sum half of the operations analytically when the group has an inversion
         centre at the origin (default). False forces the plain sum (tests).
+    dispersion_atoms : sequence of bool, optional
+        Which atoms get f′ + i f″ (default all; the parts of one split atom
+        must count it once).
 
     Notes
     -----
@@ -152,6 +159,7 @@ class StructureFactorEngine:
         block_size: int = 8192,
         anomalous: bool = True,
         centric_fast_path: bool = True,
+        dispersion_atoms=None,
     ):
         self.crystal = crystal
         self.models = list(models)
@@ -161,6 +169,11 @@ class StructureFactorEngine:
         self.block_size = int(block_size)
         self.anomalous = anomalous
         self.centric_fast_path = centric_fast_path
+        self.dispersion_atoms = (
+            np.ones(len(crystal.atoms), bool)
+            if dispersion_atoms is None
+            else np.asarray(dispersion_atoms, bool).reshape(len(crystal.atoms))
+        )
         self._setup_symmetry()
         self._setup_geometry()
         self._setup_layout()
@@ -233,8 +246,10 @@ class StructureFactorEngine:
         el_disp = getattr(cr, "dispersion", {}) or {}
         self.fanom = np.array(
             [
-                complex(*el_disp.get(a.element, (0.0, 0.0))) if self.anomalous else 0j
-                for a in cr.atoms
+                complex(*el_disp.get(a.element, (0.0, 0.0)))
+                if self.anomalous and use and not isinstance(m, NuclearAtom)
+                else 0j
+                for a, m, use in zip(cr.atoms, self.models, self.dispersion_atoms, strict=True)
             ]
         )
 
@@ -242,6 +257,8 @@ class StructureFactorEngine:
     def _fixed_key(m) -> tuple:
         if isinstance(m, SphericalAtom):
             return ("iam", m.source, m.element, m.charge)
+        if isinstance(m, NuclearAtom):
+            return ("nuclear", m.b)
         return ("core", m.element, m.charge, tuple(m.valence or ()))
 
     def _fixed_form_factor(self, m) -> np.ndarray:
@@ -249,6 +266,8 @@ class StructureFactorEngine:
             if m.source == "it92":
                 return formfactors.it92(m.element, self.stol)
             return formfactors.koga(m.element, self.stol, m.charge)
+        if isinstance(m, NuclearAtom):
+            return np.full(len(self.stol), m.b)
         atom = formfactors.koga_atom(m.element, m.charge, tuple(m.valence) if m.valence else None)
         return atom.core(self.stol)
 
@@ -324,7 +343,7 @@ class StructureFactorEngine:
         for a, m in enumerate(models):
             key = self._fixed_key(m)
             fixed = self._fixed_f[key]
-            if isinstance(m, SphericalAtom):
+            if not isinstance(m, HansenCoppensAtom):
                 fsph[a] = fixed
                 continue
             if (key, m.kappa) not in cache:
