@@ -212,3 +212,20 @@ def test_jacobians_by_finite_differences(basis):
         if d.kind == "pnd":
             assert np.any(J[:, col[spin_name]]) and np.any(J[:, col["Cu1.U11.N"]])
             assert not np.any(J[:, col["Cu1.U11"]])
+
+
+def test_stage_data_selects_the_fitted_sets():
+    from chasm.errors import InputError
+    from chasm.refine.refinement import Stage
+
+    rng = np.random.default_rng(6)
+    cr = _crystal(rng)
+    split, _ = _models(rng)
+    pnd = FlippingData("p", pnd_dataset("p", HKL), cr)
+    sets = [_xray_set(cr, rng), _und_set(cr, rng), pnd]
+    ref = Refinement(cr, split, sets, basis="chargespin")
+    assert [d.name for d in ref.stage_datasets(Stage("a", ["*"], data=["x"]))] == ["x"]
+    with pytest.raises(InputError, match="not among"):
+        ref.stage_datasets(Stage("a", ["*"], data=["xray"]))
+    out = ref.run_stage(Stage("scale", ["x.scale"], data=["x"], max_cycles=3))
+    assert [d.name for d in out.result.datasets] == ["x"]

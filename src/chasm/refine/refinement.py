@@ -48,6 +48,9 @@ class Stage:
         Overrides the solver's maximum number of cycles.
     tol : float or None
         Overrides the convergence threshold on max |shift|/su.
+    data : list of str or None
+        Names of the data sets fitted in this stage (default: all), e.g. the
+        X-ray set only for the charge-density stage of a joint strategy.
     """
 
     name: str
@@ -57,6 +60,7 @@ class Stage:
     smax: float | None = None
     max_cycles: int | None = None
     tol: float | None = None
+    data: list[str] | None = None
 
 
 @dataclass
@@ -207,6 +211,19 @@ class Refinement:
         for r in self.riders:  # positions follow their parent through the constraint
             p.free([f"{r.h}.x", f"{r.h}.y", f"{r.h}.z"])
 
+    def stage_datasets(self, stage: Stage) -> list:
+        """The data sets a stage fits (``stage.data`` names, default all)."""
+        if stage.data is None:
+            return list(self.datasets)
+        known = {d.name: d for d in self.datasets}
+        unknown = [n for n in stage.data if n not in known]
+        if unknown or not stage.data:
+            raise InputError(
+                f"stage {stage.name!r}: data {unknown or stage.data} not among the data sets "
+                f"{list(known)}"
+            )
+        return [known[n] for n in stage.data]
+
     def set_values(self, p: np.ndarray) -> None:
         """Put a full parameter vector into params, crystal and models (skipped if unchanged)."""
         p = np.asarray(p, dtype=float)
@@ -272,7 +289,7 @@ class Refinement:
 
         sets: list = [
             Dataset(d.name, self._evaluator(d), user_weight=getattr(d, "user_weight", 1.0))
-            for d in self.datasets
+            for d in self.stage_datasets(stage)
         ]
         rs = self._restraint_set()
         if rs is not None:
