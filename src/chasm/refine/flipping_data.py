@@ -63,6 +63,10 @@ class FlippingData(FlippingRatioSet):
         fm per μB.
     magnetisation_scale : bool
         Add ``NAME.mscale`` (start 1).
+    field_direction : array_like (3,), optional
+        Field direction in chasm's Cartesian frame, replacing the one from the
+        UB matrix (simulated data; files with direction cosines). The sign of
+        ``dataset.field`` still applies.
     """
 
     def __init__(
@@ -74,11 +78,12 @@ class FlippingData(FlippingRatioSet):
         adp_set: str = "N",
         p: float = P_FM,
         magnetisation_scale: bool = False,
+        field_direction: np.ndarray | None = None,
     ):
         self.adp_set = adp_set
         self.p = float(p)
         self.magnetisation_scale = magnetisation_scale
-        geom, keep = self._read(name, dataset, crystal, options)
+        geom, keep = self._read(name, dataset, crystal, options, field_direction)
         h_unit = geom.h_unit[keep]
         # F_M⊥ per unit F_spin: p (ê − (ĥ·ê) ĥ), (n, 3)
         self.q_vec = self.p * (self.e[None, :] - (h_unit @ self.e)[:, None] * h_unit)

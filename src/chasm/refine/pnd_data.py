@@ -478,13 +478,28 @@ class FlippingRatioSet:
     kind = "pnd"
     user_weight = 1.0
 
-    def _read(self, name: str, dataset: PndDataset, crystal, options: PndOptions | None):
-        """Keep the observations; returns the field geometry and the kept mask."""
+    def _read(
+        self,
+        name: str,
+        dataset: PndDataset,
+        crystal,
+        options: PndOptions | None,
+        field_direction_cart=None,
+    ):
+        """Keep the observations; returns the field geometry and the kept mask.
+
+        ``field_direction_cart`` (chasm Cartesian frame) replaces the direction
+        derived from the data set's UB matrix (simulations, direction-cosine files).
+        """
         self.name = name
         self.dataset = dataset
         self.options = o = options or PndOptions()
         self.n_read = len(dataset.hkl)
-        self.e = field_direction(dataset.ub, crystal.B, dataset.ub_type, dataset.field)
+        if field_direction_cart is None:
+            self.e = field_direction(dataset.ub, crystal.B, dataset.ub_type, dataset.field)
+        else:
+            e = np.asarray(field_direction_cart, dtype=float).reshape(3)
+            self.e = e / np.linalg.norm(e) * (-1.0 if dataset.field < 0 else 1.0)
         geom = field_geometry(dataset.hkl, crystal.B, self.e)
         keep = mask_resolution(geom.stol, o.smin, o.smax)
         if not o.include_excluded:
