@@ -179,6 +179,7 @@ def test_density_is_invariant_under_the_space_group(name):
         values = fn(pts)
         scale = np.abs(values).max()
         err = np.abs(values[1:] - values[0][None]).max() / scale
+        print(f"{name}: largest symmetry difference {err:.1e} of max |rho| = {scale:.3g} e/Å³")
         assert err < 1e-8, err
     # the multipoles matter: without rotating them with the operation the map is not symmetric
     flat = [HansenCoppensAtom(m.element, m.pv, m.kappa, 0, [0.0]) for m in models]
@@ -233,6 +234,7 @@ def test_spin_density_integrates_to_the_monopoles():
     expected = float(mult @ [a + b for a, b in spins])
     grid = CellGrid.cell(cr, spacing=0.1)
     spin = grid.map(lambda p: spin_density(cr, up, down, p))
+    print(f"spin: integral {grid.integrate(spin):.6f} μB, monopoles {expected:.6f} μB")
     assert grid.integrate(spin) == pytest.approx(expected, abs=1e-3)
     # the same from two valence-only model densities
     pts = grid.points_slab(0, 2)

@@ -30,14 +30,20 @@ Per atom (ρ_j in its local frame)
   (``charge``). This is also used for ``source="it92"``: the IT92 Gaussian
   fit is a form factor only and has no real-space form.
 
-Cut-off. Every atom contributes only within a radius R_j around each copy,
-chosen (``cutoff=None``) as the smallest radius at which the charge of all
-its radial functions outside the sphere is below ``tail`` electrons
-(default 1e-6 e per atom; for the outer-shell functions this is 4-7 Å). The
-bound is rigorous: Σ_t |w_t| Γ(N_t+1, Z_t R)/Z_t^(N_t+1) for the spherical
-parts and Σ_l Γ(n_l+3, κ'ζR)/(n_l+2)! Σ_m |P_lm| a_l for the multipoles,
-a_0 = 1, a_l = ∫|d_lm| dΩ = 2. A number passed as ``cutoff`` (Å) overrides
-it for every atom.
+Cut-off. Every atom contributes only within a radius around each copy.
+By default (``cutoff=None``) each of its k terms (Pc ρ_c, Pv κ³ρ_v(κr), one
+multipole set; a deformation or spin density has the terms of both models)
+gets the smallest radius at which its charge outside the sphere is below
+tail / k, so that at most ``tail`` electrons per atom are left out (default
+1e-6 e: 1-1.5 Å for the cores of C-O, 5-6 Å for the valence shells of H-O,
+up to 8-9 Å for an H atom with hexadecapoles of n_l = 4). For the spherical
+terms that charge is ∫ 4πr²|ρ| dr beyond R, integrated from the exact values
+at the table nodes (Simpson); for the multipoles it is the bound
+Σ_l Γ(n_l+3, κ'ζR)/(n_l+2)! Σ_m |P_lm| a_l, a_0 = 1, a_l = ∫|d_lm| dΩ = 2.
+A number passed as ``cutoff`` (Å) sets the radius of every term instead.
+Identical spherical terms of the two models are merged first, so the cores of
+a deformation density (model Pc = 1 minus the neutral free atom, same databank
+species and partition) cancel exactly.
 
 Radial functions. The spherical core and valence densities are sums of up to
 ~130 exponential terms; they are read from a cubic Hermite table of the exact
