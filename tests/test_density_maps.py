@@ -187,6 +187,44 @@ def test_density_is_invariant_under_the_space_group(name):
     assert np.abs(aspherical).max() > 1e-2
 
 
+def test_symmetric_structure_equals_its_p1_expansion():
+    """Every copy written out as a P1 atom with frame Q_R M and occupancy 1/|site group|.
+
+    No merging of coincident copies and no rotation of populations: the local
+    coordinates of a copy are (Q_R M)^T (r - r_copy), left-handed for the
+    improper operations of P-42_1m. Urea has atoms on mm2 (|G| = 4) and m (2).
+    """
+    cr, models = symmetry_case("urea")
+    q = cr.cartesian_rotations()
+    atoms, p1_models = [], []
+    for i, (atom, m) in enumerate(zip(cr.atoms, models, strict=True)):
+        order = len(cr.site_symmetry(i))
+        for o, (rot, t) in enumerate(zip(cr.rotations, cr.translations, strict=True)):
+            atoms.append(
+                Atom(
+                    f"{atom.label}_{o}",
+                    atom.element,
+                    rot @ atom.xyz + t,
+                    occupancy=1.0 / order,
+                    uiso=0.0,
+                )
+            )
+            p1_models.append(
+                HansenCoppensAtom(
+                    m.element, m.pv, m.kappa, m.lmax, m.plm.copy(), m.kappa_prime, q[o] @ m.frame
+                )
+            )
+    p1 = Crystal.from_parts(cr.cell.parameters, "P 1", atoms)
+    rng = np.random.default_rng(6)
+    pts = cr.frac_to_cart(rng.uniform(0, 1, (80, 3)))
+    # points near the special-position atoms as well
+    near = [cr.frac_to_cart(a.xyz) + rng.normal(0, 0.4, 3) for a in cr.atoms for _ in range(8)]
+    pts = np.concatenate([pts, near])
+    a = model_density(cr, models, pts, tail=1e-10)
+    b = model_density(p1, p1_models, pts, tail=1e-10)
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11 * np.abs(a).max())
+
+
 # --------------------------------------------------------------------------- sum rules
 def neutral_models(cr, rng, **kw):
     """2p valence for C, N, O (nodeless shells: a 0.1 Å grid integrates them to ~1e-4 e)."""
