@@ -31,6 +31,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_init(args: argparse.Namespace) -> int:
     from chasm.project.init import write_project
 
+    magnetic = None
+    if args.magnetic:
+        magnetic = [x.strip() for m in args.magnetic for x in m.split(",") if x.strip()]
     res = write_project(
         args.out,
         args.structure,
@@ -38,8 +41,13 @@ def _cmd_init(args: argparse.Namespace) -> int:
         force=args.force,
         h_lmax=args.h_lmax,
         kappa_sets=args.kappa_sets,
+        und=args.und or [],
+        pnd=args.pnd or [],
+        magnetic=magnetic,
     )
     print(f"wrote {args.out}")
+    if "total_spin" in res.text:
+        print("fill in constraints.total_spin (marked CHECK) before running")
     print("guessed (check them in the file):")
     for g in res.guesses:
         print(f"  - {g}")
@@ -105,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("init", help="write a project file for a structure and its data")
     p.add_argument("structure", help="CIF file of the structure")
     p.add_argument("--xray", action="append", help="X-ray HKLF 4 file (repeatable)")
+    p.add_argument(
+        "--und", action="append", help="unpolarised neutron HKLF 4 file of F2 (repeatable)"
+    )
+    p.add_argument("--pnd", action="append", help="flipping ratios, cryspy rcif file (repeatable)")
+    p.add_argument(
+        "--magnetic",
+        action="append",
+        help="spin-split atoms, e.g. Cu1,N1,O1 (default with --pnd: transition metals "
+        "and their bonded neighbours)",
+    )
     p.add_argument("-o", "--out", default="project.toml", help="project file to write")
     p.add_argument(
         "--h-lmax",

@@ -1,20 +1,34 @@
 """From a validated project to a ready-to-run :class:`~chasm.refine.refinement.Refinement`.
 
 Pattern selectors in stages, constraints and restraints: besides exact names
-and shell-style globs (``C1.P2*``, ``*.kappa``; see
-:meth:`chasm.refine.parameters.Parameters.select`), a token may start with an
-element group, ``@H.Uiso`` (every atom of element H) or ``@nonH.U*`` (every
-atom that is not hydrogen), e.g. ``@O.P[1-9]*``.
+and shell-style globs (``C1.P2*``, ``*.kappa``, ``*.spin``, ``Cu1.P*.up``,
+``*.U*.N``; see :meth:`chasm.refine.parameters.Parameters.select`), a token
+may start with an atom group, ``@H.Uiso`` (every atom of element H),
+``@nonH.U*`` (every atom that is not hydrogen) or ``@split.P*.spin`` (every
+spin-split atom), e.g. ``@O.P[1-9]*``. A ``*`` also crosses dots:
+``@nonH.U*`` matches ``C1.U11`` and ``C1.U11.N``.
+
+Joint refinements: atoms named in ``model.magnetic`` or with ``split = true``
+become :class:`~chasm.density.model.SplitAtom` (spin-up and spin-down
+valence, :meth:`SplitAtom.from_charge_and_spin` of the atom's charge model),
+data sets of kind ``und`` become :class:`~chasm.refine.xray_data.UndData` and
+each flipping-ratio block of a ``pnd`` entry a
+:class:`~chasm.refine.flipping_data.FlippingData`. The charge constraint is
+:meth:`StructureModel.charge_constraint` (split atoms counted as
+Pv↑ + Pv↓ + P00↑ + P00↓), ``total_spin`` adds
+:meth:`StructureModel.spin_constraint`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from chasm.crystal.cif import read_cif
 from chasm.density.databank import spherical_atom
 from chasm.density.frames import LocalAxes
-from chasm.density.model import HansenCoppensAtom, SphericalAtom
+from chasm.density.harmonics import lm_labels
+from chasm.density.model import HansenCoppensAtom, SphericalAtom, SplitAtom
 from chasm.errors import InputError
 from chasm.io.shelx_hkl import merge, read_hkl4
 from chasm.project.autobuild import HYDROGENS, choose_atom
@@ -24,8 +38,8 @@ from chasm.refine.parameters import Parameters, UnknownNameError
 from chasm.refine.problem import SolverOptions
 from chasm.refine.refinement import Refinement, Stage
 from chasm.refine.riding import RidingHydrogen, place_riding
-from chasm.refine.symmetry_constraints import electroneutrality, equal_constraints, same_value
-from chasm.refine.xray_data import XrayData, XrayOptions
+from chasm.refine.symmetry_constraints import equal_constraints, same_value
+from chasm.refine.xray_data import UndData, XrayData, XrayOptions
 
 __all__ = ["Built", "build", "expand", "build_models"]
 
@@ -41,16 +55,30 @@ class Built:
     refinement: Refinement
     stages: list[Stage]
     kappa_sets: dict[str, list[str]]
+    entries: dict[str, list[str]] = field(default_factory=dict)
+    split: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Data-set name -> kind (xray, und, pnd)."""
+        return {d.name: d.kind for d in self.refinement.datasets}
 
 
-def _group_labels(crystal, group: str) -> list[str]:
+def _group_labels(crystal, group: str, split: Sequence[str] = ()) -> list[str]:
     if group == "nonH":
         return [a.label for a in crystal.atoms if a.element not in HYDROGENS]
+    if group == "split":
+        return list(split)
     return [a.label for a in crystal.atoms if a.element == group]
 
 
-def expand(params: Parameters, crystal, patterns, where: str) -> list[str]:
-    """Resolve patterns (with ``@element.`` selectors) to parameter names.
+def expand(
+    params: Parameters, crystal, patterns, where: str, split: Sequence[str] = ()
+) -> list[str]:
+    """Resolve patterns (with ``@element.``, ``@nonH.``, ``@split.`` selectors) to names.
+
+    ``split`` lists the labels of the spin-split atoms (the ``@split`` group).
 
     Raises
     ------
@@ -63,11 +91,11 @@ def expand(params: Parameters, crystal, patterns, where: str) -> list[str]:
         for part in [t.strip() for t in token.split(",") if t.strip()]:
             if part.startswith("@"):
                 group, _, rest = part[1:].partition(".")
-                labels = _group_labels(crystal, group)
+                labels = _group_labels(crystal, group, split)
                 if not rest or not labels:
                     raise InputError(
                         f"{where}: selector {part!r} selects no atom "
-                        "(use @ELEMENT.field or @nonH.field, e.g. @H.Uiso)"
+                        "(use @ELEMENT.field, @nonH.field or @split.field, e.g. @H.Uiso)"
                     )
                 hits = []
                 for lab in labels:
@@ -86,6 +114,50 @@ def expand(params: Parameters, crystal, patterns, where: str) -> list[str]:
     return out
 
 
+def split_labels(project: Project, crystal) -> list[str]:
+    """Labels of the spin-split atoms (``model.magnetic`` and ``split = true``), in atom order."""
+    m = project.data["model"]
+    labels = [a.label for a in crystal.atoms]
+    src = str(project.path)
+    for i, lab in enumerate(m["magnetic"]):
+        if lab not in labels:
+            raise InputError(
+                f"model.magnetic[{i}]: no atom {lab!r} in the structure "
+                f"(atoms: {', '.join(labels)})",
+                src,
+            )
+    out = []
+    for lab in labels:
+        cfg = m["atoms"].get(lab, {})
+        flag = cfg.get("split")
+        if flag is False and lab in m["magnetic"]:
+            raise InputError(
+                f"model.atoms.{lab}.split: false, but {lab} is listed in model.magnetic", src
+            )
+        if flag or lab in m["magnetic"]:
+            out.append(lab)
+    return out
+
+
+def _spin_start(project: Project, label: str, cfg: dict, lmax: int):
+    """Starting spin populations (Pv, P_lm) of a split atom from its table."""
+    labels = lm_labels(lmax) if lmax >= 0 else []
+    plm = [0.0] * len(labels)
+    for key, value in (cfg["spin"] or {}).items():
+        where = f"model.atoms.{label}.spin.{key}"
+        name = key[1:] if key.startswith("P") else None
+        if name not in labels:
+            raise InputError(
+                f"{where}: not a multipole of this atom (lmax {lmax}: "
+                f"{', '.join('P' + x for x in labels) or 'none'})",
+                str(project.path),
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InputError(f"{where}: expected a number, got {value!r}", str(project.path))
+        plm[labels.index(name)] = float(value)
+    return float(cfg["spin_pv"] or 0.0), plm
+
+
 def build_models(project: Project, crystal):
     """Density models, riding hydrogens and κ sets from the [model] table."""
     m = project.data["model"]
@@ -97,6 +169,7 @@ def build_models(project: Project, crystal):
                 f"model.atoms.{lab}: no atom {lab!r} in the structure (atoms: {', '.join(labels)})",
                 str(project.path),
             )
+    split = set(split_labels(project, crystal))
     models, riders, sets = [], [], {}
     for i, atom in enumerate(crystal.atoms):
         cfg = atoms_cfg.get(atom.label) or {k: f.default for k, f in ATOM_SCHEMA.items()}
@@ -109,6 +182,14 @@ def build_models(project: Project, crystal):
             lmax=m["lmax"],
             kappa_sets="element" if m["kappa_sets"] == "atom" else m["kappa_sets"],
         )
+        if atom.label not in split:
+            for key in ("spin_pv", "spin"):
+                if cfg[key] is not None:
+                    raise InputError(
+                        f"model.atoms.{atom.label}.{key}: only for split atoms "
+                        "(set split = true or list the atom in model.magnetic)",
+                        str(project.path),
+                    )
         if m["riding_h"] and is_h:
             parent = cfg["ride_on"] or auto.parent
             dist = cfg["xh_distance"] or auto.xh_distance
@@ -120,6 +201,12 @@ def build_models(project: Project, crystal):
                 )
             riders.append(RidingHydrogen(atom.label, parent, float(dist)))
         if kind == "iam":
+            if atom.label in split:
+                raise InputError(
+                    f"model.atoms.{atom.label}: a split (magnetic) atom needs the "
+                    "Hansen-Coppens model, not 'iam'",
+                    str(project.path),
+                )
             models.append(SphericalAtom(atom.element, m["form_factors"]))
             continue
         lmax = cfg["lmax"] if cfg["lmax"] is not None else auto.lmax
@@ -138,16 +225,103 @@ def build_models(project: Project, crystal):
         for key in ("pv", "kappa", "kappa_prime"):
             if cfg[key] is not None:
                 setattr(model, key, cfg[key])
+        if atom.label in split:
+            spin_pv, spin_plm = _spin_start(project, atom.label, cfg, lmax)
+            model = SplitAtom.from_charge_and_spin(
+                model,
+                spin_pv,
+                spin_plm,
+                share_kappa=cfg["share_kappa"],
+                share_kappa_prime=cfg["share_kappa_prime"],
+            )
         models.append(model)
         key = cfg["kappa_set"] or (atom.label if m["kappa_sets"] == "atom" else auto.kappa_set)
         sets.setdefault(key, []).append(atom.label)
     return models, riders, sets
 
 
-def _dataset(project: Project, crystal, cfg: dict):
+def _set_spin(m: SplitAtom, spin_pv: float, spin_plm) -> None:
+    """Give a split atom new spin populations, keeping its charge populations."""
+    c_pv, c_plm = m.up.pv + m.dn.pv, m.up.plm + m.dn.plm
+    m.up.pv, m.dn.pv = 0.5 * (c_pv + spin_pv), 0.5 * (c_pv - spin_pv)
+    m.up.plm, m.dn.plm = 0.5 * (c_plm + spin_plm), 0.5 * (c_plm - spin_plm)
+
+
+def match_total_spin(crystal, models, total: float) -> str | None:
+    """Scale the starting spin populations so that the total-spin constraint holds.
+
+    The sum is Σ_j m_j (Pv↑ − Pv↓ + P00↑ − P00↓) over the split atoms, m_j =
+    occupancy / |site group| (as :meth:`StructureModel.spin_constraint`).
+    Every spin population is multiplied by total / sum, so the shape of the
+    starting spin density is kept; with a zero sum the whole spin goes into
+    the monopole of the first split atom. Without this a stage that keeps the
+    spin fixed (an X-ray stage) could not satisfy the constraint.
+
+    Returns
+    -------
+    str or None
+        What was changed (for the listing), None if nothing was needed.
+    """
+    split = [(i, m) for i, m in enumerate(models) if isinstance(m, SplitAtom)]
+    weights = [crystal.atoms[i].occupancy / len(crystal.site_symmetry(i)) for i, _ in split]
+    now = sum(
+        w * (m.spin_pv + (m.spin_plm[0] if m.lmax >= 0 else 0.0))
+        for w, (_, m) in zip(weights, split, strict=True)
+    )
+    if abs(now - total) <= 1e-12 * max(1.0, abs(total)):
+        return None
+    if abs(now) > 1e-12:
+        k = total / now
+        for _, m in split:
+            _set_spin(m, k * m.spin_pv, k * m.spin_plm)
+        return f"starting spin populations scaled by {k:.6g} to match total_spin = {total:g} muB"
+    i, m = split[0]
+    _set_spin(m, total / weights[0], m.spin_plm)
+    return (
+        f"starting spin monopole of {crystal.atoms[i].label} set to {total / weights[0]:.6g} muB "
+        f"to match total_spin = {total:g} muB"
+    )
+
+
+def _kappa_groups(params: Parameters, labels: list[str], field_name: str) -> list[list[str]]:
+    """Names to tie for one κ set and one of kappa / kappa_prime.
+
+    Atoms whose parameter is ``LABEL.kappa`` (unsplit, or split with a shared
+    κ) form one group; split atoms with a κ per spin tie their ``.up`` and
+    their ``.dn`` values separately (κ↑ with κ↑, κ↓ with κ↓).
+    """
+    plain, up, dn = [], [], []
+    for lab in labels:
+        name = f"{lab}.{field_name}"
+        if name in params:
+            plain.append(name)
+        elif f"{name}.up" in params:
+            up.append(f"{name}.up")
+            dn.append(f"{name}.dn")
+    return [g for g in (plain, up, dn) if len(g) > 1]
+
+
+def _data_file(project: Project, cfg: dict, i: int):
+    """The data file of ``datasets[i]``, absolute; an InputError if it does not exist."""
     path = project.resolve(cfg["file"])
     if not path.is_file():
-        raise InputError(f"datasets: file of {cfg['name']!r} not found: {path}", str(project.path))
+        raise InputError(
+            f"datasets[{i}].file: file of {cfg['name']!r} not found: {path}", str(project.path)
+        )
+    return path
+
+
+def _f2_dataset(project: Project, crystal, cfg: dict, i: int):
+    """An X-ray or unpolarised-neutron data set from an HKLF 4 file."""
+    src = str(project.path)
+    path = _data_file(project, cfg, i)
+    neutron = cfg["kind"] == "und"
+    if neutron and cfg["extinction"] != "none" and cfg["wavelength"] is None:
+        raise InputError(
+            f"datasets[{i}].wavelength: required with extinction for unpolarised neutron data "
+            "(the CIF's wavelength is the X-ray one)",
+            src,
+        )
     refl = read_hkl4(path)
     if cfg["merge"]:
         refl = merge(refl, crystal)[0]
@@ -165,9 +339,82 @@ def _dataset(project: Project, crystal, cfg: dict):
         min_i_over_sigma=cfg["min_i_over_sigma"],
         omit=[tuple(h) for h in cfg["omit"]],
     )
-    data = XrayData(cfg["name"], refl, crystal, opts)
+    cls = UndData if neutron else XrayData
+    data = cls(cfg["name"], refl, crystal, opts, adp_set=cfg["adp_set"])
     data.user_weight = cfg["user_weight"]
-    return data
+    data.source = str(path)
+    return [data]
+
+
+def _pnd_datasets(project: Project, crystal, cfg: dict, i: int):
+    """One FlippingData per flipping-ratio block of an rcif (or the named ``block``)."""
+    from chasm.neutron.rcif import read_rcif
+    from chasm.refine.flipping_data import FlippingData
+    from chasm.refine.pnd_data import PndOptions
+
+    src = str(project.path)
+    path = _data_file(project, cfg, i)
+    pnd = read_rcif(path)
+    blocks = pnd.datasets
+    if not blocks:
+        raise InputError(f"datasets[{i}].file: no flipping-ratio block in {path}", src)
+    if cfg["block"] is not None:
+        chosen = [b for b in blocks if b.name.lower() == cfg["block"].lower()]
+        if not chosen:
+            raise InputError(
+                f"datasets[{i}].block: no flipping-ratio block {cfg['block']!r} in {path} "
+                f"(blocks: {', '.join(b.name for b in blocks)})",
+                src,
+            )
+        blocks = chosen
+    ext = {"file": None, "on": True, "off": False}[cfg["extinction"]]
+    out = []
+    for block in blocks:
+        name = cfg["name"] if len(blocks) == 1 else f"{cfg['name']}.{block.name}"
+        opts = PndOptions(
+            extinction=ext,
+            extinction_model=cfg["extinction_model"],
+            radius=cfg["radius"],
+            mosaicity=cfg["mosaicity"],
+            refine_polarisation=cfg["refine_polarisation"],
+            smin=cfg["smin"],
+            smax=cfg["smax"],
+            include_excluded=cfg["include_excluded"],
+        )
+        try:
+            data = FlippingData(
+                name,
+                block,
+                crystal,
+                opts,
+                adp_set=cfg["adp_set"],
+                magnetisation_scale=cfg["magnetisation_scale"],
+            )
+        except InputError as exc:
+            raise InputError(f"datasets[{i}] ({path.name}): {exc.message}", src) from None
+        data.user_weight = cfg["user_weight"]
+        data.source = str(path)
+        out.append(data)
+    return out
+
+
+def _stage_data(built_entries: dict[str, list[str]], names: list[str], s: dict, i: int, src):
+    if s["data"] is None:
+        return None
+    out: list[str] = []
+    for token in s["data"]:
+        if token in names:
+            hits = [token]
+        elif token in built_entries:
+            hits = built_entries[token]
+        else:
+            raise InputError(
+                f"stages[{i}].data ({s['name']}): {token!r} is not a data set "
+                f"(data sets: {', '.join(names)})",
+                src,
+            )
+        out += [h for h in hits if h not in out]
+    return out
 
 
 def build(project: Project) -> Built:
@@ -177,9 +424,40 @@ def build(project: Project) -> Built:
     cif = project.resolve(d["structure"]["cif"])
     crystal = read_cif(cif, d["structure"]["block"])
     models, riders, sets = build_models(project, crystal)
+    split = [
+        a.label for a, m in zip(crystal.atoms, models, strict=True) if isinstance(m, SplitAtom)
+    ]
     if riders:
         place_riding(crystal, riders)
-    datasets = [_dataset(project, crystal, cfg) for cfg in d["datasets"]]
+    datasets, entries = [], {}
+    for i, cfg in enumerate(d["datasets"]):
+        if cfg["kind"] == "pnd":
+            if not split:
+                raise InputError(
+                    f"datasets[{i}] ({cfg['name']}): flipping ratios need a spin density: "
+                    "list the magnetic atoms in model.magnetic (or split = true per atom)",
+                    src,
+                )
+            new = _pnd_datasets(project, crystal, cfg, i)
+        else:
+            new = _f2_dataset(project, crystal, cfg, i)
+        entries[cfg["name"]] = [x.name for x in new]
+        datasets += new
+    names = [x.name for x in datasets]
+    if len(set(names)) != len(names):
+        raise InputError(f"datasets: data-set names are not unique: {names}", src)
+    c = d["constraints"]
+    notes = []
+    if c["total_spin"] is not None:
+        if not split:
+            raise InputError(
+                "constraints.total_spin: no split atom carries spin; list the magnetic atoms "
+                "in model.magnetic",
+                src,
+            )
+        note = match_total_spin(crystal, models, float(c["total_spin"]))
+        if note:
+            notes.append(note)
     r = d["refinement"]
     options = SolverOptions(
         tol=r["tol"],
@@ -187,25 +465,36 @@ def build(project: Project) -> Built:
         max_shift_su=r["max_shift_su"],
         correlation_threshold=r["correlation_threshold"],
     )
-    ref = Refinement(crystal, models, datasets, riders=riders, scheme=r["score"], options=options)
+    ref = Refinement(
+        crystal,
+        models,
+        datasets,
+        riders=riders,
+        scheme=r["score"],
+        options=options,
+        basis=d["model"]["basis"],
+    )
     p = ref.params
     for labels in sets.values():
         if len(labels) > 1:
-            for field in ("kappa", "kappa_prime"):
-                ref.add_constraints(same_value(p, [f"{lab}.{field}" for lab in labels]))
-    c = d["constraints"]
-    if c["electroneutrality"] and any(isinstance(m, HansenCoppensAtom) for m in models):
-        ref.add_constraints(electroneutrality(crystal, models, p, charge=c["charge"]))
+            for field_name in ("kappa", "kappa_prime"):
+                for group in _kappa_groups(p, labels, field_name):
+                    ref.add_constraints(same_value(p, group))
+    hc = any(isinstance(m, HansenCoppensAtom | SplitAtom) for m in models)
+    if c["electroneutrality"] and hc:
+        ref.add_constraints(ref.structure.charge_constraint(p, charge=c["charge"]))
+    if c["total_spin"] is not None:
+        ref.add_constraints(ref.structure.spin_constraint(p, float(c["total_spin"])))
     for i, group in enumerate(c["same"]):
-        names = expand(p, crystal, group, f"constraints.same[{i}]")
-        if len(names) < 2:
+        names_i = expand(p, crystal, group, f"constraints.same[{i}]", split)
+        if len(names_i) < 2:
             raise InputError(
                 f"constraints.same[{i}]: {group!r} selects fewer than 2 parameters", src
             )
-        ref.add_constraints(same_value(p, names))
+        ref.add_constraints(same_value(p, names_i))
     for i, pair in enumerate(c["equal"]):
-        a = expand(p, crystal, pair["a"], f"constraints.equal[{i}].a")
-        b = expand(p, crystal, pair["b"], f"constraints.equal[{i}].b")
+        a = expand(p, crystal, pair["a"], f"constraints.equal[{i}].a", split)
+        b = expand(p, crystal, pair["b"], f"constraints.equal[{i}].b", split)
         ref.add_constraints(equal_constraints(p, a, b))
     for i, row in enumerate(c["linear"]):
         lc = LinearConstraints(p)
@@ -215,11 +504,18 @@ def build(project: Project) -> Built:
             raise InputError(f"constraints.linear[{i}]: {exc}", src) from None
         ref.add_constraints(lc)
     for i, rs in enumerate(d["restraints"]):
-        for name in expand(p, crystal, rs["parameter"], f"restraints[{i}].parameter"):
+        for name in expand(p, crystal, rs["parameter"], f"restraints[{i}].parameter", split):
             ref.add_restraint(name, rs["target"], rs["sigma"])
     stages = []
     for i, s in enumerate(d["stages"]):
-        free = expand(p, crystal, s["free"], f"stages[{i}].free ({s['name']})")
-        fix = expand(p, crystal, s["fix"], f"stages[{i}].fix ({s['name']})") if s["fix"] else []
-        stages.append(Stage(s["name"], free, fix, s["smin"], s["smax"], s["max_cycles"], s["tol"]))
-    return Built(project, crystal, models, riders, ref, stages, sets)
+        free = expand(p, crystal, s["free"], f"stages[{i}].free ({s['name']})", split)
+        fix = (
+            expand(p, crystal, s["fix"], f"stages[{i}].fix ({s['name']})", split)
+            if s["fix"]
+            else []
+        )
+        data = _stage_data(entries, names, s, i, src)
+        stages.append(
+            Stage(s["name"], free, fix, s["smin"], s["smax"], s["max_cycles"], s["tol"], data)
+        )
+    return Built(project, crystal, models, riders, ref, stages, sets, entries, split, notes)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chasm.errors import InputError
-from chasm.project.schema import REQUIRED, ArrayOf, Field, Table, validate
+from chasm.project.schema import REQUIRED, ArrayOf, Field, Table, find_line, validate
 
-__all__ = ["SCHEMA", "Project", "load_project"]
+__all__ = ["SCHEMA", "DATASET_KINDS", "Project", "load_project"]
 
 _NUM = (float,)
 _OPT_NUM = (float, type(None))
@@ -30,38 +30,115 @@ ATOM_SCHEMA = {
     "kappa_prime": Field(_NUM, None, help="starting kappa'"),
     "ride_on": Field((str,), None, help="parent atom of a riding hydrogen"),
     "xh_distance": Field(_NUM, None, help="X-H distance of a riding hydrogen (A)"),
+    "split": Field(
+        (bool,), None, help="spin-split atom (spin-up and spin-down valence); see model.magnetic"
+    ),
+    "spin_pv": Field(_NUM, None, help="starting spin monopole Pv(up) - Pv(down) (muB); default 0"),
+    "spin": Field(
+        (dict,), None, help="starting spin multipoles (muB), e.g. {P00 = 0.1, P20 = 0.05}"
+    ),
+    "share_kappa": Field((bool,), False, help="split atom: one kappa for both spins"),
+    "share_kappa_prime": Field((bool,), False, help="split atom: one kappa' for both spins"),
 }
 
-DATASET_SCHEMA = {
-    "name": Field((str,), REQUIRED, help="data-set name, prefix of its parameters"),
-    "kind": Field((str,), REQUIRED, ("xray",), help="xray (und and pnd: coming)"),
-    "file": Field((str,), REQUIRED, help="reflection file, relative to the project file"),
-    "format": Field((str,), "hklf4", ("hklf4",), help="file format"),
-    "merge": Field((bool,), True, help="merge equivalent reflections (Laue group)"),
-    "observable": Field((str,), "F2", ("F2", "F"), help="refine on F2 or |F|"),
-    "weights": Field((str,), "sigma", ("sigma", "shelx"), help="1/sigma^2 or SHELX scheme"),
-    "shelx_a": Field(_NUM, 0.0, help="a of the SHELX weighting scheme"),
-    "shelx_b": Field(_NUM, 0.0, help="b of the SHELX weighting scheme"),
-    "extinction": Field(
+_COMMON_DATASET = {
+    "name": Field(
         (str,),
-        "none",
-        ("none", "shelx", "bc-gauss", "bc-lorentz"),
-        "isotropic extinction: SHELXL EXTI or Becker-Coppens type I",
+        REQUIRED,
+        help="data-set name, prefix of its parameters (several rcif blocks: NAME.BLOCK)",
     ),
-    "extinction_start": Field(_NUM, 0.0, help="start value (EXTI x, or g in 1/rad)"),
-    "path_length": Field(_NUM, 100.0, help="mean path length (micrometre), Becker-Coppens"),
-    "wavelength": Field(_OPT_NUM, None, help="A; default from the CIF"),
+    "file": Field((str,), REQUIRED, help="reflection file, relative to the project file"),
+    "user_weight": Field(_NUM, 1.0, help="multiplies the data set's term of the score"),
     "smin": Field(_OPT_NUM, None, help="lowest sin(theta)/lambda kept (1/A)"),
     "smax": Field(_OPT_NUM, None, help="highest sin(theta)/lambda kept (1/A)"),
-    "min_i_over_sigma": Field(_OPT_NUM, None, help="drop reflections with F2/sigma below this"),
-    "omit": Field((list,), [], item_types=(list,), help="[[h, k, l], ...] left out"),
-    "user_weight": Field(_NUM, 1.0, help="multiplies the data set's term of the score"),
+}
+
+
+def _f2_dataset(neutron: bool) -> dict:
+    """Keys of an F² data set (X-ray, or unpolarised neutrons with ``neutron``)."""
+    return {
+        "format": Field((str,), "hklf4", ("hklf4",), help="file format (SHELX HKLF 4, F2)"),
+        "merge": Field((bool,), True, help="merge equivalent reflections (Laue group)"),
+        "observable": Field((str,), "F2", ("F2", "F"), help="refine on F2 or |F|"),
+        "weights": Field((str,), "sigma", ("sigma", "shelx"), help="1/sigma^2 or SHELX scheme"),
+        "shelx_a": Field(_NUM, 0.0, help="a of the SHELX weighting scheme"),
+        "shelx_b": Field(_NUM, 0.0, help="b of the SHELX weighting scheme"),
+        "extinction": Field(
+            (str,),
+            "none",
+            ("none", "shelx", "bc-gauss", "bc-lorentz"),
+            "isotropic extinction: SHELXL EXTI or Becker-Coppens type I",
+        ),
+        "extinction_start": Field(_NUM, 0.0, help="start value (EXTI x, or g in 1/rad)"),
+        "path_length": Field(_NUM, 100.0, help="mean path length (micrometre), Becker-Coppens"),
+        "wavelength": Field(
+            _OPT_NUM,
+            None,
+            help=(
+                "neutron wavelength (A); required with extinction"
+                if neutron
+                else "A; default from the CIF"
+            ),
+        ),
+        "min_i_over_sigma": Field(_OPT_NUM, None, help="drop reflections with F2/sigma below this"),
+        "omit": Field((list,), [], item_types=(list,), help="[[h, k, l], ...] left out"),
+        "adp_set": Field(
+            (str,),
+            "N" if neutron else "X",
+            help="ADP set seen by the data (X: LABEL.U11; other: LABEL.U11.SET)",
+        ),
+    }
+
+
+PND_DATASET = {
+    "format": Field((str,), "rcif", ("rcif",), help="cryspy rcif with flipping-ratio blocks"),
+    "block": Field(
+        (str, type(None)), None, help="flipping-ratio data block (default: every one in the file)"
+    ),
+    "extinction": Field(
+        (str,),
+        "file",
+        ("file", "on", "off"),
+        "sphere extinction: as in the file (on with a model and a radius > 0), on, off",
+    ),
+    "extinction_model": Field(
+        (str, type(None)), None, (None, "gauss", "lorentz"), "mosaic distribution (default: file)"
+    ),
+    "radius": Field(_OPT_NUM, None, help="start extinction radius (micrometre; default: file)"),
+    "mosaicity": Field(_OPT_NUM, None, help="start mosaicity (cryspy's unit; default: file)"),
+    "refine_polarisation": Field((bool,), False, help="add NAME.polarisation (signed P)"),
+    "magnetisation_scale": Field((bool,), False, help="add NAME.mscale (start 1)"),
+    "include_excluded": Field(
+        (bool,), False, help="keep reflections flagged _diffrn_refln_excluded"
+    ),
+    "adp_set": Field(
+        (str,),
+        "N",
+        help="ADP set of the nuclear and magnetic structure factors ('X': the X-ray one)",
+    ),
+}
+
+#: Keys of each data-set kind (besides the common ones).
+DATASET_KINDS = {"xray": _f2_dataset(False), "und": _f2_dataset(True), "pnd": PND_DATASET}
+
+#: Kept for callers of the X-ray-only layout: the full key set of an X-ray data set.
+DATASET_SCHEMA = {
+    "kind": Field((str,), REQUIRED, tuple(DATASET_KINDS)),
+    **_COMMON_DATASET,
+    **DATASET_KINDS["xray"],
 }
 
 STAGE_SCHEMA = {
     "name": Field((str,), REQUIRED, help="shown on every cycle line"),
     "free": Field((list,), REQUIRED, item_types=(str,), help="parameter patterns refined"),
     "fix": Field((list,), [], item_types=(str,), help="patterns fixed again"),
+    "data": Field(
+        (list, type(None)),
+        None,
+        item_types=(str,),
+        help="data sets fitted in this stage (names, or a pnd entry's name for all its blocks; "
+        "default all)",
+    ),
     "smin": Field(_OPT_NUM, None, help="stage resolution window, sin(theta)/lambda (1/A)"),
     "smax": Field(_OPT_NUM, None, help="stage resolution window, sin(theta)/lambda (1/A)"),
     "max_cycles": Field((int, type(None)), None, help="overrides refinement.max_cycles"),
@@ -88,12 +165,32 @@ SCHEMA = {
             "default sharing of kappa, kappa': same element, same element and neighbours, none",
         ),
         "riding_h": Field((bool,), True, help="H ride on their parent at neutron X-H distances"),
+        "magnetic": Field(
+            (list,), [], item_types=(str,), help="labels of spin-split atoms (as split = true)"
+        ),
+        "basis": Field(
+            (str,),
+            "chargespin",
+            ("chargespin", "updown"),
+            "split-atom populations: charge LABEL.Pv + spin LABEL.Pv.spin, or LABEL.Pv.up/.dn",
+        ),
         "atoms": Table(ATOM_SCHEMA),
     },
-    "datasets": ArrayOf(DATASET_SCHEMA),
+    "datasets": ArrayOf(
+        _COMMON_DATASET,
+        key="kind",
+        variants=DATASET_KINDS,
+        key_help="xray (F2), und (unpolarised neutron F2), pnd (flipping ratios)",
+    ),
     "constraints": {
         "electroneutrality": Field((bool,), True, help="charge of the asymmetric unit fixed"),
         "charge": Field(_NUM, 0.0, help="charge of the asymmetric unit (electroneutrality)"),
+        "total_spin": Field(
+            (float, str, type(None)),
+            None,
+            help="total spin of the asymmetric unit (muB = unpaired electrons) over the split "
+            "atoms; a string is an unfilled placeholder and stops the run",
+        ),
         "same": Field(
             (list,),
             [],
@@ -186,4 +283,36 @@ def load_project(path: str | Path) -> Project:
     names = [d["name"] for d in data["datasets"]]
     if len(set(names)) != len(names):
         raise InputError(f"data-set names must be unique, got {names}", str(path))
+    for i, name in enumerate(names):
+        if not name or any(c in name for c in " ,*?[]@"):
+            raise InputError(
+                f"datasets[{i}].name: {name!r} cannot be a parameter prefix "
+                "(no spaces, commas, glob characters or @)",
+                str(path),
+                find_line(text, f"datasets[{i}].name"),
+            )
+    for i, d in enumerate(data["datasets"]):
+        a = d.get("adp_set")
+        if not a or any(c in a for c in " .,*?[]@"):
+            raise InputError(
+                f"datasets[{i}].adp_set: invalid ADP set name {a!r} (e.g. 'X' or 'N')",
+                str(path),
+                find_line(text, f"datasets[{i}].adp_set"),
+            )
+    spin = data["constraints"]["total_spin"]
+    if isinstance(spin, str):
+        raise InputError(
+            f"constraints.total_spin: placeholder {spin!r} left in the file; give the number of "
+            "unpaired electrons per asymmetric unit (muB), e.g. 1.0 for one Cu2+ per "
+            "asymmetric unit, or delete the key for no total-spin constraint",
+            str(path),
+            find_line(text, "constraints.total_spin"),
+        )
+    for i, st in enumerate(data["stages"]):
+        if st["data"] is not None and not st["data"]:
+            raise InputError(
+                f"stages[{i}].data: empty list; name the data sets or delete the key (all)",
+                str(path),
+                find_line(text, f"stages[{i}].data"),
+            )
     return Project(path.resolve(), data)

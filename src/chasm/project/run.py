@@ -5,10 +5,22 @@ leaves the last good model on disk), written atomically:
 
 - ``result.json``: the stable layout of issue 3 (``converged``, ``cycles``,
   ``score``, ``datasets``, ``parameters``, ``correlations``) plus extra keys
-  (``stages``, ``constraints``, ``residual_density``, ``chasm_version``);
-- ``model.cif``: the refined model as rhoCIF (:mod:`chasm.io.rhocif`);
+  (``stages``, ``constraints``, ``warnings``, ``residual_density``,
+  ``chasm_version``). Each data set has ``kind`` (xray, und, pnd), ``n_obs``,
+  ``chi2``, ``gof``, ``R1``/``wR2`` (None for flipping ratios), ``Rw``
+  (Rw(F) for F² data, Rw(1−R) for flipping ratios) and, from the last stage
+  that fitted it, ``factor`` (the score's c_e, user weight included),
+  ``gradient_share`` and ``information_share`` at that stage's solution
+  (:class:`~chasm.refine.results.DatasetFit`); every stage entry lists the
+  same three figures for the data sets it fitted;
+- ``model.cif``: the refined model as rhoCIF (:mod:`chasm.io.rhocif`); a
+  split atom is written as its charge model (P↑ + P↓, κ of the up part),
+  its spin populations are in ``result.json``;
 - ``listing.txt``: a plain-text listing (model, constraints, cycles,
-  agreement, parameters with su, correlations, residual-density peaks).
+  per-data-set table, parameters with su, correlations, residual-density
+  peaks, and the warnings repeated at the end: parameters at or beyond their
+  plausible range, |correlation| above the threshold, data sets whose GOF is
+  far from the others).
 
 The project file and the data are only read.
 """
@@ -29,7 +41,14 @@ from chasm.project.build import Built, build
 from chasm.project.project import load_project
 from chasm.refine.results import CycleInfo
 
-__all__ = ["RunOutcome", "run_project", "result_dict", "cycle_line"]
+__all__ = [
+    "RunOutcome",
+    "run_project",
+    "result_dict",
+    "cycle_line",
+    "dataset_table",
+    "warnings_for",
+]
 
 
 @dataclass
@@ -53,11 +72,87 @@ def cycle_line(info: CycleInfo, agreement: dict | None = None, seconds: float = 
     )
 
 
+def _figures(a: dict) -> str:
+    """``R1=… wR2=… Rw=… GOF=…`` with only the figures defined for the data set."""
+    keys = ("R1", "wR2", "Rw", "gof")
+    return " ".join(
+        f"{'GOF' if k == 'gof' else k}={a[k]:.4f}" for k in keys if _f(a.get(k)) is not None
+    )
+
+
 def _f(x) -> float | None:
     if x is None:
         return None
     x = float(x)
     return x if np.isfinite(x) else None
+
+
+#: GOF ratio to the median of the other data sets above which a warning is given.
+GOF_SPREAD = 2.0
+
+
+def _fit_figures(fit) -> dict:
+    return {
+        "factor": _f(fit.factor),
+        "gradient_share": _f(fit.gradient_share),
+        "information_share": _f(fit.information_share),
+    }
+
+
+def warnings_for(built: Built, result: dict) -> list[str]:
+    """Warnings on the current state: bounds, correlations, GOF spread between data sets.
+
+    Parameters
+    ----------
+    built : Built
+    result : dict
+        The :func:`result_dict` content (correlations and per-set GOF).
+    """
+    out: list[str] = []
+    ref = built.refinement
+    for p in ref.params:
+        if p.bounds is None or not p.free:
+            continue
+        lo, hi = p.bounds
+        tol = 1e-6 * max(1.0, abs(p.value))
+        if p.value < lo - tol or p.value > hi + tol:
+            out.append(f"{p.name} = {p.value:.6g} outside its plausible range [{lo:g}, {hi:g}]")
+        elif abs(p.value - lo) <= tol or abs(p.value - hi) <= tol:
+            out.append(f"{p.name} = {p.value:.6g} at the bound of its range [{lo:g}, {hi:g}]")
+    threshold = built.project.data["refinement"]["correlation_threshold"]
+    for a, b, r in result["correlations"]:
+        if abs(r) > threshold:
+            out.append(f"correlation {a} / {b} = {r:+.3f} (|rho| > {threshold:g})")
+    gofs = {n: d["gof"] for n, d in result["datasets"].items() if d.get("gof")}
+    if len(gofs) >= 2:
+        for name, g in gofs.items():
+            others = np.median([v for k, v in gofs.items() if k != name])
+            if others > 0 and not 1 / GOF_SPREAD <= g / others <= GOF_SPREAD:
+                out.append(
+                    f"data set {name}: GOF {g:.3f} is far from the others (median {others:.3f}); "
+                    "check its weights / sigmas or its user_weight"
+                )
+    for o in ref.outcomes:
+        if not o.result.converged:
+            out.append(f"stage {o.stage.name} did not converge ({o.result.message})")
+    return out
+
+
+def _share_gof(datasets: dict, n_par: int) -> None:
+    """Per-set GOF with the parameters shared among several data sets.
+
+    With one data set GOF = sqrt(χ²/(N − n_par)). With several, each set is
+    charged the fraction N_e/N of the parameters: GOF_e = sqrt(χ²_e / (N_e −
+    n_par N_e/N)), so that a set of few observations (a flipping-ratio block)
+    still has a GOF, and Σ_e χ²_e / (N − n_par) is the N_e-weighted mean of
+    GOF_e². None when N ≤ n_par.
+    """
+    if len(datasets) < 2:
+        return
+    total = sum(d["n_obs"] for d in datasets.values())
+    for d in datasets.values():
+        dof = d["n_obs"] * (1.0 - n_par / total) if total else 0.0
+        d["gof"] = _f(np.sqrt(d["chi2"] / dof)) if d["chi2"] is not None and dof > 0 else None
 
 
 def result_dict(built: Built) -> dict:
@@ -75,11 +170,15 @@ def result_dict(built: Built) -> dict:
         for key in ("n_gt", "n_read", "observable", "weights"):
             if key in a:
                 datasets[name][key] = a[key]
-        if last is not None:
-            fit = next((d for d in last.datasets if d.name == name), None)
+        datasets[name].update(factor=None, gradient_share=None, information_share=None)
+        datasets[name]["stage"] = None
+        for o in reversed(outs):  # the last stage that fitted this data set
+            fit = next((x for x in o.result.datasets if x.name == name), None)
             if fit is not None:
-                datasets[name]["score_factor"] = _f(fit.factor)
-                datasets[name]["gradient_share"] = _f(fit.gradient_share)
+                datasets[name].update(_fit_figures(fit))
+                datasets[name]["stage"] = o.stage.name
+                break
+    _share_gof(datasets, n_par)
     refined = set()
     for o in outs:
         refined |= set(o.result.names)
@@ -101,10 +200,16 @@ def result_dict(built: Built) -> dict:
             "gof": _f(o.result.gof),
             "message": o.result.message,
             "max_constraint_residual": o.max_constraint_residual,
+            "data": [x.name for x in o.result.datasets if x.name in agreement],
+            "datasets": {
+                x.name: {"n_obs": int(x.n), "chi2": _f(x.chi2), **_fit_figures(x)}
+                for x in o.result.datasets
+                if x.name in agreement
+            },
         }
         for o in outs
     ]
-    return {
+    out = {
         "converged": bool(last.converged) if last else False,
         "cycles": int(sum(o.result.cycles for o in outs)),
         "score": {"scheme": ref.scheme.upper(), "value": _f(last.score) if last else None},
@@ -119,14 +224,16 @@ def result_dict(built: Built) -> dict:
         "chasm_version": __version__,
         "project": str(built.project.path),
     }
+    out["warnings"] = warnings_for(built, out)
+    return out
 
 
 def _residual(built: Built) -> tuple[dict, str]:
-    """Fo − Fc map of the first data set: figures and a peak table."""
+    """Fo − Fc map of the first X-ray data set: figures and a peak table."""
     from chasm.maps.fourier import peaks, residual_map, residual_peaks_table
 
     ref = built.refinement
-    d = ref.datasets[0]
+    d = next(x for x in ref.datasets if x.kind == "xray")
     p = ref.params.values
     fo2, s2, y_calc, fc2_abs, _, _ = d.calculate(p, jacobian=False)
     k = float(p[ref.params.index(d.scale_name)])
@@ -167,8 +274,10 @@ def _listing(built: Built, result: dict, lines: list[str], peaks_table: str | No
     for atom, m in zip(cr.atoms, built.models, strict=True):
         kind = type(m).__name__
         extra = ""
+        if hasattr(m, "spin_pv"):
+            extra = f" spin Pv={m.spin_pv:.4f}"
         if hasattr(m, "lmax"):
-            extra = f" lmax={m.lmax}"
+            extra += f" lmax={m.lmax}"
         axes = getattr(m, "axes", None)
         if axes is not None:
             extra += f" axes: {axes.as_text()}"
@@ -179,21 +288,25 @@ def _listing(built: Built, result: dict, lines: list[str], peaks_table: str | No
         )
     for r in built.riders:
         out.append(f"riding: {r.h} on {r.parent} at {r.distance:.3f} A")
+    if built.split:
+        out.append(
+            f"spin-split atoms ({built.refinement.structure.basis}): {' '.join(built.split)}"
+        )
+    out += [f"note: {n}" for n in built.notes]
     out += ["", f"constraints ({len(ref.all_constraints())} rows):"]
     out += [f"  {t}" for t in ref.all_constraints().descriptions]
     out += ["", "datasets:"]
-    for d in ref.datasets:
-        out.append(
-            f"  {d.name}: {d.kind}, {d.n_read} read, {len(d.reflections)} used "
-            f"(observable {d.options.observable}, weights {d.options.weights}, "
-            f"extinction {d.options.extinction})"
-        )
+    out += [f"  {_describe(d)}" for d in ref.datasets]
     out += ["", "cycles:"] + [f"  {x}" for x in lines]
-    out += ["", "agreement (final):"]
-    for name, a in result["datasets"].items():
-        keys = ("R1", "R1_gt", "wR2", "Rw", "gof", "chi2")
-        figures = " ".join(f"{k}={a[k]:.4f}" for k in keys if a.get(k) is not None)
-        out.append(f"  {name}: {figures} N={a['n_obs']} Npar={a['n_par']}")
+    out += ["", "agreement (final; factor and gradient share from the last stage fitting the set):"]
+    out += dataset_table(result["datasets"])
+    for st in result["stages"]:
+        shares = ", ".join(
+            f"{n} {v['gradient_share']:.3f}"
+            for n, v in st["datasets"].items()
+            if v["gradient_share"] is not None
+        )
+        out.append(f"  stage {st['name']}: data {', '.join(st['data'])}; gradient shares {shares}")
     out += ["", "parameters (value, su; * = free in the last stage):"]
     for name, p in result["parameters"].items():
         su = "" if p["su"] is None else f"{p['su']:.2g}"
@@ -208,7 +321,49 @@ def _listing(built: Built, result: dict, lines: list[str], peaks_table: str | No
             f"min {rd['min']:.3f}, rms {rd['rms']:.3f} e/A^3",
             peaks_table,
         ]
+    out += ["", f"warnings ({len(result['warnings'])}):"]
+    out += [f"  - {w}" for w in result["warnings"]] or ["  none"]
     return "\n".join(out) + "\n"
+
+
+def _describe(d) -> str:
+    """One line on a data set: kind, file, counts and its main options."""
+    o = d.options
+    if d.kind == "pnd":
+        ext = f"sphere {d.extinction_model}" if d.extinction_on else "none"
+        what = (
+            f"{len(d.r_obs)} used; P {d.polarisation:+g}, e {d.efficiency:g}, "
+            f"field {d.dataset.field:g} T, wavelength {d.wavelength:g} A, extinction {ext}, "
+            f"ADP set {d.adp_set}"
+        )
+    else:
+        what = (
+            f"{len(d.reflections)} used (observable {o.observable}, weights {o.weights}, "
+            f"extinction {o.extinction}, ADP set {d.adp_set})"
+        )
+    return f"{d.name}: {d.kind}, {d.n_read} read, {what}"
+
+
+def _cell(x, fmt: str = "{:.4f}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
+def dataset_table(datasets: dict) -> list[str]:
+    """The per-data-set table of the listing (one header line, one line per set)."""
+    head = (
+        f"  {'data set':<16s} {'kind':<5s} {'N':>6s} {'chi2':>12s} {'GOF':>8s} {'R1':>7s} "
+        f"{'wR2':>7s} {'Rw':>7s} {'factor':>10s} {'grad.share':>10s}"
+    )
+    rows = [head]
+    for name, a in datasets.items():
+        rows.append(
+            f"  {name:<16s} {a['kind']:<5s} {a['n_obs']:>6d} {_cell(a['chi2'], '{:.5g}'):>12s} "
+            f"{_cell(a['gof'], '{:.3f}'):>8s} {_cell(a['R1']):>7s} {_cell(a['wR2']):>7s} "
+            f"{_cell(a['Rw']):>7s} {_cell(a.get('factor'), '{:.4g}'):>10s} "
+            f"{_cell(a.get('gradient_share'), '{:.3f}'):>10s}"
+        )
+    rows.append("  (R1 on F, wR2 on F2; Rw: Rw(F) for xray/und, Rw(1-R) for pnd)")
+    return rows
 
 
 def _write_outputs(built: Built, out: Path, lines: list[str], final: bool) -> dict:
@@ -216,10 +371,12 @@ def _write_outputs(built: Built, out: Path, lines: list[str], final: bool) -> di
 
     result = result_dict(built)
     table = None
-    if final:
+    if final and any(d.kind == "xray" for d in built.refinement.datasets):
         result["residual_density"], table = _residual(built)
     ref = built.refinement
-    atomic = set(ref.params.names[: ref.n_struct])
+    # su of the parameters of the written (charge) model: LABEL.KIND only, so the spin
+    # (LABEL.Pv.spin), per-spin (LABEL.kappa.up) and neutron-ADP (LABEL.U11.N) ones are left out
+    atomic = {n for n in ref.params.names[: ref.n_struct] if n.count(".") == 1}
     su = {
         p.name: float(p.su)
         for p in ref.params
@@ -227,9 +384,11 @@ def _write_outputs(built: Built, out: Path, lines: list[str], final: bool) -> di
     }
     extra = {}
     for name, a in result["datasets"].items():
-        extra[f"_chasm_refine_{name}_R1"] = f"{a['R1']:.5f}"
-        extra[f"_chasm_refine_{name}_wR2"] = f"{a['wR2']:.5f}"
-    write_rhocif(out / "model.cif", built.crystal, built.models, su=su, extra=extra)
+        for key in ("R1", "wR2", "Rw"):
+            if a.get(key) is not None:
+                extra[f"_chasm_refine_{name}_{key}"] = f"{a[key]:.5f}"
+    models = [m.charge_model() if hasattr(m, "charge_model") else m for m in built.models]
+    write_rhocif(out / "model.cif", built.crystal, models, su=su, extra=extra)
     write_text_atomic(out / "result.json", json.dumps(result, indent=1) + "\n")
     write_text_atomic(out / "listing.txt", _listing(built, result, lines, table))
     return result
@@ -274,7 +433,7 @@ def run_project(
     ref = built.refinement
     a0 = ref.agreement(0)
     for name, a in a0.items():
-        say(f"start: {name} R1={a['R1']:.4f} wR2={a['wR2']:.4f} GOF={a['gof']:.3f}")
+        say(f"start: {name} ({a['kind']}) {_figures(a)}")
     t0 = time.perf_counter()
     for stage in todo:
 
@@ -285,9 +444,7 @@ def run_project(
 
         o = ref.run_stage(stage, cb)
         ag = ref.agreement(o.n_free)
-        summary = "  ".join(
-            f"{n}: R1={a['R1']:.4f} wR2={a['wR2']:.4f} GOF={a['gof']:.3f}" for n, a in ag.items()
-        )
+        summary = "  ".join(f"{n}: {_figures(a)}" for n, a in ag.items())
         msg = (
             f"stage {stage.name}: {'converged' if o.result.converged else 'NOT converged'}"
             f" after {o.result.cycles} cycles, {o.n_free} parameters; {summary}"
@@ -296,5 +453,7 @@ def run_project(
         say(msg)
         final = stage is todo[-1]
         result = _write_outputs(built, out, lines, final)
+    for w in result["warnings"]:
+        say(f"warning: {w}")
     say(f"wrote {out / 'result.json'}, {out / 'model.cif'}, {out / 'listing.txt'}")
     return RunOutcome(built, out, result, lines)

@@ -3,7 +3,9 @@
 A schema is a nested dict: each key maps to a :class:`Field` (type, default,
 allowed values, help) or to another dict (a sub-table). ``Table(schema)``
 declares a table of tables whose keys are free (atom labels); ``ArrayOf(schema)``
-an array of tables. :func:`validate` returns a new dict with defaults filled
+an array of tables; with ``key`` and ``variants`` each table
+is checked against the common schema plus the variant named by its ``key``
+value (e.g. the data-set ``kind``). :func:`validate` returns a new dict with defaults filled
 in, and raises :class:`~chasm.errors.InputError` naming the file, the line
 (best effort: where the key first appears) and the key's dotted path for an
 unknown key, a wrong type or a value outside the allowed set — nothing is
@@ -44,11 +46,26 @@ class Table:
 
 @dataclass
 class ArrayOf:
-    """An array of tables, each holding ``schema``."""
+    """An array of tables, each holding ``schema``.
+
+    With ``key`` and ``variants``, the value of ``key`` (a required string, one
+    of the variant names) selects the extra keys ``variants[value]`` allowed in
+    that table; keys of another variant are unknown keys there.
+    """
 
     schema: dict
     help: str = ""
     default: list = field(default_factory=list)
+    key: str | None = None
+    variants: dict[str, dict] | None = None
+    key_help: str = ""
+
+    def item_schema(self, value: str) -> dict:
+        """Common keys plus those of variant ``value`` (the key's own field first)."""
+        if not self.variants:
+            return self.schema
+        head = {self.key: Field((str,), REQUIRED, tuple(self.variants), self.key_help)}
+        return {**head, **self.schema, **self.variants[value]}
 
 
 _TYPE_NAMES = {
@@ -65,14 +82,40 @@ def _type_text(types: tuple) -> str:
     return " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
 
 
+def _item_start(text: str, path: str) -> int:
+    """Offset of the table of the last ``name[i]`` component of ``path`` (0 if none).
+
+    ``datasets[2].block`` starts the search at the third ``[[datasets]]``
+    header, so that a key repeated in several array items is found in the
+    right one.
+    """
+    parts = path.split(".")
+    start = 0
+    for k, part in enumerate(parts):
+        m = re.fullmatch(r"(.+)\[(\d+)\]", part)
+        if m is None:
+            continue
+        header = ".".join([re.sub(r"\[\d+\]$", "", q) for q in parts[:k]] + [m.group(1)])
+        heads = list(re.finditer(rf"^\s*\[\[\s*{re.escape(header)}\s*\]\]", text, re.M))
+        i = int(m.group(2))
+        if i < len(heads):
+            start = heads[i].start()
+    return start
+
+
 def find_line(text: str | None, path: str) -> int | None:
-    """Line (1-based) where the last component of a dotted key path first appears."""
+    """Line (1-based) where the last component of a dotted key path first appears.
+
+    Inside an array of tables (``datasets[2].block``) the search starts at
+    that item's ``[[...]]`` header.
+    """
     if not text:
         return None
     key = path.split(".")[-1]
     key = re.sub(r"\[\d+\]$", "", key)
+    start = _item_start(text, path)
     pattern = re.compile(rf'^\s*(\[+\s*)?("?){re.escape(key)}\2\s*(=|\]|\.)', re.M)
-    m = pattern.search(text)
+    m = pattern.search(text, start) or pattern.search(text)
     if m is None:
         m = re.compile(rf"\b{re.escape(key)}\b").search(text)
     return text.count("\n", 0, m.start()) + 1 if m else None
@@ -119,14 +162,27 @@ def validate(data: dict, schema: dict, source: str = "", text: str | None = None
         line = find_line(text, path)
         return InputError(f"{path}: {message}", source or None, line)
 
-    def walk(d: dict, sch: dict, prefix: str) -> dict:
+    def item(d, spec: ArrayOf, path: str) -> dict:
+        if not spec.variants:
+            return walk(d, spec.schema, f"{path}.")
+        if not isinstance(d, dict):
+            raise err(path, f"expected a table, got {d!r}")
+        kinds = ", ".join(repr(v) for v in spec.variants)
+        value = d.get(spec.key)
+        if value is None:
+            raise err(f"{path}.{spec.key}", f"required key is missing; one of {kinds}")
+        if value not in spec.variants:
+            raise err(f"{path}.{spec.key}", f"{value!r} is not one of {kinds}")
+        return walk(d, spec.item_schema(value), f"{path}.", f" (for {spec.key} = {value!r})")
+
+    def walk(d: dict, sch: dict, prefix: str, context: str = "") -> dict:
         if not isinstance(d, dict):
             raise err(prefix or "(top)", f"expected a table, got {d!r}")
         out = {}
         for key in d:
             if key not in sch:
                 known = ", ".join(sorted(sch))
-                raise err(f"{prefix}{key}", f"unknown key; known keys here: {known}")
+                raise err(f"{prefix}{key}", f"unknown key{context}; known keys here: {known}")
         for key, spec in sch.items():
             path = f"{prefix}{key}"
             present = key in d
@@ -148,12 +204,58 @@ def validate(data: dict, schema: dict, source: str = "", text: str | None = None
                 arr = d.get(key, list(spec.default))
                 if not isinstance(arr, list):
                     raise err(path, "expected an array of tables ([[...]])")
-                out[key] = [walk(item, spec.schema, f"{path}[{i}].") for i, item in enumerate(arr)]
+                out[key] = [item(x, spec, f"{path}[{i}]") for i, x in enumerate(arr)]
             else:
                 out[key] = walk(d.get(key, {}), spec, f"{path}.")
         return out
 
     return walk(data, schema, "")
+
+
+def _variant_rows(spec: ArrayOf, path: str) -> list[str]:
+    """Rows of an array with variants: a key accepted by several variants with the
+    same definition gets one row, otherwise one row per definition, its meaning
+    starting with the variants it applies to."""
+    kinds = list(spec.variants)
+    rows = _field_rows(f"{path}[].{spec.key}", spec.item_schema(kinds[0])[spec.key])
+    rows += schema_markdown(spec.schema, f"{path}[].")
+    keys: dict[str, list[tuple[str, Field]]] = {}
+    for kind in kinds:
+        for key, f in spec.variants[kind].items():
+            keys.setdefault(key, []).append((kind, f))
+    for key, entries in keys.items():
+        groups: list[tuple[list[str], Field]] = []
+        for kind, f in entries:
+            for names, g in groups:
+                if g == f:
+                    names.append(kind)
+                    break
+            else:
+                groups.append(([kind], f))
+        for names, f in groups:
+            tag = None if len(names) == len(kinds) else f"{spec.key} = " + ", ".join(names)
+            rows += _field_rows(f"{path}[].{key}", f, tag)
+    return rows
+
+
+def _field_rows(path: str, spec: Field, tag: str | None = None) -> list[str]:
+    default = "required" if spec.default is REQUIRED else repr(spec.default)
+    default = default.replace("None", "none").replace("True", "true")
+    default = default.replace("False", "false").replace("'", '"')
+    kind = _type_text(tuple(t for t in spec.types if t is not type(None)))
+    if spec.item_types:
+        kind += f" (items: {_type_text(spec.item_types)})"
+    meaning = spec.help
+    if spec.choices:
+        meaning = (
+            (meaning + "; " if meaning else "")
+            + "one of "
+            + ", ".join(f"`{c}`" for c in spec.choices if c is not None)
+        )
+    if tag:
+        meaning = f"({tag}) {meaning}"
+    meaning = meaning.replace("|", "\\|")
+    return [f"| `{path}` | {kind} | `{default}` | {meaning} |"]
 
 
 def schema_markdown(schema: dict, prefix: str = "") -> list[str]:
@@ -162,23 +264,11 @@ def schema_markdown(schema: dict, prefix: str = "") -> list[str]:
     for key, spec in schema.items():
         path = f"{prefix}{key}"
         if isinstance(spec, Field):
-            default = "required" if spec.default is REQUIRED else repr(spec.default)
-            default = default.replace("None", "none").replace("True", "true")
-            default = default.replace("False", "false").replace("'", '"')
-            kind = _type_text(tuple(t for t in spec.types if t is not type(None)))
-            if spec.item_types:
-                kind += f" (items: {_type_text(spec.item_types)})"
-            meaning = spec.help
-            if spec.choices:
-                meaning = (
-                    (meaning + "; " if meaning else "")
-                    + "one of "
-                    + ", ".join(f"`{c}`" for c in spec.choices)
-                )
-            meaning = meaning.replace("|", "\\|")
-            rows.append(f"| `{path}` | {kind} | `{default}` | {meaning} |")
+            rows += _field_rows(path, spec)
         elif isinstance(spec, Table):
             rows += schema_markdown(spec.schema, f"{path}.LABEL.")
+        elif isinstance(spec, ArrayOf) and spec.variants:
+            rows += _variant_rows(spec, path)
         elif isinstance(spec, ArrayOf):
             rows += schema_markdown(spec.schema, f"{path}[].")
         else:
