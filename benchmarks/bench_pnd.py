@@ -4,13 +4,19 @@
     reflections of the seed-sized reference structure
     (../shared/data/benchmark/ref.cif + ref.hkl: P 21/n, 33 atoms), for each
     spin model of :data:`SPIN_MODELS`. A model is a function crystal ->
-    PndSpinModel; add the engine-based spin-split model there when it exists.
+    PndSpinModel (tabulated form factors, :class:`PndData`) or crystal ->
+    list of density models (the engine-based joint structure model with split
+    atoms, :class:`FlippingData`, ``basis="chargespin"``).
     The data set is simulated (R = 1, σ = 0.01) with the field along b (UB =
     U·B with U's third row along b in the CCSL frame). Timed separately:
     building the PndData (F_N and the magnetic basis of its reflections) and
     ``PndData.calculate(p, jacobian=True)`` (ratios and dR/dp over the whole
     parameter vector of a Refinement: every atomic parameter plus the spin
-    ones).
+    ones). For the split model "build" is FlippingData + Refinement (structure
+    model, views, site symmetry) + the first evaluation (engines of the
+    nuclear and magnetic views), and ``FlippingData.calculate(p, True)``
+    gives dR/dp over every structural parameter (positions, both ADP sets,
+    charge and spin populations, κ, κ').
 (b) A complete PND-only refinement of YTiO3 (Ti susceptibility χ free, to
     convergence, with su) by chasm, beside cryspy's own refinement of the same
     data, spherical model and free parameter (``cryspy.rhochi_rietveld_refinement``:
@@ -48,15 +54,19 @@ import scipy
 
 from bench_sf import load_problem, median_time
 from chasm.crystal.structure import Crystal
-from chasm.density.model import SphericalAtom
+from chasm.density.dorbitals import D_ORBITALS, multipoles_from_orbitals
+from chasm.density.frames import local_frame
+from chasm.density.model import HansenCoppensAtom, SphericalAtom, SplitAtom
 from chasm.neutron import PndDataset, ion_form_factor, read_rcif, scattering_length
 from chasm.neutron.geometry import busing_levy_b
-from chasm.refine.pnd_data import PndData, PndSpinModel, SpinSite
+from chasm.refine.flipping_data import FlippingData
+from chasm.refine.pnd_data import PndData, PndOptions, PndSpinModel, SpinSite
 from chasm.refine.refinement import Refinement, Stage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "validation"))
 
 import ytio3_chi_scan as ytio3  # noqa: E402
+from pnd_pull_study import flipping_block  # noqa: E402
 
 N_REFLECTIONS = 212
 N_LIGANDS = 4
@@ -89,9 +99,46 @@ def spherical_moments(crystal: Crystal) -> PndSpinModel:
     return PndSpinModel(crystal, b, sites)
 
 
-#: Spin models of benchmark (a): name -> builder(crystal).
-SPIN_MODELS: dict[str, Callable[[Crystal], PndSpinModel]] = {
+def _nearest_image(crystal: Crystal, centre: np.ndarray, xyz: np.ndarray) -> np.ndarray:
+    """Cartesian vector (Å) from centre to the nearest lattice translate of xyz."""
+    shifts = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)])
+    d = ((xyz - centre)[None, :] + shifts) @ crystal.A.T
+    return d[np.argmin(np.linalg.norm(d, axis=1))]
+
+
+def split_multipoles(crystal: Crystal) -> list:
+    """Cu1 and its 4 nearest N/O as split Hansen-Coppens atoms (charge/spin basis).
+
+    Cu1: lmax = 4, local x towards the nearest ligand and y in the plane of
+    the two nearest, spin 0.8 μB in d(x²−y²) (exact orbital → multipole
+    conversion, spherical part in Pv.spin), shared κ and κ'. Ligands: lmax = 2,
+    Pv.spin = 0.05 μB, shared κ and κ'. Every other atom spherical (IT92; the
+    flipping ratios see only its nuclear scattering).
+    """
+    labels = nearest_ligands(crystal, "Cu1", N_LIGANDS)
+    models: list = [SphericalAtom(a.element) for a in crystal.atoms]
+    i_cu = crystal.atom_index("Cu1")
+    centre = crystal.atoms[i_cu].xyz
+    v = [_nearest_image(crystal, centre, crystal.atoms[crystal.atom_index(x)].xyz) for x in labels]
+    frame = local_frame(np.zeros(3), v[0], np.zeros(3), v[1], "X", "Y")
+    p_orb = np.zeros(15)
+    p_orb[D_ORBITALS.index("x2-y2")] = 0.8
+    spin = multipoles_from_orbitals(p_orb)
+    spin[0] = 0.0
+    cu = HansenCoppensAtom("Cu", pv=9.0, lmax=4, frame=frame, valence=["3d"])
+    models[i_cu] = SplitAtom.from_charge_and_spin(cu, 0.8, spin, True, True)
+    for x in labels:
+        i = crystal.atom_index(x)
+        charge = HansenCoppensAtom(crystal.atoms[i].element, pv=5.0, lmax=2)
+        models[i] = SplitAtom.from_charge_and_spin(charge, 0.05, None, True, True)
+    return models
+
+
+#: Spin models of benchmark (a): name -> builder(crystal) returning a
+#: PndSpinModel (PndData) or a list of density models with split atoms (FlippingData).
+SPIN_MODELS: dict[str, Callable[[Crystal], PndSpinModel | list]] = {
     "spherical moments (Cu1 + 4 N/O)": spherical_moments,
+    "split multipoles (Cu1 l<=4 + 4 N/O l<=2, chargespin, shared kappa)": split_multipoles,
 }
 
 
@@ -100,26 +147,7 @@ def reference_dataset(crystal: Crystal, hkl: np.ndarray) -> PndDataset:
     stol = 0.5 * np.linalg.norm(hkl @ crystal.B.T, axis=1)
     hkl = hkl[np.argsort(stol, kind="stable")[:N_REFLECTIONS]]
     u = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # lab Z = crystal y ∥ b
-    n = len(hkl)
-    return PndDataset(
-        name="ref",
-        wavelength=0.84,
-        field=1.0,
-        polarisation=-0.9,
-        efficiency=0.95,
-        ub=u @ busing_levy_b(crystal.B),
-        ub_type="CCSL",
-        extinction_model=None,
-        mosaicity=0.0,
-        radius=0.0,
-        phase=None,
-        hkl=hkl,
-        fr=np.ones(n),
-        fr_sigma=np.full(n, 0.01),
-        fr_calc=None,
-        excluded=np.zeros(n, dtype=bool),
-        lines=np.zeros(n, dtype=int),
-    )
+    return flipping_block("ref", hkl, u @ busing_levy_b(crystal.B), 1.0)
 
 
 def bench_reference(runs: int) -> None:
@@ -128,6 +156,9 @@ def bench_reference(runs: int) -> None:
     print(f"(a) {source}: {len(crystal.atoms)} atoms, {len(raw.hkl)} lowest-angle reflections")
     for name, build in SPIN_MODELS.items():
         spin = build(crystal)
+        if isinstance(spin, list):
+            bench_split(crystal, raw, name, spin, runs)
+            continue
         data = PndData("ref", raw, spin)
         models = [SphericalAtom(a.element) for a in crystal.atoms]
         ref = Refinement(crystal, models, [data])
@@ -143,6 +174,38 @@ def bench_reference(runs: int) -> None:
         )
         print(f"    build PndData (F_N + magnetic basis)      {1e3 * t_build:8.2f} ms")
         print(f"    calculate(p, jacobian=True)               {1e3 * t_calc:8.2f} ms")
+
+
+def bench_split(crystal: Crystal, raw: PndDataset, name: str, models: list, runs: int) -> None:
+    """Benchmark (a) for a split-atom model: FlippingData through the structure model."""
+    import copy
+
+    def build():
+        cr, ms = copy.deepcopy(crystal), copy.deepcopy(models)
+        data = FlippingData("ref", raw, cr, PndOptions(extinction=False))
+        ref = Refinement(cr, ms, [data], basis="chargespin")
+        p = ref.params.values
+        ref.set_values(p)
+        data.calculate(p, jacobian=False)  # creates the engines of both views
+        return ref, data, p
+
+    ref, data, p = build()
+    t_build = median_time(build, runs)
+    t_calc = median_time(lambda: data.calculate(p, jacobian=True), runs)
+    t_ratio = median_time(lambda: data.calculate(p, jacobian=False), runs)
+    _, ratio, jac = data.calculate(p, jacobian=True)
+    assert np.all(np.isfinite(ratio)) and np.all(np.isfinite(jac))
+    split = ref.structure.split_labels()
+    n_spin = sum(1 for n in ref.params.names if n.endswith(".spin"))
+    print(f"    spin model: {name}; split atoms {split}, {n_spin} spin populations")
+    print(
+        f"    field (chasm frame) {np.round(data.e, 4)}; R from {ratio.min():.3f} to "
+        f"{ratio.max():.3f}; Jacobian {jac.shape[0]} x {jac.shape[1]} (full vector, "
+        f"{int(np.sum(np.any(jac != 0, axis=0)))} non-zero columns)"
+    )
+    print(f"    build FlippingData + Refinement + engines  {1e3 * t_build:8.2f} ms")
+    print(f"    calculate(p, jacobian=True)               {1e3 * t_calc:8.2f} ms")
+    print(f"    calculate(p, jacobian=False)              {1e3 * t_ratio:8.2f} ms")
 
 
 # ----------------------------------------------------------------------------- (b)

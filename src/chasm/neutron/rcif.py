@@ -29,6 +29,12 @@ signed polarisation, flipper efficiency, UB matrix and its type, extinction
 model / mosaicity / radius, phase label, and the reflections (h k l, R, σ(R),
 cryspy's calculated R when present, excluded flags).
 
+Unpolarised single-crystal blocks (those with ``_diffrn_refln_intensity``):
+wavelength, extinction settings, phase label and cryspy's phase scale, and
+the reflections (h k l, integrated intensity I ∝ F² on the file's scale,
+σ(I), cryspy's calculated I when present, excluded flags), as
+:class:`UnpolarisedDataset` in :attr:`PndFile.intensity_sets`.
+
 Everything is returned as plain dataclasses; numbers keep no standard
 uncertainty (the value in ``3.3290(88)`` is 3.3290).
 """
@@ -54,6 +60,7 @@ __all__ = [
     "SiteMagneticScattering",
     "PndCrystal",
     "PndDataset",
+    "UnpolarisedDataset",
     "PndFile",
     "read_rcif",
 ]
@@ -400,13 +407,61 @@ class PndDataset:
 
 
 @dataclass
+class UnpolarisedDataset:
+    """An unpolarised single-crystal intensity block (``_diffrn_refln_intensity``).
+
+    Parameters
+    ----------
+    name : str
+    wavelength : float
+        λ (Å).
+    hkl : ndarray (n, 3) int
+    intensity, sigma : ndarray (n,)
+        Observed intensities and their standard uncertainties, on the file's
+        scale. In cryspy's model I = scale · y · (|F_N|² + |F_M⊥|²) for an
+        unpolarised beam (y the extinction factor), i.e. they are F² on an
+        arbitrary scale (Lorentz and absorption corrected), not |F|.
+    intensity_calc : ndarray (n,) or None
+        cryspy's calculated intensities stored in the file, if any.
+    excluded : ndarray (n,) bool
+    lines : ndarray (n,) int
+        Line of each reflection in the file.
+    extinction_model : str or None
+        ``_extinction_model`` as written (``'gauss'``, ``'lorentz'``, ``'qani'``...).
+    mosaicity, radius : float
+        cryspy's ``_extinction_mosaicity`` and ``_extinction_radius`` (µm).
+    phase : str or None
+        ``_phase_label``.
+    phase_scale : float or None
+        cryspy's ``_phase_scale`` (for F in 10⁻¹² cm: multiply by 10⁻² for F in fm).
+    line : int
+    """
+
+    name: str
+    wavelength: float
+    hkl: np.ndarray
+    intensity: np.ndarray
+    sigma: np.ndarray
+    intensity_calc: np.ndarray | None
+    excluded: np.ndarray
+    lines: np.ndarray
+    extinction_model: str | None = None
+    mosaicity: float = 0.0
+    radius: float = 0.0
+    phase: str | None = None
+    phase_scale: float | None = None
+    line: int = 0
+
+
+@dataclass
 class PndFile:
-    """Contents of one rcif file: crystal blocks and flipping-ratio data sets."""
+    """Contents of one rcif file: crystal blocks, flipping-ratio and intensity data sets."""
 
     path: str
     crystals: list[PndCrystal]
     datasets: list[PndDataset]
     blocks: list[RcifBlock]
+    intensity_sets: list[UnpolarisedDataset] = field(default_factory=list)
 
     def crystal(self, name: str | None = None) -> PndCrystal:
         """The crystal block of this name (the only one when name is None).
@@ -713,12 +768,18 @@ def _read_crystal(conv: _Converter, block: RcifBlock) -> PndCrystal:
     )
 
 
-def _read_dataset(conv: _Converter, block: RcifBlock) -> PndDataset:
+def _wavelength(conv: _Converter, block: RcifBlock) -> float:
+    """``_setup_wavelength`` (Å), required and positive."""
     wavelength = conv.item(block, "_setup_wavelength", required=True)
     if wavelength <= 0:
         raise InputError(
             "_setup_wavelength must be positive", conv.path, block.items["_setup_wavelength"].line
         )
+    return wavelength
+
+
+def _read_dataset(conv: _Converter, block: RcifBlock) -> PndDataset:
+    wavelength = _wavelength(conv, block)
     ub = np.zeros((3, 3))
     for i in range(3):
         for j in range(3):
@@ -730,35 +791,9 @@ def _read_dataset(conv: _Converter, block: RcifBlock) -> PndDataset:
     ub_tok = block.items.get("_diffrn_orient_matrix_type")
     model_tok = block.items.get("_extinction_model")
     phase_tok = block.items.get("_phase_label")
-    loop = conv.loop(
-        block,
-        "_diffrn_refln_",
-        ("index_h", "index_k", "index_l", "fr", "fr_sigma"),
+    hkl, fr, sigma, fr_calc, excluded, lines = _refln_columns(
+        conv, block, "fr", "flipping-ratio"
     )
-    hkl = np.array(
-        [
-            [conv.integer(t, f"index_{c}") for t in loop.column(f"_diffrn_refln_index_{c}")]
-            for c in "hkl"
-        ],
-        dtype=int,
-    ).T.reshape(-1, 3)
-    fr = np.array([conv.number(t, "_diffrn_refln_fr") for t in loop.column("_diffrn_refln_fr")])
-    sig_col = loop.column("_diffrn_refln_fr_sigma")
-    sigma = np.array([conv.number(t, "_diffrn_refln_fr_sigma") for t in sig_col])
-    for tok, value in zip(sig_col, sigma, strict=True):
-        if not value > 0:
-            raise InputError(
-                f"flipping-ratio sigma {tok.text!r} must be positive", conv.path, tok.line
-            )
-    calc_col = loop.column("_diffrn_refln_fr_calc")
-    fr_calc = None
-    if calc_col is not None:
-        fr_calc = np.array([conv.number(t, "_diffrn_refln_fr_calc") for t in calc_col])
-    excl_col = loop.column("_diffrn_refln_excluded")
-    excluded = np.zeros(len(fr), dtype=bool)
-    if excl_col is not None:
-        excluded = np.array([conv.boolean(t, "_diffrn_refln_excluded") for t in excl_col])
-    lines = np.array([t.line for t in loop.column("_diffrn_refln_index_h")], dtype=int)
     return PndDataset(
         name=block.name,
         wavelength=wavelength,
@@ -781,8 +816,69 @@ def _read_dataset(conv: _Converter, block: RcifBlock) -> PndDataset:
     )
 
 
+def _refln_columns(conv: _Converter, block: RcifBlock, value: str, what: str):
+    """(hkl, values, σ > 0, calc or None, excluded, lines) of the ``_diffrn_refln_`` loop.
+
+    ``value`` is the observable's tag stem (``"fr"`` or ``"intensity"``): its
+    columns are ``_diffrn_refln_<value>``, ``..._sigma`` and ``..._calc``.
+    """
+    tag = f"_diffrn_refln_{value}"
+    loop = conv.loop(
+        block, "_diffrn_refln_", ("index_h", "index_k", "index_l", value, f"{value}_sigma")
+    )
+    hkl = np.array(
+        [
+            [conv.integer(t, f"index_{c}") for t in loop.column(f"_diffrn_refln_index_{c}")]
+            for c in "hkl"
+        ],
+        dtype=int,
+    ).T.reshape(-1, 3)
+    values = np.array([conv.number(t, tag) for t in loop.column(tag)])
+    sig_col = loop.column(f"{tag}_sigma")
+    sigma = np.array([conv.number(t, f"{tag}_sigma") for t in sig_col])
+    for tok, s in zip(sig_col, sigma, strict=True):
+        if not s > 0:
+            raise InputError(f"{what} sigma {tok.text!r} must be positive", conv.path, tok.line)
+    calc_col = loop.column(f"{tag}_calc")
+    calc = None if calc_col is None else np.array([conv.number(t, f"{tag}_calc") for t in calc_col])
+    excl_col = loop.column("_diffrn_refln_excluded")
+    excluded = np.zeros(len(values), dtype=bool)
+    if excl_col is not None:
+        excluded = np.array([conv.boolean(t, "_diffrn_refln_excluded") for t in excl_col])
+    lines = np.array([t.line for t in loop.column("_diffrn_refln_index_h")], dtype=int)
+    return hkl, values, sigma, calc, excluded, lines
+
+
+def _read_intensities(conv: _Converter, block: RcifBlock) -> UnpolarisedDataset:
+    wavelength = _wavelength(conv, block)
+    hkl, intensity, sigma, calc, excluded, lines = _refln_columns(
+        conv, block, "intensity", "intensity"
+    )
+    model_tok = block.items.get("_extinction_model")
+    phase_tok = block.items.get("_phase_label")
+    scale_tok = block.items.get("_phase_scale")
+    return UnpolarisedDataset(
+        name=block.name,
+        wavelength=wavelength,
+        hkl=hkl,
+        intensity=intensity,
+        sigma=sigma,
+        intensity_calc=calc,
+        excluded=excluded,
+        lines=lines,
+        extinction_model=None if model_tok is None else model_tok.text.lower(),
+        mosaicity=conv.item(block, "_extinction_mosaicity", default=0.0),
+        radius=conv.item(block, "_extinction_radius", default=0.0),
+        phase=None if phase_tok is None else phase_tok.text,
+        phase_scale=None
+        if scale_tok is None or scale_tok.text in ("?", ".")
+        else conv.number(scale_tok, "_phase_scale"),
+        line=block.line,
+    )
+
+
 def read_rcif(path) -> PndFile:
-    """Read the crystal blocks and the flipping-ratio data sets of a cryspy rcif.
+    """Read the crystal blocks, flipping-ratio and intensity data sets of a cryspy rcif.
 
     Parameters
     ----------
@@ -792,7 +888,8 @@ def read_rcif(path) -> PndFile:
     -------
     PndFile
         ``crystals`` (blocks with ``_cell_length_a``), ``datasets`` (blocks with
-        ``_diffrn_refln_fr``) and all parsed ``blocks``.
+        ``_diffrn_refln_fr``), ``intensity_sets`` (blocks with
+        ``_diffrn_refln_intensity``) and all parsed ``blocks``.
 
     Raises
     ------
@@ -807,10 +904,12 @@ def read_rcif(path) -> PndFile:
         raise InputError(f"cannot read the file: {exc.strerror}", str(path)) from None
     blocks = parse_rcif_text(text, str(path))
     conv = _Converter(str(path))
-    crystals, datasets = [], []
+    crystals, datasets, intensity_sets = [], [], []
     for block in blocks:
         if "_cell_length_a" in block.items:
             crystals.append(_read_crystal(conv, block))
         elif block.has("_diffrn_refln_fr"):
             datasets.append(_read_dataset(conv, block))
-    return PndFile(str(path), crystals, datasets, blocks)
+        elif block.has("_diffrn_refln_intensity"):
+            intensity_sets.append(_read_intensities(conv, block))
+    return PndFile(str(path), crystals, datasets, blocks, intensity_sets)
