@@ -438,8 +438,8 @@ def edit_row(path: Path, label: str, loop_tag: str, column: int, value: str) -> 
 @pytest.mark.parametrize(
     "column,value,words",
     [
-        (1, "hc_split", "spin-split atoms (kind 'hc_split') are reserved"),
-        (1, "dft", "kind 'dft' is not 'iam' or 'hc'"),
+        (1, "hc_split", "kind 'hc_split' needs two rows (O2.up, O2.dn)"),
+        (1, "dft", "kind 'dft' is not 'iam', 'hc' or 'hc_split'"),
         (6, "2", "_chasm_atom_model_lmax is 2 but its populations"),
         (7, "6.5", "_chasm_atom_model_zeta = 6.5 1/A disagrees"),
         (9, "0.5", "frame_ij matrix is not orthonormal"),

@@ -69,10 +69,28 @@ Everything needed for an exact round trip that rhoCIF cannot hold:
   chasm parameter name (``C1.x``, ``C1.U11``, ``C1.Uiso``, ``C1.occ``,
   ``C1.Pc``, ``C1.Pv``, ``C1.kappa``, ``C1.P21+``, ``C1.kappa_prime``), ``?`` for
   an unknown one.
-* Reserved, not implemented: spin-split atoms will have ``kind`` ``hc_split``
-  and their spin-up and spin-down parameter sets in a separate loop
-  ``_chasm_atom_rho_spin_*`` keyed by ``<label>.up`` / ``<label>.dn``, leaving
-  the standard loop with the total (charge) density. Such files are refused.
+* Spin-split atoms (:class:`~chasm.density.model.SplitAtom`) have ``kind``
+  ``hc_split`` in ``_chasm_atom_model_``; the standard multipole loop holds their
+  charge model (P = P↑ + P↓, Pv = Pv↑ + Pv↓, κ and κ' of the spin-up part, the
+  core scale Pc), so that every rhoCIF reader sees the charge density, and the
+  loop ``_chasm_atom_rho_spin_`` holds the two spin parts, one row each, keyed
+  by ``id`` = ``<label>.up`` / ``<label>.dn``: ``coeff_Pc`` (the atom's core
+  scale, the same on both rows), ``coeff_Pv``, ``coeff_P00`` ... ``coeff_P4-4``
+  (rhoCIF names, ``.`` above the atom's lmax), ``kappa``, ``kappa_prime``,
+  ``share_kappa`` and ``share_kappa_prime`` (``yes``/``no``, the same on both
+  rows). Populations are electrons per spin; the spin density is up − down
+  (μB). Element, species, lmax, Slater functions and frame are those of the
+  charge model (they are the same for both spins).
+* ``_chasm_atom_site_neutron_label``, ``_U_iso_or_equiv`` (every atom) and
+  ``_chasm_atom_site_aniso_neutron_label``, ``_U_11`` ... ``_U_23`` (anisotropic
+  atoms): the neutron ADP set ``"N"`` of a
+  :class:`~chasm.refine.structure_model.StructureModel` (Å², same layout as the
+  X-ray ``_atom_site_`` items), written when ``adp_sets`` is given and read by
+  :func:`read_rhocif_adp_sets`.
+* su names may carry the suffixes of split atoms and ADP sets
+  (``Cu1.Pv.spin``, ``Cu1.P20.up``, ``Cu1.kappa.dn``, ``Cu1.U11.N``).
+
+The full description of the extension, with an example, is in docs/rhocif.md.
 
 Numbers and standard uncertainties
 ----------------------------------
@@ -85,7 +103,9 @@ Programs that read only the dictionary items therefore see no su's.
 
 Reading
 -------
-With the chasm items, the file is read back exactly. Without them (rhoCIF from
+With the chasm items, the file is read back exactly, split atoms included
+(their standard row must agree with the sum of the two spin rows to 1e-9,
+otherwise one of them was edited by hand and the file is refused). Without them (rhoCIF from
 another program) each atom with a row in the multipole loop becomes a
 :class:`HansenCoppensAtom`: Pv is required; Pc, κ and κ' default to 1; the
 atom's lmax is the highest l with a value (not ``?`` or ``.``) in its P_lm
@@ -121,7 +141,7 @@ from chasm.crystal.structure import Crystal
 from chasm.crystal.symmetry import format_symop
 from chasm.density.frames import LocalAxes
 from chasm.density.harmonics import lm_index, lm_labels
-from chasm.density.model import HansenCoppensAtom, SphericalAtom
+from chasm.density.model import HansenCoppensAtom, SphericalAtom, SplitAtom
 from chasm.density.radial import BOHR, default_slater
 from chasm.errors import InputError
 from chasm.io.atomic import write_text_atomic
@@ -133,6 +153,7 @@ __all__ = [
     "write_rhocif",
     "read_rhocif",
     "read_rhocif_su",
+    "read_rhocif_adp_sets",
 ]
 
 FORMAT_VERSION = 1
@@ -143,6 +164,12 @@ _MP = "_atom_rho_multipole_"
 _AXES = "_atom_local_axes_"
 _MODEL = "_chasm_atom_model_"
 _SU = "_chasm_su_"
+_SPIN = "_chasm_atom_rho_spin_"
+_SPINS = ("up", "dn")
+_NEUTRON = "_chasm_atom_site_neutron_"
+_NEUTRON_ANISO = "_chasm_atom_site_aniso_neutron_"
+_SU_SUFFIXES = ("up", "dn", "spin", "N")
+_YES_NO = {"yes": True, "no": False}
 _VERSION_TAG = "_chasm_rhocif_version"
 _CELL_NAMES = ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma")
 _CELL_SU_TAGS = tuple(f"_chasm_cell_{name}_su" for name in _CELL_NAMES)
@@ -214,7 +241,7 @@ def _check_input(crystal: Crystal, models: list) -> None:
         if not isinstance(model, SphericalAtom | HansenCoppensAtom):
             raise TypeError(
                 f"atom {atom.label}: density model {type(model).__name__} cannot be written "
-                "(expected SphericalAtom or HansenCoppensAtom)"
+                "(expected SphericalAtom, HansenCoppensAtom or SplitAtom)"
             )
         if isinstance(model, HansenCoppensAtom):
             frame = np.asarray(model.frame, dtype=float)
@@ -344,11 +371,14 @@ def _chasm_loops(crystal: Crystal, models: list, su: dict | None) -> list[str]:
             row += ["iam", _word(m.element, f"{what} element"), _word(m.source, f"{what} source")]
             row += [_int(m.charge, f"{what} charge"), ".", ".", "."] + ["."] * 10
         else:
+            kind = "hc"
+            if isinstance(m, SplitAtom):
+                kind, m = "hc_split", m.charge_model()
             valence = "."
             if m.valence is not None:
                 names = [_word(v, f"{what} valence orbital") for v in m.valence]
                 valence = cif.quote(" ".join(cif.as_string(v) for v in names))
-            row += ["hc", _word(m.element, f"{what} element"), "."]
+            row += [kind, _word(m.element, f"{what} element"), "."]
             row += [_int(m.charge, f"{what} charge"), valence, str(int(m.lmax))]
             row.append(_num(m.zeta, f"{what} zeta"))
             row.append(cif.quote(m.axes.as_text()) if m.axes is not None else ".")
@@ -358,11 +388,11 @@ def _chasm_loops(crystal: Crystal, models: list, su: dict | None) -> list[str]:
     su_rows = []
     labels = {a.label for a in crystal.atoms}
     for name, value in (su or {}).items():
-        label, _, kind = str(name).rpartition(".")
-        if label not in labels or kind not in _SU_KINDS:
+        if not _su_name_ok(str(name), labels):
             raise ValueError(
                 f"su {name!r}: not a chasm parameter name such as 'C1.x', 'C1.U11', 'C1.Pv', "
-                "'C1.P21+' or 'C1.kappa_prime' of an atom of the crystal"
+                "'C1.P21+' or 'C1.kappa_prime' of an atom of the crystal, optionally with "
+                "a suffix .up, .dn, .spin (split atoms) or .N (neutron ADPs)"
             )
         s = float(value)
         if s < 0 or math.isinf(s):
@@ -371,26 +401,100 @@ def _chasm_loops(crystal: Crystal, models: list, su: dict | None) -> list[str]:
     return lines + _loop([_SU + "parameter", _SU + "value"], su_rows)
 
 
+def _su_name_ok(name: str, labels: set) -> bool:
+    """True for ``LABEL.KIND`` or ``LABEL.KIND.SUFFIX`` (suffix of split atoms or ADP sets)."""
+    label, _, kind = name.rpartition(".")
+    if label in labels and kind in _SU_KINDS:
+        return True
+    base, _, suffix = name.rpartition(".")
+    label, _, kind = base.rpartition(".")
+    return suffix in _SU_SUFFIXES and label in labels and kind in _SU_KINDS
+
+
+def _spin_loops(crystal: Crystal, models: list) -> list[str]:
+    """The ``_chasm_atom_rho_spin_`` loop: both spin parts of every split atom."""
+    split = [
+        (atom, m) for atom, m in zip(crystal.atoms, models, strict=True) if isinstance(m, SplitAtom)
+    ]
+    if not split:
+        return []
+    lmax_all = max(m.lmax for _, m in split)
+    p_names = (
+        [rhocif_population_name(l, mm) for l, mm in lm_index(lmax_all)] if lmax_all >= 0 else []
+    )
+    tags = ["id", "coeff_Pc", "coeff_Pv", *(f"coeff_{p}" for p in p_names)]
+    tags += ["kappa", "kappa_prime", "share_kappa", "share_kappa_prime"]
+    rows = []
+    for atom, m in split:
+        for spin in _SPINS:
+            part = getattr(m, spin)
+            what = f"atom {atom.label} ({spin})"
+            plm = [
+                _num(v, f"{what} P{s}") for v, s in zip(part.plm, lm_labels(m.lmax), strict=True)
+            ]
+            row = [_word(f"{atom.label}.{spin}", "spin part id"), _num(m.pc, f"{what} Pc")]
+            row += [_num(part.pv, f"{what} Pv"), *plm, *["."] * (len(p_names) - len(plm))]
+            row += [_num(part.kappa, f"{what} kappa"), _num(part.kappa_prime, f"{what} kappa'")]
+            row += ["yes" if m.share_kappa else "no", "yes" if m.share_kappa_prime else "no"]
+            rows.append(row)
+    return _loop([_SPIN + t for t in tags], rows)
+
+
+def _neutron_loops(crystal: Crystal, adp_sets: dict | None) -> list[str]:
+    """The neutron ADP set (``adp_sets["N"]``) in the ``_chasm_atom_site_*neutron_`` loops."""
+    if not adp_sets:
+        return []
+    unknown = [name for name in adp_sets if name != "N"]
+    if unknown:
+        raise ValueError(f"ADP sets {unknown}: only the neutron set 'N' can be written to rhoCIF")
+    values = list(adp_sets["N"])
+    if len(values) != len(crystal.atoms):
+        raise ValueError(f"ADP set N: {len(values)} entries for {len(crystal.atoms)} atoms")
+    iso, aniso = [], []
+    for atom, (u6, uiso) in zip(crystal.atoms, values, strict=True):
+        what = f"atom {atom.label} neutron"
+        if (u6 is None) == atom.is_anisotropic:
+            raise ValueError(f"{what} ADPs: must be anisotropic exactly when the X-ray ADPs are")
+        iso.append([cif.quote(atom.label), _num(uiso, f"{what} Uiso")])
+        if u6 is not None:
+            u6 = np.asarray(u6, dtype=float).reshape(6)
+            aniso.append(
+                [cif.quote(atom.label)]
+                + [_num(v, f"{what} {k}") for v, k in zip(u6, _U_KINDS, strict=True)]
+            )
+    lines = _loop([_NEUTRON + "label", _NEUTRON + "U_iso_or_equiv"], iso)
+    tags = [_NEUTRON_ANISO + "label", *(f"{_NEUTRON_ANISO}U_{k[1:]}" for k in _U_KINDS)]
+    return lines + _loop(tags, aniso)
+
+
 def rhocif_text(
     crystal: Crystal,
     models: Sequence,
     su: dict[str, float] | None = None,
     extra: dict[str, str] | None = None,
+    adp_sets: dict | None = None,
 ) -> str:
     """The rhoCIF text :func:`write_rhocif` writes (see the module docstring).
 
     Parameters
     ----------
     crystal : Crystal
-    models : sequence of SphericalAtom or HansenCoppensAtom
-        One per atom of ``crystal.atoms``, same order.
+    models : sequence of SphericalAtom, HansenCoppensAtom or SplitAtom
+        One per atom of ``crystal.atoms``, same order. A SplitAtom is written as
+        its charge model in the standard items and its spin parts in the
+        ``_chasm_atom_rho_spin_`` loop.
     su : dict, optional
         Standard uncertainties by chasm parameter name (``'C1.x'``, ``'C1.U11'``,
-        ``'C1.Pv'``, ``'C1.P21+'``, ``'C1.kappa_prime'``, ...), in the parameter's
-        unit (fractional, Å², electrons, ...); NaN for unknown.
+        ``'C1.Pv'``, ``'C1.P21+'``, ``'C1.kappa_prime'``, ``'Cu1.Pv.spin'``,
+        ``'Cu1.kappa.up'``, ``'Cu1.U11.N'``, ...), in the parameter's unit
+        (fractional, Å², electrons, μB ...); NaN for unknown.
     extra : dict, optional
         Further single-valued items (tag -> text), e.g. ``{'_refine_ls_wR_factor_gt':
         '0.0213'}``, written as given (quoted where CIF needs it).
+    adp_sets : dict, optional
+        The extra ADP sets of a :class:`~chasm.refine.structure_model.StructureModel`
+        (its ``adp`` attribute: name -> one (U6 or None, Uiso) per atom, Å²);
+        only the neutron set ``"N"`` is written.
 
     Returns
     -------
@@ -403,11 +507,18 @@ def rhocif_text(
         unknown su name, an extra tag that is not a tag or repeats a written one.
     """
     models = list(models)
-    _check_input(crystal, models)
+    if len(models) == len(crystal.atoms):
+        for atom, m in zip(crystal.atoms, models, strict=True):
+            if isinstance(m, SplitAtom):
+                _word(f"{atom.label}.up", "spin part id")
+    charge = [m.charge_model() if isinstance(m, SplitAtom) else m for m in models]
+    _check_input(crystal, charge)
     lines = _header(crystal, extra)
     lines += _atom_loops(crystal)
-    lines += _multipole_loops(crystal, models)
+    lines += _multipole_loops(crystal, charge)
     lines += _chasm_loops(crystal, models, su)
+    lines += _spin_loops(crystal, models)
+    lines += _neutron_loops(crystal, adp_sets)
     tags = [line.split()[0].lower() for line in lines if line.startswith(("_", " _"))]
     for tag in extra or {}:
         if tags.count(tag.lower()) > 1:
@@ -421,6 +532,7 @@ def write_rhocif(
     models: Sequence,
     su: dict[str, float] | None = None,
     extra: dict[str, str] | None = None,
+    adp_sets: dict | None = None,
 ) -> None:
     """Write the crystal and its density models as rhoCIF, atomically.
 
@@ -436,7 +548,7 @@ def write_rhocif(
     OSError
         The file cannot be written.
     """
-    write_text_atomic(path, rhocif_text(crystal, models, su, extra))
+    write_text_atomic(path, rhocif_text(crystal, models, su, extra, adp_sets))
 
 
 # ---------------------------------------------------------------------------- reading
@@ -530,6 +642,8 @@ _MP_NAMES = ["coeff_Pc", "coeff_Pv", "kappa", "kappa_base"]
 _MP_NAMES += [c for _, name, alias, _ in _P_COLUMNS for c in dict.fromkeys((name, alias))]
 _MP_NAMES += [f"kappa_prime{l}" for l in range(LMAX + 1)]
 _MP_NAMES += [f"radial_slater_{x}{l}" for l in range(LMAX + 1) for x in ("n", "zeta")]
+_SPIN_NAMES = ["coeff_Pc", "coeff_Pv", *(name for _, name, _, _ in _P_COLUMNS)]
+_SPIN_NAMES += ["kappa", "kappa_prime", "share_kappa", "share_kappa_prime"]
 
 
 class _AtomReader:
@@ -548,6 +662,33 @@ class _AtomReader:
         self.chasm = _keyed(r, crystal, chasm_rows, _MODEL + "atom_label") if chasm_rows else None
         if self.chasm is not None:
             self._check_chasm_version()
+        self.spin = self._spin_rows()
+
+    def _spin_rows(self) -> dict:
+        """Rows of the _chasm_atom_rho_spin_ loop by (label, spin)."""
+        r = self.r
+        rows = _rows(r, _SPIN, _SPIN_NAMES, key="id")
+        if rows and self.chasm is None:
+            raise r.error(
+                f"{_SPIN}id is given but the {_MODEL} loop is missing; the spin parts of "
+                "split atoms need the chasm model rows (kind hc_split)",
+                r.tag_line(_SPIN + "id"),
+            )
+        out = {}
+        for key, values, line in rows:
+            label, _, spin = key.rpartition(".")
+            model = self.chasm.get(label)
+            kind = None
+            if model is not None and model[0]["kind"] is not None:
+                kind = cif.as_string(model[0]["kind"])
+            if spin not in _SPINS or kind != "hc_split":
+                raise r.error(
+                    f"{_SPIN}id {key!r}: expected <label>.up or <label>.dn of an atom whose "
+                    f"{_MODEL}kind is hc_split",
+                    line,
+                )
+            out[label, spin] = (values, line)
+        return out
 
     def _check_chasm_version(self) -> None:
         r = self.r
@@ -577,6 +718,12 @@ class _AtomReader:
             return SphericalAtom(atom.element)
         values, line = self.chasm[atom.label]
         kind = cif.as_string(values["kind"]) if values["kind"] is not None else None
+        if (atom.label, "up") in self.spin and kind != "hc_split":
+            raise self.r.error(
+                f"atom {atom.label} has rows in the {_SPIN}id loop but its {_MODEL}kind is "
+                f"{kind!r}, not hc_split",
+                line,
+            )
         if kind == "hc":
             return self._hansen_coppens(i, (values, line))
         if kind == "iam":
@@ -587,12 +734,104 @@ class _AtomReader:
                 )
             return self._spherical(atom.label, values, line)
         if kind == "hc_split":
-            raise self.r.error(
-                f"atom {atom.label}: spin-split atoms (kind 'hc_split') are reserved for a later "
-                "version of chasm and cannot be read by this one",
+            return self._split_atom(i, self._hansen_coppens(i, (values, line)), line)
+        raise self.r.error(
+            f"atom {atom.label}: {_MODEL}kind {kind!r} is not 'iam', 'hc' or 'hc_split'", line
+        )
+
+    def _split_atom(self, i: int, charge: HansenCoppensAtom, line) -> SplitAtom:
+        """A split atom from its two spin rows; its charge model must be their sum."""
+        r, label = self.r, self.crystal.atoms[i].label
+        missing = [s for s in _SPINS if (label, s) not in self.spin]
+        if missing:
+            raise r.error(
+                f"atom {label}: kind 'hc_split' needs two rows ({label}.up, {label}.dn) in the "
+                f"{_SPIN}id loop; {', '.join(f'{label}.{s}' for s in missing)} missing",
                 line,
             )
-        raise self.r.error(f"atom {atom.label}: {_MODEL}kind {kind!r} is not 'iam' or 'hc'", line)
+        parts, flags, pcs = {}, set(), set()
+        for spin in _SPINS:
+            values, row_line = self.spin[label, spin]
+            what = f"atom {label} ({spin})"
+
+            def number(name: str, values=values, row_line=row_line, what=what) -> float:
+                if values[name] is None:
+                    raise r.error(f"{what}: {_SPIN}{name} is missing", row_line)
+                return r.number(values[name], f"{what} {name}", row_line)[0]
+
+            plm = np.zeros((charge.lmax + 1) ** 2)
+            for k, (_, name, _, _) in enumerate(_P_COLUMNS[: plm.size]):
+                plm[k] = number(name)
+            for _, name, _, _ in _P_COLUMNS[plm.size :]:
+                if values[name] is not None:
+                    raise r.error(
+                        f"{what}: {_SPIN}{name} is given above the atom's lmax {charge.lmax}",
+                        row_line,
+                    )
+            share = []
+            for name in ("share_kappa", "share_kappa_prime"):
+                text = None if values[name] is None else cif.as_string(values[name]).lower()
+                if text not in _YES_NO:
+                    raise r.error(f"{what}: {_SPIN}{name} must be yes or no", row_line)
+                share.append(_YES_NO[text])
+            flags.add(tuple(share))
+            pcs.add(number("coeff_Pc"))
+            parts[spin] = HansenCoppensAtom(
+                element=charge.element,
+                pv=number("coeff_Pv"),
+                kappa=number("kappa"),
+                lmax=charge.lmax,
+                plm=plm,
+                kappa_prime=number("kappa_prime"),
+                frame=charge.frame.copy(),
+                n_l=charge.n_l,
+                zeta=charge.zeta,
+                pc=0.0,
+                charge=charge.charge,
+                valence=None if charge.valence is None else list(charge.valence),
+                axes=charge.axes,
+            )
+        if len(flags) != 1 or len(pcs) != 1:
+            raise r.error(
+                f"atom {label}: the two rows of {_SPIN}id disagree on coeff_Pc or the share "
+                "flags; make them equal",
+                self.spin[label, "dn"][1],
+            )
+        (share_kappa, share_kappa_prime), (pc,) = flags.pop(), pcs
+        up, dn = parts["up"], parts["dn"]
+        checks = [
+            ("Pc", pc, charge.pc),
+            ("Pv", up.pv + dn.pv, charge.pv),
+            ("kappa", up.kappa, charge.kappa),
+        ]
+        if charge.lmax >= 0:
+            checks.append(("kappa_prime", up.kappa_prime, charge.kappa_prime))
+        checks += [
+            (f"P{s}", a, b)
+            for s, a, b in zip(lm_labels(charge.lmax), up.plm + dn.plm, charge.plm, strict=True)
+        ]
+        for name, spin_value, standard in checks:
+            if not math.isclose(spin_value, standard, rel_tol=1e-9, abs_tol=1e-9):
+                raise r.error(
+                    f"atom {label}: {name} of the charge model in the {_MP} loop is {standard} "
+                    f"but the spin rows give {spin_value} (up + down, kappa of the up part); "
+                    "one of them was changed: correct it or remove the spin rows and the "
+                    "hc_split kind",
+                    self.multipoles[label][1],
+                )
+        for bad, text in (
+            (share_kappa and up.kappa != dn.kappa, "kappa"),
+            (share_kappa_prime and up.kappa_prime != dn.kappa_prime, "kappa_prime"),
+        ):
+            if bad:
+                raise r.error(
+                    f"atom {label}: share_{text} is yes but the spin rows have different {text}",
+                    self.spin[label, "dn"][1],
+                )
+        try:
+            return SplitAtom(up, dn, pc, share_kappa, share_kappa_prime)
+        except ValueError as exc:
+            raise r.error(f"atom {label}: {exc}", line) from None
 
     def _spherical(self, label: str, values: dict, line) -> SphericalAtom:
         r = self.r
@@ -858,8 +1097,10 @@ def read_rhocif(path: str | os.PathLike, block: str | None = None) -> tuple[Crys
     -------
     crystal : Crystal
         With ``Atom.su`` and ``Crystal.cell_su`` filled from the file's su's.
-    models : list of SphericalAtom or HansenCoppensAtom
-        One per atom of ``crystal.atoms``, same order.
+    models : list of SphericalAtom, HansenCoppensAtom or SplitAtom
+        One per atom of ``crystal.atoms``, same order (SplitAtom for ``hc_split``
+        atoms of a chasm file; read as plain rhoCIF, a split atom's file gives
+        its charge model).
 
     Raises
     ------
@@ -872,6 +1113,69 @@ def read_rhocif(path: str | os.PathLike, block: str | None = None) -> tuple[Crys
     """
     crystal, models, _ = _read(path, block)
     return crystal, models
+
+
+def read_rhocif_adp_sets(
+    path: str | os.PathLike, block: str | None = None
+) -> dict[str, list[tuple[np.ndarray | None, float]]]:
+    """Extra ADP sets of a rhoCIF file written by chasm: ``{"N": [...]}`` or ``{}``.
+
+    Parameters
+    ----------
+    path : str or path-like
+    block : str, optional
+        Data block name; by default the first block with atoms.
+
+    Returns
+    -------
+    dict
+        ``"N"`` -> one (U6 in CIF order U11 U22 U33 U12 U13 U23, or None; Uiso)
+        per atom of :func:`read_rhocif`'s crystal, Å², ready for
+        ``StructureModel(crystal, models, adp_sets=...)``; empty without the
+        ``_chasm_atom_site_neutron_`` items.
+
+    Raises
+    ------
+    InputError
+        A row for an unknown atom, an atom without a row, a missing value, an
+        anisotropic neutron entry for an isotropic atom or the reverse.
+    """
+    path = Path(path)
+    crystal = read_cif(path, block)
+    r = _Reader(path, cif.read(str(path)).find_block(crystal.name))
+    iso = _keyed(r, crystal, _rows(r, _NEUTRON, ["U_iso_or_equiv"], "label"), _NEUTRON + "label")
+    names = [f"U_{k[1:]}" for k in _U_KINDS]
+    aniso = _keyed(r, crystal, _rows(r, _NEUTRON_ANISO, names, "label"), _NEUTRON_ANISO + "label")
+    if not iso and not aniso:
+        return {}
+    out = []
+    for atom in crystal.atoms:
+        if atom.label not in iso:
+            raise r.error(
+                f"atom {atom.label} has no row in the {_NEUTRON}label loop; give its neutron "
+                "U_iso_or_equiv",
+                r.tag_line(_NEUTRON + "label"),
+            )
+        values, line = iso[atom.label]
+        if values["U_iso_or_equiv"] is None:
+            raise r.error(f"atom {atom.label}: neutron U_iso_or_equiv is missing", line)
+        uiso = r.number(values["U_iso_or_equiv"], f"atom {atom.label} neutron Uiso", line)[0]
+        u6 = None
+        if atom.is_anisotropic != (atom.label in aniso):
+            raise r.error(
+                f"atom {atom.label}: the neutron ADPs must be anisotropic exactly when the "
+                f"X-ray ADPs are (add or remove its {_NEUTRON_ANISO}label row)",
+                line,
+            )
+        if atom.label in aniso:
+            values, line = aniso[atom.label]
+            if any(values[n] is None for n in names):
+                raise r.error(f"atom {atom.label}: a neutron U_ij is missing", line)
+            u6 = np.array(
+                [r.number(values[n], f"atom {atom.label} neutron {n}", line)[0] for n in names]
+            )
+        out.append((u6, uiso))
+    return {"N": out}
 
 
 def read_rhocif_su(path: str | os.PathLike, block: str | None = None) -> dict[str, float]:
