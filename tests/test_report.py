@@ -1,0 +1,123 @@
+"""The refinement report (chasm.report): files, self-containment, tables, maps.
+
+The case is the joint X-ray / unpolarised / polarised-neutron project of
+tests/test_project_joint.py (data simulated from a known charge and spin
+model, stages "charge", "pnd-spin", "joint"), run through the project runner.
+The report is written from the result folder alone and from the Refinement;
+the tables must carry the refined values with their su, as result.json and
+the Refinement have them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+
+import pytest
+
+from chasm.errors import InputError
+from chasm.project.run import run_project
+from chasm.properties import format_value
+from chasm.report import Snapshot, structure_from_folder, write_report
+from test_project_joint import joint_case  # noqa: F401  (the simulated joint data)
+
+
+@pytest.fixture(scope="module")
+def run(joint_case):  # noqa: F811
+    out = run_project(joint_case / "project.toml", echo=None)
+    return out, json.loads((out.output / "result.json").read_text())
+
+
+def _images(text: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([^"]+)"', text)]
+
+
+def test_report_from_the_folder_alone(run, tmp_path):
+    out, result = run
+    folder = tmp_path / "copy"
+    shutil.copytree(out.output, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    files = write_report(folder)
+    assert files["html"].is_file() and files["md"].is_file()
+    for name, data in before.items():  # inputs untouched
+        assert (folder / name).read_bytes() == data
+    page = files["html"].read_text()
+    md = files["md"].read_text()
+    # self-contained: every src is a data URI, no external links or stylesheets
+    assert not re.search(r'src="(?!data:)', page) and "<link" not in page
+    imgs = _images(page)
+    assert len(imgs) == 2  # deformation and spin; no residual map without the refinement
+    assert all(b.startswith(b"\x89PNG") for b in imgs)
+    assert (folder / "report_deformation.png").read_bytes() in imgs
+    assert "![" in md and "(report_spin.png)" in md
+    # the refined values with su, as result.json has them
+    p = result["parameters"]
+    for name in ("Cu1.Pv.spin", "Cu1.P20", "N1.Pv.spin", "xray.scale"):
+        cell = format_value(p[name]["value"], p[name]["su"])
+        assert "(" in cell and f"<td>{cell}</td>" in page and f"| {cell} |" in md, name
+    for name, d in result["datasets"].items():
+        assert f"<td>{name}</td>" in page and f"<td>{d['n_obs']}</td>" in page
+        assert f"<td>{d['gradient_share']:.3f}</td>" in page
+    assert "WITHOUT correlations" in page
+    assert "Spin populations" in md and "Rw(1−R)" in md
+    assert "the residual map needs the refinement object" in md
+    # the rebuilt structure has the split atoms and the values of result.json
+    sm = structure_from_folder(folder)
+    assert sm.split_labels() == ["Cu1", "N1"] and sm.basis == "chargespin"
+    values = dict(zip(sm.names, sm.values(), strict=True))
+    assert values["Cu1.Pv.spin"] == pytest.approx(p["Cu1.Pv.spin"]["value"], abs=1e-12)
+
+
+def test_report_from_the_refinement(run, tmp_path):
+    out, result = run
+    ref = out.built.refinement
+    folder = tmp_path / "rich"
+    shutil.copytree(out.output, folder)
+    extra = Snapshot(
+        "given", {n: p["value"] for n, p in result["parameters"].items()}, n_obs=7, gof=9.87
+    )
+    files = write_report(folder, ref, snapshots=[extra])
+    page = files["html"].read_text()
+    assert len(_images(page)) == 3  # with the residual map
+    assert "report_residual.png" in files
+    # the spin table: the PND-only stage, the extra snapshot and the final column
+    table = page.split("Spin populations")[1].split("</table>")[0]
+    head = re.findall(r"<th>([^<]*)</th>", table)
+    assert head == ["", "stage pnd-spin", "given", "final"]
+    row = re.search(r"<tr><td>Cu1 Pv spin \(μB\)</td>(.*?)</tr>", table).group(1)
+    cells = re.findall(r"<td>([^<]*)</td>", row)
+    assert cells[2] == format_value(ref.params["Cu1.Pv.spin"].value, ref.params["Cu1.Pv.spin"].su)
+    pnd_stage = next(o for o in ref.outcomes if o.stage.name == "pnd-spin")
+    k = ref.params.names.index("Cu1.Pv.spin")
+    assert cells[0] == format_value(pnd_stage.result.p[k], pnd_stage.result.su_p[k])
+    n_par = re.search(r"<tr><td>N param</td>(.*?)</tr>", table).group(1)
+    assert re.findall(r"<td>([^<]*)</td>", n_par) == [
+        str(pnd_stage.n_free),
+        "-",
+        str(ref.outcomes[-1].n_free),
+    ]
+    assert "<td>9.87</td>" in table
+    n_obs = sum(d["n_obs"] for d in result["datasets"].values() if d["kind"] == "pnd")
+    assert f"<td>{n_obs}</td>" in table
+    assert "su from the covariance of the last stage" in page
+    assert "WITHOUT correlations" not in page
+    # the correlation table holds the largest |rho| of the last stage
+    r = ref.outcomes[-1].result
+    assert (
+        f"{max(abs(x) for a, b, x in r.high_correlations):.3f}" in page
+        if r.high_correlations
+        else True
+    )
+
+
+def test_bad_folder(tmp_path):
+    with pytest.raises(InputError, match="no result.json"):
+        write_report(tmp_path)
+    with pytest.raises(InputError, match="does not exist"):
+        write_report(tmp_path / "absent")
+    (tmp_path / "result.json").write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON") as exc:
+        write_report(tmp_path)
+    assert exc.value.line == 1
