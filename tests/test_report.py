@@ -38,7 +38,8 @@ def test_report_from_the_folder_alone(run, tmp_path):
     out, result = run
     folder = tmp_path / "copy"
     shutil.copytree(out.output, folder)
-    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    inputs = ("result.json", "model.cif", "listing.txt")
+    before = {name: (folder / name).read_bytes() for name in inputs}
     files = write_report(folder)
     assert files["html"].is_file() and files["md"].is_file()
     for name, data in before.items():  # inputs untouched
@@ -121,3 +122,15 @@ def test_bad_folder(tmp_path):
     with pytest.raises(InputError, match="not valid JSON") as exc:
         write_report(tmp_path)
     assert exc.value.line == 1
+
+
+def test_refine_writes_the_report_and_the_cli_rewrites_it(run, capsys):
+    from chasm.cli import main
+
+    folder = run[0].output
+    assert (folder / "report.html").is_file() and (folder / "report.md").is_file()
+    (folder / "report.md").unlink()
+    assert main(["report", str(folder), "--no-maps"]) == 0
+    assert "report.html" in capsys.readouterr().out
+    text = (folder / "report.md").read_text()
+    assert "Cu1" in text

@@ -62,6 +62,7 @@ def _cmd_refine(args: argparse.Namespace) -> int:
         output=args.output,
         echo=None if args.quiet else print,
         stages=args.stage or None,
+        report=not args.no_report,
     )
     final = out.result
     for name, d in final["datasets"].items():
@@ -71,6 +72,14 @@ def _cmd_refine(args: argparse.Namespace) -> int:
         print(f"{name}: {figures} ({d['n_obs']} observations, {d['n_par']} parameters)")
     print(f"results in {out.output}")
     return 0 if final["converged"] else 1
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from chasm.report.report import write_report
+
+    files = write_report(args.folder, maps=not args.no_maps)
+    print(f"wrote {files['html']} and {files['md']}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,7 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="output folder (default: the project's 'output')")
     p.add_argument("--stage", action="append", help="run only this stage (repeatable)")
     p.add_argument("-q", "--quiet", action="store_true", help="no line per cycle")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html/.md")
     p.set_defaults(func=_cmd_refine)
+
+    p = sub.add_parser("report", help="write report.html and report.md for a result folder")
+    p.add_argument("folder", help="output folder of 'chasm refine' (result.json, model.cif)")
+    p.add_argument("--no-maps", action="store_true", help="tables only")
+    p.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -230,20 +230,14 @@ def result_dict(built: Built) -> dict:
 
 def _residual(built: Built) -> tuple[dict, str]:
     """Fo − Fc map of the first X-ray data set: figures and a peak table."""
-    from chasm.maps.fourier import peaks, residual_map, residual_peaks_table
+    from chasm.maps.fourier import peaks, residual_peaks_table
+    from chasm.report.report import xray_residual_map
 
-    ref = built.refinement
-    d = next(x for x in ref.datasets if x.kind == "xray")
-    p = ref.params.values
-    fo2, s2, y_calc, fc2_abs, _, _ = d.calculate(p, jacobian=False)
-    k = float(p[ref.params.index(d.scale_name)])
-    y_ext = (y_calc if d.options.observable == "F2" else y_calc**2) / (k * fc2_abs)
-    fo = np.sqrt(np.maximum(fo2, 0.0) / y_ext)
-    fmap = residual_map(built.crystal, d.reflections.hkl, fo, d.fc_complex(), scale=np.sqrt(k))
+    fmap, name = xray_residual_map(built.refinement)
     st = fmap.stats()
     pk = peaks(fmap, n=5, crystal=built.crystal)
     info = {
-        "dataset": d.name,
+        "dataset": name,
         "max": float(st.max),
         "min": float(st.min),
         "rms": float(st.rms),
@@ -374,21 +368,24 @@ def _write_outputs(built: Built, out: Path, lines: list[str], final: bool) -> di
     if final and any(d.kind == "xray" for d in built.refinement.datasets):
         result["residual_density"], table = _residual(built)
     ref = built.refinement
-    # su of the parameters of the written (charge) model: LABEL.KIND only, so the spin
-    # (LABEL.Pv.spin), per-spin (LABEL.kappa.up) and neutron-ADP (LABEL.U11.N) ones are left out
-    atomic = {n for n in ref.params.names[: ref.n_struct] if n.count(".") == 1}
     su = {
         p.name: float(p.su)
         for p in ref.params
-        if p.name in atomic and p.su is not None and p.su > 0
+        if p.name in ref.params.names[: ref.n_struct] and p.su is not None and p.su > 0
     }
     extra = {}
     for name, a in result["datasets"].items():
         for key in ("R1", "wR2", "Rw"):
             if a.get(key) is not None:
                 extra[f"_chasm_refine_{name}_{key}"] = f"{a[key]:.5f}"
-    models = [m.charge_model() if hasattr(m, "charge_model") else m for m in built.models]
-    write_rhocif(out / "model.cif", built.crystal, models, su=su, extra=extra)
+    write_rhocif(
+        out / "model.cif",
+        built.crystal,
+        built.models,
+        su=su,
+        extra=extra,
+        adp_sets=ref.structure.adp or None,
+    )
     write_text_atomic(out / "result.json", json.dumps(result, indent=1) + "\n")
     write_text_atomic(out / "listing.txt", _listing(built, result, lines, table))
     return result
@@ -399,6 +396,7 @@ def run_project(
     output: str | Path | None = None,
     echo: Callable[[str], None] | None = print,
     stages: list[str] | None = None,
+    report: bool = True,
 ) -> RunOutcome:
     """Load, build and run a project file; write the output folder.
 
@@ -412,6 +410,9 @@ def run_project(
         Receives one line per cycle and per stage (None: silent).
     stages : list of str, optional
         Run only these stages (by name), in project order.
+    report : bool
+        Write report.html and report.md (with maps) at the end
+        (:func:`chasm.report.report.write_report`).
     """
     project = load_project(path)
     built = build(project)
@@ -456,4 +457,9 @@ def run_project(
     for w in result["warnings"]:
         say(f"warning: {w}")
     say(f"wrote {out / 'result.json'}, {out / 'model.cif'}, {out / 'listing.txt'}")
+    if report:
+        from chasm.report.report import write_report
+
+        files = write_report(out, refinement=ref)
+        say(f"report: {files.get('html', out / 'report.html')}")
     return RunOutcome(built, out, result, lines)
