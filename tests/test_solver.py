@@ -144,6 +144,21 @@ def test_non_finite_trial_is_rejected_not_propagated():
     assert any(h.trials > 1 for h in res.history)
 
 
+def test_no_accepted_step_is_not_convergence():
+    """Every trial fails (the model cannot be evaluated off the start): damping shrinks the
+    step below tol, but the undamped step is large, so this must not count as converged."""
+    t = np.linspace(0.5, 2.0, 10)
+    y = 2.0 * t
+
+    def evaluate(p):
+        if p[0] != 1.0:
+            raise ChasmError("model undefined away from the start")
+        return Evaluation(y, p[0] * t, np.ones(10), t[:, None])
+
+    res = solve([Dataset("stuck", evaluate)], np.array([1.0]), options=SolverOptions(tol=0.01))
+    assert not res.converged and "damping limit" in res.message
+
+
 def test_shift_limiter():
     rng = np.random.default_rng(3)
     t, y, sigma = decay_data(rng)

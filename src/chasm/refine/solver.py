@@ -456,7 +456,11 @@ def solve(
             if trial is not None and trial.score < state.score:
                 accepted = True
                 break
-            if shift < opts.tol or (trial is not None and _stationary(trial, state)):
+            # a failed trial means convergence only if the UNDAMPED step is already
+            # below tol (damping shrinks any step below tol) or the score is flat
+            if (shift < opts.tol and _gauss_newton_shift(system, su) < opts.tol) or (
+                trial is not None and _stationary(trial, state)
+            ):
                 converged, stop = True, True
                 message = "converged (no further decrease of the score)"
                 break
@@ -483,6 +487,15 @@ def solve(
     else:
         message = f"not converged after {opts.max_cycles} cycles"
     return _result(sv, state, cycles, converged, message, history)
+
+
+def _gauss_newton_shift(system, su: np.ndarray) -> float:
+    """max |Δz|/su of the undamped step of a cycle."""
+    if not su.size:
+        return 0.0
+    with np.errstate(all="ignore"):
+        rel = np.abs(system.step(0.0)) / su
+    return float(np.max(rel)) if np.all(np.isfinite(rel)) else np.inf
 
 
 def _inverse_from_cholesky(low: np.ndarray) -> np.ndarray:
