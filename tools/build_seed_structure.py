@@ -63,9 +63,27 @@ N_TRIALS = 600  # random orientations tried in the packing search
 
 # heavy atoms of the half-dimer, in this order; "N5p" is N5' (image of N5, not written)
 HEAVY = [
-    "Cu1", "O1", "N1", "N2", "N3", "N4", "N5", "N5p",
-    "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "F1", "F2", "F3",
-]  # fmt: skip
+    "Cu1",
+    "O1",
+    "N1",
+    "N2",
+    "N3",
+    "N4",
+    "N5",
+    "N5p",
+    "C1",
+    "C2",
+    "C3",
+    "C4",
+    "C5",
+    "C6",
+    "C7",
+    "C8",
+    "C9",
+    "F1",
+    "F2",
+    "F3",
+]
 ROLES = {
     "Cu1": "Cu(II), five-coordinate (square pyramid)",
     "O1": "enolate O of the ketone arm, basal",
@@ -205,8 +223,11 @@ def place(
     bc = unit(c - b)
     n = unit(np.cross(b - a, bc))
     m = np.cross(n, bc)
-    local = (-length * math.cos(bend), length * math.sin(bend) * math.cos(tors),
-             length * math.sin(bend) * math.sin(tors))  # fmt: skip
+    local = (
+        -length * math.cos(bend),
+        length * math.sin(bend) * math.cos(tors),
+        length * math.sin(bend) * math.sin(tors),
+    )
     return c + local[0] * bc + local[1] * m + local[2] * n
 
 
@@ -314,7 +335,7 @@ def rotation(angles: np.ndarray) -> np.ndarray:
     return np.eye(3) + math.sin(theta) * kx + (1 - math.cos(theta)) * kx @ kx
 
 
-def _images(frac: np.ndarray, reach: int = 1):
+def _images(frac: np.ndarray, reach: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Every image of the asymmetric unit: fractional (n_op, n_shift, n_atom, 3), shift list."""
     rot, tra = _ops()
     r = np.arange(-reach, reach + 1)
@@ -323,7 +344,9 @@ def _images(frac: np.ndarray, reach: int = 1):
     return base[:, None, :, :] + shifts[None, :, None, :], shifts
 
 
-def contact_margins(frac: np.ndarray, labels: list[str], cell: tuple[float, ...]):
+def contact_margins(
+    frac: np.ndarray, labels: list[str], cell: tuple[float, ...]
+) -> tuple[float, tuple]:
     """Smallest d - (r_i + r_j) over atom pairs of DIFFERENT molecules, and the pair.
 
     The reference molecule is the dimer made of the asymmetric unit (operation
@@ -388,8 +411,10 @@ def pack(local: dict, centre: np.ndarray) -> tuple[tuple[float, ...], np.ndarray
 
     cell = _scaled(1.0)
     scores = [margin(t, cell) for t in trials]
-    vec = max((polish(trials[i], cell) for i in np.argsort(scores)[::-1][:3]),
-              key=lambda v: margin(v, cell))  # fmt: skip
+    vec = max(
+        (polish(trials[i], cell) for i in np.argsort(scores)[::-1][:3]),
+        key=lambda v: margin(v, cell),
+    )
     scale = smallest_scale(vec)
     vec = polish(vec, _scaled(scale))
     scale = smallest_scale(vec)
@@ -449,22 +474,52 @@ HEADER = """\
 """
 
 
-def _block(name, cell, labels, frac, uiso, ucif, temp, probe, wavelength, dispersion) -> str:
-    lines = [f"data_{name}", f"_diffrn_ambient_temperature {temp}",
-             f"_diffrn_radiation_probe {probe}", f"_diffrn_radiation_wavelength {wavelength}",
-             "_chemical_formula_sum 'C9 H14 Cu F3 N5 O'", "_cell_formula_units_Z 4",
-             "_space_group_name_H-M_alt 'P 1 21/n 1'", "_space_group_name_Hall '-P 2yn'",
-             "_space_group_IT_number 14"]  # fmt: skip
+def _block(
+    name: str,
+    cell: tuple[float, ...],
+    labels: list[str],
+    frac: np.ndarray,
+    uiso: dict[str, float],
+    ucif: dict[str, np.ndarray],
+    temp: float,
+    probe: str,
+    wavelength: float,
+    dispersion: dict[str, tuple[float, float]],
+) -> str:
+    """One CIF data block: cell (Å, deg), symmetry, f'/f'' (e), atoms (U in Å²), aniso loop."""
+    lines = [
+        f"data_{name}",
+        f"_diffrn_ambient_temperature {temp}",
+        f"_diffrn_radiation_probe {probe}",
+        f"_diffrn_radiation_wavelength {wavelength}",
+        "_chemical_formula_sum 'C9 H14 Cu F3 N5 O'",
+        "_cell_formula_units_Z 4",
+        "_space_group_name_H-M_alt 'P 1 21/n 1'",
+        "_space_group_name_Hall '-P 2yn'",
+        "_space_group_IT_number 14",
+    ]
     for tag, v in zip(("a", "b", "c", "alpha", "beta", "gamma"), cell, strict=True):
         lines.append(f"_cell_{'length' if len(tag) == 1 else 'angle'}_{tag} {v:.3f}")
     lines += ["loop_", "_space_group_symop_operation_xyz"] + [f"'{op}'" for op in SYMOPS]
     if dispersion:
-        lines += ["loop_", "_atom_type_symbol", "_atom_type_scat_dispersion_real",
-                  "_atom_type_scat_dispersion_imag"]  # fmt: skip
+        lines += [
+            "loop_",
+            "_atom_type_symbol",
+            "_atom_type_scat_dispersion_real",
+            "_atom_type_scat_dispersion_imag",
+        ]
         lines += [f"{el} {fp:.4f} {fpp:.4f}" for el, (fp, fpp) in dispersion.items()]
-    lines += ["loop_", "_atom_site_label", "_atom_site_type_symbol", "_atom_site_fract_x",
-              "_atom_site_fract_y", "_atom_site_fract_z", "_atom_site_U_iso_or_equiv",
-              "_atom_site_adp_type", "_atom_site_occupancy"]  # fmt: skip
+    lines += [
+        "loop_",
+        "_atom_site_label",
+        "_atom_site_type_symbol",
+        "_atom_site_fract_x",
+        "_atom_site_fract_y",
+        "_atom_site_fract_z",
+        "_atom_site_U_iso_or_equiv",
+        "_atom_site_adp_type",
+        "_atom_site_occupancy",
+    ]
     for i, lab in enumerate(labels):
         kind = "Uiso" if lab.startswith("H") else "Uani"
         x, y, z = frac[i]
@@ -520,11 +575,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"heavy-atom restraints: largest bond deviation {worst:.4f} A")
     centre = 0.5 * (pos["N5"] + pos["N5p"])
     cu_p = 2 * centre
-    print(f"Cu-N3 {np.linalg.norm(pos['N3']):.4f}  Cu-N5' {np.linalg.norm(pos['N5p']):.4f}  "
-          f"Cu...Cu' {np.linalg.norm(cu_p):.4f} A")  # fmt: skip
-    print(f"Cu-N3-N4 {math.degrees(angle(np.zeros(3), pos['N3'], pos['N4'])):.1f}, "
-          f"N3-N4-N5 {math.degrees(angle(pos['N3'], pos['N4'], pos['N5'])):.1f}, "
-          f"N4-N5-Cu' {math.degrees(angle(pos['N4'], pos['N5'], cu_p)):.1f} deg")  # fmt: skip
+    print(
+        f"Cu-N3 {np.linalg.norm(pos['N3']):.4f}  Cu-N5' {np.linalg.norm(pos['N5p']):.4f}  "
+        f"Cu...Cu' {np.linalg.norm(cu_p):.4f} A"
+    )
+    print(
+        f"Cu-N3-N4 {math.degrees(angle(np.zeros(3), pos['N3'], pos['N4'])):.1f}, "
+        f"N3-N4-N5 {math.degrees(angle(pos['N3'], pos['N4'], pos['N5'])):.1f}, "
+        f"N4-N5-Cu' {math.degrees(angle(pos['N4'], pos['N5'], cu_p)):.1f} deg"
+    )
     hyd = add_hydrogens(pos)
     local = {n: v for n, v in pos.items() if n != "N5p"}
     local.update({n: v[0] for n, v in hyd.items()})
@@ -537,13 +596,17 @@ def main(argv: list[str] | None = None) -> None:
     vol = float(np.linalg.det(a))
     mass = 2 * sum(gemmi.Element(element_of(n)).weight for n in labels)
     print(f"cell {cell}, V = {vol:.1f} A^3, density {mass * 2 / (0.602214076 * vol):.3f} g/cm^3")
-    print(f"smallest intermolecular d - (r_vdW sum) = {m:.3f} A ({pair[0]}...{pair[1]} "
-          f"{pair[2]:.3f} A)")  # fmt: skip
+    print(
+        f"smallest intermolecular d - (r_vdW sum) = {m:.3f} A ({pair[0]}...{pair[1]} "
+        f"{pair[2]:.3f} A)"
+    )
 
     cart = {n: a @ frac[i] for i, n in enumerate(labels)}
     intra = intramolecular_contacts(cart)
-    print(f"smallest intra-dimer d - (r_vdW sum), atoms >= 4 bonds apart = {intra[0]:.3f} A "
-          f"({intra[1]}...{intra[2]} {intra[3]:.3f} A)")  # fmt: skip
+    print(
+        f"smallest intra-dimer d - (r_vdW sum), atoms >= 4 bonds apart = {intra[0]:.3f} A "
+        f"({intra[1]}...{intra[2]} {intra[3]:.3f} A)"
+    )
     heavy = [n for n in labels if not n.startswith("H")]
     sets = {}
     for tag, t_diag, l_diag, cf3 in (
@@ -558,13 +621,17 @@ def main(argv: list[str] | None = None) -> None:
             uiso[n] = factor * ueqs[parent]
         ucif = {n: ucart_to_ucif(u[n], a) for n in heavy}
         bonds = [(i, j) for (i, j) in BONDS if "N5p" not in (i, j)]
-        print(f"{tag}: Ueq {min(ueqs.values()):.4f} .. {max(ueqs.values()):.4f} A^2, "
-              f"largest rigid-bond difference {rigid_bond(u, cart, bonds):.2e} A^2")  # fmt: skip
+        print(
+            f"{tag}: Ueq {min(ueqs.values()):.4f} .. {max(ueqs.values()):.4f} A^2, "
+            f"largest rigid-bond difference {rigid_bond(u, cart, bonds):.2e} A^2"
+        )
         sets[tag] = (uiso, ucif)
 
     energy = gemmi.hc / 0.71073
-    disp = {el: gemmi.cromer_liberman(z=gemmi.Element(el).atomic_number, energy=energy)
-            for el in ("C", "H", "N", "O", "F", "Cu")}  # fmt: skip
+    disp = {
+        el: gemmi.cromer_liberman(z=gemmi.Element(el).atomic_number, energy=energy)
+        for el in ("C", "H", "N", "O", "F", "Cu")
+    }
     roles = "\n".join(f"#   {lab:<4} {role}" for lab, role in ROLES.items())
     roles += "\n#   H3 on C3; H5A-C on C5; H6A,B on C6; H7A,B on C7; H8A-C on C8; H9A-C on C9"
     xname, nname = "seed_cu_dimer_xray_10K", "seed_cu_dimer_neutron_30K"
