@@ -24,7 +24,7 @@ def _cmd_sf(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from chasm.demo import run_demo
 
-    run_demo(n_show=args.show)
+    run_demo(output=args.output, full=args.full, seed_value=args.seed)
     return 0
 
 
@@ -90,8 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"chasm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("demo", help="run the built-in example")
-    p.add_argument("--show", type=int, default=12, help="reflections to list (default 12)")
+    p = sub.add_parser(
+        "demo",
+        help="simulate and refine the built-in example (Cu(II) dimer, X-ray + UND + PND)",
+    )
+    p.add_argument("--output", default="chasm-demo", help="output folder (default chasm-demo)")
+    p.add_argument("--full", action="store_true", help="published data sizes (slower)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser(

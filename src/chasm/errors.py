@@ -34,3 +34,10 @@ class InputError(ChasmError):
                 where += f", line {self.line}"
             where += ": "
         return where + self.message
+
+
+class ModelError(ChasmError):
+    """A model that cannot be evaluated (e.g. a non-positive expansion parameter).
+
+    Raised during a refinement trial, it makes the solver reject the step.
+    """

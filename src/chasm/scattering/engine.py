@@ -57,6 +57,7 @@ from chasm.density.harmonics import (
 from chasm.density.harmonics import lm_labels as _lm_labels
 from chasm.density.model import HansenCoppensAtom, NuclearAtom, SphericalAtom
 from chasm.density.radial import slater_bessel
+from chasm.errors import ModelError
 from chasm.scattering import formfactors
 
 TWO_PI = 2.0 * np.pi
@@ -339,6 +340,12 @@ class StructureFactorEngine:
         fsph = np.empty((n_at, n))
         fv, dfv = np.empty((len(val), n)), np.empty((len(val), n))
         cache: dict = {}
+        for a, m in enumerate(models):
+            if isinstance(m, HansenCoppensAtom) and not (m.kappa > 0 and m.kappa_prime > 0):
+                raise ModelError(
+                    f"atom {self.crystal.atoms[a].label}: kappa ({m.kappa:g}) and kappa' "
+                    f"({m.kappa_prime:g}) must be positive"
+                )
         k = 0
         for a, m in enumerate(models):
             key = self._fixed_key(m)
