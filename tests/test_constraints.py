@@ -17,7 +17,6 @@ import pytest
 
 from chasm.crystal.adp import ucif_to_ucart, ucif_to_ustar, ustar_to_ucif
 from chasm.crystal.structure import Atom, Crystal
-from chasm.demo import build_models, example_structure
 from chasm.density.databank import spherical_atom
 from chasm.density.harmonics import lm_labels
 from chasm.density.model import HansenCoppensAtom, SphericalAtom
@@ -28,6 +27,7 @@ from chasm.density.sitesym import (
     point_group_rotations,
 )
 from chasm.errors import InputError
+from chasm.examples.urea_model import build_models, example_structure
 from chasm.refine.constraints import LinearConstraints
 from chasm.refine.parameters import (
     Parameters,
