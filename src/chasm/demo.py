@@ -20,19 +20,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from chasm.density.model import SplitAtom
 from chasm.examples import seed
 from chasm.io.atomic import write_text_atomic
+from chasm.refine.refinement import share_gof
 
 __all__ = ["run_demo", "spin_table"]
-
-
-def _gof(a: dict, n_par: int, n_total: int) -> float:
-    """GOF of one set with its share of the parameters, n_par N_e / N."""
-    dof = a["n_obs"] - n_par * a["n_obs"] / n_total
-    return float(np.sqrt(a["chi2"] / dof)) if dof > 0 else float("nan")
 
 
 def spin_table(pnd_only: dict, joint: dict, truth: dict | None = None) -> str:
@@ -60,20 +53,26 @@ def spin_table(pnd_only: dict, joint: dict, truth: dict | None = None) -> str:
     return "\n".join(rows)
 
 
+def _set_agreement(ref, n_par: int, sets: list[str]) -> dict:
+    """Agreement of the data sets a stage fitted, GOF with shared parameters."""
+    ag = ref.agreement(n_par)
+    ag = {s: ag[s] for s in sets}
+    share_gof(ag, n_par)
+    return ag
+
+
 def _snapshot(ref, outcome, sets: list[str]) -> dict:
     pops = {
         lab: (ref.params[f"{lab}.Pv.spin"].value, ref.params[f"{lab}.Pv.spin"].su or 0.0)
         for lab in seed.SPIN_POPULATIONS
     }
     n_par = outcome.n_free
-    ag = ref.agreement(n_par)
-    n_total = sum(ag[s]["n_obs"] for s in sets)
-    pnd = ag["pnd"]
+    ag = _set_agreement(ref, n_par, sets)
     stats = {
-        "n_obs": int(n_total),
+        "n_obs": int(sum(a["n_obs"] for a in ag.values())),
         "n_par": int(n_par),
-        "gof": _gof(pnd, n_par, n_total),
-        "rw": float(pnd["Rw"]),
+        "gof": ag["pnd"]["gof"],
+        "rw": float(ag["pnd"]["Rw"]),
     }
     return {"populations": pops, "stats": stats}
 
@@ -138,11 +137,8 @@ def run_demo(
     for st in stages:
         o = ref.run_stage(st)
         sets = st.data or [d.name for d in ref.datasets]
-        ag = ref.agreement(o.n_free)
-        n_total = sum(ag[s]["n_obs"] for s in sets)
-        figs = "  ".join(
-            f"{s}: GOF {_gof(ag[s], o.n_free, n_total):.3f} Rw {ag[s]['Rw']:.4f}" for s in sets
-        )
+        ag = _set_agreement(ref, o.n_free, sets)
+        figs = "  ".join(f"{s}: GOF {ag[s]['gof']:.3f} Rw {ag[s]['Rw']:.4f}" for s in sets)
         state = "converged" if o.result.converged else "NOT converged"
         line = f"stage {st.name:<16s} {state} in {o.result.cycles:2d} cycles, {o.n_free:4d} par; "
         lines.append(line + figs)
@@ -157,11 +153,7 @@ def run_demo(
     from chasm.io.rhocif import write_rhocif
 
     files = [out / "model.cif", out / "table1.txt"]
-    su = {
-        p.name: float(p.su)
-        for p in ref.params
-        if p.name in ref.params.names[: ref.n_struct] and p.su
-    }
+    su = {p.name: float(p.su) for p in list(ref.params)[: ref.n_struct] if p.su}
     write_rhocif(files[0], crystal, ref.models, su=su, adp_sets=ref.structure.adp)
     write_text_atomic(files[1], "\n".join(lines) + "\n\n" + table + "\n")
     if maps:

@@ -39,6 +39,7 @@ from chasm import __version__
 from chasm.io.atomic import write_text_atomic
 from chasm.project.build import Built, build
 from chasm.project.project import load_project
+from chasm.refine.refinement import share_gof
 from chasm.refine.results import CycleInfo
 
 __all__ = [
@@ -138,23 +139,6 @@ def warnings_for(built: Built, result: dict) -> list[str]:
     return out
 
 
-def _share_gof(datasets: dict, n_par: int) -> None:
-    """Per-set GOF with the parameters shared among several data sets.
-
-    With one data set GOF = sqrt(χ²/(N − n_par)). With several, each set is
-    charged the fraction N_e/N of the parameters: GOF_e = sqrt(χ²_e / (N_e −
-    n_par N_e/N)), so that a set of few observations (a flipping-ratio block)
-    still has a GOF, and Σ_e χ²_e / (N − n_par) is the N_e-weighted mean of
-    GOF_e². None when N ≤ n_par.
-    """
-    if len(datasets) < 2:
-        return
-    total = sum(d["n_obs"] for d in datasets.values())
-    for d in datasets.values():
-        dof = d["n_obs"] * (1.0 - n_par / total) if total else 0.0
-        d["gof"] = _f(np.sqrt(d["chi2"] / dof)) if d["chi2"] is not None and dof > 0 else None
-
-
 def result_dict(built: Built) -> dict:
     """The result.json content for the refinement's current state."""
     ref = built.refinement
@@ -178,7 +162,7 @@ def result_dict(built: Built) -> dict:
                 datasets[name].update(_fit_figures(fit))
                 datasets[name]["stage"] = o.stage.name
                 break
-    _share_gof(datasets, n_par)
+    share_gof(datasets, n_par)
     refined = set()
     for o in outs:
         refined |= set(o.result.names)
@@ -370,8 +354,8 @@ def _write_outputs(built: Built, out: Path, lines: list[str], final: bool) -> di
     ref = built.refinement
     su = {
         p.name: float(p.su)
-        for p in ref.params
-        if p.name in ref.params.names[: ref.n_struct] and p.su is not None and p.su > 0
+        for p in list(ref.params)[: ref.n_struct]
+        if p.su is not None and p.su > 0
     }
     extra = {}
     for name, a in result["datasets"].items():

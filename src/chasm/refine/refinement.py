@@ -27,7 +27,7 @@ from chasm.refine.riding import RidingHydrogen, riding_constraints
 from chasm.refine.solver import solve
 from chasm.refine.structure_model import StructureModel
 
-__all__ = ["Stage", "Restraint", "Refinement", "StageOutcome"]
+__all__ = ["Stage", "Restraint", "Refinement", "StageOutcome", "share_gof"]
 
 
 @dataclass
@@ -338,3 +338,29 @@ class Refinement:
         p = self.params.values
         n = self._last_n_par if n_par is None else n_par
         return {d.name: d.agreement(p, n) for d in self.datasets}
+
+
+def share_gof(agreements: dict, n_par: int) -> None:
+    """Per-set GOF with the parameters shared among several data sets (in place).
+
+    With one data set GOF = sqrt(χ²/(N − n_par)) (left as it is). With several,
+    each set is charged the fraction N_e/N of the parameters: GOF_e = sqrt(χ²_e /
+    (N_e − n_par N_e/N)), so that a set of few observations (a flipping-ratio
+    block) still has a GOF, and Σ_e χ²_e / (N − n_par) is the N_e-weighted mean
+    of GOF_e². None when N ≤ n_par.
+
+    Parameters
+    ----------
+    agreements : dict
+        Data-set name -> dict with ``"n_obs"`` and ``"chi2"`` (as from
+        :meth:`Refinement.agreement`); ``"gof"`` is replaced.
+    n_par : int
+        Parameters refined together over these data sets.
+    """
+    if len(agreements) < 2:
+        return
+    total = sum(d["n_obs"] for d in agreements.values())
+    for d in agreements.values():
+        dof = d["n_obs"] * (1.0 - n_par / total) if total else 0.0
+        ok = d["chi2"] is not None and dof > 0
+        d["gof"] = float(np.sqrt(d["chi2"] / dof)) if ok else None

@@ -585,6 +585,8 @@ class EngineView:
     def map_columns(self, j_engine: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Engine Jacobian (n, n_engine) -> structural Jacobian (n, n_struct)."""
         n = j_engine.shape[0]
+        if out is None and self.prefix_identity and self.n_engine_columns == self.n_struct:
+            return j_engine  # the plain layout: the engine's columns are the parameters
         if out is None:
             out = np.zeros((n, self.n_struct), dtype=j_engine.dtype)
         if self.prefix_identity:
