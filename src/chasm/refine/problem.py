@@ -138,8 +138,10 @@ class SolverOptions:
     correlation_threshold : float
         |ρ| above which pairs are listed in
         :attr:`~chasm.refine.results.FitResult.high_correlations`.
-    covariance : {"gof", "none"}
-        Scale M⁻¹ by s² (:mod:`chasm.refine.solver` docstring) or not.
+    covariance : {"gof", "pooled", "none"}
+        "gof": each data set's own goodness of fit in a sandwich covariance
+        (SHELXL's rule for one set); "pooled": s² M⁻¹ with one s² for all
+        sets; "none": M⁻¹ (:mod:`chasm.refine.solver` docstring).
     chi2_floor : float
         χ²_e is floored at chi2_floor·N_e in the NLOG and LOG scores (perfect fits).
     """

@@ -21,17 +21,25 @@ with c_e taken at the current point; the fixed point Δz = 0 is ∇C = 0. Data
 sets marked ``absolute`` (restraints, by default) always enter as u_e χ²_e:
 their σ are taken at face value, whatever the scheme.
 
-Covariance (our convention). With M evaluated at the solution,
+Covariance (our convention). With M = Σ_e M_e, M_e = c_e (J_e T)ᵀ W_e (J_e T)
+evaluated at the solution, each set's share of the fitted parameters
+h_e = tr(M_e M⁻¹) (Σ_e h_e = n_z; reported as the information share h_e/n_z)
+and its own goodness of fit s_e² = χ²_e / (N_e − h_e),
 
-    cov(z) = s² M⁻¹,   s² = Σ_e c_e χ²_e / (N − n_z),
+    cov(z) = M⁻¹ (Σ_e c_e s_e² M_e) M⁻¹                         (covariance="gof")
 
-N the number of observations of all sets (restraints included; observations
-with zero weight are not counted, here and in N_e) and n_z the number of free
-coordinates. For one data set this is SHELXL's rule,
-su_i = sqrt(M⁻¹_ii χ²/(N − n_z)), whatever the scheme (c cancels). For several
-sets it is SHELXL's rule applied to the equivalent single weighted problem with
-weights c_e w_i; under NLOG, c_e = N_e/χ²_e rescales each set to χ²/N = 1, and
-s² = N/(N − n_z) ≈ 1. ``covariance="none"`` gives cov = M⁻¹ (σ taken as exact).
+the sandwich covariance of the weighted estimator: the noise of set e enters
+the gradient with variance c_e² s_e² (J_e T)ᵀ W_e (J_e T). With one data set it
+is SHELXL's rule, su_i = sqrt(M⁻¹_ii χ²/(N − n_z)), whatever the scheme (c
+cancels). With several sets it stays right when the sets fit differently (one
+set's σ underestimated) and under NLOG and LOG, whose factors c_e are not
+inverse variances: the plain s² M⁻¹ with c_e = 1/χ²_e would shrink every su by
+about sqrt(n_sets/N) relative to the truth. Restraints and other ``absolute``
+sets keep s_e² = 1 (their σ are taken at face value); a set with
+N_e − h_e ≤ 0 uses s_e² = χ²_e/N_e. ``covariance="pooled"`` gives
+cov = s² M⁻¹ with s² = Σ_e c_e χ²_e / (N − n_z) (identical for one set),
+``covariance="none"`` gives cov = M⁻¹ (σ taken as exact). N, N_e count the
+observations with non-zero weight.
 cov(p) = T cov(z) Tᵀ.
 
 Layout. This module holds the algorithm (:func:`solve` and its internals) and
@@ -156,8 +164,10 @@ class _Solver:
         if scheme not in SCHEMES:
             raise InputError(f"unknown score scheme {scheme!r}; use one of {SCHEMES}")
         self.scheme = scheme
-        if opts.covariance not in ("gof", "none"):
-            raise InputError(f"covariance must be 'gof' or 'none', not {opts.covariance!r}")
+        if opts.covariance not in ("gof", "pooled", "none"):
+            raise InputError(
+                f"covariance must be 'gof', 'pooled' or 'none', not {opts.covariance!r}"
+            )
         self.opts = opts
 
     def _plan_reduction(self) -> None:
@@ -489,6 +499,24 @@ def solve(
     return _result(sv, state, cycles, converged, message, history)
 
 
+def _covariance(sv: _Solver, state: _State, system: _System, inv, h, s2) -> np.ndarray:
+    """cov(z) by the rule of ``opts.covariance`` (module docstring)."""
+    if sv.opts.covariance != "gof":
+        return s2 * inv
+    weighted = [ds for ds in sv.datasets if not ds.absolute]
+    if len(weighted) <= 1:
+        return s2 * inv  # one data set (and restraints): SHELXL's rule
+    middle = np.zeros_like(inv)
+    for e, (ds, me) in enumerate(zip(sv.datasets, system.parts, strict=True)):
+        if ds.absolute:
+            se2 = 1.0
+        else:
+            dof = state.n[e] - h[e]
+            se2 = state.chi2[e] / (dof if dof > 0 else max(state.n[e], 1.0))
+        middle += state.factors[e] * se2 * me  # c_e² s_e² (J_e T)ᵀ W_e (J_e T)
+    return _symmetrise(inv @ middle @ inv)
+
+
 def _gauss_newton_shift(system, su: np.ndarray) -> float:
     """max |Δz|/su of the undamped step of a cycle."""
     if not su.size:
@@ -537,9 +565,11 @@ def _result(sv: _Solver, state: _State, cycles, converged, message, history) -> 
     system = sv.system(state, keep_parts=True)
     s2 = sv.dof_factor(state)
     inv = system.inv_s / np.outer(system.d, system.d)
-    cov = s2 * inv
-    su_z = np.sqrt(np.diag(cov))
-    corr = system.inv_s / np.sqrt(np.outer(np.diag(system.inv_s), np.diag(system.inv_s)))
+    h = np.array([float(np.sum(me * inv)) for me in system.parts])
+    cov = _covariance(sv, state, system, inv, h, s2)
+    su_z = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    scale = np.where(su_z > 0, su_z, 1.0)
+    corr = cov / np.outer(scale, scale)
     np.fill_diagonal(corr, 1.0)
     thr = sv.opts.correlation_threshold
     iu, ju = np.triu_indices(sv.k, 1)
@@ -550,7 +580,7 @@ def _result(sv: _Solver, state: _State, cycles, converged, message, history) -> 
     su_p = np.sqrt(np.maximum(np.sum((T @ cov) * T, axis=1), 0.0))
     gnorm = np.array([np.linalg.norm(g / system.d) for g in system.grads])
     gshare = gnorm / gnorm.sum() if gnorm.sum() > 0 else np.zeros_like(gnorm)
-    ishare = np.array([float(np.sum(me * inv)) / sv.k for me in system.parts])
+    ishare = h / sv.k
     fits = []
     for e, ds in enumerate(sv.datasets):
         ev = state.evals[e]
