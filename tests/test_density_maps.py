@@ -281,9 +281,13 @@ def test_spin_density_integrates_to_the_monopoles():
     np.testing.assert_allclose(spin_density(cr, up, down, pts, tail=1e-12), diff, atol=1e-12)
 
 
-def test_fourier_transform_of_the_density_gives_the_engine_structure_factors():
-    """FFT of the static valence + multipole density (0.07 Å grid) vs the engine, U = 0, Pc = 0."""
-    cr = made_up("P 1 21 1")
+@pytest.mark.parametrize("group", ["P 1 21 1", "P 21/c"])
+def test_fourier_transform_of_the_density_gives_the_engine_structure_factors(group):
+    """FFT of the static valence + multipole density (0.07 Å grid) vs the engine, U = 0, Pc = 0.
+
+    Acentric and centrosymmetric (the engine's real-arithmetic centric path).
+    """
+    cr = made_up(group)
     rng = np.random.default_rng(4)
     models = neutral_models(cr, rng, kappa=0.9, kappa_prime=0.95, pc=0.0)
     grid = CellGrid.cell(cr, spacing=0.07)
