@@ -18,6 +18,9 @@ SHELXL copies the cell and orientation matrix after it), blank lines are
 skipped, and a missing terminator is accepted. Every data line must have the
 same number of fields: ``h k l`` only, ``h k l F²``, ``h k l F² σ`` or
 ``h k l F² σ batch``.
+
+:func:`write_hkl4` writes either layout (fixed columns, or whitespace-separated
+fields at full double precision) with the terminator, atomically.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import gemmi
 import numpy as np
 
 from ..errors import InputError
+from .atomic import write_text_atomic
 
 __all__ = [
     "Reflections",
@@ -41,6 +45,8 @@ __all__ = [
     "systematic_absences",
     "check_absences",
     "merge",
+    "hklf4_text",
+    "write_hkl4",
 ]
 
 _FIELDS = ("h k l", "h k l F²", "h k l F² σ(F²)", "h k l F² σ(F²) batch")
@@ -289,6 +295,87 @@ def read_hkl_indices(path: str | Path) -> Reflections:
     rows, _ = _parse_file(path)
     rows = [(number, values[:3]) for number, values in rows]
     return _to_reflections(path, rows, need_data=False)
+
+
+# ----------------------------------------------------------------------------- writing
+HKLF4_LAYOUTS = ("fixed", "free")
+
+
+def _free_number(value: float) -> str:
+    """Shortest positional text that reads back to the same double."""
+    return np.format_float_positional(float(value), unique=True, trim="0")
+
+
+def hklf4_text(reflections: Reflections, layout: str = "fixed") -> str:
+    """HKLF 4 text of reflections with F² and σ(F²), ended by the ``0 0 0`` record.
+
+    Parameters
+    ----------
+    reflections : Reflections
+        Needs ``f2`` and ``sigma`` (σ > 0); the batch column is written when present.
+    layout : {"fixed", "free"}
+        ``"fixed"``: SHELX's ``3I4, 2F8.2[, I4]`` (F² and σ rounded to 0.01; every
+        value must fit its columns and σ must not round to 0). ``"free"``:
+        whitespace-separated fields with the shortest text that reads back to the
+        same double (:func:`read_hkl4` reads both).
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        Unknown layout, missing F² or σ, a non-finite value, σ ≤ 0, or (fixed) a
+        value that does not fit its columns.
+    """
+    if layout not in HKLF4_LAYOUTS:
+        raise ValueError(f"layout must be one of {HKLF4_LAYOUTS}, got {layout!r}")
+    if reflections.f2 is None or reflections.sigma is None:
+        raise ValueError("HKLF 4 needs F² and σ(F²) for every reflection")
+    f2, sigma = reflections.f2, reflections.sigma
+    if not (np.all(np.isfinite(f2)) and np.all(np.isfinite(sigma))):
+        raise ValueError("F² and σ(F²) must be finite")
+    if np.any(sigma <= 0):
+        raise ValueError("σ(F²) must be positive")
+    batch = reflections.batch
+    lines = []
+    for i, (h, k, l) in enumerate(reflections.hkl.tolist()):
+        if layout == "free":
+            fields = [str(h), str(k), str(l), _free_number(f2[i]), _free_number(sigma[i])]
+            if batch is not None:
+                fields.append(str(int(batch[i])))
+            lines.append(" ".join(fields))
+            continue
+        text = f"{h:4d}{k:4d}{l:4d}{f2[i]:8.2f}{sigma[i]:8.2f}"
+        if batch is not None:
+            text += f"{int(batch[i]):4d}"
+        if len(text) != (32 if batch is not None else 28):
+            raise ValueError(
+                f"reflection {h} {k} {l}: an index, F² {f2[i]:g} or σ {sigma[i]:g} does not fit "
+                "the fixed columns 3I4,2F8.2 (scale the data down or use the free layout)"
+            )
+        if round(float(sigma[i]), 2) <= 0:
+            raise ValueError(
+                f"reflection {h} {k} {l}: σ {sigma[i]:g} rounds to 0.00 in the fixed columns "
+                "(scale the data up or use the free layout)"
+            )
+        lines.append(text)
+    end = "0 0 0 0 0" if layout == "free" else f"{0:4d}{0:4d}{0:4d}{0:8.2f}{0:8.2f}"
+    return "\n".join([*lines, end]) + "\n"
+
+
+def write_hkl4(path: str | Path, reflections: Reflections, layout: str = "fixed") -> None:
+    """Write reflections as an HKLF 4 file, atomically (:func:`hklf4_text`).
+
+    Raises
+    ------
+    ValueError
+        See :func:`hklf4_text` (nothing is written then).
+    OSError
+        The file cannot be written.
+    """
+    write_text_atomic(path, hklf4_text(reflections, layout))
 
 
 # ----------------------------------------------------------------------------- geometry

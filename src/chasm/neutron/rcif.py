@@ -37,6 +37,13 @@ the reflections (h k l, integrated intensity I ∝ F² on the file's scale,
 
 Everything is returned as plain dataclasses; numbers keep no standard
 uncertainty (the value in ``3.3290(88)`` is 3.3290).
+
+Writing
+-------
+:func:`write_flipping_rcif` writes :class:`PndDataset` objects back as
+flipping-ratio blocks (the items above, no crystal block: chasm takes the
+structure from the project), numbers as the shortest text that reads back to
+the same double, so that ``read_rcif`` returns the same values.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ import numpy as np
 from chasm.crystal.adp import B_TO_U
 from chasm.crystal.cif import parse_cif_number
 from chasm.errors import InputError
+from chasm.io.atomic import write_text_atomic
 
 __all__ = [
     "Token",
@@ -63,6 +71,8 @@ __all__ = [
     "UnpolarisedDataset",
     "PndFile",
     "read_rcif",
+    "flipping_rcif_text",
+    "write_flipping_rcif",
 ]
 
 
@@ -913,3 +923,121 @@ def read_rcif(path) -> PndFile:
         elif block.has("_diffrn_refln_intensity"):
             intensity_sets.append(_read_intensities(conv, block))
     return PndFile(str(path), crystals, datasets, blocks, intensity_sets)
+
+
+# ---------------------------------------------------------------------- writing
+def _text_number(value, what: str) -> str:
+    """Shortest positional text that reads back to the same double."""
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{what}: cannot write the non-finite value {v}")
+    return np.format_float_positional(v, unique=True, trim="0")
+
+
+def _text_word(text: str, what: str) -> str:
+    """A bare CIF word: non-empty, no whitespace, not starting with a CIF special character."""
+    text = str(text)
+    if not text or any(c.isspace() for c in text) or text[0] in "'\"_#$;[]":
+        raise ValueError(
+            f"{what} {text!r}: must be non-empty, without whitespace, not starting with "
+            "a quote, _, #, $, ; or a bracket"
+        )
+    return text
+
+
+def flipping_rcif_text(datasets) -> str:
+    """cryspy-style rcif text with one flipping-ratio block per data set.
+
+    Items written per block: ``_setup_wavelength`` (Å), ``_setup_field`` (T),
+    ``_diffrn_radiation_polarization`` (signed P), ``_diffrn_radiation_efficiency``,
+    ``_diffrn_orient_matrix_type`` and ``_diffrn_orient_matrix_ub_11`` ... ``_33``,
+    ``_extinction_model`` / ``_mosaicity`` / ``_radius`` (µm) when the data set has
+    an extinction model, ``_phase_label`` when it has a phase, and the loop
+    ``_diffrn_refln_index_h/k/l``, ``_fr``, ``_fr_sigma``, ``_fr_calc`` (when
+    present) and ``_excluded`` (when any reflection is excluded).
+
+    Parameters
+    ----------
+    datasets : sequence of PndDataset
+        Block names (``name``) must be unique, non-empty and without whitespace.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        No data set, a bad or repeated block name, a non-finite number, σ(R) <= 0,
+        or columns of different lengths.
+    """
+    datasets = list(datasets)
+    if not datasets:
+        raise ValueError("no flipping-ratio data set to write")
+    names = [str(d.name).lower() for d in datasets]
+    if len(set(names)) != len(names):
+        raise ValueError(f"block names must be unique, got {[d.name for d in datasets]}")
+    out = ["# flipping ratios written by chasm (cryspy rcif layout)", ""]
+    for d in datasets:
+        name = _text_word(d.name, "block name")
+        hkl = np.asarray(d.hkl, dtype=int).reshape(-1, 3)
+        fr = np.asarray(d.fr, dtype=float).reshape(-1)
+        sigma = np.asarray(d.fr_sigma, dtype=float).reshape(-1)
+        n = len(hkl)
+        calc = None if d.fr_calc is None else np.asarray(d.fr_calc, dtype=float).reshape(-1)
+        excluded = np.asarray(d.excluded, dtype=bool).reshape(-1)
+        columns = [fr, sigma, excluded] + ([calc] if calc is not None else [])
+        if {len(c) for c in columns} != {n}:
+            raise ValueError(f"block {name}: columns of different lengths")
+        if np.any(~(sigma > 0)):
+            raise ValueError(f"block {name}: sigma(R) must be positive")
+        items = [
+            ("_setup_wavelength", _text_number(d.wavelength, "wavelength")),
+            ("_setup_field", _text_number(d.field, "field")),
+            ("_diffrn_radiation_polarization", _text_number(d.polarisation, "polarisation")),
+            ("_diffrn_radiation_efficiency", _text_number(d.efficiency, "efficiency")),
+            ("_diffrn_orient_matrix_type", _text_word(d.ub_type, "UB type")),
+        ]
+        ub = np.asarray(d.ub, dtype=float).reshape(3, 3)
+        items += [
+            (f"_diffrn_orient_matrix_ub_{i + 1}{j + 1}", _text_number(ub[i, j], "UB"))
+            for i in range(3)
+            for j in range(3)
+        ]
+        if d.extinction_model is not None:
+            items += [
+                ("_extinction_model", _text_word(d.extinction_model, "extinction model")),
+                ("_extinction_mosaicity", _text_number(d.mosaicity, "mosaicity")),
+                ("_extinction_radius", _text_number(d.radius, "radius")),
+            ]
+        if d.phase is not None:
+            items.append(("_phase_label", _text_word(d.phase, "phase label")))
+        out.append(f"data_{name}")
+        out += [f"{tag:<34} {value}" for tag, value in items]
+        tags = ["index_h", "index_k", "index_l", "fr", "fr_sigma"]
+        tags += ["fr_calc"] if calc is not None else []
+        tags += ["excluded"] if np.any(excluded) else []
+        out += ["", "loop_", *(f"_diffrn_refln_{t}" for t in tags)]
+        for r in range(n):
+            row = [str(v) for v in hkl[r].tolist()]
+            row += [_text_number(fr[r], "R"), _text_number(sigma[r], "sigma(R)")]
+            if calc is not None:
+                row.append(_text_number(calc[r], "R_calc"))
+            if "excluded" in tags:
+                row.append("True" if excluded[r] else "False")
+            out.append(" ".join(row))
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def write_flipping_rcif(path, datasets) -> None:
+    """Write flipping-ratio data sets as an rcif file, atomically (:func:`flipping_rcif_text`).
+
+    Raises
+    ------
+    ValueError
+        See :func:`flipping_rcif_text` (nothing is written then).
+    OSError
+        The file cannot be written.
+    """
+    write_text_atomic(path, flipping_rcif_text(datasets))
