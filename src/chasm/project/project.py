@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chasm.errors import InputError
-from chasm.project.schema import REQUIRED, ArrayOf, Field, Table, find_line, validate
+from chasm.project.schema import (
+    REQUIRED,
+    ArrayOf,
+    Field,
+    Table,
+    find_line,
+    simulate_schema,
+    validate,
+)
 
 __all__ = ["SCHEMA", "DATASET_KINDS", "Project", "load_project"]
 
@@ -87,6 +95,7 @@ def _f2_dataset(neutron: bool) -> dict:
             "N" if neutron else "X",
             help="ADP set seen by the data (X: LABEL.U11; other: LABEL.U11.SET)",
         ),
+        "simulate": simulate_schema("und" if neutron else "xray"),
     }
 
 
@@ -116,6 +125,7 @@ PND_DATASET = {
         "N",
         help="ADP set of the nuclear and magnetic structure factors ('X': the X-ray one)",
     ),
+    "simulate": simulate_schema("pnd"),
 }
 
 #: Keys of each data-set kind (besides the common ones).

@@ -2,10 +2,12 @@
 
 A schema is a nested dict: each key maps to a :class:`Field` (type, default,
 allowed values, help) or to another dict (a sub-table). ``Table(schema)``
-declares a table of tables whose keys are free (atom labels); ``ArrayOf(schema)``
-an array of tables; with ``key`` and ``variants`` each table
-is checked against the common schema plus the variant named by its ``key``
-value (e.g. the data-set ``kind``). :func:`validate` returns a new dict with defaults filled
+declares a table of tables whose keys are free (atom labels);
+``OptionalTable(schema)`` a sub-table that may be left out (validated to None
+then, e.g. a data set's ``simulate`` table); ``ArrayOf(schema)`` an array of
+tables; with ``key`` and ``variants`` each table is checked against the
+common schema plus the variant named by its ``key`` value (e.g. the data-set
+``kind``). :func:`validate` returns a new dict with defaults filled
 in, and raises :class:`~chasm.errors.InputError` naming the file, the line
 (best effort: where the key first appears) and the key's dotted path for an
 unknown key, a wrong type or a value outside the allowed set — nothing is
@@ -19,8 +21,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chasm.errors import InputError
+from chasm.simulate.noise import PND_NOISE, UND_NOISE, XRAY_NOISE
 
-__all__ = ["Field", "Table", "ArrayOf", "REQUIRED", "validate", "find_line"]
+__all__ = [
+    "Field",
+    "Table",
+    "OptionalTable",
+    "ArrayOf",
+    "REQUIRED",
+    "validate",
+    "find_line",
+    "simulate_schema",
+]
 
 REQUIRED = object()
 
@@ -39,6 +51,14 @@ class Field:
 @dataclass
 class Table:
     """A table whose keys are user names (e.g. atom labels), each holding ``schema``."""
+
+    schema: dict
+    help: str = ""
+
+
+@dataclass
+class OptionalTable:
+    """A sub-table that may be absent: None when left out, else checked against ``schema``."""
 
     schema: dict
     help: str = ""
@@ -100,6 +120,16 @@ def _item_start(text: str, path: str) -> int:
         i = int(m.group(2))
         if i < len(heads):
             start = heads[i].start()
+            # a sub-table of the item ([datasets.simulate] or simulate = {...}) holds the key
+            for sub in parts[k + 1 : -1]:
+                if "[" in sub:
+                    break
+                where = re.compile(
+                    rf"^\s*(\[\s*{re.escape(header)}\.{re.escape(sub)}\s*\]|{re.escape(sub)}\s*=)",
+                    re.M,
+                ).search(text, start)
+                if where is not None:
+                    start = where.start()
     return start
 
 
@@ -193,6 +223,13 @@ def validate(data: dict, schema: dict, source: str = "", text: str | None = None
                     out[key] = spec.default
                 else:
                     out[key] = _check_value(d[key], spec, path, err)
+            elif isinstance(spec, OptionalTable):
+                if not present:
+                    out[key] = None
+                elif not isinstance(d[key], dict):
+                    raise err(path, f"expected a table, got {d[key]!r}")
+                else:
+                    out[key] = walk(d[key], spec.schema, f"{path}.")
             elif isinstance(spec, Table):
                 sub = d.get(key, {})
                 if not isinstance(sub, dict):
@@ -221,9 +258,11 @@ def _variant_rows(spec: ArrayOf, path: str) -> list[str]:
     rows += schema_markdown(spec.schema, f"{path}[].")
     keys: dict[str, list[tuple[str, Field]]] = {}
     for kind in kinds:
-        for key, f in spec.variants[kind].items():
+        for key, f in _flat_fields(spec.variants[kind]).items():
             keys.setdefault(key, []).append((kind, f))
-    for key, entries in keys.items():
+    # the variants' sub-tables (simulate, simulate.smax ...) after the plain keys
+    tables = {k.split(".")[0] for k in keys if "." in k}
+    for key, entries in sorted(keys.items(), key=lambda item: item[0].split(".")[0] in tables):
         groups: list[tuple[list[str], Field]] = []
         for kind, f in entries:
             for names, g in groups:
@@ -236,6 +275,26 @@ def _variant_rows(spec: ArrayOf, path: str) -> list[str]:
             tag = None if len(names) == len(kinds) else f"{spec.key} = " + ", ".join(names)
             rows += _field_rows(f"{path}[].{key}", f, tag)
     return rows
+
+
+def _flat_fields(schema: dict, prefix: str = "") -> dict[str, Field]:
+    """Dotted key -> Field of a schema without tables of tables or arrays (variant keys).
+
+    An :class:`OptionalTable` gives a row of its own (type table, default none)
+    before the rows of its keys.
+    """
+    out: dict[str, Field] = {}
+    for key, spec in schema.items():
+        if isinstance(spec, Field):
+            out[prefix + key] = spec
+        elif isinstance(spec, OptionalTable):
+            out[prefix + key] = Field((dict,), None, help=spec.help)
+            out.update(_flat_fields(spec.schema, f"{prefix}{key}."))
+        elif isinstance(spec, dict):
+            out.update(_flat_fields(spec, f"{prefix}{key}."))
+        else:
+            raise TypeError(f"{prefix}{key}: tables of tables and arrays are not variant keys")
+    return out
 
 
 def _field_rows(path: str, spec: Field, tag: str | None = None) -> list[str]:
@@ -267,6 +326,9 @@ def schema_markdown(schema: dict, prefix: str = "") -> list[str]:
             rows += _field_rows(path, spec)
         elif isinstance(spec, Table):
             rows += schema_markdown(spec.schema, f"{path}.LABEL.")
+        elif isinstance(spec, OptionalTable):
+            rows += _field_rows(path, Field((dict,), None, help=spec.help))
+            rows += schema_markdown(spec.schema, f"{path}.")
         elif isinstance(spec, ArrayOf) and spec.variants:
             rows += _variant_rows(spec, path)
         elif isinstance(spec, ArrayOf):
@@ -274,3 +336,93 @@ def schema_markdown(schema: dict, prefix: str = "") -> list[str]:
         else:
             rows += schema_markdown(spec, f"{path}.")
     return rows
+
+
+# ---------------------------------------------------------------------- simulate tables
+def simulate_schema(kind: str) -> OptionalTable:
+    """Keys of a data set's ``simulate`` table (``chasm simulate``) for a data-set kind.
+
+    Defaults: the noise constants of :mod:`chasm.simulate.noise` and, for
+    flipping ratios, the experiment of the built-in example
+    (:mod:`chasm.examples.seed`).
+
+    Parameters
+    ----------
+    kind : {"xray", "und", "pnd"}
+    """
+    common = {
+        "smin": Field(
+            (float,), 0.0, help="simulated reflections have sin(theta)/lambda > smin (1/A)"
+        ),
+        "count": Field(
+            (int, type(None)),
+            None,
+            help="keep this many reflections (chosen by select; default all)",
+        ),
+        "noise": Field(
+            (bool,), True, help="add noise (false: the calculated values, with the model's sigma)"
+        ),
+        "seed": Field(
+            (int, type(None)),
+            None,
+            help="noise stream numpy default_rng([run seed, seed]); default the data set's "
+            "position in the file (0, 1, ...)",
+        ),
+    }
+    if kind == "pnd":
+        return OptionalTable(
+            {
+                "smax": Field((float,), 0.6, help="largest sin(theta)/lambda (1/A)"),
+                **common,
+                "select": Field(
+                    (str,),
+                    "contrast",
+                    ("contrast", "strongest", "lowest"),
+                    "with count: largest |R - 1| among the stronger half by |F_N|, largest "
+                    "|R - 1|, or lowest angle",
+                ),
+                "wavelength": Field((float,), 0.84, help="neutron wavelength (A)"),
+                "field": Field((float,), 5.0, help="applied field (T, > 0)"),
+                "field_direction": Field(
+                    (list,),
+                    [0.3, 1.0, 0.2],
+                    item_types=(float,),
+                    help="field along u a + v b + w c, [u, v, w] (written as a CCSL UB matrix)",
+                ),
+                "polarisation": Field((float,), -0.9, help="signed beam polarisation P"),
+                "efficiency": Field((float,), 0.95, help="flipper efficiency e"),
+                "relative": Field(
+                    (float,), PND_NOISE.relative, help="relative error of R: sigma = r R (+ floor)"
+                ),
+                "floor": Field((float,), PND_NOISE.floor, help="smallest sigma(R), in quadrature"),
+            },
+            help="simulate this data set (chasm simulate): flipping ratios of the model",
+        )
+    noise = UND_NOISE if kind == "und" else XRAY_NOISE
+    unit = "fm2" if kind == "und" else "e2"
+    return OptionalTable(
+        {
+            "smax": Field(
+                (float,), 0.8 if kind == "und" else 1.0, help="largest sin(theta)/lambda (1/A)"
+            ),
+            **common,
+            "select": Field(
+                (str,), "lowest", ("lowest", "strongest"), "with count: lowest angle or largest F2"
+            ),
+            "scale": Field((float,), 1.0, help="scale k of the data: F2 = k |F|2"),
+            "gain": Field(
+                (float,), noise.gain, help=f"counts per unit of F2 (1/{unit}), absolute scale"
+            ),
+            "background": Field(
+                (float,), noise.background, help=f"background under the peak ({unit})"
+            ),
+            "relative": Field((float,), noise.relative, help="relative error of F2"),
+            "layout": Field(
+                (str,),
+                "free",
+                ("free", "fixed"),
+                "HKLF 4 layout: full-precision fields, or SHELX columns 3I4,2F8.2",
+            ),
+        },
+        help="simulate this data set (chasm simulate): F2 of the model with counting noise",
+    )
