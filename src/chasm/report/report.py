@@ -45,6 +45,7 @@ from chasm import __version__
 from chasm.density.model import HansenCoppensAtom, SplitAtom
 from chasm.errors import InputError
 from chasm.io.atomic import write_text_atomic
+from chasm.progress import Progress
 from chasm.properties import (
     TRANSITION_METALS,
     Properties,
@@ -246,8 +247,10 @@ def _atomic_number(element: str) -> int:
     return gemmi.Element(element).atomic_number
 
 
-def _maps(folder: Path, crystal, models, refinement, notes: list[str]) -> list[tuple]:
-    """(file name, caption, png bytes) of each map."""
+def _maps(
+    folder: Path, crystal, models, refinement, notes: list[str], progress: bool = False
+) -> list[tuple]:
+    """(file name, caption, png bytes) of each map (``progress``: a bar on a terminal)."""
     from chasm.maps.density import deformation_density, spin_density
     from chasm.maps.grids import Plane, fourier_on_plane
     from chasm.maps.plot import plot_plane
@@ -264,11 +267,14 @@ def _maps(folder: Path, crystal, models, refinement, notes: list[str]) -> list[t
     pts = plane.points
     charge = [m.charge_model() if isinstance(m, SplitAtom) else m for m in models]
     out = []
+    split = any(isinstance(m, SplitAtom) for m in models)
+    bar = Progress(1 + split + (refinement is not None), "report maps", quiet=not progress)
 
     def draw(name: str, values, kind: str, caption: str) -> None:
         path = folder / name
         plot_plane(path, plane, values, crystal, kind=kind, title=caption)
         out.append((name, caption, path.read_bytes()))
+        bar.advance()
 
     draw(
         "report_deformation.png",
@@ -276,7 +282,7 @@ def _maps(folder: Path, crystal, models, refinement, notes: list[str]) -> list[t
         "deformation",
         f"Static deformation density (model − neutral spherical atoms), plane {what}",
     )
-    if any(isinstance(m, SplitAtom) for m in models):
+    if split:
         up = [m.up if isinstance(m, SplitAtom) else None for m in models]
         dn = [m.dn if isinstance(m, SplitAtom) else None for m in models]
         draw(
@@ -297,6 +303,7 @@ def _maps(folder: Path, crystal, models, refinement, notes: list[str]) -> list[t
             )
     else:
         notes.append("the residual map needs the refinement object (observed data)")
+    bar.close()
     return out
 
 
@@ -566,6 +573,7 @@ def write_report(
     refinement=None,
     maps: bool = True,
     snapshots: list[Snapshot] | None = None,
+    progress: bool = False,
 ) -> dict[str, Path]:
     """Write report.html and report.md (+ PNG maps) into a result folder.
 
@@ -584,6 +592,9 @@ def write_report(
     snapshots : list of Snapshot, optional
         Extra columns of the spin-population table, shown before the final
         model (e.g. a PND-only refinement done elsewhere).
+    progress : bool
+        Show a progress bar of the maps on stderr (only on a terminal,
+        :class:`chasm.progress.Progress`).
 
     Returns
     -------
@@ -704,7 +715,7 @@ def write_report(
             blocks.append(("p", "Note: " + props.note + "."))
     files: dict[str, Path] = {}
     if maps and crystal is not None:
-        pictures = _maps(folder, crystal, models, refinement, notes)
+        pictures = _maps(folder, crystal, models, refinement, notes, progress)
         if pictures:
             blocks.append(("h", 2, "Maps"))
         for name, caption, data in pictures:
