@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 
 from chasm import __version__
 from chasm.errors import ChasmError
+
+#: Exit status of a run stopped by Ctrl-C (SIGINT), as a shell reports it.
+INTERRUPTED = 130
 
 
 def _cmd_sf(args: argparse.Namespace) -> int:
@@ -57,12 +61,18 @@ def _cmd_init(args: argparse.Namespace) -> int:
 def _cmd_refine(args: argparse.Namespace) -> int:
     from chasm.project.run import run_project
 
+    def echo(line: str) -> None:
+        print(line, flush=True)  # a line per cycle also through a pipe (tee, a log)
+
     out = run_project(
         args.project,
         output=args.output,
-        echo=None if args.quiet else print,
+        echo=None if args.quiet else echo,
         stages=args.stage or None,
         report=not args.no_report,
+        resume=args.resume,
+        verbose=args.verbose,
+        progress=not args.quiet,
     )
     final = out.result
     for name, d in final["datasets"].items():
@@ -70,14 +80,31 @@ def _cmd_refine(args: argparse.Namespace) -> int:
             f"{key}={d[key]:.4f}" for key in ("R1", "wR2", "Rw", "gof") if d.get(key) is not None
         )
         print(f"{name}: {figures} ({d['n_obs']} observations, {d['n_par']} parameters)")
-    print(f"results in {out.output}")
+    if out.warnings:
+        print(f"warnings ({len(out.warnings)}):")
+        for w in out.warnings:
+            print(f"  - {w}")
+    print(f"results in {out.output}", flush=True)
+    if out.interrupted:
+        again = ["chasm", "refine", args.project, "--resume"]
+        if args.output:
+            again += ["--output", args.output]
+        for s in args.stage or []:
+            again += ["--stage", s]
+        at = out.stopped_at
+        print(
+            f"chasm: interrupted in stage {at['stage']} after cycle {at['cycle']}; the last "
+            f"accepted model is in {out.output}; continue with: {shlex.join(again)}",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
     return 0 if final["converged"] else 1
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from chasm.report.report import write_report
 
-    files = write_report(args.folder, maps=not args.no_maps)
+    files = write_report(args.folder, maps=not args.no_maps, progress=True)
     print(f"wrote {files['html']} and {files['md']}")
     return 0
 
@@ -158,7 +185,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project", help="project file (TOML)")
     p.add_argument("--output", help="output folder (default: the project's 'output')")
     p.add_argument("--stage", action="append", help="run only this stage (repeatable)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no line per cycle")
+    talk = p.add_mutually_exclusive_group()
+    talk.add_argument("-q", "--quiet", action="store_true", help="no line per cycle")
+    talk.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="per cycle also N, chi2, score factor and gradient share of every data set, "
+        "and the time in evaluations vs solve",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run from the output folder's checkpoint.json "
+        "(completed stages are skipped)",
+    )
     p.add_argument("--no-report", action="store_true", help="do not write report.html/.md")
     p.set_defaults(func=_cmd_refine)
 
@@ -185,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("chasm: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover
