@@ -98,3 +98,26 @@ def test_demo_runs_the_seed_route(tmp_path, capsys):
     assert all(f.is_file() for f in out["files"])
 
 
+def test_simulate_command_writes_the_seed_data(tmp_path, capsys):
+    """`chasm simulate` is reachable from the main parser; existing files are kept."""
+    from chasm.examples.seed_project import write_seed_project
+
+    write_seed_project(tmp_path)
+    project = tmp_path / "project.toml"
+    text = (
+        project.read_text()
+        .replace("smax = 1.0", "smax = 0.4")
+        .replace("count = 2000", "count = 200")
+    )
+    project.write_text(text)
+    assert main(["simulate", str(project), "-q"]) == 0
+    files = [tmp_path / f for f in ("xray.hkl", "und.hkl", "pnd.rcif")]
+    assert all(f.is_file() and f.stat().st_size > 0 for f in files)
+    before = [f.read_bytes() for f in files]
+    capsys.readouterr()
+    assert main(["simulate", str(project), "-q", "--seed", "5"]) != 0  # would overwrite
+    err = capsys.readouterr().err
+    assert "xray.hkl" in err and "--force" in err
+    assert [f.read_bytes() for f in files] == before
+    assert main(["simulate", str(project), "-q", "--seed", "5", "--force"]) == 0
+    assert [f.read_bytes() for f in files] != before

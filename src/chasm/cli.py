@@ -181,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing project file")
     p.set_defaults(func=_cmd_init)
 
+    from chasm.simulate.cli import register as register_simulate
+
+    register_simulate(sub)
+
     p = sub.add_parser("refine", help="run the refinement described by a project file")
     p.add_argument("project", help="project file (TOML)")
     p.add_argument("--output", help="output folder (default: the project's 'output')")
