@@ -96,6 +96,11 @@ def test_demo_runs_the_seed_route(tmp_path, capsys):
         for lab, (value, su) in out[key]["populations"].items():
             assert su > 0 and abs(value - out["truth"][lab]) < 3 * su + 1e-3, (key, lab, value, su)
     assert all(f.is_file() for f in out["files"])
+    # the report comes with the demo: PND-only stage beside the final model in the spin table
+    md = (tmp_path / "report.md").read_text()
+    assert (tmp_path / "report.html").is_file()
+    assert "| stage b: PND spin | final |" in md
+    assert "Cu1 moment m (μB)" in md
 
 
 def test_simulate_command_writes_the_seed_data(tmp_path, capsys):

@@ -7,7 +7,9 @@ method (X-ray multipoles; neutron ADPs and PND-only spin populations; split;
 joint refinement of everything), and write into the output folder the refined
 model (rhoCIF with the spin-split atoms), a table like Table 1 of the paper
 (spin populations PND-only vs joint), and the static deformation and spin
-density maps in the plane of Cu1, O1 and N1.
+density maps in the plane of Cu1, O1 and N1, and the report (report.html,
+report.md: agreement, parameters, correlations, the PND-only vs joint spin
+table, charges, d-orbital populations, maps with the X-ray residual map).
 
 The default size (X-ray to sinθ/λ = 0.7 Å⁻¹, 1,000 UND and 212 PND
 reflections) runs in well under two minutes; ``--full`` uses the published
@@ -158,6 +160,10 @@ def run_demo(
     write_text_atomic(files[1], "\n".join(lines) + "\n\n" + table + "\n")
     if maps:
         files += _maps(ref, out)
+    from chasm.report import write_report
+
+    report = write_report(out, refinement=ref, maps=maps)
+    files += [report["html"], report["md"]]
     seconds = time.perf_counter() - t0
     say(f"\nwrote {', '.join(str(f) for f in files)}  ({seconds:.0f} s)")
     return {

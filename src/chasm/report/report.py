@@ -406,15 +406,25 @@ def _combined_rw(agreements) -> float | None:
 
 
 def _snapshots(refinement, result: dict, structure) -> list[Snapshot]:
-    """The PND-only stage (if any) and the final model."""
+    """The last PND-only stage (if any) and the final model.
+
+    A stage is PND-only when it fitted flipping ratios and no X-ray data (it
+    may fit unpolarised neutrons as well, for the scale and neutron ADPs): its
+    spin populations come from the polarised neutrons alone.
+    """
     out = []
     pnd_rows = {n: d for n, d in result.get("datasets", {}).items() if d.get("kind") == "pnd"}
     if refinement is not None and refinement.outcomes:
         n = refinement.n_struct
         names = refinement.params.names[:n]
-        for o in refinement.outcomes[:-1]:
-            if not o.stage.name.lower().startswith("pnd"):
-                continue
+        kinds = {d.name: d.kind for d in refinement.datasets}
+        pnd_only = [
+            o
+            for o in refinement.outcomes[:-1]
+            if "pnd" in {kinds.get(x.name) for x in o.result.datasets}
+            and "xray" not in {kinds.get(x.name) for x in o.result.datasets}
+        ]
+        for o in pnd_only[-1:]:
             r = o.result
             used = [x.name for x in r.datasets]
             n_obs, rw = _pnd_figures(refinement, r.p, used, o.n_free)
