@@ -401,6 +401,12 @@ def test_init_joint_project_loads_after_filling_total_spin(joint_case, tmp_path,
     assert built.stages[-2].data == ["und", "pnd.b1", "pnd.b2"]
     p = built.refinement.params
     assert "Cu1.Pv.spin" in built.stages[-2].free and "und.scale" in built.stages[-2].free
+    # spin monopoles everywhere, l = 2, 4 spin multipoles on the metal only, no P00.spin
+    for st in built.stages[-2:]:
+        spins = {n for n in set(st.free) - set(st.fix) if n.endswith(".spin")}
+        assert {"Cu1.Pv.spin", "N1.Pv.spin", "Cu1.P20.spin", "Cu1.P44+.spin"} <= spins
+        others = spins - {"Cu1.Pv.spin", "N1.Pv.spin"}
+        assert all(n.startswith(("Cu1.P2", "Cu1.P4")) for n in others), sorted(others)
     # the X-ray stages keep the neutron ADPs and the spin fixed
     for st in built.stages[:-2]:
         assert not any(n.endswith((".N", ".spin")) for n in set(st.free) - set(st.fix))

@@ -16,7 +16,11 @@ number of unpaired electrons per asymmetric unit. The strategy is the joint
 route: (a) the X-ray multipole stages, fitted to the X-ray data only; (b)
 ``pnd-spin``: the spin populations (with the UND scale and neutron ADPs)
 from the polarised (and unpolarised) neutron data only; (c) ``joint``:
-everything with all data.
+everything with all data. The spin populations freed are the spin monopoles
+Pv.spin of every split atom and the l = 2, 4 spin multipoles of the metals
+(the multipoles of a d-shell density); P00.spin (a duplicate of Pv.spin) and
+the ligands' spin multipoles stay at zero, since a few hundred flipping
+ratios do not determine them; the stage comments say how to free them.
 """
 
 from __future__ import annotations
@@ -126,7 +130,9 @@ def _stages(
             "valence populations and kappa (electroneutrality holds)",
         )
     )
-    mult = ["@nonH.P[1-9]*"] + (hp if has_h and h_lmax >= 1 else [])
+    # charge multipoles l >= 1 by exact shape (a trailing * would cross the dot into
+    # the spin populations LABEL.P20.spin of split atoms)
+    mult = ["@nonH.P[1-9]0", "@nonH.P[1-9][1-9][+-]"] + (hp if has_h and h_lmax >= 1 else [])
     st.append(
         (
             "multipoles",
@@ -437,11 +443,16 @@ def project_text(
         "# @split.P*.spin); 'data' names the data sets a stage fits (default: all).",
     ]
     stages: list[tuple] = []
-    spin_free = ["*.spin"] if split else []
+    # spin populations refined: the spin monopoles of every split atom and, for the metals,
+    # the l = 2, 4 spin multipoles (a d-shell density has only l = 0, 2, 4); P00.spin
+    # duplicates Pv.spin, and ligand spin multipoles are not determined by a few hundred
+    # flipping ratios (free them in the stage when the data allow)
+    metals = [lab for lab in split if crystal.atoms[labels.index(lab)].element in TRANSITION_METALS]
+    spin_free = (["*.Pv.spin"] + [f"{lab}.P[24]*.spin" for lab in metals]) if split else []
     neutron_adp = ["*.N"] if und else []
     if xray:
         scale = tuple(f"{n}.scale" for n in xnames) if joint else ("*.scale",)
-        fix = neutron_adp + spin_free
+        fix = neutron_adp + (["*.spin"] if split else [])
         data = xnames if joint else None
         for name, free, smin, comment in _stages(has_h, h_lmax, smax_all or 1.0, False, scale):
             stages.append((name, free, smin, comment, fix, data))
@@ -456,8 +467,8 @@ def project_text(
                 "pnd-spin",
                 free,
                 None,
-                "spin populations (Pv.spin, P00.spin, multipoles) from the neutron data only"
-                + (" with the UND scale and the neutron ADPs" if und else ""),
+                "spin monopoles (Pv.spin) and the metals' l = 2, 4 spin multipoles from the "
+                "neutron data only" + (" with the UND scale and the neutron ADPs" if und else ""),
                 [],
                 unames + pnames,
             )
