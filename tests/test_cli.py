@@ -101,6 +101,12 @@ def test_demo_runs_the_seed_route(tmp_path, capsys):
     assert (tmp_path / "report.html").is_file()
     assert "| stage b: PND spin | final |" in md
     assert "Cu1 moment m (μB)" in md
+    # per-set GOF in the data-set table: parameters shared among the sets, as the stage line
+    rows = {r.split("|")[1].strip(): r.split("|") for r in md.splitlines() if r.startswith("| ")}
+    printed = out["stages"][-1]
+    for name in ("xray", "und", "pnd"):
+        gof = float(rows[name][7])
+        assert f"{name}: GOF {gof:.3f}" in printed, (name, gof, printed)
 
 
 def test_simulate_command_writes_the_seed_data(tmp_path, capsys):

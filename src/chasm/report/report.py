@@ -55,6 +55,7 @@ from chasm.properties import (
     properties_tables,
     refinement_properties,
 )
+from chasm.refine.refinement import share_gof
 
 __all__ = ["Snapshot", "write_report", "structure_from_folder", "xray_residual_map"]
 
@@ -338,7 +339,9 @@ def _result_from_refinement(refinement) -> dict:
     outs = refinement.outcomes
     n_par = outs[-1].n_free if outs else 0
     datasets = {}
-    for name, a in refinement.agreement(n_par).items():
+    agreements = refinement.agreement(n_par)
+    share_gof(agreements, n_par)  # several sets share the parameters (as result.json does)
+    for name, a in agreements.items():
         datasets[name] = {k: a.get(k) for k in ("kind", "n_obs", "chi2", "gof", "R1", "wR2", "Rw")}
         for o in reversed(outs):
             fit = next((x for x in o.result.datasets if x.name == name), None)
