@@ -132,3 +132,29 @@ def test_simulate_command_writes_the_seed_data(tmp_path, capsys):
     assert [f.read_bytes() for f in files] == before
     assert main(["simulate", str(project), "-q", "--seed", "5", "--force"]) == 0
     assert [f.read_bytes() for f in files] != before
+
+
+def test_demo_write_project_then_init_with_total_spin(tmp_path, capsys):
+    """`chasm demo --write-project` writes the example's project (demo sizes), refuses to
+    overwrite; `chasm init --total-spin` writes the constraint instead of the placeholder."""
+    from chasm.project.init import TOTAL_SPIN_PLACEHOLDER
+    from chasm.project.project import load_project
+
+    folder = tmp_path / "seed"
+    assert main(["demo", "--write-project", str(folder)]) == 0
+    text = (folder / "project.toml").read_text()
+    assert "smax = 0.7" in text and "count = 1000" in text and "total_spin = 1.016" in text
+    load_project(folder / "project.toml")  # a valid project
+    capsys.readouterr()
+    assert main(["demo", "--write-project", str(folder)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["demo", "--write-project", str(folder), "--force", "--full"]) == 0
+    assert "smax = 1.0" in (folder / "project.toml").read_text()
+    # init on the truth CIF with the total spin given (no data files needed for the text)
+    from chasm.project.init import project_text
+
+    res = project_text(folder / "truth.cif", magnetic=["Cu1", "N1"], total_spin=1.016)
+    assert "total_spin = 1.016" in res.text and TOTAL_SPIN_PLACEHOLDER not in res.text
+    assert not any("PLACEHOLDER" in g for g in res.guesses)
+    res = project_text(folder / "truth.cif", magnetic=["Cu1", "N1"])
+    assert TOTAL_SPIN_PLACEHOLDER in res.text

@@ -28,12 +28,22 @@ def _cmd_sf(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from chasm.demo import run_demo
 
+    if args.write_project:
+        from chasm.examples.seed_project import write_seed_project
+
+        sizes = {} if args.full else {"xray_smax": 0.7, "und_count": 1000}
+        path = write_seed_project(args.write_project, force=args.force, **sizes)
+        print(
+            f"wrote {path} and {path.parent / 'truth.cif'}; next: chasm simulate {path}, "
+            f"then chasm refine {path}"
+        )
+        return 0
     run_demo(output=args.output, full=args.full, seed_value=args.seed)
     return 0
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from chasm.project.init import write_project
+    from chasm.project.init import TOTAL_SPIN_PLACEHOLDER, write_project
 
     magnetic = None
     if args.magnetic:
@@ -48,9 +58,10 @@ def _cmd_init(args: argparse.Namespace) -> int:
         und=args.und or [],
         pnd=args.pnd or [],
         magnetic=magnetic,
+        total_spin=args.total_spin,
     )
     print(f"wrote {args.out}")
-    if "total_spin" in res.text:
+    if TOTAL_SPIN_PLACEHOLDER in res.text:
         print("fill in constraints.total_spin (marked CHECK) before running")
     print("guessed (check them in the file):")
     for g in res.guesses:
@@ -124,6 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="chasm-demo", help="output folder (default chasm-demo)")
     p.add_argument("--full", action="store_true", help="published data sizes (slower)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument(
+        "--write-project",
+        metavar="DIR",
+        help="instead of running: write the example as a project into DIR (truth.cif, the "
+        "true model as rhoCIF, and project.toml with simulate tables and the stages a-d), "
+        "for chasm simulate and chasm refine; --full for the published data sizes",
+    )
+    p.add_argument("--force", action="store_true", help="with --write-project: replace files")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser(
@@ -163,6 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="spin-split atoms, e.g. Cu1,N1,O1 (default with --pnd: transition metals "
         "and their bonded neighbours)",
+    )
+    p.add_argument(
+        "--total-spin",
+        type=float,
+        metavar="MU_B",
+        help="unpaired electrons per asymmetric unit (muB, from magnetisation data) for the "
+        "total-spin constraint of a joint project; without it the file holds a placeholder",
     )
     p.add_argument("-o", "--out", default="project.toml", help="project file to write")
     p.add_argument(

@@ -221,7 +221,10 @@ def write_seed_project(folder, force: bool = False, **options) -> Path:
     cif, project = folder / TRUTH_CIF, folder / PROJECT_FILE
     for f in (cif, project):
         if f.exists() and not force:
-            raise InputError(f"{f} exists; use force=True to replace it")
+            raise InputError(
+                f"{f} exists; replace it with --force (force=True in Python) "
+                "or choose another folder"
+            )
     text = seed_project_text(**options)
     crystal = seed_crystal()
     write_rhocif(

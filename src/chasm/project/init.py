@@ -275,6 +275,7 @@ def project_text(
     und: list[str | Path] = (),
     pnd: list[str | Path] = (),
     magnetic: list[str] | None = None,
+    total_spin: float | None = None,
 ) -> InitResult:
     """The project-file text for a CIF and X-ray, UND (HKLF 4) and PND (rcif) files.
 
@@ -295,6 +296,10 @@ def project_text(
     magnetic : list of str, optional
         Labels of the spin-split atoms; default with PND data: every
         transition-metal atom and its bonded neighbours (:func:`default_magnetic`).
+    total_spin : float, optional
+        Unpaired electrons per asymmetric unit (μB) for the total-spin
+        constraint of a joint project; without it the file holds a placeholder
+        that stops the run until the user fills it in.
 
     Raises
     ------
@@ -430,7 +435,12 @@ def project_text(
         "electroneutrality = true   # sum of charges of the asymmetric unit = charge",
         "charge = 0.0",
     ]
-    if split:
+    if split and total_spin is not None:
+        L += [
+            f"total_spin = {float(total_spin)!r}   # unpaired electrons per asymmetric unit "
+            "(muB; given to chasm init)",
+        ]
+    elif split:
         L += [
             f"total_spin = {_q(TOTAL_SPIN_PLACEHOLDER)}",
             "# CHECK: replace the string above by the number of unpaired electrons per asymmetric",
