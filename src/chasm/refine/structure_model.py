@@ -66,7 +66,7 @@ from chasm.refine.symmetry_constraints import (
     point_group_symbol,
     site_symmetry_constraints,
 )
-from chasm.scattering.engine import U_LABELS, StructureFactorEngine, atom_columns
+from chasm.scattering.engine import U_LABELS, ColumnMap, StructureFactorEngine, atom_columns
 
 __all__ = ["StructureModel", "EngineView", "ADP_SETS_DEFAULT", "VIEW_KINDS"]
 
@@ -547,6 +547,9 @@ class EngineView:
             and np.array_equal(dst_a, np.arange(col))
             and np.all(coef_a == 1.0)
         )
+        # the map the engine applies block by block (None: its columns are the parameters)
+        plain = self.prefix_identity and col == self.n_struct
+        self.column_map = None if plain else ColumnMap(src_a, dst_a, coef_a, st._names)
         # rounds of unique destinations, so that J[:, dst] += c J_e[:, src] is vectorised
         self._rounds = []
         remaining = np.arange(len(src_a))
@@ -577,10 +580,25 @@ class EngineView:
     def compute(self, engine: StructureFactorEngine, jacobian: bool = False):
         """F (electrons, fm or μB) and dF/dp over the structural parameters (or None)."""
         self.refresh()
-        res = engine.compute(jacobian=jacobian)
-        if not jacobian:
-            return res.F, None
-        return res.F, self.map_columns(res.jacobian)
+        res = engine.compute(jacobian=jacobian, column_map=self.column_map)
+        return res.F, res.jacobian
+
+    def compute_real(
+        self, engine: StructureFactorEngine, out: np.ndarray | None = None, row_factors=None
+    ):
+        """F and the real Jacobian over the structural parameters (engine's ``real=True``).
+
+        Returns the engine's :class:`~chasm.scattering.engine.StructureFactors`
+        with ``jacobian`` = dA/dp (n, n_struct), written into ``out`` when given
+        (columns the view does not see are not written: pass zeros), and
+        ``jacobian_imag`` = dB/dp of the structural columns ``imag_columns``;
+        with ``row_factors`` the Jacobian of a real observable instead (see
+        :meth:`~chasm.scattering.engine.StructureFactorEngine.compute`).
+        """
+        self.refresh()
+        return engine.compute(
+            jacobian=True, real=True, out=out, column_map=self.column_map, row_factors=row_factors
+        )
 
     def map_columns(self, j_engine: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Engine Jacobian (n, n_engine) -> structural Jacobian (n, n_struct)."""

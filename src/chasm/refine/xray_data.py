@@ -15,6 +15,7 @@ with the mean path length T̄ (µm) given as an option
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -29,6 +30,7 @@ from chasm.scattering.engine import StructureFactorEngine
 from chasm.scattering.extinction import becker_coppens_type1, bragg_trig, shelx_exti
 from chasm.scattering.xray import (
     agreement_factors,
+    chain_factors,
     f_from_f2,
     mask_i_over_sigma,
     mask_omitted,
@@ -162,6 +164,7 @@ class XrayData:
         self.window: tuple[float | None, float | None] = (None, None)
         self._engines: dict = {}
         self._bound = False
+        self._buffers: list[np.ndarray] = []
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -180,6 +183,7 @@ class XrayData:
     def attach(self, structure) -> None:
         """See the structure through its view of this data set's kind and ADP set."""
         self._view = structure.view(self.view_kind, self.adp_set)
+        self._buffers = []
 
     def _new_engine(self, crystal, models, hkl) -> StructureFactorEngine:
         if self._view is not None:
@@ -192,6 +196,19 @@ class XrayData:
             return self._view.compute(eng, jacobian)
         res = eng.compute(jacobian=jacobian)
         return res.F, res.jacobian
+
+    def _compute_observable(self, eng: StructureFactorEngine, out: np.ndarray, factors):
+        """F, with dy_calc/dp over the structural parameters written into ``out``.
+
+        The engine's real Jacobian (no complex array; no imaginary part at all
+        for a centrosymmetric structure without dispersion), mapped to the
+        structural parameters by the view and turned into the observable's
+        derivatives (``factors``, :func:`~chasm.scattering.xray.chain_factors`)
+        block by block, while each block is in cache.
+        """
+        if self._view is not None:
+            return self._view.compute_real(eng, out=out, row_factors=factors).F
+        return eng.compute(jacobian=True, real=True, out=out, row_factors=factors).F
 
     def initial_values(self, crystal, models) -> dict[str, float]:
         """Least-squares scale for the current model (and the extinction start)."""
@@ -213,6 +230,7 @@ class XrayData:
         ext = self.extinction_name
         self._i_ext = self._names.index(ext) if ext else None
         self._engines = {}
+        self._buffers = []
         self._bound = True
 
     # ------------------------------------------------------------------ evaluation
@@ -233,11 +251,31 @@ class XrayData:
             self._engines[key] = (self._new_engine(self.crystal, self.models, hkl), mask)
         return self._engines[key]
 
-    def _extinction(self, p: np.ndarray, mask: np.ndarray):
+    def _jacobian_buffer(self, shape: tuple[int, int]) -> np.ndarray:
+        """A zeroed full-width Jacobian array, or an earlier one nobody holds any more.
+
+        Every evaluation writes the same columns of it (the structural columns
+        this data set sees, its scale and extinction), so an array from an
+        earlier evaluation of the same window only needs its columns
+        overwritten: no fresh 100 MB array to be zeroed and faulted in by the
+        kernel in every cycle (slow and erratic on a shared VM). An array is
+        reused only when no reference to it (or to a view of it) is left
+        outside this pool; at most _POOL arrays are kept.
+        """
+        pool = self._buffers
+        for i in range(len(pool)):  # (no loop variable bound to the arrays: it would count)
+            if pool[i].shape == shape and _references(pool, i) <= _UNREFERENCED:
+                return pool[i]
+        buf = np.zeros(shape)
+        self._buffers = [b for b in self._buffers if b.shape == shape][-(_POOL - 1) :] + [buf]
+        return buf
+
+    def _extinction(self, p: np.ndarray, mask: np.ndarray, rows: slice = slice(None)):
+        """The extinction function of the reflections ``mask`` (``rows`` of them) at p."""
         o = self.options
         if o.extinction == "none":
             return None
-        s2t, c2t = bragg_trig(self.stol[mask], self.wavelength)
+        s2t, c2t = bragg_trig(self.stol[mask][rows], self.wavelength)
         value = float(p[self._i_ext])
         if o.extinction == "shelx":
             return partial(shelx_exti, x=value, wavelength=self.wavelength, sin2theta=s2t)
@@ -257,31 +295,26 @@ class XrayData:
         if not self._bound:
             raise RuntimeError("XrayData.bind must be called first")
         eng, mask = self._engine()
-        f_calc, j_struct = self._compute(eng, jacobian)
-        ext = self._extinction(p, mask)
-        J = out = None
-        n_obs_cols = self._n_struct + (2 if self._i_ext is not None else 1)
-        contiguous = self._i_scale == self._n_struct and (
-            self._i_ext is None or self._i_ext == self._n_struct + 1
-        )
+        scale, kind = float(p[self._i_scale]), self.options.observable
+        J = None
         if jacobian:
-            J = np.zeros((int(mask.sum()), len(p)))
-            if contiguous:  # the observables' columns are the first ones of p: write in place
-                out = J[:, :n_obs_cols]
+            # the structural columns straight into the full-width Jacobian, the chain rule
+            # to the observable applied by the engine block by block
+            def factors(rows: slice, f_rows: np.ndarray):
+                return chain_factors(f_rows, scale, self._extinction(p, mask, rows), kind)
+
+            J = self._jacobian_buffer((int(mask.sum()), len(p)))
+            f_calc = self._compute_observable(eng, J[:, : self._n_struct], factors)
+        else:
+            f_calc = self._compute(eng, False)[0]
+        ext = self._extinction(p, mask)
         obs = xray_observables(
-            f_calc,
-            j_struct,
-            scale=float(p[self._i_scale]),
-            extinction=ext,
-            kind=self.options.observable,
-            jacobian=jacobian,
-            out=out,
+            f_calc, None, scale=scale, extinction=ext, kind=kind, jacobian=jacobian
         )
-        if jacobian and not contiguous:
-            J[:, : self._n_struct] = obs.jacobian[:, : self._n_struct]
-            J[:, self._i_scale] = obs.jacobian[:, self._n_struct]
+        if jacobian:  # the scale (and extinction) columns
+            J[:, self._i_scale] = obs.jacobian[:, 0]
             if self._i_ext is not None:
-                J[:, self._i_ext] = obs.jacobian[:, self._n_struct + 1]
+                J[:, self._i_ext] = obs.jacobian[:, 1]
         fo2 = self.reflections.f2[mask]
         s2 = self.reflections.sigma[mask]
         return fo2, s2, obs.y_calc, obs.fc2, J, mask
@@ -337,6 +370,17 @@ class XrayData:
             return self._compute(self._engine()[0], False)[0]
         finally:
             self.window = saved
+
+
+def _references(pool: list, i: int) -> int:
+    """Reference count of pool[i] as seen from here (compared with _UNREFERENCED)."""
+    return sys.getrefcount(pool[i])
+
+
+#: what _references gives for an array held by its pool alone
+_UNREFERENCED = _references([np.empty(0)], 0)
+#: Jacobian arrays kept per data set (a solver holds two: current point and trial)
+_POOL = 3
 
 
 class UndData(XrayData):

@@ -41,11 +41,21 @@ How the work is organised (this is what makes a numpy engine fast):
 
 Derivatives are returned as complex columns dF/dp = dA/dp + i dB/dp, in a
 fixed layout per atom (see :attr:`StructureFactorEngine.parameter_names`).
+``compute(jacobian=True, real=True)`` returns them as real arrays instead:
+dA/dp for every column (optionally straight into the caller's array) and
+dB/dp only for the columns where it can be non-zero: none for a
+centrosymmetric structure without dispersion (its Jacobian is real), the
+positions, ADPs and occupancies of the atoms with f″ ≠ 0 for a
+centrosymmetric one with dispersion. A :class:`ColumnMap` turns the engine's
+columns into other parameters (the views of a structure model) block by
+block, while each block is in cache.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
+from math import factorial
 
 import numpy as np
 
@@ -56,7 +66,6 @@ from chasm.density.harmonics import (
 )
 from chasm.density.harmonics import lm_labels as _lm_labels
 from chasm.density.model import HansenCoppensAtom, NuclearAtom, SphericalAtom
-from chasm.density.radial import slater_bessel
 from chasm.errors import ModelError
 from chasm.scattering import formfactors
 
@@ -95,15 +104,60 @@ class StructureFactors:
     ----------
     F : ndarray, complex, shape (n_refl,)
         Structure factors A + iB (electrons).
-    jacobian : ndarray, complex, shape (n_refl, n_par) or None
-        dF/dp; real part dA/dp, imaginary part dB/dp.
+    jacobian : ndarray, shape (n_refl, n_par) or None
+        dF/dp, complex (real part dA/dp, imaginary part dB/dp); with
+        ``compute(real=True)`` the real array dA/dp alone.
     parameter_names : list of str
-        Column names of the Jacobian, e.g. ``"C1.x"``, ``"O1.U23"``, ``"N1.P21-"``.
+        Column names of the Jacobian, e.g. ``"C1.x"``, ``"O1.U23"``, ``"N1.P21-"``
+        (the map's names with a :class:`ColumnMap`).
+    jacobian_imag : ndarray, float, shape (n_refl, len(imag_columns)) or None
+        With ``real=True``: dB/dp of the columns ``imag_columns``; dB/dp of every
+        other column is exactly zero.
+    imag_columns : ndarray of int or None
+        With ``real=True``: the columns whose dB/dp can be non-zero (all of them
+        for an acentric structure; the positions, ADPs and occupancies of the
+        atoms with f″ ≠ 0 for a centrosymmetric one; none without dispersion).
     """
 
     F: np.ndarray
     jacobian: np.ndarray | None
     parameter_names: list[str]
+    jacobian_imag: np.ndarray | None = None
+    imag_columns: np.ndarray | None = None
+
+
+@dataclass(eq=False)
+class ColumnMap:
+    """A linear map from the engine's Jacobian columns to other parameters.
+
+    ``J_out[:, dst[k]] += coef[k] * J_engine[:, src[k]]`` for every entry k:
+    engine columns without an entry are dropped, output columns without one
+    are zero.
+
+    Attributes
+    ----------
+    src, dst : ndarray of int
+        Engine column and output column of each entry.
+    coef : ndarray of float
+        Coefficient of each entry.
+    names : list of str
+        Names of the output columns.
+    """
+
+    src: np.ndarray
+    dst: np.ndarray
+    coef: np.ndarray
+    names: list[str]
+
+    def __post_init__(self) -> None:
+        self.src = np.asarray(self.src, dtype=np.intp).reshape(-1)
+        self.dst = np.asarray(self.dst, dtype=np.intp).reshape(-1)
+        self.coef = np.asarray(self.coef, dtype=float).reshape(-1)
+        self.names = list(self.names)
+        if not (self.src.size == self.dst.size == self.coef.size):
+            raise ValueError("ColumnMap: src, dst and coef must have the same length")
+        if self.dst.size and (self.dst.min() < 0 or self.dst.max() >= len(self.names)):
+            raise ValueError("ColumnMap: an output column is outside names")
 
 
 @dataclass
@@ -178,6 +232,8 @@ class StructureFactorEngine:
         self._setup_symmetry()
         self._setup_geometry()
         self._setup_layout()
+        self._plans: dict = {}
+        self._radial_tables: tuple | None = None
 
     # ------------------------------------------------------------------ setup
     def _setup_symmetry(self) -> None:
@@ -312,19 +368,109 @@ class StructureFactorEngine:
         return rotation_matrix_full(np.transpose(M.T @ self.q_ops, (0, 2, 1)), m.lmax)
 
     # -------------------------------------------------------------- compute
-    def compute(self, jacobian: bool = False) -> StructureFactors:
-        """Evaluate F (and dF/dp when ``jacobian``) at the current parameters."""
+    def compute(
+        self,
+        jacobian: bool = False,
+        real: bool = False,
+        out: np.ndarray | None = None,
+        column_map: ColumnMap | None = None,
+        row_factors=None,
+    ) -> StructureFactors:
+        """Evaluate F (and dF/dp when ``jacobian``) at the current parameters.
+
+        Parameters
+        ----------
+        jacobian : bool
+            Compute the Jacobian.
+        real : bool
+            Return the Jacobian as real arrays: ``jacobian`` = dA/dp (every
+            column) and ``jacobian_imag`` = dB/dp of the columns
+            ``imag_columns`` only (:class:`StructureFactors`). No complex array
+            is made; for a centrosymmetric structure without dispersion there
+            is no imaginary part at all.
+        out : ndarray, float64, shape (n_refl, n_columns), optional
+            With ``real``: the array dA/dp is written into (it may be a strided
+            view, e.g. the leading columns of a wider array). Columns that no
+            engine column reaches are not written: pass zeros there.
+        column_map : ColumnMap, optional
+            Return the Jacobian over the map's columns instead of the engine's
+            (applied block by block, while the block is in cache).
+        row_factors : callable, optional
+            With ``real``: ``row_factors(rows, F_rows) -> (ga, gb)`` for each
+            block of reflections (``rows`` a slice); the Jacobian returned is
+            then ga dA/dp + gb dB/dp row by row, the chain rule to a real
+            observable of F (for |F|²: ga = 2A, gb = 2B), applied while the
+            block is in cache; ``jacobian_imag`` and ``imag_columns`` are None.
+        """
         n = len(self.hkl)
         F = np.zeros(n, dtype=complex)
-        J = np.zeros((n, len(self.parameter_names)), dtype=complex) if jacobian else None
+        names = list(self.parameter_names if column_map is None else column_map.names)
+        res = StructureFactors(F=F, jacobian=None, parameter_names=names)
         # with the Jacobian, small blocks keep each block's arrays in cache
         step = min(self.block_size, _JACOBIAN_ROWS) if jacobian else self.block_size
-        call = self._prepare(jacobian)
+        call = self._prepare(jacobian, real, column_map)
+        sinks = None
+        if jacobian:
+            plan_re, plan_im = call.plans
+            shape = (n, plan_re.n_out)
+            if real:
+                if out is None:
+                    out = np.zeros(shape)
+                elif out.shape != shape or out.dtype != np.float64:
+                    raise ValueError(f"out must be float64 with shape {shape}")
+                res.jacobian = out
+                im = None
+                if row_factors is None:
+                    res.imag_columns = plan_im.columns.copy()
+                    res.jacobian_imag = np.zeros((n, plan_im.n_out))
+                    im = _Sink(plan_im, res.jacobian_imag, step)
+                sinks = _Output(_Sink(plan_re, out, step), im, row_factors)
+            else:
+                if out is not None or row_factors is not None:
+                    raise ValueError("out and row_factors are for the real Jacobian (real=True)")
+                res.jacobian = np.zeros(shape, dtype=complex)
+                sinks = _Output(
+                    _Sink(plan_re, res.jacobian.real, step), _Sink(plan_im, res.jacobian.imag, step)
+                )
         for b0 in range(0, n, step):
-            self._block(slice(b0, min(n, b0 + step)), F, J, call)
-        return StructureFactors(F=F, jacobian=J, parameter_names=list(self.parameter_names))
+            self._block(slice(b0, min(n, b0 + step)), F, sinks, call)
+        return res
 
-    def _prepare(self, jacobian: bool) -> _Call:
+    def _imag_sources(self) -> np.ndarray:
+        """Engine columns whose dB/dp can be non-zero (module docstring)."""
+        if not self.centric:
+            return np.arange(len(self.parameter_names))
+        cols: list[int] = []
+        for lay, fa in zip(self.layout, self.fanom, strict=True):
+            if fa.imag != 0.0:
+                cols += [*range(lay.xyz.start, lay.xyz.stop), *range(lay.adp.start, lay.adp.stop)]
+                cols.append(lay.occ)
+        return np.array(sorted(cols), dtype=np.intp)
+
+    def _column_plans(self, real: bool, column_map: ColumnMap | None):
+        """Where the real and the imaginary parts of each engine column are written."""
+        key = (real, column_map)
+        if key not in self._plans:
+            n_e = len(self.parameter_names)
+            if column_map is None:
+                src = dst = np.arange(n_e)
+                coef, n_out = np.ones(n_e), n_e
+            else:
+                src, dst, coef = column_map.src, column_map.dst, column_map.coef
+                n_out = len(column_map.names)
+            plan_re = _ColumnPlan(n_e, np.arange(n_e), src, dst, coef, n_out)
+            imag = self._imag_sources()
+            if real:  # compact: only the output columns that imaginary parts reach
+                keep = np.isin(src, imag)
+                cols = np.unique(dst[keep])
+                d = np.searchsorted(cols, dst[keep])
+                plan_im = _ColumnPlan(n_e, imag, src[keep], d, coef[keep], cols.size, cols)
+            else:
+                plan_im = _ColumnPlan(n_e, imag, src, dst, coef, n_out)
+            self._plans[key] = (plan_re, plan_im)
+        return self._plans[key]
+
+    def _prepare(self, jacobian: bool, real: bool = False, column_map=None) -> _Call:
         """What depends on the current parameters but not on the reflection block."""
         X, occ, aniso, U6, uiso = self._atom_arrays()
         n, n_at = len(self.hkl), len(X)
@@ -381,18 +527,19 @@ class StructureFactorEngine:
         lay = self.layout
         ia, ii = np.flatnonzero(aniso), np.flatnonzero(~aniso)
         call.ia, call.ii = _selector(ia), _selector(ii)
-        call.cols_xyz = _Columns([[l.xyz.start + k for l in lay] for k in range(3)])
-        call.cols_occ = _Columns([l.occ for l in lay])
-        call.cols_aniso = _Columns([[lay[i].adp.start + k for i in ia] for k in range(6)])
-        call.cols_uiso = _Columns([lay[i].adp.start for i in ii])
-        call.cols_pv = _Columns([lay[i].pv for i in val])
-        call.cols_kappa = _Columns([lay[i].kappa for i in val])
-        call.cols_kappa_prime = _Columns([lay[i].kappa_prime for i in hc])
-        call.groups = [] if not hc.size else self._multipole_groups(hc, rotations)
-        call.complex_jacobian = call.anomalous or not self.centric
+        call.plans = self._column_plans(real, column_map)
+        targets = tuple(plan.target for plan in call.plans)
+        call.cols_xyz = _Group(targets, [[l.xyz.start + k for l in lay] for k in range(3)])
+        call.cols_occ = _Group(targets, [l.occ for l in lay])
+        call.cols_aniso = _Group(targets, [[lay[i].adp.start + k for i in ia] for k in range(6)])
+        call.cols_uiso = _Group(targets, [lay[i].adp.start for i in ii])
+        call.cols_pv = _Group(targets, [lay[i].pv for i in val])
+        call.cols_kappa = _Group(targets, [lay[i].kappa for i in val])
+        call.cols_kappa_prime = _Group(targets, [lay[i].kappa_prime for i in hc])
+        call.groups = [] if not hc.size else self._multipole_groups(hc, rotations, targets)
         return call
 
-    def _multipole_groups(self, hc, rotations) -> list[_MultipoleGroup]:
+    def _multipole_groups(self, hc, rotations, targets) -> list[_MultipoleGroup]:
         """HC atoms grouped by lmax, with their rotation blocks D^l side by side.
 
         D is block diagonal in l, so the P_lm columns of one l need only the
@@ -410,7 +557,7 @@ class StructureFactorEngine:
                 blocks = [rotations[k][:, k0:k1, k0:k1] * self.clm[k0:k1] for k in members]
                 Dl = np.stack(blocks, axis=-1)  # (o, k, m, atom)
                 D.append(np.moveaxis(Dl, 0, 1).reshape(k1 - k0, -1))  # (k, (o, m, atom))
-                cols.append(_Columns(np.arange(k0, k1)[:, None] + start))
+                cols.append(_Group(targets, np.arange(k0, k1)[:, None] + start))
             groups.append(
                 _MultipoleGroup(
                     atoms=_selector(atoms), hc=_selector(np.array(members)), D=D, cols=cols
@@ -418,7 +565,7 @@ class StructureFactorEngine:
             )
         return groups
 
-    def _block(self, sl: slice, F, J, call: _Call) -> None:
+    def _block(self, sl: slice, F, sinks, call: _Call) -> None:
         hs = self.hs[:, sl]  # (o, nb, 3)
         quad = self.quad[:, sl]  # (o, nb, 6)
         s = self.stol[sl]
@@ -478,18 +625,21 @@ class StructureFactorEngine:
             if call.anomalous:
                 Gu += fa * (C + 1j * S)
         F[sl] += np.einsum("na,a->n", Gu.sum(axis=0), occ)
-        if J is None:
+        if sinks is None:
             return
 
-        # ---- derivatives, written straight into the block's rows of J (every column; the
-        # imaginary parts only when they are not all zero: J starts zeroed)
-        J_re = J.real[sl]
-        J_im = J.imag[sl] if call.complex_jacobian else None
+        # ---- derivatives, written straight into the block's rows of the Jacobian (or into
+        # a block buffer with a column map): the real part of every column, the imaginary
+        # part of the columns where it can be non-zero (the rest stays zero); or, with row
+        # factors (F of the block is final now), ga Re + gb Im of every column
+        J_re = sinks.re.rows(sl)
+        J_im = None if sinks.im is None else sinks.im.rows(sl)
+        ga = gb = None
+        if sinks.row_factors is not None:
+            ga, gb = (np.asarray(g, dtype=float) for g in sinks.row_factors(sl, F[sl]))
 
-        def put(cols: _Columns, v):
-            cols.write(J_re, v.real)
-            if J_im is not None:
-                cols.write(J_im, v.imag if np.iscomplexobj(v) else 0.0)
+        def put(cols: _Group, v):
+            cols.write(J_re, J_im, v, ga, gb)
 
         if centric:
             Gx = -2.0 * XI
@@ -550,37 +700,50 @@ class StructureFactorEngine:
             else:
                 dk = dk + 1j * (Sh * dkR + Ch * dkI).sum(axis=0)
             put(call.cols_kappa_prime, dk * occ[call.hc_sel])
+        sinks.flush(sl)
 
     def _radial(self, hc, jacobian: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """<j_l>(K) with zeta kappa' and d/dkappa', once per distinct (l, n_l, zeta kappa').
 
-        Returns the distinct transforms and their derivatives, (n, n_distinct + 1), the
-        last column zero, and for every (l, HC atom) the column to use, (lmax+1, n_hc):
-        the zero column beyond the atom's lmax.
+        Returns the distinct transforms and their derivatives, (n_distinct + 1, n), the
+        last row zero, and for every (l, HC atom) the row to use, (lmax+1, n_hc): the
+        zero row beyond the atom's lmax. The transforms of one (l, n_l) are computed
+        together.
         """
         K = self.K
-        keys: dict = {}
-        index = np.full((self.lmax + 1, len(hc)), -1, dtype=np.intp)
+        users: dict = {}  # (l, n_l, zeta kappa', zeta) -> [(l, HC atom)]
         for h, a in enumerate(hc):
             m = self.models[a]
             for l in range(m.lmax + 1):
-                key = (l, m.n_l[l], m.zeta * m.kappa_prime, m.zeta)
-                keys.setdefault(key, len(keys))
-                index[l, h] = keys[key]
-        jl = np.zeros((len(K), len(keys) + 1))
-        djl = np.zeros((len(K), len(keys) + 1))
-        for (l, n_l, zk, zeta), col in keys.items():
-            v, _, dz = slater_bessel(l, n_l, zk, K, derivatives=True)
-            jl[:, col] = v
-            if jacobian:
-                djl[:, col] = dz * zeta  # d/dkappa' = zeta d/dzeta'
-        index[index < 0] = len(keys)
+                users.setdefault((l, m.n_l[l], m.zeta * m.kappa_prime, m.zeta), []).append((l, h))
+        same: dict = {}
+        for key in users:
+            same.setdefault(key[:2], []).append(key)
+        index = np.full((self.lmax + 1, len(hc)), len(users), dtype=np.intp)
+        # the tables are private to one compute call: reuse the last call's arrays
+        shape = (len(users) + 1, len(K))
+        if self._radial_tables is None or self._radial_tables[0].shape != shape:
+            self._radial_tables = (np.zeros(shape), np.zeros(shape))
+        jl, djl = self._radial_tables
+        row = 0
+        for (l, n_l), keys in same.items():
+            zk = np.array([key[2] for key in keys])
+            v, dv = _slater_bessel_kappa(
+                l, n_l, zk, zk / np.array([key[3] for key in keys]), K, jacobian
+            )
+            jl[row : row + len(keys)] = v
+            djl[row : row + len(keys)] = 0.0 if dv is None else dv
+            for key in keys:
+                for lh in users[key]:
+                    index[lh] = row
+                row += 1
         return jl, djl, index
 
     @staticmethod
     def _radial_block(radial, which: int, sl: slice) -> np.ndarray:
         """<j_l> (which 0) or d<j_l>/dkappa' (which 1) on a block, (nb, lmax+1, n_hc)."""
-        return np.take(radial[which][sl], radial[2], axis=1)
+        rows = np.take(radial[which][:, sl], radial[2], axis=0)  # (lmax+1, n_hc, nb)
+        return np.ascontiguousarray(np.moveaxis(rows, -1, 0))
 
     def _angular_weights(self, hc, rotations) -> np.ndarray:
         """Rotated coefficients, (nlm, (o, lmax+1, n_hc)), zero beyond an atom's lmax."""
@@ -618,7 +781,7 @@ class _MultipoleGroup:
     atoms: slice | np.ndarray  # atom indices
     hc: slice | np.ndarray  # positions in the list of HC atoms (radial tables)
     D: list  # per l: (2l+1, (o, m, atom)), c_lm-scaled rotation blocks side by side
-    cols: list  # per l: _Columns of the P_lm in the same (m, atom) order
+    cols: list  # per l: _Group of the P_lm in the same (m, atom) order
 
 
 @dataclass
@@ -641,19 +804,19 @@ class _Call:
     dfv: np.ndarray | None = None
     pv: np.ndarray | None = None
     kappa: np.ndarray | None = None
-    cols_xyz: _Columns | None = None
-    cols_occ: _Columns | None = None
+    plans: tuple = ()
+    cols_xyz: _Group | None = None
+    cols_occ: _Group | None = None
     hc_sel: slice | np.ndarray | None = None
     val_sel: slice | np.ndarray | None = None
     ia: slice | np.ndarray | None = None
     ii: slice | np.ndarray | None = None
-    cols_aniso: _Columns | None = None
-    cols_uiso: _Columns | None = None
-    cols_pv: _Columns | None = None
-    cols_kappa: _Columns | None = None
-    cols_kappa_prime: _Columns | None = None
+    cols_aniso: _Group | None = None
+    cols_uiso: _Group | None = None
+    cols_pv: _Group | None = None
+    cols_kappa: _Group | None = None
+    cols_kappa_prime: _Group | None = None
     groups: list = field(default_factory=list)
-    complex_jacobian: bool = False
 
 
 def _serial_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -682,6 +845,91 @@ def _unit_phase(cycles: np.ndarray) -> np.ndarray:
     out.real = np.cos(t)
     out.imag = np.sin(t)
     return out
+
+
+def _slater_bessel_kappa(l: int, n: int, zk, kappa_prime, K: np.ndarray, derivative: bool):
+    """<j_l>(K) of Slater functions r^n exp(-zk r) and d<j_l>/dkappa', zk = zeta kappa'.
+
+    Several exponents at once, (n_zk, n_K) each. With x = zk/rho, y = K/rho,
+    rho = sqrt(K² + zk²), m = n + 3 and C = C^(l+1)_(n+1-l) (Gegenbauer), the
+    closed form of :func:`chasm.density.radial.slater_bessel` is
+
+        <j_l> = c y^l x^m C(x),   c = 2^l l! (n+1-l)! / (n+2)!,
+
+    a function of K / zk alone, so that kappa' d/dkappa' = -K d/dK gives
+
+        d<j_l>/dkappa' = c y^l x^m [y² (m C(x) + x C'(x)) - l x² C(x)] / kappa'
+
+    (y² = 1 - x² taken from K, so that the small derivatives at low K keep
+    their digits). C and m C + x C' are x^p times polynomials in x², p =
+    (n + 1 - l) mod 2 (:func:`_radial_polynomials`), evaluated by Horner's rule;
+    integer powers by products. No pow calls and no dK derivative (what this
+    engine needs of the general function).
+    """
+    value_poly, slope_poly, power = _radial_polynomials(l, n)
+    zk = np.asarray(zk, dtype=float)[:, None]
+    inv = np.sqrt(K * K + zk * zk)
+    np.divide(1.0, inv, out=inv)
+    x = zk * inv
+    y = np.multiply(K, inv, out=inv)
+    front = _int_power(x, power)
+    if l:
+        front *= _int_power(y, l)
+    t = np.multiply(x, x, out=x)
+    p = _horner(value_poly, t)
+    value = front * p
+    if not derivative:
+        return value, None
+    bracket = _horner(slope_poly, t) * np.multiply(y, y, out=y)
+    if l:
+        bracket -= l * t * p
+    front /= np.asarray(kappa_prime, dtype=float)[:, None]
+    return value, front * bracket
+
+
+@cache
+def _radial_polynomials(l: int, n: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Coefficients (ascending, in x²) of c C(x) / x^p and c (m C + x C') / x^p, and m + p.
+
+    See :func:`_slater_bessel_kappa`. The Gegenbauer coefficients are integers,
+    so both polynomials are exact up to the factor c.
+    """
+    d = n + 1 - l
+    if d < 0:
+        raise ModelError(f"Slater radial function with n = {n} cannot carry l = {l} (n >= l - 1)")
+    m = n + 3
+    gegen = np.zeros(d + 1)
+    for k in range(d // 2 + 1):
+        ways = factorial(d - k + l) // (factorial(l) * factorial(k) * factorial(d - 2 * k))
+        gegen[d - 2 * k] = (-1) ** k * ways * 2 ** (d - 2 * k)
+    slope = m * gegen + np.arange(d + 1) * gegen  # m C + x C'
+    c = 2**l * factorial(l) * factorial(d) / factorial(n + 2)
+    p = d % 2
+    return c * gegen[p::2], c * slope[p::2], m + p
+
+
+def _horner(coef: np.ndarray, t: np.ndarray):
+    """sum_k coef[k] t^k."""
+    if len(coef) == 1:
+        return coef[0]
+    out = coef[-1] * t
+    out += coef[-2]
+    for c in coef[-3::-1]:
+        out *= t
+        out += c
+    return out
+
+
+def _int_power(a: np.ndarray, p: int) -> np.ndarray:
+    """a**p for an integer p >= 1 by repeated squaring (no pow calls)."""
+    out, base = None, a
+    while True:
+        if p & 1:
+            out = base.copy() if out is None else out * base
+        p >>= 1
+        if not p:
+            return out
+        base = base * base
 
 
 def _radial_sums(ang: np.ndarray, radial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -746,14 +994,190 @@ class _Columns:
             if np.array_equal(grid, c2) and di >= 0 and dj >= 0:
                 self.affine = (c0, c2.shape, di, dj)
 
-    def write(self, buf: np.ndarray, values) -> None:
-        """buf[:, cols] = values (values of shape (rows, ...) with size columns, or a scalar)."""
+    def write(self, buf: np.ndarray, values, factor: np.ndarray | None = None) -> None:
+        """buf[:, cols] = values (values of shape (rows, ...) with size columns, or a scalar).
+
+        ``factor`` (one per row) multiplies the values on the way.
+        """
         if self.affine is None:
-            buf[:, self.cols] = values if np.isscalar(values) else values.reshape(len(buf), -1)
+            if not np.isscalar(values):
+                values = values.reshape(len(buf), -1)
+                if factor is not None:
+                    values = values * factor[:, None]
+            buf[:, self.cols] = values
             return
         c0, shape, di, dj = self.affine
         row, col = buf.strides
         view = np.lib.stride_tricks.as_strided(
             buf[:, c0:], shape=(buf.shape[0],) + shape, strides=(row, di * col, dj * col)
         )
-        view[...] = values if np.isscalar(values) else np.reshape(values, view.shape)
+        if np.isscalar(values):
+            view[...] = values
+        elif factor is None:
+            view[...] = np.reshape(values, view.shape)
+        else:
+            f = factor.reshape((-1,) + (1,) * len(shape))
+            np.multiply(np.reshape(values, view.shape), f, out=view)
+
+
+class _ColumnPlan:
+    """Where the engine writes one part (real or imaginary) of each of its columns.
+
+    ``target[c]`` is the column of the write buffer for engine column c (-1: not
+    written). An engine column with a single entry of coefficient 1 whose
+    output column is not yet taken is written straight to that output column;
+    every other one gets a scratch column beyond ``n_out``, from which
+    :meth:`_Sink.flush` adds it to its output columns. The additions are
+    grouped into runs of consecutive columns with one coefficient (the
+    populations of a split atom map to charge and spin column blocks), so
+    each is one operation on column ranges.
+
+    Parameters
+    ----------
+    n_engine : int
+        Number of engine columns.
+    sources : array of int
+        The engine columns written for this part.
+    src, dst, coef : arrays
+        Entries of the map (:class:`ColumnMap`), dst already in output columns.
+    n_out : int
+        Width of the output.
+    columns : array of int, optional
+        What the output columns are (for a compact imaginary part); default all.
+    """
+
+    def __init__(self, n_engine, sources, src, dst, coef, n_out, columns=None):
+        sources = np.asarray(sources, dtype=np.intp)
+        by_src: dict[int, list[tuple[int, float]]] = {}
+        for s, d, c in zip(src.tolist(), dst.tolist(), coef.tolist(), strict=True):
+            by_src.setdefault(s, []).append((d, c))
+        self.target = np.full(n_engine, -1, dtype=np.intp)
+        taken = np.zeros(n_out, dtype=bool)
+        entries: list[tuple[int, int, float]] = []
+        width = n_out
+        for s in sources.tolist():
+            es = by_src.get(s, [])
+            if len(es) == 1 and es[0][1] == 1.0 and not taken[es[0][0]]:
+                self.target[s] = es[0][0]
+                taken[es[0][0]] = True
+            else:  # fan-out, a coefficient, a shared output column, or not an output
+                self.target[s] = width
+                entries += [(d, width, c) for d, c in es]
+                width += 1
+        self.n_out, self.width = n_out, width
+        self.direct = width == n_out
+        self.columns = np.arange(n_out) if columns is None else np.asarray(columns, np.intp)
+        zero = sorted({d for d, _, _ in entries if not taken[d]})
+        self.zero = [slice(d0, d1 + 1) for d0, d1, *_ in _runs([(d, d, 1.0) for d in zero])]
+        self.ops = [
+            (slice(d0, d1 + 1), slice(s0, s1 + 1), c) for d0, d1, s0, s1, c in _runs(entries)
+        ]
+
+
+def _runs(entries) -> list:
+    """(d, s, c) entries as runs d0..d1 <- s0..s1 of consecutive columns and one coefficient."""
+    out: list = []
+    for d, s, c in sorted(entries, key=lambda e: (e[1] - e[0], e[2], e[0])):
+        if out and d == out[-1][1] + 1 and s == out[-1][3] + 1 and c == out[-1][4]:
+            out[-1][1], out[-1][3] = d, s
+        else:
+            out.append([d, d, s, s, c])
+    return out
+
+
+class _Sink:
+    """One part of the Jacobian being filled: the output rows, or a block buffer first."""
+
+    def __init__(self, plan: _ColumnPlan, out: np.ndarray, rows: int):
+        self.plan, self.out = plan, out
+        self.buf = None if plan.direct else np.zeros((rows, plan.width))
+
+    def rows(self, sl: slice) -> np.ndarray:
+        """Where the engine writes the block's values (columns: ``plan.target``)."""
+        if self.buf is None:
+            return self.out[sl]
+        return self.buf[: sl.stop - sl.start]
+
+    def flush(self, sl: slice) -> None:
+        """Apply the map to the block buffer and copy it into the output rows."""
+        if self.buf is None:
+            return
+        b = self.buf[: sl.stop - sl.start]
+        plan = self.plan
+        for d in plan.zero:
+            b[:, d] = 0.0
+        for d, s, c in plan.ops:
+            if c == 1.0:
+                b[:, d] += b[:, s]
+            else:
+                b[:, d] += c * b[:, s]
+        self.out[sl] = b[:, : plan.n_out]
+
+
+@dataclass
+class _Output:
+    """Where a compute call's Jacobian goes: real part, imaginary part (or None), row factors."""
+
+    re: _Sink
+    im: _Sink | None
+    row_factors: object = None
+
+    def flush(self, sl: slice) -> None:
+        self.re.flush(sl)
+        if self.im is not None:
+            self.im.flush(sl)
+
+
+class _Group:
+    """The columns of one kind of derivative (e.g. x, y, z of all atoms), both parts.
+
+    ``index`` holds engine columns, (k, atom) or (atom,), in the order of the
+    values written. The imaginary part is written for the atoms (last axis)
+    whose columns are imaginary sources of the plan; none when there are none.
+    """
+
+    def __init__(self, targets: tuple[np.ndarray, np.ndarray], index):
+        index = np.asarray(index, dtype=np.intp)
+        t_re, t_im = targets
+        self.shape = index.shape
+        self.re = _Columns(t_re[index])
+        im = t_im[index] >= 0 if index.size else np.zeros(index.shape, bool)
+        self.im, self.sel = None, None
+        if im.any():
+            atoms = np.flatnonzero(im.reshape(-1, index.shape[-1]).all(axis=0))
+            keep = np.zeros(index.shape[-1], bool)
+            keep[atoms] = True
+            if not np.array_equal(im, np.broadcast_to(keep, im.shape)):
+                raise AssertionError("imaginary parts must be written atom by atom")
+            self.im = _Columns(t_im[index[..., atoms]])
+            self.sel = None if atoms.size == index.shape[-1] else atoms
+
+    @property
+    def size(self) -> int:
+        return self.re.size
+
+    def write(self, buf_re: np.ndarray, buf_im, v, ga=None, gb=None) -> None:
+        """Write the values v (block rows, then the index shape, maybe flattened).
+
+        With row factors ga, gb: ga Re v + gb Im v into ``buf_re`` alone.
+        """
+        cplx = np.iscomplexobj(v)
+        if ga is not None and not cplx:
+            self.re.write(buf_re, v, ga)
+            return
+        if ga is not None:
+            shape = (len(ga),) + (1,) * (np.ndim(v) - 1)
+            w = v.real * ga.reshape(shape)
+            w += v.imag * gb.reshape(shape)
+            self.re.write(buf_re, w)
+            return
+        self.re.write(buf_re, v.real if cplx else v)
+        if self.im is None or buf_im is None:
+            return
+        if not cplx:
+            self.im.write(buf_im, 0.0)
+            return
+        vi = v.imag
+        if self.sel is not None:
+            vi = vi.reshape((len(buf_re),) + self.shape)[..., self.sel]
+        self.im.write(buf_im, vi)

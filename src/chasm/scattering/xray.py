@@ -30,6 +30,7 @@ from chasm.errors import InputError
 __all__ = [
     "XrayObservables",
     "xray_observables",
+    "chain_factors",
     "weights_sigma",
     "weights_shelx",
     "f_from_f2",
@@ -92,9 +93,10 @@ def xray_observables(
     ----------
     F : array_like, complex, shape (n,)
         Structure factors (electrons, absolute scale).
-    dF : array_like, complex, shape (n, n_struct), or None
-        dF/dp from the engine (real part dA/dp, imaginary part dB/dp). None:
-        only the scale and extinction columns are produced.
+    dF : array_like, complex or real, shape (n, n_struct), or None
+        dF/dp from the engine (real part dA/dp, imaginary part dB/dp; a real
+        array is dA/dp with dB/dp = 0). None: only the scale and extinction
+        columns are produced.
     scale : float
         Overall scale k (data scale per electron²).
     extinction : callable or None
@@ -125,29 +127,13 @@ def xray_observables(
     -----
     The structural block is filled in row blocks so that, apart from the output,
     only a few MB of temporaries are needed (n ≈ 15,000 × 900 parameters gives
-    a 108 MB output and no second full-size array).
+    a 108 MB output and no second full-size array). A refinement does not
+    come here for it: the engine applies :func:`chain_factors` block by block
+    (``StructureFactorEngine.compute(real=True, row_factors=...)``).
     """
-    if kind not in ("F2", "F"):
-        raise InputError(f"unknown observable kind {kind!r}; use 'F2' or 'F'")
     F = np.asarray(F).reshape(-1)
     n = F.size
-    A, B = F.real, F.imag
-    fc2 = A * A + B * B
-    if extinction is not None:
-        y_ext, dy_dfc2, dy_dext = (np.asarray(v, dtype=float) for v in extinction(fc2))
-    else:
-        y_ext, dy_dfc2, dy_dext = np.ones(n), np.zeros(n), None
-    ic = scale * y_ext * fc2
-    if kind == "F":
-        if np.any(ic < 0.0):
-            raise InputError("kind 'F' needs k y |F|² ≥ 0 (scale factor is negative)")
-        y_calc = np.sqrt(ic)
-        # d sqrt(u) = du / (2 sqrt(u)); exactly zero F gives a zero derivative
-        chain = np.divide(0.5, y_calc, out=np.zeros(n), where=y_calc > 0.0)
-    else:
-        y_calc = ic
-        chain = np.ones(n)
-
+    y_calc, fc2, y_ext, dy_dext, chain, g = _observable(F, scale, extinction, kind)
     n_struct = 0
     if dF is not None:
         dF = np.asarray(dF)
@@ -172,19 +158,60 @@ def xray_observables(
             raise InputError(f"out must be float64 with shape {(n, n_col)}")
         J = out
     if n_struct:
-        # dy_c/dp = chain * k (y + I dy/dI) * 2 (A dA + B dB)
-        g = chain * (2.0 * scale) * (y_ext + fc2 * dy_dfc2)
-        ga, gb = g * A, g * B
-        d_re, d_im = dF.real, dF.imag
+        ga, gb = g * F.real, g * F.imag
+        cplx = np.iscomplexobj(dF)
         for b0 in range(0, n, _BLOCK_ROWS):
             b1 = min(n, b0 + _BLOCK_ROWS)
             blk = J[b0:b1, :n_struct]
-            np.multiply(d_re[b0:b1], ga[b0:b1, None], out=blk)
-            blk += d_im[b0:b1] * gb[b0:b1, None]
+            np.multiply(dF[b0:b1].real, ga[b0:b1, None], out=blk)
+            if cplx:
+                blk += dF[b0:b1].imag * gb[b0:b1, None]
     J[:, n_struct] = chain * y_ext * fc2
     if extinction is not None:
         J[:, n_struct + 1] = chain * scale * fc2 * dy_dext
     return XrayObservables(y_calc, J, names, fc2, y_ext, kind)
+
+
+def _observable(F: np.ndarray, scale: float, extinction, kind: str):
+    """Per reflection: y_calc, |F|², y_ext, dy_ext/dε, chain = dy_calc/d(k y I), and g.
+
+    g is the factor in dy_calc/dp = g (A dA/dp + B dB/dp), g = chain k (y + I dy/dI) 2.
+    """
+    if kind not in ("F2", "F"):
+        raise InputError(f"unknown observable kind {kind!r}; use 'F2' or 'F'")
+    n = F.size
+    fc2 = F.real * F.real + F.imag * F.imag
+    if extinction is not None:
+        y_ext, dy_dfc2, dy_dext = (np.asarray(v, dtype=float) for v in extinction(fc2))
+    else:
+        y_ext, dy_dfc2, dy_dext = np.ones(n), np.zeros(n), None
+    ic = scale * y_ext * fc2
+    if kind == "F":
+        if np.any(ic < 0.0):
+            raise InputError("kind 'F' needs k y |F|² ≥ 0 (scale factor is negative)")
+        y_calc = np.sqrt(ic)
+        # d sqrt(u) = du / (2 sqrt(u)); exactly zero F gives a zero derivative
+        chain = np.divide(0.5, y_calc, out=np.zeros(n), where=y_calc > 0.0)
+    else:
+        y_calc = ic
+        chain = np.ones(n)
+    g = chain * (2.0 * scale) * (y_ext + fc2 * dy_dfc2)
+    return y_calc, fc2, y_ext, dy_dext, chain, g
+
+
+def chain_factors(
+    F, scale: float = 1.0, extinction: ExtinctionFunction | None = None, kind: str = "F2"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ga, gb) with dy_calc/dp = ga dA/dp + gb dB/dp for every reflection.
+
+    The structural columns of :func:`xray_observables` row by row, for the
+    engine to apply while each block of its Jacobian is in cache
+    (``StructureFactorEngine.compute(real=True, row_factors=...)``). Arguments
+    as for :func:`xray_observables` (``extinction`` evaluated on these rows).
+    """
+    F = np.asarray(F).reshape(-1)
+    g = _observable(F, scale, extinction, kind)[-1]
+    return g * F.real, g * F.imag
 
 
 # ----------------------------------------------------------------------------- weights
