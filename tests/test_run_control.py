@@ -375,3 +375,33 @@ def test_report_maps_advance_the_progress_bar(reference, tight, monkeypatch):
     report_module.write_report(folder)  # default: no progress
     assert bars[0].stream.getvalue() == "" and bars[0].count == 1
     assert np.isfinite(reference["score"]["value"])
+
+
+def test_gof_spread_warning_only_among_fitted_data_sets():
+    """A set far from the others is named; sets not fitted yet (no factor) are left out."""
+    from types import SimpleNamespace
+
+    from chasm.project.run import warnings_for
+
+    built = SimpleNamespace(
+        refinement=SimpleNamespace(params=[]),
+        project=SimpleNamespace(data={"refinement": {"correlation_threshold": 0.9}}),
+    )
+
+    def result(pnd_factor):
+        sets = {
+            "xray": {"gof": 1.0, "factor": 1.0},
+            "und": {"gof": 1.1, "factor": 1.0},
+            "pnd": {"gof": 6.0, "factor": pnd_factor},
+        }
+        return {"datasets": sets, "correlations": [], "stages": []}
+
+    fitted = warnings_for(built, result(1.0))
+    assert any(w.startswith("data set pnd: GOF 6.000 is far") for w in fitted), fitted
+    assert not any("data set xray" in w or "data set und" in w for w in fitted)
+    assert warnings_for(built, result(None)) == []  # pnd not fitted yet: nothing to compare
+    # two sets: one warning naming both
+    two = result(1.0)
+    del two["datasets"]["und"]
+    (w,) = warnings_for(built, two)
+    assert w.startswith("data sets xray and pnd: GOF 1.000 and 6.000 differ")

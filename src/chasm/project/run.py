@@ -194,15 +194,29 @@ def warnings_for(built: Built, result: dict) -> list[str]:
     for a, b, r in result["correlations"]:
         if abs(r) > threshold:
             out.append(f"correlation {a} / {b} = {r:+.3f} (|rho| > {threshold:g})")
-    gofs = {n: d["gof"] for n, d in result["datasets"].items() if d.get("gof")}
+    # only data sets fitted so far (a set not yet fitted has no factor): comparing the GOF
+    # of the flipping ratios against the X-rays after an X-ray-only stage says nothing
+    gofs = {
+        n: d["gof"]
+        for n, d in result["datasets"].items()
+        if d.get("gof") and d.get("factor") is not None
+    }
     if len(gofs) >= 2:
-        for name, g in gofs.items():
-            others = np.median([v for k, v in gofs.items() if k != name])
-            if others > 0 and not 1 / GOF_SPREAD <= g / others <= GOF_SPREAD:
+        if len(gofs) == 2:  # two sets: which one is off cannot be told
+            (a, ga), (b, gb) = gofs.items()
+            if max(ga, gb) > GOF_SPREAD * min(ga, gb):
                 out.append(
-                    f"data set {name}: GOF {g:.3f} is far from the others (median {others:.3f}); "
-                    "check its weights / sigmas or its user_weight"
+                    f"data sets {a} and {b}: GOF {ga:.3f} and {gb:.3f} differ by more than "
+                    f"{GOF_SPREAD:g}x; check their weights / sigmas or user_weight"
                 )
+        else:  # against the median of all fitted sets (one outlier does not move it)
+            mid = float(np.median(list(gofs.values())))
+            for name, g in gofs.items():
+                if mid > 0 and not 1 / GOF_SPREAD <= g / mid <= GOF_SPREAD:
+                    out.append(
+                        f"data set {name}: GOF {g:.3f} is far from the others (median "
+                        f"{mid:.3f}); check its weights / sigmas or its user_weight"
+                    )
     for st in result["stages"]:
         if not st["converged"]:
             out.append(f"stage {st['name']} did not converge ({st['message']})")
