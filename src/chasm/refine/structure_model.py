@@ -20,7 +20,9 @@ ordinary :class:`~chasm.scattering.engine.StructureFactorEngine`; a split atom
 contributes three engine atoms to the X-ray view (its core alone, the up part
 and the down part, all without core) and two to the magnetic view (up, and
 down with a negative occupancy), so that F_X = F_core + F↑ + F↓ and
-F_spin = F↑ − F↓ with every derivative exact.
+F_spin = F↑ − F↓ with every derivative exact. When its two spins share κ and
+κ', the same sums are one engine atom per view (populations P↑ + P↓ with the
+core, and P↑ − P↓); the engine applies the view's column map block by block.
 
 Parameter names (per atom, in this order; the first block is exactly
 :func:`chasm.refine.parameters.parameters_from_model` for unsplit models):
@@ -467,6 +469,46 @@ def _bounds(targets) -> tuple[float, float] | None:
     return None
 
 
+def _merge_split_atoms(structure: StructureModel, kind: str, atoms: list) -> list:
+    """One engine atom per split atom with shared κ and κ' (see :class:`EngineView`)."""
+    out: list[_EngineAtom] = []
+    for ea in atoms:
+        m = structure.models[ea.index]
+        shared = (
+            isinstance(m, SplitAtom)
+            and m.share_kappa
+            and (m.share_kappa_prime or m.lmax < 0)
+            and kind in ("xray", "magnetic")
+        )
+        if not shared:
+            out.append(ea)
+        elif ea.role == ("core" if kind == "xray" else "up"):  # the atom's first part
+            role = "charge" if kind == "xray" else "spin"
+            out.append(_EngineAtom(ea.index, m.charge_model(), 1.0, role))  # refreshed later
+    return out
+
+
+def _merged_targets(split: list, kind: str, role: str) -> list[tuple[str, float]]:
+    """Parameters (and coefficients) of one column of a merged split atom.
+
+    The merged populations are P↑ ± P↓ (+ for X-rays, − for the spin density):
+    dP/dθ sums the coefficients of both spins (the charge/spin basis gives 1 and
+    0); κ and κ' are the shared ones (the up part's).
+    """
+    sign = 1.0 if role == "charge" else -1.0
+    coef: dict[str, float] = {}
+    for name, targets in split:
+        for spin, k2, c in targets:
+            if k2 != kind:
+                continue
+            if kind in ("kappa", "kappa_prime"):
+                c = c if spin == "up" else 0.0
+            elif spin == "dn":
+                c = sign * c
+            coef[name] = coef.get(name, 0.0) + c
+    return [(name, c) for name, c in coef.items() if c != 0.0]
+
+
 class EngineView:
     """One kind of data's view of a :class:`StructureModel` (module docstring).
 
@@ -477,12 +519,22 @@ class EngineView:
         (positions, the view's ADP set, signed occupancy) at every computation.
     models : list
         What the engine evaluates for each engine atom (the structure's own
-        model objects, so populations are always current).
+        model objects, so populations are always current; for a merged split
+        atom a private model refreshed from its two spins).
+
+    A split atom whose two spins share κ and κ' is one engine atom in the
+    X-ray view (populations P↑ + P↓ and the core: its charge model) and in the
+    magnetic view (P↑ − P↓), rather than three (core, ρ↑, ρ↓) and two: the
+    same structure factors, half or a third of the work, and derivatives
+    w.r.t. the populations that X-rays (or the spin density) do not see that
+    are exactly zero. ``merge=False`` keeps the separate engine atoms.
     """
 
-    def __init__(self, structure: StructureModel, kind: str, adp_set: str):
+    def __init__(self, structure: StructureModel, kind: str, adp_set: str, merge: bool = True):
         self.structure, self.kind, self.adp_set = structure, kind, adp_set
         self.atoms = structure.engine_atoms(kind)
+        if merge:
+            self.atoms = _merge_split_atoms(structure, kind, self.atoms)
         if not self.atoms:
             raise InputError(
                 "the magnetic view needs at least one split atom (a spin density); "
@@ -532,6 +584,8 @@ class EngineView:
                         for spin, k2, c in tg:
                             if spin == ea.role and k2 == kind:
                                 targets.append((name, c))
+                elif ea.role in ("charge", "spin"):
+                    targets = _merged_targets(split, kind, ea.role)
                 # core and nuclear atoms: their Pv / kappa columns are not parameters
                 for name, c in targets:
                     src.append(col)
@@ -560,7 +614,10 @@ class EngineView:
             remaining = np.setdiff1d(remaining, take)
 
     def refresh(self) -> None:
-        """Copy positions, the view's ADPs and signed occupancies from the structure."""
+        """Copy positions, the view's ADPs and signed occupancies from the structure.
+
+        Merged split atoms also get their populations and expansions.
+        """
         st = self.structure
         for a, ea in zip(self.crystal.atoms, self.atoms, strict=True):
             s = st.crystal.atoms[ea.index]
@@ -570,11 +627,20 @@ class EngineView:
                 a.u_aniso[:] = u6
             a.uiso = uiso
             a.occupancy = ea.sign * s.occupancy
+            if ea.role in ("charge", "spin"):
+                split = st.models[ea.index]
+                sign = 1.0 if ea.role == "charge" else -1.0
+                m, up, dn = ea.model, split.up, split.dn
+                m.pv = up.pv + sign * dn.pv
+                m.plm[:] = up.plm + sign * dn.plm
+                m.kappa, m.kappa_prime = up.kappa, up.kappa_prime
+                m.pc = split.pc if ea.role == "charge" else 0.0
 
     def engine(self, hkl, **kwargs) -> StructureFactorEngine:
         """A structure-factor engine on the view's crystal (dispersion for X-rays only)."""
         kwargs.setdefault("anomalous", self.kind == "xray")
-        kwargs.setdefault("dispersion_atoms", [ea.role in ("plain", "core") for ea in self.atoms])
+        roles = ("plain", "core", "charge")
+        kwargs.setdefault("dispersion_atoms", [ea.role in roles for ea in self.atoms])
         return StructureFactorEngine(self.crystal, self.models, hkl, **kwargs)
 
     def compute(self, engine: StructureFactorEngine, jacobian: bool = False):
