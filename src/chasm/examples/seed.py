@@ -381,3 +381,25 @@ def route(ref: Refinement, total_spin: float | None = None, max_cycles: int = 30
         Stage("b: PND spin", g["spin"], data=["pnd"], max_cycles=mc),
         Stage("d: joint", joint, max_cycles=mc),
     ]
+
+
+def truth_values(crystal=None) -> dict[str, float]:
+    """True value of every parameter of :func:`build_refinement`, by name.
+
+    The truth models (:func:`truth_models`) with the example's neutron ADPs,
+    read in the refinement's layout (charge/spin basis, ADP set ``N``, the
+    names of :class:`~chasm.refine.structure_model.StructureModel`), plus the
+    data scales of :func:`simulate` (``xray.scale``, ``und.scale``: F²_data =
+    k |F|²). ``crystal`` defaults to :func:`seed_crystal` (the true positions
+    and X-ray ADPs); it is not changed.
+    """
+    crystal = crystal if crystal is not None else seed_crystal()
+    sm = StructureModel(
+        crystal,
+        truth_models(crystal),
+        adp_sets={"N": neutron_adps(crystal)},
+        basis="chargespin",
+    )
+    out = {name: float(v) for name, v in zip(sm.names, sm.values(), strict=True)}
+    out.update({f"{name}.scale": float(k) for name, k in SCALES.items()})
+    return out
