@@ -389,3 +389,44 @@ def test_two_set_covariance_matches_the_scatter_of_estimates(scheme):
     np.testing.assert_allclose(ratio, 1.0, atol=0.12)
     if scheme != "nlog":  # NLOG rescales every set to χ²_e/N_e = 1: there both rules agree
         assert np.max(np.abs(ratio_pooled - 1.0)) > 0.3  # the test tells the rules apart
+
+
+@pytest.mark.parametrize("scheme", ["nlog", "log"])
+def test_nlog_and_log_steps_use_the_curvature_of_the_score(scheme):
+    """Near the minimum one cycle is a Newton step of C itself, not of Σ c_e χ²_e.
+
+    Two linear sets in tension (they disagree on the shared parameter b by many
+    σ): each set's gradient b_e is far from zero at the minimum, and the
+    Gauss–Newton matrix M, which treats the factors c_e as constants, makes a
+    cycle remove only part of the error. With M − 2 Σ k_e b_e b_eᵀ (the exact
+    Hessian of C for linear models) only the second-order remainder is left.
+    """
+    rng = np.random.default_rng(3)
+    x1, x2 = np.linspace(-1, 1, 200), np.linspace(-1, 1, 40)
+    A1 = np.column_stack([np.ones_like(x1), x1, np.zeros_like(x1)])
+    A2 = np.column_stack([np.zeros_like(x2), x2, x2**2])
+    y1 = A1 @ [1.0, 0.5, 0.0] + rng.normal(scale=0.1, size=x1.size)
+    y2 = A2 @ [0.0, 0.8, -0.3] + rng.normal(scale=0.05, size=x2.size)  # b = 0.8, not 0.5
+    sets = [
+        linear_dataset("one", A1, y1, np.full(x1.size, 0.1)),
+        linear_dataset("two", A2, y2, np.full(x2.size, 0.05)),
+    ]
+    best = solve(sets, np.zeros(3), scheme=scheme, options=SolverOptions(tol=1e-12))
+    assert best.converged
+    su = best.su_p
+    p0 = best.p + 0.01 * su * np.array([1.0, -1.0, 0.5])
+    one = solve(sets, p0, scheme=scheme, options=SolverOptions(max_cycles=1))
+    before = np.max(np.abs(p0 - best.p) / su)
+    after = np.max(np.abs(one.p - best.p) / su)
+    # the plain Gauss-Newton step from the same point, for comparison
+    chi2 = np.array(
+        [np.sum((y - A @ p0) ** 2) / s**2 for A, y, s in ((A1, y1, 0.1), (A2, y2, 0.05))]
+    )
+    n = np.array([x1.size, x2.size])
+    c = n / chi2 if scheme == "nlog" else 1.0 / chi2
+    M = c[0] * A1.T @ A1 / 0.01 + c[1] * A2.T @ A2 / 0.0025
+    b = c[0] * A1.T @ (y1 - A1 @ p0) / 0.01 + c[1] * A2.T @ (y2 - A2 @ p0) / 0.0025
+    gn = np.max(np.abs(p0 + np.linalg.solve(M, b) - best.p) / su)
+    print(f"{scheme}: error {before:.1e} su -> {after:.1e} su (Gauss-Newton: {gn:.1e} su)")
+    assert after < 0.01 * before
+    assert gn > 0.05 * before  # the plain step leaves a sizeable part: the test can tell
