@@ -355,19 +355,26 @@ def parameter_groups(ref: Refinement) -> dict[str, list[str]]:
     }
 
 
-def route(ref: Refinement, total_spin: float | None = None, max_cycles: int = 30) -> list:
+def route(ref: Refinement, max_cycles: int = 30) -> list:
     """The stages of the method (module docstring); returns the Stage list.
 
-    (a) X-ray: scale; positions and ADPs; Pv, P_lm and κ of the non-H atoms
-        (P00 fixed: the monopole is Pv); κ' stays at 1 (the truth of the
-        example: with weak simulated multipoles a free κ' drifts);
+    (a) X-ray: scale; positions and ADPs of the non-H atoms; Pv and P_lm of
+        every atom (H: Pv and the bond dipole) and κ of the non-H atoms (P00
+        fixed: the monopole is Pv); κ' stays at 1 (the truth of the example:
+        with weak simulated multipoles a free κ' drifts);
     (b) neutrons: UND scale and neutron ADPs; then the spin populations
         (Pv.spin of the split atoms, Cu l = 2, 4 spin multipoles) on PND data
         alone;
     (c) split: in the charge/spin basis P↑ = (P + S)/2, P↓ = (P − S)/2 hold by
         construction, so this step changes no number;
-    (d) joint: everything on all data (with the total spin constrained when
-        ``total_spin`` is given).
+    (d) joint: everything on all data.
+
+    The total spin is not constrained here: constraints
+    hold in every stage of a refinement, and in the PND-only stage (b) the
+    constraint would tie the spins to their sum; to constrain it in the joint
+    stage, add ``ref.structure.spin_constraint(ref.params, total)`` with
+    ``ref.add_constraints`` after stage b (as ``validation/seed_pull_study.py``
+    does).
     """
     g = parameter_groups(ref)
     xray_all = ["xray.scale"] + g["xyz"] + g["adp_x"] + g["charge"] + g["kappa"]
