@@ -203,7 +203,9 @@ class StructureFactorEngine:
     -----
     The engine reads the current parameter values from ``crystal.atoms`` and
     ``models`` at every call to :meth:`compute`; only geometry that depends on
-    the reflections and the symmetry is cached.
+    the reflections and the symmetry is cached (and work arrays reused from
+    one call to the next: one engine is not for concurrent calls from several
+    threads).
     """
 
     def __init__(
