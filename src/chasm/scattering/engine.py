@@ -634,14 +634,12 @@ class StructureFactorEngine:
         # a block buffer with a column map): the real part of every column, the imaginary
         # part of the columns where it can be non-zero (the rest stays zero); or, with row
         # factors (F of the block is final now), ga Re + gb Im of every column
-        J_re = sinks.re.rows(sl)
-        J_im = None if sinks.im is None else sinks.im.rows(sl)
         ga = gb = None
         if sinks.row_factors is not None:
             ga, gb = (np.asarray(g, dtype=float) for g in sinks.row_factors(sl, F[sl]))
 
         def put(cols: _Group, v):
-            cols.write(J_re, J_im, v, ga, gb)
+            cols.write(sinks.re, sinks.im, sl, v, ga, gb)
 
         if centric:
             Gx = -2.0 * XI
@@ -745,7 +743,7 @@ class StructureFactorEngine:
     def _radial_block(radial, which: int, sl: slice) -> np.ndarray:
         """<j_l> (which 0) or d<j_l>/dkappa' (which 1) on a block, (nb, lmax+1, n_hc)."""
         rows = np.take(radial[which][:, sl], radial[2], axis=0)  # (lmax+1, n_hc, nb)
-        return np.ascontiguousarray(np.moveaxis(rows, -1, 0))
+        return np.moveaxis(rows, -1, 0)  # a view: its users make new arrays from it anyway
 
     def _angular_weights(self, hc, rotations) -> np.ndarray:
         """Rotated coefficients, (nlm, (o, lmax+1, n_hc)), zero beyond an atom's lmax."""
@@ -1001,24 +999,32 @@ class _Columns:
 
         ``factor`` (one per row) multiplies the values on the way.
         """
-        if self.affine is None:
-            if not np.isscalar(values):
-                values = values.reshape(len(buf), -1)
-                if factor is not None:
-                    values = values * factor[:, None]
-            buf[:, self.cols] = values
+        if self.affine is not None:
+            self.fill(self.strided(buf), values, factor)
             return
+        if not np.isscalar(values):
+            values = values.reshape(len(buf), -1)
+            if factor is not None:
+                values = values * factor[:, None]
+        buf[:, self.cols] = values
+
+    def strided(self, buf: np.ndarray) -> np.ndarray:
+        """The (affine) columns of buf as a (rows, k, m) strided view."""
         c0, shape, di, dj = self.affine
         row, col = buf.strides
-        view = np.lib.stride_tricks.as_strided(
+        return np.lib.stride_tricks.as_strided(
             buf[:, c0:], shape=(buf.shape[0],) + shape, strides=(row, di * col, dj * col)
         )
+
+    @staticmethod
+    def fill(view: np.ndarray, values, factor: np.ndarray | None = None) -> None:
+        """view[...] = values (times factor, one per row), values reshaped to the view."""
         if np.isscalar(values):
             view[...] = values
         elif factor is None:
             view[...] = np.reshape(values, view.shape)
         else:
-            f = factor.reshape((-1,) + (1,) * len(shape))
+            f = factor.reshape((-1,) + (1,) * (view.ndim - 1))
             np.multiply(np.reshape(values, view.shape), f, out=view)
 
 
@@ -1093,12 +1099,23 @@ class _Sink:
     def __init__(self, plan: _ColumnPlan, out: np.ndarray, rows: int):
         self.plan, self.out = plan, out
         self.buf = None if plan.direct else np.zeros((rows, plan.width))
+        self._views: dict = {}
 
     def rows(self, sl: slice) -> np.ndarray:
         """Where the engine writes the block's values (columns: ``plan.target``)."""
         if self.buf is None:
             return self.out[sl]
         return self.buf[: sl.stop - sl.start]
+
+    def put(self, cols: _Columns, sl: slice, values, factor=None) -> None:
+        """Write a block's values to the columns ``cols`` (strided views made once per call)."""
+        if cols.affine is None:
+            cols.write(self.rows(sl), values, factor)
+            return
+        view = self._views.get(cols)
+        if view is None:
+            view = self._views[cols] = cols.strided(self.out if self.buf is None else self.buf)
+        cols.fill(view[sl] if self.buf is None else view[: sl.stop - sl.start], values, factor)
 
     def flush(self, sl: slice) -> None:
         """Apply the map to the block buffer and copy it into the output rows."""
@@ -1158,28 +1175,28 @@ class _Group:
     def size(self) -> int:
         return self.re.size
 
-    def write(self, buf_re: np.ndarray, buf_im, v, ga=None, gb=None) -> None:
-        """Write the values v (block rows, then the index shape, maybe flattened).
+    def write(self, re: _Sink, im: _Sink | None, sl: slice, v, ga=None, gb=None) -> None:
+        """Write a block's values v (rows, then the index shape, maybe flattened).
 
-        With row factors ga, gb: ga Re v + gb Im v into ``buf_re`` alone.
+        With row factors ga, gb: ga Re v + gb Im v into the real part alone.
         """
         cplx = np.iscomplexobj(v)
         if ga is not None and not cplx:
-            self.re.write(buf_re, v, ga)
+            re.put(self.re, sl, v, ga)
             return
         if ga is not None:
             shape = (len(ga),) + (1,) * (np.ndim(v) - 1)
             w = v.real * ga.reshape(shape)
             w += v.imag * gb.reshape(shape)
-            self.re.write(buf_re, w)
+            re.put(self.re, sl, w)
             return
-        self.re.write(buf_re, v.real if cplx else v)
-        if self.im is None or buf_im is None:
+        re.put(self.re, sl, v.real if cplx else v)
+        if self.im is None or im is None:
             return
         if not cplx:
-            self.im.write(buf_im, 0.0)
+            im.put(self.im, sl, 0.0)
             return
         vi = v.imag
         if self.sel is not None:
-            vi = vi.reshape((len(buf_re),) + self.shape)[..., self.sel]
-        self.im.write(buf_im, vi)
+            vi = vi.reshape((sl.stop - sl.start,) + self.shape)[..., self.sel]
+        im.put(self.im, sl, vi)
