@@ -215,3 +215,17 @@ def test_reference_page_lists_every_key():
         sys.path.pop(0)
     text = (root / "docs" / "project-file.md").read_text(encoding="utf-8")
     assert table() in text, "docs/project-file.md is stale: run python tools/build_project_doc.py"
+
+
+def test_missing_data_file_names_the_key_and_file(simulated, tmp_path, capsys):
+    p = _variant(simulated, tmp_path, 'observable = "F2"', 'observable = "F2"')
+    text = re.sub(r'file = "([^"]+)"', 'file = "nowhere/missing.hkl"', p.read_text())
+    p.write_text(text)
+    _fails(capsys, p, r"missing\.hkl", r"datasets\[0\]\.file|not found|no such|does not exist")
+
+
+def test_missing_structure_file_is_named(simulated, tmp_path, capsys):
+    p = _variant(simulated, tmp_path, 'observable = "F2"', 'observable = "F2"')
+    text = re.sub(r'cif = "([^"]+)"', 'cif = "gone.cif"', p.read_text())
+    p.write_text(text)
+    _fails(capsys, p, r"structure\.cif: structure file not found: .*gone\.cif")

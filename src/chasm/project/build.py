@@ -422,6 +422,8 @@ def build(project: Project) -> Built:
     d = project.data
     src = str(project.path)
     cif = project.resolve(d["structure"]["cif"])
+    if not cif.is_file():
+        raise InputError(f"structure.cif: structure file not found: {cif}", src)
     crystal = read_cif(cif, d["structure"]["block"])
     models, riders, sets = build_models(project, crystal)
     split = [
