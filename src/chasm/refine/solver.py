@@ -333,7 +333,7 @@ class _Solver:
         """
         if self.scheme == "unit" or sum(not ds.absolute for ds in self.datasets) < 2:
             return None  # one set: same minimum as χ², and Gauss–Newton on χ² is the step
-        M = None
+        corr = None
         for e, (ds, g) in enumerate(zip(self.datasets, grads, strict=True)):
             n, chi2 = float(state.n[e]), float(state.chi2[e])
             if ds.absolute or ds.user_weight <= 0 or n <= 0:
@@ -341,10 +341,10 @@ class _Solver:
             if chi2 <= self.opts.chi2_floor * max(n, 1.0):
                 continue
             k = 1.0 / (ds.user_weight * (n if self.scheme == "nlog" else 1.0))
-            if M is None:
-                M = np.zeros((self.k, self.k))
-            M -= 2.0 * k * np.outer(g, g)
-        return M
+            if corr is None:
+                corr = np.zeros((self.k, self.k))
+            corr -= 2.0 * k * np.outer(g, g)
+        return corr
 
     def _raise_singular(self, ms: np.ndarray) -> None:
         w, v = np.linalg.eigh(ms)
