@@ -79,13 +79,17 @@ def _start(project: Path, out: Path) -> subprocess.Popen:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     cmd = [sys.executable, "-m", "chasm.cli", "refine", str(project), "--output", str(out)]
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [*cmd, "--no-report"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=default_sigint,
     )
+    # both pipes are read by threads from the start: a full stderr pipe cannot block the
+    # child, and nothing else reads (or closes) the pipes while a reader thread is on them
+    proc.err_lines = _lines(proc.stderr)
+    return proc
 
 
 def _lines(stream) -> queue.Queue:
@@ -107,19 +111,30 @@ def _wait_for_cycle(proc: subprocess.Popen, lines: queue.Queue, stage: str = "")
     deadline = time.monotonic() + TIMEOUT
     while True:
         line = lines.get(timeout=max(deadline - time.monotonic(), 1.0))
-        assert line is not None, ("no cycle line before the end", seen, proc.stderr.read())
+        assert line is not None, ("no cycle line before the end", seen, _drain(proc.err_lines))
         seen.append(line)
         m = CYCLE.match(line)
         if m and m["stage"] == (stage or m["stage"]):
             return seen
 
 
-def _finish(proc: subprocess.Popen, lines: queue.Queue) -> tuple[str, str]:
-    err = proc.communicate(timeout=TIMEOUT)[1]
+def _drain(lines: queue.Queue) -> str:
+    """Everything a reader thread delivers until the end of its pipe."""
     out = []
     while (line := lines.get(timeout=TIMEOUT)) is not None:
         out.append(line)
-    return "".join(out), err
+    return "".join(out)
+
+
+def _finish(proc: subprocess.Popen, lines: queue.Queue) -> tuple[str, str]:
+    """Wait for the child and return its stdout and stderr.
+
+    Not ``communicate``: it would read (and close) stdout under the thread that
+    is already reading it, and the thread could then die before it signals the
+    end of the pipe (a 600 s wait, seen once in a full test run).
+    """
+    proc.wait(timeout=TIMEOUT)
+    return _drain(lines), _drain(proc.err_lines)
 
 
 # ---------------------------------------------------------------- Ctrl-C and --resume
