@@ -9,6 +9,7 @@ Modules
 - :mod:`.structure_factors`: F_N, F_M of ordered moments and of site susceptibilities.
 - :mod:`.extinction`: cryspy's sphere extinction (primary × secondary Becker–Coppens).
 - :mod:`.flipping`: collinear and vector flipping ratios, derivatives, statistics.
+- :mod:`.fm_from_ratio`: the classical route, γ = F_M/F_N from R (centrosymmetric).
 - :mod:`.model`: a model built from an rcif crystal block and :func:`calculate`.
 
 Typical use::
@@ -29,6 +30,7 @@ from .flipping import (
     flipping_statistics,
     polarised_intensities,
 )
+from .fm_from_ratio import MagneticAmplitudes, gamma_from_ratio
 from .geometry import FieldGeometry, field_direction, field_geometry, orientation_matrix
 from .magnetic_ff import (
     IonFormFactor,
@@ -56,6 +58,7 @@ __all__ = [
     "FlippingCalculation",
     "FlippingStatistics",
     "IonFormFactor",
+    "MagneticAmplitudes",
     "MagneticSite",
     "PndCrystal",
     "PndDataset",
@@ -74,6 +77,7 @@ __all__ = [
     "flipping_ratio",
     "flipping_ratio_collinear",
     "flipping_statistics",
+    "gamma_from_ratio",
     "ion_form_factor",
     "magnetic_structure_factors",
     "nuclear_structure_factors",
