@@ -34,6 +34,27 @@ Systematic absences: when both I+ and I− are below ``ABSENT_INTENSITY``
 (|F| ~ 1e−15 fm); their quotient would be noise. Such a reflection gets R = 1
 and zero derivatives, the value cryspy reports for it.
 
+Polarised protons (CONVENTIONS.md, "Neutrons"): at low T and high B the
+proton's coherent amplitude seen by neutrons of spin ± is b_c ± 14.56 fm · P_H,
+P_H = tanh(μ_p B / k_B T) (:func:`proton_polarisation`). This term is
+non-spin-flip, without sin²α or form factor, so the non-spin-flip amplitudes
+become F_N ± (z + F_Hpol) with
+
+    F_Hpol(h) = Σ_H 14.56 P_H exp(2πi h·r) T^N(h)    (fm)
+
+over the H atoms of the cell (occupancies, neutron ADPs); S and C are
+unchanged (``f_hpol`` of :func:`flipping_ratio`). For F_M ∥ ê this is
+F± = F_N ± (q F_M + F_Hpol).
+
+λ/2 contamination: the detector at the Bragg angle of h also records 2h at
+λ/2 (same ĥ, hence the same ê geometry), so
+
+    R = (I+(h; λ) + α I+(2h; λ/2)) / (I−(h; λ) + α I−(2h; λ/2)),
+
+each I± the expression above for its own reflection (extinction of 2h at
+λ/2, same θ), α ≥ 0 the λ/2 integrated intensity per unit |F|² relative to
+that at λ (``half`` and ``lambda_half`` of :func:`flipping_ratio`).
+
 Agreement (CONVENTIONS.md): χ² = Σ w (R_o − R_c)², w = 1/σ²;
 Rw(1−R) = √(Σ w (R_o − R_c)² / Σ w (R_o − 1)²); GOF = √(χ²/(N − N_par)).
 cryspy's ``_refine_ls_goodness_of_fit_all`` is χ²/N (no square root).
@@ -45,18 +66,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.constants import k as BOLTZMANN
 
 __all__ = [
     "flipping_ratio_collinear",
     "PolarisedIntensities",
     "polarised_intensities",
     "flipping_ratio",
+    "HalfWavelength",
+    "proton_polarisation",
+    "PROTON_SPIN_AMPLITUDE",
+    "PROTON_MOMENT",
     "FlippingStatistics",
     "flipping_statistics",
 ]
 
 #: Intensity (fm²) below which both flipper states count as a systematic absence (R = 1).
 ABSENT_INTENSITY = 1e-20
+
+#: Spin-dependent coherent amplitude of a fully polarised proton (fm): b± = b_c ± 14.56 P_H.
+PROTON_SPIN_AMPLITUDE = 14.56
+
+#: Proton magnetic moment μ_p (J/T); k_B is scipy's CODATA value (J/K).
+PROTON_MOMENT = 1.41061e-26
 
 #: An extinction model: F² (fm²) -> (y, dy/dF², {parameter: dy/dparameter}).
 Extinction = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, dict]]
@@ -103,7 +135,7 @@ class PolarisedIntensities:
     ----------
     i_plus, i_minus : ndarray (n,)
     nsf_plus, nsf_minus : ndarray (n,)
-        |F_N + z|² and |F_N − z|², z = F_M⊥·ê.
+        |F_N + z|² and |F_N − z|², z = F_M⊥·ê (z + F_Hpol with polarised protons).
     spin_flip : ndarray (n,)
         |F_M⊥|² − |z|².
     chiral : ndarray (n,)
@@ -144,31 +176,45 @@ def _apply(extinction: Extinction | None, f_sq: np.ndarray):
     return extinction(f_sq)
 
 
-def polarised_intensities(
+def proton_polarisation(field: float, temperature: float) -> float:
+    """Thermal-equilibrium polarisation of the protons, P_H = tanh(μ_p |B| / (k_B T)).
+
+    Parameters
+    ----------
+    field : float
+        Applied field B (T); only |B| is used.
+    temperature : float
+        Sample temperature T (K), > 0.
+
+    Returns
+    -------
+    float
+        P_H (dimensionless, 0 ≤ P_H < 1); 0.00255 at 2 K and 5 T.
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0 K, got {temperature}")
+    return float(np.tanh(PROTON_MOMENT * abs(field) / (BOLTZMANN * temperature)))
+
+
+def _intensities(
     f_n,
     f_m_perp,
     e,
     polarisation: float,
-    efficiency: float = 1.0,
-    extinction: Extinction | None = None,
-) -> PolarisedIntensities:
-    """I+ and I− of the general vector form (module docstring).
+    efficiency: float,
+    extinction: Extinction | None,
+    f_hpol,
+    derivatives: bool,
+) -> tuple[PolarisedIntensities, dict]:
+    """I± of one reflection set and, with ``derivatives``, {name: (dI+, dI−)}.
 
-    Parameters
-    ----------
-    f_n : array_like (n,) complex
-        Nuclear structure factors (fm).
-    f_m_perp : array_like (n, 3) complex
-        Magnetic interaction vectors F_M⊥ (fm, any Cartesian frame).
-    e : array_like (3,) or (n, 3)
-        Unit field direction(s) in the same frame.
-    polarisation, efficiency : float
-        Signed P and flipper efficiency e.
-    extinction : callable or None
-        F² (fm²) -> (y, dy/dF², {name: dy/dname}), e.g. a
-        :class:`chasm.neutron.extinction.SphereExtinction`.
+    The names are those of :func:`flipping_ratio`'s derivatives (``'f_hpol_real'``
+    and ``'f_hpol_imag'`` only when ``f_hpol`` is given).
     """
-    _, _, _, _, nsf_p, nsf_m, sf, chiral = _channels(f_n, f_m_perp, e)
+    f_n, fm, e_n, z, _, _, sf, chiral = _channels(f_n, f_m_perp, e)
+    zh = z if f_hpol is None else z + np.asarray(f_hpol, dtype=complex)
+    nsf_p = np.abs(f_n + zh) ** 2
+    nsf_m = np.abs(f_n - zh) ** 2
     y_p, dyp, dp = _apply(extinction, nsf_p)
     y_m, dym, dm = _apply(extinction, nsf_m)
     y_s, dys, ds = _apply(extinction, sf)
@@ -176,58 +222,17 @@ def polarised_intensities(
     p_d = polarisation * (2.0 * efficiency - 1.0)
     i_plus = 0.5 * ((1 + p_u) * y_p * nsf_p + (1 - p_u) * y_m * nsf_m) + y_s * sf + p_u * chiral
     i_minus = 0.5 * ((1 - p_d) * y_p * nsf_p + (1 + p_d) * y_m * nsf_m) + y_s * sf - p_d * chiral
-    derivs = {"f_sq": (dyp, dym, dys), "params": (dp, dm, ds)}
-    return PolarisedIntensities(i_plus, i_minus, nsf_p, nsf_m, sf, chiral, y_p, y_m, y_s, derivs)
-
-
-def flipping_ratio(
-    f_n,
-    f_m_perp,
-    e,
-    polarisation: float,
-    efficiency: float = 1.0,
-    extinction: Extinction | None = None,
-    derivatives: bool = False,
-):
-    """Flipping ratio R = I+/I− of the general vector form, with derivatives.
-
-    Parameters
-    ----------
-    f_n, f_m_perp, e, polarisation, efficiency, extinction
-        As in :func:`polarised_intensities`.
-    derivatives : bool
-        Also return the derivatives of R.
-
-    Returns
-    -------
-    ratio : ndarray (n,)
-    derivs : dict, only when ``derivatives``
-        ``'f_n_real'``, ``'f_n_imag'`` (n,) [fm⁻¹]; ``'f_m_perp_real'``,
-        ``'f_m_perp_imag'`` (n, 3) [fm⁻¹]; ``'polarisation'``, ``'efficiency'``
-        (n,); and one entry per extinction parameter (e.g. ``'radius'``,
-        ``'mosaicity'``), in the parameter's unit⁻¹.
-    """
-    f_n, fm, e_n, z, nsf_p, nsf_m, sf, chiral = _channels(f_n, f_m_perp, e)
-    parts = polarised_intensities(f_n, fm, e_n, polarisation, efficiency, extinction)
-    absent = (np.abs(parts.i_plus) < ABSENT_INTENSITY) & (np.abs(parts.i_minus) < ABSENT_INTENSITY)
-    if np.any(absent):  # systematic absences (module docstring): R = 1, no derivative
-        parts.i_plus = np.where(absent, 1.0, parts.i_plus)
-        parts.i_minus = np.where(absent, 1.0, parts.i_minus)
-    ratio = parts.i_plus / parts.i_minus
+    ext = {"f_sq": (dyp, dym, dys), "params": (dp, dm, ds)}
+    parts = PolarisedIntensities(i_plus, i_minus, nsf_p, nsf_m, sf, chiral, y_p, y_m, y_s, ext)
     if not derivatives:
-        return ratio
-
-    p_u = polarisation
-    p_d = polarisation * (2.0 * efficiency - 1.0)
-    y_p, y_m, y_s = parts.y_plus, parts.y_minus, parts.y_spin_flip
-    dyp, dym, dys = parts.extinction_derivatives["f_sq"]
+        return parts, {}
     # d(y F²)/dF² of each channel
     g_p = y_p + nsf_p * dyp
     g_m = y_m + nsf_m * dym
     g_s = y_s + sf * dys
     c_plus = (0.5 * (1 + p_u) * g_p, 0.5 * (1 - p_u) * g_m, g_s, p_u)
     c_minus = (0.5 * (1 - p_d) * g_p, 0.5 * (1 + p_d) * g_m, g_s, -p_d)
-    a_p, a_m = f_n + z, f_n - z
+    a_p, a_m = f_n + zh, f_n - zh
     # gradients of |F+|², |F−|², S, C with respect to the real variables
     grads = {
         "f_n_real": (2 * a_p.real, 2 * a_m.real, 0.0, 0.0),
@@ -245,25 +250,177 @@ def flipping_ratio(
             2 * np.cross(e_n, fm.real),
         ),
     }
-    i_minus = parts.i_minus
+    if f_hpol is not None:  # F_Hpol enters the non-spin-flip amplitudes only, as z does
+        grads["f_hpol_real"] = (2 * a_p.real, -2 * a_m.real, 0.0, 0.0)
+        grads["f_hpol_imag"] = (2 * a_p.imag, -2 * a_m.imag, 0.0, 0.0)
+    out = {name: (_combine(c_plus, g), _combine(c_minus, g)) for name, g in grads.items()}
+    # I+ depends on P through P, I− through P_d = P(2e − 1)
+    yf_p, yf_m = y_p * nsf_p, y_m * nsf_m
+    di_plus_dp = 0.5 * (yf_p - yf_m) + chiral
+    di_minus_dpd = -0.5 * (yf_p - yf_m) - chiral
+    out["polarisation"] = (di_plus_dp, (2 * efficiency - 1) * di_minus_dpd)
+    out["efficiency"] = (0.0, 2 * polarisation * di_minus_dpd)
+    for key in dp:
+        d_plus = 0.5 * ((1 + p_u) * nsf_p * dp[key] + (1 - p_u) * nsf_m * dm[key])
+        d_minus = 0.5 * ((1 - p_d) * nsf_p * dp[key] + (1 + p_d) * nsf_m * dm[key])
+        out[key] = (d_plus + sf * ds[key], d_minus + sf * ds[key])
+    return parts, out
+
+
+def polarised_intensities(
+    f_n,
+    f_m_perp,
+    e,
+    polarisation: float,
+    efficiency: float = 1.0,
+    extinction: Extinction | None = None,
+    *,
+    f_hpol=None,
+) -> PolarisedIntensities:
+    """I+ and I− of the general vector form (module docstring).
+
+    Parameters
+    ----------
+    f_n : array_like (n,) complex
+        Nuclear structure factors (fm).
+    f_m_perp : array_like (n, 3) complex
+        Magnetic interaction vectors F_M⊥ (fm, any Cartesian frame).
+    e : array_like (3,) or (n, 3)
+        Unit field direction(s) in the same frame.
+    polarisation, efficiency : float
+        Signed P and flipper efficiency e.
+    extinction : callable or None
+        F² (fm²) -> (y, dy/dF², {name: dy/dname}), e.g. a
+        :class:`chasm.neutron.extinction.SphereExtinction`.
+    f_hpol : array_like (n,) complex, optional
+        Structure factor of the polarised protons F_Hpol (fm, module
+        docstring); None: no nuclear polarisation.
+    """
+    return _intensities(f_n, f_m_perp, e, polarisation, efficiency, extinction, f_hpol, False)[0]
+
+
+@dataclass
+class HalfWavelength:
+    """Reflection 2h, recorded at λ/2 with reflection h (λ/2 contamination).
+
+    Attributes
+    ----------
+    f_n : array_like (n,) complex
+        F_N(2h) (fm).
+    f_m_perp : array_like (n, 3) complex
+        F_M⊥(2h) (fm); ĥ and ê are those of h.
+    extinction : callable or None
+        The extinction model of 2h at λ/2 (same θ as h), with the same
+        parameter names as that of h (their derivatives add up).
+    f_hpol : array_like (n,) complex or None
+        F_Hpol(2h) (fm), with nuclear polarisation.
+    """
+
+    f_n: np.ndarray
+    f_m_perp: np.ndarray
+    extinction: Extinction | None = None
+    f_hpol: np.ndarray | None = None
+
+
+#: Derivative names of :func:`flipping_ratio` that belong to one reflection's amplitudes.
+_AMPLITUDES = (
+    "f_n_real",
+    "f_n_imag",
+    "f_m_perp_real",
+    "f_m_perp_imag",
+    "f_hpol_real",
+    "f_hpol_imag",
+)
+
+
+def flipping_ratio(
+    f_n,
+    f_m_perp,
+    e,
+    polarisation: float,
+    efficiency: float = 1.0,
+    extinction: Extinction | None = None,
+    derivatives: bool = False,
+    *,
+    f_hpol=None,
+    half: HalfWavelength | None = None,
+    lambda_half: float = 0.0,
+):
+    """Flipping ratio R = I+/I− of the general vector form, with derivatives.
+
+    Parameters
+    ----------
+    f_n, f_m_perp, e, polarisation, efficiency, extinction, f_hpol
+        As in :func:`polarised_intensities`.
+    derivatives : bool
+        Also return the derivatives of R.
+    half : HalfWavelength, optional
+        Reflection 2h at λ/2; then R = (I+(h) + α I+(2h)) / (I−(h) + α I−(2h))
+        (module docstring), with the same P, e and field geometry.
+    lambda_half : float
+        α ≥ 0 (dimensionless), used only with ``half``.
+
+    Returns
+    -------
+    ratio : ndarray (n,)
+    derivs : dict, only when ``derivatives``
+        ``'f_n_real'``, ``'f_n_imag'`` (n,) [fm⁻¹]; ``'f_m_perp_real'``,
+        ``'f_m_perp_imag'`` (n, 3) [fm⁻¹]; ``'polarisation'``, ``'efficiency'``
+        (n,); and one entry per extinction parameter (e.g. ``'radius'``,
+        ``'mosaicity'``), in the parameter's unit⁻¹. With ``f_hpol``:
+        ``'f_hpol_real'``, ``'f_hpol_imag'`` [fm⁻¹]. With ``half``: the
+        amplitude derivatives of 2h as ``'half_f_n_real'`` ... ``'half_f_hpol_imag'``
+        and ``'lambda_half'`` (dR/dα); P, e and the extinction parameters
+        include both reflections.
+    """
+    if half is None and lambda_half != 0.0:
+        raise ValueError("lambda_half needs the structure factors of 2h (half=...)")
+    parts, d1 = _intensities(
+        f_n, f_m_perp, e, polarisation, efficiency, extinction, f_hpol, derivatives
+    )
+    i_plus, i_minus = parts.i_plus, parts.i_minus
+    if half is not None:
+        alpha = float(lambda_half)
+        parts2, d2 = _intensities(
+            half.f_n,
+            half.f_m_perp,
+            e,
+            polarisation,
+            efficiency,
+            half.extinction,
+            half.f_hpol,
+            derivatives,
+        )
+        i_plus = i_plus + alpha * parts2.i_plus
+        i_minus = i_minus + alpha * parts2.i_minus
+    absent = (np.abs(i_plus) < ABSENT_INTENSITY) & (np.abs(i_minus) < ABSENT_INTENSITY)
+    if np.any(absent):  # systematic absences (module docstring): R = 1, no derivative
+        i_plus = np.where(absent, 1.0, i_plus)
+        i_minus = np.where(absent, 1.0, i_minus)
+    ratio = i_plus / i_minus
+    if not derivatives:
+        return ratio
 
     def d_ratio(d_plus, d_minus):  # dR = (dI+ − R dI−) / I−
         if np.ndim(d_plus) == 2:
             return (d_plus - ratio[:, None] * d_minus) / i_minus[:, None]
         return (d_plus - ratio * d_minus) / i_minus
 
-    out = {name: d_ratio(_combine(c_plus, g), _combine(c_minus, g)) for name, g in grads.items()}
-    # I+ depends on P through P, I− through P_d = P(2e − 1)
-    yf_p, yf_m = y_p * nsf_p, y_m * nsf_m
-    di_plus_dp = 0.5 * (yf_p - yf_m) + chiral
-    di_minus_dpd = -0.5 * (yf_p - yf_m) - chiral
-    out["polarisation"] = d_ratio(di_plus_dp, (2 * efficiency - 1) * di_minus_dpd)
-    out["efficiency"] = d_ratio(0.0, 2 * polarisation * di_minus_dpd)
-    dp_par, dm_par, ds_par = parts.extinction_derivatives["params"]
-    for key in dp_par:
-        d_plus = 0.5 * ((1 + p_u) * nsf_p * dp_par[key] + (1 - p_u) * nsf_m * dm_par[key])
-        d_minus = 0.5 * ((1 - p_d) * nsf_p * dp_par[key] + (1 + p_d) * nsf_m * dm_par[key])
-        out[key] = d_ratio(d_plus + sf * ds_par[key], d_minus + sf * ds_par[key])
+    if half is None:
+        out = {name: d_ratio(*pair) for name, pair in d1.items()}
+    else:
+        out = {}
+        for name in dict.fromkeys([*d1, *d2]):
+            zero = (0.0, 0.0)
+            (p1, m1), (p2, m2) = d1.get(name, zero), d2.get(name, zero)
+            if name in _AMPLITUDES:
+                if name in d1:
+                    out[name] = d_ratio(p1, m1)
+                if name in d2:
+                    out[f"half_{name}"] = d_ratio(alpha * p2, alpha * m2)
+            else:  # P, e, extinction: both reflections
+                out[name] = d_ratio(p1 + alpha * np.asarray(p2), m1 + alpha * np.asarray(m2))
+        out["lambda_half"] = d_ratio(parts2.i_plus, parts2.i_minus)
     if np.any(absent):
         for name in out:
             out[name] = np.where(
