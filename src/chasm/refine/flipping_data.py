@@ -25,9 +25,23 @@ The earlier :class:`~chasm.refine.pnd_data.PndData` (fixed nuclear structure,
 tabulated form factors, spin models linear in their parameters) remains the
 tool for spin-only models of PND-only studies.
 
+Optional effects (:mod:`chasm.neutron.flipping`, :class:`PndOptions`), off by
+default (then nothing more is computed):
+
+* λ/2 contamination, ``lambda_half`` = α: R = ΣI+/ΣI− over h at λ and 2h at
+  λ/2. F_N(2h) and F_spin(2h) come from the same views (the engines get the
+  rows 2h after the rows h), F_M⊥(2h) = p s F_spin(2h) (ê − (ĥ·ê) ĥ) with the
+  ĥ of h, the extinction of 2h is evaluated at λ/2; the Jacobian adds the 2h
+  channels, and dR/dα with ``refine_lambda_half``;
+* polarised protons, ``hydrogen_polarisation``: F_Hpol from a third view,
+  :meth:`~chasm.refine.structure_model.StructureModel.partial_nuclear_view`
+  of the H atoms with b = 14.56 P_H fm (positions, occupancies, the same
+  neutron ADPs), whose engine Jacobian gives the exact H columns.
+
 Private parameters of a data set NAME: ``NAME.extinction_radius`` (µm) and
 ``NAME.mosaicity`` with extinction, ``NAME.polarisation`` with
-``refine_polarisation``, ``NAME.mscale`` with ``magnetisation_scale``.
+``refine_polarisation``, ``NAME.mscale`` with ``magnetisation_scale``,
+``NAME.lambda_half`` with ``refine_lambda_half``.
 """
 
 from __future__ import annotations
@@ -35,7 +49,7 @@ from __future__ import annotations
 import numpy as np
 
 from chasm.errors import InputError
-from chasm.neutron.flipping import flipping_ratio
+from chasm.neutron.flipping import PROTON_SPIN_AMPLITUDE, HalfWavelength, flipping_ratio
 from chasm.neutron.rcif import PndDataset
 from chasm.neutron.structure_factors import P_FM
 from chasm.refine.pnd_data import FlippingRatioSet, PndOptions
@@ -88,6 +102,7 @@ class FlippingData(FlippingRatioSet):
         # F_M⊥ per unit F_spin: p (ê − (ĥ·ê) ĥ), (n, 3)
         self.q_vec = self.p * (self.e[None, :] - (h_unit @ self.e)[:, None] * h_unit)
         self.volume = float(crystal.volume)
+        self._hydrogens = [i for i, a in enumerate(crystal.atoms) if a.element == "H"]
         self._views = None
         self._engines: dict = {}
 
@@ -102,6 +117,7 @@ class FlippingData(FlippingRatioSet):
             self._name("mosaicity", self.extinction_on),
             self._name("polarisation", self.options.refine_polarisation),
             self._name("mscale", self.magnetisation_scale),
+            self._name("lambda_half", self.options.refine_lambda_half),
         ]
         return [n for n in names if n]
 
@@ -109,19 +125,28 @@ class FlippingData(FlippingRatioSet):
         """Start values of the private parameters."""
         values = dict(
             zip(
-                ["extinction_radius", "mosaicity", "polarisation", "mscale"],
-                [self.radius, self.mosaicity, self.polarisation, 1.0],
+                ["extinction_radius", "mosaicity", "polarisation", "mscale", "lambda_half"],
+                [self.radius, self.mosaicity, self.polarisation, 1.0, self.lambda_half],
                 strict=True,
             )
         )
         return {n: values[n.split(".")[-1]] for n in self.parameter_names()}
 
     def attach(self, structure) -> None:
-        """Nuclear and magnetic views of the structure model (ADP set ``adp_set``)."""
+        """Nuclear and magnetic views of the structure model (ADP set ``adp_set``).
+
+        With polarised protons also the view of the H atoms with b = 14.56 P_H fm.
+        """
         self._views = (
             structure.view("nuclear", self.adp_set),
             structure.view("magnetic", self.adp_set),
         )
+        self._hpol_view = None
+        if self.p_h is not None:
+            b = PROTON_SPIN_AMPLITUDE * self.p_h
+            self._hpol_view = structure.partial_nuclear_view(
+                dict.fromkeys(self._hydrogens, b), self.adp_set
+            )
         self._engines = {}
 
     def bind(self, crystal, models, names: list[str], n_struct: int) -> None:
@@ -143,54 +168,116 @@ class FlippingData(FlippingRatioSet):
                 raise self._no_reflection()
             nuc, mag = self._views
             hkl = self.hkl[mask]
+            if self.half_on:  # rows h, then rows 2h
+                hkl = np.vstack([hkl, 2 * hkl])
             self._engines[key] = (nuc.engine(hkl), mag.engine(hkl), mask)
+            if self._hpol_view is not None:
+                self._engines[key, "hpol"] = self._hpol_view.engine(hkl)
         return self._engines[key]
 
     def _value(self, p: np.ndarray, key: str, default: float) -> float:
         return float(p[self._i[key]]) if key in self._i else default
 
-    def structure_factors(self, p: np.ndarray, jacobian: bool = False):
-        """(mask, F_N fm, F_spin μB, dF_N/dθ, dF_spin/dθ) over the stage window."""
+    def _computed(self, jacobian: bool):
+        """(mask, F_N, F_spin, dF_N/dθ, dF_spin/dθ) of every engine row (h, then 2h)."""
         nuc, mag = self._views
         e_n, e_m, mask = self._engine_pair()
         f_n, j_n = nuc.compute(e_n, jacobian)
         f_s, j_s = mag.compute(e_m, jacobian)
         return mask, f_n, f_s, j_n, j_s
 
+    def structure_factors(self, p: np.ndarray, jacobian: bool = False):
+        """(mask, F_N fm, F_spin μB, dF_N/dθ, dF_spin/dθ) of h over the stage window."""
+        mask, f_n, f_s, j_n, j_s = self._computed(jacobian)
+        if not self.half_on:
+            return mask, f_n, f_s, j_n, j_s
+        n = int(mask.sum())
+        return mask, f_n[:n], f_s[:n], *(None if j is None else j[:n] for j in (j_n, j_s))
+
+    def hydrogen_structure_factors(self, jacobian: bool = False):
+        """(F_Hpol fm, dF_Hpol/dθ) over the stage window: rows h, then 2h with λ/2 on.
+
+        None, None without polarised protons.
+        """
+        if self._hpol_view is None:
+            return None, None
+        self._engine_pair()
+        return self._hpol_view.compute(self._engines[self.window, "hpol"], jacobian)
+
     def calculate(self, p: np.ndarray, jacobian: bool = True):
         """(mask, R_calc, dR/dp over the full vector or None) at p."""
         if not self._bound:
             raise RuntimeError("FlippingData.bind must be called first")
         p = np.asarray(p, dtype=float)
-        mask, f_n, f_s, j_n, j_s = self.structure_factors(p, jacobian)
+        mask, f_n, f_s, j_n, j_s = self._computed(jacobian)
+        f_h, j_h = self.hydrogen_structure_factors(jacobian)
+        f_s_all = f_s
         ms = self._value(p, "mscale", 1.0)
         q = self.q_vec[mask]
-        f_m_perp = (ms * f_s)[:, None] * q
         pol = self._value(p, "polarisation", self.polarisation)
-        ext = None
+        ext = ext_half = None
         if self.extinction_on:
-            ext = self.sphere_extinction(
+            args = (
                 self._value(p, "mosaicity", self.mosaicity),
                 self._value(p, "extinction_radius", self.radius),
                 self.volume,
                 mask,
             )
-        out = flipping_ratio(f_n, f_m_perp, self.e, pol, self.efficiency, ext, derivatives=jacobian)
+            ext = self.sphere_extinction(*args)
+            if self.half_on:
+                ext_half = self.sphere_extinction(*args, half=True)
+        n = int(mask.sum())
+        rows = [slice(0, n)] + ([slice(n, 2 * n)] if self.half_on else [])
+        extra = {}
+        if f_h is not None:
+            extra["f_hpol"] = f_h[rows[0]]
+        if self.half_on:
+            f_2 = rows[1]
+            extra["half"] = HalfWavelength(
+                f_n[f_2],
+                (ms * f_s[f_2])[:, None] * q,
+                ext_half,
+                None if f_h is None else f_h[f_2],
+            )
+            extra["lambda_half"] = self._value(p, "lambda_half", self.lambda_half)
+            f_n, f_s = f_n[rows[0]], f_s[rows[0]]
+        f_m_perp = (ms * f_s)[:, None] * q
+        out = flipping_ratio(
+            f_n, f_m_perp, self.e, pol, self.efficiency, ext, derivatives=jacobian, **extra
+        )
         if not jacobian:
             return mask, out, None
         ratio, d = out
         J = np.zeros((len(ratio), self._n_full))
         ns = self._n_struct
-        J[:, :ns] = d["f_n_real"][:, None] * j_n.real + d["f_n_imag"][:, None] * j_n.imag
-        # dR/dF_spin (real and imaginary part) through F_M⊥ = ms F_spin q
-        g_re = ms * np.einsum("na,na->n", d["f_m_perp_real"], q)
-        g_im = ms * np.einsum("na,na->n", d["f_m_perp_imag"], q)
-        J[:, :ns] += g_re[:, None] * j_s.real + g_im[:, None] * j_s.imag
+        if not self.half_on and f_h is None:
+            J[:, :ns] = d["f_n_real"][:, None] * j_n.real + d["f_n_imag"][:, None] * j_n.imag
+            # dR/dF_spin (real and imaginary part) through F_M⊥ = ms F_spin q
+            g_re = ms * np.einsum("na,na->n", d["f_m_perp_real"], q)
+            g_im = ms * np.einsum("na,na->n", d["f_m_perp_imag"], q)
+            J[:, :ns] += g_re[:, None] * j_s.real + g_im[:, None] * j_s.imag
+            d_ms = g_re * f_s.real + g_im * f_s.imag
+        else:  # the same chain rule for h and 2h, with the F_Hpol channel
+            d_ms = np.zeros(n)
+            for tag, rs in zip(("", "half_"), rows, strict=False):
+                jn, js = j_n[rs], j_s[rs]
+                J[:, :ns] += d[f"{tag}f_n_real"][:, None] * jn.real
+                J[:, :ns] += d[f"{tag}f_n_imag"][:, None] * jn.imag
+                g_re = ms * np.einsum("na,na->n", d[f"{tag}f_m_perp_real"], q)
+                g_im = ms * np.einsum("na,na->n", d[f"{tag}f_m_perp_imag"], q)
+                J[:, :ns] += g_re[:, None] * js.real + g_im[:, None] * js.imag
+                d_ms += g_re * f_s_all[rs].real + g_im * f_s_all[rs].imag
+                if j_h is not None:
+                    jh = j_h[rs]
+                    J[:, :ns] += d[f"{tag}f_hpol_real"][:, None] * jh.real
+                    J[:, :ns] += d[f"{tag}f_hpol_imag"][:, None] * jh.imag
         if "mscale" in self._i:
-            J[:, self._i["mscale"]] = (g_re * f_s.real + g_im * f_s.imag) / ms
+            J[:, self._i["mscale"]] = d_ms / ms
         if self.extinction_on:
             J[:, self._i["extinction_radius"]] = d["radius"]
             J[:, self._i["mosaicity"]] = d["mosaicity"]
         if "polarisation" in self._i:
             J[:, self._i["polarisation"]] = d["polarisation"]
+        if "lambda_half" in self._i:
+            J[:, self._i["lambda_half"]] = d["lambda_half"]
         return mask, ratio, J

@@ -68,9 +68,18 @@ Parameters of a data set named NAME
 - private (:meth:`PndData.initial_values`): ``NAME.extinction_radius`` (µm)
   and ``NAME.mosaicity`` (cryspy's ``_extinction_mosaicity``, see
   :mod:`chasm.neutron.extinction`) when extinction is on, ``NAME.polarisation``
-  (signed P) only with ``PndOptions(refine_polarisation=True)``. Which of them
+  (signed P) only with ``PndOptions(refine_polarisation=True)``,
+  ``NAME.lambda_half`` (α of the λ/2 contamination) only with
+  ``PndOptions(refine_lambda_half=True)``. Which of them
   move is the stage's choice (:class:`~chasm.refine.refinement.Stage`): all are
   fixed unless a stage frees them.
+
+Optional effects (:mod:`chasm.neutron.flipping`; :class:`PndOptions`): λ/2
+contamination (``lambda_half`` = α > 0 or ``refine_lambda_half``: F_N(2h) and
+the basis G_k⊥(2h) are precomputed like those of h, 2h having the direction of
+h) and polarised protons (``hydrogen_polarisation``: F_Hpol of the fixed H
+atoms of the rcif crystal, a fixed array). Both are off by default, and then
+nothing is computed for them.
 
 Agreement (CONVENTIONS.md, "Neutrons" and "Least squares"): χ² = Σ w (R_o − R_c)²
 with w = 1/σ(R)², χ²/N, GOF = √(χ²/(N − n_par)), and ``"Rw"`` = Rw(1−R) =
@@ -104,7 +113,13 @@ from chasm.crystal.structure import Crystal
 from chasm.errors import InputError
 from chasm.neutron.dorbital_site import DOrbitalLayout, DOrbitalSite, dorbital_basis
 from chasm.neutron.extinction import SphereExtinction
-from chasm.neutron.flipping import flipping_ratio, flipping_statistics
+from chasm.neutron.flipping import (
+    PROTON_SPIN_AMPLITUDE,
+    HalfWavelength,
+    flipping_ratio,
+    flipping_statistics,
+    proton_polarisation,
+)
 from chasm.neutron.geometry import field_direction, field_geometry
 from chasm.neutron.magnetic_ff import IonFormFactor, c2_from_lande, ion_form_factor
 from chasm.neutron.model import PndModel, constrain_site_tensor
@@ -451,6 +466,19 @@ class PndOptions:
         Resolution window in sinθ/λ (Å⁻¹).
     include_excluded : bool
         Keep the reflections flagged ``_diffrn_refln_excluded``.
+    lambda_half : float
+        α ≥ 0 of the λ/2 contamination (:mod:`chasm.neutron.flipping`): the
+        integrated intensity at λ/2 per unit |F|² relative to that at λ, i.e.
+        Φ(λ/2)/Φ(λ) × 1/8 (λ³ Lorentz ratio) × the detector-efficiency ratio.
+        0 (default): off, no reflection 2h is computed.
+    refine_lambda_half : bool
+        Add ``NAME.lambda_half`` (start ``lambda_half``; a stage must free it).
+    hydrogen_polarisation : bool or float
+        Polarised protons (:mod:`chasm.neutron.flipping`): False (default) off;
+        True: P_H = tanh(μ_p |B| / k_B T) from the data set's field and
+        ``temperature``; a number: P_H itself (in [−1, 1]).
+    temperature : float or None
+        Sample temperature (K), needed by ``hydrogen_polarisation = True``.
     """
 
     extinction: bool | None = None
@@ -461,6 +489,38 @@ class PndOptions:
     smin: float | None = None
     smax: float | None = None
     include_excluded: bool = False
+    lambda_half: float = 0.0
+    refine_lambda_half: bool = False
+    hydrogen_polarisation: bool | float = False
+    temperature: float | None = None
+
+
+def _hydrogen_polarisation(name: str, o: PndOptions, field: float, crystal) -> float | None:
+    """P_H of a data set from its options (None: off); InputError naming the key."""
+    setting = o.hydrogen_polarisation
+    if setting is False:
+        return None
+    if setting is True:
+        t = o.temperature
+        if t is None or not np.isfinite(t) or not t > 0:
+            raise InputError(
+                f"dataset {name!r}: hydrogen_polarisation = true needs the sample "
+                f"temperature > 0 K (key temperature, given {t})"
+            )
+        p_h = proton_polarisation(field, t)
+    else:
+        p_h = float(setting)
+        if not (np.isfinite(p_h) and -1.0 <= p_h <= 1.0):
+            raise InputError(
+                f"dataset {name!r}: hydrogen_polarisation = {setting} is not a proton "
+                "polarisation P_H in [-1, 1] (or true to compute it from temperature and field)"
+            )
+    if not any(a.element == "H" for a in crystal.atoms):
+        raise InputError(
+            f"dataset {name!r}: hydrogen_polarisation is on but the structure has no H atom "
+            "(element H); switch it off"
+        )
+    return p_h
 
 
 class FlippingRatioSet:
@@ -532,6 +592,19 @@ class FlippingRatioSet:
                 f"dataset {name!r}: extinction needs a radius > 0 µm (given {self.radius}) "
                 f"and the wavelength (given {self.wavelength}); set PndOptions.radius"
             )
+        alpha = float(o.lambda_half)
+        if not (np.isfinite(alpha) and alpha >= 0):
+            raise InputError(
+                f"dataset {name!r}: lambda_half must be a number >= 0 (the lambda/2 to lambda "
+                f"intensity ratio alpha), given {o.lambda_half}"
+            )
+        self.lambda_half = alpha
+        # 2h is computed when alpha may be non-zero (a refinable alpha starting at 0 too)
+        self.half_on = alpha > 0 or o.refine_lambda_half
+        #: P_H, or None when the protons are not polarised (P_H = 0 counts as off)
+        self.p_h = _hydrogen_polarisation(name, o, dataset.field, crystal)
+        if self.p_h == 0.0:
+            self.p_h = None
         self.window: tuple[float | None, float | None] = (None, None)
         self._bound = False
         return geom, keep
@@ -547,11 +620,19 @@ class FlippingRatioSet:
         )
 
     def sphere_extinction(
-        self, mosaicity: float, radius: float, volume: float, mask: np.ndarray
+        self, mosaicity: float, radius: float, volume: float, mask: np.ndarray, half: bool = False
     ) -> SphereExtinction:
-        """The extinction model of the reflections in ``mask`` (radius µm)."""
+        """The extinction model of the reflections in ``mask`` (radius µm).
+
+        With ``half``, that of their reflections 2h at λ/2: sinθ/λ doubles and
+        λ halves, so θ (cos 2θ = 1 − 2(λ sinθ/λ)²) is that of h, while the
+        extinction arguments (∝ λ², λ³) see λ/2.
+        """
+        lam, stol = self.wavelength, self.stol[mask]
+        if half:
+            lam, stol = 0.5 * lam, 2.0 * stol
         return SphereExtinction.from_stol(
-            self.extinction_model, mosaicity, radius, self.wavelength, volume, self.stol[mask]
+            self.extinction_model, mosaicity, radius, lam, volume, stol
         )
 
     def evaluate(self, p: np.ndarray) -> Evaluation:
@@ -606,7 +687,8 @@ class PndData(FlippingRatioSet):
     ------
     InputError
         No reflection left, σ(R) ≤ 0, extinction on with radius ≤ 0 or no
-        wavelength.
+        wavelength, ``lambda_half`` < 0, polarised protons without a
+        temperature > 0 K (or with P_H outside [−1, 1]) or without H atoms.
     """
 
     kind = "pnd"
@@ -619,9 +701,26 @@ class PndData(FlippingRatioSet):
         geom, keep = self._read(name, dataset, spin.crystal, options)
         self.q = geom.q[keep]
         self.f_n = spin.nuclear(self.hkl)
-        g = spin.basis(self.hkl, self.e, dataset.field)
         h_unit = geom.h_unit[keep]
-        self.g_perp = g - np.einsum("nka,na->nk", g, h_unit)[:, :, None] * h_unit[:, None, :]
+
+        def perp(g):  # G⊥ = G − (ĥ·G) ĥ; 2h has the direction of h
+            return g - np.einsum("nka,na->nk", g, h_unit)[:, :, None] * h_unit[:, None, :]
+
+        self.g_perp = perp(spin.basis(self.hkl, self.e, dataset.field))
+        # optional effects (chasm.neutron.flipping): fixed arrays, the structure is fixed
+        self.f_hpol = self.f_hpol_half = None
+        if self.p_h is not None:
+            b = [
+                PROTON_SPIN_AMPLITUDE * self.p_h if a.element == "H" else 0.0
+                for a in spin.crystal.atoms
+            ]
+            self.f_hpol = nuclear_structure_factors(spin.crystal, self.hkl, b)
+        if self.half_on:
+            hkl2 = 2 * np.asarray(self.hkl)
+            self.f_n_half = spin.nuclear(hkl2)
+            self.g_perp_half = perp(spin.basis(hkl2, self.e, dataset.field))
+            if self.p_h is not None:
+                self.f_hpol_half = nuclear_structure_factors(spin.crystal, hkl2, b)
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -636,9 +735,18 @@ class PndData(FlippingRatioSet):
     def polarisation_name(self) -> str | None:
         return f"{self.name}.polarisation" if self.options.refine_polarisation else None
 
+    @property
+    def lambda_half_name(self) -> str | None:
+        return f"{self.name}.lambda_half" if self.options.refine_lambda_half else None
+
     def parameter_names(self) -> list[str]:
         """Private parameters of the data set, in order."""
-        names = [self.radius_name, self.mosaicity_name, self.polarisation_name]
+        names = [
+            self.radius_name,
+            self.mosaicity_name,
+            self.polarisation_name,
+            self.lambda_half_name,
+        ]
         return [n for n in names if n]
 
     def shared_values(self, crystal=None, models=None) -> dict[str, float]:
@@ -646,11 +754,12 @@ class PndData(FlippingRatioSet):
         return dict(self.spin.values)
 
     def initial_values(self, crystal=None, models=None) -> dict[str, float]:
-        """Start values of the private parameters (radius µm, mosaicity, P)."""
+        """Start values of the private parameters (radius µm, mosaicity, P, α)."""
         values = {
             self.radius_name: self.radius,
             self.mosaicity_name: self.mosaicity,
             self.polarisation_name: self.polarisation,
+            self.lambda_half_name: self.lambda_half,
         }
         return {k: v for k, v in values.items() if k}
 
@@ -671,14 +780,21 @@ class PndData(FlippingRatioSet):
         self._i_radius = names.index(self.radius_name) if self.radius_name else None
         self._i_mosaicity = names.index(self.mosaicity_name) if self.mosaicity_name else None
         self._i_pol = names.index(self.polarisation_name) if self.polarisation_name else None
+        self._i_half = names.index(self.lambda_half_name) if self.lambda_half_name else None
         self._bound = True
 
     # ------------------------------------------------------------------ evaluation
-    def _extinction(self, p: np.ndarray, mask: np.ndarray) -> SphereExtinction | None:
+    def _extinction(
+        self, p: np.ndarray, mask: np.ndarray, half: bool = False
+    ) -> SphereExtinction | None:
         if not self.extinction_on:
             return None
         return self.sphere_extinction(
-            float(p[self._i_mosaicity]), float(p[self._i_radius]), self.spin.crystal.volume, mask
+            float(p[self._i_mosaicity]),
+            float(p[self._i_radius]),
+            self.spin.crystal.volume,
+            mask,
+            half,
         )
 
     def calculate(self, p: np.ndarray, jacobian: bool = True):
@@ -701,6 +817,18 @@ class PndData(FlippingRatioSet):
         g_perp = self.g_perp[mask]
         f_m_perp = np.einsum("nka,k->na", g_perp, p[self._i_spin])
         pol = self.polarisation if self._i_pol is None else float(p[self._i_pol])
+        extra = {}
+        if self.f_hpol is not None:
+            extra["f_hpol"] = self.f_hpol[mask]
+        if self.half_on:
+            g_half = self.g_perp_half[mask]
+            extra["half"] = HalfWavelength(
+                self.f_n_half[mask],
+                np.einsum("nka,k->na", g_half, p[self._i_spin]),
+                self._extinction(p, mask, half=True),
+                None if self.f_hpol_half is None else self.f_hpol_half[mask],
+            )
+            extra["lambda_half"] = self.lambda_half if self._i_half is None else p[self._i_half]
         out = flipping_ratio(
             self.f_n[mask],
             f_m_perp,
@@ -709,6 +837,7 @@ class PndData(FlippingRatioSet):
             self.efficiency,
             self._extinction(p, mask),
             derivatives=jacobian,
+            **extra,
         )
         if not jacobian:
             return mask, out, None
@@ -716,9 +845,14 @@ class PndData(FlippingRatioSet):
         J = np.zeros((len(ratio), self._n_full))
         J[:, self._i_spin] = np.einsum("na,nka->nk", d["f_m_perp_real"], g_perp.real)
         J[:, self._i_spin] += np.einsum("na,nka->nk", d["f_m_perp_imag"], g_perp.imag)
+        if self.half_on:
+            J[:, self._i_spin] += np.einsum("na,nka->nk", d["half_f_m_perp_real"], g_half.real)
+            J[:, self._i_spin] += np.einsum("na,nka->nk", d["half_f_m_perp_imag"], g_half.imag)
         if self.extinction_on:
             J[:, self._i_radius] = d["radius"]
             J[:, self._i_mosaicity] = d["mosaicity"]
         if self._i_pol is not None:
             J[:, self._i_pol] = d["polarisation"]
+        if self._i_half is not None:
+            J[:, self._i_half] = d["lambda_half"]
         return mask, ratio, J

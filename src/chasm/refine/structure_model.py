@@ -428,6 +428,35 @@ class StructureModel:
             raise InputError(f"unknown ADP set {adp_set!r}; known: {', '.join(self.adp_set_names)}")
         return EngineView(self, kind, adp_set)
 
+    def partial_nuclear_view(
+        self, lengths: Mapping[int, float], adp_set: str | None = None
+    ) -> EngineView:
+        """A nuclear view of some atoms only, with scattering lengths of the caller's choice.
+
+        For a nuclear amplitude that is not the coherent one, e.g. the
+        spin-dependent amplitude 14.56 P_H fm of polarised protons
+        (:mod:`chasm.neutron.flipping`). The view sees positions, occupancies
+        and the ADP set ``adp_set`` (default ``"N"``) of the atoms given, and
+        its Jacobian columns are theirs; :meth:`view` is unchanged.
+
+        Parameters
+        ----------
+        lengths : mapping atom index -> b (fm)
+            The atoms of the view (indices into ``crystal.atoms``) and their
+            scattering lengths.
+        adp_set : str, optional
+        """
+        adp_set = adp_set or "N"
+        if adp_set != "X" and adp_set not in self.adp:
+            raise InputError(f"unknown ADP set {adp_set!r}; known: {', '.join(self.adp_set_names)}")
+        if not lengths:
+            raise InputError("a partial nuclear view needs at least one atom")
+        atoms = [
+            _EngineAtom(i, NuclearAtom(self.crystal.atoms[i].element, float(b)), 1.0, "nuclear")
+            for i, b in sorted(lengths.items())
+        ]
+        return EngineView(self, "nuclear", adp_set, atoms=atoms)
+
     def engine_atoms(self, kind: str) -> list[_EngineAtom]:
         out: list[_EngineAtom] = []
         for i, m in enumerate(self.models):
@@ -528,13 +557,25 @@ class EngineView:
     same structure factors, half or a third of the work, and derivatives
     w.r.t. the populations that X-rays (or the spin density) do not see that
     are exactly zero. ``merge=False`` keeps the separate engine atoms.
+    ``atoms`` replaces the view kind's engine atoms by the caller's (see
+    :meth:`StructureModel.partial_nuclear_view`).
     """
 
-    def __init__(self, structure: StructureModel, kind: str, adp_set: str, merge: bool = True):
+    def __init__(
+        self,
+        structure: StructureModel,
+        kind: str,
+        adp_set: str,
+        merge: bool = True,
+        atoms: list[_EngineAtom] | None = None,
+    ):
         self.structure, self.kind, self.adp_set = structure, kind, adp_set
-        self.atoms = structure.engine_atoms(kind)
-        if merge:
-            self.atoms = _merge_split_atoms(structure, kind, self.atoms)
+        if atoms is not None:
+            self.atoms = list(atoms)
+        else:
+            self.atoms = structure.engine_atoms(kind)
+            if merge:
+                self.atoms = _merge_split_atoms(structure, kind, self.atoms)
         if not self.atoms:
             raise InputError(
                 "the magnetic view needs at least one split atom (a spin density); "
