@@ -380,6 +380,10 @@ def _pnd_datasets(project: Project, crystal, cfg: dict, i: int):
             smin=cfg["smin"],
             smax=cfg["smax"],
             include_excluded=cfg["include_excluded"],
+            lambda_half=cfg["lambda_half"],
+            refine_lambda_half=cfg["refine_lambda_half"],
+            hydrogen_polarisation=cfg["hydrogen_polarisation"],
+            temperature=cfg["temperature"],
         )
         try:
             data = FlippingData(

@@ -117,6 +117,24 @@ PND_DATASET = {
     "mosaicity": Field(_OPT_NUM, None, help="start mosaicity (cryspy's unit; default: file)"),
     "refine_polarisation": Field((bool,), False, help="add NAME.polarisation (signed P)"),
     "magnetisation_scale": Field((bool,), False, help="add NAME.mscale (start 1)"),
+    "lambda_half": Field(
+        _NUM,
+        0.0,
+        help="lambda/2 contamination alpha >= 0: integrated intensity at lambda/2 per unit "
+        "|F|2 relative to that at lambda (flux ratio x 1/8 x detector efficiency ratio); 0 = off",
+    ),
+    "refine_lambda_half": Field(
+        (bool,), False, help="add NAME.lambda_half (start lambda_half; a stage must free it)"
+    ),
+    "hydrogen_polarisation": Field(
+        (bool, float),
+        False,
+        help="polarised protons (b = b_c +- 14.56 fm P_H): true = P_H = tanh(mu_p |B| / k_B T) "
+        "from temperature and the block's field, a number = P_H itself, false = off",
+    ),
+    "temperature": Field(
+        _OPT_NUM, None, help="sample temperature (K), needed by hydrogen_polarisation = true"
+    ),
     "include_excluded": Field(
         (bool,), False, help="keep reflections flagged _diffrn_refln_excluded"
     ),
