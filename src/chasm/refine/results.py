@@ -80,6 +80,12 @@ class DatasetFit:
     information_share : float
         tr(M_e M⁻¹)/n_z with M_e = c_e (J_e T)ᵀW_e(J_e T): the fraction of the
         parameter information from this set (shares sum to 1).
+    variance_factor : float
+        s_e², the factor by which the set's σ² are scaled in the covariance
+        (the solver's module docstring; the su's of the parameters are those
+        of the sandwich M⁻¹ (Σ_e c_e² s_e² A_e) M⁻¹). 1 for absolute sets;
+        s²/c_e with ``covariance="pooled"``, ``"none"`` (s² = 1) or a single
+        set (SHELXL's rule).
     """
 
     name: str
@@ -91,6 +97,7 @@ class DatasetFit:
     wr: float
     gradient_share: float
     information_share: float
+    variance_factor: float = float("nan")
 
 
 @dataclass

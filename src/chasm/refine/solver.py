@@ -29,12 +29,25 @@ their σ are taken at face value, whatever the scheme.
 Covariance (our convention). With M = Σ_e M_e, M_e = c_e (J_e T)ᵀ W_e (J_e T)
 evaluated at the solution, each set's share of the fitted parameters
 h_e = tr(M_e M⁻¹) (Σ_e h_e = n_z; reported as the information share h_e/n_z)
-and its own goodness of fit s_e² = χ²_e / (N_e − h_e),
+and its own variance factor s_e² (the true σ² of set e are s_e² times its
+stated ones),
 
     cov(z) = M⁻¹ (Σ_e c_e s_e² M_e) M⁻¹                         (covariance="gof")
 
 the sandwich covariance of the weighted estimator: the noise of set e enters
-the gradient with variance c_e² s_e² (J_e T)ᵀ W_e (J_e T). With one data set it
+the gradient with variance c_e² s_e² (J_e T)ᵀ W_e (J_e T). The s_e² solve the
+linear equations that equate each χ²_e with its expectation to first order,
+
+    E[χ²_e] = s_e² (N_e − 2 h_e) + Σ_f s_f² (c_f / c_e) tr(H_e H_f),   H_e = M_e M⁻¹
+
+(absolute sets have s_f² = 1 on the right). When every c_f s_f² is the same
+(UNIT with correctly scaled sets) this is the familiar s_e² = χ²_e/(N_e − h_e);
+when the factors are not inverse variances (NLOG, LOG, user weights), a set
+weighted above its 1/σ² pulls the shared parameters towards itself and its χ²_e
+falls below s_e²(N_e − h_e): the familiar rule would then underestimate its
+s_e² (on the seed case under LOG the PND's, by ~25 %, which made the spin su's
+too small: pull sd 1.13 → 1.02 with this rule, docs/validation.md). If the
+equations have no positive solution the familiar rule is used. With one data set it
 is SHELXL's rule, su_i = sqrt(M⁻¹_ii χ²/(N − n_z)), whatever the scheme (c
 cancels). With several sets it stays right when the sets fit differently (one
 set's σ underestimated) and under NLOG and LOG, whose factors c_e are not
@@ -533,22 +546,41 @@ def solve(
     return _result(sv, state, cycles, converged, message, history)
 
 
-def _covariance(sv: _Solver, state: _State, system: _System, inv, h, s2) -> np.ndarray:
-    """cov(z) by the rule of ``opts.covariance`` (module docstring)."""
-    if sv.opts.covariance != "gof":
-        return s2 * inv
-    weighted = [ds for ds in sv.datasets if not ds.absolute]
-    if len(weighted) <= 1:
-        return s2 * inv  # one data set (and restraints): SHELXL's rule
+def _covariance(sv: _Solver, state: _State, system: _System, inv, h, s2):
+    """(cov(z), s_e² per set) by the rule of ``opts.covariance`` (module docstring)."""
+    absolute = np.array([ds.absolute for ds in sv.datasets])
+    if sv.opts.covariance != "gof" or np.sum(~absolute) <= 1:
+        # pooled, none, or one data set (and restraints): SHELXL's rule
+        return s2 * inv, np.where(absolute, 1.0, s2 / state.factors)  # c_e s_e² = s²
+    se2 = _set_variances(sv, state, system, inv, h)
     middle = np.zeros_like(inv)
-    for e, (ds, me) in enumerate(zip(sv.datasets, system.parts, strict=True)):
-        if ds.absolute:
-            se2 = 1.0
-        else:
-            dof = state.n[e] - h[e]
-            se2 = state.chi2[e] / (dof if dof > 0 else max(state.n[e], 1.0))
-        middle += state.factors[e] * se2 * me  # c_e² s_e² (J_e T)ᵀ W_e (J_e T)
-    return _symmetrise(inv @ middle @ inv)
+    for e, me in enumerate(system.parts):
+        middle += state.factors[e] * se2[e] * me  # c_e² s_e² (J_e T)ᵀ W_e (J_e T)
+    return _symmetrise(inv @ middle @ inv), se2
+
+
+def _set_variances(sv: _Solver, state: _State, system: _System, inv, h) -> np.ndarray:
+    """s_e² of every set (1 for absolute sets) from E[χ²_e] (module docstring)."""
+    absolute = np.array([ds.absolute for ds in sv.datasets])
+    n, chi2, c = state.n, state.chi2, state.factors
+    simple = np.where(n - h > 0, n - h, np.maximum(n, 1.0))
+    s2 = np.where(absolute, 1.0, chi2 / simple)
+    free = np.flatnonzero(~absolute)
+    # H_e = M_e M⁻¹; E[χ²_e] = s_e² (N_e − 2 h_e) + Σ_f s_f² (c_f/c_e) tr(H_e H_f)
+    hs = [system.parts[e] @ inv for e in range(len(n))]
+    a = np.zeros((len(n), len(n)))
+    for e in range(len(n)):
+        a[e, e] = n[e] - 2.0 * h[e]
+        for f in range(len(n)):
+            a[e, f] += c[f] / c[e] * float(np.sum(hs[e] * hs[f].T))
+    rhs = chi2[free] - a[np.ix_(free, np.flatnonzero(absolute))].sum(axis=1)
+    try:
+        exact = np.linalg.solve(a[np.ix_(free, free)], rhs)
+    except np.linalg.LinAlgError:
+        return s2
+    if np.all(np.isfinite(exact)) and np.all(exact > 0.0):
+        s2[free] = exact
+    return s2
 
 
 def _factor(ms: np.ndarray) -> tuple[tuple | None, float]:
@@ -613,7 +645,7 @@ def _result(sv: _Solver, state: _State, cycles, converged, message, history) -> 
     s2 = sv.dof_factor(state)
     inv = system.inv_s / np.outer(system.d, system.d)
     h = np.array([float(np.sum(me * inv)) for me in system.parts])
-    cov = _covariance(sv, state, system, inv, h, s2)
+    cov, se2 = _covariance(sv, state, system, inv, h, s2)
     su_z = np.sqrt(np.maximum(np.diag(cov), 0.0))
     scale = np.where(su_z > 0, su_z, 1.0)
     corr = cov / np.outer(scale, scale)
@@ -643,6 +675,7 @@ def _result(sv: _Solver, state: _State, cycles, converged, message, history) -> 
                 wr=float(np.sqrt(state.chi2[e] / den)) if den > 0 else 0.0,
                 gradient_share=float(gshare[e]),
                 information_share=float(ishare[e]),
+                variance_factor=float(se2[e]),
             )
         )
     n_obs = int(np.sum(state.n))
