@@ -318,8 +318,7 @@ def hessian_check(ref: Refinement, outcome: StageOutcome, names: list[str]) -> H
     inv = np.linalg.inv(m)
     middle = np.zeros((k, k))
     for me, fit in zip(m_parts, res.datasets, strict=True):
-        h = float(np.sum(me * inv))
-        middle += fit.factor * fit.chi2 / (fit.n - h) * me
+        middle += fit.factor * fit.variance_factor * me  # the solver's s_e² (from E[χ²_e])
     cov_m = inv @ middle @ inv
     kk = {"unit": 0.0, "nlog": None, "log": 1.0}[res.scheme]
     half_h = m.copy()
