@@ -32,10 +32,11 @@ from chasm.project.run import run_project
 from test_project import _variant, simulated  # noqa: F401  (simulated is a fixture)
 from test_project_joint import joint_case  # noqa: F401  (a fixture)
 
-#: A cycle line: stage, cycle, score, agreement, GOF, max shift/su (name), seconds.
+#: A cycle line: stage, cycle, score, agreement, GOF, max shift/su (name), the convergence
+#: figures (undamped step and gradient in su), seconds.
 CYCLE = re.compile(
     r"^(?P<stage>\S+)\s+(?P<cycle>\d+)\s+score=\S+\s+wR2\(xray\)=\d\.\d{4}\s+GOF=\S+\s+"
-    r"max shift/su=\S+ \(\S+\)\s+\d+\.\d\ds"
+    r"max shift/su=\S+ \(\S+\)\s+GN step/su=\S+ grad/su=\S+\s+\d+\.\d\ds"
 )
 STAGES = ["scale", "high-order", "hydrogens", "monopoles", "multipoles", "kappa-prime", "all"]
 TIMEOUT = 600  # seconds; generous for a slow, busy 2-core machine
@@ -241,6 +242,13 @@ def test_failure_in_a_stage_leaves_the_last_good_model_and_resume_continues(
     assert final["converged"] and [s["name"] for s in final["stages"]] == STAGES
     worst = _same_parameters(final, reference)
     print(f"resume after a failure: max |difference| = {worst:.3g} of the allowance")
+    # the resumed stage counts on from cycle 3: its budget is not renewed (issue 14)
+    listing = (out / "listing.txt").read_text().splitlines()
+    after = listing[next(i for i, x in enumerate(listing) if x.startswith("resumed:")) :]
+    cycles = [int(m["cycle"]) for x in after if (m := CYCLE.match(x)) and m["stage"] == "all"]
+    assert cycles and cycles[0] == 3, cycles
+    conv = final["stages"][-1]["convergence"]
+    assert conv["gn_step_su"] < conv["tol"] and conv["gradient_su"] < conv["tol"]
 
 
 def test_a_singular_stage_keeps_the_previous_stage_on_disk(simulated, tmp_path, capsys):  # noqa: F811

@@ -294,13 +294,19 @@ def moment_report(
 
 
 def _vs(value: float, su: float) -> str:
-    """value(su) with the su to two significant digits; plain value when su is unknown."""
-    if not np.isfinite(su) or su <= 0:
-        return f"{value:.4f}"
-    digits = max(0, 1 - int(np.floor(np.log10(su))))
-    digits = min(digits, 6)
-    scaled = int(round(su * 10**digits))
-    return f"{value:.{digits}f}({scaled})"
+    """value(su) with the su to two significant digits; plain value when su is unknown.
+
+    An su that rounds to zero at the finest precision shown (1e-6) prints as an
+    exact value (no parentheses), as a fixed or constrained quantity does.
+    """
+    if np.isfinite(su) and su > 0:
+        digits = min(max(0, 1 - int(np.floor(np.log10(su)))), 6)
+        scaled = int(round(su * 10**digits))
+        if scaled > 0:
+            return f"{value:.{digits}f}({scaled})"
+    # no su, or one below the display precision (an exact sum such as a constrained
+    # total charge): the value as exact, without a negative zero
+    return f"{value + 0.0 if abs(value) >= 5e-5 else 0.0:.4f}"
 
 
 def format_moment_report(report: MomentReport) -> str:

@@ -121,7 +121,11 @@ class RunOutcome:
 
 
 def cycle_line(info: CycleInfo, agreement: dict | None = None, seconds: float = 0.0) -> str:
-    """``stage  cycle  score  agreement  GOF  max shift/su (name)  seconds``.
+    """``stage  cycle  score  agreement  GOF  max shift/su (name)  GN step/su  grad/su  seconds``.
+
+    ``max shift/su`` is the step taken (damped or limited); ``GN step/su`` and
+    ``grad/su`` are the convergence figures of the point the cycle started from
+    (the undamped step and the gradient, in su; both below tol at convergence).
 
     Parameters
     ----------
@@ -139,6 +143,7 @@ def cycle_line(info: CycleInfo, agreement: dict | None = None, seconds: float = 
     return (
         f"{info.stage:<12s} {info.cycle:3d}  score={info.score:.6g}  {wr}  "
         f"GOF={info.gof:.3f}  max shift/su={info.max_shift_su:.3g} ({info.max_shift_name})"
+        f"  GN step/su={info.gn_shift:.2g} grad/su={info.gradient:.2g}"
         f"  {seconds:.2f}s{flag}"
     )
 
@@ -285,7 +290,14 @@ def result_dict(built: Built, earlier: dict | None = None, n_par: int | None = N
             "score": _f(o.result.score),
             "gof": _f(o.result.gof),
             "message": o.result.message,
+            "convergence": {
+                "tol": _f(o.tol),
+                "gn_step_su": _f(o.result.final_shift),
+                "gradient_su": _f(o.result.final_gradient),
+                "moving": [[n, float(r)] for n, r in (o.result.moving or [])[:10]],
+            },
             "max_constraint_residual": o.max_constraint_residual,
+            "origin": o.origin or None,
             "data": [x.name for x in o.result.datasets if x.name in agreement],
             "datasets": {
                 x.name: {"n_obs": int(x.n), "chi2": _f(x.chi2), **_fit_figures(x)}
@@ -739,6 +751,7 @@ class _Session:
         self.done: dict = {}  # all completed stages (the checkpoint's "earlier")
         self.lines: list[str] = []
         self.warnings: list[tuple[str, str]] = []  # (where, warning) as they arose
+        self.first_cycle = 1  # of the first stage to run (a resumed stage counts on)
         self.digest = hashlib.sha256(built.project.path.read_bytes()).hexdigest()
 
     def checkpoint(
@@ -845,7 +858,11 @@ class _Session:
         cur = ck.get("current") or {}
         where = "from its start"
         if cur.get("stage") == nxt and cur.get("cycle"):
-            where = f"from the model of its cycle {cur['cycle']}"
+            where = (
+                f"from the model of its cycle {cur['cycle']} (counting on: its cycle "
+                "budget is not renewed)"
+            )
+            self.first_cycle = int(cur["cycle"]) + 1
         note = f"resumed: stages done {done or 'none'}; stage {nxt} restarts {where}"
         if ck.get("error"):
             note += f" (it had failed: {ck['error']})"
@@ -948,7 +965,7 @@ def run_project(
             monitor = _Monitor(session, probe, stop, say, verbose)
             start = ref.params.values
             try:
-                o = ref.run_stage(stage, monitor)
+                o = ref.run_stage(stage, monitor, first_cycle=session.first_cycle if k == 0 else 1)
             except _Stop as halt:
                 return _interrupted(session, stage, halt.info, say)
             except Exception as exc:
@@ -957,6 +974,9 @@ def run_project(
                     at["p"], "failed", {"stage": stage.name, "cycle": at["cycle"]}, str(exc)
                 )
                 raise
+            if o.origin:
+                lines.append(f"stage {stage.name}: {o.origin}")
+                say(f"stage {stage.name}: {o.origin}")
             ag = ref.agreement(o.n_free)
             summary = "  ".join(f"{n}: {_figures(a)}" for n, a in ag.items())
             msg = (

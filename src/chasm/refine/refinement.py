@@ -20,6 +20,7 @@ import numpy as np
 
 from chasm.errors import InputError
 from chasm.refine.constraints import LinearConstraints
+from chasm.refine.origin import origin_constraints
 from chasm.refine.parameters import Parameters
 from chasm.refine.problem import Dataset, Restraints, SolverOptions
 from chasm.refine.results import CycleInfo, FitResult
@@ -80,6 +81,8 @@ class StageOutcome:
     result: FitResult
     n_free: int
     max_constraint_residual: float
+    tol: float = 0.01
+    origin: str = ""  # how a floating origin was fixed in this stage ("" if not needed)
 
 
 class Refinement:
@@ -256,22 +259,33 @@ class Refinement:
 
     # ------------------------------------------------------------------ running
     def run_stage(
-        self, stage: Stage, callback: Callable[[CycleInfo], None] | None = None
+        self,
+        stage: Stage,
+        callback: Callable[[CycleInfo], None] | None = None,
+        first_cycle: int = 1,
     ) -> StageOutcome:
-        """Refine the parameters freed by ``stage``; model and params end at the solution."""
+        """Refine the parameters freed by ``stage``; model and params end at the solution.
+
+        ``first_cycle`` > 1 continues a stage interrupted after cycle
+        ``first_cycle − 1`` (its cycle budget is not renewed).
+        """
         self._select_free(stage)
-        return self.run_free(stage, callback)
+        return self.run_free(stage, callback, first_cycle=first_cycle)
 
     def run_free(
         self,
         stage: Stage,
         callback: Callable[[CycleInfo], None] | None = None,
         options: SolverOptions | None = None,
+        first_cycle: int = 1,
     ) -> StageOutcome:
         """Refine the parameters free NOW (``stage`` gives only name, window and limits)."""
         for d in self.datasets:
             d.window = (stage.smin, stage.smax)
         cons = self.all_constraints()
+        origin, origin_note = origin_constraints(self.crystal, self.params)
+        if origin is not None:  # a polar space group with every atom free along its axis
+            cons.extend(origin)
         red = cons.reduce(self.params)
         if red.n_reduced == 0:
             raise InputError(
@@ -309,6 +323,7 @@ class Refinement:
                 options=opts,
                 callback=on_cycle,
                 stage=stage.name,
+                first_cycle=max(1, int(first_cycle)),
             )
         finally:
             for d in self.datasets:
@@ -322,7 +337,7 @@ class Refinement:
         if len(b):
             worst.append(float(np.max(np.abs(A @ result.p - b))))
         self._last_n_par = red.n_reduced
-        out = StageOutcome(stage, result, red.n_reduced, max(worst))
+        out = StageOutcome(stage, result, red.n_reduced, max(worst), opts.tol, origin_note)
         self.outcomes.append(out)
         return out
 

@@ -28,7 +28,10 @@ class CycleInfo:
     ``score``, ``chi2``, ``wr`` and ``gof`` are after the cycle's step;
     ``wr[name]`` = sqrt(χ²/Σ w y_o²) (wR2 for F² data); ``gof`` =
     sqrt(Σ_e χ²_e / (N − n_z)); ``max_shift_su`` = max |Δz_i|/σ(z_i) of the step
-    (taken or, if rejected, tried), at ``max_shift_name``.
+    (taken or, if rejected, tried), at ``max_shift_name``; ``gn_shift`` and
+    ``gradient`` are the convergence figures of the point the cycle started
+    from: max |Δz_i|/σ_i of the undamped step and max |∂C/∂z_i|/(2 sqrt(M_ii) s),
+    the shift in su that z_i would take alone (:class:`chasm.refine.solver._Test`).
     """
 
     stage: str
@@ -45,6 +48,8 @@ class CycleInfo:
     accepted: bool
     limited: bool
     p: np.ndarray
+    gn_shift: float = float("nan")
+    gradient: float = float("nan")
 
     def line(self) -> str:
         """One printable line: stage, cycle, score, wR per set, GOF, max shift/σ."""
@@ -52,6 +57,7 @@ class CycleInfo:
         return (
             f"{self.stage} cycle {self.cycle:3d}  C={self.score:.6g}  {wr}  GOF={self.gof:.3f}"
             f"  max shift/su={self.max_shift_su:.3g} ({self.max_shift_name})"
+            f"  GN={self.gn_shift:.2g} grad={self.gradient:.2g}"
             + ("" if self.accepted else "  [rejected]")
         )
 
@@ -130,6 +136,14 @@ class FitResult:
     message : str
     history : list of CycleInfo
     T : ndarray (n_full, n_z)
+    final_shift, final_gradient : float
+        The convergence figures (in su) at the returned point, measured with
+        the Gauss–Newton matrix: max |Δz_i|/σ_i of the undamped step and the
+        largest gradient component (:class:`CycleInfo`). Both are below the
+        tolerance at a minimum.
+    moving : list of (str, float)
+        Coordinates whose undamped step at the returned point is at least the
+        tolerance (in su), largest first: what is still moving.
     """
 
     z: np.ndarray
@@ -152,6 +166,9 @@ class FitResult:
     message: str
     history: list[CycleInfo]
     T: np.ndarray
+    final_shift: float = float("nan")
+    final_gradient: float = float("nan")
+    moving: list[tuple[str, float]] | None = None
 
     def cov_p(self) -> np.ndarray:
         """Covariance of the full parameter vector, T cov_z Tᵀ."""

@@ -99,6 +99,8 @@ __all__ = [
 
 SCHEMES = ("unit", "nlog", "log")
 _ROWS = 4096  # rows of J per block when forming the normal matrix
+#: Convergence figures (su) below this are rounding: a tolerance below it is raised to it.
+ROUNDING_SU = 1e-6
 
 
 class RefinementError(ChasmError):
@@ -437,6 +439,7 @@ def solve(
     options: SolverOptions | None = None,
     callback: Callable[[CycleInfo], None] | None = None,
     stage: str = "",
+    first_cycle: int = 1,
 ) -> FitResult:
     """Minimise a score over the reduced coordinates z, p = p0 + T z.
 
@@ -460,6 +463,9 @@ def solve(
         Called with a :class:`CycleInfo` after every cycle.
     stage : str
         Label passed through to the callback (e.g. "multipoles").
+    first_cycle : int
+        Number of the first cycle (a resumed stage continues its count: the
+        budget is ``options.max_cycles`` cycles in all, not per call).
 
     Returns
     -------
@@ -479,13 +485,22 @@ def solve(
     A cycle builds the normal matrix once (per set, the symmetric product of the
     weighted columns of J that T uses; T is applied to that small matrix, not to
     J), then tries steps, raising λ (Marquardt, (M + λ diag M)) while C goes up and
-    lowering it when C goes down. Convergence: max |Δz_i|/σ(z_i) < tol for an
-    accepted step, or for a step rejected because C did not decrease (the
-    minimum is then reached to within tol), or when a step changes no χ²_e by
-    more than rounding (1e-13 relative). σ(z_i) for this test uses
-    s² ≥ 1e-12 so that noise-free problems converge too. A trial point where a
-    data set raises a :class:`~chasm.errors.ChasmError` or gives non-finite
-    values counts as "C went up".
+    lowering it when C goes down.
+
+    Convergence is a property of a point, not of the step that was taken: at
+    the start of every cycle the undamped step (Gauss–Newton, or the Newton step
+    of the score under NLOG/LOG) and the gradient are measured in su
+    (:class:`_Test`); the stage has converged when both are below ``tol``, the
+    cycle's step was accepted and the shift limiter did not cut it. A damped
+    step is never the test (damping shrinks any step below tol: a point far
+    from the minimum would pass), nor is a limited one. A rejected trial at a
+    point that passes ends the stage as converged; a trial that changes no χ²_e
+    beyond rounding (1e-13 relative) at a point that does not pass stops the
+    stage as NOT converged, naming the figures. Running out of cycles names the
+    coordinates still moving (:attr:`FitResult.moving`). σ(z_i) uses s² ≥ 1e-12
+    so that noise-free problems converge too. A trial point where a data set
+    raises a :class:`~chasm.errors.ChasmError` or gives non-finite values counts
+    as "C went up".
     """
     opts = options or SolverOptions()
     sv = _Solver(datasets, p0, T, names, scheme, opts)
@@ -493,16 +508,19 @@ def solve(
     state = sv.evaluate(z)
     lam = float(opts.lambda_start)
     history: list[CycleInfo] = []
-    converged, message, cycles = False, "", 0
-    for cycle in range(1, opts.max_cycles + 1):
+    converged, message, cycles = False, "", first_cycle - 1
+    for cycle in range(first_cycle, opts.max_cycles + 1):
         cycles = cycle
         system = sv.system(state)
         su = system.su_unit() * np.sqrt(max(sv.dof_factor(state), 1e-12))
-        trials, accepted, stop = 0, False, False
+        # the convergence figures of the point the cycle starts from: the undamped
+        # (Gauss–Newton or Newton) step and the gradient, both in su
+        gn = _Test(system, su, sv.dof_factor(state), opts)
+        trials, accepted, stop, undamped_tried = 0, False, False, False
         note = ""
         while True:
             trials += 1
-            dz, limited = sv.limit(system.step(lam), su)
+            dz, limited = sv.limit(gn.step if lam == 0.0 else system.step(lam), su)
             rel = np.abs(dz) / su
             worst = int(np.argmax(rel)) if sv.k else 0
             shift = float(rel[worst]) if sv.k else 0.0
@@ -513,13 +531,25 @@ def solve(
             if trial is not None and trial.score < state.score:
                 accepted = True
                 break
-            # a failed trial means convergence only if the UNDAMPED step is already
-            # below tol (damping shrinks any step below tol) or the score is flat
-            if (shift < opts.tol and _gauss_newton_shift(system, su) < opts.tol) or (
-                trial is not None and _stationary(trial, state)
-            ):
+            # a failed trial means convergence only if the point itself passes the
+            # test (damping shrinks any step below tol, so the damped shift says nothing)
+            if gn.passed:
                 converged, stop = True, True
                 message = "converged (no further decrease of the score)"
+                break
+            if trial is not None and _stationary(trial, state):
+                if lam == 0.0 and not limited:  # the full undamped step gains nothing
+                    converged, stop = True, True
+                    message = "converged (the score is flat to rounding)"
+                    break
+                if not undamped_tried:  # a damped step says nothing: try the full one
+                    undamped_tried, lam = True, 0.0
+                    continue
+                stop = True
+                message = (
+                    "stopped: the score no longer changes beyond rounding, but the point is "
+                    f"not a minimum ({gn.describe(sv.names)}); check the derivatives"
+                )
                 break
             lam = opts.lambda_first if lam == 0.0 else lam * opts.lambda_factor
             if lam > opts.lambda_max:
@@ -533,17 +563,55 @@ def solve(
             z, state = z + dz, trial
             lam = 0.0 if lam <= opts.lambda_first else lam / opts.lambda_factor
         info = sv.info(state, stage, cycle, start, shift, worst, lam, trials, accepted, limited)
+        info.gn_shift, info.gradient = gn.shift, gn.gradient
         history.append(info)
         if callback is not None:
             callback(info)
-        if accepted and shift < opts.tol and not limited:
+        # converged: the undamped step from the cycle's start point AND the gradient
+        # there were below tol, and the step taken was not cut by the limiter
+        if accepted and gn.passed and not limited:
             converged, message = True, "converged"
             break
         if stop:
             break
     else:
         message = f"not converged after {opts.max_cycles} cycles"
-    return _result(sv, state, cycles, converged, message, history)
+    result = _result(sv, state, cycles, converged, message, history)
+    if not converged and result.moving:
+        still = ", ".join(f"{n} ({r:.2g} su)" for n, r in result.moving[:5])
+        result.message += f"; still moving: {still}"
+    return result
+
+
+class _Test:
+    """Convergence figures of one point: the undamped step and the gradient, in su.
+
+    ``shift`` = max_i |Δz_i|/σ_i of the undamped step (Gauss–Newton, or Newton of
+    the score when the NLOG/LOG curvature is used); ``gradient`` = max_i |b_i| /
+    (sqrt(M_ii) s), the shift (in su) that coordinate i would take if it alone
+    were refined, with b = −∇C/2 and s² the covariance factor. Both vanish at a
+    minimum of the score; the point passes when both are below ``tol`` (or
+    below :data:`ROUNDING_SU` when a smaller tol is asked for: figures of that
+    size are the rounding of the gradient, not a direction to move in).
+    """
+
+    def __init__(self, system: _System, su: np.ndarray, s2: float, opts: SolverOptions):
+        self.step = system.step(0.0)
+        with np.errstate(all="ignore"):
+            rel = np.abs(self.step) / su
+            grad = np.abs(system.bs) / np.sqrt(max(s2, 1e-12))
+        if not (np.all(np.isfinite(rel)) and np.all(np.isfinite(grad))):
+            rel = np.full_like(rel, np.inf)
+        self.rel, self.grad = rel, grad
+        self.shift = float(np.max(rel)) if rel.size else 0.0
+        self.gradient = float(np.max(grad)) if grad.size else 0.0
+        tol = max(opts.tol, ROUNDING_SU)
+        self.passed = self.shift < tol and self.gradient < tol
+
+    def describe(self, names: Sequence[str]) -> str:
+        i = int(np.argmax(self.rel)) if self.rel.size else 0
+        where = f" ({names[i]})" if self.rel.size else ""
+        return f"undamped step {self.shift:.3g} su{where}, gradient {self.gradient:.3g} su"
 
 
 def _covariance(sv: _Solver, state: _State, system: _System, inv, h, s2):
@@ -594,13 +662,9 @@ def _factor(ms: np.ndarray) -> tuple[tuple | None, float]:
     return (low, True), (float(rcond) if info == 0 else 0.0)
 
 
-def _gauss_newton_shift(system, su: np.ndarray) -> float:
-    """max |Δz|/su of the undamped step of a cycle."""
-    if not su.size:
-        return 0.0
-    with np.errstate(all="ignore"):
-        rel = np.abs(system.step(0.0)) / su
-    return float(np.max(rel)) if np.all(np.isfinite(rel)) else np.inf
+def su_z_test(system: _System, s2: float) -> np.ndarray:
+    """σ(z) of the convergence test: sqrt(diag M⁻¹) s with s² ≥ 1e-12 (as in the cycles)."""
+    return system.su_unit() * np.sqrt(max(s2, 1e-12))
 
 
 def _inverse_from_cholesky(low: np.ndarray) -> np.ndarray:
@@ -657,6 +721,9 @@ def _result(sv: _Solver, state: _State, cycles, converged, message, history) -> 
     high = [(sv.names[iu[s]], sv.names[ju[s]], float(corr[iu[s], ju[s]])) for s in sel]
     T = np.eye(sv.p0.size) if sv.T is None else sv.T
     su_p = np.sqrt(np.maximum(np.sum((T @ cov) * T, axis=1), 0.0))
+    final = _Test(system, su_z_test(system, s2), s2, sv.opts)
+    order = np.argsort(-final.rel)
+    moving = [(sv.names[i], float(final.rel[i])) for i in order if final.rel[i] >= sv.opts.tol]
     gnorm = np.array([np.linalg.norm(g / system.d) for g in system.grads])
     gshare = gnorm / gnorm.sum() if gnorm.sum() > 0 else np.zeros_like(gnorm)
     ishare = h / sv.k
@@ -701,4 +768,7 @@ def _result(sv: _Solver, state: _State, cycles, converged, message, history) -> 
         message=message,
         history=history,
         T=T,
+        final_shift=final.shift,
+        final_gradient=final.gradient,
+        moving=moving,
     )
