@@ -66,8 +66,10 @@ from chasm.errors import InputError
 from chasm.io.atomic import write_text_atomic
 from chasm.project.build import Built, build
 from chasm.project.project import load_project
+from chasm.refine.plausibility import check as check_plausibility
 from chasm.refine.refinement import Stage, share_gof
 from chasm.refine.results import CycleInfo
+from chasm.scattering.engine import U_LABELS
 
 __all__ = [
     "RunOutcome",
@@ -186,9 +188,12 @@ def warnings_for(built: Built, result: dict) -> list[str]:
     """
     out: list[str] = []
     ref = built.refinement
+    judged = {"kappa", "kappa_prime", "Pv", "Uiso", "occ", *U_LABELS}
     for p in ref.params:
         if p.bounds is None or not p.free:
             continue
+        if p.name.partition(".")[2].split(".")[0] in judged:
+            continue  # the plausibility table judges these (below)
         lo, hi = p.bounds
         tol = 1e-6 * max(1.0, abs(p.value))
         if p.value < lo - tol or p.value > hi + tol:
@@ -225,7 +230,16 @@ def warnings_for(built: Built, result: dict) -> list[str]:
     for st in result["stages"]:
         if not st["converged"]:
             out.append(f"stage {st['name']} did not converge ({st['message']})")
+    out += [f["message"] for f in result.get("implausible", [])]
     return out
+
+
+def implausible(built: Built) -> list[dict]:
+    """The refined parameters outside their plausible ranges (:mod:`chasm.refine.plausibility`)."""
+    ref = built.refinement
+    refined = {p.name for p in ref.params if p.su is not None and np.isfinite(p.su) and p.su > 0}
+    found = check_plausibility(built.crystal, built.models, ref.params, refined)
+    return [{**f.as_dict(), "message": f.message()} for f in found]
 
 
 def result_dict(built: Built, earlier: dict | None = None, n_par: int | None = None) -> dict:
@@ -326,6 +340,7 @@ def result_dict(built: Built, earlier: dict | None = None, n_par: int | None = N
         "chasm_version": __version__,
         "project": str(built.project.path),
     }
+    out["implausible"] = implausible(built)
     out["warnings"] = warnings_for(built, out)
     return out
 
@@ -1001,6 +1016,11 @@ def run_project(
             session.checkpoint(ref.params.values, status)
         stopped = stop.requested
     warnings = session.all_warnings(result)
+    bad = result.get("implausible", [])
+    say(
+        f"plausibility: {len(bad)} refined parameter(s) outside their plausible range"
+        + (" (warnings above; docs/physics.md, 'Plausible ranges')" if bad else "")
+    )
     say(f"wrote {out / 'result.json'}, {out / 'model.cif'}, {out / 'listing.txt'}")
     if report and stopped:
         say(f"report skipped (interrupted); write it with: chasm report {out}")

@@ -144,6 +144,8 @@ class FitResult:
     moving : list of (str, float)
         Coordinates whose undamped step at the returned point is at least the
         tolerance (in su), largest first: what is still moving.
+    final_passed : bool
+        Both figures at the returned point are below the tolerance.
     """
 
     z: np.ndarray
@@ -169,6 +171,7 @@ class FitResult:
     final_shift: float = float("nan")
     final_gradient: float = float("nan")
     moving: list[tuple[str, float]] | None = None
+    final_passed: bool = False
 
     def cov_p(self) -> np.ndarray:
         """Covariance of the full parameter vector, T cov_z Tᵀ."""

@@ -577,7 +577,11 @@ def solve(
     else:
         message = f"not converged after {opts.max_cycles} cycles"
     result = _result(sv, state, cycles, converged, message, history)
-    if not converged and result.moving:
+    out_of_cycles = not converged and message.startswith("not converged after")
+    if out_of_cycles and result.final_passed:  # the last step landed on the minimum
+        result.converged = True
+        result.message = f"converged (the point after cycle {cycles} passes the test)"
+    elif not converged and result.moving:
         still = ", ".join(f"{n} ({r:.2g} su)" for n, r in result.moving[:5])
         result.message += f"; still moving: {still}"
     return result
@@ -771,4 +775,5 @@ def _result(sv: _Solver, state: _State, cycles, converged, message, history) -> 
         final_shift=final.shift,
         final_gradient=final.gradient,
         moving=moving,
+        final_passed=final.passed,
     )
