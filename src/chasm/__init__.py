@@ -2,6 +2,102 @@
 
 Joint refinement of one spin-resolved Hansen-Coppens multipole model against
 X-ray, unpolarised neutron and polarised neutron (flipping ratio) data.
+
+The public API is what ``import chasm`` gives (names are resolved on first use,
+so ``import chasm`` stays fast):
+
+* projects: :func:`load_project`, :func:`build`, :func:`write_project`
+  (``chasm init``), :func:`run_project` (``chasm refine``);
+* refinement: :class:`Refinement`, :class:`Stage`, :class:`SolverOptions`,
+  :class:`FitResult`;
+* structures and files: :class:`Crystal`, :class:`Atom`, :func:`read_cif`,
+  :func:`read_hkl4`, :func:`write_hkl4`, :func:`read_rcif`, :func:`read_rhocif`,
+  :func:`write_rhocif`;
+* density models: :class:`SphericalAtom`, :class:`HansenCoppensAtom`,
+  :class:`SplitAtom`, :class:`LocalAxes`;
+* maps: :class:`Plane`, :func:`model_density`, :func:`deformation_density`,
+  :func:`spin_density`, :func:`plot_plane`, :func:`peaks`;
+* properties and reports: :func:`refinement_properties`,
+  :func:`format_properties`, :func:`moment_report`, :func:`format_moment_report`,
+  :func:`write_report`, :func:`xray_residual_map`;
+* polarised neutrons: :class:`PndData`, :class:`PndOptions`, :class:`PndSpinModel`,
+  :class:`SpinSite`, :class:`DOrbitalSite`, :class:`OrbitalFormFactor`,
+  :func:`ion_form_factor`;
+* plausibility: :func:`check_plausibility`.
 """
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
 __version__ = "0.1.0"
+
+#: public name -> module that defines it (imported on first access)
+_PUBLIC: dict[str, str] = {
+    # projects
+    "load_project": "chasm.project.project",
+    "build": "chasm.project.build",
+    "write_project": "chasm.project.init",
+    "run_project": "chasm.project.run",
+    # refinement
+    "Refinement": "chasm.refine.refinement",
+    "Stage": "chasm.refine.refinement",
+    "SolverOptions": "chasm.refine.problem",
+    "FitResult": "chasm.refine.results",
+    # structures and files
+    "Crystal": "chasm.crystal.structure",
+    "Atom": "chasm.crystal.structure",
+    "read_cif": "chasm.crystal.cif",
+    "read_hkl4": "chasm.io.shelx_hkl",
+    "write_hkl4": "chasm.io.shelx_hkl",
+    "read_rcif": "chasm.neutron.rcif",
+    "read_rhocif": "chasm.io.rhocif",
+    "write_rhocif": "chasm.io.rhocif",
+    # density models
+    "SphericalAtom": "chasm.density.model",
+    "HansenCoppensAtom": "chasm.density.model",
+    "SplitAtom": "chasm.density.model",
+    "LocalAxes": "chasm.density.frames",
+    # maps
+    "Plane": "chasm.maps.grids",
+    "model_density": "chasm.maps.density",
+    "deformation_density": "chasm.maps.density",
+    "spin_density": "chasm.maps.density",
+    "plot_plane": "chasm.maps.plot",
+    "peaks": "chasm.maps.fourier",
+    # properties and reports
+    "refinement_properties": "chasm.properties",
+    "format_properties": "chasm.properties",
+    "moment_report": "chasm.neutron.moments",
+    "format_moment_report": "chasm.neutron.moments",
+    "refinement_covariance": "chasm.neutron.moments",
+    "write_report": "chasm.report.report",
+    "xray_residual_map": "chasm.report.report",
+    # polarised neutrons
+    "PndData": "chasm.refine.pnd_data",
+    "PndOptions": "chasm.refine.pnd_data",
+    "PndSpinModel": "chasm.refine.pnd_data",
+    "SpinSite": "chasm.refine.pnd_data",
+    "DOrbitalSite": "chasm.neutron.dorbital_site",
+    "OrbitalFormFactor": "chasm.neutron.dorbital_site",
+    "ion_form_factor": "chasm.neutron.magnetic_ff",
+    # plausibility
+    "check_plausibility": "chasm.refine.plausibility:check",
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    target = _PUBLIC.get(name)
+    if target is None:
+        raise AttributeError(f"module 'chasm' has no attribute {name!r}")
+    module, _, attr = target.partition(":")
+    value = getattr(import_module(module), attr or name)
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
