@@ -2,7 +2,8 @@
 
 The su is rounded by the "rule of 19": it keeps two significant digits when
 those two digits are 19 or less (``0.00013`` → ``(13)``, ``0.0019`` →
-``(19)``), otherwise one (``0.00066`` → ``(7)``, ``0.00196`` → ``(2)``); the
+``(19)``), otherwise one (``0.00066`` → ``(7)``, ``0.00196`` → ``(2)``; but
+``0.000097``, which rounds to 0.00010, is ``(10)``); the
 value is rounded to the same decimal place. This is the convention of the IUCr
 Notes for Authors and of SHELXL's CIF output (checked against
 ``../shared/data/xray/l-alanine/iam.cif`` in tests/test_core_cif.py).
@@ -48,8 +49,8 @@ def su_digits(su: float) -> tuple[int, int]:
     if two <= 19:
         return 1 - exponent, int(two)
     one = _half_up(su / 10.0**exponent)
-    if one >= 10:  # 0.96 -> 1.0: one digit of the next decade
-        exponent, one = exponent + 1, 1
+    if one >= 10:  # 0.0097 -> 0.010: leading digits "10" <= 19, so two digits, as SHELXL
+        return -exponent, 10
     return -exponent, int(one)
 
 
