@@ -241,3 +241,11 @@ def test_alanine_diagonal_covariance_would_not_match(alanine_geometry):
     n = 3 * len(cr.atoms)
     diag = Geometry(cr, np.diag(np.diag(geo.cov[:n, :n])))
     assert len([a for a, b in _printed(cr, diag, block) if a != b]) >= 2
+
+
+def test_symmetry_code_format_and_its_limit():
+    assert Site(0).code() == "."
+    assert Site(2, 1, (1, 0, -1)).code() == "2_654"
+    assert Site(2, 11, (0, 0, 0)).code() == "12_555"
+    with pytest.raises(ValueError, match="cannot be written"):
+        Site(0, 0, (5, 0, 0)).code()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from chasm.errors import InputError
 from chasm.io.core_cif import RefineSummary, write_core_cif
 from chasm.io.fcf import fcf_from_xray, write_fcf
 
@@ -71,10 +72,27 @@ def refine_summary(ref, result: dict, dataset) -> RefineSummary:
     )
 
 
-def write_publication_files(built, result: dict, out: Path) -> list[Path]:
-    """Write ``model_core.cif`` and the ``.fcf`` files into ``out``; returns the paths."""
+def write_publication_files(
+    built, result: dict, out: Path, warnings: list[str] | None = None
+) -> list[Path]:
+    """Write ``model_core.cif`` and the ``.fcf`` files into ``out``; returns the paths.
+
+    With ``warnings`` (a list), a file that cannot be written (a value the CIF
+    cannot hold, e.g. an atom more than four cells away from the origin for a
+    symmetry code) is left out and the reason appended there instead of
+    raising: the refined model, result.json and the listing matter more.
+    """
+    if warnings is None:
+        return _write(built, result, Path(out))
+    try:
+        return _write(built, result, Path(out))
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError, InputError) as exc:
+        warnings.append(f"{CORE_CIF} / {FCF} not written: {exc}")
+        return []
+
+
+def _write(built, result: dict, out: Path) -> list[Path]:
     ref = built.refinement
-    out = Path(out)
     xray = [d for d in ref.datasets if d.kind == "xray"]
     main = next((d for d in ref.datasets if d.kind in ("xray", "und")), None)
     summary = None if main is None else refine_summary(ref, result, main)

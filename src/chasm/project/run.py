@@ -517,7 +517,7 @@ def _write_outputs(
     if final and not stopped:  # model_core.cif and model.fcf (chasm.project.publish)
         from chasm.project.publish import write_publication_files
 
-        write_publication_files(built, result, out)
+        write_publication_files(built, result, out, result["warnings"])
     write_text_atomic(out / "result.json", json.dumps(result, indent=1) + "\n")
     write_text_atomic(out / "listing.txt", _listing(built, result, lines, table))
     return result
