@@ -86,7 +86,7 @@ def write_publication_files(
         return _write(built, result, Path(out))
     try:
         return _write(built, result, Path(out))
-    except (ValueError, ArithmeticError, np.linalg.LinAlgError, InputError) as exc:
+    except (ValueError, ArithmeticError, RuntimeError, np.linalg.LinAlgError, InputError) as exc:
         warnings.append(f"{CORE_CIF} / {FCF} not written: {exc}")
         return []
 
