@@ -192,3 +192,26 @@ def test_riding_hydrogens_are_flagged(shared_data):
     }
     assert rows["H1"][1:] == ["0.6980", "calc", "R"]
     assert rows["N1"][1:] == ["0.64730(10)", "d", "."]
+
+
+def test_a_file_that_cannot_be_written_is_a_warning_not_a_failure(alanine_run, monkeypatch, capsys):
+    """A symmetry code the CIF cannot hold: the run still ends with result.json and a warning."""
+    import json
+
+    import chasm.io.core_cif as core
+
+    out, _ = alanine_run
+    project = out.parent / "iam.toml"
+
+    def refuse(*args, **kwargs):
+        raise ValueError("lattice shift (5, 0, 0) cannot be written as a CIF code")
+
+    monkeypatch.setattr(core, "bond_list", refuse)
+    again = out.parent / "again"
+    assert main(["refine", str(project), "--output", str(again), "-q", "--no-report"]) == 0
+    result = json.loads((again / "result.json").read_text())
+    assert any(
+        "model_core.cif / model.fcf not written: lattice shift" in w for w in result["warnings"]
+    )
+    assert "not written" in capsys.readouterr().out + (again / "listing.txt").read_text()
+    assert not (again / "model_core.cif").exists()
