@@ -218,7 +218,8 @@ def _refine(s: RefineSummary) -> list[str]:
         _pair("_refine_ls_R_factor_gt", _num(s.r1_gt, "{:.4f}")),
         _pair("_refine_ls_wR_factor_ref", _num(s.wr2, "{:.4f}")),
         _pair("_refine_ls_goodness_of_fit_ref", _num(s.gof, "{:.3f}")),
-        _pair("_refine_ls_restrained_S_all", _num(s.gof, "{:.3f}")),
+        # with restraints S_all would need them counted: left unknown rather than wrong
+        _pair("_refine_ls_restrained_S_all", _num(s.gof if not s.n_restraints else None, "{:.3f}")),
         _pair("_refine_ls_shift/su_max", _num(s.shift_su_max, "{:.3f}")),
         _pair("_reflns_number_total", str(int(s.n_reflns))),
         _pair("_reflns_number_gt", "?" if s.n_gt is None else str(int(s.n_gt))),
