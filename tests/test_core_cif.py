@@ -215,3 +215,17 @@ def test_a_file_that_cannot_be_written_is_a_warning_not_a_failure(alanine_run, m
     )
     assert "not written" in capsys.readouterr().out + (again / "listing.txt").read_text()
     assert not (again / "model_core.cif").exists()
+
+
+def test_disorder_groups_from_the_structure_cif(shared_data):
+    from types import SimpleNamespace
+
+    from chasm.project.project import Project
+    from chasm.project.publish import disorder_groups
+
+    path = shared_data / "corpus" / "p31c.cif"
+    project = Project(path=path.parent / "x.toml", data={"structure": {"cif": path.name}})
+    groups = disorder_groups(SimpleNamespace(project=project))
+    assert groups["N1"] == 1 and groups["N1'"] == 2 and "C4" not in groups
+    missing = Project(path=path.parent / "x.toml", data={"structure": {"cif": "nope.cif"}})
+    assert disorder_groups(SimpleNamespace(project=missing)) == {}

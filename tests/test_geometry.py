@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
+from collections import Counter
 
 import gemmi
 import numpy as np
@@ -249,3 +251,55 @@ def test_symmetry_code_format_and_its_limit():
     assert Site(2, 11, (0, 0, 0)).code() == "12_555"
     with pytest.raises(ValueError, match="cannot be written"):
         Site(0, 0, (5, 0, 0)).code()
+
+
+def _disorder_groups(block) -> dict[str, int]:
+    out = {}
+    for row in block.find("_atom_site_", ["label", "disorder_group"]):
+        try:
+            out[gemmi.cif.as_string(row[0])] = int(row[1])
+        except ValueError:
+            continue
+    return {k: v for k, v in out.items() if v}
+
+
+@pytest.mark.parametrize(
+    ("name", "missing"),
+    [("SH2185_Cu.cif", 0), ("alert_example.cif", 0), ("ccdc1979688.cif", 0), ("p31c.cif", 2)],
+)
+def test_bond_list_is_shelxl_s(shared_data, name, missing):
+    """The corpus CIFs: chasm's bonds (covalent radii + 0.4 A, PARTs apart) are SHELXL's.
+
+    Same multiset of label pairs, symmetry images included: 62, 48 and 100 bonds
+    (SH2185_Cu with PART disorder); P 3 1 c (methyl groups disordered on
+    three-fold axes, PART 1/2): 93 of SHELXL's 95, none extra; SHELXL also
+    lists H1D-C3 and H12D-C14, between atoms of PART 2 and PART 1.
+    """
+    path = shared_data / "corpus" / name
+    with warnings.catch_warnings():  # the file's site multiplicities (not ours to test)
+        warnings.simplefilter("ignore")
+        cr = read_cif(path)
+    block = next(b for b in gemmi.cif.read(str(path)) if b.find_values("_atom_site_fract_x"))
+    ours = Counter(
+        frozenset((b.label1, b.label2)) for b in bond_list(cr, parts=_disorder_groups(block))
+    )
+    rows = block.find("_geom_bond_", ["atom_site_label_1", "atom_site_label_2"])
+    shelxl = Counter(frozenset(gemmi.cif.as_string(v) for v in (r[0], r[1])) for r in rows)
+    assert sum((ours - shelxl).values()) == 0
+    assert sum((shelxl - ours).values()) == missing
+
+
+def test_disorder_groups_keep_alternatives_apart():
+    """Two alternative positions (PART 1 and 2) 0.6 A apart, both bonded to C1 (PART 0)."""
+    atoms = [
+        Atom("C1", "C", [0.10, 0.10, 0.10], uiso=0.01),
+        Atom("C2A", "C", [0.10, 0.30, 0.10], uiso=0.01),
+        Atom("C2B", "C", [0.16, 0.29, 0.12], uiso=0.01),
+    ]
+    cr = Crystal.from_parts((7.0, 7.5, 8.0, 90, 90, 90), "P 1", atoms)
+    pairs = {frozenset((b.label1, b.label2)) for b in bond_list(cr)}
+    assert frozenset(("C2A", "C2B")) in pairs
+    parts = {"C2A": 1, "C2B": 2}
+    pairs = {frozenset((b.label1, b.label2)) for b in bond_list(cr, parts=parts)}
+    assert pairs == {frozenset(("C1", "C2A")), frozenset(("C1", "C2B"))}
+    assert angle_list(cr, parts=parts) == []  # C2A-C1-C2B is no angle of one model

@@ -59,6 +59,9 @@ __all__ = [
 
 _DEG = math.pi / 180.0
 
+#: Å: two sites closer than this are one (rounded coordinates of special positions).
+_SAME_SPOT = 0.01
+
 
 @dataclass(frozen=True)
 class Site:
@@ -332,13 +335,19 @@ class Geometry:
         return th, self._su(grad)
 
 
-def _bonded_sites(crystal, tolerance: float) -> list[list[Site]]:
+def _bonded_sites(crystal, tolerance: float, parts: dict | None = None) -> list[list[Site]]:
     """Bonded images of every atom, nearest first.
 
     The rule of :func:`chasm.crystal.neighbours.bonded`, vectorised over atoms,
     operations and lattice shifts (``neighbours`` loops in Python: seconds for
-    90 atoms); images that coincide (special positions) are listed once, under
-    the lowest operation number.
+    90 atoms). Sites closer than ``_SAME_SPOT`` to one already listed, or to the
+    central atom, are one site: the images of an atom on a special position
+    (whose printed coordinates put them a few 0.001 Å apart), and the image of
+    an atom that falls on another atom (a disordered methyl group on a
+    three-fold axis), where the atom itself (op 0, no shift) is the one kept,
+    as SHELXL lists it. ``parts`` (label -> disorder group) drops
+    bonds between different non-zero groups, and, in a negative group (SHELXL's
+    PART -n), bonds to symmetry images of the same group.
     """
     a = crystal.A
     rot, trans = crystal.rotations, crystal.translations
@@ -360,17 +369,37 @@ def _bonded_sites(crystal, tolerance: float) -> list[list[Site]]:
         limit = radii[i] + radii + tolerance  # (n,)
         hit = (d <= limit[:, None, None]) & (d > 1e-6)
         j, k, g = np.nonzero(hit)
-        order = np.lexsort((k, j, np.round(d[j, k, g], 6)))
-        sites, seen = [], []
+        # nearest first; among images on one spot the atom itself (op 0, no shift) first
+        moved = (k != 0) | np.any(shift0[j, k] + grid[g] != 0, axis=1)
+        order = np.lexsort((k, j, moved, np.round(d[j, k, g], 4)))
+        sites, seen = [], [np.zeros(3)]  # the central atom's own spot
         for m in order:
+            if parts and not _same_assembly(
+                crystal, parts, i, j[m], k[m], grid[g[m]] + shift0[j[m], k[m]]
+            ):
+                continue
             c = cart[j[m], k[m], g[m]]
-            if any(np.linalg.norm(c - q) < 1e-4 for q in seen):
+            if any(np.linalg.norm(c - q) < _SAME_SPOT for q in seen):
                 continue
             seen.append(c)
             n = shift0[j[m], k[m]] + grid[g[m]]
             sites.append(Site(int(j[m]), int(k[m]), tuple(int(v) for v in n)))
         out.append(sites)
     return out
+
+
+def _same_assembly(crystal, parts: dict, i: int, j: int, op: int, shift) -> bool:
+    """False for atoms of different disorder groups (module docstring of the rule)."""
+    pi = int(parts.get(crystal.atoms[i].label, 0) or 0)
+    pj = int(parts.get(crystal.atoms[j].label, 0) or 0)
+    if pi and pj and pi != pj:
+        return False
+    return not (pi < 0 and pi == pj and (op != 0 or np.any(shift != 0)))
+
+
+def _outer_together(parts: dict, a: str, b: str) -> bool:
+    pa, pb = int(parts.get(a, 0) or 0), int(parts.get(b, 0) or 0)
+    return not (pa and pb and pa != pb)
 
 
 def _keep_self_bond(crystal, i: int, site: Site) -> bool:
@@ -383,16 +412,21 @@ def _keep_self_bond(crystal, i: int, site: Site) -> bool:
 
 
 def bond_list(
-    crystal, geometry: Geometry | None = None, tolerance: float = BOND_TOLERANCE
+    crystal,
+    geometry: Geometry | None = None,
+    tolerance: float = BOND_TOLERANCE,
+    parts: dict[str, int] | None = None,
 ) -> list[Bond]:
     """Every bond once (covalent radii + ``tolerance`` Å), with su.
 
     A bond is given from the atom earlier in the asymmetric unit (code ``'.'``)
-    to an image of the other.
+    to an image of the other. ``parts``: disorder group by label
+    (``_atom_site_disorder_group``); atoms of different non-zero groups are
+    not bonded, nor an atom of a negative group to images of its group.
     """
     geometry = geometry or Geometry(crystal)
     out = []
-    for i, sites in enumerate(_bonded_sites(crystal, tolerance)):
+    for i, sites in enumerate(_bonded_sites(crystal, tolerance, parts)):
         for s in sites:
             if s.index < i or (s.index == i and not _keep_self_bond(crystal, i, s)):
                 continue
@@ -404,15 +438,21 @@ def bond_list(
 
 
 def angle_list(
-    crystal, geometry: Geometry | None = None, tolerance: float = BOND_TOLERANCE
+    crystal,
+    geometry: Geometry | None = None,
+    tolerance: float = BOND_TOLERANCE,
+    parts: dict[str, int] | None = None,
 ) -> list[Angle]:
-    """Every angle between two bonds at a central atom, with su."""
+    """Every angle between two bonds at a central atom, with su (``parts``: as
+    :func:`bond_list`; the two outer atoms must also belong together)."""
     geometry = geometry or Geometry(crystal)
     out = []
     labels = [a.label for a in crystal.atoms]
-    for i, sites in enumerate(_bonded_sites(crystal, tolerance)):
+    for i, sites in enumerate(_bonded_sites(crystal, tolerance, parts)):
         for k, s1 in enumerate(sites):
             for s3 in sites[k + 1 :]:
+                if parts and not _outer_together(parts, labels[s1.index], labels[s3.index]):
+                    continue
                 th, su = geometry.angle(s1, Site(i), s3)
                 out.append(
                     Angle(

@@ -231,7 +231,7 @@ def _refine(s: RefineSummary) -> list[str]:
     return lines + [""]
 
 
-def _atoms(crystal, names, cov, su: dict, riding: set) -> list[str]:
+def _atoms(crystal, names, cov, su: dict, riding: set, parts: dict) -> list[str]:
     sites, aniso = [], []
     for i, atom in enumerate(crystal.atoms):
         lab = atom.label
@@ -255,6 +255,7 @@ def _atoms(crystal, names, cov, su: dict, riding: set) -> list[str]:
                 str(len(crystal.site_symmetry(i))),
                 "calc" if ride else "d",
                 "R" if ride else ".",
+                *([str(parts[lab]) if parts.get(lab) else "."] if parts else []),
             ]
         )
         if atom.is_anisotropic:
@@ -266,12 +267,13 @@ def _atoms(crystal, names, cov, su: dict, riding: set) -> list[str]:
             )
     tags = ["label", "type_symbol", "fract_x", "fract_y", "fract_z", "U_iso_or_equiv"]
     tags += ["adp_type", "occupancy", "site_symmetry_order", "calc_flag", "refinement_flags_posn"]
+    tags += ["disorder_group"] if parts else []
     lines = _loop([f"_atom_site_{t}" for t in tags], sites)
     tags = ["label", "U_11", "U_22", "U_33", "U_23", "U_13", "U_12"]
     return lines + _loop([f"_atom_site_aniso_{t}" for t in tags], aniso)
 
 
-def _geometry(crystal, geometry: Geometry, full: bool) -> list[str]:
+def _geometry(crystal, geometry: Geometry, full: bool, parts: dict) -> list[str]:
     how = (
         "the full covariance matrix of the refined coordinates"
         if full
@@ -289,7 +291,7 @@ def _geometry(crystal, geometry: Geometry, full: bool) -> list[str]:
     bonds = [
         [cif.quote(b.label1), cif.quote(b.label2), format_su(b.distance, _tiny(b.su), 4)]
         + [b.code1, b.code2, "?"]
-        for b in bond_list(crystal, geometry)
+        for b in bond_list(crystal, geometry, parts=parts)
     ]
     tags = ["atom_site_label_1", "atom_site_label_2", "distance"]
     tags += ["site_symmetry_1", "site_symmetry_2", "publ_flag"]
@@ -297,7 +299,7 @@ def _geometry(crystal, geometry: Geometry, full: bool) -> list[str]:
     angles = [
         [cif.quote(a.label1), cif.quote(a.label2), cif.quote(a.label3)]
         + [format_su(a.angle, _tiny(a.su), 2), a.code1, ".", a.code3, "?"]
-        for a in angle_list(crystal, geometry)
+        for a in angle_list(crystal, geometry, parts=parts)
     ]
     tags = ["atom_site_label_1", "atom_site_label_2", "atom_site_label_3", "", "site_symmetry_1"]
     tags += ["site_symmetry_2", "site_symmetry_3", "publ_flag"]
@@ -318,6 +320,7 @@ def core_cif_text(
     summary: RefineSummary | None = None,
     riding: Sequence[str] = (),
     title: str | None = None,
+    parts: dict[str, int] | None = None,
 ) -> str:
     """The core CIF of a refined crystal (module docstring).
 
@@ -339,18 +342,23 @@ def core_cif_text(
         Labels of riding hydrogens.
     title : str, optional
         Data block name (default the crystal's name).
+    parts : dict, optional
+        Disorder group by label (``_atom_site_disorder_group``): written in the
+        atom_site loop; no bond between atoms of different non-zero groups
+        (:func:`chasm.geometry.bond_list`).
     """
     su = dict(su or {})
     lines = _header(crystal, title)
     if summary is not None:
         lines += _refine(summary)
-    lines += _atoms(crystal, list(names or []), cov, su, set(riding))
+    parts = {k: int(v) for k, v in (parts or {}).items() if v}
+    lines += _atoms(crystal, list(names or []), cov, su, set(riding), parts)
     full = cov is not None and names is not None
     if full:
         cov_xyz = xyz_covariance(crystal, list(names), cov, su)
     else:
         cov_xyz = np.diag([_su_of(su, f"{a.label}.{c}") ** 2 for a in crystal.atoms for c in "xyz"])
-    lines += _geometry(crystal, Geometry(crystal, cov_xyz), full)
+    lines += _geometry(crystal, Geometry(crystal, cov_xyz), full, parts)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

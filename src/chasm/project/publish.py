@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from gemmi import cif
 
 from chasm.errors import InputError
 from chasm.io.core_cif import RefineSummary, write_core_cif
@@ -26,6 +27,30 @@ __all__ = ["CORE_CIF", "FCF", "write_publication_files", "refine_summary"]
 
 CORE_CIF = "model_core.cif"
 FCF = "model.fcf"
+
+
+def disorder_groups(built) -> dict[str, int]:
+    """``_atom_site_disorder_group`` by label from the project's structure CIF ({} if none).
+
+    The block is the one ``structure.block`` names, or the first with atoms (as
+    :func:`chasm.crystal.cif.read_cif` chooses); unreadable values count as 0.
+    """
+    d = built.project.data["structure"]
+    try:
+        doc = cif.read(str(built.project.resolve(d["cif"])))
+    except (OSError, ValueError, RuntimeError):
+        return {}
+    name = d.get("block")
+    blocks = [b for b in doc if (b.name == name if name else b.find_values("_atom_site_fract_x"))]
+    if not blocks:
+        return {}
+    out = {}
+    for row in blocks[0].find("_atom_site_", ["label", "disorder_group"]):
+        try:
+            out[cif.as_string(row[0])] = int(cif.as_string(row[1]))
+        except ValueError:  # '.' or '?'
+            continue
+    return {k: v for k, v in out.items() if v}
 
 
 def _covariance(ref) -> np.ndarray | None:
@@ -106,6 +131,7 @@ def _write(built, result: dict, out: Path) -> list[Path]:
         summary=summary,
         riding=[r.h for r in built.riders],
         title=built.project.data.get("title") or None,
+        parts=disorder_groups(built),
     )
     p = ref.params.values
     for k, d in enumerate(xray):
