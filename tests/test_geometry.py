@@ -264,16 +264,23 @@ def _disorder_groups(block) -> dict[str, int]:
 
 
 @pytest.mark.parametrize(
-    ("name", "missing"),
-    [("SH2185_Cu.cif", 0), ("alert_example.cif", 0), ("ccdc1979688.cif", 0), ("p31c.cif", 2)],
+    ("name", "missing", "angles_off"),
+    [
+        ("SH2185_Cu.cif", 0, (0, 0)),
+        ("alert_example.cif", 0, (0, 0)),
+        ("ccdc1979688.cif", 0, (0, 0)),
+        ("p31c.cif", 2, (1, 12)),
+    ],
 )
-def test_bond_list_is_shelxl_s(shared_data, name, missing):
+def test_bond_and_angle_lists_are_shelxl_s(shared_data, name, missing, angles_off):
     """The corpus CIFs: chasm's bonds (covalent radii + 0.4 A, PARTs apart) are SHELXL's.
 
     Same multiset of label pairs, symmetry images included: 62, 48 and 100 bonds
-    (SH2185_Cu with PART disorder); P 3 1 c (methyl groups disordered on
-    three-fold axes, PART 1/2): 93 of SHELXL's 95, none extra; SHELXL also
-    lists H1D-C3 and H12D-C14, between atoms of PART 2 and PART 1.
+    and 108, 81 and 179 angles (SH2185_Cu with PART disorder); P 3 1 c (methyl
+    groups disordered on three-fold axes, PART 1/2): 93 of SHELXL's 95 bonds,
+    none extra (SHELXL also lists H1D-C3 and H12D-C14, between atoms of PART 2
+    and PART 1, and the 12 angles they make); one angle extra (C3'-C2'-C3', two
+    images).
     """
     path = shared_data / "corpus" / name
     with warnings.catch_warnings():  # the file's site multiplicities (not ours to test)
@@ -287,6 +294,16 @@ def test_bond_list_is_shelxl_s(shared_data, name, missing):
     shelxl = Counter(frozenset(gemmi.cif.as_string(v) for v in (r[0], r[1])) for r in rows)
     assert sum((ours - shelxl).values()) == 0
     assert sum((shelxl - ours).values()) == missing
+    ours = Counter(
+        (a.label2, frozenset((a.label1, a.label3)))
+        for a in angle_list(cr, parts=_disorder_groups(block))
+    )
+    tags = ["_atom_site_label_1", "_atom_site_label_2", "_atom_site_label_3"]
+    shelxl = Counter(
+        (gemmi.cif.as_string(r[1]), frozenset(gemmi.cif.as_string(v) for v in (r[0], r[2])))
+        for r in block.find("_geom_angle", tags)
+    )
+    assert (sum((ours - shelxl).values()), sum((shelxl - ours).values())) == angles_off
 
 
 def test_disorder_groups_keep_alternatives_apart():
