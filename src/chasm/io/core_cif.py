@@ -19,19 +19,22 @@ Items written
   ``weighting_scheme`` / ``_details``, ``extinction_method`` / ``_coef`` (with
   su) / ``_expression``, ``number_reflns``, ``number_parameters``,
   ``number_restraints``, ``R_factor_all`` / ``_gt``, ``wR_factor_ref``,
-  ``goodness_of_fit_ref``, ``restrained_S_all``, ``shift/su_max``;
+  ``goodness_of_fit_ref``, ``restrained_S_all`` (``?`` with restraints),
+  ``shift/su_max``;
   ``_reflns_number_total`` / ``_gt`` with ``_reflns_threshold_expression``;
   ``_refine_diff_density_max / min / rms`` when given;
 - ``_atom_site_`` loop: label, type_symbol, fract_x/y/z, U_iso_or_equiv (Ueq of
   an anisotropic atom with its su from the covariance of its U_ij),
   adp_type, occupancy, site_symmetry_order, calc_flag (``d``, ``calc`` for a
-  riding H), refinement_flags_posn (``R`` riding, ``.`` else); riding H
-  coordinates are written without su (as SHELXL does);
+  riding H), refinement_flags_posn (``R`` riding, ``.`` else) and, when
+  groups are given, disorder_group; riding H coordinates are written without
+  su (as SHELXL does);
 - ``_atom_site_aniso_`` loop: U_11 U_22 U_33 U_23 U_13 U_12 with su;
 - ``_geom_special_details``, ``_geom_bond_`` (label_1, label_2, distance,
   site_symmetry_1, site_symmetry_2, publ_flag) and ``_geom_angle_`` (labels,
   angle, site_symmetry_1, _2, _3, publ_flag) loops from :mod:`chasm.geometry`:
-  su from the full covariance of the coordinates and the cell su's.
+  su from the full covariance of the coordinates and the cell su's; atoms of
+  different disorder groups are not bonded.
 """
 
 from __future__ import annotations
