@@ -126,8 +126,6 @@ class HansenCoppensAtom:
         self.n_l = tuple(int(n) for n in self.n_l)
 
 
-
-
 @dataclass
 class NuclearAtom:
     """A nucleus for neutron scattering: a constant coherent scattering length.

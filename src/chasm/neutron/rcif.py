@@ -801,9 +801,7 @@ def _read_dataset(conv: _Converter, block: RcifBlock) -> PndDataset:
     ub_tok = block.items.get("_diffrn_orient_matrix_type")
     model_tok = block.items.get("_extinction_model")
     phase_tok = block.items.get("_phase_label")
-    hkl, fr, sigma, fr_calc, excluded, lines = _refln_columns(
-        conv, block, "fr", "flipping-ratio"
-    )
+    hkl, fr, sigma, fr_calc, excluded, lines = _refln_columns(conv, block, "fr", "flipping-ratio")
     return PndDataset(
         name=block.name,
         wavelength=wavelength,

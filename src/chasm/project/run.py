@@ -16,6 +16,9 @@ leaves the last good model on disk), written atomically:
 - ``model.cif``: the refined model as rhoCIF (:mod:`chasm.io.rhocif`); a
   split atom is written as its charge model (P↑ + P↓, κ of the up part),
   its spin populations are in ``result.json``;
+- at the end of the run only, ``model_core.cif`` (publication CIF: values
+  with su, ``_refine_ls_*``, ``_geom_*``) and ``model.fcf`` (SHELX LIST 4),
+  :mod:`chasm.project.publish`;
 - ``listing.txt``: a plain-text listing (model, constraints, cycles,
   per-data-set table, parameters with su, correlations, residual-density
   peaks, and the warnings repeated at the end: parameters at or beyond their
@@ -538,6 +541,10 @@ def _write_outputs(
         extra=extra,
         adp_sets=ref.structure.adp or None,
     )
+    if final and not stopped:  # model_core.cif and model.fcf (chasm.project.publish)
+        from chasm.project.publish import write_publication_files
+
+        write_publication_files(built, result, out, result["warnings"])
     write_text_atomic(out / "result.json", json.dumps(result, indent=1) + "\n")
     write_text_atomic(out / "listing.txt", _listing(built, result, lines, table))
     return result
