@@ -294,18 +294,16 @@ def moment_report(
 
 
 def _vs(value: float, su: float) -> str:
-    """value(su) with the su to two significant digits; plain value when su is unknown.
+    """value(su) by the rule of 19 (:func:`chasm.io.su_format.format_su`).
 
-    An su that rounds to zero at the finest precision shown (1e-6) prints as an
-    exact value (no parentheses), as a fixed or constrained quantity does.
+    No su, or an su below the finest precision shown (5e-7: an exact sum such
+    as a constrained total charge), prints the value as exact with 4 decimals
+    and without a negative zero, as a fixed or constrained quantity does.
     """
-    if np.isfinite(su) and su > 0:
-        digits = min(max(0, 1 - int(np.floor(np.log10(su)))), 6)
-        scaled = int(round(su * 10**digits))
-        if scaled > 0:
-            return f"{value:.{digits}f}({scaled})"
-    # no su, or one below the display precision (an exact sum such as a constrained
-    # total charge): the value as exact, without a negative zero
+    from chasm.io.su_format import format_su
+
+    if np.isfinite(su) and su >= 5e-7:
+        return format_su(float(value), float(su))
     return f"{value + 0.0 if abs(value) >= 5e-5 else 0.0:.4f}"
 
 
