@@ -85,6 +85,7 @@ def test_sf_errors(tmp_path, capsys):
     assert not (tmp_path / "o.csv").exists()
 
 
+@pytest.mark.slow
 def test_demo_runs_the_seed_route(tmp_path, capsys):
     """A small version of the demo: every stage converges, the spin populations of the
     PND-only and joint stages are within 3 su of the truth, the files are written."""
@@ -109,6 +110,7 @@ def test_demo_runs_the_seed_route(tmp_path, capsys):
         assert f"{name}: GOF {gof:.3f}" in printed, (name, gof, printed)
 
 
+@pytest.mark.slow
 def test_simulate_command_writes_the_seed_data(tmp_path, capsys):
     """`chasm simulate` is reachable from the main parser; existing files are kept."""
     from chasm.examples.seed_project import write_seed_project

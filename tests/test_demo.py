@@ -9,6 +9,7 @@ from chasm.io.rhocif import read_rhocif
 from chasm.refine.refinement import Refinement
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_the_stages_done(tmp_path, monkeypatch):
     real = Refinement.run_stage
     done = []

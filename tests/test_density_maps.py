@@ -240,6 +240,7 @@ def neutral_models(cr, rng, **kw):
     ]
 
 
+@pytest.mark.slow
 def test_deformation_density_integrates_to_zero():
     cr = made_up("P 21/c")
     rng = np.random.default_rng(8)
@@ -259,6 +260,7 @@ def test_deformation_density_integrates_to_zero():
     assert np.abs(grid.map(lambda p: deformation_density(cr, models, p))).max() > 0.3
 
 
+@pytest.mark.slow
 def test_spin_density_integrates_to_the_monopoles():
     cr = made_up("P 21/c")
     rng = np.random.default_rng(9)
@@ -281,6 +283,7 @@ def test_spin_density_integrates_to_the_monopoles():
     np.testing.assert_allclose(spin_density(cr, up, down, pts, tail=1e-12), diff, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group", ["P 1 21 1", "P 21/c"])
 def test_fourier_transform_of_the_density_gives_the_engine_structure_factors(group):
     """FFT of the static valence + multipole density (0.07 Å grid) vs the engine, U = 0, Pc = 0.

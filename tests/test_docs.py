@@ -258,6 +258,7 @@ def _run_python(step: Step, namespace: dict, page: Path) -> str:
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", runnable_pages(), ids=lambda p: p.relative_to(DOCS).as_posix())
 def test_page_commands_run(page, tmp_path, monkeypatch):
     text = page.read_text(encoding="utf-8")

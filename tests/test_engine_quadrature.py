@@ -64,6 +64,7 @@ def _numerical_ft(model, hcart: np.ndarray) -> complex:
     return complex(np.sum(wr[:, None] * wang[None, :] * rho * phase))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("element", ["Cu", "C"])
 def test_hansen_coppens_form_factor_equals_numerical_transform(element):
     rng = np.random.default_rng(11 if element == "Cu" else 12)

@@ -23,6 +23,8 @@ from chasm.scattering.engine import StructureFactorEngine
 from chasm.scattering.sfcalc import default_models
 from chasm.scattering.xray import agreement_factors, weights_sigma
 
+pytestmark = pytest.mark.slow  # validation-grade (minutes): CI runs it with -m slow
+
 
 def _iam_agreement(folder):
     cr = read_cif(folder / "iam.cif")

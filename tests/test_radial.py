@@ -55,6 +55,7 @@ def _hankel_g(l, N, K, Z):
     return float(mp.re((-1j) ** (l + 1) * total / K))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("l", range(5))
 def test_g_closed_form_equals_quadrature(l):
     """1e-9 relative against adaptive quadrature where quadrature can deliver it.

@@ -18,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "validation"))
 
 import seed_init_vs_hand as siv  # noqa: E402
 
+pytestmark = pytest.mark.slow  # validation-grade (minutes): CI runs it with -m slow
+
 
 def test_init_project_matches_the_hand_made_one(tmp_path):
     res = siv.run(tmp_path, smax=0.6, und_count=600)

@@ -41,6 +41,8 @@ import seed_pull_study as sp  # noqa: E402
 from chasm.examples import seed  # noqa: E402
 from chasm.refine.refinement import Stage  # noqa: E402
 
+pytestmark = pytest.mark.slow  # validation-grade (minutes): CI runs it with -m slow
+
 RUNS = ((0, (0.7, 1000, 212), sp.SCHEMES), (1, (0.6, 1000, 212), ("unit",)))
 SPINS = [f"{lab}.Pv.spin" for lab in seed.SPIN_POPULATIONS]
 GRADIENT = {"coordinates": SPINS, "n_random": 4}

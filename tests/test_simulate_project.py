@@ -503,6 +503,7 @@ def _by_hkl(hkl) -> dict:
     return {h: k for k, h in enumerate(map(tuple, np.asarray(hkl).tolist()))}
 
 
+@pytest.mark.slow
 def test_seed_project_same_reflections_and_calculated_values(seed_case):
     from chasm.examples import seed
     from chasm.refine.flipping_data import FlippingData

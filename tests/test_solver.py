@@ -432,6 +432,7 @@ def test_nlog_and_log_steps_use_the_curvature_of_the_score(scheme):
     assert gn > 0.05 * before  # the plain step leaves a sizeable part: the test can tell
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("scheme", "weight"), [("unit", 1.0), ("unit", 30.0), ("log", 1.0)])
 def test_set_variance_factors_are_unbiased(scheme, weight, monkeypatch):
     """s_e² from E[χ²_e] recovers each set's true variance factor, on average.
