@@ -449,26 +449,38 @@ def _pair_values(terms: _AtomTerms, v: np.ndarray, site: np.ndarray, sw: np.ndar
     for t in terms.spherical:
         out += (t.scale * t.kappa**3) * t.table(t.kappa * r, t.kappa * t.rcut)
     out *= sw[site]
-    if terms.multipoles:
-        safe = r > 0.0
-        u = v / np.where(safe, r, 1.0)[:, None]
-        u[~safe] = (0.0, 0.0, 1.0)
-        lmax = max(m.lmax for m in terms.multipoles)
-        dt = density_harmonics(u, lmax).T  # (nlm, n), C-contiguous rows
-        for m in terms.multipoles:
-            e = np.exp(-m.zeta * r)
-            e[r >= m.rcut] = 0.0
-            pg = np.take(m.cart, site, axis=1)
-            powers = {0: None, 1: r}
-            for l in range(m.lmax + 1):
-                n = m.n_l[l]
-                if n not in powers:
-                    powers[n] = r**n if n > 8 else _int_power(r, n)
-                ang = np.einsum("ij,ij->j", dt[l * l : (l + 1) ** 2], pg[l * l : (l + 1) ** 2])
-                ang *= e
-                if n:
-                    ang *= powers[n]
-                out += slater_norm(n, m.zeta) * ang
+    if not terms.multipoles:
+        return out
+    # the multipoles usually reach less far than the spherical terms: only the pairs inside
+    reach = max(m.rcut for m in terms.multipoles)
+    inside = np.flatnonzero(r < reach)
+    if inside.size == 0:
+        return out
+    whole = inside.size == r.size
+    if not whole:
+        r, v, site = r[inside], v[inside], site[inside]
+    acc = out if whole else out[inside]
+    safe = r > 0.0
+    u = v / np.where(safe, r, 1.0)[:, None]
+    u[~safe] = (0.0, 0.0, 1.0)
+    lmax = max(m.lmax for m in terms.multipoles)
+    dt = density_harmonics(u, lmax).T  # (nlm, n), C-contiguous rows
+    for m in terms.multipoles:
+        e = np.exp(-m.zeta * r)
+        e[r >= m.rcut] = 0.0
+        pg = np.take(m.cart, site, axis=1)
+        powers = {0: None, 1: r}
+        for l in range(m.lmax + 1):
+            n = m.n_l[l]
+            if n not in powers:
+                powers[n] = r**n if n > 8 else _int_power(r, n)
+            ang = np.einsum("ij,ij->j", dt[l * l : (l + 1) ** 2], pg[l * l : (l + 1) ** 2])
+            ang *= e
+            if n:
+                ang *= powers[n]
+            acc += slater_norm(n, m.zeta) * ang
+    if not whole:
+        out[inside] = acc
     return out
 
 
