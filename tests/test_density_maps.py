@@ -422,6 +422,16 @@ def test_symmetric_cell_grid_evaluates_one_point_per_orbit(name):
     assert len(np.unique(orbit)) == np.count_nonzero(orbit.reshape(-1) == np.arange(orbit.size))
 
 
+def test_threads_give_the_same_map(monkeypatch):
+    """Blocks of points are independent: one or several threads give identical values."""
+    cr, models = symmetry_case("P21/c")
+    pts = cr.frac_to_cart(np.random.default_rng(8).random((24_000, 3)))
+    monkeypatch.setenv("CHASM_MAP_THREADS", "1")
+    one = deformation_density(cr, models, pts)
+    monkeypatch.setenv("CHASM_MAP_THREADS", "3")
+    assert np.array_equal(deformation_density(cr, models, pts), one)
+
+
 def test_symmetric_map_falls_back_on_a_grid_the_operations_break():
     """An odd size along the 2_1 screw: no orbits, every point evaluated."""
     cr, models = symmetry_case("P21/c")

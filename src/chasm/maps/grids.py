@@ -5,7 +5,9 @@
   its 2-D coordinates, and the atom copies lying in it (for plots).
 * :class:`CellGrid`: the unit cell divided into n1 x n2 x n3 points
   (periodic: point n equals point 0 and is not stored), or a Cartesian box
-  around atoms; evaluated slab by slab with :meth:`CellGrid.map`.
+  around atoms; evaluated slab by slab with :meth:`CellGrid.map` (for a
+  function invariant under the space group, one point per orbit).
+* :func:`fourier_on_plane`: a Fourier synthesis on a plane by separable phases.
 * :func:`atom_images`: every distinct atom copy (operation, lattice shift)
   inside a fractional box.
 
