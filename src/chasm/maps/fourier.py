@@ -374,15 +374,19 @@ class FourierMap:
         h, c = self._half()
         h = h.astype(float)
         out = np.zeros((len(u), len(v)))
-        for k0 in range(0, len(h), max(1, int(block))):
-            hk = h[k0 : k0 + block]
-            q = c[k0 : k0 + block] * np.exp(
-                -1j * _radians((hk @ o)[None, :] + v[:, None] * (hk @ dv)[None, :])
-            )  # (n_v, m)
+        block = max(1, int(block))
+        for k0 in range(0, len(h), block):
+            hk, ck = h[k0 : k0 + block], c[k0 : k0 + block]
+            # Q_hj = C_h exp(−iφ_hj), φ = 2π h·(origin + v_j dv), in real arithmetic, (m, n_v)
+            phi = _radians((hk @ o)[:, None] + (hk @ dv)[:, None] * v[None, :])
+            cos_p, sin_p = np.cos(phi), np.sin(phi)
+            cr, ci = ck.real[:, None], ck.imag[:, None]
+            q_re = cr * cos_p + ci * sin_p
+            q_im = ci * cos_p - cr * sin_p
             theta = _radians(u[:, None] * (hk @ du)[None, :])  # (n_u, m)
-            # Re[(cos θ − i sin θ)(Qr + i Qi)] = cos θ Qr + sin θ Qi
-            out += np.cos(theta) @ q.real.T
-            out += np.sin(theta) @ q.imag.T
+            # Re[(cos θ − i sin θ)(Q_re + i Q_im)] = cos θ Q_re + sin θ Q_im
+            out += np.cos(theta) @ q_re
+            out += np.sin(theta) @ q_im
         return out / self.crystal.volume
 
     def derivatives(self, frac: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
