@@ -244,6 +244,18 @@ def test_fast_paths_agree_for_non_hermitian_maps():
     assert row[0, 1] == pytest.approx(direct[2].real, abs=1e-11 * scale)
 
 
+def test_folded_reflections_follow_new_coefficients(case):
+    """The half-sphere copy is rebuilt when the arrays are replaced; in place is refused."""
+    crystal, _, _, uniq, f_uniq = case
+    fmap = fourier_grid(crystal, uniq, f_uniq, spacing=0.3)
+    x = np.array([[0.1, 0.2, 0.3]])
+    before = fmap.evaluate(x)
+    with pytest.raises(ValueError):
+        fmap.coeffs[0] = 0.0
+    fmap.coeffs = 2.0 * fmap.coeffs
+    assert fmap.evaluate(x) == pytest.approx(2.0 * before, rel=1e-12)
+
+
 # --------------------------------------------------------------------------- grid & helpers
 def test_grid_shape_rules():
     crystal = make_crystal("P21/c")

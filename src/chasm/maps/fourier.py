@@ -278,6 +278,13 @@ class FourierMap:
         The P1 (full-sphere) reflections of the synthesis.
     coeffs : ndarray of complex, shape (m,)
         Their coefficients; ``evaluate`` sums them directly.
+
+    Notes
+    -----
+    The exact evaluations use these reflections folded onto a half sphere,
+    computed once and kept while ``hkl`` and ``coeffs`` are the same arrays:
+    assign new arrays to change the synthesis (those made by
+    :func:`fourier_grid` are read-only).
     """
 
     values: np.ndarray
@@ -302,10 +309,10 @@ class FourierMap:
 
     def _half(self) -> tuple[np.ndarray, np.ndarray]:
         """The stored reflections folded onto a half sphere (cached; see :func:`half_sphere`)."""
-        key = (id(self.hkl), id(self.coeffs), len(self.hkl))
-        if self._half_cache is None or self._half_cache[0] != key:
-            self._half_cache = (key, *half_sphere(self.hkl, self.coeffs))
-        return self._half_cache[1], self._half_cache[2]
+        cache = self._half_cache
+        if cache is None or cache[0] is not self.hkl or cache[1] is not self.coeffs:
+            cache = self._half_cache = (self.hkl, self.coeffs, *half_sphere(self.hkl, self.coeffs))
+        return cache[2], cache[3]
 
     def evaluate(self, frac_points, block: int = 4_000_000) -> np.ndarray:
         """ρ at arbitrary points by direct summation of the stored coefficients (exact).
@@ -492,6 +499,8 @@ def fourier_grid(
                 "each size must exceed 2|h|max"
             )
     values = synthesis_fft(hkl_p1, c_p1, shape) / crystal.volume
+    hkl_p1.flags.writeable = False  # FourierMap keeps a folded copy (see its Notes)
+    c_p1.flags.writeable = False
     return FourierMap(values=values, crystal=crystal, hkl=hkl_p1, coeffs=c_p1)
 
 
