@@ -399,6 +399,54 @@ def test_cell_grid_and_box():
         assert np.all(cart >= pts[0, 0, 0] - 1e-9) and np.all(cart <= pts[-1, -1, -1] + 1e-9)
 
 
+@pytest.mark.parametrize("name", ["urea", "P21/c"])
+def test_symmetric_cell_grid_evaluates_one_point_per_orbit(name):
+    """map(symmetric=True) equals the every-point map; only orbit representatives are computed."""
+    cr, models = symmetry_case(name)
+    grid = CellGrid.cell(cr, shape=(8, 8, 6) if name == "urea" else (6, 8, 10))
+    calls = []
+
+    def fn(p):
+        calls.append(p.reshape(-1, 3).shape[0])
+        return deformation_density(cr, models, p)
+
+    full = grid.map(fn)
+    assert sum(calls) == grid.n_points
+    calls.clear()
+    fast = grid.map(fn, symmetric=True, max_points=50)
+    assert np.abs(fast - full).max() <= 1e-12 * np.abs(full).max()
+    assert sum(calls) < 0.4 * grid.n_points and max(calls) <= 50
+    # the orbits are those of the operations: equal labels <=> images of each other
+    orbit = grid.orbits().reshape(grid.shape)
+    idx = np.array([1, 2, 3])
+    for r, t in zip(cr.rotations, cr.translations, strict=True):
+        image = np.rint(((r @ (idx / grid.shape)) + t) * grid.shape).astype(int) % grid.shape
+        assert orbit[tuple(image)] == orbit[tuple(idx)]
+    assert len(np.unique(orbit)) == np.count_nonzero(orbit.reshape(-1) == np.arange(orbit.size))
+
+
+def test_threads_give_the_same_map(monkeypatch):
+    """Blocks of points are independent: one or several threads give identical values."""
+    cr, models = symmetry_case("P21/c")
+    pts = cr.frac_to_cart(np.random.default_rng(8).random((24_000, 3)))
+    monkeypatch.setenv("CHASM_MAP_THREADS", "1")
+    one = deformation_density(cr, models, pts)
+    monkeypatch.setenv("CHASM_MAP_THREADS", "3")
+    assert np.array_equal(deformation_density(cr, models, pts), one)
+
+
+def test_symmetric_map_falls_back_on_a_grid_the_operations_break():
+    """An odd size along the 2_1 screw: no orbits, every point evaluated."""
+    cr, models = symmetry_case("P21/c")
+    grid = CellGrid.cell(cr, shape=(4, 5, 6))
+    assert grid.orbits() is None
+    calls = []
+    grid.map(lambda p: calls.append(p.size // 3) or np.zeros(p.shape[:-1]), symmetric=True)
+    assert sum(calls) == grid.n_points
+    box = CellGrid.box(cr, ["C1"], margin=0.5, spacing=0.5)
+    assert box.orbits() is None
+
+
 def test_bad_input_raises_input_error():
     cr = urea()
     m = [SphericalAtom(a.element) for a in cr.atoms]

@@ -20,10 +20,12 @@ from chasm.maps.fourier import (
     fo_map,
     fourier_grid,
     grid_shape,
+    half_sphere,
     nearest_atom,
     peaks,
     residual_map,
     residual_peaks_table,
+    synthesis_fft,
 )
 from chasm.scattering.engine import StructureFactorEngine
 from chasm.scattering.sfcalc import default_models
@@ -171,6 +173,87 @@ def test_mean_is_f000_over_volume(case):
     assert fmap.stats().mean == pytest.approx(f0.real / crystal.volume, rel=1e-12)
     no_zero = fourier_grid(crystal, uniq, f_uniq, spacing=0.3)
     assert abs(no_zero.stats().mean) <= 1e-13 * no_zero.stats().max
+
+
+# --------------------------------------------------------------------------- fast paths
+def random_coefficients(n: int, hmax: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct random indices (both halves, (0,0,0) included) with non-Hermitian coefficients."""
+    rng = np.random.default_rng(seed)
+    h = np.unique(rng.integers(-hmax, hmax + 1, size=(3 * n, 3)), axis=0)
+    h = h[np.any(h != 0, axis=1)]
+    h = np.vstack([[0, 0, 0], h[rng.permutation(len(h))[: n - 1]]])
+    c = rng.normal(size=len(h)) + 1j * rng.normal(size=len(h))
+    return h, c
+
+
+def test_half_sphere_keeps_the_real_part_of_any_synthesis():
+    h, c = random_coefficients(300, 6, seed=11)
+    k, ck = half_sphere(h, c)
+    lead = np.array([next((v for v in row if v != 0), 0) for row in k])
+    assert np.all(lead >= 0) and len(np.unique(k, axis=0)) == len(k)
+    assert len(k) < len(h)  # some Friedel pairs were folded together
+    x = np.random.default_rng(12).random((7, 3))
+    full = np.exp(-2j * np.pi * (x @ h.T)) @ c
+    folded = np.exp(-2j * np.pi * (x @ k.T)) @ ck
+    assert np.allclose(folded.real, full.real, rtol=0, atol=1e-12 * np.abs(full).max())
+
+
+@pytest.mark.parametrize("shape", [(16, 15, 14), (15, 16, 13)])
+def test_real_fft_synthesis_equals_the_direct_sum(shape):
+    """Odd and even last axes; non-Hermitian coefficients (the real part of the sum)."""
+    h, c = random_coefficients(200, 6, seed=13)
+    got = synthesis_fft(h, c, shape)
+    j = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1)
+    x = (j / np.array(shape)).reshape(-1, 3)
+    direct = (np.exp(-2j * np.pi * (x @ h.T)) @ c).real.reshape(shape)
+    assert np.max(np.abs(got - direct)) <= 1e-12 * np.abs(direct).max()
+
+
+def test_plane_by_separable_phases_equals_the_direct_sum(case):
+    """An oblique, off-grid mesh in every test group (triclinic included), to 1e-12."""
+    crystal, full, f_full, uniq, f_uniq = case
+    fmap = fourier_grid(crystal, uniq, f_uniq, spacing=0.3)
+    origin = np.array([0.37, -1.21, 2.05])  # outside the cell on purpose
+    du, dv = np.array([0.031, -0.017, 0.009]), np.array([-0.004, 0.022, 0.027])
+    u, v = np.linspace(-2.5, 3.0, 9), np.array([-1.0, 0.0, 0.5, 2.25, 4.0])
+    got = fmap.evaluate_plane(origin, du, dv, u, v, block=37)  # several reflection blocks
+    x = origin + u[:, None, None] * du + v[None, :, None] * dv
+    direct = direct_sum(crystal, full, f_full, x.reshape(-1, 3)).real.reshape(len(u), len(v))
+    assert np.max(np.abs(got - direct)) <= 1e-12 * np.abs(direct).max()
+    assert np.max(np.abs(fmap.evaluate(x) - direct)) <= 1e-12 * np.abs(direct).max()
+
+
+def test_fast_paths_agree_for_non_hermitian_maps():
+    """Anomalous data kept as is (friedel=False): grid, points and plane give Re of the sum."""
+    crystal = make_crystal("P212121", dispersion={"S": (0.3, 0.6), "O": (0.02, 0.03)})
+    uniq = unique(crystal, sphere(crystal, 0.5))
+    both = np.vstack([uniq, -uniq])
+    fmap = fourier_grid(crystal, both, calc(crystal, both), spacing=0.3, friedel=False)
+    full = sphere(crystal, 0.5)
+    ref_f = calc(crystal, full)
+    index = np.random.default_rng(14).integers(0, fmap.grid, size=(10, 3))
+    x = fmap.grid_fractional(index)
+    direct = direct_sum(crystal, full, ref_f, x)
+    scale = np.abs(direct).max()
+    assert np.max(np.abs(direct.imag)) > 1e-6 * scale  # really non-Hermitian
+    assert np.max(np.abs(fmap.values[tuple(index.T)] - direct.real)) <= 1e-11 * scale
+    assert np.max(np.abs(fmap.evaluate(x) - direct.real)) <= 1e-11 * scale
+    row = fmap.evaluate_plane(x[0], x[1] - x[0], x[2] - x[0], [0.0, 1.0], [0.0, 1.0])
+    assert row[0, 0] == pytest.approx(direct[0].real, abs=1e-11 * scale)
+    assert row[1, 0] == pytest.approx(direct[1].real, abs=1e-11 * scale)
+    assert row[0, 1] == pytest.approx(direct[2].real, abs=1e-11 * scale)
+
+
+def test_folded_reflections_follow_new_coefficients(case):
+    """The half-sphere copy is rebuilt when the arrays are replaced; in place is refused."""
+    crystal, _, _, uniq, f_uniq = case
+    fmap = fourier_grid(crystal, uniq, f_uniq, spacing=0.3)
+    x = np.array([[0.1, 0.2, 0.3]])
+    before = fmap.evaluate(x)
+    with pytest.raises(ValueError):
+        fmap.coeffs[0] = 0.0
+    fmap.coeffs = 2.0 * fmap.coeffs
+    assert fmap.evaluate(x) == pytest.approx(2.0 * before, rel=1e-12)
 
 
 # --------------------------------------------------------------------------- grid & helpers

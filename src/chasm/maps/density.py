@@ -55,8 +55,14 @@ are evaluated exactly.
 Work is blocked over points: points are sorted into cubes of 3 Å, and for each
 cube only the atom copies within reach are considered, so memory stays
 bounded for any number of points; a :class:`CellGrid` is also evaluated slab by
-slab (:meth:`CellGrid.map`). The grids (:class:`Plane`, :class:`CellGrid`) live
-in :mod:`chasm.maps.grids` and are re-exported here.
+slab (:meth:`CellGrid.map`), and with ``symmetric=True`` at one point per
+orbit of the space group. The multipole functions are evaluated only on the
+pairs within their own radius (usually shorter than the spherical terms').
+Large point sets (20,000 points or more) are shared among threads, one block
+at a time (``CHASM_MAP_THREADS``, default every core); a block's sum is formed
+in the same order either way, so the values do not depend on the threads.
+The grids (:class:`Plane`, :class:`CellGrid`) live in :mod:`chasm.maps.grids`
+and are re-exported here.
 
 Grid integrals. The sum of a map over a periodic cell grid of step h differs
 from the integral by the aliased structure factors Σ_(m≠0) F(N m), i.e. by the
@@ -69,7 +75,9 @@ converges at 0.1 Å.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from math import lgamma, pi
@@ -118,6 +126,7 @@ _BIN = 3.0  # side of the cubes the points are sorted into, Å
 _BLOCK_POINTS = 20_000  # points per block at most
 _DIST_PAIRS = 1 << 20  # copies x points examined at once
 _EVAL_PAIRS = 1 << 16  # (copy, point) pairs evaluated at once
+_THREAD_POINTS = 20_000  # fewer points than this: one thread
 
 
 # --------------------------------------------------------------------------- radial tables
@@ -178,6 +187,7 @@ class _RadialTable:
     c: float = 0.0
     h: float = 0.0
     coef: tuple[np.ndarray, ...] = ()
+    _rows: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     r_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0))
     tail_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0))
     r_eff: float = 0.0
@@ -208,6 +218,7 @@ class _RadialTable:
                 break
             n *= 2
         self.h, self.coef = h, tuple(np.ascontiguousarray(a) for a in coef)
+        self._rows = np.ascontiguousarray(np.stack(coef, axis=1))  # (n, 4): one gather
         # charge outside each node: Simpson-like trapezoid in x of 4π r² |ρ| dr/dx
         g = 4.0 * pi * r * r * np.abs(f) * (self.c + r)
         rm = self.c * np.expm1(xm)
@@ -235,10 +246,15 @@ class _RadialTable:
         whole = bool(inside.all())
         rr = r if whole else r[inside]
         x = np.log1p(rr / self.c) / self.h
-        i = np.minimum(x.astype(np.intp), len(self.coef[0]) - 1)
+        i = np.minimum(x.astype(np.intp), len(self._rows) - 1)
         t = x - i
-        c0, c1, c2, c3 = (a[i] for a in self.coef)
-        val = c0 + t * (c1 + t * (c2 + t * c3))
+        c = self._rows[i]
+        val = c[:, 3] * t
+        val += c[:, 2]
+        val *= t
+        val += c[:, 1]
+        val *= t
+        val += c[:, 0]  # c0 + t (c1 + t (c2 + t c3)), in place
         if whole:
             return val
         out[inside] = val
@@ -449,27 +465,79 @@ def _pair_values(terms: _AtomTerms, v: np.ndarray, site: np.ndarray, sw: np.ndar
     for t in terms.spherical:
         out += (t.scale * t.kappa**3) * t.table(t.kappa * r, t.kappa * t.rcut)
     out *= sw[site]
-    if terms.multipoles:
-        safe = r > 0.0
-        u = v / np.where(safe, r, 1.0)[:, None]
-        u[~safe] = (0.0, 0.0, 1.0)
-        lmax = max(m.lmax for m in terms.multipoles)
-        dt = density_harmonics(u, lmax).T  # (nlm, n), C-contiguous rows
-        for m in terms.multipoles:
-            e = np.exp(-m.zeta * r)
-            e[r >= m.rcut] = 0.0
-            pg = np.take(m.cart, site, axis=1)
-            powers = {0: None, 1: r}
-            for l in range(m.lmax + 1):
-                n = m.n_l[l]
-                if n not in powers:
-                    powers[n] = r**n if n > 8 else _int_power(r, n)
-                ang = np.einsum("ij,ij->j", dt[l * l : (l + 1) ** 2], pg[l * l : (l + 1) ** 2])
-                ang *= e
-                if n:
-                    ang *= powers[n]
-                out += slater_norm(n, m.zeta) * ang
+    if not terms.multipoles:
+        return out
+    # the multipoles usually reach less far than the spherical terms: only the pairs inside
+    reach = max(m.rcut for m in terms.multipoles)
+    inside = np.flatnonzero(r < reach)
+    if inside.size == 0:
+        return out
+    whole = inside.size == r.size
+    if not whole:
+        r, v, site = r[inside], v[inside], site[inside]
+    acc = out if whole else out[inside]
+    safe = r > 0.0
+    u = v / np.where(safe, r, 1.0)[:, None]
+    u[~safe] = (0.0, 0.0, 1.0)
+    lmax = max(m.lmax for m in terms.multipoles)
+    dt = density_harmonics(u, lmax).T  # (nlm, n), C-contiguous rows
+    for m in terms.multipoles:
+        e = np.exp(-m.zeta * r)
+        e[r >= m.rcut] = 0.0
+        pg = np.take(m.cart, site, axis=1)
+        powers = {0: None, 1: r}
+        for l in range(m.lmax + 1):
+            n = m.n_l[l]
+            if n not in powers:
+                powers[n] = r**n if n > 8 else _int_power(r, n)
+            ang = np.einsum("ij,ij->j", dt[l * l : (l + 1) ** 2], pg[l * l : (l + 1) ** 2])
+            ang *= e
+            if n:
+                ang *= powers[n]
+            acc += slater_norm(n, m.zeta) * ang
+    if not whole:
+        out[inside] = acc
     return out
+
+
+def _threads() -> int:
+    """Worker threads for large point sets: CHASM_MAP_THREADS, else every core."""
+    env = os.environ.get("CHASM_MAP_THREADS", "")
+    if env.strip().isdigit() and int(env) > 0:
+        return int(env)
+    return os.cpu_count() or 1
+
+
+def _block_values(pb: np.ndarray, work: list, A: np.ndarray, recip: np.ndarray) -> np.ndarray:
+    """Density at the points ``pb`` (n, 3) of one compact block, summed over the atom copies."""
+    cmin, cmax = pb.min(axis=0), pb.max(axis=0)
+    corners = np.array(np.meshgrid(*zip(cmin, cmax, strict=True), indexing="ij")).reshape(3, -1)
+    fc = np.linalg.solve(A, corners)
+    acc = np.zeros(len(pb))
+    p2 = np.einsum("ij,ij->i", pb, pb)
+    pb2t = np.ascontiguousarray(2.0 * pb.T)
+    for t, R, sites in work:
+        site, shift = lattice_candidates(
+            sites.frac, fc.min(axis=1) - R * recip, fc.max(axis=1) + R * recip
+        )
+        centres = (sites.frac[site] + shift) @ A.T
+        gap = np.maximum(np.maximum(cmin - centres, centres - cmax), 0.0)
+        near = np.einsum("ij,ij->i", gap, gap) <= R * R
+        site, centres = site[near], centres[near]
+        step = max(1, _DIST_PAIRS // len(pb))
+        reach2 = R * R * (1.0 + 1e-9) + 1e-9
+        for a in range(0, len(site), step):
+            c = centres[a : a + step]
+            # |p − c|² <= R²  <=>  |p|² − 2 c·p <= R² − |c|², in place on one array
+            g = c @ pb2t
+            np.subtract(p2[None], g, out=g)
+            ci, pi_ = np.nonzero(g <= (reach2 - np.einsum("ij,ij->i", c, c))[:, None])
+            for b in range(0, len(ci), _EVAL_PAIRS):
+                cs, ps = ci[b : b + _EVAL_PAIRS], pi_[b : b + _EVAL_PAIRS]
+                v = pb[ps] - c[cs]
+                vals = _pair_values(t, v, site[a + cs], sites.weight)
+                acc += np.bincount(ps, weights=vals, minlength=len(pb))
+    return acc
 
 
 def _evaluate(crystal, terms: list, points, cutoff: float | None, tail: float) -> np.ndarray:
@@ -494,32 +562,20 @@ def _evaluate(crystal, terms: list, points, cutoff: float | None, tail: float) -
         for m in t.multipoles:
             m.cart = _cartesian_populations(crystal, sites, m)
         work.append((t, R, sites))
-    for idx in _point_blocks(p):
-        pb = p[idx]
-        cmin, cmax = pb.min(axis=0), pb.max(axis=0)
-        corners = np.array(np.meshgrid(*zip(cmin, cmax, strict=True), indexing="ij")).reshape(3, -1)
-        fc = np.linalg.solve(A, corners)
-        acc = np.zeros(len(pb))
-        p2 = np.einsum("ij,ij->i", pb, pb)
-        for t, R, sites in work:
-            site, shift = lattice_candidates(
-                sites.frac, fc.min(axis=1) - R * recip, fc.max(axis=1) + R * recip
-            )
-            centres = (sites.frac[site] + shift) @ A.T
-            gap = np.maximum(np.maximum(cmin - centres, centres - cmax), 0.0)
-            near = np.einsum("ij,ij->i", gap, gap) <= R * R
-            site, centres = site[near], centres[near]
-            step = max(1, _DIST_PAIRS // len(pb))
-            for a in range(0, len(site), step):
-                c = centres[a : a + step]
-                d2 = p2[None] + np.einsum("ij,ij->i", c, c)[:, None] - 2.0 * c @ pb.T
-                ci, pi_ = np.nonzero(d2 <= R * R * (1.0 + 1e-9) + 1e-9)
-                for b in range(0, len(ci), _EVAL_PAIRS):
-                    cs, ps = ci[b : b + _EVAL_PAIRS], pi_[b : b + _EVAL_PAIRS]
-                    v = pb[ps] - c[cs]
-                    vals = _pair_values(t, v, site[a + cs], sites.weight)
-                    acc += np.bincount(ps, weights=vals, minlength=len(pb))
-        out[idx] = acc
+    blocks = list(_point_blocks(p))
+    threads = min(_threads(), len(blocks)) if len(p) >= _THREAD_POINTS else 1
+
+    def one(idx: np.ndarray) -> None:
+        out[idx] = _block_values(p[idx], work, A, recip)
+
+    if threads > 1:
+        # blocks are independent and numpy releases the GIL in its loops; each
+        # block's sum runs in the same order as serially, so the result is identical
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(one, blocks))
+    else:
+        for idx in blocks:
+            one(idx)
     return out.reshape(shape)
 
 

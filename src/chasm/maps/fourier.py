@@ -42,7 +42,7 @@ absolute scale of Fc, so the map is in e/Å³.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
@@ -56,10 +56,12 @@ __all__ = [
     "fo_map",
     "fourier_grid",
     "grid_shape",
+    "half_sphere",
     "nearest_atom",
     "peaks",
     "residual_map",
     "residual_peaks_table",
+    "synthesis_fft",
 ]
 
 TWO_PI = 2.0 * np.pi
@@ -80,6 +82,13 @@ _FIT = np.linalg.pinv(_DESIGN)  # (10, 27)
 
 
 # --------------------------------------------------------------------------- coefficients
+def _radians(turns: np.ndarray) -> np.ndarray:
+    """2π (t − round(t)) in place: the same angle, reduced to [−π, π] (cos/sin are faster there)."""
+    turns -= np.rint(turns)
+    turns *= TWO_PI
+    return turns
+
+
 def _encode(hkl: np.ndarray) -> tuple[np.ndarray, int]:
     """One int64 per index triple (for fast grouping)."""
     m = int(np.max(np.abs(hkl), initial=0)) + 1
@@ -130,6 +139,45 @@ def expand_to_p1(crystal, hkl, coeffs, friedel: bool = True) -> tuple[np.ndarray
         np.bincount(group, weights=values.real) + 1j * np.bincount(group, weights=values.imag)
     ) / counts
     return keys[first], mean
+
+
+def half_sphere(hkl, coeffs) -> tuple[np.ndarray, np.ndarray]:
+    """Fold a list of reflections onto a half sphere, for the real part of a synthesis.
+
+    Since Re[C exp(+iθ)] = Re[conj(C) exp(−iθ)], the real part of
+    Σ_h C(h) exp(−2πi h·x) is unchanged when a reflection h is replaced by −h
+    with the conjugate coefficient. Every h whose first non-zero index is
+    negative is flipped so, and coefficients reaching the same index are
+    summed: Re Σ_h C(h) e^(−2πi h·x) = Re Σ_k C'(k) e^(−2πi k·x) exactly,
+    with half the terms for a list that holds both Friedel mates. This holds
+    for any coefficients (Hermitian or not), since the maps are real parts.
+
+    Parameters
+    ----------
+    hkl : array_like of int, shape (n, 3)
+    coeffs : array_like of complex, shape (n,)
+
+    Returns
+    -------
+    hkl_half : ndarray of int, shape (m, 3)
+        Distinct indices, each with its first non-zero component positive
+        (and (0, 0, 0) if present), sorted.
+    coeffs_half : ndarray of complex, shape (m,)
+        C'(k) = Σ_(h = k) C(h) + Σ_(h = −k) conj(C(h)).
+    """
+    h = np.asarray(hkl, dtype=np.int64).reshape(-1, 3)
+    c = np.asarray(coeffs, dtype=complex).reshape(-1)
+    if len(h) == 0:
+        return h.copy(), c.copy()
+    lead = np.where(h[:, 0] != 0, h[:, 0], np.where(h[:, 1] != 0, h[:, 1], h[:, 2]))
+    flip = lead < 0
+    k = np.where(flip[:, None], -h, h)
+    c = np.where(flip, np.conj(c), c)
+    code, _ = _encode(k)
+    _, first, group = np.unique(code, return_index=True, return_inverse=True)
+    group = group.reshape(-1)
+    total = np.bincount(group, weights=c.real) + 1j * np.bincount(group, weights=c.imag)
+    return k[first], total
 
 
 # --------------------------------------------------------------------------- grid
@@ -230,12 +278,20 @@ class FourierMap:
         The P1 (full-sphere) reflections of the synthesis.
     coeffs : ndarray of complex, shape (m,)
         Their coefficients; ``evaluate`` sums them directly.
+
+    Notes
+    -----
+    The exact evaluations use these reflections folded onto a half sphere,
+    computed once and kept while ``hkl`` and ``coeffs`` are the same arrays:
+    assign new arrays to change the synthesis (those made by
+    :func:`fourier_grid` are read-only).
     """
 
     values: np.ndarray
     crystal: object
     hkl: np.ndarray
     coeffs: np.ndarray
+    _half_cache: tuple | None = field(default=None, init=False, repr=False)
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -251,8 +307,18 @@ class FourierMap:
         """Fractional coordinates (..., 3) of grid indices (..., 3)."""
         return np.asarray(index, dtype=float) / np.array(self.grid, dtype=float)
 
+    def _half(self) -> tuple[np.ndarray, np.ndarray]:
+        """The stored reflections folded onto a half sphere (cached; see :func:`half_sphere`)."""
+        cache = self._half_cache
+        if cache is None or cache[0] is not self.hkl or cache[1] is not self.coeffs:
+            cache = self._half_cache = (self.hkl, self.coeffs, *half_sphere(self.hkl, self.coeffs))
+        return cache[2], cache[3]
+
     def evaluate(self, frac_points, block: int = 4_000_000) -> np.ndarray:
         """ρ at arbitrary points by direct summation of the stored coefficients (exact).
+
+        The reflections are first folded onto a half sphere (:func:`half_sphere`),
+        and the real part is summed in real arithmetic, cos θ·Re C + sin θ·Im C.
 
         Parameters
         ----------
@@ -269,13 +335,66 @@ class FourierMap:
         x = np.asarray(frac_points, dtype=float)
         shape = x.shape[:-1]
         x = x.reshape(-1, 3)
+        x = x - np.floor(x)  # h integer: the phases are periodic, smaller arguments round less
         out = np.empty(len(x))
-        h = self.hkl.astype(float)
+        h, c = self._half()
+        h = h.astype(float)
         step = max(1, block // max(len(h), 1))
         for i0 in range(0, len(x), step):
-            phase = np.exp(-1j * TWO_PI * (x[i0 : i0 + step] @ h.T))
-            out[i0 : i0 + step] = (phase @ self.coeffs).real
+            theta = _radians(x[i0 : i0 + step] @ h.T)
+            out[i0 : i0 + step] = np.cos(theta) @ c.real + np.sin(theta) @ c.imag
         return out.reshape(shape) / self.crystal.volume
+
+    def evaluate_plane(self, origin, du, dv, u, v, block: int = 8192) -> np.ndarray:
+        """ρ on the plane mesh x_ij = origin + u_i du + v_j dv by separable phases (exact).
+
+        Since exp(−2πi h·x_ij) = exp(−2πi h·origin) exp(−2πi u_i h·du)
+        exp(−2πi v_j h·dv), the map is one table of phases per direction and
+        a matrix product: ρ_ij = Re Σ_h P_ih Q_jh with P_ih = exp(−2πi u_i h·du)
+        and Q_jh = C_h exp(−2πi h·origin) exp(−2πi v_j h·dv), summed in real
+        arithmetic over the half sphere (:func:`half_sphere`). The cost is
+        (n_u + n_v) m exponentials and 4 n_u n_v m flops instead of n_u n_v m
+        exponentials for the point-by-point sum.
+
+        Parameters
+        ----------
+        origin, du, dv : array_like, shape (3,)
+            Fractional coordinates of the mesh origin and of the two mesh
+            directions (any lengths, not necessarily grid-aligned).
+        u, v : array_like, shape (n_u,) and (n_v,)
+            Mesh coordinates along ``du`` and ``dv`` (any values).
+        block : int
+            Reflections handled at once (bounds the memory:
+            16 (n_u + n_v) block bytes).
+
+        Returns
+        -------
+        ndarray, shape (n_u, n_v)
+            e/Å³.
+        """
+        o = np.asarray(origin, dtype=float).reshape(3)
+        o = o - np.floor(o)
+        du = np.asarray(du, dtype=float).reshape(3)
+        dv = np.asarray(dv, dtype=float).reshape(3)
+        u = np.asarray(u, dtype=float).reshape(-1)
+        v = np.asarray(v, dtype=float).reshape(-1)
+        h, c = self._half()
+        h = h.astype(float)
+        out = np.zeros((len(u), len(v)))
+        block = max(1, int(block))
+        for k0 in range(0, len(h), block):
+            hk, ck = h[k0 : k0 + block], c[k0 : k0 + block]
+            # Q_hj = C_h exp(−iφ_hj), φ = 2π h·(origin + v_j dv), in real arithmetic, (m, n_v)
+            phi = _radians((hk @ o)[:, None] + (hk @ dv)[:, None] * v[None, :])
+            cos_p, sin_p = np.cos(phi), np.sin(phi)
+            cr, ci = ck.real[:, None], ck.imag[:, None]
+            q_re = cr * cos_p + ci * sin_p
+            q_im = ci * cos_p - cr * sin_p
+            theta = _radians(u[:, None] * (hk @ du)[None, :])  # (n_u, m)
+            # Re[(cos θ − i sin θ)(Q_re + i Q_im)] = cos θ Q_re + sin θ Q_im
+            out += np.cos(theta) @ q_re
+            out += np.sin(theta) @ q_im
+        return out / self.crystal.volume
 
     def derivatives(self, frac: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """ρ, its gradient and Hessian with respect to fractional coordinates at one point.
@@ -289,8 +408,10 @@ class FourierMap:
         hessian : ndarray, shape (3, 3)
             ∂²ρ/∂x_i∂x_j.
         """
-        h = self.hkl.astype(float)
-        term = self.coeffs * np.exp(-1j * TWO_PI * (h @ np.asarray(frac, dtype=float)))
+        h, c = self._half()
+        h = h.astype(float)
+        x = np.asarray(frac, dtype=float)
+        term = c * np.exp(-1j * _radians(h @ (x - np.floor(x))))
         v = self.crystal.volume
         value = term.sum().real / v
         gradient = ((-1j * TWO_PI) * (h.T @ term)).real / v
@@ -377,12 +498,46 @@ def fourier_grid(
                 f"grid {shape} is too coarse for |h|max = {tuple(int(m) for m in hmax)}: "
                 "each size must exceed 2|h|max"
             )
-    box = np.zeros(shape, dtype=complex)
-    idx = hkl_p1 % np.array(shape)
-    box[idx[:, 0], idx[:, 1], idx[:, 2]] = c_p1
-    # numpy's forward FFT carries exp(−2πi m·j/n): exactly the synthesis sign
-    values = np.fft.fftn(box).real / crystal.volume
+    values = synthesis_fft(hkl_p1, c_p1, shape) / crystal.volume
+    hkl_p1.flags.writeable = False  # FourierMap keeps a folded copy (see its Notes)
+    c_p1.flags.writeable = False
     return FourierMap(values=values, crystal=crystal, hkl=hkl_p1, coeffs=c_p1)
+
+
+def synthesis_fft(hkl, coeffs, shape) -> np.ndarray:
+    """Re Σ_h C(h) exp(−2πi h·j/n) at every grid point j of a grid of this shape, by a real FFT.
+
+    The coefficients are folded onto a half sphere (:func:`half_sphere`) and
+    spread back as the Hermitian spectrum H(k) = C'(k)/2, H(−k) = conj C'(k)/2
+    (H(0) = Re C'(0)), whose synthesis is real and equals the real part asked
+    for; numpy's inverse real FFT of conj(H) over the half spectrum
+    (last index 0..n3/2) times the number of points is that synthesis. This is
+    half the work of a complex FFT and holds for any coefficients.
+
+    Parameters
+    ----------
+    hkl : array_like of int, shape (n, 3)
+        Reflections; each |h_i| < n_i / 2 (no aliasing).
+    coeffs : array_like of complex, shape (n,)
+    shape : tuple of 3 int
+
+    Returns
+    -------
+    ndarray, shape ``shape``
+        The sum (no 1/V factor).
+    """
+    shape = tuple(int(n) for n in shape)
+    k, c = half_sphere(hkl, coeffs)
+    zero = np.all(k == 0, axis=1)
+    c0 = float(np.sum(c[zero].real))
+    k, c = k[~zero], c[~zero]
+    keys = np.concatenate([k, -k]) % np.array(shape)
+    spec = np.concatenate([np.conj(c), c]) * 0.5  # conj(H) at k and at −k
+    half = keys[:, 2] <= shape[2] // 2
+    box = np.zeros((shape[0], shape[1], shape[2] // 2 + 1), dtype=complex)
+    box[keys[half, 0], keys[half, 1], keys[half, 2]] = spec[half]
+    box[0, 0, 0] += c0
+    return np.fft.irfftn(box, s=shape, axes=(0, 1, 2)) * float(np.prod(shape))
 
 
 # --------------------------------------------------------------------------- map types

@@ -5,7 +5,9 @@
   its 2-D coordinates, and the atom copies lying in it (for plots).
 * :class:`CellGrid`: the unit cell divided into n1 x n2 x n3 points
   (periodic: point n equals point 0 and is not stored), or a Cartesian box
-  around atoms; evaluated slab by slab with :meth:`CellGrid.map`.
+  around atoms; evaluated slab by slab with :meth:`CellGrid.map` (for a
+  function invariant under the space group, one point per orbit).
+* :func:`fourier_on_plane`: a Fourier synthesis on a plane by separable phases.
 * :func:`atom_images`: every distinct atom copy (operation, lattice shift)
   inside a fractional box.
 
@@ -355,12 +357,19 @@ class Plane:
 def fourier_on_plane(fmap, plane: Plane) -> np.ndarray:
     """A :class:`~chasm.maps.fourier.FourierMap` summed exactly at the points of a plane.
 
+    The mesh is origin + u_i e1 + v_j e2, so the phases factorise
+    (:meth:`~chasm.maps.fourier.FourierMap.evaluate_plane`): two tables of
+    exponentials and one matrix product instead of one exponential per point
+    and reflection.
+
     Returns
     -------
     ndarray, shape plane.shape
         Values in the map's units (e/Å³ for a residual map).
     """
-    return fmap.evaluate(fmap.crystal.cart_to_frac(plane.points))
+    cr = fmap.crystal
+    o, d1, d2 = cr.cart_to_frac(np.array([plane.origin, plane.e1, plane.e2]))
+    return fmap.evaluate_plane(o, d1, d2, plane.u, plane.v)
 
 
 # --------------------------------------------------------------------------- 3-D grids
@@ -472,7 +481,12 @@ class CellGrid:
         """All fractional coordinates (n1, n2, n3, 3)."""
         return self.crystal.cart_to_frac(self.points)
 
-    def map(self, function: Callable[[np.ndarray], np.ndarray], max_points: int = 500_000):
+    def map(
+        self,
+        function: Callable[[np.ndarray], np.ndarray],
+        max_points: int = 500_000,
+        symmetric: bool = False,
+    ) -> np.ndarray:
         """Values of ``function(points)`` on the grid, evaluated slab by slab.
 
         Parameters
@@ -482,17 +496,75 @@ class CellGrid:
             ``lambda p: deformation_density(crystal, models, p)``.
         max_points : int
             Points passed per call (bounds the memory).
+        symmetric : bool
+            The function is invariant under the space group (any density of
+            the crystal is): on a cell grid that the operations map onto
+            itself, evaluate one point per orbit (:meth:`orbits`) and copy
+            the value to the others, 1/|G| of the work for points in
+            general position. Ignored (every point evaluated) for a box or a
+            grid the operations do not map onto itself.
 
         Returns
         -------
         ndarray, shape (n1, n2, n3)
         """
+        orbit = self.orbits() if symmetric else None
+        if orbit is not None:
+            reps = np.flatnonzero(orbit == np.arange(orbit.size))
+            index = np.stack(np.unravel_index(reps, self.shape), axis=-1).astype(float)
+            values = np.empty(len(reps))
+            for a in range(0, len(reps), max(1, max_points)):
+                pts = self.origin + index[a : a + max_points] @ self.axes
+                values[a : a + max_points] = function(pts)
+            full = np.empty(orbit.size)
+            full[reps] = values
+            return full[orbit].reshape(self.shape)
         out = np.empty(self.shape)
         step = max(1, max_points // (self.shape[1] * self.shape[2]))
         for i0 in range(0, self.shape[0], step):
             i1 = min(self.shape[0], i0 + step)
             out[i0:i1] = function(self.points_slab(i0, i1))
         return out
+
+    def orbits(self) -> np.ndarray | None:
+        """For each grid point (flat index), the smallest flat index of its symmetry images.
+
+        Point g (fractional g/n) goes to n (R g/n + t) under (R, t); on a cell
+        grid whose shape the operations respect (n_i R_ij / n_j and n_i t_i
+        integers) that is a grid point, and the orbits of the group
+        partition the grid. Points with equal entries are images of each
+        other; the entry equal to its own index marks one representative.
+
+        Returns
+        -------
+        ndarray of int, shape (n1 n2 n3,), or None
+            None for a box or a grid the operations do not map onto itself.
+        """
+        if not self.periodic:
+            return None
+        n = np.array(self.shape, dtype=float)
+        rot, trans = self.crystal.symops
+        m = rot * n[None, :, None] / n[None, None, :]  # n_i R_ij / n_j
+        tn = trans * n[None, :]
+        if not (np.allclose(m, np.rint(m), atol=1e-9) and np.allclose(tn, np.rint(tn), atol=1e-9)):
+            return None
+        m, tn = np.rint(m).astype(np.int64), np.rint(tn).astype(np.int64)
+        n1, n2, n3 = self.shape
+        strides = (n2 * n3, n3, 1)
+        axes = [
+            np.arange(k, dtype=np.int64).reshape([-1 if a == b else 1 for b in range(3)])
+            for a, k in enumerate(self.shape)
+        ]  # g1, g2, g3 broadcast over the grid
+        best = np.arange(self.n_points, dtype=np.int64).reshape(self.shape)
+        for r, t in zip(m, tn, strict=True):
+            flat = np.zeros(self.shape, dtype=np.int64)
+            for i in range(3):
+                comp = (r[i, 0] * axes[0] + r[i, 1] * axes[1] + r[i, 2] * axes[2] + t[i]) % (
+                    self.shape[i]
+                )
+                flat += strides[i] * comp
+            np.minimum(best, flat, out=best)
+        return best.reshape(-1)
 
     def integrate(self, values) -> float:
         """Σ values x voxel volume (electrons for a density in e/Å³ on a periodic cell grid)."""
