@@ -93,27 +93,36 @@ def neighbours(crystal, i: int, cutoff: float, include_self: bool = False) -> li
     grid = np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij"), -1).reshape(
         -1, 3
     )
+    xs = np.array([np.asarray(atom.xyz, float) for atom in crystal.atoms]).reshape(-1, 3)
+    # every image R x_j + t of every atom, brought near the central atom (n, ops, 3),
+    # then every lattice shift of the grid (n, ops, grid, 3)
+    base = np.einsum("kab,jb->jka", rot, xs) + trans[None, :, :]
+    base_shift = -np.floor(base - x0 + 0.5)
+    cand = (base + base_shift)[:, :, None, :] + grid[None, None, :, :]
+    cart = cand @ a.T
+    d = np.linalg.norm(cart - c0, axis=-1)
+    jj, kk, mm = np.nonzero(d <= cutoff)  # in atom, operation, shift order
+    if not include_self:
+        away = d[jj, kk, mm] >= 1e-6
+        jj, kk, mm = jj[away], kk[away], mm[away]
+    hits = cart[jj, kk, mm]
+    # an image already found (special positions) is listed once: keep the first
+    close = np.sum((hits[:, None, :] - hits[None, :, :]) ** 2, axis=-1) < 1e-8
+    first = ~np.any(np.tril(close, -1), axis=1)
     found: list[Neighbour] = []
-    seen: list[np.ndarray] = []
-    for j, atom in enumerate(crystal.atoms):
-        xj = np.asarray(atom.xyz, float)
-        for k in range(len(rot)):
-            base = rot[k] @ xj + trans[k]
-            # bring the image near the central atom, then scan lattice shifts
-            base_shift = -np.floor(base - x0 + 0.5)
-            cand = base + base_shift + grid
-            cart = cand @ a.T
-            d = np.linalg.norm(cart - c0, axis=1)
-            for m in np.nonzero(d <= cutoff)[0]:
-                if not include_self and d[m] < 1e-6:
-                    continue
-                if any(np.linalg.norm(cart[m] - s) < 1e-4 for s in seen):
-                    continue
-                seen.append(cart[m])
-                shift = tuple(int(v) for v in (base_shift + grid[m]))
-                found.append(
-                    Neighbour(j, atom.label, k, shift, cand[m].copy(), cart[m].copy(), float(d[m]))
-                )
+    for j, k, m in zip(jj[first], kk[first], mm[first], strict=True):
+        shift = tuple(int(v) for v in (base_shift[j, k] + grid[m]))
+        found.append(
+            Neighbour(
+                int(j),
+                crystal.atoms[j].label,
+                int(k),
+                shift,
+                cand[j, k, m].copy(),
+                cart[j, k, m].copy(),
+                float(d[j, k, m]),
+            )
+        )
     found.sort(key=lambda n: (n.distance, n.index, n.op))
     return found
 
