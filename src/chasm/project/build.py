@@ -21,6 +21,8 @@ Pv↑ + Pv↓ + P00↑ + P00↓), ``total_spin`` adds
 
 from __future__ import annotations
 
+import numpy as np
+
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -30,6 +32,7 @@ from chasm.density.frames import LocalAxes
 from chasm.density.harmonics import lm_labels
 from chasm.density.model import HansenCoppensAtom, SphericalAtom, SplitAtom
 from chasm.errors import InputError
+from chasm.io.shelx_cif import choose_block, embedded_reflections, is_shelx_cif, merge_shelxl
 from chasm.io.shelx_hkl import merge, read_hkl4
 from chasm.project.autobuild import HYDROGENS, choose_atom
 from chasm.project.project import ATOM_SCHEMA, Project
@@ -322,9 +325,19 @@ def _f2_dataset(project: Project, crystal, cfg: dict, i: int):
             "(the CIF's wavelength is the X-ray one)",
             src,
         )
-    refl = read_hkl4(path)
+    if is_shelx_cif(path):  # a SHELXL/olex2 CIF carrying its reflections
+        block = cfg["block"]
+        if (
+            block is None
+            and path.resolve() == project.resolve(project.data["structure"]["cif"]).resolve()
+        ):
+            block = project.data["structure"]["block"]
+        refl = embedded_reflections(path, choose_block(path, block))
+    else:
+        refl = read_hkl4(path)
     if cfg["merge"]:
-        refl = merge(refl, crystal)[0]
+        rule = merge_shelxl if cfg["merge_rule"] == "shelxl" else merge
+        refl = rule(refl, crystal, friedel=cfg["friedel"])[0]
     opts = XrayOptions(
         observable=cfg["observable"],
         weights=cfg["weights"],
@@ -421,6 +434,41 @@ def _stage_data(built_entries: dict[str, list[str]], names: list[str], s: dict, 
     return out
 
 
+def symmetrise_special_positions(crystal) -> list[str]:
+    """Put atoms on special positions exactly on their site symmetry.
+
+    CIF values are rounded to their su (``0.037(12) 0.037(12) ... 0.019(6)`` for
+    U11 = U22 = 2 U12 on a 3-fold axis), so the exact site-symmetry constraints of
+    the refinement do not hold for the values read: the position is replaced by
+    the mean of its images under the site group and U* by the mean of R U* Rᵀ.
+    Returns the labels changed by more than rounding (1e-12).
+    """
+    from chasm.crystal.adp import matrix_to_u6, u6_to_matrix, ucif_to_ustar, ustar_to_ucif
+
+    changed = []
+    for i, atom in enumerate(crystal.atoms):
+        ops = crystal.site_symmetry(i)
+        if len(ops) <= 1:
+            continue
+        x = np.asarray(atom.xyz, float)
+        images = []
+        for k in ops:
+            y = crystal.rotations[k] @ x + crystal.translations[k]
+            images.append(y - np.round(y - x))
+        new_x = np.mean(images, axis=0)
+        moved = float(np.max(np.abs(new_x - x)))
+        atom.xyz = new_x
+        if atom.u_aniso is not None:
+            u = u6_to_matrix(ucif_to_ustar(atom.u_aniso, crystal.cell))
+            avg = np.mean([crystal.rotations[k] @ u @ crystal.rotations[k].T for k in ops], axis=0)
+            new_u = ustar_to_ucif(matrix_to_u6(avg), crystal.cell)
+            moved = max(moved, float(np.max(np.abs(new_u - np.asarray(atom.u_aniso)))))
+            atom.u_aniso = new_u
+        if moved > 1e-12:
+            changed.append(atom.label)
+    return changed
+
+
 def build(project: Project) -> Built:
     """Read the structure and data, build models, constraints, restraints and stages."""
     d = project.data
@@ -429,6 +477,7 @@ def build(project: Project) -> Built:
     if not cif.is_file():
         raise InputError(f"structure.cif: structure file not found: {cif}", src)
     crystal = read_cif(cif, d["structure"]["block"])
+    symmetrise_special_positions(crystal)
     models, riders, sets = build_models(project, crystal)
     split = [
         a.label for a, m in zip(crystal.atoms, models, strict=True) if isinstance(m, SplitAtom)

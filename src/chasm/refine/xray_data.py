@@ -319,17 +319,17 @@ class XrayData:
         s2 = self.reflections.sigma[mask]
         return fo2, s2, obs.y_calc, obs.fc2, J, mask
 
-    def _weights_f2(self, fo2, s2, fc2) -> np.ndarray:
+    def _weights_f2(self, fo2, s2, fc2, scale: float) -> np.ndarray:
         o = self.options
-        if o.weights == "shelx":
-            return weights_shelx(fo2, s2, fc2, a=o.shelx_a, b=o.shelx_b)
+        if o.weights == "shelx":  # SHELXL's scheme on its absolute scale (see weights_shelx)
+            return weights_shelx(fo2, s2, fc2, a=o.shelx_a, b=o.shelx_b, scale=abs(scale))
         return weights_sigma(s2)
 
     def evaluate(self, p: np.ndarray) -> Evaluation:
         """Observations, calculated values, weights and full Jacobian at p."""
         fo2, s2, y_calc, _, J, _ = self.calculate(p, jacobian=True)
         fc2 = y_calc if self.options.observable == "F2" else y_calc**2
-        w = self._weights_f2(fo2, s2, fc2)
+        w = self._weights_f2(fo2, s2, fc2, p[self._i_scale])
         if self.options.observable == "F":
             fo, sf = f_from_f2(fo2, s2)
             wf = 4.0 * np.maximum(fo2, 0.0) * w if self.options.weights == "shelx" else sf**-2.0
@@ -345,7 +345,7 @@ class XrayData:
         finally:
             self.window = saved
         fc2 = y_calc if self.options.observable == "F2" else y_calc**2
-        w = self._weights_f2(fo2, s2, fc2)
+        w = self._weights_f2(fo2, s2, fc2, p[self._i_scale])
         a = agreement_factors(fo2, s2, fc2, weights=w, n_par=n_par)
         return {
             "kind": self.kind,
