@@ -314,7 +314,7 @@ def read_instructions(path: str | Path, block: str) -> ShelxInstructions | None:
     text, line = _text_item(_block(path, block), _RES)
     if not text:
         return None
-    return parse_res(text, str(path), (line or 0) + 2)
+    return parse_res(text, str(path), (line or 0) + 1)
 
 
 def check_hklf(ins: ShelxInstructions | None, path: str) -> None:
@@ -374,7 +374,7 @@ def embedded_reflections(path: str | Path, block: str):
             str(path),
         )
     res, res_line = _text_item(b, _RES)
-    ins = parse_res(res, str(path), (res_line or 0) + 2) if res else None
+    ins = parse_res(res, str(path), (res_line or 0) + 1) if res else None
     check_hklf(ins, str(path))
     # the text field starts on the line after the tag, after the ';' line
     offset = (line or 0) + 1

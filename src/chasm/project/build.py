@@ -21,10 +21,10 @@ Pv↑ + Pv↓ + P00↑ + P00↓), ``total_spin`` adds
 
 from __future__ import annotations
 
-import numpy as np
-
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from chasm.crystal.cif import read_cif
 from chasm.density.databank import spherical_atom
