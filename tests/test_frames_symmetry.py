@@ -193,3 +193,29 @@ def test_every_shared_structure_gets_accepted_frames(shared_data):
             LocalAxes.from_text(ch.axes.as_text()).matrix(crystal, i)
             count += 1
         assert count, name
+
+
+def test_project_frame_error_names_key_line_and_a_working_frame(tmp_path):
+    from chasm.project.build import build
+    from chasm.project.project import load_project
+
+    (tmp_path / "s.cif").write_text(
+        "data_s\n_cell_length_a 5\n_cell_length_b 6\n_cell_length_c 7\n_cell_angle_alpha 90\n"
+        "_cell_angle_beta 90\n_cell_angle_gamma 90\n_space_group_name_H-M_alt 'P -1'\n"
+        "loop_\n_atom_site_label\n_atom_site_type_symbol\n_atom_site_fract_x\n"
+        "_atom_site_fract_y\n_atom_site_fract_z\n_atom_site_U_iso_or_equiv\n"
+        "C1 C 0.1 0.2 0.3 0.02\nO1 O 0.3 0.1 0.2 0.02\n"
+    )
+    (tmp_path / "d.hkl").write_text("1 0 0 10.0 1.0\n0 1 0 12.0 1.0\n0 0 1 8.0 1.0\n")
+    (tmp_path / "p.toml").write_text(
+        '[structure]\ncif = "s.cif"\n\n[model.atoms.C1]\naxes = "C1 Z C1 O1 X"\n\n'
+        '[[datasets]]\nname = "x"\nkind = "xray"\nfile = "d.hkl"\n\n'
+        '[[stages]]\nname = "s"\nfree = ["*.scale"]\n'
+    )
+    with pytest.raises(InputError) as exc:
+        build(load_project(tmp_path / "p.toml"))
+    err = exc.value
+    assert err.line == 5 and err.path.endswith("p.toml")
+    msg = err.message
+    assert msg.startswith("model.atoms.C1.axes: local axes of C1 ('C1 Z C1 O1 X')")
+    assert "chasm init would write axes = 'O1 Z C1 " in msg

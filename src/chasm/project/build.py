@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -36,6 +37,7 @@ from chasm.io.shelx_cif import choose_block, embedded_reflections, is_shelx_cif,
 from chasm.io.shelx_hkl import merge, read_hkl4
 from chasm.project.autobuild import HYDROGENS, choose_atom
 from chasm.project.project import ATOM_SCHEMA, Project
+from chasm.project.schema import find_line
 from chasm.refine.constraints import LinearConstraints
 from chasm.refine.parameters import Parameters, UnknownNameError
 from chasm.refine.problem import SolverOptions
@@ -213,8 +215,20 @@ def build_models(project: Project, crystal):
             models.append(SphericalAtom(atom.element, m["form_factors"]))
             continue
         lmax = cfg["lmax"] if cfg["lmax"] is not None else auto.lmax
-        axes = LocalAxes.from_text(cfg["axes"]) if cfg["axes"] else auto.axes
-        frame = axes.matrix(crystal, i) if axes is not None else None
+        try:
+            axes = LocalAxes.from_text(cfg["axes"]) if cfg["axes"] else auto.axes
+            frame = axes.matrix(crystal, i) if axes is not None else None
+        except InputError as exc:  # name the key, and the frame init would choose
+            hint = (
+                f"; chasm init would write axes = {auto.axes.as_text()!r}"
+                if auto.axes is not None and cfg["axes"]
+                else ""
+            )
+            raise InputError(
+                f"model.atoms.{atom.label}.axes: {exc.message}{hint}",
+                str(project.path),
+                find_line(_text(project.path), f"model.atoms.{atom.label}.axes"),
+            ) from None
         sp = spherical_atom(atom.element)
         model = HansenCoppensAtom(
             atom.element,
@@ -432,6 +446,13 @@ def _stage_data(built_entries: dict[str, list[str]], names: list[str], s: dict, 
             )
         out += [h for h in hits if h not in out]
     return out
+
+
+def _text(path) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return None
 
 
 def symmetrise_special_positions(crystal) -> list[str]:

@@ -357,10 +357,18 @@ def _shelx_entry(cif: Path, block: str, folder: Path, crystal, ins, refl, stol_m
     return L, src
 
 
-def _iam_stages(has_h: bool, extinction: bool) -> list[tuple]:
+#: Convergence tolerance (max |shift|/su) of the IAM stages with SHELXL's weights: the
+#: weights depend on Fc, so the score the solver tests moves with them and the last
+#: Gauss-Newton steps stay at a few hundredths of an su (0.03 su on alert_example).
+SHELX_WEIGHTS_TOL = 0.05
+
+
+def _iam_stages(has_h: bool, extinction: bool, partial: list[str]) -> list[tuple]:
     """IAM route of a SHELXL CIF: the published model (scale only), then positions and
-    ADPs of the non-H atoms (H stay where the CIF puts them)."""
+    ADPs of the non-H atoms (H stay where the CIF puts them; so do atoms with partial
+    occupancy, which SHELXL refined with restraints chasm does not have)."""
     ext = ["*.extinction"] if extinction else []
+    fix = [f"{lab}.*" for lab in partial]
     return [
         (
             "published",
@@ -375,8 +383,9 @@ def _iam_stages(has_h: bool, extinction: bool) -> list[tuple]:
             ["*.scale", *ext, "@nonH.x", "@nonH.y", "@nonH.z", "@nonH.U*"],
             None,
             "spherical atoms: positions and ADPs of the non-H atoms"
-            + (" (H fixed at the CIF's positions)" if has_h else ""),
-            [],
+            + (" (H fixed at the CIF's positions)" if has_h else "")
+            + ("; the partly occupied (disordered) atoms keep the CIF's values" if partial else ""),
+            fix,
             None,
         ),
     ]
@@ -673,7 +682,10 @@ def project_text(
     neutron_adp = ["*.N"] if und else []
     if iam and (xray or embedded is not None):
         has_ext = embedded is not None and ins is not None and ins.exti is not None
-        stages += _iam_stages(has_h, has_ext)
+        partial = [
+            a.label for a in crystal.atoms if a.occupancy < 0.999 and a.element not in HYDROGENS
+        ]
+        stages += _iam_stages(has_h, has_ext, partial)
     elif xray or embedded is not None:
         scale = tuple(f"{n}.scale" for n in xnames) if joint else ("*.scale",)
         fix = neutron_adp + (["*.spin"] if split else [])
@@ -716,12 +728,19 @@ def project_text(
             f"name = {_q(name)}   # {comment}",
             "free = [" + ", ".join(_q(x) for x in free) + "]",
         ]
-        if fix:
+        if fix and iam:
+            L.append("fix = [" + ", ".join(_q(x) for x in fix) + "]   # partly occupied")
+        elif fix:
             L.append("fix = [" + ", ".join(_q(x) for x in fix) + "]   # not seen by these data")
         if data is not None:
             L.append("data = [" + ", ".join(_q(x) for x in data) + "]")
         if smin is not None:
             L.append(f"smin = {smin}   # sin(theta)/lambda >= {smin} 1/A in this stage")
+        if iam and embedded is not None and ins is not None and ins.wght is not None:
+            L.append(
+                f"tol = {SHELX_WEIGHTS_TOL}   # SHELXL's weights move with Fc: the last steps "
+                "stay at a few 0.01 su"
+            )
     guesses.append("strategy: " + " -> ".join(s[0] for s in stages))
     guesses.append("X-H distances: " + ", ".join(f"{k}-H {v}" for k, v in NEUTRON_XH.items()))
     return InitResult("\n".join(L) + "\n", guesses, sources)
