@@ -297,7 +297,9 @@ def _disorder(crystal, ins) -> str | None:
     return "; ".join(why) or None
 
 
-def _shelx_entry(cif: Path, block: str, folder: Path, crystal, ins, refl, stol_max: float):
+def _shelx_entry(
+    cif: Path, block: str, folder: Path, crystal, ins, refl, stol_max: float, iam: bool
+):
     """Lines of the X-ray data set of a SHELXL CIF with embedded reflections, and the
     'taken from' lines: SHELXL's own treatment (MERG 2, WGHT, EXTI, OMIT)."""
     centro = _centrosymmetric(crystal)
@@ -321,7 +323,17 @@ def _shelx_entry(cif: Path, block: str, folder: Path, crystal, ins, refl, stol_m
     ]
     src = []
     lines = ins.lines if ins is not None else {}
-    if ins is not None and ins.wght is not None:
+    if ins is not None and ins.wght is not None and not iam:
+        a, b = ins.wght
+        L += [
+            'weights = "sigma"        # w = 1/sigma^2 for the multipole model; the CIF\'s '
+            f'IAM scheme: weights = "shelx", shelx_a = {a!r}, shelx_b = {b!r}',
+        ]
+        src.append(
+            f"weights: 1/sigma^2 for multipoles (the CIF's WGHT {a} {b}, _shelx_res_file, "
+            f"line {lines.get('WGHT')}, is written as a comment)"
+        )
+    elif ins is not None and ins.wght is not None:
         a, b = ins.wght
         L += [
             'weights = "shelx"        # the CIF\'s own: w = 1/[s^2(Fo^2) + (aP)^2 + bP]',
@@ -625,12 +637,13 @@ def project_text(
         L += lines
         guesses += g
     if embedded is not None:
-        lines, src = _shelx_entry(cif, block, folder, crystal, ins, embedded, smax_data)
+        lines, src = _shelx_entry(cif, block, folder, crystal, ins, embedded, smax_data, iam)
         L += lines
         sources += src
         smax_all = smax_data
         guesses.append(
-            "dataset xray: the CIF's reflections with SHELXL's merging, weights, extinction"
+            "dataset xray: the CIF's reflections, merged as SHELXL does"
+            + (", its WGHT weights and EXTI" if iam else "")
         )
     if not (xray or und or pnd) and embedded is None:
         L += [
