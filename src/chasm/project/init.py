@@ -625,6 +625,7 @@ def project_text(
         lines, smax = _hkl_entry("xray", name, f, folder, crystal)
         L += lines
         smax_all = max(smax_all, smax)
+        sources.append(f"reflections ({name}): {f.name}, HKLF 4, sin(theta)/lambda <= {smax:.3f}")
         guesses.append(
             f"dataset {name}: HKLF 4, wavelength {crystal.wavelength or 'unknown'}, "
             "no extinction, w = 1/sigma^2"
