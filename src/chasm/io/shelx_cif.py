@@ -381,6 +381,9 @@ def embedded_reflections(path: str | Path, block: str):
     if text.startswith("\n"):
         text = text[1:]
         offset += 1
+    # TODO(lead): when the HKLF 4 reader gains the fixed/free layout choice (issue 16,
+    # `readers` branch), pass the data set's choice through here; SHELXL itself reads the
+    # embedded text with its fixed 3I4,2F8.2 columns.
     fd, tmp = tempfile.mkstemp(suffix=".hkl", text=True)
     try:
         with os.fdopen(fd, "w", newline="") as fh:
