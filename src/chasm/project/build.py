@@ -365,6 +365,7 @@ def _f2_dataset(project: Project, crystal, cfg: dict, i: int):
         smax=cfg["smax"],
         min_i_over_sigma=cfg["min_i_over_sigma"],
         omit=[tuple(h) for h in cfg["omit"]],
+        omit_friedel=cfg["friedel"],
     )
     cls = UndData if neutron else XrayData
     data = cls(cfg["name"], refl, crystal, opts, adp_set=cfg["adp_set"])

@@ -78,7 +78,8 @@ def _f2_dataset(neutron: bool) -> dict:
             (bool,),
             True,
             help="with merge: merge Friedel mates too (false: h and -h stay apart unless "
-            "centric, as SHELXL's MERG 2 for a non-centrosymmetric structure)",
+            "centric, as SHELXL's MERG 2 for a non-centrosymmetric structure, and omit "
+            "leaves -h in)",
         ),
         "block": Field(
             (str, type(None)),

@@ -72,7 +72,10 @@ class XrayOptions:
     min_i_over_sigma : float or None
         Drop reflections with F²/σ(F²) below this.
     omit : list of (h, k, l)
-        Reflections left out (Friedel mates too).
+        Reflections left out (Friedel mates too, unless ``omit_friedel`` is False).
+    omit_friedel : bool
+        False: an omitted h leaves −h in (SHELXL's OMIT when Friedel mates are
+        kept apart).
     """
 
     observable: str = "F2"
@@ -87,6 +90,7 @@ class XrayOptions:
     smax: float | None = None
     min_i_over_sigma: float | None = None
     omit: list = field(default_factory=list)
+    omit_friedel: bool = True
 
     def __post_init__(self) -> None:
         if self.observable not in ("F2", "F"):
@@ -146,7 +150,7 @@ class XrayData:
         if o.min_i_over_sigma is not None:
             keep &= mask_i_over_sigma(reflections.f2, reflections.sigma, o.min_i_over_sigma)
         if o.omit:
-            keep &= mask_omitted(reflections.hkl, np.asarray(o.omit, int), friedel=True)
+            keep &= mask_omitted(reflections.hkl, np.asarray(o.omit, int), friedel=o.omit_friedel)
         if not np.any(keep):
             raise InputError(
                 f"dataset {name!r}: no reflection left after the cut-offs "
