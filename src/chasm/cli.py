@@ -59,8 +59,14 @@ def _cmd_init(args: argparse.Namespace) -> int:
         pnd=args.pnd or [],
         magnetic=magnetic,
         total_spin=args.total_spin,
+        block=args.block,
+        multipoles=args.multipoles,
     )
     print(f"wrote {args.out}")
+    if res.sources:
+        print("taken from:")
+        for line in res.sources:
+            print(f"  - {line}")
     if TOTAL_SPIN_PLACEHOLDER in res.text:
         print("fill in constraints.total_spin (marked CHECK) before running")
     print("guessed (check them in the file):")
@@ -203,6 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="element",
         choices=("element", "environment", "atom"),
         help="which atoms share kappa and kappa' (default: same element)",
+    )
+    p.add_argument("--block", help="data block of the CIF (default: the one with reflections)")
+    p.add_argument(
+        "--multipoles",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="--multipoles: a multipole project even for data below sin(theta)/lambda 0.8 1/A "
+        "or a disordered structure; --no-multipoles: spherical atoms (IAM) only",
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing project file")
     p.set_defaults(func=_cmd_init)

@@ -154,14 +154,129 @@ def local_frame(
     return m
 
 
+#: Cut-off (Å) for the nearest image of a bare label in a frame definition.
+NEAREST_IMAGE_CUTOFF = 6.0
+
+_FRAME_HELP = (
+    "name other frame atoms: a symmetry image 'LABEL@-x+1,-y,-z' or a dummy point "
+    "'mid(A;B@x,-y+1/2,z)' (docs/project-file.md, Local axes)"
+)
+
+
+def symop_text(rotation, translation) -> str:
+    """A symmetry operation as a compact xyz triplet without spaces, e.g. ``-x+1,-y,-z+1/2``.
+
+    Parameters
+    ----------
+    rotation : array_like of int, shape (3, 3)
+        Rotation part R in fractional coordinates.
+    translation : array_like, shape (3,)
+        Translation t (fractions), lattice shifts included.
+    """
+    from fractions import Fraction
+
+    rows = []
+    for r, t in zip(np.asarray(rotation, dtype=int), np.asarray(translation, float), strict=True):
+        text = ""
+        for c, name in zip(r, "xyz", strict=True):
+            if c == 0:
+                continue
+            sign = "-" if c < 0 else ("+" if text else "")
+            text += sign + (str(abs(int(c))) if abs(c) != 1 else "") + name
+        f = Fraction(float(t)).limit_denominator(24)
+        if f != 0:
+            text += ("+" if f > 0 and text else "") + str(f)
+        rows.append(text or "0")
+    return ",".join(rows)
+
+
+def _parse_op(text: str, crystal, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation and translation of ``text``; it must be a space-group operation."""
+    import gemmi
+
+    try:
+        op = gemmi.Op(text)
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(
+            f"{where}: {text!r} is not a symmetry operation in xyz form ({exc}), "
+            "e.g. '-x+1,-y,-z' or 'x+1/2,-y+1/2,z'"
+        ) from None
+    rot = np.array(op.rot, dtype=int) // gemmi.Op.DEN
+    tran = np.array(op.tran, dtype=float) / gemmi.Op.DEN
+    for r, t in zip(crystal.rotations, crystal.translations, strict=True):
+        d = tran - t
+        if np.array_equal(r, rot) and np.allclose(d, np.round(d), atol=1e-6):
+            return rot, tran
+    raise InputError(
+        f"{where}: {text!r} is not an operation of the space group "
+        f"({len(crystal.rotations)} operations, lattice translations allowed)"
+    )
+
+
+def point_position(token: str, crystal, i: int, where: str = "", near=None) -> np.ndarray:
+    """Cartesian position (Å) of one frame point of atom ``i``.
+
+    Accepted forms (no whitespace):
+
+    - ``LABEL``: the atom itself when it is the atom's own label, otherwise the
+      image of that atom nearest to atom ``i`` (within 6 Å);
+    - ``LABEL@OP``: the image of LABEL by the space-group operation OP, an xyz
+      triplet such as ``-x+1,-y,-z`` (lattice translations allowed), applied
+      exactly to LABEL's coordinates: x' = R x + t;
+    - ``mid(P1;P2;...)``: the centroid of the points P1, P2, ... (each a
+      ``LABEL`` or ``LABEL@OP``), a dummy point such as a bond midpoint.
+
+    ``near`` may pass ``neighbours(crystal, i, NEAREST_IMAGE_CUTOFF)`` when it is
+    already known (it is only used for bare labels).
+
+    Raises
+    ------
+    InputError
+        Unknown label, bad operation, no image within range; the message starts
+        with ``where``.
+    """
+    from chasm.crystal.neighbours import neighbours
+
+    token = str(token).strip()
+    where = where or f"local axes of {crystal.atoms[i].label}: point"
+    low = token.lower()
+    if low.startswith("mid(") and token.endswith(")"):
+        parts = [p for p in token[4:-1].split(";") if p.strip()]
+        if not parts or any(p.strip().lower().startswith("mid(") for p in parts):
+            raise InputError(
+                f"{where}: dummy point {token!r} must list atoms, e.g. 'mid(C1;C2@-x+1,-y,-z)'"
+            )
+        return midpoint(*[point_position(p, crystal, i, where, near) for p in parts])
+    label, _, op = token.partition("@")
+    labels = [a.label for a in crystal.atoms]
+    if label not in labels:
+        raise InputError(f"{where} {label!r} is not an atom of the structure")
+    j = labels.index(label)
+    if op:
+        rot, tran = _parse_op(op, crystal, f"{where}: {token!r}")
+        return crystal.frac_to_cart(rot @ np.asarray(crystal.atoms[j].xyz, float) + tran)
+    if j == i:
+        return crystal.frac_to_cart(crystal.atoms[i].xyz)
+    if near is None:
+        near = neighbours(crystal, i, NEAREST_IMAGE_CUTOFF)
+    near = [n for n in near if n.index == j and n.distance <= NEAREST_IMAGE_CUTOFF]
+    if not near:
+        raise InputError(
+            f"{where}: no image of {label} within {NEAREST_IMAGE_CUTOFF:g} A of "
+            f"{crystal.atoms[i].label}; name the image, e.g. '{label}@x+1,y,z'"
+        )
+    return near[0].cart
+
+
 @dataclass(frozen=True)
 class LocalAxes:
-    """Definition of a local frame by atom labels (XD / rhoCIF style).
+    """Definition of a local frame by frame points (XD / rhoCIF style).
 
     ``ax1`` points from the atom to ``atom0``; ``ax2`` lies in the plane of
-    the vector ``atom1 -> atom2`` (see :func:`local_frame`). Labels name atoms
-    of the asymmetric unit; each is resolved to its image nearest to the atom
-    carrying the frame (the bonded neighbour in the usual case). ``atom1`` is
+    the vector ``atom1 -> atom2`` (see :func:`local_frame`). Each point is an
+    atom label (the image nearest to the atom carrying the frame, or the atom
+    itself for its own label), a symmetry image ``LABEL@OP`` (``O1@-x+1,-y,-z``)
+    or a dummy point ``mid(A;B)`` (:func:`point_position`). ``atom1`` is
     usually the atom itself.
     """
 
@@ -177,36 +292,36 @@ class LocalAxes:
         if i1 == _axis_index(self.ax2, "ax2"):
             raise InputError(f"ax1 and ax2 must be different axes, both are {self.ax1!r}")
 
-    def positions(self, crystal, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Cartesian positions (Å) of atom0, atom1, atom2 for the frame of atom ``i``."""
-        from chasm.crystal.neighbours import neighbours
+    def positions(self, crystal, i: int, near=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cartesian positions (Å) of atom0, atom1, atom2 for the frame of atom ``i``
+        (``near``: see :func:`point_position`)."""
+        where = f"local axes of {crystal.atoms[i].label} ({self.as_text()!r})"
+        return tuple(
+            point_position(getattr(self, w), crystal, i, f"{where}, {w}", near)
+            for w in ("atom0", "atom1", "atom2")
+        )
 
-        own = crystal.atoms[i]
-        origin = crystal.frac_to_cart(own.xyz)
-        labels = {a.label for a in crystal.atoms}
-        out = []
-        for which in ("atom0", "atom1", "atom2"):
-            label = getattr(self, which)
-            if label not in labels:
-                raise InputError(
-                    f"local axes of {own.label}: {which} {label!r} is not an atom of the structure"
-                )
-            if label == own.label:
-                out.append(origin)
-                continue
-            near = [n for n in neighbours(crystal, i, 6.0) if n.label == label]
-            if not near:
-                raise InputError(
-                    f"local axes of {own.label}: no image of {label} within 6 A of {own.label}"
-                )
-            out.append(near[0].cart)
-        return out[0], out[1], out[2]
+    def matrix(self, crystal, i: int, near=None) -> np.ndarray:
+        """Frame matrix (local axes as columns) of atom ``i`` in ``crystal``
+        (``near``: see :func:`point_position`).
 
-    def matrix(self, crystal, i: int) -> np.ndarray:
-        """Frame matrix (local axes as columns) of atom ``i`` in ``crystal``."""
-        a0, a1, a2 = self.positions(crystal, i)
+        Raises
+        ------
+        InputError
+            Naming the atom, its frame and what to change (an unknown point, a
+            point on the atom, collinear points).
+        """
+        a0, a1, a2 = self.positions(crystal, i, near)
         origin = crystal.frac_to_cart(crystal.atoms[i].xyz)
-        return local_frame(origin, a0, a1, a2, self.ax1, self.ax2, self.right_handed)
+        try:
+            return local_frame(origin, a0, a1, a2, self.ax1, self.ax2, self.right_handed)
+        except InputError as exc:
+            label = crystal.atoms[i].label
+            raise InputError(
+                f"local axes of {label} ({self.as_text()!r}): "
+                + exc.message.removeprefix("local frame: ")
+                + f"; {_FRAME_HELP}"
+            ) from None
 
     def as_text(self) -> str:
         """Compact form ``"atom0 ax1 atom1 atom2 ax2"`` (``R``/``L`` appended if left-handed)."""
@@ -215,7 +330,11 @@ class LocalAxes:
 
     @classmethod
     def from_text(cls, text: str) -> LocalAxes:
-        """Parse :meth:`as_text` (``"O1 Z C1 N1 X"``; optional trailing ``R`` or ``L``)."""
+        """Parse :meth:`as_text` (``"O1 Z C1 N1 X"``; optional trailing ``R`` or ``L``).
+
+        The points may be symmetry images and dummy points
+        (``"O1@-x+1,-y,-z Z C1 mid(N1;N2) X"``, :func:`point_position`).
+        """
         parts = str(text).split()
         if len(parts) not in (5, 6) or (len(parts) == 6 and parts[5].upper() not in "RL"):
             raise InputError(

@@ -13,7 +13,16 @@ Local axes (XD convention, :class:`chasm.density.frames.LocalAxes`):
   plane of z and a neighbour of that neighbour;
 - hydrogen: z along the bond to its parent, x towards another neighbour of
   the parent;
+- when those x candidates are (nearly) collinear with z (sine < 0.1, e.g. an
+  atom on an inversion centre between two images of one neighbour), x goes
+  to the nearest atom image within 4 Å that is off the z line;
 - isolated atom: no axes (the Cartesian frame), said so in the reason.
+
+Every frame point is the actual image found by the neighbour search: a
+neighbour that is not the atom of the reference cell is written with its
+exact operation, ``O1@-x+1,-y,-z`` (:func:`frame_token`), so a frame never
+depends on which image of a label is nearest; each chosen frame is evaluated
+(:meth:`LocalAxes.matrix`) before it is accepted, so ``refine`` cannot reject it.
 
 The site-symmetry constraints on the multipoles are exact for any frame
 (:mod:`chasm.refine.symmetry_constraints`), so this choice only affects which
@@ -24,8 +33,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chasm.crystal.neighbours import Neighbour, bonded
-from chasm.density.frames import LocalAxes
+import numpy as np
+
+from chasm.crystal.neighbours import (
+    BOND_TOLERANCE,
+    Neighbour,
+    bonded,
+    covalent_radius,
+    neighbours,
+)
+from chasm.density.frames import NEAREST_IMAGE_CUTOFF, LocalAxes, point_position, symop_text
+from chasm.errors import InputError
 from chasm.refine.riding import HYDROGENS, NEUTRON_XH, parent_atom
 
 __all__ = ["AtomChoice", "choose_atom", "choose_model", "environment_key", "HYDROGENS"]
@@ -62,35 +80,86 @@ def environment_key(crystal, i: int) -> str:
     return f"{el}({','.join(nb)})"
 
 
+#: Smallest sine of the angle between z and the x-defining direction that init accepts
+#: (a well-conditioned frame; :func:`chasm.density.frames.local_frame` itself only
+#: rejects exact collinearity).
+MIN_FRAME_SINE = 0.1
+
+#: Cut-off (Å) of the search for a frame point when the bonded neighbours give none.
+FRAME_SEARCH_CUTOFF = 4.0
+
+
+def frame_token(crystal, i: int, n: Neighbour, near=None) -> str:
+    """How the frame of atom ``i`` names its neighbour ``n``: the bare label when that
+    resolves to ``n`` (the atom of the reference cell, and the nearest image of its
+    label), ``LABEL@OP`` (the exact operation, lattice shift included) otherwise.
+    ``near``: the neighbours of atom ``i`` within 6 Å, when known."""
+    if n.is_identity and np.allclose(
+        point_position(n.label, crystal, i, near=near), n.cart, atol=1e-6
+    ):
+        return n.label
+    rot = crystal.rotations[n.op]
+    return f"{n.label}@{symop_text(rot, crystal.translations[n.op] + np.asarray(n.shift))}"
+
+
+def _sine(z: np.ndarray, v: np.ndarray) -> float:
+    nz, nv = np.linalg.norm(z), np.linalg.norm(v)
+    if nz < 1e-6 or nv < 1e-6:
+        return 0.0
+    return float(np.linalg.norm(np.cross(z, v)) / (nz * nv))
+
+
+def _x_candidates(crystal, first: Neighbour, nbrs: list[Neighbour], near, terminal: bool):
+    """Frame points for x, best first: bonded neighbours (of the atom, or for a terminal
+    atom of its only neighbour), then any atom image within FRAME_SEARCH_CUTOFF."""
+    if terminal:
+        rf = covalent_radius(crystal.atoms[first.index].element)
+        bonded_to_first = [
+            n
+            for n in near
+            if n is not first
+            and np.linalg.norm(n.cart - first.cart) > 1e-6
+            and np.linalg.norm(n.cart - first.cart)
+            <= rf + covalent_radius(crystal.atoms[n.index].element) + BOND_TOLERANCE
+        ]
+        bonded_to_first.sort(key=lambda n: np.linalg.norm(n.cart - first.cart))
+        head = [(n, f"neighbour of {first.label}") for n in _ordered(crystal, bonded_to_first)]
+    else:
+        head = [(n, "bonded neighbour") for n in nbrs[1:]]
+    rest = [(n, "nearest atom off the z line") for n in near if n.distance <= FRAME_SEARCH_CUTOFF]
+    return head + rest
+
+
 def _axes_for(crystal, i: int) -> tuple[LocalAxes | None, str]:
     atom = crystal.atoms[i]
-    nbrs = _ordered(crystal, bonded(crystal, i))
+    near = neighbours(crystal, i, NEAREST_IMAGE_CUTOFF)
+    ri = covalent_radius(atom.element)
+    nbrs = _ordered(
+        crystal,
+        [
+            n
+            for n in near
+            if n.distance <= ri + covalent_radius(crystal.atoms[n.index].element) + BOND_TOLERANCE
+        ],
+    )
     if not nbrs:
         return None, "no bonded neighbour: Cartesian axes"
     first = nbrs[0]
-    if atom.element in HYDROGENS or len(nbrs) == 1:
-        # z along the single bond; x towards a neighbour of that neighbour
-        others = [
-            n
-            for n in _ordered(crystal, bonded(crystal, first.index))
-            if n.label != atom.label and n.distance > 1e-6
-        ]
-        if not others:
-            return None, f"only neighbour {first.label} has no other neighbour: Cartesian axes"
-        second = others[0]
-        axes = LocalAxes(first.label, "Z", first.label, second.label, "X")
-        return axes, f"z to {first.label}, x towards {second.label} (neighbour of {first.label})"
-    second = next((n for n in nbrs[1:] if n.label != first.label), nbrs[1])
-    if second.label == first.label:
-        # two images of the same atom (special position): use the midpoint-free choice
-        return (
-            LocalAxes(first.label, "Z", atom.label, first.label, "X"),
-            f"z to {first.label}; both neighbours are images of {first.label}",
-        )
-    return (
-        LocalAxes(first.label, "Z", atom.label, second.label, "X"),
-        f"z to {first.label}, x towards {second.label}",
-    )
+    terminal = atom.element in HYDROGENS or len(nbrs) == 1
+    origin = crystal.frac_to_cart(atom.xyz)
+    z = first.cart - origin
+    z_tok = frame_token(crystal, i, first, near)
+    for second, where in _x_candidates(crystal, first, nbrs, near, terminal):
+        if _sine(z, second.cart - origin) < MIN_FRAME_SINE:
+            continue
+        x_tok = frame_token(crystal, i, second, near)
+        axes = LocalAxes(z_tok, "Z", atom.label, x_tok, "X")
+        try:  # exactly what refine will compute
+            axes.matrix(crystal, i, near)
+        except InputError:
+            continue
+        return axes, f"z to {z_tok}, x towards {x_tok} ({where})"
+    return None, f"no atom off the line to {z_tok} within reach: Cartesian axes"
 
 
 def choose_atom(

@@ -23,6 +23,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
 
 from chasm.crystal.cif import read_cif
 from chasm.density.databank import spherical_atom
@@ -30,9 +33,11 @@ from chasm.density.frames import LocalAxes
 from chasm.density.harmonics import lm_labels
 from chasm.density.model import HansenCoppensAtom, SphericalAtom, SplitAtom
 from chasm.errors import InputError
+from chasm.io.shelx_cif import choose_block, embedded_reflections, is_shelx_cif, merge_shelxl
 from chasm.io.shelx_hkl import merge, read_hkl4
 from chasm.project.autobuild import HYDROGENS, choose_atom
 from chasm.project.project import ATOM_SCHEMA, Project
+from chasm.project.schema import find_line
 from chasm.refine.constraints import LinearConstraints
 from chasm.refine.parameters import Parameters, UnknownNameError
 from chasm.refine.problem import SolverOptions
@@ -210,8 +215,20 @@ def build_models(project: Project, crystal):
             models.append(SphericalAtom(atom.element, m["form_factors"]))
             continue
         lmax = cfg["lmax"] if cfg["lmax"] is not None else auto.lmax
-        axes = LocalAxes.from_text(cfg["axes"]) if cfg["axes"] else auto.axes
-        frame = axes.matrix(crystal, i) if axes is not None else None
+        try:
+            axes = LocalAxes.from_text(cfg["axes"]) if cfg["axes"] else auto.axes
+            frame = axes.matrix(crystal, i) if axes is not None else None
+        except InputError as exc:  # name the key, and the frame init would choose
+            hint = (
+                f"; chasm init would write axes = {auto.axes.as_text()!r}"
+                if auto.axes is not None and cfg["axes"]
+                else ""
+            )
+            raise InputError(
+                f"model.atoms.{atom.label}.axes: {exc.message}{hint}",
+                str(project.path),
+                find_line(_text(project.path), f"model.atoms.{atom.label}.axes"),
+            ) from None
         sp = spherical_atom(atom.element)
         model = HansenCoppensAtom(
             atom.element,
@@ -322,9 +339,19 @@ def _f2_dataset(project: Project, crystal, cfg: dict, i: int):
             "(the CIF's wavelength is the X-ray one)",
             src,
         )
-    refl = read_hkl4(path)
+    if is_shelx_cif(path):  # a SHELXL/olex2 CIF carrying its reflections
+        block = cfg["block"]
+        if (
+            block is None
+            and path.resolve() == project.resolve(project.data["structure"]["cif"]).resolve()
+        ):
+            block = project.data["structure"]["block"]
+        refl = embedded_reflections(path, choose_block(path, block))
+    else:
+        refl = read_hkl4(path)
     if cfg["merge"]:
-        refl = merge(refl, crystal)[0]
+        rule = merge_shelxl if cfg["merge_rule"] == "shelxl" else merge
+        refl = rule(refl, crystal, friedel=cfg["friedel"])[0]
     opts = XrayOptions(
         observable=cfg["observable"],
         weights=cfg["weights"],
@@ -338,6 +365,7 @@ def _f2_dataset(project: Project, crystal, cfg: dict, i: int):
         smax=cfg["smax"],
         min_i_over_sigma=cfg["min_i_over_sigma"],
         omit=[tuple(h) for h in cfg["omit"]],
+        omit_friedel=cfg["friedel"],
     )
     cls = UndData if neutron else XrayData
     data = cls(cfg["name"], refl, crystal, opts, adp_set=cfg["adp_set"])
@@ -421,6 +449,48 @@ def _stage_data(built_entries: dict[str, list[str]], names: list[str], s: dict, 
     return out
 
 
+def _text(path) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def symmetrise_special_positions(crystal) -> list[str]:
+    """Put atoms on special positions exactly on their site symmetry.
+
+    CIF values are rounded to their su (``0.037(12) 0.037(12) ... 0.019(6)`` for
+    U11 = U22 = 2 U12 on a 3-fold axis), so the exact site-symmetry constraints of
+    the refinement do not hold for the values read: the position is replaced by
+    the mean of its images under the site group and U* by the mean of R U* Rᵀ.
+    Returns the labels changed by more than rounding (1e-12).
+    """
+    from chasm.crystal.adp import matrix_to_u6, u6_to_matrix, ucif_to_ustar, ustar_to_ucif
+
+    changed = []
+    for i, atom in enumerate(crystal.atoms):
+        ops = crystal.site_symmetry(i)
+        if len(ops) <= 1:
+            continue
+        x = np.asarray(atom.xyz, float)
+        images = []
+        for k in ops:
+            y = crystal.rotations[k] @ x + crystal.translations[k]
+            images.append(y - np.round(y - x))
+        new_x = np.mean(images, axis=0)
+        moved = float(np.max(np.abs(new_x - x)))
+        atom.xyz = new_x
+        if atom.u_aniso is not None:
+            u = u6_to_matrix(ucif_to_ustar(atom.u_aniso, crystal.cell))
+            avg = np.mean([crystal.rotations[k] @ u @ crystal.rotations[k].T for k in ops], axis=0)
+            new_u = ustar_to_ucif(matrix_to_u6(avg), crystal.cell)
+            moved = max(moved, float(np.max(np.abs(new_u - np.asarray(atom.u_aniso)))))
+            atom.u_aniso = new_u
+        if moved > 1e-12:
+            changed.append(atom.label)
+    return changed
+
+
 def build(project: Project) -> Built:
     """Read the structure and data, build models, constraints, restraints and stages."""
     d = project.data
@@ -429,6 +499,7 @@ def build(project: Project) -> Built:
     if not cif.is_file():
         raise InputError(f"structure.cif: structure file not found: {cif}", src)
     crystal = read_cif(cif, d["structure"]["block"])
+    symmetrise_special_positions(crystal)
     models, riders, sets = build_models(project, crystal)
     split = [
         a.label for a, m in zip(crystal.atoms, models, strict=True) if isinstance(m, SplitAtom)

@@ -29,10 +29,20 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from chasm.crystal.cif import read_cif
 from chasm.crystal.neighbours import bonded
 from chasm.errors import InputError
 from chasm.io.atomic import write_text_atomic
+from chasm.io.shelx_cif import (
+    blocks,
+    check_hklf,
+    choose_block,
+    embedded_reflections,
+    published_fit,
+    read_instructions,
+)
 from chasm.io.shelx_hkl import read_hkl4
 from chasm.io.shelx_hkl import stol as sinthl
 from chasm.project.autobuild import HYDROGENS, choose_model
@@ -62,6 +72,7 @@ class InitResult:
 
     text: str
     guesses: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
 
 
 def _q(s: str) -> str:
@@ -263,6 +274,135 @@ def _pnd_entry(name: str, f: Path, folder: Path, adp_set: str) -> tuple[list[str
     return L, guesses
 
 
+#: sin(θ)/λ (Å⁻¹) below which init writes a spherical-atom (IAM) project: a multipole
+#: model is not determined by routine data (the valence deformation lives mostly
+#: beyond it; e.g. Koritsanszky & Coppens, Chem. Rev. 101 (2001) 1583).
+MULTIPOLE_SMAX = 0.8
+
+
+def _centrosymmetric(crystal) -> bool:
+    minus = -np.eye(3, dtype=int)
+    return any(np.array_equal(r, minus) for r in crystal.rotations)
+
+
+def _disorder(crystal, ins) -> str | None:
+    """Why the structure is disordered (partial occupancies, PARTs), or None."""
+    partial = [a.label for a in crystal.atoms if a.occupancy < 0.999]
+    why = []
+    if partial:
+        more = f" and {len(partial) - 4} more" if len(partial) > 4 else ""
+        why.append(f"{len(partial)} atoms with partial occupancy ({', '.join(partial[:4])}{more})")
+    if ins is not None and ins.parts:
+        why.append("PART " + " ".join(str(n) for n in sorted(ins.parts)) + " in _shelx_res_file")
+    return "; ".join(why) or None
+
+
+def _shelx_entry(
+    cif: Path, block: str, folder: Path, crystal, ins, refl, stol_max: float, iam: bool
+):
+    """Lines of the X-ray data set of a SHELXL CIF with embedded reflections, and the
+    'taken from' lines: SHELXL's own treatment (MERG 2, WGHT, EXTI, OMIT)."""
+    centro = _centrosymmetric(crystal)
+    L = [
+        "[[datasets]]",
+        'name = "xray"',
+        'kind = "xray"',
+        f"file = {_q(_rel(cif, folder))}   # the reflections embedded in the CIF "
+        f"(_shelx_hkl_file, {len(refl)} measurements)",
+        f"block = {_q(block)}",
+        f'format = "hklf4"        # sin(theta)/lambda <= {stol_max:.3f} 1/A',
+        "merge = true             # equivalents merged as SHELXL does (MERG 2)",
+        'merge_rule = "shelxl"    # its weighted mean and sigma',
+        f"friedel = {'true' if centro else 'false'}"
+        + (
+            "           # centrosymmetric: Friedel mates are equivalent"
+            if centro
+            else "          # non-centrosymmetric: Friedel mates kept apart (anomalous signal)"
+        ),
+        'observable = "F2"',
+    ]
+    src = []
+    lines = ins.lines if ins is not None else {}
+    if ins is not None and ins.wght is not None and not iam:
+        a, b = ins.wght
+        L += [
+            'weights = "sigma"        # w = 1/sigma^2 for the multipole model; the CIF\'s '
+            f'IAM scheme: weights = "shelx", shelx_a = {a!r}, shelx_b = {b!r}',
+        ]
+        src.append(
+            f"weights: 1/sigma^2 for multipoles (the CIF's WGHT {a} {b}, _shelx_res_file, "
+            f"line {lines.get('WGHT')}, is written as a comment)"
+        )
+    elif ins is not None and ins.wght is not None:
+        a, b = ins.wght
+        L += [
+            'weights = "shelx"        # the CIF\'s own: w = 1/[s^2(Fo^2) + (aP)^2 + bP]',
+            f"shelx_a = {a!r}",
+            f"shelx_b = {b!r}",
+        ]
+        src.append(f"weights: WGHT {a} {b} (_shelx_res_file, line {lines.get('WGHT')})")
+    else:
+        L.append('weights = "sigma"        # no WGHT in the CIF: w = 1/sigma^2')
+        src.append("weights: w = 1/sigma^2 (no WGHT in the CIF)")
+    if ins is not None and ins.exti is not None:
+        L += [
+            'extinction = "shelx"     # EXTI of the CIF',
+            f"extinction_start = {ins.exti!r}",
+        ]
+        src.append(f"extinction: EXTI {ins.exti} (_shelx_res_file, line {lines.get('EXTI')})")
+    else:
+        L.append('extinction = "none"      # no EXTI in the CIF')
+    if ins is not None and ins.swat:
+        src.append("SWAT (diffuse solvent) in the CIF: not modelled by chasm; R-values will differ")
+    wl = (ins.wavelength if ins is not None else None) or crystal.wavelength
+    if wl:
+        L.append(f"wavelength = {wl!r}")
+        src.append(
+            f"wavelength: {wl} A ("
+            + ("CELL of _shelx_res_file" if ins is not None and ins.wavelength else "CIF")
+            + ")"
+        )
+    if ins is not None and ins.omit:
+        L.append("omit = [" + ", ".join(f"[{h}, {k}, {m}]" for h, k, m in ins.omit) + "]")
+        src.append(f"omitted reflections: {len(ins.omit)} OMIT h k l of _shelx_res_file")
+    L.append("")
+    return L, src
+
+
+#: Convergence tolerance (max |shift|/su) of the IAM stages with SHELXL's weights: the
+#: weights depend on Fc, so the score the solver tests moves with them and the last
+#: Gauss-Newton steps stay at a few hundredths of an su (0.03 su on alert_example).
+SHELX_WEIGHTS_TOL = 0.05
+
+
+def _iam_stages(has_h: bool, extinction: bool, partial: list[str]) -> list[tuple]:
+    """IAM route of a SHELXL CIF: the published model (scale only), then positions and
+    ADPs of the non-H atoms (H stay where the CIF puts them; so do atoms with partial
+    occupancy, which SHELXL refined with restraints chasm does not have)."""
+    ext = ["*.extinction"] if extinction else []
+    fix = [f"{lab}.*" for lab in partial]
+    return [
+        (
+            "published",
+            ["*.scale"],
+            None,
+            "the published model, one scale: compare with the CIF's R-values",
+            [],
+            None,
+        ),
+        (
+            "iam",
+            ["*.scale", *ext, "@nonH.x", "@nonH.y", "@nonH.z", "@nonH.U*"],
+            None,
+            "spherical atoms: positions and ADPs of the non-H atoms"
+            + (" (H fixed at the CIF's positions)" if has_h else "")
+            + ("; the partly occupied (disordered) atoms keep the CIF's values" if partial else ""),
+            fix,
+            None,
+        ),
+    ]
+
+
 def project_text(
     cif: str | Path,
     xray: list[str | Path] = (),
@@ -276,8 +416,20 @@ def project_text(
     pnd: list[str | Path] = (),
     magnetic: list[str] | None = None,
     total_spin: float | None = None,
+    block: str | None = None,
+    multipoles: bool | None = None,
 ) -> InitResult:
     """The project-file text for a CIF and X-ray, UND (HKLF 4) and PND (rcif) files.
+
+    A SHELXL/olex2 CIF with embedded reflections (``_shelx_hkl_file``) and
+    instructions (``_shelx_res_file``) is enough alone: without X-ray files
+    its reflections become the X-ray data set, with SHELXL's treatment
+    (merging as MERG 2, Friedel mates apart for a non-centrosymmetric
+    structure, its WGHT weights, EXTI extinction, OMIT reflections, the
+    wavelength of CELL). Data that do not reach sin(θ)/λ = 0.8 Å⁻¹, or a
+    disordered structure (partial occupancies, PART), give a spherical-atom
+    (IAM) project whose first stage refines only the scale of the published
+    model, for comparison with the CIF's R-values; the reason is a guess.
 
     Parameters
     ----------
@@ -300,15 +452,39 @@ def project_text(
         Unpaired electrons per asymmetric unit (μB) for the total-spin
         constraint of a joint project; without it the file holds a placeholder
         that stops the run until the user fills it in.
+    block : str, optional
+        Data block of the CIF (default: the only block with atoms and
+        reflections, or the only block with atoms).
+    multipoles : bool, optional
+        True: a multipole project even for low-resolution or disordered data;
+        False: an IAM project; None: decided from the data (see above).
 
     Raises
     ------
     InputError
-        Unreadable CIF or reflection file, unknown magnetic atom.
+        Unreadable CIF or reflection file, unknown magnetic atom, unknown or
+        ambiguous data block, unsupported HKLF code (twins).
     """
     cif = Path(cif)
     folder = Path(project_path).resolve().parent
-    crystal = read_cif(cif)
+    info = blocks(cif)
+    block = choose_block(cif, block, need_reflections=not (xray or und or pnd))
+    crystal = read_cif(cif, block)
+    binfo = next(b for b in info if b.name == block)
+    sources = [f"structure: {cif.name}, data_{block} ({len(crystal.atoms)} atoms)"]
+    ins = read_instructions(cif, block)
+    embedded = None
+    if not (xray or und or pnd) and binfo.reflections:
+        check_hklf(ins, str(cif))
+        embedded = embedded_reflections(cif, block)
+        sources.append(
+            f"reflections: {cif.name}, data_{block}, _shelx_hkl_file (from line "
+            f"{int(embedded.lines[0])}): {len(embedded)} measurements, HKLF "
+            f"{ins.hklf if ins is not None and ins.hklf else 4}"
+        )
+    pub = published_fit(cif, block)
+    if not np.isnan(pub.r1_all):
+        sources.append(f"published (CIF): {pub.text()}")
     choices = choose_model(crystal, h_lmax=h_lmax, lmax=lmax, kappa_sets=kappa_sets)
     guesses: list[str] = []
     has_h = any(a.element in HYDROGENS for a in crystal.atoms)
@@ -331,6 +507,29 @@ def project_text(
     else:
         split, reasons = [], []
     joint = bool(split or und or pnd)
+    smax_data = 0.0
+    if embedded is not None:
+        smax_data = float(sinthl(embedded.hkl, crystal).max())
+    for f in xray:
+        smax_data = max(smax_data, float(sinthl(read_hkl4(f).hkl, crystal).max()))
+    iam_why = None
+    if not (split or pnd):
+        why = []
+        if (xray or embedded is not None) and smax_data < MULTIPOLE_SMAX:
+            why.append(
+                f"the X-ray data reach sin(theta)/lambda {smax_data:.3f} 1/A < "
+                f"{MULTIPOLE_SMAX} (a multipole model would overfit)"
+            )
+        dis = _disorder(crystal, ins)
+        if dis:
+            why.append(f"disorder: {dis}")
+        if multipoles is False:
+            iam_why = "asked for (--no-multipoles)"
+        elif why and not multipoles:
+            iam_why = "; ".join(why) + " (--multipoles to ask for a multipole project)"
+    iam = iam_why is not None
+    if iam:
+        guesses.append(f"spherical-atom (IAM) project: {iam_why}")
     L = [
         "# chasm project file (TOML), written by `chasm init`.",
         "# Reference of every key: docs/project-file.md. Paths are relative to this file.",
@@ -341,18 +540,33 @@ def project_text(
         "",
         "[structure]",
         f"cif = {_q(_rel(cif, folder))}",
+    ]
+    if len([b for b in info if b.atoms]) > 1:
+        L.append(f"block = {_q(block)}")
+    L += [
         "",
         "[model]",
-        'default = "hc"          # Hansen-Coppens pseudo-atoms ("iam" = spherical atoms)',
-        'form_factors = "it92"   # for atoms with model = "iam"',
-        f"lmax = {lmax}                # non-H atoms",
-        f"h_lmax = {h_lmax}              # hydrogen atoms (bond-directed dipole P10"
-        + (", quadrupole P20)" if h_lmax >= 2 else ")"),
-        "h_kappa = 1.2           # kappa = kappa' of H, kept fixed",
-        f"kappa_sets = {_q(kappa_sets)}  # sharing kappa, kappa': element | environment | atom",
-        "riding_h = true         # H ride on their parent at neutron X-H distances "
-        "(Allen & Bruno 2010)",
     ]
+    if iam:
+        L += [
+            f'default = "iam"         # GUESSED: spherical atoms: {iam_why}',
+            'form_factors = "it92"   # as SHELXL (International Tables C, 4 Gaussians + c)',
+            "riding_h = false        # H stay at the CIF's positions (SHELXL's riding geometry)",
+            "",
+        ]
+        choices = []
+    else:
+        L += [
+            'default = "hc"          # Hansen-Coppens pseudo-atoms ("iam" = spherical atoms)',
+            'form_factors = "it92"   # for atoms with model = "iam"',
+            f"lmax = {lmax}                # non-H atoms",
+            f"h_lmax = {h_lmax}              # hydrogen atoms (bond-directed dipole P10"
+            + (", quadrupole P20)" if h_lmax >= 2 else ")"),
+            "h_kappa = 1.2           # kappa = kappa' of H, kept fixed",
+            f"kappa_sets = {_q(kappa_sets)}  # sharing kappa, kappa': element | environment | atom",
+            "riding_h = true         # H ride on their parent at neutron X-H distances "
+            "(Allen & Bruno 2010)",
+        ]
     if split:
         L += [
             'basis = "chargespin"    # split atoms: charge LABEL.Pv, LABEL.P20 ... and spin '
@@ -411,6 +625,7 @@ def project_text(
         lines, smax = _hkl_entry("xray", name, f, folder, crystal)
         L += lines
         smax_all = max(smax_all, smax)
+        sources.append(f"reflections ({name}): {f.name}, HKLF 4, sin(theta)/lambda <= {smax:.3f}")
         guesses.append(
             f"dataset {name}: HKLF 4, wavelength {crystal.wavelength or 'unknown'}, "
             "no extinction, w = 1/sigma^2"
@@ -422,7 +637,16 @@ def project_text(
         lines, g = _pnd_entry(name, f, folder, "N" if und else "X")
         L += lines
         guesses += g
-    if not (xray or und or pnd):
+    if embedded is not None:
+        lines, src = _shelx_entry(cif, block, folder, crystal, ins, embedded, smax_data, iam)
+        L += lines
+        sources += src
+        smax_all = smax_data
+        guesses.append(
+            "dataset xray: the CIF's reflections, merged as SHELXL does"
+            + (", its WGHT weights and EXTI" if iam else "")
+        )
+    if not (xray or und or pnd) and embedded is None:
         L += [
             "# [[datasets]]  -- add your data here, e.g.",
             '# name = "xray"',
@@ -470,7 +694,13 @@ def project_text(
     metals = [lab for lab in split if crystal.atoms[labels.index(lab)].element in TRANSITION_METALS]
     spin_free = (["*.Pv.spin"] + [f"{lab}.P[24]*.spin" for lab in metals]) if split else []
     neutron_adp = ["*.N"] if und else []
-    if xray:
+    if iam and (xray or embedded is not None):
+        has_ext = embedded is not None and ins is not None and ins.exti is not None
+        partial = [
+            a.label for a in crystal.atoms if a.occupancy < 0.999 and a.element not in HYDROGENS
+        ]
+        stages += _iam_stages(has_h, has_ext, partial)
+    elif xray or embedded is not None:
         scale = tuple(f"{n}.scale" for n in xnames) if joint else ("*.scale",)
         fix = neutron_adp + (["*.spin"] if split else [])
         data = xnames if joint else None
@@ -484,7 +714,7 @@ def project_text(
             )
             guesses.append(why)
             L.append(f"# GUESSED: {why}")
-    if xray:
+    if xray or embedded is not None:
         everything = list(stages[-1][1])
     else:  # positions from the unpolarised neutrons, if any
         everything = ["@nonH.x", "@nonH.y", "@nonH.z"] if und else []
@@ -512,25 +742,44 @@ def project_text(
             f"name = {_q(name)}   # {comment}",
             "free = [" + ", ".join(_q(x) for x in free) + "]",
         ]
-        if fix:
+        if fix and iam:
+            L.append("fix = [" + ", ".join(_q(x) for x in fix) + "]   # partly occupied")
+        elif fix:
             L.append("fix = [" + ", ".join(_q(x) for x in fix) + "]   # not seen by these data")
         if data is not None:
             L.append("data = [" + ", ".join(_q(x) for x in data) + "]")
         if smin is not None:
             L.append(f"smin = {smin}   # sin(theta)/lambda >= {smin} 1/A in this stage")
+        if iam and embedded is not None and ins is not None and ins.wght is not None:
+            L.append(
+                f"tol = {SHELX_WEIGHTS_TOL}   # SHELXL's weights move with Fc: the last steps "
+                "stay at a few 0.01 su"
+            )
     guesses.append("strategy: " + " -> ".join(s[0] for s in stages))
     guesses.append("X-H distances: " + ", ".join(f"{k}-H {v}" for k, v in NEUTRON_XH.items()))
-    return InitResult("\n".join(L) + "\n", guesses)
+    return InitResult("\n".join(L) + "\n", guesses, sources)
 
 
 def write_project(out: str | Path, cif, xray=(), force: bool = False, **kwargs) -> InitResult:
     """Write :func:`project_text` to ``out`` (never over an existing file unless ``force``).
 
-    ``kwargs`` go to :func:`project_text` (``und``, ``pnd``, ``magnetic``, ...).
+    ``kwargs`` go to :func:`project_text` (``und``, ``pnd``, ``magnetic``, ``block``,
+    ...). Without any data file the CIF must carry its reflections (an InputError
+    otherwise).
     """
     out = Path(out)
     if out.exists() and not force:
         raise InputError("project file exists; choose another name or pass --force", str(out))
+    if not (xray or kwargs.get("und") or kwargs.get("pnd")):
+        info = blocks(cif)
+        name = choose_block(cif, kwargs.get("block"), need_reflections=True)
+        if not next(b for b in info if b.name == name).reflections:
+            raise InputError(
+                f"data block {name!r} has no embedded reflections (_shelx_hkl_file) and no "
+                "data were given: pass --xray FILE (SHELX HKLF 4), or a SHELXL/olex2 CIF that "
+                "carries its reflections",
+                str(cif),
+            )
     res = project_text(cif, list(xray), project_path=out, **kwargs)
     write_text_atomic(out, res.text)
     return res

@@ -67,6 +67,27 @@ def _f2_dataset(neutron: bool) -> dict:
     return {
         "format": Field((str,), "hklf4", ("hklf4",), help="file format (SHELX HKLF 4, F2)"),
         "merge": Field((bool,), True, help="merge equivalent reflections (Laue group)"),
+        "merge_rule": Field(
+            (str,),
+            "sigma",
+            ("sigma", "shelxl"),
+            "with merge: mean weighted by 1/sigma^2 and sigma = max(internal, external), or "
+            "SHELXL's rule (weights I/sigma^2, sigma = max(internal, mean deviation/sqrt(n-1)))",
+        ),
+        "friedel": Field(
+            (bool,),
+            True,
+            help="with merge: merge Friedel mates too (false: h and -h stay apart unless "
+            "centric, as SHELXL's MERG 2 for a non-centrosymmetric structure, and omit "
+            "leaves -h in)",
+        ),
+        "block": Field(
+            (str, type(None)),
+            None,
+            help="file is a SHELXL CIF with embedded reflections (_shelx_hkl_file): its data "
+            "block (default: structure.block for the structure's CIF, else the only block "
+            "with reflections)",
+        ),
         "observable": Field((str,), "F2", ("F2", "F"), help="refine on F2 or |F|"),
         "weights": Field((str,), "sigma", ("sigma", "shelx"), help="1/sigma^2 or SHELX scheme"),
         "shelx_a": Field(_NUM, 0.0, help="a of the SHELX weighting scheme"),

@@ -69,6 +69,7 @@ from chasm.errors import InputError
 from chasm.io.atomic import write_text_atomic
 from chasm.project.build import Built, build
 from chasm.project.project import load_project
+from chasm.project.shelx_parity import shelxl_comparison
 from chasm.refine.plausibility import check as check_plausibility
 from chasm.refine.refinement import Stage, share_gof
 from chasm.refine.results import CycleInfo
@@ -1007,6 +1008,9 @@ def run_project(
             )
             lines.append(msg)
             say(msg)
+            for line in shelxl_comparison(built, ag):  # IAM stages of a SHELXL CIF's data
+                lines.append(line)
+                say(line)
             session.completed.append(stage.name)
             final = k == len(remaining) - 1
             result = _write_outputs(built, out, lines, final, session.before)

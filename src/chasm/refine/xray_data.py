@@ -72,7 +72,10 @@ class XrayOptions:
     min_i_over_sigma : float or None
         Drop reflections with F²/σ(F²) below this.
     omit : list of (h, k, l)
-        Reflections left out (Friedel mates too).
+        Reflections left out (Friedel mates too, unless ``omit_friedel`` is False).
+    omit_friedel : bool
+        False: an omitted h leaves −h in (SHELXL's OMIT when Friedel mates are
+        kept apart).
     """
 
     observable: str = "F2"
@@ -87,6 +90,7 @@ class XrayOptions:
     smax: float | None = None
     min_i_over_sigma: float | None = None
     omit: list = field(default_factory=list)
+    omit_friedel: bool = True
 
     def __post_init__(self) -> None:
         if self.observable not in ("F2", "F"):
@@ -146,7 +150,7 @@ class XrayData:
         if o.min_i_over_sigma is not None:
             keep &= mask_i_over_sigma(reflections.f2, reflections.sigma, o.min_i_over_sigma)
         if o.omit:
-            keep &= mask_omitted(reflections.hkl, np.asarray(o.omit, int), friedel=True)
+            keep &= mask_omitted(reflections.hkl, np.asarray(o.omit, int), friedel=o.omit_friedel)
         if not np.any(keep):
             raise InputError(
                 f"dataset {name!r}: no reflection left after the cut-offs "
@@ -319,17 +323,17 @@ class XrayData:
         s2 = self.reflections.sigma[mask]
         return fo2, s2, obs.y_calc, obs.fc2, J, mask
 
-    def _weights_f2(self, fo2, s2, fc2) -> np.ndarray:
+    def _weights_f2(self, fo2, s2, fc2, scale: float) -> np.ndarray:
         o = self.options
-        if o.weights == "shelx":
-            return weights_shelx(fo2, s2, fc2, a=o.shelx_a, b=o.shelx_b)
+        if o.weights == "shelx":  # SHELXL's scheme on its absolute scale (see weights_shelx)
+            return weights_shelx(fo2, s2, fc2, a=o.shelx_a, b=o.shelx_b, scale=abs(scale))
         return weights_sigma(s2)
 
     def evaluate(self, p: np.ndarray) -> Evaluation:
         """Observations, calculated values, weights and full Jacobian at p."""
         fo2, s2, y_calc, _, J, _ = self.calculate(p, jacobian=True)
         fc2 = y_calc if self.options.observable == "F2" else y_calc**2
-        w = self._weights_f2(fo2, s2, fc2)
+        w = self._weights_f2(fo2, s2, fc2, p[self._i_scale])
         if self.options.observable == "F":
             fo, sf = f_from_f2(fo2, s2)
             wf = 4.0 * np.maximum(fo2, 0.0) * w if self.options.weights == "shelx" else sf**-2.0
@@ -345,7 +349,7 @@ class XrayData:
         finally:
             self.window = saved
         fc2 = y_calc if self.options.observable == "F2" else y_calc**2
-        w = self._weights_f2(fo2, s2, fc2)
+        w = self._weights_f2(fo2, s2, fc2, p[self._i_scale])
         a = agreement_factors(fo2, s2, fc2, weights=w, n_par=n_par)
         return {
             "kind": self.kind,

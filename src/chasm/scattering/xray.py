@@ -244,10 +244,17 @@ def weights_sigma(sigma) -> np.ndarray:
     return 1.0 / (sigma * sigma)
 
 
-def weights_shelx(fo2, sigma, fc2, a: float = 0.1, b: float = 0.0, f: float = 1.0 / 3.0):
-    """SHELXL weights on F²: w = 1 / (σ² + (aP)² + bP), P = f max(Fo², 0) + (1 − f) Fc².
+def weights_shelx(
+    fo2, sigma, fc2, a: float = 0.1, b: float = 0.0, f: float = 1.0 / 3.0, scale: float = 1.0
+):
+    """SHELXL weights on F²: w = 1 / (σ² + (aP)² + b k P), P = f max(Fo², 0) + (1 − f) Fc².
 
-    SHELXL's ``WGHT a b`` with its defaults c = d = e = 0 and f = 1/3.
+    SHELXL's ``WGHT a b`` with its defaults c = d = e = 0 and f = 1/3. SHELXL
+    evaluates the scheme on the absolute scale (Fo², σ and Fc² divided by the
+    data scale k = osf²); on the data scale that is the expression above, so
+    with the data set's scale k the weighted residuals, wR2 and GooF are SHELXL's
+    whatever the scale of the reflection file (k = 1: the scheme on the data
+    scale).
 
     Parameters
     ----------
@@ -259,6 +266,8 @@ def weights_shelx(fo2, sigma, fc2, a: float = 0.1, b: float = 0.0, f: float = 1.
         WGHT parameters.
     f : float
         Fraction of Fo² in P (SHELXL's sixth WGHT parameter, default 1/3).
+    scale : float
+        Data scale k (Fo² ≈ k |F|², > 0).
 
     Returns
     -------
@@ -279,7 +288,7 @@ def weights_shelx(fo2, sigma, fc2, a: float = 0.1, b: float = 0.0, f: float = 1.
     """
     sigma = _check_sigma(sigma)
     p = f * np.maximum(np.asarray(fo2, dtype=float), 0.0) + (1.0 - f) * np.asarray(fc2, float)
-    den = sigma * sigma + (a * p) ** 2 + b * p
+    den = sigma * sigma + (a * p) ** 2 + b * float(scale) * p
     if np.any(den <= 0.0):
         raise InputError("SHELX weight denominator ≤ 0 (negative b or Fc²?)")
     return 1.0 / den
