@@ -137,6 +137,8 @@ class _State:
     n: np.ndarray
     factors: np.ndarray
     score: float
+    chi2_held: np.ndarray | None = None  # χ² under the weights of the cycle's start point
+    score_held: float | None = None  # the score under those weights
 
 
 @dataclass
@@ -212,19 +214,36 @@ class _Solver:
         return self.p0 + z if self.T is None else self.p0 + self.T @ z
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, z: np.ndarray) -> _State:
+    def evaluate(self, z: np.ndarray, held: _State | None = None) -> _State:
+        """All data sets at z; with ``held``, also the score under held's weights.
+
+        Weights that depend on the model (SHELXL's, through F_c²) are held at
+        the values of the cycle's start point while its trial steps are judged
+        (``score_held``, ``chi2_held``), as SHELXL does: otherwise the score a
+        step is judged by changes with the step, and a step towards the
+        minimum of the weighted χ² can look like a loss. The accepted point
+        then brings its own weights to the next cycle. With constant weights
+        the two scores are identical.
+        """
         p = self.full(z)
-        evals, chi2, n = [], [], []
-        for ds in self.datasets:
+        evals, chi2, n, chi2_held = [], [], [], []
+        for e, ds in enumerate(self.datasets):
             ev = ds.evaluate(p.copy())
             ev = self._checked(ds.name, ev, p.size)
             r = ev.y_obs - ev.y_calc
             evals.append(ev)
             chi2.append(float(np.sum(ev.weights * r * r)))
             n.append(np.count_nonzero(ev.weights))
+            if held is not None:
+                w = held.evals[e].weights
+                chi2_held.append(float(np.sum(w * r * r)) if w.shape == r.shape else chi2[-1])
         chi2, n = np.array(chi2), np.array(n, dtype=float)
         factors, terms = self._score_terms(chi2, n)
-        return _State(z, p, evals, chi2, n, factors, float(np.sum(terms)))
+        state = _State(z, p, evals, chi2, n, factors, float(np.sum(terms)))
+        if held is not None:
+            state.chi2_held = np.array(chi2_held)
+            state.score_held = float(np.sum(self._score_terms(state.chi2_held, held.n)[1]))
+        return state
 
     def _checked(self, name: str, ev: Evaluation, n_full: int) -> Evaluation:
         y_obs = np.asarray(ev.y_obs, dtype=float).reshape(-1)
@@ -525,10 +544,10 @@ def solve(
             worst = int(np.argmax(rel)) if sv.k else 0
             shift = float(rel[worst]) if sv.k else 0.0
             try:
-                trial = sv.evaluate(z + dz)
+                trial = sv.evaluate(z + dz, held=state)
             except ChasmError as err:
                 trial, note = None, str(err)
-            if trial is not None and trial.score < state.score:
+            if trial is not None and trial.score_held < state.score:
                 accepted = True
                 break
             # a failed trial means convergence only if the point itself passes the
@@ -702,8 +721,9 @@ def _symmetrise(a: np.ndarray) -> np.ndarray:
 
 
 def _stationary(trial: _State, state: _State) -> bool:
-    """No χ² changed beyond rounding (1e-13 relative): nothing left to gain."""
-    return bool(np.all(np.abs(trial.chi2 - state.chi2) <= 1e-13 * state.chi2))
+    """No χ² (under the held weights) changed beyond rounding (1e-13 relative)."""
+    chi2 = trial.chi2 if trial.chi2_held is None else trial.chi2_held
+    return bool(np.all(np.abs(chi2 - state.chi2) <= 1e-13 * state.chi2))
 
 
 def _result(sv: _Solver, state: _State, cycles, converged, message, history) -> FitResult:
