@@ -36,6 +36,7 @@ from chasm.io.atomic import write_text_atomic
 from chasm.io.shelx_hkl import read_hkl4
 from chasm.io.shelx_hkl import stol as sinthl
 from chasm.project.autobuild import HYDROGENS, choose_model
+from chasm.project.defaults import plan
 from chasm.refine.riding import NEUTRON_XH
 
 __all__ = [
@@ -110,8 +111,14 @@ def _stages(
     smax: float,
     extinction: bool,
     scale: tuple[str, ...] = ("*.scale",),
+    h_u: bool = True,
+    kappa_prime: bool = False,
 ) -> list[tuple]:
-    """Default X-ray strategy: (name, free patterns, smin, comment)."""
+    """Default X-ray strategy: (name, free patterns, smin, comment).
+
+    ``h_u``: some H have a free U (else they ride on the parent's Ueq: no H
+    stage); ``kappa_prime``: refine κ′ (default: fixed, docs/physics.md).
+    """
     hp = ["@H.P10"] + (["@H.P20"] if h_lmax >= 2 else [])
     ext = ["*.extinction"] if extinction else []
     pos = ["@nonH.x", "@nonH.y", "@nonH.z", "@nonH.U*"]
@@ -127,7 +134,7 @@ def _stages(
             "valence deformation hardly contributes",
         )
     )
-    if has_h:
+    if has_h and h_u:
         st.append(("hydrogens", scale + ["@H.U*"], None, "H displacement parameters"))
     st.append(
         (
@@ -148,7 +155,7 @@ def _stages(
             "multipoles (P00 is left out: it duplicates Pv)",
         )
     )
-    kp = smax >= KAPPA_PRIME_SMAX
+    kp = kappa_prime and smax >= KAPPA_PRIME_SMAX
     if kp:
         st.append(
             (
@@ -162,13 +169,21 @@ def _stages(
         scale
         + ext
         + pos
-        + (["@H.U*"] if has_h else [])
+        + (["@H.U*"] if has_h and h_u else [])
         + ["*.Pv", "@nonH.kappa"]
         + (["@nonH.kappa_prime"] if kp else [])
         + mult
     )
     st.append(("all", everything, None, "everything together"))
     return st
+
+
+def _smax(f: Path, crystal) -> float:
+    """Highest sin(theta)/lambda of an HKLF 4 file (0 if unreadable: reported later)."""
+    try:
+        return float(sinthl(read_hkl4(f).hkl, crystal).max())
+    except (InputError, ValueError, OSError):
+        return 0.0
 
 
 def _names(prefix: str, files) -> list[str]:
@@ -310,6 +325,12 @@ def project_text(
     folder = Path(project_path).resolve().parent
     crystal = read_cif(cif)
     choices = choose_model(crystal, h_lmax=h_lmax, lmax=lmax, kappa_sets=kappa_sets)
+    xsmax = max((_smax(Path(f), crystal) for f in xray), default=0.0)
+    practice = plan(crystal, cif, choices, xsmax, KAPPA_PRIME_SMAX)
+    for ch in choices:
+        ch.lmax = practice.lmax.get(ch.label, ch.lmax)
+        if ch.label in practice.cartesian:
+            ch.axes, ch.axes_reason = None, "ion: Cartesian (crystal) axes"
     guesses: list[str] = []
     has_h = any(a.element in HYDROGENS for a in crystal.atoms)
     labels = [a.label for a in crystal.atoms]
@@ -352,6 +373,7 @@ def project_text(
         f"kappa_sets = {_q(kappa_sets)}  # sharing kappa, kappa': element | environment | atom",
         "riding_h = true         # H ride on their parent at neutron X-H distances "
         "(Allen & Bruno 2010)",
+        'h_adp = "riding"        # isotropic H: Uiso = 1.2 / 1.5 Ueq(parent) (SHELXL convention)',
     ]
     if split:
         L += [
@@ -366,11 +388,14 @@ def project_text(
     for ch in choices:
         L.append(f"[model.atoms.{ch.label}]")
         L.append(f"lmax = {ch.lmax}")
-        if ch.axes is not None:
+        if ch.label in practice.cartesian:
+            L.append(f'axes = "cartesian"   # GUESSED: {ch.axes_reason}')
+        elif ch.axes is not None:
             L.append(f"axes = {_q(ch.axes.as_text())}   # GUESSED: {ch.axes_reason}")
         else:
             L.append(f"# no axes: {ch.axes_reason}  (GUESSED)")
         L.append(f"kappa_set = {_q(ch.kappa_set)}")
+        L += practice.atom_lines.get(ch.label, [])
         guesses.append(
             f"{ch.label}: axes {ch.axes.as_text() if ch.axes else 'Cartesian'} "
             f"({ch.axes_reason}); lmax {ch.lmax}; kappa set {ch.kappa_set}"
@@ -448,10 +473,12 @@ def project_text(
             "# chasm stops until this is done.",
         ]
         guesses.append("constraints.total_spin: PLACEHOLDER, must be filled in before running")
+    guesses += practice.guesses
     L += [
         '# same = [["C1.U11", "C2.U11"]]        # groups sharing one value',
         '# [[constraints.equal]]  a = "N1.P*"  b = "N2.P*"   (pairwise equal)',
         "",
+        *practice.restraint_lines,
         "[refinement]",
         'score = "unit"',
         "tol = 0.01          # converged when max |shift|/su < tol",
@@ -472,9 +499,11 @@ def project_text(
     neutron_adp = ["*.N"] if und else []
     if xray:
         scale = tuple(f"{n}.scale" for n in xnames) if joint else ("*.scale",)
-        fix = neutron_adp + (["*.spin"] if split else [])
+        fix = neutron_adp + (["*.spin"] if split else []) + practice.fix
         data = xnames if joint else None
-        for name, free, smin, comment in _stages(has_h, h_lmax, smax_all or 1.0, False, scale):
+        for name, free, smin, comment in _stages(
+            has_h, h_lmax, smax_all or 1.0, False, scale, h_u=practice.h_u_free
+        ):
             stages.append((name, free, smin, comment, fix, data))
         if smax_all and smax_all < KAPPA_PRIME_SMAX:
             why = (
@@ -513,7 +542,7 @@ def project_text(
             "free = [" + ", ".join(_q(x) for x in free) + "]",
         ]
         if fix:
-            L.append("fix = [" + ", ".join(_q(x) for x in fix) + "]   # not seen by these data")
+            L.append("fix = [" + ", ".join(_q(x) for x in fix) + "]   # not refined in this stage")
         if data is not None:
             L.append("data = [" + ", ".join(_q(x) for x in data) + "]")
         if smin is not None:
