@@ -19,11 +19,11 @@ environments may still be mirror images of each other in their frames (an
 enantiomorphic pair, or two H of a CH2 group). With the frame (x, y, z) and
 the y axis = z × x, a reflection y → −y maps d_lm+ (∝ cos mφ) and d_l0 onto
 themselves and d_lm− (∝ sin mφ) onto −d_lm−. The handedness of an atom's
-environment is the sign of the y coordinate of the first bonded neighbour
-that does not lie in the xz plane (|y| > 0.1 Å); atoms whose handedness
-differs from the first atom of the group get s = −1 on their P_lm−
-populations. An environment without such a neighbour (planar or linear) has
-no handedness and s = +1.
+environment is the sign of Σ Z_k y_k / d_k² over its first and second
+bonded shells (:func:`handedness`); atoms whose handedness differs from
+that of the first atom of the group get s = −1 on their P_lm−
+populations. A mirror-symmetric environment (planar, linear) has no
+handedness and s = +1.
 
 Mirror (planar sp²): an atom with three bonded neighbours in one plane with
 it and a frame whose z and x axes point at two of them has the local mirror
@@ -51,7 +51,8 @@ __all__ = [
     "restraint_summary",
 ]
 
-#: A neighbour counts as off the local xz plane when |y| exceeds this (Å).
+#: |Σ Z y / d²| (1/Å) below which an environment has no handedness; also the
+#: largest |y| (Å) of a neighbour in the plane of a planar atom.
 HANDEDNESS_TOL = 0.1
 
 
@@ -64,21 +65,48 @@ def _frame(crystal, models, i: int) -> np.ndarray | None:
     return np.asarray(axes.matrix(crystal, i), dtype=float).T
 
 
-def handedness(crystal, models, i: int) -> int:
-    """+1 or −1: the side (y sign) of the local frame holding the atom's environment.
+def _shells(crystal, i: int) -> list[tuple[str, np.ndarray]]:
+    """(element, Cartesian position) of the first and second bonded shells of atom ``i``."""
+    centre = crystal.frac_to_cart(crystal.atoms[i].xyz)
+    out, seen = [], [centre]
+    first = bonded(crystal, i)
+    for n in first:
+        out.append((crystal.atoms[n.index].element, np.asarray(n.cart, float)))
+        seen.append(np.asarray(n.cart, float))
+    for n in first:
+        rot = np.asarray(crystal.rotations[n.op], float)
+        tr = np.asarray(crystal.translations[n.op], float) + np.asarray(n.shift, float)
+        for m in bonded(crystal, n.index):
+            r = crystal.frac_to_cart(rot @ np.asarray(m.frac, float) + tr)
+            if min(np.linalg.norm(r - s) for s in seen) < 1e-3:
+                continue
+            seen.append(r)
+            out.append((crystal.atoms[m.index].element, r))
+    return out
 
-    0 when no bonded neighbour lies further than :data:`HANDEDNESS_TOL` from
-    the local xz plane (a planar or linear environment), or without axes.
+
+def handedness(crystal, models, i: int) -> int:
+    """+1 or −1: on which side (y sign) of its local xz plane atom ``i``'s environment lies.
+
+    The sign of Σ_k Z_k y_k / d_k² over the first and second bonded shells
+    (y_k the local y of neighbour k, d_k its distance, Z_k its atomic
+    number): equal for two atoms related by a rotation, opposite for mirror
+    images. 0 when the sum is below :data:`HANDEDNESS_TOL` (a planar or
+    mirror-symmetric environment), or without axes.
     """
     f = _frame(crystal, models, i)
     if f is None:
         return 0
+    import gemmi
+
     centre = crystal.frac_to_cart(crystal.atoms[i].xyz)
-    for n in bonded(crystal, i):
-        y = float(f[1] @ (n.cart - centre))
-        if abs(y) > HANDEDNESS_TOL:
-            return 1 if y > 0 else -1
-    return 0
+    total = 0.0
+    for el, r in _shells(crystal, i):
+        d = r - centre
+        total += gemmi.Element(el).atomic_number * float(f[1] @ d) / float(d @ d)
+    if abs(total) <= HANDEDNESS_TOL:
+        return 0
+    return 1 if total > 0 else -1
 
 
 def frame_signature(crystal, models, i: int) -> tuple | None:
