@@ -25,9 +25,9 @@ that of the first atom of the group get s = −1 on their P_lm−
 populations. A mirror-symmetric environment (planar, linear) has no
 handedness and s = +1.
 
-Mirror (planar sp²): an atom with three bonded neighbours in one plane with
-it and a frame whose z and x axes point at two of them has the local mirror
-y → −y; every P_lm− (odd in y) is then zero.
+Mirror (planar sp²): an atom with three bonded neighbours in its local xz
+plane (as when z and x point at two of them) has the local mirror y → −y of
+its first shell; every P_lm− (odd in y) is then zero.
 """
 
 from __future__ import annotations
@@ -230,17 +230,11 @@ def similarity_restraints(
 def is_planar_trigonal(crystal, models, i: int, tol: float = HANDEDNESS_TOL) -> bool:
     """Three bonded neighbours within ``tol`` Å of the atom's local xz plane.
 
-    True only when the frame's z and x are defined by two of the neighbours,
-    so that the plane of the neighbours is the local xz plane.
+    Then the local mirror y → −y maps the atom's first shell onto itself.
     """
     f = _frame(crystal, models, i)
     nbrs = bonded(crystal, i)
     if f is None or len(nbrs) != 3:
-        return False
-    axes = models[i].axes
-    if {axes.atom0, axes.atom2} - {n.label for n in nbrs}:
-        return False
-    if {axes.ax1, axes.ax2} != {"X", "Z"}:  # the plane of the neighbours must be xz
         return False
     centre = crystal.frac_to_cart(crystal.atoms[i].xyz)
     return all(abs(float(f[1] @ (n.cart - centre))) <= tol for n in nbrs)
@@ -266,7 +260,7 @@ def mirror_restraints(
     if not is_planar_trigonal(crystal, models, i):
         raise InputError(
             f"{where}.atom: {label} does not have three bonded neighbours in its local xz plane "
-            f"(within {HANDEDNESS_TOL} A, z and x defined by two of them); no local mirror"
+            f"(within {HANDEDNESS_TOL} A); no local mirror"
         )
     fields = [f for f in _population_names(params, label, ["P*-"])]
     if not fields:
