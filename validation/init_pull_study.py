@@ -10,7 +10,8 @@ then the unedited init project (written once from the truth file, with a
 of every free parameter of the last stage with an su.
 
 Usage: python validation/init_pull_study.py MODEL_CIF [--realisations 20] [--smax 1.0]
-       [--folder DIR]
+       [--folder DIR] [--gain 20] [--background 5]
+Noise: sigma^2(F^2) = (F^2 + background)/gain + (0.01 F^2)^2 (2 % at F^2 = 200 e^2).
 MODEL_CIF: a model.cif of `chasm refine` on the real urea data with the init project.
 """
 
@@ -56,6 +57,8 @@ def main(argv=None) -> int:
     ap.add_argument("--realisations", type=int, default=20)
     ap.add_argument("--smax", type=float, default=1.0)
     ap.add_argument("--folder", type=Path, default=Path("init-pull"))
+    ap.add_argument("--gain", type=float, default=20.0, help="counts per e^2 (noise level)")
+    ap.add_argument("--background", type=float, default=5.0, help="e^2 under the peak")
     args = ap.parse_args(argv)
     folder = args.folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -77,7 +80,10 @@ def main(argv=None) -> int:
                 text,
             )
     text = text.replace(
-        "[constraints]", f"[datasets.simulate]\nsmax = {args.smax}\nscale = 1.0\n\n[constraints]", 1
+        "[constraints]",
+        f"[datasets.simulate]\nsmax = {args.smax}\nscale = 1.0\ngain = {args.gain}\n"
+        f"background = {args.background}\n\n[constraints]",
+        1,
     )
     project.write_text(text)
     truth, _ = truth_values(build(load_project(project)))
