@@ -88,6 +88,27 @@ def test_ions_from_coordination_type_symbol_and_oxidation_number(tmp_path):
     assert recognise_ions(read_cif(cif)) == {}  # without the file: a neutral metal
 
 
+def test_hydrated_magnesium_is_a_cation_and_a_neutral_metal_is_not():
+    """Mg(H2O)6-like: the water H (2.6 A) and the second shell do not hide the cation."""
+    atoms = [Atom("Mg1", "Mg", (0.5, 0.5, 0.5), uiso=0.01)]
+    for k, v in enumerate(np.vstack([np.eye(3), -np.eye(3)])):
+        o = np.array([7.5, 7.5, 7.5]) + 2.07 * v
+        atoms.append(Atom(f"O{k + 1}", "O", o / 15.0, uiso=0.01))
+        w = np.cross(v, [0.3, 0.5, 0.8])
+        w /= np.linalg.norm(w)
+        for s, lab in ((1, "A"), (-1, "B")):
+            h = o + 0.96 * (0.33 * v + s * 0.94 * w) / np.linalg.norm(0.33 * v + 0.94 * w)
+            atoms.append(Atom(f"H{k + 1}{lab}", "H", h / 15.0, uiso=0.02))
+    cr = Crystal.from_parts((15, 15, 15, 90, 90, 90), "P 1", atoms)
+    assert recognise_ions(cr)["Mg1"].charge == 2
+    metal = Crystal.from_parts(
+        (3.2, 3.2, 5.2, 90, 90, 120),
+        "P 63/m m c",
+        [Atom("Mg1", "Mg", (1 / 3, 2 / 3, 0.25), uiso=0.01)],
+    )
+    assert recognise_ions(metal) == {}  # Mg metal: Mg neighbours
+
+
 def test_ion_valence_populations():
     # Ca 4s2 -> Ca2+ 4s0; F 2s2 2p5 -> F- 2s2 2p6; Cu 3d10 4s1 -> Cu2+ 3d9
     assert ion_valence("Ca", 2) == 0.0

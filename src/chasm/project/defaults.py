@@ -77,8 +77,11 @@ ALKALINE_EARTH = frozenset("Mg Ca Sr Ba".split())
 HALIDES = frozenset("F Cl Br I".split())
 #: Atoms a cation of group 1 or 2 is coordinated by in its salts.
 _DONORS = frozenset("N O F Cl Br I S".split())
-#: Coordination shell searched around a group 1/2 metal (Å).
+#: Coordination shell searched around a group 1/2 metal (Å), and the width of its first
+#: shell beyond the nearest non-H neighbour (Å): H and the second shell (the C of a
+#: carboxylate, the H of a water) do not count.
 _SHELL = 3.3
+_SHELL_WIDTH = 0.5
 
 
 @dataclass
@@ -121,9 +124,10 @@ def recognise_ions(crystal, cif_path=None) -> dict[str, Ion]:
 
     In order: the type symbol's charge (``Na1+``, ``Ca2+``), the CIF's
     ``_atom_type_oxidation_number`` for the atom's type, then the
-    coordination: an alkali (+1) or alkaline-earth (+2) metal whose
-    neighbours within 3.3 Å are all N, O, S or halogens, and a halogen with
-    no bonded neighbour but such cations (−1).
+    coordination: an alkali (+1) or alkaline-earth (+2) metal whose first
+    coordination shell (non-H neighbours within 0.5 Å of the nearest, up to
+    3.3 Å) is all N, O, S or halogens, and a halogen with no bonded neighbour
+    but such cations (−1).
     """
     ox = _oxidation_numbers(cif_path) if cif_path is not None else {}
     out: dict[str, Ion] = {}
@@ -134,7 +138,14 @@ def recognise_ions(crystal, cif_path=None) -> dict[str, Ion]:
             q = ox[a.type_symbol or a.element]
             out[a.label] = Ion(a.label, a.element, q, f"_atom_type_oxidation_number {q:+d}")
         elif a.element in ALKALI | ALKALINE_EARTH:
-            shell = [n for n in neighbours(crystal, i, _SHELL) if n.distance > 1e-6]
+            shell = [
+                n
+                for n in neighbours(crystal, i, _SHELL)
+                if n.distance > 1e-6 and crystal.atoms[n.index].element not in ("H", "D")
+            ]
+            if shell:  # the first coordination shell: within 0.5 A of the nearest
+                d0 = min(n.distance for n in shell)
+                shell = [n for n in shell if n.distance <= d0 + _SHELL_WIDTH]
             if shell and all(crystal.atoms[n.index].element in _DONORS for n in shell):
                 q = 1 if a.element in ALKALI else 2
                 out[a.label] = Ion(
