@@ -238,6 +238,41 @@ def test_equivalence_groups_need_the_same_graph_to_the_second_shell():
     assert equivalence_groups(cr, depth=0) == [["H1", "H2"]]
 
 
+def _last_stage_parameters(built) -> int:
+    ref = built.refinement
+    ref._select_free(built.stages[-1])
+    return ref.all_constraints().reduce(ref.params).n_reduced
+
+
+def test_parameter_estimate_equals_the_built_last_stage(urea_init, tmp_path):
+    """init's count (site symmetry, riding, fixed ion populations) = the solver's."""
+    from chasm.project.autobuild import choose_model
+    from chasm.project.defaults import estimate_parameters, plan
+
+    for project, cif in ((urea_init, urea_init.parent / "urea.cif"), (None, None)):
+        if project is None:  # fluorite: ions, cubic sites
+            cr = _fluorite()
+            cif = tmp_path / "caf2.cif"
+            _write_cif(cif, cr)
+            project = tmp_path / "caf2.toml"
+            hkl = _hkl(tmp_path / "caf2.hkl", cr, smax=0.9)
+            assert main(["init", str(cif), "--xray", str(hkl), "-o", str(project)]) == 0
+        crystal = read_cif(cif)
+        choices = choose_model(crystal)
+        practice = plan(crystal, cif, choices, 1.0, 0.9)
+        for c in choices:
+            c.lmax = practice.lmax.get(c.label, c.lmax)
+            if c.label in practice.cartesian:
+                c.axes = None
+        n = estimate_parameters(crystal, choices, practice, 4)
+        assert n == _last_stage_parameters(build(load_project(project))), project.name
+
+
+def test_init_says_when_observations_are_too_few(urea_init):
+    text = urea_init.read_text()  # 0.5 1/A: about 60 reflections for 62 parameters
+    assert "# CHECK: " in text and "per parameter, below 10) at lmax 4" in text
+
+
 def test_observations_per_parameter_warning():
     assert obs_per_parameter_warning("all", 1000, 100) is None
     w = obs_per_parameter_warning("all", 960, 100)

@@ -44,6 +44,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from chasm.crystal.neighbours import bonded, neighbours
 
 __all__ = [
@@ -380,3 +382,77 @@ def plan(crystal, cif_path, choices, smax: float, kappa_prime_smax: float) -> Pl
             "kappa' is offered commented out"
         )
     return Plan(lines, fix, rl, guesses, h_free, lmax, cartesian)
+
+
+# ---------------------------------------------------------------------- parameters per observation
+def _site_dof(crystal, i: int) -> tuple[int, int]:
+    """Free coordinates and U_ij of atom ``i`` under its site symmetry.
+
+    The dimension of the invariant subspace is the group average of the
+    character: tr R for a position, (tr² R + tr R²)/2 for a symmetric tensor.
+    """
+    rots = crystal.cartesian_rotations()[crystal.site_symmetry(i)]
+    tr = np.trace(rots, axis1=1, axis2=2)
+    tr2 = np.einsum("nij,nji->n", rots, rots)
+    return int(round(float(tr.mean()))), int(round(float(((tr**2 + tr2) / 2).mean())))
+
+
+def _n_multipoles(crystal, i: int, axes, lmax: int) -> int:
+    """P_lm with l ≥ 1 allowed by the site symmetry (in the atom's frame)."""
+    from chasm.density.sitesym import allowed_multipoles
+
+    if lmax < 1:
+        return 0
+    frame = axes.matrix(crystal, i) if axes is not None else np.eye(3)
+    rots = crystal.cartesian_rotations()[crystal.site_symmetry(i)]
+    basis, _ = allowed_multipoles(rots, frame, lmax)
+    return int(sum(1 for col in basis.T if abs(col[0]) < 0.5))  # column 0 is P00
+
+
+def estimate_parameters(crystal, choices, plan_: Plan, lmax: int) -> int:
+    """Parameters of the last default stage with the non-H atoms at ``lmax``.
+
+    Scale, positions and U allowed by the site symmetry (riding H: none; riding
+    Uiso: none), Pv, the allowed P_lm (l ≥ 1; H: P10, and P20 with h_lmax 2),
+    one κ per element with a free κ, minus the electroneutrality row. κ′ fixed.
+    """
+    from chasm.refine.riding import HYDROGENS
+
+    n, kappas = 1, set()
+    fixed = set(plan_.fix)
+    for i, (a, c) in enumerate(zip(crystal.atoms, choices, strict=True)):
+        nx, nu = _site_dof(crystal, i)
+        is_h = a.element in HYDROGENS
+        riding_u = is_h and any(x.startswith("u_riding") for x in plan_.atom_lines[a.label])
+        n += (0 if is_h and c.parent else nx) + (
+            0 if riding_u else (1 if a.u_aniso is None else nu)
+        )
+        n += 0 if f"{a.label}.Pv" in fixed else 1
+        level = c.lmax if (is_h or a.label in plan_.lmax) else lmax
+        # H: the stages free the bond-directed P10 (and P20), not every allowed P_lm
+        n += min(level, 2) if is_h else _n_multipoles(crystal, i, c.axes, level)
+        if not is_h and f"{a.label}.kappa" not in fixed:
+            kappas.add(c.kappa_set)
+    return n + len(kappas) - 1
+
+
+def parameter_note(crystal, choices, plan_: Plan, n_obs: int, lmax: int) -> str | None:
+    """A note when the multipole stages would have fewer than 10 observations per parameter.
+
+    Names the level at which the ratio would reach :data:`MIN_OBS_PER_PARAMETER`
+    (the level itself is left as asked: a user's choice).
+    """
+    n_par = estimate_parameters(crystal, choices, plan_, lmax)
+    if n_obs >= MIN_OBS_PER_PARAMETER * n_par:
+        return None
+    better = [
+        lv
+        for lv in range(lmax - 1, 0, -1)
+        if n_obs >= MIN_OBS_PER_PARAMETER * estimate_parameters(crystal, choices, plan_, lv)
+    ]
+    hint = f"--lmax {better[0]}" if better else "fewer parameters (IAM, or more data)"
+    return (
+        f"{n_obs} unique X-ray reflections for about {n_par} parameters in the last stage "
+        f"({n_obs / n_par:.1f} per parameter, below {MIN_OBS_PER_PARAMETER:g}) at lmax {lmax}; "
+        f"consider {hint}, similarity restraints or shared populations"
+    )

@@ -33,10 +33,10 @@ from chasm.crystal.cif import read_cif
 from chasm.crystal.neighbours import bonded
 from chasm.errors import InputError
 from chasm.io.atomic import write_text_atomic
-from chasm.io.shelx_hkl import read_hkl4
+from chasm.io.shelx_hkl import merge, read_hkl4
 from chasm.io.shelx_hkl import stol as sinthl
 from chasm.project.autobuild import HYDROGENS, choose_model
-from chasm.project.defaults import plan
+from chasm.project.defaults import parameter_note, plan
 from chasm.refine.riding import NEUTRON_XH
 
 __all__ = [
@@ -186,6 +186,14 @@ def _smax(f: Path, crystal) -> float:
         return 0.0
 
 
+def _n_unique(f: Path, crystal) -> int:
+    """Unique reflections of an HKLF 4 file after merging (0 if unreadable: reported later)."""
+    try:
+        return len(merge(read_hkl4(f), crystal)[0].hkl)
+    except (InputError, ValueError, OSError):
+        return 0
+
+
 def _names(prefix: str, files) -> list[str]:
     return [prefix] if len(files) == 1 else [f"{prefix}{i + 1}" for i in range(len(files))]
 
@@ -331,6 +339,12 @@ def project_text(
         ch.lmax = practice.lmax.get(ch.label, ch.lmax)
         if ch.label in practice.cartesian:
             ch.axes, ch.axes_reason = None, "ion: Cartesian (crystal) axes"
+    if xray:
+        n_obs = sum(_n_unique(Path(f), crystal) for f in xray)
+        note = parameter_note(crystal, choices, practice, n_obs, lmax)
+        if note:
+            practice.guesses.append(note)
+            practice.restraint_lines[:0] = [f"# CHECK: {note}", ""]
     guesses: list[str] = []
     has_h = any(a.element in HYDROGENS for a in crystal.atoms)
     labels = [a.label for a in crystal.atoms]
