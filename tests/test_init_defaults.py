@@ -269,7 +269,7 @@ def test_parameter_estimate_equals_the_built_last_stage(urea_init, tmp_path):
 
 
 def test_init_says_when_observations_are_too_few(urea_init):
-    text = urea_init.read_text()  # 0.5 1/A: about 60 reflections for 62 parameters
+    text = urea_init.read_text()  # 0.5 1/A: 63 reflections for 47 parameters
     assert "# CHECK: " in text and "per parameter, below 10) at lmax 4" in text
 
 
