@@ -55,6 +55,9 @@ def simulated(tmp_path_factory):
     # one user constraint: two kappa' tied together (equal values, equal su's)
     same = 'same = [["C1.kappa_prime", "N1.kappa_prime"]]'
     text = text.replace("charge = 0.0", f"charge = 0.0\n{same}")
+    # kappa' is fixed by default (issue 14); free it in the last stage to test the tie
+    head, tail = text.rsplit('"@nonH.kappa", ', 1)
+    text = head + '"@nonH.kappa", "@nonH.kappa_prime", ' + tail
     project.write_text(text)
     # the truth: same frames and riding geometry as the refinement will use
     built = build(load_project(project))

@@ -37,12 +37,14 @@ from chasm.io.shelx_cif import choose_block, embedded_reflections, is_shelx_cif,
 from chasm.io.shelx_hkl import merge, read_hkl4
 from chasm.project.autobuild import HYDROGENS, choose_atom
 from chasm.project.project import ATOM_SCHEMA, Project
+from chasm.project.restraints import add_restraints
 from chasm.project.schema import find_line
 from chasm.refine.constraints import LinearConstraints
 from chasm.refine.parameters import Parameters, UnknownNameError
 from chasm.refine.problem import SolverOptions
 from chasm.refine.refinement import Refinement, Stage
 from chasm.refine.riding import RidingHydrogen, place_riding
+from chasm.refine.riding_adp import riding_uiso, uiso_factor
 from chasm.refine.symmetry_constraints import equal_constraints, same_value
 from chasm.refine.xray_data import UndData, XrayData, XrayOptions
 
@@ -216,7 +218,10 @@ def build_models(project: Project, crystal):
             continue
         lmax = cfg["lmax"] if cfg["lmax"] is not None else auto.lmax
         try:
-            axes = LocalAxes.from_text(cfg["axes"]) if cfg["axes"] else auto.axes
+            if cfg["axes"] and cfg["axes"].strip().lower() == "cartesian":
+                axes = None  # the crystal's Cartesian frame
+            else:
+                axes = LocalAxes.from_text(cfg["axes"]) if cfg["axes"] else auto.axes
             frame = axes.matrix(crystal, i) if axes is not None else None
         except InputError as exc:  # name the key, and the frame init would choose
             hint = (
@@ -316,6 +321,48 @@ def _kappa_groups(params: Parameters, labels: list[str], field_name: str) -> lis
             up.append(f"{name}.up")
             dn.append(f"{name}.dn")
     return [g for g in (plain, up, dn) if len(g) > 1]
+
+
+def riding_uiso_pairs(project: Project, crystal, riders) -> list[tuple[str, str, float]]:
+    """(H, parent, f) of the isotropic H whose Uiso rides on the parent (``h_adp``, ``u_riding``).
+
+    The H Uiso is set to f · Ueq(parent) here, so that the constraint holds at
+    the start. Anisotropic H (U_ij in the CIF) are left alone.
+    """
+    from chasm.crystal.adp import ueq
+
+    m = project.data["model"]
+    parents = {r.h: r.parent for r in riders}
+    n_h: dict[str, int] = {}
+    for par in parents.values():
+        n_h[par] = n_h.get(par, 0) + 1
+    out = []
+    for atom in crystal.atoms:
+        if atom.element not in HYDROGENS or atom.u_aniso is not None:
+            continue
+        cfg = m["atoms"].get(atom.label) or {}
+        factor = cfg.get("u_riding")
+        if factor is None and m["h_adp"] != "riding":
+            continue
+        parent = cfg.get("ride_on") or parents.get(atom.label)
+        if parent is None:
+            raise InputError(
+                f"model.atoms.{atom.label}.u_riding: no parent atom (set ride_on)",
+                str(project.path),
+            )
+        ip = crystal.atom_index(parent)
+        if factor is None:
+            factor = uiso_factor(crystal, ip, n_h.get(parent, 0))
+        if not factor > 0:
+            raise InputError(
+                f"model.atoms.{atom.label}.u_riding: must be > 0 (1.2 or 1.5), got {factor:g}",
+                str(project.path),
+            )
+        pa = crystal.atoms[ip]
+        u_par = ueq(pa.u_aniso, crystal.cell) if pa.u_aniso is not None else pa.uiso
+        atom.uiso = float(factor) * float(u_par)
+        out.append((atom.label, parent, float(factor)))
+    return out
 
 
 def _data_file(project: Project, cfg: dict, i: int):
@@ -506,6 +553,7 @@ def build(project: Project) -> Built:
     ]
     if riders:
         place_riding(crystal, riders)
+    riding_u = riding_uiso_pairs(project, crystal, riders)
     datasets, entries = [], {}
     for i, cfg in enumerate(d["datasets"]):
         if cfg["kind"] == "pnd":
@@ -580,9 +628,10 @@ def build(project: Project) -> Built:
         except (UnknownNameError, ValueError, TypeError) as exc:
             raise InputError(f"constraints.linear[{i}]: {exc}", src) from None
         ref.add_constraints(lc)
-    for i, rs in enumerate(d["restraints"]):
-        for name in expand(p, crystal, rs["parameter"], f"restraints[{i}].parameter", split):
-            ref.add_restraint(name, rs["target"], rs["sigma"])
+    if riding_u:
+        ref.add_constraints(riding_uiso(crystal, p, riding_u))
+        ref.followers += [f"{h}.Uiso" for h, _, _ in riding_u]
+    add_restraints(project, crystal, models, ref, expand, split)
     stages = []
     for i, s in enumerate(d["stages"]):
         free = expand(p, crystal, s["free"], f"stages[{i}].free ({s['name']})", split)

@@ -43,9 +43,10 @@ from chasm.io.shelx_cif import (
     published_fit,
     read_instructions,
 )
-from chasm.io.shelx_hkl import read_hkl4
+from chasm.io.shelx_hkl import merge, read_hkl4
 from chasm.io.shelx_hkl import stol as sinthl
 from chasm.project.autobuild import HYDROGENS, choose_model
+from chasm.project.defaults import parameter_note, plan
 from chasm.refine.riding import NEUTRON_XH
 
 __all__ = [
@@ -121,8 +122,14 @@ def _stages(
     smax: float,
     extinction: bool,
     scale: tuple[str, ...] = ("*.scale",),
+    h_u: bool = True,
+    kappa_prime: bool = False,
 ) -> list[tuple]:
-    """Default X-ray strategy: (name, free patterns, smin, comment)."""
+    """Default X-ray strategy: (name, free patterns, smin, comment).
+
+    ``h_u``: some H have a free U (else they ride on the parent's Ueq: no H
+    stage); ``kappa_prime``: refine κ′ (default: fixed, docs/physics.md).
+    """
     hp = ["@H.P10"] + (["@H.P20"] if h_lmax >= 2 else [])
     ext = ["*.extinction"] if extinction else []
     pos = ["@nonH.x", "@nonH.y", "@nonH.z", "@nonH.U*"]
@@ -138,7 +145,7 @@ def _stages(
             "valence deformation hardly contributes",
         )
     )
-    if has_h:
+    if has_h and h_u:
         st.append(("hydrogens", scale + ["@H.U*"], None, "H displacement parameters"))
     st.append(
         (
@@ -159,7 +166,7 @@ def _stages(
             "multipoles (P00 is left out: it duplicates Pv)",
         )
     )
-    kp = smax >= KAPPA_PRIME_SMAX
+    kp = kappa_prime and smax >= KAPPA_PRIME_SMAX
     if kp:
         st.append(
             (
@@ -173,13 +180,29 @@ def _stages(
         scale
         + ext
         + pos
-        + (["@H.U*"] if has_h else [])
+        + (["@H.U*"] if has_h and h_u else [])
         + ["*.Pv", "@nonH.kappa"]
         + (["@nonH.kappa_prime"] if kp else [])
         + mult
     )
     st.append(("all", everything, None, "everything together"))
     return st
+
+
+def _smax(f: Path, crystal) -> float:
+    """Highest sin(theta)/lambda of an HKLF 4 file (0 if unreadable: reported later)."""
+    try:
+        return float(sinthl(read_hkl4(f).hkl, crystal).max())
+    except (InputError, ValueError, OSError):
+        return 0.0
+
+
+def _n_unique(f: Path, crystal) -> int:
+    """Unique reflections of an HKLF 4 file after merging (0 if unreadable: reported later)."""
+    try:
+        return len(merge(read_hkl4(f), crystal)[0].hkl)
+    except (InputError, ValueError, OSError):
+        return 0
 
 
 def _names(prefix: str, files) -> list[str]:
@@ -486,6 +509,22 @@ def project_text(
     if not np.isnan(pub.r1_all):
         sources.append(f"published (CIF): {pub.text()}")
     choices = choose_model(crystal, h_lmax=h_lmax, lmax=lmax, kappa_sets=kappa_sets)
+    xsmax = max((_smax(Path(f), crystal) for f in xray), default=0.0)
+    if embedded is not None:
+        xsmax = max(xsmax, float(sinthl(embedded.hkl, crystal).max()))
+    practice = plan(crystal, cif, choices, xsmax, KAPPA_PRIME_SMAX)
+    for ch in choices:
+        ch.lmax = practice.lmax.get(ch.label, ch.lmax)
+        if ch.label in practice.cartesian:
+            ch.axes, ch.axes_reason = None, "ion: Cartesian (crystal) axes"
+    if xray or embedded is not None:
+        n_obs = sum(_n_unique(Path(f), crystal) for f in xray)
+        if embedded is not None:
+            n_obs += len(merge(embedded, crystal)[0].hkl)
+        note = parameter_note(crystal, choices, practice, n_obs, lmax)
+        if note:
+            practice.guesses.append(note)
+            practice.restraint_lines[:0] = [f"# CHECK: {note}", ""]
     guesses: list[str] = []
     has_h = any(a.element in HYDROGENS for a in crystal.atoms)
     labels = [a.label for a in crystal.atoms]
@@ -566,6 +605,8 @@ def project_text(
             f"kappa_sets = {_q(kappa_sets)}  # sharing kappa, kappa': element | environment | atom",
             "riding_h = true         # H ride on their parent at neutron X-H distances "
             "(Allen & Bruno 2010)",
+            'h_adp = "riding"        # isotropic H: Uiso = 1.2 / 1.5 Ueq(parent) (SHELXL '
+            "convention)",
         ]
     if split:
         L += [
@@ -580,11 +621,14 @@ def project_text(
     for ch in choices:
         L.append(f"[model.atoms.{ch.label}]")
         L.append(f"lmax = {ch.lmax}")
-        if ch.axes is not None:
+        if ch.label in practice.cartesian:
+            L.append(f'axes = "cartesian"   # GUESSED: {ch.axes_reason}')
+        elif ch.axes is not None:
             L.append(f"axes = {_q(ch.axes.as_text())}   # GUESSED: {ch.axes_reason}")
         else:
             L.append(f"# no axes: {ch.axes_reason}  (GUESSED)")
         L.append(f"kappa_set = {_q(ch.kappa_set)}")
+        L += practice.atom_lines.get(ch.label, [])
         guesses.append(
             f"{ch.label}: axes {ch.axes.as_text() if ch.axes else 'Cartesian'} "
             f"({ch.axes_reason}); lmax {ch.lmax}; kappa set {ch.kappa_set}"
@@ -672,10 +716,12 @@ def project_text(
             "# chasm stops until this is done.",
         ]
         guesses.append("constraints.total_spin: PLACEHOLDER, must be filled in before running")
+    guesses += practice.guesses
     L += [
         '# same = [["C1.U11", "C2.U11"]]        # groups sharing one value',
         '# [[constraints.equal]]  a = "N1.P*"  b = "N2.P*"   (pairwise equal)',
         "",
+        *practice.restraint_lines,
         "[refinement]",
         'score = "unit"',
         "tol = 0.01          # converged when max |shift|/su < tol",
@@ -702,9 +748,11 @@ def project_text(
         stages += _iam_stages(has_h, has_ext, partial)
     elif xray or embedded is not None:
         scale = tuple(f"{n}.scale" for n in xnames) if joint else ("*.scale",)
-        fix = neutron_adp + (["*.spin"] if split else [])
+        fix = neutron_adp + (["*.spin"] if split else []) + practice.fix
         data = xnames if joint else None
-        for name, free, smin, comment in _stages(has_h, h_lmax, smax_all or 1.0, False, scale):
+        for name, free, smin, comment in _stages(
+            has_h, h_lmax, smax_all or 1.0, False, scale, h_u=practice.h_u_free
+        ):
             stages.append((name, free, smin, comment, fix, data))
         if smax_all and smax_all < KAPPA_PRIME_SMAX:
             why = (
@@ -745,7 +793,7 @@ def project_text(
         if fix and iam:
             L.append("fix = [" + ", ".join(_q(x) for x in fix) + "]   # partly occupied")
         elif fix:
-            L.append("fix = [" + ", ".join(_q(x) for x in fix) + "]   # not seen by these data")
+            L.append("fix = [" + ", ".join(_q(x) for x in fix) + "]   # not refined in this stage")
         if data is not None:
             L.append("data = [" + ", ".join(_q(x) for x in data) + "]")
         if smin is not None:

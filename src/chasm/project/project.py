@@ -31,7 +31,12 @@ _OPT_NUM = (float, type(None))
 ATOM_SCHEMA = {
     "model": Field((str,), None, ("hc", "iam"), "density model of this atom"),
     "lmax": Field((int,), None, (-1, 0, 1, 2, 3, 4), "highest multipole order"),
-    "axes": Field((str,), None, help="local axes 'atom0 ax1 atom1 atom2 ax2', e.g. 'O1 Z C1 N1 X'"),
+    "axes": Field(
+        (str,),
+        None,
+        help="local axes 'atom0 ax1 atom1 atom2 ax2', e.g. 'O1 Z C1 N1 X', or 'cartesian' (the "
+        "crystal's Cartesian frame)",
+    ),
     "kappa_set": Field((str,), None, help="atoms with the same kappa_set share kappa and kappa'"),
     "pv": Field(_NUM, None, help="starting valence population (electrons)"),
     "kappa": Field(_NUM, None, help="starting kappa"),
@@ -44,6 +49,12 @@ ATOM_SCHEMA = {
     "spin_pv": Field(_NUM, None, help="starting spin monopole Pv(up) - Pv(down) (muB); default 0"),
     "spin": Field(
         (dict,), None, help="starting spin multipoles (muB), e.g. {P00 = 0.1, P20 = 0.05}"
+    ),
+    "u_riding": Field(
+        _OPT_NUM,
+        None,
+        help="hydrogen: Uiso = u_riding x Ueq(parent) as a constraint (1.2, or 1.5 for CH3, OH, "
+        "NH3); default from model.h_adp",
     ),
     "share_kappa": Field((bool,), False, help="split atom: one kappa for both spins"),
     "share_kappa_prime": Field((bool,), False, help="split atom: one kappa' for both spins"),
@@ -214,6 +225,13 @@ SCHEMA = {
             "default sharing of kappa, kappa': same element, same element and neighbours, none",
         ),
         "riding_h": Field((bool,), True, help="H ride on their parent at neutron X-H distances"),
+        "h_adp": Field(
+            (str,),
+            "free",
+            ("free", "riding"),
+            "isotropic H: Uiso refined freely, or riding on the parent's Ueq (1.2 / 1.5 x Ueq "
+            "by the SHELXL convention; u_riding per atom overrides)",
+        ),
         "magnetic": Field(
             (list,), [], item_types=(str,), help="labels of spin-split atoms (as split = true)"
         ),
@@ -266,6 +284,34 @@ SCHEMA = {
             "target": Field(_NUM, REQUIRED, help="target value"),
             "sigma": Field(_NUM, REQUIRED, help="standard deviation of the restraint"),
         }
+    ),
+    "similarity": ArrayOf(
+        {
+            "atoms": Field(
+                (list,), REQUIRED, item_types=(str,), help="labels of chemically equivalent atoms"
+            ),
+            "parameters": Field(
+                (list,),
+                ["P*"],
+                item_types=(str,),
+                help="population fields restrained to the group mean, e.g. ['P*', 'kappa']",
+            ),
+            "sigma": Field(_NUM, REQUIRED, help="sigma of each restraint (units of the parameter)"),
+        },
+        help="similarity restraints between equivalent atoms, in their local frames",
+    ),
+    "local_symmetry": ArrayOf(
+        {
+            "atom": Field((str,), REQUIRED, help="label of an atom with a local mirror"),
+            "symmetry": Field(
+                (str,),
+                "mirror",
+                ("mirror",),
+                "mirror: the local xz plane (planar sp2 atom); every P_lm- restrained to 0",
+            ),
+            "sigma": Field(_NUM, REQUIRED, help="sigma of each restraint (electrons)"),
+        },
+        help="populations a local symmetry makes zero, restrained to zero",
     ),
     "refinement": {
         "score": Field((str,), "unit", ("unit", "nlog", "log"), "combination of data sets"),
@@ -357,6 +403,15 @@ def load_project(path: str | Path) -> Project:
             str(path),
             find_line(text, "constraints.total_spin"),
         )
+    for key in ("restraints", "similarity", "local_symmetry"):
+        for i, rs in enumerate(data[key]):
+            if not rs["sigma"] > 0:
+                raise InputError(
+                    f"{key}[{i}].sigma: must be > 0, got {rs['sigma']:g}; give the standard "
+                    "deviation of the restraint (e.g. 0.01)",
+                    str(path),
+                    find_line(text, f"{key}[{i}].sigma"),
+                )
     for i, st in enumerate(data["stages"]):
         if st["data"] is not None and not st["data"]:
             raise InputError(

@@ -68,11 +68,13 @@ from chasm import __version__
 from chasm.errors import InputError
 from chasm.io.atomic import write_text_atomic
 from chasm.project.build import Built, build
+from chasm.project.defaults import obs_per_parameter_warning
 from chasm.project.project import load_project
 from chasm.project.shelx_parity import shelxl_comparison
 from chasm.refine.plausibility import check as check_plausibility
 from chasm.refine.refinement import Stage, share_gof
 from chasm.refine.results import CycleInfo
+from chasm.refine.similarity import restraint_summary
 from chasm.scattering.engine import U_LABELS
 
 __all__ = [
@@ -234,6 +236,10 @@ def warnings_for(built: Built, result: dict) -> list[str]:
     for st in result["stages"]:
         if not st["converged"]:
             out.append(f"stage {st['name']} did not converge ({st['message']})")
+        n_obs = sum(int(v.get("n_obs") or 0) for v in st.get("datasets", {}).values())
+        few = obs_per_parameter_warning(st["name"], n_obs, int(st.get("n_free") or 0))
+        if few:
+            out.append(few)
     out += [f["message"] for f in result.get("implausible", [])]
     return out
 
@@ -341,6 +347,7 @@ def result_dict(built: Built, earlier: dict | None = None, n_par: int | None = N
             "rows": len(ref.all_constraints()),
             "max_residual": max((st["max_constraint_residual"] for st in stages), default=0.0),
         },
+        "restraints": restraint_summary(ref.restraints, ref.params.names, ref.params.values),
         "chasm_version": __version__,
         "project": str(built.project.path),
     }
@@ -419,6 +426,15 @@ def _listing(built: Built, result: dict, lines: list[str], peaks_table: str | No
     out += [f"note: {n}" for n in built.notes]
     out += ["", f"constraints ({len(ref.all_constraints())} rows):"]
     out += [f"  {t}" for t in ref.all_constraints().descriptions]
+    if result.get("restraints"):
+        out += ["", "restraints (final; chi2 = contribution to the score, misfit in sigma):"]
+        for kind, s in result["restraints"].items():
+            name, value, target, sigma = s["worst"]
+            out.append(
+                f"  {kind:<15s} n={s['n']:<4d} chi2={s['chi2']:<10.4g} "
+                f"rms misfit={s['rms_misfit_su']:.3f} sigma; worst {name}: {value:.4f} "
+                f"(target {target:g}, sigma {sigma:g})"
+            )
     out += ["", "datasets:"]
     out += [f"  {_describe(d)}" for d in ref.datasets]
     out += ["", "cycles:"] + [f"  {x}" for x in lines]
@@ -742,10 +758,13 @@ class _Probe:
         if "restraints" in factors:
             names, g = ref.params.names, np.zeros(T.shape[1])
             for r in ref.restraints:
-                i = names.index(r.name)
+                row = np.zeros(len(names))
+                for name, c in r.coefficients().items():
+                    row[names.index(name)] += c
                 w = 1.0 / r.sigma**2
-                d2 += w * T[i] ** 2
-                g += w * (r.target - info.p[i]) * T[i]
+                rt = row @ T
+                d2 += w * rt**2
+                g += w * (r.target - row @ info.p) * rt
             grads["restraints"] = g
         d = np.sqrt(np.where(d2 > 0, d2, 1.0))
         norms = {n: float(np.linalg.norm(g / d)) for n, g in grads.items()}

@@ -66,11 +66,23 @@ class Stage:
 
 @dataclass
 class Restraint:
-    """A restraint ``p[name] = target ± sigma`` (an extra observation)."""
+    """A restraint ``p[name] = target ± sigma`` (an extra observation).
+
+    With ``terms`` it is the linear restraint ``Σ c_i p[n_i] = target ± sigma``
+    (``terms = {n_i: c_i}``; ``name`` is then only a label), e.g. a similarity
+    restraint ``p_A − p_B = 0``. ``kind`` groups restraints in the listing
+    (``"target"``, ``"similarity"``, ``"local-symmetry"``).
+    """
 
     name: str
     target: float
     sigma: float
+    terms: dict[str, float] | None = None
+    kind: str = "target"
+
+    def coefficients(self) -> dict[str, float]:
+        """``{parameter name: coefficient}`` of the restrained combination."""
+        return dict(self.terms) if self.terms is not None else {self.name: 1.0}
 
 
 @dataclass
@@ -178,6 +190,7 @@ class Refinement:
         self.riding = riding_constraints(crystal, self.params, self.riders)
         self.user_constraints = LinearConstraints(self.params)
         self.restraints: list[Restraint] = []
+        self.followers: list[str] = []  # always free; a constraint sets them (riding Uiso)
         self.outcomes: list[StageOutcome] = []
         self._last_n_par = 0
         self._applied: np.ndarray | None = None
@@ -202,6 +215,16 @@ class Refinement:
             raise InputError(f"restraint on {name}: sigma must be positive, got {sigma}")
         self.restraints.append(Restraint(name, float(target), float(sigma)))
 
+    def add_linear_restraint(self, restraint: Restraint) -> None:
+        """Add a restraint on a linear combination (:attr:`Restraint.terms`)."""
+        for name in restraint.coefficients():
+            self.params[name]  # noqa: B018  (raises UnknownNameError with suggestions)
+        if not restraint.sigma > 0:
+            raise InputError(
+                f"restraint {restraint.name}: sigma must be positive, got {restraint.sigma}"
+            )
+        self.restraints.append(restraint)
+
     def _select_free(self, stage: Stage) -> None:
         p = self.params
         p.fix("*")
@@ -213,6 +236,8 @@ class Refinement:
         p.fix("*.occ")
         for r in self.riders:  # positions follow their parent through the constraint
             p.free([f"{r.h}.x", f"{r.h}.y", f"{r.h}.z"])
+        if self.followers:  # e.g. riding Uiso of H: set by a constraint on a free parent
+            p.free(self.followers)
 
     def stage_datasets(self, stage: Stage) -> list:
         """The data sets a stage fits (``stage.data`` names, default all)."""
@@ -249,7 +274,8 @@ class Refinement:
         names = self.params.names
         m = np.zeros((len(self.restraints), len(names)))
         for i, r in enumerate(self.restraints):
-            m[i, names.index(r.name)] = 1.0
+            for name, c in r.coefficients().items():
+                m[i, names.index(name)] += c
         return Restraints(
             "restraints",
             target=np.array([r.target for r in self.restraints]),

@@ -357,6 +357,8 @@ def _probe_project(project: Project, datasets: list[dict]) -> Project:
     stage.update(name="simulate", free=["*"], fix=[])
     data["stages"] = [stage]
     data["restraints"] = []
+    data["similarity"] = []
+    data["local_symmetry"] = []
     data["constraints"].update(same=[], equal=[], linear=[])
     return Project(project.path, data)
 
