@@ -123,7 +123,7 @@ def test_fluorite_init_project_is_an_ion_model(tmp_path):
     _write_cif(cif, cr)
     hkl = _hkl(tmp_path / "caf2.hkl", cr, smax=0.9)
     project = tmp_path / "project.toml"
-    assert main(["init", str(cif), "--xray", str(hkl), "-o", str(project)]) == 0
+    assert main(["init", str(cif), "--xray", str(hkl), "-o", str(project), "--multipoles"]) == 0
     text = project.read_text()
     ca = text[text.index("[model.atoms.Ca1]") : text.index("[model.atoms.F1]")]
     assert "lmax = -1" in ca and "pv = 0 " in ca and 'axes = "cartesian"' in ca
@@ -168,7 +168,7 @@ def urea_init(tmp_path):
     cif.write_text(resources.files("chasm.examples").joinpath("urea.cif").read_text())
     hkl = _hkl(tmp_path / "urea.hkl", read_cif(cif), smax=0.5)
     project = tmp_path / "project.toml"
-    assert main(["init", str(cif), "--xray", str(hkl), "-o", str(project)]) == 0
+    assert main(["init", str(cif), "--xray", str(hkl), "-o", str(project), "--multipoles"]) == 0
     return project
 
 
@@ -219,7 +219,7 @@ def test_seed_example_h_never_negative(tmp_path):
     cr = read_cif(cif)
     hkl = _hkl(tmp_path / "seed.hkl", cr, smax=0.3)
     project = tmp_path / "project.toml"
-    assert main(["init", str(cif), "--xray", str(hkl), "-o", str(project)]) == 0
+    assert main(["init", str(cif), "--xray", str(hkl), "-o", str(project), "--multipoles"]) == 0
     text = project.read_text()
     n_h = sum(a.element == "H" for a in cr.atoms)
     assert text.count("u_riding = ") == n_h > 0
@@ -256,7 +256,10 @@ def test_parameter_estimate_equals_the_built_last_stage(urea_init, tmp_path):
             _write_cif(cif, cr)
             project = tmp_path / "caf2.toml"
             hkl = _hkl(tmp_path / "caf2.hkl", cr, smax=0.9)
-            assert main(["init", str(cif), "--xray", str(hkl), "-o", str(project)]) == 0
+            assert (
+                main(["init", str(cif), "--xray", str(hkl), "-o", str(project), "--multipoles"])
+                == 0
+            )
         crystal = read_cif(cif)
         choices = choose_model(crystal)
         practice = plan(crystal, cif, choices, 1.0, 0.9)
@@ -282,7 +285,7 @@ def test_observations_per_parameter_warning():
 # ---------------------------------------------------------------------- real data (slow)
 def _init_and_refine(tmp_path, cif, hkl, *edits):
     project = tmp_path / "project.toml"
-    assert main(["init", str(cif), "--xray", str(hkl), "-o", str(project)]) == 0
+    assert main(["init", str(cif), "--xray", str(hkl), "-o", str(project), "--multipoles"]) == 0
     text = project.read_text()
     for old, new in edits:
         assert old in text

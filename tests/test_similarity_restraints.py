@@ -189,7 +189,7 @@ def urea_project(tmp_path):
         + f"{0:4d}{0:4d}{0:4d}{0:8.2f}{0:8.2f}\n"
     )
     project = tmp_path / "project.toml"
-    assert main(["init", str(cif), "--xray", str(hkl), "-o", str(project)]) == 0
+    assert main(["init", str(cif), "--xray", str(hkl), "-o", str(project), "--multipoles"]) == 0
     return project
 
 
