@@ -346,20 +346,11 @@ def _shelx_entry(
     ]
     src = []
     lines = ins.lines if ins is not None else {}
-    if ins is not None and ins.wght is not None and not iam:
+    if ins is not None and ins.wght is not None:
         a, b = ins.wght
         L += [
-            'weights = "sigma"        # w = 1/sigma^2 for the multipole model; the CIF\'s '
-            f'IAM scheme: weights = "shelx", shelx_a = {a!r}, shelx_b = {b!r}',
-        ]
-        src.append(
-            f"weights: 1/sigma^2 for multipoles (the CIF's WGHT {a} {b}, _shelx_res_file, "
-            f"line {lines.get('WGHT')}, is written as a comment)"
-        )
-    elif ins is not None and ins.wght is not None:
-        a, b = ins.wght
-        L += [
-            'weights = "shelx"        # the CIF\'s own: w = 1/[s^2(Fo^2) + (aP)^2 + bP]',
+            'weights = "shelx"        # the CIF\'s own: w = 1/[s^2(Fo^2) + (aP)^2 + bP]'
+            + ("" if iam else ' ("sigma": statistical weights 1/s^2)'),
             f"shelx_a = {a!r}",
             f"shelx_b = {b!r}",
         ]
