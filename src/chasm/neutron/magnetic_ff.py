@@ -148,6 +148,12 @@ def ion_form_factor(ion: str) -> IonFormFactor:
             f"no magnetic form factor for {ion!r} in periodictable (tabulated for {symbol}: {have})"
         )
     table = tables[charge]
+    if getattr(table, "j0", None) is None:
+        # Ce3+: periodictable has only a fit of the whole dipole form factor ("J")
+        raise InputError(
+            f"no <j0> radial integral for {ion!r} in periodictable (only a fit of the whole "
+            "dipole form factor); give the ion's <j0>, <j2> coefficients explicitly"
+        )
     return IonFormFactor(
         ion=ion,
         j0=tuple(table.j0),
