@@ -114,3 +114,83 @@ def test_cryspy_table_is_cryspy_s_own():
     for i, ion in enumerate(ions):
         np.testing.assert_array_equal(cry.form_factor(str(ion)).j0, j0[:, i])
         np.testing.assert_array_equal(cry.form_factor(str(ion)).j2, j2[:, i])
+
+
+# ------------------------------------------------------------------ λ/2 models
+ALPHA = 0.12
+
+
+def _set_lambda_half(dictionary) -> None:
+    for key, block in dictionary.items():
+        if key.startswith("diffrn_"):
+            block["c_lambda2"] = np.array([ALPHA])
+            block["flags_c_lambda2"] = np.array([False])
+
+
+@pytest.mark.parametrize("file", FILES)
+def test_unpolarised_lambda_half_equals_cryspy(shared_data, file):
+    """cryspy's _setup_ratio_lambdaover2 = 0.12 on the file (extinction on for Ho2Ti2O7)."""
+    path = shared_data / "pnd" / file
+    theirs = cryspy_ratios(path, _set_lambda_half)
+    plain = cryspy_ratios(path)
+    unpol = chasm_ratios(
+        path, options=PndOptions(lambda_half=ALPHA, lambda_half_model="unpolarised")
+    )
+    pol = chasm_ratios(path, options=PndOptions(lambda_half=ALPHA))
+    moved = polarised_gap = 0.0
+    for key, r_c in theirs.items():
+        ok = np.isfinite(r_c) & np.isfinite(plain[key])
+        np.testing.assert_allclose(unpol[key][ok], r_c[ok], rtol=RTOL, atol=0, err_msg=key)
+        moved = max(moved, float(np.max(np.abs(r_c[ok] / plain[key][ok] - 1))))
+        polarised_gap = max(polarised_gap, float(np.max(np.abs(pol[key][ok] / r_c[ok] - 1))))
+    assert moved > 1e-3  # the λ/2 term is visible in cryspy's ratios
+    assert polarised_gap > 1e-3  # and the two models differ
+
+
+def _fd_case(shared_data, model: str, refine_polarisation: bool = True):
+    pnd = read_rcif(shared_data / "pnd" / "ho2ti2o7" / "ho2ti2o7.rcif")
+    spin = PndSpinModel.from_rcif(pnd.crystal())
+    raw = pnd.datasets[0]
+    options = PndOptions(
+        lambda_half=ALPHA,
+        refine_lambda_half=True,
+        lambda_half_model=model,
+        refine_polarisation=refine_polarisation,
+    )
+    data = PndData(raw.name, raw, spin, options)
+    names = spin.parameter_names + data.parameter_names()
+    values = {**spin.values, **data.initial_values()}
+    data.bind(None, None, names, 0)
+    return data, names, np.array([values[n] for n in names])
+
+
+@pytest.mark.parametrize("model", ["polarised", "unpolarised"])
+def test_lambda_half_jacobian_by_finite_differences(shared_data, model):
+    """Every column (χ11, χ12, radius, mosaicity, P, α) of both λ/2 models."""
+    data, names, p = _fd_case(shared_data, model)
+    assert {"Ho2Ti2O7.lambda_half", "Ho2Ti2O7.polarisation"} <= set(names)
+    _, ratio, jac = data.calculate(p, jacobian=True)
+    for k, name in enumerate(names):
+        step = 1e-6 * max(abs(p[k]), 1e-3)
+        hi, lo = p.copy(), p.copy()
+        hi[k] += step
+        lo[k] -= step
+        fd = (data.calculate(hi, False)[1] - data.calculate(lo, False)[1]) / (2 * step)
+        scale = np.max(np.abs(fd)) + 1e-12
+        assert scale > 1e-8, name  # every column has a signal
+        np.testing.assert_allclose(jac[:, k], fd, rtol=0, atol=2e-6 * scale, err_msg=name)
+
+
+def test_unpolarised_lambda_half_dilutes_the_contrast(shared_data):
+    """The same I(2h) in both channels: R − 1 keeps its sign and shrinks; bad model name."""
+    data, names, p = _fd_case(shared_data, "unpolarised")
+    i_a = names.index("Ho2Ti2O7.lambda_half")
+    q = p.copy()
+    q[i_a] = 0.0
+    r0 = data.calculate(q, False)[1]
+    r1 = data.calculate(p, False)[1]
+    # R = (I+ + αI2)/(I− + αI2) with I2 ≥ 0 the same in both channels
+    assert np.all(np.sign(r1 - 1) == np.sign(r0 - 1))
+    assert np.all(np.abs(r1 - 1) <= np.abs(r0 - 1) + 1e-15)
+    with pytest.raises(InputError, match="lambda_half_model = 'both'"):
+        PndData("x", data.dataset, data.spin, PndOptions(lambda_half_model="both"))
