@@ -11,7 +11,9 @@ constants they do not (by 1e-3 or more), which the conventions exist to say.
 
 from __future__ import annotations
 
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +24,9 @@ from chasm.neutron.conventions import CONVENTIONS, conventions
 from chasm.neutron.magnetic_ff import ion_form_factor
 from chasm.neutron.structure_factors import P_FM
 from chasm.refine.pnd_data import PndData, PndOptions, PndSpinModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_project_joint import _variant, joint_case  # noqa: E402, F401  (fixture)
 
 RTOL = 1e-6
 
@@ -194,3 +199,33 @@ def test_unpolarised_lambda_half_dilutes_the_contrast(shared_data):
     assert np.all(np.abs(r1 - 1) <= np.abs(r0 - 1) + 1e-15)
     with pytest.raises(InputError, match="lambda_half_model = 'both'"):
         PndData("x", data.dataset, data.spin, PndOptions(lambda_half_model="both"))
+
+
+# ------------------------------------------------------------------ project keys
+def test_project_keys_conventions_and_lambda_half_model(joint_case, tmp_path):  # noqa: F811
+    from chasm.project.build import build
+    from chasm.project.project import load_project
+
+    default = build(load_project(joint_case / "project.toml"))
+    assert any("model.conventions = 'cryspy'" in n for n in default.notes)
+    p = _variant(
+        joint_case, tmp_path, 'basis = "chargespin"', 'basis = "chargespin"\nconventions = "cryspy"'
+    )
+    text = p.read_text().replace(
+        'extinction = "off"',
+        'extinction = "off"\nlambda_half = 0.1\nlambda_half_model = "unpolarised"',
+    )
+    p.write_text(text)
+    built = build(load_project(p))
+    assert not any("conventions" in n for n in built.notes)
+    pnd = [d for d in built.refinement.datasets if d.kind == "pnd"]
+    assert pnd and all(d.p == 2.695 and d.half_unpolarised for d in pnd)
+    sears = conventions("cryspy").b_overrides
+    for atom, b in zip(built.crystal.atoms, built.refinement.structure._b, strict=True):
+        assert b == sears[atom.element].real, atom.label
+    assert default.refinement.structure._b != built.refinement.structure._b
+    p.write_text(text.replace('conventions = "cryspy"', 'conventions = "fullprof"'))
+    with pytest.raises(InputError) as exc:
+        load_project(p)
+    assert "model.conventions" in str(exc.value) and "cryspy" in str(exc.value)
+    assert p.read_text().splitlines()[exc.value.line - 1].startswith("conventions")
