@@ -229,3 +229,26 @@ def test_project_keys_conventions_and_lambda_half_model(joint_case, tmp_path):  
         load_project(p)
     assert "model.conventions" in str(exc.value) and "cryspy" in str(exc.value)
     assert p.read_text().splitlines()[exc.value.line - 1].startswith("conventions")
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("name", ["chasm", "cryspy"])
+def test_ion_without_magnetic_form_factor_names_file_and_line(shared_data, tmp_path, name):
+    text = (shared_data / "pnd" / "ytio3" / "ytio3.rcif").read_text()
+    row = "  Ti   Ti3+   2.0   1.0"
+    lines = text.splitlines()
+    line = lines.index(row) + 1
+    path = tmp_path / "bad.rcif"
+    path.write_text(text.replace(row, "  Ti   Ba2+   2.0   1.0"))
+    c = conventions(name)
+    with pytest.raises(InputError) as exc:
+        PndSpinModel.from_rcif(
+            read_rcif(path).crystal(),
+            b_overrides=c.b_overrides,
+            form_factors=c.form_factors,
+            p=c.p,
+        )
+    assert exc.value.path == str(path) or str(exc.value.path) == str(path)
+    assert exc.value.line == line
+    assert "no magnetic form factor for 'Ba2+'" in exc.value.message
+    assert "\n" not in str(exc.value)
