@@ -115,3 +115,25 @@ def test_ion_without_j0_is_a_clear_error():
         ion_form_factor("Ce3+")
     with pytest.raises(InputError, match="no magnetic form factor for 'Ba2\\+'"):
         ion_form_factor("Ba2+")
+
+
+def test_every_ion_periodictable_lists():
+    """98 ions (3d, 4d, 4f, 5f): ⟨j0⟩(0) = 1 to the fits' accuracy; Ce3+ alone lacks ⟨j0⟩."""
+    ions = [
+        f"{el.symbol}{charge}+"
+        for el in periodictable.elements
+        for charge in sorted(getattr(el, "magnetic_ff", None) or {})
+    ]
+    assert len(ions) == 98
+    missing = []
+    for ion in ions:
+        try:
+            table = ion_form_factor(ion)
+        except InputError:
+            missing.append(ion)
+            continue
+        j0, j2, _ = table.radial(np.array([0.0, 0.3]))
+        assert abs(j0[0] - 1.0) < 6e-3, ion
+        assert -1e-3 < j0[1] < 1.0, ion  # falls off (neutral Y: ≈ 0 already at 0.3 Å⁻¹)
+        assert j2[0] == 0.0
+    assert missing == ["Ce3+"]
