@@ -276,3 +276,66 @@ def test_mnf2_ordered_moments_match_cryspy_without_its_twin(shared_data):
     assert len(ours) == 189 and np.ptp(theirs) > 1.0
     np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=0)
     assert np.max(np.abs(ours / with_twin - 1)) > 1e-2  # the twin matters
+
+
+class _Radial:
+    """A radial ⟨j0⟩(s) in the place of a tabulated dipole form factor (C2 and κ inside)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def dipole(self, s, c2, kappa=1.0):
+        return self.fn(np.atleast_1d(np.asarray(s, dtype=float))), {}
+
+
+@pytest.mark.slow  # 7 s: cryspy's multipole route
+def test_mnf2_multipole_prior_cross_code(shared_data):
+    """cryspy's spin-multipole model of MnF₂ (Mn 3d κ = 1.011313, F 2p κ = 1.2376, P00 = 1,
+    m(Mn) = 5.275 μB): with cryspy's own orbital ⟨j0⟩ chasm's ratios are cryspy's (2e-13);
+    with chasm's databank orbitals (Koga Mn⁺ 3d, F⁻ 2p) they differ by up to 17 % (median
+    7e-4), the F 2p ⟨j0⟩ of the two tables differing most (0.56 against 0.49 at 0.3 Å⁻¹)."""
+    pytest.importorskip("cryspy")
+    import cryspy
+    from cryspy.A_functions_base.orbital_functions import calc_jl
+
+    from chasm.density.databank import spherical_atom
+    from chasm.neutron.model import PndModel, calculate
+
+    path = shared_data / "pnd" / "mnf2" / "MnF2_multipole_prior.rcif"
+    crystal = cryspy.load_file(str(path)).get_dictionary()["crystal_mnf2"]
+    ns, zs, cs = crystal["atom_rho_multipole_n_zeta_coeff"]
+    kappa = dict(
+        zip(crystal["atom_rho_multipole_label"], crystal["atom_rho_multipole_kappa"], strict=True)
+    )
+    assert kappa == {"Mn": 1.011313, "F": 1.2376}
+
+    def theirs_j0(i):
+        return _Radial(
+            lambda s: calc_jl(s, cs[i], ns[i], zs[i], kappa=kappa[("Mn", "F")[i]], l_max=0)[:, 0]
+        )
+
+    def databank_j0(symbol, charge, orbital):
+        atom = spherical_atom(symbol, charge, valence=[orbital])
+        return _Radial(lambda s: atom.valence(s / kappa[symbol]))
+
+    def no_twin(dictionary):
+        block = dictionary["diffrn_exp1"]
+        for key in [k for k in block if "twin" in k]:
+            del block[key]
+
+    reference = cryspy_ratios(path, no_twin)["exp1"]
+    pnd = read_rcif(path)
+    c = conventions("cryspy")
+
+    def ours(tables):
+        model = PndModel.from_rcif(pnd.crystal(), {**c.b_overrides, "Dummy": 0.0}, c.form_factors)
+        labels = [a.label for a in model.crystal.atoms]
+        for site in model.sites:
+            site.table = tables[labels[site.index]]
+        return calculate(model, pnd.datasets[0], p=c.p).ratio
+
+    same = ours({"Mn": theirs_j0(0), "F": theirs_j0(1)})
+    np.testing.assert_allclose(same, reference, rtol=RTOL, atol=0)
+    own = ours({"Mn": databank_j0("Mn", 1, "3d"), "F": databank_j0("F", -1, "2p")})
+    gap = np.abs(own / reference - 1)
+    assert 0.1 < gap.max() < 0.25 and np.median(gap) < 2e-3
