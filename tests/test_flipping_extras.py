@@ -286,6 +286,27 @@ def test_flipping_data_jacobian_by_finite_differences(effects):
             assert diff > 1e-3 * np.max(np.abs(j_off[:, col[n]])), n
 
 
+def test_flipping_data_unpolarised_lambda_half_by_finite_differences():
+    """cryspy's λ/2 model in the joint route: every column, and R differs from the polarised."""
+    opts = PndOptions(
+        refine_polarisation=True,
+        refine_lambda_half=True,
+        lambda_half=0.35,
+        lambda_half_model="unpolarised",
+        hydrogen_polarisation=0.6,
+    )
+    ref, data = _joint(opts, magnetisation_scale=True)
+    assert data.half_unpolarised
+    cols = [n for n in ref.params.names if n.startswith("p.")] + ["H1.x", "H2.U12.N", "H1.occ"]
+    errs = _fd_columns(ref, data, cols)
+    assert max(errs.values()) < 1e-6
+    opts.lambda_half_model = "polarised"
+    ref_pol, pol = _joint(opts, magnetisation_scale=True)
+    r_unpol = data.ratios(ref.params.values)
+    r_pol = pol.ratios(ref_pol.params.values)
+    assert np.max(np.abs(r_unpol / r_pol - 1)) > 1e-3
+
+
 def test_flipping_data_polarised_protons_from_temperature():
     """P_H from T and |B| (5 T, 1.2 K) reaches the data set; the 2h rows of F_Hpol too."""
     ref, data = _joint(PndOptions(hydrogen_polarisation=True, temperature=1.2, lambda_half=0.1))

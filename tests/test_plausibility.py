@@ -102,3 +102,35 @@ def test_the_docs_table_is_the_code_table():
     for r in RANGES:
         row = f"| {r.quantity} | {', '.join(r.classes)} | {r.lo:g} | {r.hi:g} | {r.cure} |"
         assert row in text, row
+
+
+def test_magnetic_moment_and_runaway_susceptibility_are_named():
+    """A Ho moment above g_J·J = 10 μB and a χ of −229(28) μB/T are flagged (issue 17, item 5)."""
+    from chasm.neutron.magnetic_ff import hund_moment, max_moment
+    from chasm.refine.parameters import Parameter, Parameters
+
+    # Hund's rules by hand: Ho³⁺ 4f10 S = 2, L = 6, J = 8, g_J = 5/4
+    assert hund_moment(3, 10) == (2.0, 6.0, 8.0, 10.0)
+    assert max_moment("Ho") == 10.0 and max_moment("Gd") == 7.0 and max_moment("O") is None
+    crystal = Crystal.from_parts(
+        (10.1, 10.1, 10.1, 90, 90, 90),
+        "P 1",
+        [Atom("Ho1", "Ho", [0, 0, 0], uiso=0.01), Atom("Ti1", "Ti", [0.5, 0.5, 0.5], uiso=0.01)],
+    )
+    models = [None, None]
+    params = Parameters(
+        [
+            Parameter("Ho1.moment", 10.9, su=0.1),
+            Parameter("Ti1.chi11", -229.0, su=28.0),
+            Parameter("Ti1.chi12", 0.5, su=0.1),
+            Parameter("Ho1.chi_iso", 9.0, su=1.0),
+        ]
+    )
+    found = {f.name: f for f in check(crystal, models, params)}
+    assert set(found) == {"Ho1.moment", "Ti1.chi11"}
+    assert found["Ho1.moment"].hi == 10.0
+    assert "Ti1.chi11 = " in found["Ti1.chi11"].message()
+    assert "runaway susceptibility" in found["Ti1.chi11"].message()
+    # within 3 su of g_J·J: not flagged
+    params2 = Parameters([Parameter("Ho1.moment", 10.2, su=0.1)])
+    assert check(crystal, models, params2) == []

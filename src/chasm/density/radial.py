@@ -165,8 +165,11 @@ def default_slater(element: str) -> tuple[tuple[int, ...], float]:
     """Default radial powers n_l (l = 0..4) and exponent zeta (1/Angstrom) of an element.
 
     From ``density/data/slater_defaults.json`` (built by
-    ``tools/build_slater_defaults.py`` from Clementi-Raimondi single-zeta
-    exponents; see CONVENTIONS.md). Users override both per atom type.
+    ``tools/build_slater_defaults.py``: every element H-Lr, Z = 1-103, from the
+    single-zeta exponents of Clementi & Raimondi (1963) and Clementi, Raimondi
+    & Reinhardt (1967) up to Rn, Slater's rules beyond; rare earths and
+    actinides take their open 4f/5f shell; see CONVENTIONS.md and the tool's
+    docstring). Users override both per atom type.
 
     Parameters
     ----------
@@ -186,11 +189,23 @@ def default_slater(element: str) -> tuple[tuple[int, ...], float]:
         from chasm.errors import InputError
 
         raise InputError(
-            f"no default Slater exponent for element {element!r} (table covers H-Xe); "
+            f"no default Slater exponent for element {element!r} (table covers H-Lr, Z = 1-103); "
             "give n_l and zeta for this atom type explicitly"
         )
     entry = table[key]
     return tuple(entry["n_l"]), entry["zeta_bohr"] / BOHR
+
+
+def default_valence_configuration(element: str) -> tuple[str, ...]:
+    """Occupied shells behind the default Slater exponent, e.g. ``('4f11',)`` for Ho.
+
+    Raises
+    ------
+    InputError
+        Element not in the table (H-Lr).
+    """
+    default_slater(element)  # the same error for an unknown element
+    return tuple(_slater_table()[element.capitalize()]["valence"])
 
 
 _SLATER_TABLE: dict | None = None

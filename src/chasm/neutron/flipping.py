@@ -53,7 +53,20 @@ F± = F_N ± (q F_M + F_Hpol).
 
 each I± the expression above for its own reflection (extinction of 2h at
 λ/2, same θ), α ≥ 0 the λ/2 integrated intensity per unit |F|² relative to
-that at λ (``half`` and ``lambda_half`` of :func:`flipping_ratio`).
+that at λ (``half`` and ``lambda_half`` of :func:`flipping_ratio`). This is
+the *polarised* λ/2 model: the λ/2 neutrons are polarised and flipped like
+those at λ.
+
+The *unpolarised* λ/2 model (``HalfWavelength(unpolarised=True)``, cryspy's
+``_setup_ratio_lambdaover2``) adds the same unpolarised intensity of 2h to
+both channels,
+
+    R = (I+(h; λ) + α I(2h)) / (I−(h; λ) + α I(2h)),
+    I(2h) = I±(2h) at P = 0 = |F_N|² + |F_M⊥|² (with extinction),
+
+with the extinction model that the caller gives (cryspy: that of h at λ).
+Neither P nor e acts on the 2h term. docs/physics.md says which instruments
+each model fits.
 
 Agreement (CONVENTIONS.md): χ² = Σ w (R_o − R_c)², w = 1/σ²;
 Rw(1−R) = √(Σ w (R_o − R_c)² / Σ w (R_o − 1)²); GOF = √(χ²/(N − N_par)).
@@ -314,12 +327,16 @@ class HalfWavelength:
         parameter names as that of h (their derivatives add up).
     f_hpol : array_like (n,) complex or None
         F_Hpol(2h) (fm), with nuclear polarisation.
+    unpolarised : bool
+        The unpolarised λ/2 model (module docstring): the 2h intensity at
+        P = 0 is added to both channels, independent of P and e.
     """
 
     f_n: np.ndarray
     f_m_perp: np.ndarray
     extinction: Extinction | None = None
     f_hpol: np.ndarray | None = None
+    unpolarised: bool = False
 
 
 #: Derivative names of :func:`flipping_ratio` that belong to one reflection's amplitudes.
@@ -385,12 +402,15 @@ def flipping_ratio(
             half.f_n,
             half.f_m_perp,
             e,
-            polarisation,
+            0.0 if half.unpolarised else polarisation,
             efficiency,
             half.extinction,
             half.f_hpol,
             derivatives,
         )
+        if half.unpolarised and derivatives:  # neither P nor e acts on I(2h)
+            d2.pop("polarisation", None)
+            d2.pop("efficiency", None)
         i_plus = i_plus + alpha * parts2.i_plus
         i_minus = i_minus + alpha * parts2.i_minus
     absent = (np.abs(i_plus) < ABSENT_INTENSITY) & (np.abs(i_minus) < ABSENT_INTENSITY)

@@ -50,6 +50,8 @@ __all__ = [
     "dipole_form_factor",
     "c2_from_lande",
     "c2_from_spectroscopic_g",
+    "hund_moment",
+    "max_moment",
 ]
 
 
@@ -148,6 +150,12 @@ def ion_form_factor(ion: str) -> IonFormFactor:
             f"no magnetic form factor for {ion!r} in periodictable (tabulated for {symbol}: {have})"
         )
     table = tables[charge]
+    if getattr(table, "j0", None) is None:
+        # Ce3+: periodictable has only a fit of the whole dipole form factor ("J")
+        raise InputError(
+            f"no <j0> radial integral for {ion!r} in periodictable (only a fit of the whole "
+            "dipole form factor); give the ion's <j0>, <j2> coefficients explicitly"
+        )
     return IonFormFactor(
         ion=ion,
         j0=tuple(table.j0),
@@ -183,3 +191,65 @@ def c2_from_spectroscopic_g(g: float) -> float:
     if g == 0:
         raise InputError("the g factor must not be zero")
     return 1.0 - 2.0 / g
+
+
+def hund_moment(l_shell: int, n: int) -> tuple[float, float, float, float]:
+    """S, L, J and g_J·J (μB) of n electrons in a shell of orbital momentum l (Hund's rules).
+
+    Less than half full: J = |L − S|; half full or more: J = L + S.
+    g_J = 3/2 + [S(S+1) − L(L+1)] / [2J(J+1)] (g_J·J = 0 when J = 0).
+    """
+    size = 2 * l_shell + 1
+    if not 0 <= n <= 2 * size:
+        raise ValueError(f"{n} electrons do not fit a shell with l = {l_shell}")
+    up = min(n, size)
+    down = n - up
+    spin = 0.5 * (up - down)
+    ml = list(range(l_shell, -l_shell - 1, -1))
+    orbital = abs(sum(ml[:up]) + sum(ml[:down]))
+    j = abs(orbital - spin) if n < size else orbital + spin
+    if j == 0:
+        return spin, float(orbital), 0.0, 0.0
+    g = 1.5 + (spin * (spin + 1) - orbital * (orbital + 1)) / (2 * j * (j + 1))
+    return spin, float(orbital), j, g * j
+
+
+#: (first Z, last Z, l, electrons below the shell, usual charges)
+_SHELLS = (
+    (21, 30, 2, 18, (2, 3)),  # 3d: d^n, n = Z − 18 − charge
+    (39, 48, 2, 36, (2, 3, 4)),  # 4d
+    (72, 80, 2, 68, (2, 3, 4)),  # 5d (after 4f14)
+    (57, 71, 3, 54, (3,)),  # 4f: Ln3+ 4f^(Z−57); Sm, Eu, Yb also 2+ (_DIVALENT)
+    (89, 103, 3, 86, (3, 4, 5, 6)),  # 5f: U3+ 5f3, U4+ 5f2
+)
+_DIVALENT = {"Sm", "Eu", "Tm", "Yb"}
+#: orbital allowance (μB) above the spin-only moment of a d ion (quenched L; Co²⁺ ≈ 1)
+D_ORBITAL_ALLOWANCE = 1.0
+
+
+def max_moment(element: str) -> float | None:
+    """Largest moment (μB) of an element's usual magnetic ions, or None.
+
+    f ions (4f, 5f): the free-ion g_J·J of Hund's rules, max over the usual
+    charges (Ho³⁺ 4f10: 10; Gd³⁺: 7; Eu²⁺: 7; U³⁺: 3.27). d ions, whose orbital
+    moment is quenched: the spin-only 2S plus
+    :data:`D_ORBITAL_ALLOWANCE`, max over the usual charges (Mn²⁺/Fe³⁺: 6;
+    Cu²⁺/Cu³⁺: 3; Ti: 3). None for other elements (no bound is claimed).
+    """
+    try:
+        z = int(periodictable.elements.symbol(element).number)
+    except ValueError:
+        return None
+    for first, last, l_shell, core, charges in _SHELLS:
+        if not first <= z <= last:
+            continue
+        if element in _DIVALENT:
+            charges = (2, *charges)
+        best = 0.0
+        for q in charges:
+            n = z - core - q
+            if 0 <= n <= 2 * (2 * l_shell + 1):
+                spin, _, _, gj = hund_moment(l_shell, n)
+                best = max(best, gj if l_shell == 3 else 2 * spin + D_ORBITAL_ALLOWANCE)
+        return best
+    return None

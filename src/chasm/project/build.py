@@ -35,6 +35,7 @@ from chasm.density.model import HansenCoppensAtom, SphericalAtom, SplitAtom
 from chasm.errors import InputError
 from chasm.io.shelx_cif import choose_block, embedded_reflections, is_shelx_cif, merge_shelxl
 from chasm.io.shelx_hkl import merge, read_hkl4
+from chasm.neutron.conventions import conventions
 from chasm.project.autobuild import HYDROGENS, choose_atom
 from chasm.project.project import ATOM_SCHEMA, Project
 from chasm.project.restraints import add_restraints
@@ -457,6 +458,7 @@ def _pnd_datasets(project: Project, crystal, cfg: dict, i: int):
             include_excluded=cfg["include_excluded"],
             lambda_half=cfg["lambda_half"],
             refine_lambda_half=cfg["refine_lambda_half"],
+            lambda_half_model=cfg["lambda_half_model"],
             hydrogen_polarisation=cfg["hydrogen_polarisation"],
             temperature=cfg["temperature"],
         )
@@ -467,6 +469,7 @@ def _pnd_datasets(project: Project, crystal, cfg: dict, i: int):
                 crystal,
                 opts,
                 adp_set=cfg["adp_set"],
+                p=conventions(project.data["model"]["conventions"]).p,
                 magnetisation_scale=cfg["magnetisation_scale"],
             )
         except InputError as exc:
@@ -475,6 +478,35 @@ def _pnd_datasets(project: Project, crystal, cfg: dict, i: int):
         data.source = str(path)
         out.append(data)
     return out
+
+
+def _structure_model(crystal, models, datasets, model: dict):
+    """The refinement's structure model, with the scattering lengths of ``model.conventions``."""
+    from chasm.refine.structure_model import StructureModel
+
+    b = conventions(model["conventions"]).b_overrides
+    elements = {a.element for a in crystal.atoms}
+    sets = [getattr(x, "adp_set", "X") for x in datasets]
+    return StructureModel(
+        crystal,
+        models,
+        adp_sets=[s for s in dict.fromkeys(sets) if s != "X"],
+        basis=model["basis"],
+        scattering_lengths={e: b[e] for e in elements if e in b},
+    )
+
+
+def _conventions_note(project: Project) -> str | None:
+    """One line when a cryspy rcif is refined with chasm's own constants."""
+    if project.data["model"]["conventions"] != "chasm":
+        return None
+    if not any(cfg["kind"] == "pnd" for cfg in project.data["datasets"]):
+        return None
+    return (
+        "model.conventions = 'chasm': the rcif files are cryspy's, whose constants differ "
+        "(Sears 1992 b, <j2> coefficients, p = 2.695 fm/muB) and move single ratios of real "
+        "files by up to 37 % (docs/physics.md); model.conventions = 'cryspy' computes as cryspy"
+    )
 
 
 def _stage_data(built_entries: dict[str, list[str]], names: list[str], s: dict, i: int, src):
@@ -572,7 +604,7 @@ def build(project: Project) -> Built:
     if len(set(names)) != len(names):
         raise InputError(f"datasets: data-set names are not unique: {names}", src)
     c = d["constraints"]
-    notes = []
+    notes = [n for n in [_conventions_note(project)] if n]
     if c["total_spin"] is not None:
         if not split:
             raise InputError(
@@ -597,7 +629,7 @@ def build(project: Project) -> Built:
         riders=riders,
         scheme=r["score"],
         options=options,
-        basis=d["model"]["basis"],
+        structure=_structure_model(crystal, models, datasets, d["model"]),
     )
     p = ref.params
     for labels in sets.values():

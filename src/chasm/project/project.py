@@ -158,6 +158,14 @@ PND_DATASET = {
     "refine_lambda_half": Field(
         (bool,), False, help="add NAME.lambda_half (start lambda_half; a stage must free it)"
     ),
+    "lambda_half_model": Field(
+        (str,),
+        "polarised",
+        ("polarised", "unpolarised"),
+        "lambda/2 neutrons polarised and flipped like those at lambda (extinction at lambda/2), "
+        "or unpolarised I(2h) in both channels with the extinction of h (cryspy's); "
+        "docs/physics.md",
+    ),
     "hydrogen_polarisation": Field(
         (bool, float),
         False,
@@ -242,6 +250,13 @@ SCHEMA = {
             "split-atom populations: charge LABEL.Pv + spin LABEL.Pv.spin, or LABEL.Pv.up/.dn",
         ),
         "atoms": Table(ATOM_SCHEMA),
+        "conventions": Field(
+            (str,),
+            "chasm",
+            ("chasm", "cryspy"),
+            "neutron constants: chasm's (periodictable b and <jl>, p = 2.69542 fm/muB) or "
+            "cryspy's (Sears 1992 b, its <j0>/<j2> coefficients, p = 2.695 fm/muB)",
+        ),
     },
     "datasets": ArrayOf(
         _COMMON_DATASET,

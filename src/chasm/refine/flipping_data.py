@@ -32,7 +32,9 @@ default (then nothing more is computed):
   λ/2. F_N(2h) and F_spin(2h) come from the same views (the engines get the
   rows 2h after the rows h), F_M⊥(2h) = p s F_spin(2h) (ê − (ĥ·ê) ĥ) with the
   ĥ of h, the extinction of 2h is evaluated at λ/2; the Jacobian adds the 2h
-  channels, and dR/dα with ``refine_lambda_half``;
+  channels, and dR/dα with ``refine_lambda_half``; with
+  ``lambda_half_model = "unpolarised"`` the 2h term is cryspy's (unpolarised
+  I(2h) in both channels, extinction of h at λ);
 * polarised protons, ``hydrogen_polarisation``: F_Hpol from a third view,
   :meth:`~chasm.refine.structure_model.StructureModel.partial_nuclear_view`
   of the H atoms with b = 14.56 P_H fm (positions, occupancies, the same
@@ -225,7 +227,7 @@ class FlippingData(FlippingRatioSet):
             )
             ext = self.sphere_extinction(*args)
             if self.half_on:
-                ext_half = self.sphere_extinction(*args, half=True)
+                ext_half = self.sphere_extinction(*args, half=not self.half_unpolarised)
         n = int(mask.sum())
         rows = [slice(0, n)] + ([slice(n, 2 * n)] if self.half_on else [])
         extra = {}
@@ -238,6 +240,7 @@ class FlippingData(FlippingRatioSet):
                 (ms * f_s[f_2])[:, None] * q,
                 ext_half,
                 None if f_h is None else f_h[f_2],
+                unpolarised=self.half_unpolarised,
             )
             extra["lambda_half"] = self._value(p, "lambda_half", self.lambda_half)
             f_n, f_s = f_n[rows[0]], f_s[rows[0]]

@@ -20,6 +20,12 @@ standard single-ζ Slater functions of C, N and O lie between about 0.8 and
 noise or ADP error. Net charges: organic atoms carry |q| ≲ 1 e in every
 multipole study; an alkali or alkaline-earth ion in a salt carries most of
 its formal charge. ADPs: U must be positive definite; Uiso > 0.
+Magnetic parameters of a PND spin model (``LABEL.moment`` in μB,
+``LABEL.chi_iso``/``LABEL.chiIJ`` in μB/T): |m| at most the ion's moment
+m_max (:func:`chasm.neutron.magnetic_ff.max_moment`: g_J·J of the free f ion,
+2S + 1 for a quenched d ion; 7 μB for other elements); a susceptibility
+component within ±2 m_max μB/T (saturation reached at 0.5 T) and a diagonal
+one ≥ 0 (paramagnetic; the diamagnetic part is ~1e-5 μB/T per atom).
 """
 
 from __future__ import annotations
@@ -144,6 +150,22 @@ RANGES: tuple[Range, ...] = (
         "too large for a deformation population: lower lmax or use local-symmetry constraints",
     ),
     Range(
+        "moment",
+        ("*",),
+        -7.0,  # replaced by ∓ the ion's m_max (_magnetic_range)
+        7.0,
+        "above the ion's largest moment: check the ion (type symbol), the Landé factor, "
+        "the field and the scale; fix or restrain the moment",
+    ),
+    Range(
+        "chi",
+        ("*",),
+        -14.0,  # replaced by ∓ 2 m_max, diagonal components ≥ 0 (_magnetic_range)
+        14.0,
+        "a runaway susceptibility: fix the components the site symmetry or the data do not "
+        "determine (e.g. those the file fixes at 0), or restrain them",
+    ),
+    Range(
         "spin",
         ("*",),
         -7.0,
@@ -194,6 +216,26 @@ def _range(quantity: str, element: str) -> Range | None:
     return None
 
 
+def _magnetic_range(kind: str, element: str) -> Range | None:
+    """The range of a PND moment or susceptibility parameter (module docstring)."""
+    from chasm.neutron.magnetic_ff import max_moment
+
+    if kind == "moment":
+        base = _range("moment", element)
+        factor, diagonal = 1.0, False
+    elif kind == "chi_iso" or (kind.startswith("chi") and kind[3:] in _CHI_COMPONENTS):
+        base = _range("chi", element)
+        factor, diagonal = 2.0, kind == "chi_iso" or kind[3] == kind[4]
+    else:
+        return None
+    m_max = max_moment(element) or 7.0
+    hi = factor * m_max
+    return Range(base.quantity, base.classes, 0.0 if diagonal else -hi, hi, base.cure)
+
+
+_CHI_COMPONENTS = ("11", "22", "33", "12", "13", "23")
+
+
 def _outside(value: float, su: float | None, r: Range) -> bool:
     """Outside by more than 3 su (an su-compatible value is not flagged)."""
     margin = 3.0 * su if su and np.isfinite(su) else 0.0
@@ -242,6 +284,13 @@ def check(crystal, models, params, refined: set[str] | None = None) -> list[Find
         touched.setdefault(label, set()).add(kind)
         element = by_label[label][1].element
         quantity = {"kappa": "kappa", "kappa_prime": "kappa_prime", "Uiso": "Uiso", "occ": "occ"}
+        magnetic = _magnetic_range(kind, element)
+        if magnetic is not None:
+            if _outside(p.value, p.su, magnetic):
+                out.append(
+                    Finding(p.name, p.value, p.su, magnetic.lo, magnetic.hi, element, magnetic.cure)
+                )
+            continue
         if kind in quantity:
             q = quantity[kind]
         elif kind.startswith("P") and kind not in ("Pv", "P00") and kind[1:2].isdigit():

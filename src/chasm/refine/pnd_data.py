@@ -137,6 +137,9 @@ __all__ = ["SpinSite", "PndSpinModel", "PndOptions", "PndData"]
 
 _CHI_LABELS = ("11", "22", "33", "12", "13", "23")
 
+#: the λ/2 models of :class:`PndOptions` (``lambda_half_model``)
+LAMBDA_HALF_MODELS = ("polarised", "unpolarised")
+
 
 @dataclass
 class SpinSite:
@@ -473,6 +476,12 @@ class PndOptions:
         0 (default): off, no reflection 2h is computed.
     refine_lambda_half : bool
         Add ``NAME.lambda_half`` (start ``lambda_half``; a stage must free it).
+    lambda_half_model : {"polarised", "unpolarised"}
+        ``"polarised"`` (default): the λ/2 neutrons are polarised and flipped
+        like those at λ, and 2h sees the extinction at λ/2;
+        ``"unpolarised"``: cryspy's model, the unpolarised I(2h) added to
+        both channels, with the extinction of h at λ
+        (:mod:`chasm.neutron.flipping`, docs/physics.md).
     hydrogen_polarisation : bool or float
         Polarised protons (:mod:`chasm.neutron.flipping`): False (default) off;
         True: P_H = tanh(μ_p |B| / k_B T) from the data set's field and
@@ -491,6 +500,7 @@ class PndOptions:
     include_excluded: bool = False
     lambda_half: float = 0.0
     refine_lambda_half: bool = False
+    lambda_half_model: str = "polarised"
     hydrogen_polarisation: bool | float = False
     temperature: float | None = None
 
@@ -599,6 +609,13 @@ class FlippingRatioSet:
                 f"intensity ratio alpha), given {o.lambda_half}"
             )
         self.lambda_half = alpha
+        if o.lambda_half_model not in LAMBDA_HALF_MODELS:
+            raise InputError(
+                f"dataset {name!r}: lambda_half_model = {o.lambda_half_model!r} is not one of "
+                f"{', '.join(LAMBDA_HALF_MODELS)}"
+            )
+        #: the unpolarised λ/2 model (cryspy's): I(2h) at P = 0, extinction of h at λ
+        self.half_unpolarised = o.lambda_half_model == "unpolarised"
         # 2h is computed when alpha may be non-zero (a refinable alpha starting at 0 too)
         self.half_on = alpha > 0 or o.refine_lambda_half
         #: P_H, or None when the protons are not polarised (P_H = 0 counts as off)
@@ -825,8 +842,9 @@ class PndData(FlippingRatioSet):
             extra["half"] = HalfWavelength(
                 self.f_n_half[mask],
                 np.einsum("nka,k->na", g_half, p[self._i_spin]),
-                self._extinction(p, mask, half=True),
+                self._extinction(p, mask, half=not self.half_unpolarised),
                 None if self.f_hpol_half is None else self.f_hpol_half[mask],
+                unpolarised=self.half_unpolarised,
             )
             extra["lambda_half"] = self.lambda_half if self._i_half is None else p[self._i_half]
         out = flipping_ratio(
