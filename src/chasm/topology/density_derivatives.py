@@ -18,7 +18,7 @@ Units: ρ in e/Å³ (μB/Å³ for the spin density), ∇ρ in e/Å⁴, ∇∇ρ 
 
 Cut-off: every atom copy contributes within the radius where a bound of its
 density (Σ |W| r^k e^(−Zr) plus Σ_l N_l r^n e^(−ζr) Σ_m |P_lm| max|d_lm|)
-falls below ``eps`` (default 1e-10 e/Å³), so the truncation changes ρ by at
+falls below ``eps`` (default 1e-9 e/Å³), so the truncation changes ρ by at
 most ~eps per copy.
 
 The nucleus itself (r = 0) is a cusp: the derivatives are not defined there
@@ -39,11 +39,12 @@ from chasm.density.harmonics import density_to_wavefunction, rotation_matrix_ful
 from chasm.density.model import HansenCoppensAtom, SphericalAtom, SplitAtom
 from chasm.errors import InputError
 from chasm.maps.grids import atom_sites, check_points, lattice_candidates
-from chasm.topology.harmonic_derivatives import harmonics_with_derivatives
+from chasm.topology.harmonic_derivatives import monomial_basis, polynomials_with_derivatives
+from chasm.topology.radial_table import QuinticTable, exponential_sum
 
 __all__ = ["DEFAULT_EPS", "DensityField", "KINDS"]
 
-DEFAULT_EPS = 1e-10
+DEFAULT_EPS = 1e-9
 """Density (e/Å³) below which an atom copy is neglected at a point."""
 
 KINDS = ("charge", "spin")
@@ -63,7 +64,8 @@ def _species_terms(element: str, charge: int, valence: tuple[str, ...] | None):
     out = []
     for t in (atom.core_transform, atom.valence_transform):
         k = np.asarray(t.N, dtype=float) - 2.0
-        out.append((k, np.asarray(t.Z, float), np.asarray(t.w, float) / (4.0 * pi)))
+        k, Z, w = k, np.asarray(t.Z, float), np.asarray(t.w, float) / (4.0 * pi)
+        out.append((k, Z, w, QuinticTable(k, Z, w)))
     return out[0], out[1], float(atom.n_valence)
 
 
@@ -74,13 +76,15 @@ class _AtomSum:
     k: list = field(default_factory=list)
     Z: list = field(default_factory=list)
     W: list = field(default_factory=list)
+    tables: list = field(default_factory=list)  # (table, scale, kappa)
     multipoles: list = field(default_factory=list)  # (lmax, n_l, zeta, plm, frame)
 
     def spherical(self, terms, scale: float, kappa: float = 1.0) -> None:
         """Add scale κ³ Σ w (κr)^k e^(−Zκr)."""
         if scale == 0.0:
             return
-        k, Z, w = terms
+        k, Z, w, table = terms
+        self.tables.append((table, scale, kappa))
         self.k.append(k)
         self.Z.append(Z * kappa)
         self.W.append(scale * w * kappa ** (3.0 + k))
@@ -123,6 +127,7 @@ class _AtomSum:
         self.kk = np.concatenate(self.k) if self.k else np.zeros(0)
         self.ZZ = np.concatenate(self.Z) if self.Z else np.zeros(0)
         self.WW = scale * np.concatenate(self.W) if self.W else np.zeros(0)
+        self.tables = [(t, scale * s, kap) for t, s, kap in self.tables]
         self.mult = []
         q = crystal.cartesian_rotations()
         for lmax, n_l, zeta, plm, frame in self.multipoles:
@@ -131,12 +136,20 @@ class _AtomSum:
             rotated = np.einsum("oij,j->oi", d, c * plm) / c
             cart = np.array([rotated[g].sum(axis=0) / self.sites.order for g in self.sites.groups])
             norms = np.array([zeta ** (n + 3) / factorial(n + 2) for n in n_l])
-            self.mult.append((lmax, n_l, zeta, scale * cart, norms))
+            exps, T = monomial_basis(lmax)
+            # per site and l: coefficients of A_l(u) = Σ_m P_lm d_lm(u) on the monomials
+            coefs = np.stack(
+                [
+                    (scale * cart[:, l * l : (l + 1) ** 2] @ T[l * l : (l + 1) ** 2]).T
+                    for l in range(lmax + 1)
+                ]
+            )  # (l, n_mono, n_sites)
+            self.mult.append((lmax, n_l, zeta, scale * cart, norms, exps, coefs))
         return self._radius(eps)
 
     def _bound(self, r: float) -> float:
         total = float(np.sum(np.abs(self.WW) * r**self.kk * np.exp(-self.ZZ * r)))
-        for lmax, n_l, zeta, cart, norms in self.mult:
+        for lmax, n_l, zeta, cart, norms, *_ in self.mult:
             for l in range(lmax + 1):
                 p = np.abs(cart[:, l * l : (l + 1) ** 2]).sum(axis=1).max()
                 total += 3.0 * norms[l] * p * r ** n_l[l] * np.exp(-zeta * r)
@@ -159,19 +172,6 @@ class _AtomSum:
         return max(hi, 2.0)
 
 
-def _radial(k: np.ndarray, Z: np.ndarray, W: np.ndarray, r: np.ndarray):
-    """Σ W r^k e^(−Zr) and its first and second r-derivatives (r > 0)."""
-    x = r[:, None]
-    e = np.exp(-Z * x) * W
-    p = x**k
-    p1 = np.where(k >= 1, k * x ** np.maximum(k - 1.0, 0.0), 0.0)
-    p2 = np.where(k >= 2, k * (k - 1.0) * x ** np.maximum(k - 2.0, 0.0), 0.0)
-    f0 = np.einsum("ij,ij->i", p, e)
-    f1 = np.einsum("ij,ij->i", p1 - Z * p, e)
-    f2 = np.einsum("ij,ij->i", p2 - 2.0 * Z * p1 + Z * Z * p, e)
-    return f0, f1, f2
-
-
 def _spherical_derivs(f1, f2, r, u, order):
     grad = f1[:, None] * u
     if order < 2:
@@ -184,9 +184,9 @@ def _spherical_derivs(f1, f2, r, u, order):
 
 def _multipole_pairs(term, v, r, u, site, order):
     """Value, gradient and Hessian of Σ_l S_l(r) A_l(u) for the pairs."""
-    lmax, n_l, zeta, cart, norms = term
-    d, gu, hu = harmonics_with_derivatives(u, lmax)
-    P = cart[site]  # (n, nlm)
+    lmax, n_l, zeta, cart, norms, exps, coefs = term
+    active = [l for l in range(lmax + 1) if np.any(coefs[l])]
+    Av, Ag, Ah = polynomials_with_derivatives(u, exps, coefs[active][:, :, site], order)
     n = len(r)
     val = np.zeros(n)
     grad = np.zeros((n, 3))
@@ -195,11 +195,8 @@ def _multipole_pairs(term, v, r, u, site, order):
     uu = u[:, :, None] * u[:, None, :]
     eye = np.eye(3)[None]
     proj = eye - uu
-    for l in range(lmax + 1):
-        s = slice(l * l, (l + 1) ** 2)
-        if not np.any(P[:, s]):
-            continue
-        A = np.einsum("ij,ij->i", P[:, s], d[:, s])
+    for q, l in enumerate(active):
+        A = Av[q]
         nn = n_l[l]
         S = norms[l] * r**nn * e
         S1 = norms[l] * (nn * r ** max(nn - 1, 0) * (nn >= 1) - zeta * r**nn) * e
@@ -212,14 +209,16 @@ def _multipole_pairs(term, v, r, u, site, order):
             )
             * e
         )
-        g = np.einsum("ij,ijk->ik", P[:, s], gu[:, s])  # ∂A/∂u
+        val += S * A
+        if order < 1:
+            continue
+        g = Ag[q]  # ∂A/∂u
         ug = np.einsum("ij,ij->i", u, g)
         gv = (g - u * ug[:, None]) / r[:, None]  # ∇_v A
-        val += S * A
         grad += (S1 * A)[:, None] * u + S[:, None] * gv
         if order >= 2:
-            Hu = np.einsum("ij,ijkl->ikl", P[:, s], hu[:, s])
-            Hv = np.einsum("nij,njk,nkl->nil", proj, Hu, proj)
+            Hu = Ah[q]
+            Hv = proj @ Hu @ proj
             Hv -= (
                 g[:, :, None] * u[:, None, :]
                 + u[:, :, None] * g[:, None, :]
@@ -254,10 +253,20 @@ class DensityField:
         Neglected density per atom copy (e/Å³), sets the cut-off radii.
     core : bool
         Include the core densities (charge only).
+    exact : bool
+        Sum the spherical densities term by term instead of reading the
+        quintic tables of :mod:`chasm.topology.radial_table` (slow; checks).
     """
 
     def __init__(
-        self, crystal, models: Sequence, kind: str = "charge", *, eps=DEFAULT_EPS, core: bool = True
+        self,
+        crystal,
+        models: Sequence,
+        kind: str = "charge",
+        *,
+        eps: float = DEFAULT_EPS,
+        core: bool = True,
+        exact: bool = False,
     ):
         if kind not in KINDS:
             raise InputError(f"density kind must be one of {KINDS}, got {kind!r}")
@@ -272,7 +281,7 @@ class DensityField:
                 "the model has no spin-split atom, so it has no spin density; "
                 "use kind='charge' or refine a joint (X-ray + polarised neutron) model"
             )
-        self.crystal, self.kind = crystal, kind
+        self.crystal, self.kind, self.exact = crystal, kind, exact
         self.atoms: list[tuple[_AtomSum, float]] = []
         for i, (atom, m) in enumerate(zip(crystal.atoms, models, strict=True)):
             t = _AtomSum()
@@ -334,14 +343,19 @@ class DensityField:
                     for b in range(0, len(ci), _CHUNK):
                         cs, ps = ci[b : b + _CHUNK], pi_[b : b + _CHUNK]
                         v = pb[ps] - c[cs]
-                        val, g, h = self._pairs(t, v, site[c0 + cs], order)
+                        val, g, h = self._pairs(t, v, site[c0 + cs], order, self.exact)
                         idx = a + ps
                         rho += np.bincount(idx, weights=val, minlength=n)
                         if order >= 1:
                             for j in range(3):
                                 grad[:, j] += np.bincount(idx, weights=g[:, j], minlength=n)
                         if order >= 2:
-                            np.add.at(hess, idx, h)
+                            for j in range(3):
+                                for l in range(j, 3):
+                                    hess[:, j, l] += np.bincount(
+                                        idx, weights=h[:, j, l], minlength=n
+                                    )
+        hess = np.triu(hess) + np.triu(hess, 1).transpose(0, 2, 1)
         return (
             rho.reshape(shape),
             grad.reshape(shape + (3,)) if order >= 1 else None,
@@ -349,7 +363,7 @@ class DensityField:
         )
 
     @staticmethod
-    def _pairs(t: _AtomSum, v: np.ndarray, site: np.ndarray, order: int):
+    def _pairs(t: _AtomSum, v: np.ndarray, site: np.ndarray, order: int, exact: bool):
         r = np.sqrt(np.einsum("ij,ij->i", v, v))
         r = np.maximum(r, _NUCLEUS)
         u = v / r[:, None]
@@ -358,7 +372,17 @@ class DensityField:
         grad = np.zeros((len(r), 3))
         hess = np.zeros((len(r), 3, 3)) if order >= 2 else None
         if t.WW.size:
-            f0, f1, f2 = _radial(t.kk, t.ZZ, t.WW, r)
+            if exact:
+                f0, f1, f2 = exponential_sum(t.kk, t.ZZ, t.WW, r)
+            else:
+                f0, f1, f2 = np.zeros(len(r)), np.zeros(len(r)), np.zeros(len(r))
+                for table, scale, kap in t.tables:
+                    g0, g1, g2 = table(kap * r, max(order, 0))
+                    f0 += (scale * kap**3) * g0
+                    if order >= 1:
+                        f1 += (scale * kap**4) * g1
+                    if order >= 2:
+                        f2 += (scale * kap**5) * g2
             g, h = _spherical_derivs(f1 * w, f2 * w, r, u, order)
             val += f0 * w
             grad += g

@@ -49,14 +49,128 @@ _POLY: tuple[tuple[tuple[float, tuple[int, int, int]], ...], ...] = (
 
 
 @lru_cache(maxsize=8)
-def _tables(lmax: int):
-    """(harmonic index, coefficient x M_lm, exponents) of every monomial, l <= lmax."""
+def monomial_basis(lmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct monomials of the harmonics up to lmax and the map onto them.
+
+    Returns
+    -------
+    exps : ndarray, shape (n_mono, 3)
+        Exponents (a, b, c) of x^a y^b z^c.
+    T : ndarray, shape (nlm, n_mono)
+        d_lm(u) = Σ_m T[lm, m] x^a_m y^b_m z^c_m (M_lm included).
+    """
     norms = density_norms(lmax)
-    rows = [(k, c * norms[k], e) for k in range(n_harmonics(lmax)) for c, e in _POLY[k]]
-    idx = np.array([r[0] for r in rows])
-    coef = np.array([r[1] for r in rows])
-    exps = np.array([r[2] for r in rows], dtype=int)
-    return idx, coef, exps
+    nh = n_harmonics(lmax)
+    exps = sorted({e for k in range(nh) for _, e in _POLY[k]}, key=lambda e: (sum(e), e))
+    where = {e: i for i, e in enumerate(exps)}
+    T = np.zeros((nh, len(exps)))
+    for k in range(nh):
+        for c, e in _POLY[k]:
+            T[k, where[e]] += c * norms[k]
+    return np.array(exps, dtype=int), T
+
+
+def monomials_with_derivatives(u: np.ndarray, exps: np.ndarray, order: int = 2):
+    """Monomials x^a y^b z^c of u with their gradients and Hessians in u.
+
+    Parameters
+    ----------
+    u : ndarray, shape (n, 3)
+        Points (unit vectors here; any values work).
+    exps : ndarray, shape (n_mono, 3)
+        Non-negative integer exponents, at most 4.
+    order : {0, 1, 2}
+        Highest derivative computed (the others are None).
+
+    Returns
+    -------
+    vals : ndarray, shape (n, n_mono)
+    grad : ndarray, shape (n, n_mono, 3) or None
+    hess : ndarray, shape (n, n_mono, 3, 3) or None
+    """
+    u = np.asarray(u, dtype=float).reshape(-1, 3)
+    pw = np.ones((5, 3, len(u)))
+    for p in range(1, 5):
+        pw[p] = pw[p - 1] * u.T
+    factors = [pw[exps[:, i], i] for i in range(3)]  # (n_mono, n) each
+    vals = (factors[0] * factors[1] * factors[2]).T
+    if order == 0:
+        return vals, None, None
+    dfac = [exps[:, i, None] * pw[np.maximum(exps[:, i] - 1, 0), i] for i in range(3)]
+    grad = np.empty((len(u), len(exps), 3))
+    for i in range(3):
+        f = [dfac[j] if j == i else factors[j] for j in range(3)]
+        grad[:, :, i] = (f[0] * f[1] * f[2]).T
+    if order == 1:
+        return vals, grad, None
+    ddfac = [
+        (exps[:, i] * (exps[:, i] - 1))[:, None] * pw[np.maximum(exps[:, i] - 2, 0), i]
+        for i in range(3)
+    ]
+    hess = np.empty((len(u), len(exps), 3, 3))
+    for i in range(3):
+        for j in range(i, 3):
+            if i == j:
+                f = [ddfac[k] if k == i else factors[k] for k in range(3)]
+            else:
+                f = [dfac[k] if k in (i, j) else factors[k] for k in range(3)]
+            hess[:, :, i, j] = (f[0] * f[1] * f[2]).T
+            hess[:, :, j, i] = hess[:, :, i, j]
+    return vals, grad, hess
+
+
+def polynomials_with_derivatives(u: np.ndarray, exps: np.ndarray, coef: np.ndarray, order: int = 2):
+    """Polynomials Σ_m coef[q, m, i] x^a_m y^b_m z^c_m of u_i with derivatives in u.
+
+    Parameters
+    ----------
+    u : ndarray, shape (n, 3)
+        Points.
+    exps : ndarray, shape (n_mono, 3)
+        Exponents (0..4) of the monomials.
+    coef : ndarray, shape (n_poly, n_mono, n)
+        Coefficients of each polynomial q at each point i.
+    order : {0, 1, 2}
+        Highest derivative computed (the others are None).
+
+    Returns
+    -------
+    val : ndarray, shape (n_poly, n)
+    grad : ndarray, shape (n_poly, n, 3) or None
+    hess : ndarray, shape (n_poly, n, 3, 3) or None
+    """
+    u = np.asarray(u, dtype=float).reshape(-1, 3)
+    pw = np.ones((5, 3, len(u)))
+    for p in range(1, 5):
+        pw[p] = pw[p - 1] * u.T
+    f0 = [pw[exps[:, i], i] for i in range(3)]  # (n_mono, n) each
+
+    def contract(f) -> np.ndarray:
+        return np.einsum("qmn,mn->qn", coef, f[0] * f[1] * f[2])
+
+    val = contract(f0)
+    if order == 0:
+        return val, None, None
+    f1 = [exps[:, i, None] * pw[np.maximum(exps[:, i] - 1, 0), i] for i in range(3)]
+    grad = np.empty(val.shape + (3,))
+    for i in range(3):
+        grad[..., i] = contract([f1[j] if j == i else f0[j] for j in range(3)])
+    if order == 1:
+        return val, grad, None
+    f2 = [
+        (exps[:, i] * (exps[:, i] - 1))[:, None] * pw[np.maximum(exps[:, i] - 2, 0), i]
+        for i in range(3)
+    ]
+    hess = np.empty(val.shape + (3, 3))
+    for i in range(3):
+        for j in range(i, 3):
+            if i == j:
+                f = [f2[k] if k == i else f0[k] for k in range(3)]
+            else:
+                f = [f1[k] if k in (i, j) else f0[k] for k in range(3)]
+            hess[..., i, j] = contract(f)
+            hess[..., j, i] = hess[..., i, j]
+    return val, grad, hess
 
 
 def harmonics_with_derivatives(u: np.ndarray, lmax: int):
@@ -78,39 +192,6 @@ def harmonics_with_derivatives(u: np.ndarray, lmax: int):
     h : ndarray, shape (n, nlm, 3, 3)
         Hessian with respect to u (symmetric).
     """
-    u = np.asarray(u, dtype=float).reshape(-1, 3)
-    n = len(u)
-    nh = n_harmonics(lmax)
-    idx, coef, exps = _tables(lmax)
-    # powers[p, i, :] = u_i ** p with p = 0..4
-    powers = np.ones((5, 3, n))
-    for p in range(1, 5):
-        powers[p] = powers[p - 1] * u.T
-
-    def mono(e: np.ndarray) -> np.ndarray:
-        """Π_i u_i^e_i for each monomial (rows), negative exponents give 0."""
-        out = np.ones((len(e), n))
-        for i in range(3):
-            ok = e[:, i] >= 0
-            out[ok] *= powers[e[ok, i], i]
-            out[~ok] = 0.0
-        return out
-
-    d = np.zeros((nh, n))
-    np.add.at(d, idx, coef[:, None] * mono(exps))
-    g = np.zeros((3, nh, n))
-    h = np.zeros((3, 3, nh, n))
-    for i in range(3):
-        ei = exps.copy()
-        ei[:, i] -= 1
-        gi = (coef * exps[:, i])[:, None] * mono(ei)
-        np.add.at(g[i], idx, gi)
-        for j in range(i, 3):
-            eij = ei.copy()
-            eij[:, j] -= 1
-            fac = exps[:, i] * (exps[:, j] - (1 if i == j else 0))
-            hij = (coef * fac)[:, None] * mono(eij)
-            np.add.at(h[i, j], idx, hij)
-            if j != i:
-                h[j, i] = h[i, j]
-    return d.T, np.moveaxis(g, 0, -1).transpose(1, 0, 2), h.transpose(3, 2, 0, 1)
+    exps, T = monomial_basis(lmax)
+    v, g, h = monomials_with_derivatives(u, exps)
+    return v @ T.T, np.einsum("km,nmi->nki", T, g), np.einsum("km,nmij->nkij", T, h)
