@@ -10,7 +10,8 @@ interpolant is twice continuously differentiable, so its analytic first and
 second derivatives are consistent with finite differences of its values
 (what a Newton search needs), and it is refined (doubling the nodes) until
 g, g′ and g″ at every mid-interval point agree with the exact sums to 1e-9
-relative (plus 1e-12 of each one's largest magnitude).
+relative (g″: 1e-8, the limit set by rounding in the differences of the
+node values near r = 0), plus 1e-12 of each one's largest magnitude.
 """
 
 from __future__ import annotations
@@ -96,8 +97,8 @@ class QuinticTable:
             self.h, self.coef = h, coef
             approx = self._interpolate(rm, 2)
             ok = all(
-                np.all(np.abs(a - e) <= 1e-9 * np.abs(e) + 1e-12 * np.abs(e).max())
-                for a, e in zip(approx, exact, strict=True)
+                np.all(np.abs(a - e) <= rel * np.abs(e) + 1e-12 * np.abs(e).max())
+                for a, e, rel in zip(approx, exact, (1e-9, 1e-9, 1e-8), strict=True)
             )
             if ok or n >= 1 << 16:
                 break
