@@ -120,6 +120,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_properties(args: argparse.Namespace) -> int:
+    from chasm.topology.analysis import summary_lines, write_properties
+
+    path = write_properties(args.folder, topology_on=args.topology, grid_step=args.grid_step)
+    print("\n".join(summary_lines(path)))
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chasm",
@@ -237,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", help="output folder of 'chasm refine' (result.json, model.cif)")
     p.add_argument("--no-maps", action="store_true", help="tables only")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("properties", help="topology of the refined density -> properties.json")
+    p.add_argument("folder", help="output folder of 'chasm refine' (model.cif)")
+    p.add_argument("--topology", action="store_true", help="critical points, BCPs, bond paths")
+    p.add_argument("--grid-step", type=float, default=0.25, help="seed grid step, A (0.25)")
+    p.set_defaults(func=_cmd_properties)
     return parser
 
 

@@ -70,6 +70,7 @@ from chasm.refine.plausibility import check as check_plausibility
 from chasm.refine.refinement import Stage, share_gof
 from chasm.refine.results import CycleInfo
 from chasm.scattering.engine import U_LABELS
+from chasm.topology.covariance import write_covariance
 
 __all__ = [
     "RunOutcome",
@@ -540,6 +541,7 @@ def _write_outputs(
     )
     write_text_atomic(out / "result.json", json.dumps(result, indent=1) + "\n")
     write_text_atomic(out / "listing.txt", _listing(built, result, lines, table))
+    write_covariance(out, ref)  # for chasm properties (su with correlations)
     return result
 
 

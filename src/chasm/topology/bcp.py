@@ -14,7 +14,7 @@ eigenvalues:
   surroundings of their BCPs (∇²ρ > 0); for shared bonds it is reported as
   is and should be read with that caveat.
 
-Bond paths are traced by gradient ascent (midpoint rule, step 0.01 Å) from
+Bond paths are traced by gradient ascent (midpoint rule, step 0.02 Å) from
 the BCP along ± the eigenvector of λ3 until they come within 0.05 Å of a
 nucleus.
 
@@ -133,7 +133,7 @@ class BondCriticalPoint:
     spin: dict = field(default_factory=dict)
 
 
-def _trace_paths(field_: DensityField, starts: np.ndarray, step: float = 0.01, n_max: int = 800):
+def _trace_paths(field_: DensityField, starts: np.ndarray, step: float = 0.02, n_max: int = 400):
     """Gradient ascent from the starts; returns end index into the nuclei, length (Å)."""
     nuc, labels = _nuclei(field_.crystal)
     x = starts.copy()
