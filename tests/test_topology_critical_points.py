@@ -66,7 +66,7 @@ def test_bcp_of_two_spherical_atoms_is_the_density_minimum_on_the_line():
 def test_every_covalent_bond_of_urea_has_its_bcp(urea):
     cr, models = urea
     field = DensityField(cr, models)
-    search = find_critical_points(field, grid_step=0, pair_cutoff=1.45)
+    search = find_critical_points(field, grid_step=0, pair_cutoff=1.45, tessellation=False)
     bcps = bond_critical_points(field, search.points)
     bonds = {tuple(sorted(b.atoms)) for b in bcps}
     print("bonds:", sorted(bonds))
@@ -92,7 +92,7 @@ def test_every_covalent_bond_of_urea_has_its_bcp(urea):
 @pytest.mark.slow
 def test_morse_relation_urea_example(urea):
     cr, models = urea
-    search = find_critical_points(DensityField(cr, models))
+    search = find_critical_points(DensityField(cr, models), grid_step=0.25)
     print(search.counts, "n-b+r-c =", search.morse)
     assert search.morse == 0
     assert search.counts["n"] == 16 and search.counts["b"] > 16
@@ -130,7 +130,7 @@ def test_abramov_energy_densities_by_hand():
 def test_bcp_su_equals_finite_difference_propagation(urea):
     cr, models = urea
     field = DensityField(cr, models)
-    search = find_critical_points(field, grid_step=0, pair_cutoff=1.3)
+    search = find_critical_points(field, grid_step=0, pair_cutoff=1.3, tessellation=False)
     bcps = [b for b in bond_critical_points(field, search.points) if "O1" in b.atoms]
     assert len(bcps) == 1
     names = ["O1.Pv", "O1.kappa", "O1.P20", "O1.kappa_prime", "C1.P30", "C1.Pv", "C1.x"]
@@ -167,6 +167,14 @@ def test_bcp_su_equals_finite_difference_propagation(urea):
     # positions do not enter at a fixed point
     drho, _ = density_jacobian(cr, models, ["C1.x"], x)
     assert np.all(drho == 0.0)
+
+
+def test_morse_relation_urea_tessellation_seeds(urea):
+    cr, models = urea
+    search = find_critical_points(DensityField(cr, models), grid_step=0)
+    print(search.counts, "n-b+r-c =", search.morse)
+    assert search.morse == 0
+    assert search.counts == {"n": 16, "b": 30, "r": 22, "c": 8}
 
 
 def test_bad_search_settings():

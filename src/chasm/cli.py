@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("properties", help="topology of the refined density -> properties.json")
     p.add_argument("folder", help="output folder of 'chasm refine' (model.cif)")
     p.add_argument("--topology", action="store_true", help="critical points, BCPs, bond paths")
-    p.add_argument("--grid-step", type=float, default=0.25, help="seed grid step, A (0.25)")
+    p.add_argument("--grid-step", type=float, default=0.0, help="extra seed grid step, A (0: none)")
     p.set_defaults(func=_cmd_properties)
     return parser
 

@@ -68,7 +68,7 @@ def topology(
     names=None,
     cov=None,
     *,
-    grid_step: float = 0.25,
+    grid_step: float = 0.0,
     spin: bool = True,
     su_note: str = "",
 ) -> Topology:
@@ -185,7 +185,7 @@ def topology_dict(t: Topology) -> dict:
 
 
 def write_properties(
-    folder, *, topology_on: bool = True, grid_step: float = 0.25, output=None
+    folder, *, topology_on: bool = True, grid_step: float = 0.0, output=None
 ) -> Path:
     """Write ``properties.json`` for a result folder of ``chasm refine``.
 

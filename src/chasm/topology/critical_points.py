@@ -11,14 +11,17 @@ Search
   (as XD's TOPXD and QTAIM codes do). A Newton search that ends within
   0.1 Å of a nucleus is discarded.
 * Seeds: the midpoints of every pair of atom copies closer than
-  ``pair_cutoff`` (default 4 Å), and the local minima of |∇ρ| on a grid
-  over the cell (step ``grid_step``, default 0.25 Å), which catch ring and
-  cage points and weak contacts.
-* Newton–Raphson from every seed, x ← x − H⁻¹∇ρ with the step limited to
-  ``max_step`` (0.25 Å), until |∇ρ| < ``gtol`` (1e-8 e/Å⁴); points that do not
-  converge in ``max_iter`` steps, leave the region where the density is
-  above ``rho_min`` (1e-5 e/Å³) or have a (near) zero curvature are
-  dropped and counted in ``rejected``.
+  ``pair_cutoff`` (default 4 Å); the edge midpoints and the face and
+  tetrahedron centroids of the Delaunay tessellation of the nuclei and
+  their periodic images (where ring and cage points lie); and, optionally,
+  the local minima of |∇ρ| on a grid over the cell (step ``grid_step``;
+  0 = no grid).
+* Damped Newton–Raphson from every seed, x ← x − s H⁻¹∇ρ with the step
+  limited to ``max_step`` (0.25 Å) and s halved until |∇ρ| decreases, until
+  |∇ρ| < ``gtol`` (1e-8 e/Å⁴); seeds that do not converge in ``max_iter``
+  steps, stall (nearly singular Hessian: a valley of |∇ρ| without a CP),
+  reach |ρ| < ``rho_min`` (1e-5 e/Å³) or end with a (near) zero curvature
+  are dropped and counted in ``rejected``.
 * Merging: every converged point is mapped into the cell with all the
   space-group operations; points closer than ``merge_tol`` (0.01 Å, modulo
   lattice translations) are one CP. Each distinct CP of the asymmetric unit
@@ -148,6 +151,33 @@ def _pair_seeds(crystal, cutoff: float) -> np.ndarray:
     return np.concatenate(seeds) if seeds else np.zeros((0, 3))
 
 
+def _delaunay_seeds(crystal, margin: float = 4.0) -> np.ndarray:
+    """Midpoints of edges, centroids of faces and of tetrahedra of the Delaunay
+    tessellation of the nuclei (with their periodic images), inside the cell."""
+    from itertools import combinations
+
+    from scipy.spatial import Delaunay
+
+    pos, _ = _nuclei(crystal)
+    frac = np.linalg.solve(crystal.A, pos.T).T
+    pad = margin * np.linalg.norm(np.linalg.inv(crystal.A), axis=1)
+    keep = np.all((frac > -pad) & (frac < 1.0 + pad), axis=1)
+    pts = pos[keep]
+    if len(pts) < 5:
+        return np.zeros((0, 3))
+    tri = Delaunay(pts)
+    out = []
+    simp = tri.simplices
+    for k in (2, 3, 4):
+        cells = {tuple(sorted(c)) for s in simp for c in combinations(s, k)}
+        idx = np.array(sorted(cells))
+        out.append(pts[idx].mean(axis=1))
+    seeds = np.concatenate(out)
+    f = np.linalg.solve(crystal.A, seeds.T).T
+    inside = np.all((f >= 0.0) & (f < 1.0), axis=1)
+    return seeds[inside]
+
+
 def _grid_seeds(field: DensityField, step: float, rho_min: float) -> np.ndarray:
     """Local minima of |∇ρ|² on a periodic grid over the cell."""
     crystal = field.crystal
@@ -192,41 +222,61 @@ def _unique_seeds(crystal, x: np.ndarray, tol: float = 0.05) -> np.ndarray:
 
 
 def _newton(field, x, gtol, max_step, max_iter, rho_min):
-    """Newton–Raphson from every seed at once; returns positions, converged mask."""
+    """Damped Newton–Raphson from every seed at once; returns positions, converged mask.
+
+    A step is accepted when it lowers |∇ρ|; otherwise it is halved (the
+    point stays) and tried again, so a seed cannot cycle.
+    """
     x = np.array(x, dtype=float)
-    active = np.ones(len(x), dtype=bool)
-    done = np.zeros(len(x), dtype=bool)
+    n = len(x)
+    done = np.zeros(n, dtype=bool)
+    if n == 0:
+        return x, done
+    rho, g, h = field(x, order=2)
+    gn = np.linalg.norm(g, axis=1)
+    scale = np.ones(n)
+    active = np.ones(n, dtype=bool)
     for _ in range(max_iter):
+        conv = active & (gn < gtol)
+        done |= conv
+        active &= ~conv & (np.abs(rho) >= rho_min) & (scale > 1e-4)
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        rho, g, h = field(x[idx], order=2)
-        gn = np.linalg.norm(g, axis=1)
-        conv = gn < gtol
-        done[idx[conv]] = True
-        active[idx[conv]] = False
-        lost = ~conv & (rho < rho_min)
-        active[idx[lost]] = False
-        move = ~conv & ~lost
-        if not move.any():
-            continue
-        hm, gm = h[move], g[move]
-        try:
-            step = -np.linalg.solve(hm, gm[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            step = np.zeros_like(gm)
-            for k in range(len(gm)):
-                step[k] = -np.linalg.lstsq(hm[k], gm[k], rcond=None)[0]
+        hm, gm = h[idx], g[idx]
+        step = np.empty_like(gm)
+        det = np.abs(np.linalg.det(hm))
+        ok = det > 1e-300
+        step[ok] = -np.linalg.solve(hm[ok], gm[ok][..., None])[..., 0]
+        step[~ok] = -gm[~ok]
         length = np.linalg.norm(step, axis=1)
-        scale = np.minimum(1.0, max_step / np.maximum(length, 1e-300))
-        x[idx[move]] += step * scale[:, None]
+        step *= (np.minimum(1.0, max_step / np.maximum(length, 1e-300)) * scale[idx])[:, None]
+        trial = x[idx] + step
+        rt, gt, ht = field(trial, order=2)
+        gtn = np.linalg.norm(gt, axis=1)
+        better = gtn < gn[idx]
+        good = idx[better]
+        x[good], rho[good], g[good], h[good], gn[good] = (
+            trial[better],
+            rt[better],
+            gt[better],
+            ht[better],
+            gtn[better],
+        )
+        scale[good] = np.minimum(1.0, 2.0 * scale[good])
+        scale[idx[~better]] *= 0.5
+        # a converged trial is accepted even if |∇ρ| is at the noise floor
+        tiny = np.linalg.norm(step, axis=1) < 1e-7
+        done[idx[tiny & (gn[idx] < 1e3 * gtol)]] = True
+        active[idx[tiny & (gn[idx] < 1e3 * gtol)]] = False
+    done |= gn < gtol
     return x, done
 
 
 def find_critical_points(
     field: DensityField,
     *,
-    grid_step: float = 0.25,
+    grid_step: float = 0.0,
     pair_cutoff: float = 4.0,
     gtol: float = 1e-8,
     max_step: float = 0.25,
@@ -234,6 +284,7 @@ def find_critical_points(
     rho_min: float = 1e-5,
     merge_tol: float = 0.01,
     extra_seeds=None,
+    tessellation: bool = True,
 ) -> CriticalPointSearch:
     """All critical points of a static density in the cell.
 
@@ -255,6 +306,9 @@ def find_critical_points(
         Distance (Å) below which two points are the same CP.
     extra_seeds : array_like, shape (n, 3), optional
         More Cartesian seeds.
+    tessellation : bool
+        Seed at the edge midpoints, face and tetrahedron centroids of the
+        Delaunay tessellation of the nuclei (ring and cage points).
 
     Returns
     -------
@@ -267,6 +321,8 @@ def find_critical_points(
     crystal = field.crystal
     spin = field.kind == "spin"
     seeds = [_pair_seeds(crystal, pair_cutoff)]
+    if tessellation:
+        seeds.append(_delaunay_seeds(crystal))
     if grid_step:
         seeds.append(_grid_seeds(field, grid_step, rho_min))
     if extra_seeds is not None:
