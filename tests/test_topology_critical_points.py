@@ -177,6 +177,19 @@ def test_morse_relation_urea_tessellation_seeds(urea):
     assert search.counts == {"n": 16, "b": 30, "r": 22, "c": 8}
 
 
+@pytest.mark.slow
+def test_morse_relation_caf2_promolecule(shared_data):
+    from chasm.crystal.cif import read_cif
+
+    cr = read_cif(shared_data / "xray" / "caf2" / "CaF2.cif")
+    field = DensityField(cr, [SphericalAtom(a.element, "koga") for a in cr.atoms])
+    search = find_critical_points(field)
+    print(search.counts, "n-b+r-c =", search.morse)
+    assert search.counts == {"n": 12, "b": 56, "r": 48, "c": 4}
+    bonds = {tuple(sorted(b.atoms)) for b in bond_critical_points(field, search.points)}
+    assert ("Ca01", "F002") in bonds
+
+
 def test_bad_search_settings():
     cr = example_structure()
     field = DensityField(cr, build_models(cr)[0])

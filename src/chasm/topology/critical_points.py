@@ -344,8 +344,7 @@ def find_critical_points(
         if np.min(np.abs(w)) < 1e-6 * max(np.max(np.abs(w)), 1e-12):
             rejected += 1
             continue
-        frac = crystal.cart_to_frac(xi)
-        frac = frac - np.floor(frac)
+        frac = np.round(crystal.cart_to_frac(xi), 10) % 1.0
         if any(
             min(_frac_distance(crystal, frac, o) for o in orbit) < merge_tol for _, orbit in found
         ):
@@ -362,7 +361,7 @@ def find_critical_points(
     for i, atom in enumerate(crystal.atoms):
         if spin:
             continue
-        f = np.asarray(atom.xyz, float) - np.floor(atom.xyz)
+        f = np.round(np.asarray(atom.xyz, float), 10) % 1.0
         r = crystal.frac_to_cart(f)
         rho = float(field(r[None], order=0)[0][0])
         nuclei.append(
