@@ -5,12 +5,13 @@ The structure is the bundled seed example (a Cu(II) dimer, chasm.examples.seed:
 l <= 1 on H, Cu and its neighbours spin-split). Timed, each once:
 
     field      DensityField set-up (radial tables, rotated populations)
-    charge     critical points of the charge density (pair + grid seeds,
-               Newton–Raphson, symmetry merge, Morse count)
+    charge     critical points of the charge density (pair + Delaunay seeds,
+               + a |∇ρ| grid with --grid-step, Newton–Raphson, symmetry
+               merge, Morse count)
     paths      bond paths and properties of every (3,−1) point
     spin       critical points of the spin density
 
-Usage: python benchmarks/bench_topology.py [--grid-step 0.25]
+Usage: python benchmarks/bench_topology.py [--grid-step 0.3]
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from chasm.topology.density_derivatives import DensityField
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--grid-step", type=float, default=0.25)
+    ap.add_argument("--grid-step", type=float, default=0.0)
     args = ap.parse_args()
     crystal = seed_crystal()
     models = truth_models(crystal)

@@ -104,7 +104,7 @@ def topology(
     if not search.morse_ok:
         notes.append(
             f"Morse sum n - b + r - c = {search.morse} per cell, not 0: some critical "
-            "points were missed; rerun with a finer grid_step"
+            "points were missed; rerun with a seed grid (--grid-step 0.3, or finer)"
         )
     if names is not None and cov is not None:
         bcp_uncertainties(crystal, models, bcps, names, cov)
@@ -224,8 +224,12 @@ def write_properties(
     stored = read_covariance(folder)
     if stored is not None:
         names, cov, note = stored
+        lone = note.split(": ", 1)[1].split(", ") if ": " in note else []
         note = "su from covariance.npz (last stage, with correlations)" + (
-            f"; {note}" if note else ""
+            f"; {len(lone)} parameters not refined in the last stage enter with su² only "
+            "(fixed ones have su 0)"
+            if lone
+            else ""
         )
     else:
         su = read_rhocif_su(model)
