@@ -195,3 +195,36 @@ def test_bad_search_settings():
     field = DensityField(cr, build_models(cr)[0])
     with pytest.raises(InputError, match="grid_step"):
         find_critical_points(field, grid_step=0.01)
+
+
+def test_spin_density_at_bcps_and_spin_critical_points():
+    from chasm.density.model import HansenCoppensAtom, SplitAtom
+    from chasm.maps.density import spin_density
+    from chasm.topology.analysis import topology
+
+    cr = Crystal.from_parts(
+        (6.0, 6.5, 7.0, 90, 90, 90),
+        "P 1",
+        [Atom("C1", "C", (0.4, 0.5, 0.5), uiso=0.0), Atom("O1", "O", (0.6, 0.5, 0.5), uiso=0.0)],
+    )
+    plm = np.zeros(9)
+    plm[4] = 0.2
+    models = [
+        SplitAtom.from_charge_and_spin(HansenCoppensAtom("C", 4.0, lmax=2, plm=plm), 0.3),
+        SplitAtom.from_charge_and_spin(HansenCoppensAtom("O", 6.0, lmax=2), 0.6, 0.5 * plm),
+    ]
+    names = ["C1.Pv.up", "C1.Pv.dn", "O1.P20.up"]
+    topo = topology(cr, models, names, np.diag([1e-4, 1e-4, 4e-4]))
+    co = [b for b in topo.bcps if sorted(b.atoms) == ["C1", "O1"]]
+    co = sorted(co, key=lambda b: -b.values["rho"])  # the bond, then the contact across the cell
+    assert co[0].values["rho"] > 1.0
+    x = co[0].point.cart[None]
+    up, dn = [m.up for m in models], [m.dn for m in models]
+    expected = spin_density(cr, up, dn, x, tail=1e-12)[0]
+    assert co[0].spin["rho"] == pytest.approx(expected, rel=1e-6)
+    # d spin / d Pv.up and d Pv.dn have opposite signs and equal size (same valence function)
+    assert co[0].spin["rho_su"] > 0
+    assert topo.spin is not None and topo.spin.points
+    spin_field = DensityField(cr, models, "spin")
+    xs = np.array([p.cart for p in topo.spin.points])
+    assert np.abs(spin_field(xs, order=1)[1]).max() < 1e-6
