@@ -24,14 +24,18 @@ FILENAME = "covariance.npz"
 def write_covariance(folder, refinement) -> Path | None:
     """Write ``folder/covariance.npz`` for a refinement with at least one stage run.
 
-    Returns the path, or None when no stage has run (nothing to store).
+    Returns the path, or None when no stage has run or the last stage has no
+    usable covariance (``chasm properties`` then uses the su of model.cif).
     """
     from chasm.neutron.moments import refinement_covariance
 
     if not refinement.outcomes:
         return None
     names = list(refinement.params.names)[: refinement.n_struct]
-    cov, note = refinement_covariance(refinement, names)
+    try:
+        cov, note = refinement_covariance(refinement, names)
+    except (np.linalg.LinAlgError, ValueError, IndexError):
+        return None  # no usable covariance (e.g. a singular stage): su come from model.cif
     buf = io.BytesIO()
     np.savez(buf, names=np.array(names), cov=cov, note=np.array(note))
     path = Path(folder) / FILENAME
