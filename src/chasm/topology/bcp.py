@@ -14,9 +14,9 @@ eigenvalues:
   surroundings of their BCPs (∇²ρ > 0); for shared bonds it is reported as
   is and should be read with that caveat.
 
-Bond paths are traced by gradient ascent (midpoint rule, step 0.02 Å) from
-the BCP along ± the eigenvector of λ3 until they come within 0.05 Å of a
-nucleus.
+Bond paths are traced by gradient ascent (midpoint rule, steps of 0.02 Å
+growing to 0.1 Å away from the nuclei) from the BCP along ± the eigenvector
+of λ3 until they come within 0.05 Å of a nucleus.
 
 Standard uncertainties (linear propagation, :func:`bcp_uncertainties`):
 every quantity q is a function of ρ and the Hessian at the point, which
@@ -134,7 +134,12 @@ class BondCriticalPoint:
 
 
 def _trace_paths(field_: DensityField, starts: np.ndarray, step: float = 0.02, n_max: int = 400):
-    """Gradient ascent from the starts; returns end index into the nuclei, length (Å)."""
+    """Gradient ascent from the starts; returns end index into the nuclei, length (Å).
+
+    The step is ``step`` near the start and grows to a quarter of the distance
+    to the nearest nucleus (at most 0.1 Å) on the way; a path that stalls
+    (|∇ρ| < 1e-8, a non-nuclear maximum) or runs out of steps has no end (-1).
+    """
     nuc, labels = _nuclei(field_.crystal)
     x = starts.copy()
     length = np.zeros(len(x))
@@ -145,19 +150,25 @@ def _trace_paths(field_: DensityField, starts: np.ndarray, step: float = 0.02, n
         if idx.size == 0:
             break
         d = np.linalg.norm(x[idx, None, :] - nuc[None], axis=2)
-        near = d.min(axis=1) < 0.05
+        dmin = d.min(axis=1)
+        near = dmin < 0.05
         end[idx[near]] = d[near].argmin(axis=1)
-        length[idx[near]] += d[near].min(axis=1)
+        length[idx[near]] += dmin[near]
         active[idx[near]] = False
-        idx = idx[~near]
+        idx, dmin = idx[~near], dmin[~near]
         if idx.size == 0:
             break
+        h = np.clip(0.25 * dmin, step, 0.1)[:, None]
         _, g, _ = field_(x[idx], order=1)
-        u = g / np.linalg.norm(g, axis=1)[:, None]
-        _, g2, _ = field_(x[idx] + 0.5 * step * u, order=1)
-        u2 = g2 / np.linalg.norm(g2, axis=1)[:, None]
-        x[idx] += step * u2
-        length[idx] += step
+        gn = np.linalg.norm(g, axis=1)
+        stall = gn < 1e-8
+        active[idx[stall]] = False
+        u = g / np.maximum(gn, 1e-300)[:, None]
+        _, g2, _ = field_(x[idx] + 0.5 * h * u, order=1)
+        u2 = g2 / np.maximum(np.linalg.norm(g2, axis=1), 1e-300)[:, None]
+        move = ~stall
+        x[idx[move]] += (h * u2)[move]
+        length[idx[move]] += h[move, 0]
     return end, length, nuc, labels
 
 
