@@ -63,6 +63,10 @@ def test_properties_bad_input(tmp_path, capsys):
     _result(tmp_path / "res")
     err = _one_line_error(capsys, ["properties", str(tmp_path / "res")])
     assert "--topology" in err
+    err = _one_line_error(
+        capsys, ["properties", str(tmp_path / "res"), "--basins", "--basin-step", "0.001"]
+    )
+    assert "spacing" in err
     (tmp_path / "res" / "covariance.npz").write_text("garbage")
     err = _one_line_error(capsys, ["properties", str(tmp_path / "res"), "--topology"])
     assert "covariance" in err

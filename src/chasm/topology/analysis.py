@@ -184,8 +184,39 @@ def topology_dict(t: Topology) -> dict:
     return out
 
 
+def basins_dict(b) -> dict:
+    """JSON-ready dictionary of a :class:`chasm.topology.basins.BasinResult`."""
+    return {
+        "method": "on-grid steepest ascent (Henkelman et al. 2006), cores exact",
+        "grid_step_A": b.spacing,
+        "atoms": [
+            {
+                "label": lab,
+                "population": round(float(p), 4),
+                "charge": round(float(q), 4),
+                "monopole_charge": round(float(qm), 4),
+                "volume_A3": round(float(v), 3),
+                "spin_muB": None if b.spin is None else round(float(b.spin[i]), 4),
+            }
+            for i, (lab, p, q, qm, v) in enumerate(
+                zip(b.labels, b.population, b.charge, b.monopole_charge, b.volume, strict=True)
+            )
+        ],
+        "cell_integral": round(b.cell_integral, 4),
+        "cell_electrons_model": round(b.cell_electrons, 4),
+        "non_nuclear_attractors": b.nna,
+        "notes": b.notes,
+    }
+
+
 def write_properties(
-    folder, *, topology_on: bool = True, grid_step: float = 0.0, output=None
+    folder,
+    *,
+    topology_on: bool = True,
+    grid_step: float = 0.0,
+    output=None,
+    basins: bool = False,
+    basin_step: float = 0.1,
 ) -> Path:
     """Write ``properties.json`` for a result folder of ``chasm refine``.
 
@@ -194,7 +225,9 @@ def write_properties(
     folder : path
         The result folder (model.cif, result.json).
     topology_on : bool
-        Run the critical-point search (the only analysis available so far).
+        Run the critical-point search.
+    basins : bool
+        Integrate QTAIM basins on a cell grid of step ``basin_step`` (Å).
     grid_step : float
         Seed-grid step, Å.
     output : path, optional
@@ -215,10 +248,10 @@ def write_properties(
             f"{folder}: no refined model (model.cif is missing); run chasm refine first "
             "or give its output folder"
         )
-    if not topology_on:
+    if not (topology_on or basins):
         raise InputError(
-            "chasm properties: choose what to compute: --topology (basins and the "
-            "electrostatic potential are not available yet)"
+            "chasm properties: choose what to compute: --topology and/or --basins "
+            "(the electrostatic potential is not available yet)"
         )
     crystal, models = read_rhocif(model)
     stored = read_covariance(folder)
@@ -239,16 +272,39 @@ def write_properties(
             "su from the su of model.cif without correlations (no covariance.npz in "
             "the result folder); with the Python API pass the refinement's covariance"
         )
-    t = topology(crystal, models, names, cov, grid_step=grid_step, su_note=note)
-    data = {"model": str(model), "topology": topology_dict(t)}
+    data: dict = {"model": str(model)}
+    if topology_on:
+        t = topology(crystal, models, names, cov, grid_step=grid_step, su_note=note)
+        data["topology"] = topology_dict(t)
+    if basins:
+        from chasm.topology.basins import grid_basins
+
+        data["basins"] = basins_dict(grid_basins(crystal, models, basin_step))
     path = Path(output) if output else folder / "properties.json"
     write_text_atomic(path, json.dumps(data, indent=1) + "\n")
     return path
 
 
 def summary_lines(path: Path) -> list[str]:
-    """A few lines for the terminal: Morse sum and the bond critical points."""
-    d = json.loads(Path(path).read_text())["topology"]
+    """A few lines for the terminal: Morse sum, bond critical points, basin charges."""
+    data = json.loads(Path(path).read_text())
+    out = _topology_lines(data["topology"]) if "topology" in data else []
+    if "basins" in data:
+        b = data["basins"]
+        out.append(
+            f"basins (grid {b['grid_step_A']} A): cell integral {b['cell_integral']:.3f} e, "
+            f"model {b['cell_electrons_model']:.3f} e"
+        )
+        for a in b["atoms"]:
+            spin = "" if a["spin_muB"] is None else f", spin {a['spin_muB']:+.3f} muB"
+            out.append(
+                f"  {a['label']}: q = {a['charge']:+.3f} e (monopole {a['monopole_charge']:+.3f})"
+                f", V = {a['volume_A3']:.2f} A^3{spin}"
+            )
+    return out
+
+
+def _topology_lines(d: dict) -> list[str]:
     c = d["charge"]
     n = c["counts_per_cell"]
     lines = [
