@@ -11,9 +11,14 @@ of order the step on the basin surfaces: the populations converge linearly
 with the step (shown by :func:`basin_convergence`).
 
 Integration. Core densities are too sharp for a 0.05–0.1 Å grid (their
-aliasing error is ~0.1 e), but lie entirely in their own basin: the grid
-integrates the valence + multipole density (and the spin density) over each
-basin, and each atom gets its Pc·n_core core electrons exactly. Per atom of
+aliasing error is ~0.1 e), but lie entirely in their own basin: each atom
+gets its Pc·n_core core electrons exactly. So does the inner part of its
+spherical valence density (the lobe inside a 2s node is as sharp):
+w(r) Pv κ³ρ_v(κr), with w = 1 below 0.15 Å tapering (cos²) to 0 at 0.4 Å,
+is integrated radially and subtracted from the grid, which sums the rest of
+the valence + multipole density (and the spin density) over each basin. The
+window must lie inside the atom's basin (true for C, N, O and heavier atoms,
+whose BCPs are ≥ 0.45 Å away; H and He are nodeless and not windowed). Per atom of
 the asymmetric unit the populations of all its copies in the cell are
 averaged (they are equal by symmetry up to the grid bias).
 
@@ -101,6 +106,67 @@ def _core_and_monopole(atom, model) -> tuple[float, float, float]:
     return z, model.pc * n_core, model.pc * n_core + model.pv + p00
 
 
+_R1, _R2 = 0.15, 0.4  # Å: window of the nuclear part of the spherical valence
+
+
+def _window(r: np.ndarray) -> np.ndarray:
+    """1 below _R1, cos² taper to 0 at _R2."""
+    t = np.clip((r - _R1) / (_R2 - _R1), 0.0, 1.0)
+    return np.cos(0.5 * np.pi * t) ** 2
+
+
+def _spherical_valence(model):
+    """(table, electrons, κ) of the spherical valence of a model, or None (H, He: nodeless)."""
+    from chasm.topology.density_derivatives import _species_terms
+
+    if model is None:
+        return None
+    if isinstance(model, SphericalAtom):
+        _, vt, nv = _species_terms(model.element, int(model.charge), None)
+        pv, kappa = nv, 1.0
+    else:
+        vk = tuple(model.valence) if model.valence else None
+        _, vt, _ = _species_terms(model.element, int(model.charge), vk)
+        pv, kappa = model.pv, float(model.kappa)
+    if model.element.capitalize() in ("H", "He") or pv == 0.0:
+        return None
+    return vt[3], pv, kappa
+
+
+def _nuclear_valence(crystal, charge, grid) -> tuple[np.ndarray, np.ndarray]:
+    """Σ_copies w(r) ρ_sph(r) on the grid, and ∫ w ρ_sph d³r per atom (e).
+
+    The inner lobes of valence shells with a radial node are too sharp for the
+    grid; this part is taken out of the grid sum and integrated radially.
+    """
+    out = np.zeros(grid.shape)
+    exact = np.zeros(len(crystal.atoms))
+    shape = np.array(grid.shape)
+    reach = np.ceil(_R2 * np.linalg.norm(np.linalg.inv(crystal.A), axis=1) * shape).astype(int) + 1
+    offs = np.stack(np.meshgrid(*[np.arange(-k, k + 1) for k in reach], indexing="ij"), -1).reshape(
+        -1, 3
+    )
+    rq = np.linspace(0.0, _R2, 4001)[1:]
+    for i, m in enumerate(charge):
+        sv = _spherical_valence(m)
+        if sv is None:
+            continue
+        table, pv, kappa = sv
+        scale = pv * crystal.atoms[i].occupancy * kappa**3
+        f = scale * table(kappa * rq, 0)[0] * _window(rq)
+        exact[i] = float(np.trapezoid(4.0 * np.pi * rq * rq * f, rq))
+        for frac in atom_sites(crystal, i).frac:
+            centre = np.round(frac * shape).astype(int)
+            idx = centre + offs
+            d = (idx / shape - frac) @ crystal.A.T
+            r = np.linalg.norm(d, axis=1)
+            near = r < _R2
+            vals = scale * table(kappa * r[near], 0)[0] * _window(r[near])
+            flat = np.ravel_multi_index(tuple((idx[near] % shape).T), grid.shape)
+            np.add.at(out.reshape(-1), flat, vals)
+    return out, exact
+
+
 def _ascent_targets(rho: np.ndarray, axes: np.ndarray) -> np.ndarray:
     """Flat index of the maximum each grid point climbs to (periodic, 26 neighbours)."""
     shape = rho.shape
@@ -155,6 +221,8 @@ def grid_basins(crystal, models, spacing: float = 0.1) -> BasinResult:
             raise InputError(f"atom {atom.label}: a {type(m).__name__} has no static density")
     rho = grid.map(lambda p: model_density(crystal, charge, p))
     val = grid.map(lambda p: model_density(crystal, charge, p, core=False))
+    nuclear, nuclear_exact = _nuclear_valence(crystal, charge, grid)
+    val -= nuclear
     split = any(isinstance(m, SplitAtom) for m in models)
     if split:
         up = [m.up if isinstance(m, SplitAtom) else None for m in models]
@@ -190,12 +258,12 @@ def grid_basins(crystal, models, spacing: float = 0.1) -> BasinResult:
     core = np.array([i[1] for i in info])
     total = np.array([i[2] for i in info])
     occ = np.array([a.occupancy for a in crystal.atoms])
-    population = vsum / mult + core * occ
+    population = vsum / mult + core * occ + nuclear_exact
     spins = None
     if split:
         spins = np.bincount(which + 1, weights=spin.reshape(-1), minlength=n_at + 1)[1:] * dv
         spins = spins / mult
-    cell_integral = float(val.sum() * dv + np.sum(core * occ * mult))
+    cell_integral = float(val.sum() * dv + np.sum((core * occ + nuclear_exact) * mult))
     notes = []
     if nna:
         notes.append(f"{nna} grid maxima are not at nuclei (non-nuclear attractors): their")
