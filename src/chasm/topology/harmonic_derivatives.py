@@ -70,55 +70,6 @@ def monomial_basis(lmax: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(exps, dtype=int), T
 
 
-def monomials_with_derivatives(u: np.ndarray, exps: np.ndarray, order: int = 2):
-    """Monomials x^a y^b z^c of u with their gradients and Hessians in u.
-
-    Parameters
-    ----------
-    u : ndarray, shape (n, 3)
-        Points (unit vectors here; any values work).
-    exps : ndarray, shape (n_mono, 3)
-        Non-negative integer exponents, at most 4.
-    order : {0, 1, 2}
-        Highest derivative computed (the others are None).
-
-    Returns
-    -------
-    vals : ndarray, shape (n, n_mono)
-    grad : ndarray, shape (n, n_mono, 3) or None
-    hess : ndarray, shape (n, n_mono, 3, 3) or None
-    """
-    u = np.asarray(u, dtype=float).reshape(-1, 3)
-    pw = np.ones((5, 3, len(u)))
-    for p in range(1, 5):
-        pw[p] = pw[p - 1] * u.T
-    factors = [pw[exps[:, i], i] for i in range(3)]  # (n_mono, n) each
-    vals = (factors[0] * factors[1] * factors[2]).T
-    if order == 0:
-        return vals, None, None
-    dfac = [exps[:, i, None] * pw[np.maximum(exps[:, i] - 1, 0), i] for i in range(3)]
-    grad = np.empty((len(u), len(exps), 3))
-    for i in range(3):
-        f = [dfac[j] if j == i else factors[j] for j in range(3)]
-        grad[:, :, i] = (f[0] * f[1] * f[2]).T
-    if order == 1:
-        return vals, grad, None
-    ddfac = [
-        (exps[:, i] * (exps[:, i] - 1))[:, None] * pw[np.maximum(exps[:, i] - 2, 0), i]
-        for i in range(3)
-    ]
-    hess = np.empty((len(u), len(exps), 3, 3))
-    for i in range(3):
-        for j in range(i, 3):
-            if i == j:
-                f = [ddfac[k] if k == i else factors[k] for k in range(3)]
-            else:
-                f = [dfac[k] if k in (i, j) else factors[k] for k in range(3)]
-            hess[:, :, i, j] = (f[0] * f[1] * f[2]).T
-            hess[:, :, j, i] = hess[:, :, i, j]
-    return vals, grad, hess
-
-
 def polynomials_with_derivatives(u: np.ndarray, exps: np.ndarray, coef: np.ndarray, order: int = 2):
     """Polynomials Σ_m coef[q, m, i] x^a_m y^b_m z^c_m of u_i with derivatives in u.
 
@@ -193,5 +144,7 @@ def harmonics_with_derivatives(u: np.ndarray, lmax: int):
         Hessian with respect to u (symmetric).
     """
     exps, T = monomial_basis(lmax)
-    v, g, h = monomials_with_derivatives(u, exps)
-    return v @ T.T, np.einsum("km,nmi->nki", T, g), np.einsum("km,nmij->nkij", T, h)
+    u = np.asarray(u, dtype=float).reshape(-1, 3)
+    coef = np.broadcast_to(T[:, :, None], T.shape + (len(u),))
+    v, g, h = polynomials_with_derivatives(u, exps, coef)
+    return v.T, np.swapaxes(g, 0, 1), np.swapaxes(h, 0, 1)
