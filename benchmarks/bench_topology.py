@@ -11,7 +11,7 @@ l <= 1 on H, Cu and its neighbours spin-split). Timed, each once:
     paths      bond paths and properties of every (3,−1) point
     spin       critical points of the spin density
 
-Usage: python benchmarks/bench_topology.py [--grid-step 0.3]
+Usage: python benchmarks/bench_topology.py [--grid-step 0.3] [--random-seeds 3000]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from chasm.topology.density_derivatives import DensityField
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--grid-step", type=float, default=0.0)
+    ap.add_argument("--random-seeds", type=int, default=0)
     args = ap.parse_args()
     crystal = seed_crystal()
     models = truth_models(crystal)
@@ -44,7 +45,7 @@ def main() -> None:
     spin = DensityField(crystal, models, "spin")
     t["field"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    search = find_critical_points(charge, grid_step=args.grid_step)
+    search = find_critical_points(charge, grid_step=args.grid_step, random_seeds=args.random_seeds)
     t["charge"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     bcps = bond_critical_points(charge, search.points, spin=spin)

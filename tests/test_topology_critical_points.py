@@ -195,6 +195,8 @@ def test_bad_search_settings():
     field = DensityField(cr, build_models(cr)[0])
     with pytest.raises(InputError, match="grid_step"):
         find_critical_points(field, grid_step=0.01)
+    with pytest.raises(InputError, match="random_seeds"):
+        find_critical_points(field, random_seeds=-5)
 
 
 def test_spin_density_at_bcps_and_spin_critical_points():

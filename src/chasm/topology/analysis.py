@@ -71,6 +71,7 @@ def topology(
     grid_step: float = 0.0,
     spin: bool = True,
     su_note: str = "",
+    random_seeds: int = 0,
 ) -> Topology:
     """Critical points of the static charge (and spin) density with BCP properties.
 
@@ -83,6 +84,8 @@ def topology(
         Parameter names and their covariance, for the su of the BCP properties.
     grid_step : float
         Seed-grid step (Å), see :func:`find_critical_points`.
+    random_seeds : int
+        Extra random seeds in the cell, see :func:`find_critical_points`.
     spin : bool
         Also search the spin density when the model has spin-split atoms.
     su_note : str
@@ -97,14 +100,15 @@ def topology(
     if not _has_multipoles(models):
         notes.append(SPHERICAL_NOTE)
     field_ = DensityField(crystal, models, "charge")
-    search = find_critical_points(field_, grid_step=grid_step)
+    search = find_critical_points(field_, grid_step=grid_step, random_seeds=random_seeds)
     split = any(isinstance(m, SplitAtom) for m in models)
     spin_field = DensityField(crystal, models, "spin") if split else None
     bcps = bond_critical_points(field_, search.points, spin=spin_field)
     if not search.morse_ok:
         notes.append(
             f"Morse sum n - b + r - c = {search.morse} per cell, not 0: some critical "
-            "points were missed; rerun with a seed grid (--grid-step 0.3, or finer)"
+            "points were missed; rerun with more seeds (--random-seeds 3000 and/or "
+            "--grid-step 0.3)"
         )
     if names is not None and cov is not None:
         bcp_uncertainties(crystal, models, bcps, names, cov)
@@ -217,6 +221,7 @@ def write_properties(
     output=None,
     basins: bool = False,
     basin_step: float = 0.1,
+    random_seeds: int = 0,
 ) -> Path:
     """Write ``properties.json`` for a result folder of ``chasm refine``.
 
@@ -274,7 +279,15 @@ def write_properties(
         )
     data: dict = {"model": str(model)}
     if topology_on:
-        t = topology(crystal, models, names, cov, grid_step=grid_step, su_note=note)
+        t = topology(
+            crystal,
+            models,
+            names,
+            cov,
+            grid_step=grid_step,
+            su_note=note,
+            random_seeds=random_seeds,
+        )
         data["topology"] = topology_dict(t)
     if basins:
         from chasm.topology.basins import grid_basins

@@ -285,6 +285,7 @@ def find_critical_points(
     merge_tol: float = 0.01,
     extra_seeds=None,
     tessellation: bool = True,
+    random_seeds: int = 0,
 ) -> CriticalPointSearch:
     """All critical points of a static density in the cell.
 
@@ -309,6 +310,10 @@ def find_critical_points(
     tessellation : bool
         Seed at the edge midpoints, face and tetrahedron centroids of the
         Delaunay tessellation of the nuclei (ring and cage points).
+    random_seeds : int
+        Also seed at this many uniformly random points of the cell (fixed
+        generator): finds the cage and ring points of near-zero density
+        between molecules that the other seeds miss.
 
     Returns
     -------
@@ -318,6 +323,8 @@ def find_critical_points(
         raise InputError(f"grid_step must be a distance >= 0 in Å, got {grid_step!r}")
     if grid_step and grid_step < 0.05:
         raise InputError(f"grid_step {grid_step} Å is too fine for a seed grid; use 0.05-0.5 Å")
+    if int(random_seeds) != random_seeds or random_seeds < 0:
+        raise InputError(f"random_seeds must be a whole number >= 0, got {random_seeds!r}")
     crystal = field.crystal
     spin = field.kind == "spin"
     seeds = [_pair_seeds(crystal, pair_cutoff)]
@@ -327,6 +334,9 @@ def find_critical_points(
         seeds.append(_grid_seeds(field, grid_step, rho_min))
     if extra_seeds is not None:
         seeds.append(np.asarray(extra_seeds, dtype=float).reshape(-1, 3))
+    if random_seeds:
+        rng = np.random.default_rng(22)
+        seeds.append(rng.uniform(0.0, 1.0, (int(random_seeds), 3)) @ crystal.A.T)
     seeds = _unique_seeds(crystal, np.concatenate(seeds))
     # the density's sign matters for the spin density: search |ρ| thresholds on the value
     if spin:
