@@ -126,6 +126,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_properties(args: argparse.Namespace) -> int:
+    from chasm.topology.analysis import summary_lines, write_properties
+
+    path = write_properties(
+        args.folder,
+        topology_on=args.topology,
+        grid_step=args.grid_step,
+        basins=args.basins,
+        basin_step=args.basin_step,
+        random_seeds=args.random_seeds,
+    )
+    print("\n".join(summary_lines(path)))
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chasm",
@@ -251,6 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", help="output folder of 'chasm refine' (result.json, model.cif)")
     p.add_argument("--no-maps", action="store_true", help="tables only")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("properties", help="topology of the refined density -> properties.json")
+    p.add_argument("folder", help="output folder of 'chasm refine' (model.cif)")
+    p.add_argument("--topology", action="store_true", help="critical points, BCPs, bond paths")
+    p.add_argument("--grid-step", type=float, default=0.0, help="extra seed grid step, A (0: none)")
+    p.add_argument("--random-seeds", type=int, default=0, help="extra random CP seeds (0)")
+    p.add_argument("--basins", action="store_true", help="QTAIM basin charges on a grid")
+    p.add_argument("--basin-step", type=float, default=0.1, help="basin grid step, A (0.1)")
+    p.set_defaults(func=_cmd_properties)
     return parser
 
 

@@ -76,6 +76,7 @@ from chasm.refine.refinement import Stage, share_gof
 from chasm.refine.results import CycleInfo
 from chasm.refine.similarity import restraint_summary
 from chasm.scattering.engine import U_LABELS
+from chasm.topology.covariance import write_covariance
 
 __all__ = [
     "RunOutcome",
@@ -564,6 +565,7 @@ def _write_outputs(
         write_publication_files(built, result, out, result["warnings"])
     write_text_atomic(out / "result.json", json.dumps(result, indent=1) + "\n")
     write_text_atomic(out / "listing.txt", _listing(built, result, lines, table))
+    write_covariance(out, ref)  # for chasm properties (su with correlations)
     return result
 
 

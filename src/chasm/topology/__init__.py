@@ -1,0 +1,1 @@
+"""Topology and properties of the static multipole density (charge and spin)."""
