@@ -268,7 +268,7 @@ def test_multipoles_on_request(cif, tmp_path, capsys):
     assert main(["init", str(cif), "--multipoles", "-o", str(out)]) == 0
     text = out.read_text()
     assert 'default = "hc"' in text and "[model.atoms.C1]" in text
-    assert 'weights = "shelx"' in text and "shelx_a = 0.0523" in text  # the CIF's WGHT, as for the IAM
+    assert 'weights = "shelx"' in text and "shelx_a = 0.0523" in text  # the CIF's WGHT
     out2 = tmp_path / "iam.toml"
     assert main(["init", str(cif), "--no-multipoles", "-o", str(out2)]) == 0
     assert "asked for (--no-multipoles)" in out2.read_text()
