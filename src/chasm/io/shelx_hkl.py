@@ -9,11 +9,13 @@ instead. The layout is decided once per file (``format=None``/``"auto"``):
 
 - *fixed columns* when every data line reads as right-justified integers in
   columns 1–4, 5–8, 9–12 followed by numbers in columns 13–20, 21–28 (and an
-  integer in 29–32). This is the only way to read glued negative indices such
-  as ``' -12-10   5'``. SHELXL reads these columns whatever the spacing, so
-  chasm does too; when a line also reads as whitespace-separated fields with
-  other values (a file written as ``3I4,2F12.2``, say), a warning names the
-  first such line, both readings and the choice;
+  integer in 29–32); a blank F² or σ field followed by more text reads as 0,
+  as Fortran (and SHELXL) reads it. This is the only way to read glued negative
+  indices such as ``' -12-10   5'``. SHELXL reads these columns whatever the
+  spacing, so chasm does too (the same data, the same R-values); when a line
+  also reads as whitespace-separated fields with other values (a file written
+  as ``3I4,2F12.2``, say), a warning names the first such line, both readings
+  and the choice, and ``format="free"`` reads the fields instead;
 - *free format* (whitespace-separated fields) otherwise.
 
 ``format="fixed"`` or ``"free"`` forces one layout. Reading stops at the first
@@ -187,7 +189,10 @@ def _parse_fixed(line: str) -> list | None:
     for start in (12, 20):
         chunk = line[start : start + 8]
         if not chunk.strip():
-            break
+            if not line[start + 8 :].strip():
+                break
+            values.append(0.0)  # text follows: Fortran (SHELXL) reads a blank field as 0
+            continue
         value = _number(chunk)
         if value is None:
             return None
@@ -197,8 +202,6 @@ def _parse_fixed(line: str) -> list | None:
         if batch is None:
             return None
         values.append(batch)
-    if len(values) < 5 and line[12 + 8 * (len(values) - 3) :].strip():
-        return None  # text after a blank field: not this layout
     return values
 
 
