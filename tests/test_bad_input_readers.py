@@ -70,21 +70,18 @@ def _sf(tmp_path, cif, hkl):
 
 
 # ---------------------------------------------------------------------------- reproducers
-def test_r1_exponent_beyond_double_range(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("number", "match"),
+    [("1e999", "double-precision range"), ("1" * 400, "400 characters")],
+    ids=["R1 exponent beyond double range", "R2 number of absurd length"],
+)
+def test_r1_r2_numbers_beyond_range(tmp_path, capsys, number, match):
     cif = tmp_path / "a.cif"
-    cif.write_text(UREA.read_text().replace("0.5953", "1e999"))
+    cif.write_text(UREA.read_text().replace("0.5953", number))
     (tmp_path / "x.hkl").write_text(HKL)
     message = _cli_error(capsys, _sf(tmp_path, cif, tmp_path / "x.hkl"))
     assert f"{cif}, line {_line(cif, 'O1 ')}: atom O1 coordinate z" in message
-    assert "double-precision range" in message
-
-
-def test_r2_number_of_absurd_length(tmp_path, capsys):
-    cif = tmp_path / "b.cif"
-    cif.write_text(UREA.read_text().replace("0.5953", "1" * 400))
-    (tmp_path / "x.hkl").write_text(HKL)
-    message = _cli_error(capsys, _sf(tmp_path, cif, tmp_path / "x.hkl"))
-    assert f"{cif}, line {_line(cif, 'O1 ')}:" in message and "400 characters" in message
+    assert match in message
 
 
 def test_r3_symop_division_by_zero(tmp_path, capsys):
@@ -394,6 +391,27 @@ def test_cif_syntax_error_names_the_line(tmp_path):
     with pytest.raises(InputError, match="not a readable CIF file") as info:
         read_cif(path)
     assert info.value.line == _line(path, "_symmetry_space_group_name_H-M")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "start", "match"),
+    [
+        ("H2 H", "H1 H", "H1 H 0.1441", "atom label 'H1' is given twice"),
+        (
+            "_cell_length_b",
+            "_cell_length_a",
+            "_cell_length_a    5.565\n_cell_length_a",
+            "duplicate",
+        ),
+    ],
+)
+def test_cif_duplicates_name_the_line(tmp_path, old, new, start, match):
+    path = tmp_path / "x.cif"
+    path.write_text(UREA.read_text().replace(old, new))
+    with pytest.raises(InputError, match=match) as info:
+        read_cif(path)
+    text = path.read_text()
+    assert info.value.line == text[: text.index(start) + len(start)].count("\n") + 1
 
 
 def test_cif_with_bom_and_crlf(tmp_path):

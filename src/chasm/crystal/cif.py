@@ -82,8 +82,8 @@ class _Reader:
         item = self.block.find_pair_item(tag) or self.block.find_loop_item(tag)
         return item.line_number if item is not None else None
 
-    def row_line(self, tag: str, first_token: str) -> int | None:
-        """Best guess of the line of a loop row: first line after the tag starting with it."""
+    def row_line(self, tag: str, first_token: str, nth: int = 0) -> int | None:
+        """Best guess of the line of a loop row: the ``nth`` line after the tag starting with it."""
         start = self.tag_line(tag)
         if start is None:
             return None
@@ -92,7 +92,9 @@ class _Reader:
         for n in range(start, len(self._lines)):
             tokens = self._lines[n].split()
             if tokens and cif.as_string(tokens[0]) == first_token:
-                return n + 1
+                if nth == 0:
+                    return n + 1
+                nth -= 1
         return start
 
     def first_value(self, tags) -> tuple[str | None, str | None]:
@@ -264,10 +266,14 @@ def _read_atoms(r: _Reader, aniso: dict) -> tuple[list[Atom], list[dict]]:
             r.tag_line("_atom_site_label"),
         )
     (i_type, i_uiso, i_biso, i_occ, i_adp, i_order, i_mult, i_calc) = range(4, 12)
-    atoms, notes = [], []
+    atoms, notes, seen = [], [], set()
     for row in table:
         label = cif.as_string(row[0])
         line = r.row_line("_atom_site_label", label)
+        if label in seen:
+            line = r.row_line("_atom_site_label", label, nth=1)
+            raise r.error(f"atom label {label!r} is given twice; labels must be unique", line)
+        seen.add(label)
 
         def has(col, row=row):
             return row.has(col) and not cif.is_null(row[col])
@@ -394,7 +400,7 @@ def read_cif_document(path: str | Path) -> tuple[cif.Document, str]:
         doc = cif.read_string(text)
     except (RuntimeError, ValueError) as exc:
         message, line = str(exc), None
-        match = re.match(r"^string:(\d+):[^ ]*:? (.*)$", message, re.S)
+        match = re.match(r"^string:(\d+)(?::\S*:)?\s*(.*)$", message, re.S)
         if match:
             line, message = int(match.group(1)), match.group(2).strip()
         raise InputError(f"not a readable CIF file: {message}", path=str(path), line=line) from None

@@ -992,6 +992,8 @@ def read_rcif(path) -> PndFile:
     path = Path(path)
     text = read_input_text(path)
     blocks = parse_rcif_text(text, str(path))
+    if not blocks:
+        raise InputError("no data_ block in the file (is it an rcif file?)", str(path))
     conv = _Converter(str(path))
     crystals, datasets, intensity_sets = [], [], []
     for block in blocks:
