@@ -258,8 +258,12 @@ def test_latin1_fallback_names_the_line():
 
 
 def test_broken_utf16_is_refused():
-    with pytest.raises(InputError, match="utf-16-le byte-order mark but is not valid"):
-        decode_input(b"\xff\xfea\x00\x00\xd8", "x")
+    with pytest.raises(InputError, match="utf-16-le byte-order mark but is not valid") as info:
+        decode_input(b"\xff\xfea\x00\n\x00\x00\xd8", "x")
+    assert info.value.line == 2
+    with pytest.raises(InputError, match="binary file") as info:
+        decode_input("a\nb\x00".encode("utf-16"), "x")
+    assert info.value.line == 2
 
 
 @pytest.mark.parametrize(
@@ -575,6 +579,7 @@ def test_xd_header_variants(tmp_path, header):
         ("cpna F NDAT 6\n1 0 0 1 1 -1\n", 2, r"σ\(F\) = -1"),
         ("cpna F^2 NDAT 6\n1 0 99999 1 1 1\n", 2, "index l = 99999"),
         ("cpna F^2 NDAT 6\n0 0 0 1 1 1\n", None, "no reflections"),
+        ("cpna F NDAT 6\n1 0 0 1 1 1\n1 0 0 1 1e200 1\n", 3, "beyond the double range"),
     ],
 )
 def test_xd_bad_input(tmp_path, text, line, match):
@@ -654,3 +659,13 @@ def test_rcif_crystal_block_checks(tmp_path):
     with pytest.raises(InputError, match=r"\(60, 0, 1\) has sinθ/λ = 6.0") as info:
         read_rcif(path)
     assert info.value.line == _line(path, "60 0 1")
+
+
+def test_sf_reads_an_xd_file(tmp_path, capsys):
+    xd = tmp_path / "xd.hkl"
+    write_xd_hkl(xd, _refl(), name="urea", data="F")
+    csv = tmp_path / "f.csv"
+    assert main(["sf", str(UREA), str(xd), "--out", str(csv)]) == 0
+    rows = csv.read_text().splitlines()
+    assert len(rows) == 7
+    np.testing.assert_array_equal([list(map(int, r.split(",")[:3])) for r in rows[1:]], _refl().hkl)

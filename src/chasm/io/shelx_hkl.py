@@ -580,8 +580,17 @@ def read_xd_hkl(path: str | Path, cell=None, max_stol: float = MAX_STOL) -> Refl
     if header[0]:
         f2, sigma = value, sig
     else:
-        f2 = value * np.abs(value)
-        sigma = np.where(value != 0, 2 * np.abs(value) * sig, sig**2)
+        with np.errstate(over="ignore"):
+            f2 = value * np.abs(value)
+            sigma = np.where(value != 0, 2 * np.abs(value) * sig, sig**2)
+        bad = np.flatnonzero(~(np.isfinite(f2) & np.isfinite(sigma)))
+        if bad.size:
+            raise InputError(
+                f"F = {value[bad[0]]:g}, σ(F) = {sig[bad[0]]:g}: F² or σ(F²) is beyond the "
+                "double range (|F|, σ(F) < 1e154)",
+                path=str(path),
+                line=int(lines[bad[0]]),
+            )
         _check_sigma(path, data[:, :3], sigma, lines, "σ(F²) from σ(F)")
     refl = Reflections(
         hkl=data[:, :3].astype(int),

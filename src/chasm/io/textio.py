@@ -131,13 +131,16 @@ def decode_input(data: bytes, path: str | None = None) -> str:
     """
     for bom, encoding in _BOMS:
         if data.startswith(bom):
+            body = data[len(bom) :]
             try:
-                text = data[len(bom) :].decode(encoding)
+                text = body.decode(encoding)
             except UnicodeDecodeError as exc:
+                good = body[: exc.start].decode(encoding, errors="replace")
                 raise InputError(
                     f"starts with a {encoding} byte-order mark but is not valid {encoding} "
                     f"(byte {exc.start + len(bom)}); save it as UTF-8",
                     path=path,
+                    line=good.count("\n") + 1,
                 ) from None
             break
     else:
@@ -156,7 +159,8 @@ def decode_input(data: bytes, path: str | None = None) -> str:
                 stacklevel=3,
             )
     if "\0" in text:
-        raise InputError("binary file (NUL character): expected a text file", path=path)
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise InputError("binary file (NUL character): expected a text file", path=path, line=line)
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
