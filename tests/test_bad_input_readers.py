@@ -135,15 +135,21 @@ def test_r10_index_beyond_the_resolution_limit_of_the_cell(tmp_path, capsys):
     assert "beyond the allowed maximum 2.5" in message
 
 
-def test_r8b_huge_index_refine(tmp_path, capsys):
-    hkl = tmp_path / "h.hkl"
-    hkl.write_text("99999999999999999999 0 1 13.43 0.05\n0 0 2 134.84 0.83\n")
+def _refine_project(tmp_path: Path) -> Path:
+    """The IAM project of bad-input.sh: the urea example and h.hkl, scale refined."""
     toml = tmp_path / "s.toml"
     toml.write_text(
         f'output="out"\n[structure]\ncif="{UREA}"\n[model]\ndefault="iam"\n'
         '[[datasets]]\nname="xray"\nkind="xray"\nfile="h.hkl"\n'
         '[[stages]]\nname="s"\nfree=["*.scale"]\n'
     )
+    return toml
+
+
+def test_r8b_huge_index_refine(tmp_path, capsys):
+    hkl = tmp_path / "h.hkl"
+    hkl.write_text("99999999999999999999 0 1 13.43 0.05\n0 0 2 134.84 0.83\n")
+    toml = _refine_project(tmp_path)
     message = _cli_error(capsys, ["refine", toml, "-q"])
     assert f"{hkl}, line 1: index h = 99999999999999999999" in message
 
@@ -669,3 +675,12 @@ def test_sf_reads_an_xd_file(tmp_path, capsys):
     rows = csv.read_text().splitlines()
     assert len(rows) == 7
     np.testing.assert_array_equal([list(map(int, r.split(",")[:3])) for r in rows[1:]], _refl().hkl)
+
+
+def test_r10_refine_with_merging_refuses_an_index_beyond_the_cell(tmp_path, capsys):
+    """R10 via `chasm refine` (merge on, the default): refused before any allocation."""
+    hkl = tmp_path / "h.hkl"
+    hkl.write_text(HKL + "9999   0   1   13.43    0.05\n")
+    toml = _refine_project(tmp_path)
+    message = _cli_error(capsys, ["refine", toml, "-q", "--no-report"])
+    assert f"{hkl}, line 4: reflection (9999, 0, 1) has sinθ/λ = 898.4" in message

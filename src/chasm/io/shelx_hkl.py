@@ -923,6 +923,8 @@ def merge(
     reflections : Reflections
         Must have F² and σ.
     spacegroup : gemmi.SpaceGroup, gemmi.GroupOps, str (H-M or Hall) or Crystal
+        With a Crystal, reflections beyond sinθ/λ = :data:`MAX_STOL` for its cell
+        are refused first (:func:`check_resolution`), as corrupted indices.
     friedel : bool
         Merge Friedel mates (ignore anomalous scattering).
 
@@ -935,6 +937,8 @@ def merge(
     """
     if reflections.f2 is None or reflections.sigma is None:
         raise InputError("merging needs F² and σ(F²) for every reflection", path=reflections.path)
+    if hasattr(spacegroup, "B"):  # a Crystal: its cell bounds the indices
+        check_resolution(reflections, spacegroup)
     sg = _spacegroup(spacegroup)
     ops = sg.operations()
     asu = gemmi.ReciprocalAsu(sg)
