@@ -190,7 +190,7 @@ def parse_number(text: str) -> tuple[float, float | None]:
     s = text.strip()
     if len(s) > MAX_NUMBER_CHARS:
         raise ValueError(
-            f"a number of {len(s)} characters (at most {MAX_NUMBER_CHARS} are accepted)"
+            f"a number of {len(s)} characters, more than the {MAX_NUMBER_CHARS} accepted"
         )
     match = _NUMBER.match(s)
     if not match:
