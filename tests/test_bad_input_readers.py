@@ -600,10 +600,13 @@ def test_sniff_formats(tmp_path):
     fixed, free, cif = tmp_path / "a.hkl", tmp_path / "b.hkl", tmp_path / "c.cif"
     fixed.write_text(HKL)
     free.write_text("1 2 3 100 2\n")
-    cif.write_text("data_x\n_shelx_hkl_file\n;\n   1   0   0   1.0   1.0\n;\n")
+    cif.write_text(
+        "#\\#CIF_2.0\n# a comment\n\ndata_x\n_shelx_hkl_file\n;\n   1   0   0   1.0   1.0\n;\n"
+    )
     assert sniff_reflection_format(fixed) == "hklf4-fixed"
     assert sniff_reflection_format(free) == "hklf4-free"
     assert sniff_reflection_format(cif) == "cif"
+    assert sniff_reflection_format(UREA) == "cif"  # begins with comment lines
     with pytest.raises(ValueError, match="format must be"):
         read_reflections(free, format="cif")
 

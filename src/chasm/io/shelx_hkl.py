@@ -657,8 +657,9 @@ def sniff_reflection_format(path: str | Path) -> str:
     -------
     str
         ``"xd"`` when the first non-blank line carries ``NDAT`` (XD header);
-        ``"cif"`` when it starts with ``data_``, ``#\\#CIF`` or ``global_``
-        (e.g. a SHELXL CIF with ``_shelx_hkl_file``); otherwise
+        ``"cif"`` when the first line that is neither blank nor a ``#``
+        comment starts with ``data_`` or ``global_`` (e.g. a SHELXL CIF with
+        ``_shelx_hkl_file``); otherwise
         ``"hklf4-fixed"`` or ``"hklf4-free"``, the layout :func:`read_hkl4`
         would choose.
 
@@ -673,8 +674,9 @@ def sniff_reflection_format(path: str | Path) -> str:
     tokens = first.upper().split()
     if "NDAT" in tokens[1:]:
         return "xd"
-    low = first.strip().lower()
-    if low.startswith(("data_", "#\\#cif", "global_")):
+    lines = (line.strip().lower() for line in text.split("\n"))
+    first_item = next((line for line in lines if line and not line.startswith("#")), "")
+    if first_item.startswith(("data_", "global_")):
         return "cif"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
