@@ -62,7 +62,7 @@ def parse_cif_number(text: str) -> tuple[float, float | None]:
     ------
     ValueError
         If the text is not a number (``'?'`` and ``'.'`` included), is longer
-        than 64 characters, or its value is beyond the double range.
+        than 350 characters, or its value is beyond the double range.
     """
     return parse_number(text)
 
@@ -70,9 +70,10 @@ def parse_cif_number(text: str) -> tuple[float, float | None]:
 class _Reader:
     """State of one read_cif call: the path, the file's lines, the block."""
 
-    def __init__(self, path: Path, block: cif.Block, text: str | None = None):
+    def __init__(self, path: Path, block: cif.Block, text: str | None = None, result=False):
         self.path = path
         self.block = block
+        self.result = result  # chasm's own refined model: no occupancy/ADP ranges
         self._lines: list[str] | None = None if text is None else text.split("\n")
 
     def error(self, message: str, line: int | None = None) -> InputError:
@@ -113,6 +114,10 @@ class _Reader:
             text = cif.as_string(raw)
             shown = text if len(text) <= 40 else text[:20] + "..." + text[-8:]
             raise self.error(f"{what}: cannot read the number {shown!r} ({exc})", line) from None
+
+    def physical(self, lo, hi) -> tuple[float | None, float | None]:
+        """Bounds of an occupancy or ADP: (lo, hi) for input, none for a chasm result."""
+        return (None, None) if self.result else (lo, hi)
 
     def ranged(
         self, raw: str, what: str, line: int | None, lo=None, hi=None, hint: str = "", **kw
@@ -237,7 +242,7 @@ def _read_aniso(r: _Reader) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             for k in range(6):
                 what = f"atom {label} {kind}_{_U_NAMES[k]}"
                 lim = U_LIMIT / factor
-                value, s = r.ranged(row[k + 1], what, line, -lim, lim)
+                value, s = r.ranged(row[k + 1], what, line, *r.physical(-lim, lim))
                 u[k] = value * factor
                 if s is not None:
                     su[k] = s * factor
@@ -299,22 +304,25 @@ def _read_atoms(r: _Reader, aniso: dict) -> tuple[list[Atom], list[dict]]:
         occupancy = 1.0
         if has(i_occ):
             occupancy, s = r.ranged(
-                row[i_occ], f"atom {label} occupancy", line, -OCCUPANCY_TOL, 1 + OCCUPANCY_TOL
+                row[i_occ],
+                f"atom {label} occupancy",
+                line,
+                *r.physical(-OCCUPANCY_TOL, 1 + OCCUPANCY_TOL),
             )
             su["occupancy"] = math.nan if s is None else s
         uiso = None
         # Ueq of an anisotropic atom is informative only; Uiso of an isotropic one must be > 0
-        iso = label not in aniso
+        iso = label not in aniso and not r.result
         lo, hint = (0.0, _UISO_HINT) if iso else (-U_LIMIT, "")
         if has(i_uiso):
             what = f"atom {label} U_iso_or_equiv (Å²)"
-            uiso, s = r.ranged(row[i_uiso], what, line, lo, U_LIMIT, lo_open=iso, hint=hint)
+            bounds = r.physical(lo, U_LIMIT)
+            uiso, s = r.ranged(row[i_uiso], what, line, *bounds, lo_open=iso, hint=hint)
             su["uiso"] = math.nan if s is None else s
         elif has(i_biso):
             what = f"atom {label} B_iso_or_equiv (Å²)"
-            biso, s = r.ranged(
-                row[i_biso], what, line, lo / B_TO_U, U_LIMIT / B_TO_U, lo_open=iso, hint=hint
-            )
+            bounds = r.physical(lo / B_TO_U, U_LIMIT / B_TO_U)
+            biso, s = r.ranged(row[i_biso], what, line, *bounds, lo_open=iso, hint=hint)
             uiso = biso * B_TO_U
             su["uiso"] = math.nan if s is None else s * B_TO_U
         u_aniso = None
@@ -407,7 +415,7 @@ def read_cif_document(path: str | Path) -> tuple[cif.Document, str]:
     return doc, text
 
 
-def read_cif(path: str | Path, block: str | None = None) -> Crystal:
+def read_cif(path: str | Path, block: str | None = None, *, result: bool = False) -> Crystal:
     """Read the structure model of a small-molecule CIF.
 
     Reads the cell (with su), the symmetry operations (from the
@@ -427,6 +435,12 @@ def read_cif(path: str | Path, block: str | None = None) -> Crystal:
         The CIF file.
     block : str, optional
         Data block name; by default the first block that has atoms.
+    result : bool
+        The file is a model chasm refined (its rhoCIF): occupancies and ADPs
+        are only checked to be finite, so that a model a refinement left
+        implausible (its plausibility table says so) can still be reported.
+        Input files (False) must hold occupancies in [-0.002, 1.002], |U_ij|
+        and Uiso ≤ 10 Å², and Uiso > 0 for isotropic atoms.
 
     Returns
     -------
@@ -441,7 +455,7 @@ def read_cif(path: str | Path, block: str | None = None) -> Crystal:
     """
     path = Path(path)
     doc, text = read_cif_document(path)
-    r = _Reader(path, _select_block(doc, block, path), text)
+    r = _Reader(path, _select_block(doc, block, path), text, result)
     cell, cell_su = _read_cell(r)
     sg, rotations, translations = _read_symmetry(r, cell)
     aniso = _read_aniso(r)

@@ -1088,10 +1088,16 @@ def _structure_su(crystal: Crystal) -> dict[str, float]:
     return out
 
 
+def _read_crystal(path: Path, block: str | None):
+    """(Crystal, document, text); a file chasm wrote is read as a result (see read_cif)."""
+    doc, text = read_cif_document(path)
+    ours = any(b.find_value(_VERSION_TAG) is not None for b in doc)
+    return read_cif(path, block, result=ours), doc, text
+
+
 def _read(path, block: str | None):
     path = Path(path)
-    crystal = read_cif(path, block)
-    doc, text = read_cif_document(path)
+    crystal, doc, text = _read_crystal(path, block)
     r = _Reader(path, doc.find_block(crystal.name), text)
     su = _read_su(r, crystal)
     reader = _AtomReader(r, crystal)
@@ -1162,8 +1168,7 @@ def read_rhocif_adp_sets(
         anisotropic neutron entry for an isotropic atom or the reverse.
     """
     path = Path(path)
-    crystal = read_cif(path, block)
-    doc, text = read_cif_document(path)
+    crystal, doc, text = _read_crystal(path, block)
     r = _Reader(path, doc.find_block(crystal.name), text)
     iso = _keyed(r, crystal, _rows(r, _NEUTRON, ["U_iso_or_equiv"], "label"), _NEUTRON + "label")
     names = [f"U_{k[1:]}" for k in _U_KINDS]

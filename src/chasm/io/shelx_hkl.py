@@ -33,7 +33,7 @@ XD reflection files (header ``NAME F^2 NDAT 7``) are read by
 
 Checks on reading
 -----------------
-Numbers must be finite decimal numbers (no NaN/inf, at most 64 characters);
+Numbers must be finite decimal numbers (no NaN/inf, at most 350 characters);
 |h|, |k|, |l| ≤ :data:`MAX_INDEX` (9999) before any conversion to machine
 integers, so an index ≥ 2⁶³ never wraps; σ > 0. With a cell
 (``cell=...``, or :func:`check_resolution`), every reflection must lie within

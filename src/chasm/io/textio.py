@@ -56,8 +56,10 @@ __all__ = [
 #: Largest input file read (bytes): 1 GiB, far beyond any reflection list.
 MAX_INPUT_BYTES = 1 << 30
 
-#: Longest text accepted as one number (digits, sign, exponent, su included).
-MAX_NUMBER_CHARS = 64
+#: Longest text accepted as one number (digits, sign, exponent, su included): room
+#: for any double written in positional notation, as chasm's rhoCIF does (5e-324
+#: takes 326 characters), but not for the 400-digit numbers of a corrupted file.
+MAX_NUMBER_CHARS = 350
 
 _NUMBER = re.compile(r"^([+-]?)(\d+\.?\d*|\.\d+)(?:[eE]([+-]?\d+))?(?:\((\d+)\))?$")
 
