@@ -202,7 +202,8 @@ def _finite(*values) -> bool:
     return all(np.all(np.isfinite(np.asarray(v, dtype=float))) for v in values if v is not None)
 
 
-def _crystal_violations(c: Crystal) -> list[str]:
+def _crystal_violations(c: Crystal, result: bool = False) -> list[str]:
+    """Values outside read_cif's ranges (``result``: chasm's rhoCIF, ADPs/occupancy finite)."""
     out = []
     if cell_problem(c.cell.parameters) is not None:
         out.append("cell")
@@ -211,6 +212,10 @@ def _crystal_violations(c: Crystal) -> list[str]:
     for a in c.atoms:
         if not (_finite(a.xyz) and np.all(np.abs(a.xyz) <= 100)):
             out.append(f"{a.label} xyz")
+        if result:
+            if not _finite(a.occupancy, a.uiso, a.u_aniso):
+                out.append(f"{a.label} occupancy/ADP not finite")
+            continue
         if not -0.002 <= a.occupancy <= 1.002:
             out.append(f"{a.label} occupancy {a.occupancy}")
         if a.u_aniso is None and not 0 < a.uiso <= 10:
@@ -272,7 +277,7 @@ def _rhocif_read(path):
 
 def _rhocif_violations(result) -> list[str]:
     crystal, models = result
-    out = _crystal_violations(crystal)
+    out = _crystal_violations(crystal, result=True)
     for m in models:
         if isinstance(m, HansenCoppensAtom):
             if not (0 < m.kappa <= 100 and _finite(m.pv, m.plm, m.kappa_prime)):
