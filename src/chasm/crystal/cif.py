@@ -18,13 +18,12 @@ import numpy as np
 from gemmi import cif
 
 from ..errors import InputError
+from ..io.textio import check_range, parse_number, read_input_text
 from .adp import B_TO_U
-from .structure import Atom, Crystal, parse_type_symbol
+from .structure import Atom, Crystal, cell_problem, parse_type_symbol
 from .symmetry import group_ops, ops_from_triplets, resolve_spacegroup
 
-__all__ = ["read_cif", "parse_cif_number"]
-
-_NUMBER = re.compile(r"^([+-]?)(\d+\.?\d*|\.\d+)(?:[eE]([+-]?\d+))?(?:\((\d+)\))?$")
+__all__ = ["read_cif", "read_cif_document", "parse_cif_number"]
 
 _SYMOP_TAGS = (
     "_space_group_symop_operation_xyz",
@@ -44,39 +43,38 @@ _CELL_TAGS = (
 )
 _U_NAMES = ("11", "22", "33", "12", "13", "23")
 
+#: Allowed ranges of the values read (documented in :func:`read_cif`).
+XYZ_LIMIT = 100.0  # |fractional coordinate|
+OCCUPANCY_TOL = 0.002  # occupancy in [-tol, 1 + tol]: rounding tolerated
+U_LIMIT = 10.0  # Å², |U_ij| and Uiso
+WAVELENGTH_RANGE = (0.0, 100.0)  # Å, open at 0
+DISPERSION_LIMIT = 100.0  # |f'|, |f''| in electrons
+
 
 def parse_cif_number(text: str) -> tuple[float, float | None]:
     """Value and standard uncertainty of a CIF number.
 
     ``'0.02023(14)'`` -> (0.02023, 0.00014); ``'123(2)'`` -> (123.0, 2.0);
     ``'1.5e-3(2)'`` -> (0.0015, 0.0002); ``'90'`` -> (90.0, None).
+    See :func:`chasm.io.textio.parse_number`.
 
     Raises
     ------
     ValueError
-        If the text is not a number (``'?'`` and ``'.'`` included).
+        If the text is not a number (``'?'`` and ``'.'`` included), is longer
+        than 350 characters, or its value is beyond the double range.
     """
-    s = text.strip()
-    match = _NUMBER.match(s)
-    if not match:
-        raise ValueError(f"not a number: {text!r}")
-    sign, mantissa, exponent, su_digits = match.groups()
-    scale = 10.0 ** int(exponent) if exponent else 1.0
-    value = float(sign + mantissa) * scale
-    su = None
-    if su_digits is not None:
-        decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
-        su = int(su_digits) * 10.0**-decimals * scale
-    return value, su
+    return parse_number(text)
 
 
 class _Reader:
     """State of one read_cif call: the path, the file's lines, the block."""
 
-    def __init__(self, path: Path, block: cif.Block):
+    def __init__(self, path: Path, block: cif.Block, text: str | None = None, result=False):
         self.path = path
         self.block = block
-        self._lines: list[str] | None = None
+        self.result = result  # chasm's own refined model: no occupancy/ADP ranges
+        self._lines: list[str] | None = None if text is None else text.split("\n")
 
     def error(self, message: str, line: int | None = None) -> InputError:
         return InputError(message, path=str(self.path), line=line)
@@ -85,17 +83,19 @@ class _Reader:
         item = self.block.find_pair_item(tag) or self.block.find_loop_item(tag)
         return item.line_number if item is not None else None
 
-    def row_line(self, tag: str, first_token: str) -> int | None:
-        """Best guess of the line of a loop row: first line after the tag starting with it."""
+    def row_line(self, tag: str, first_token: str, nth: int = 0) -> int | None:
+        """Best guess of the line of a loop row: the ``nth`` line after the tag starting with it."""
         start = self.tag_line(tag)
         if start is None:
             return None
         if self._lines is None:
-            self._lines = self.path.read_text(errors="replace").splitlines()
+            self._lines = read_input_text(self.path).split("\n")
         for n in range(start, len(self._lines)):
             tokens = self._lines[n].split()
             if tokens and cif.as_string(tokens[0]) == first_token:
-                return n + 1
+                if nth == 0:
+                    return n + 1
+                nth -= 1
         return start
 
     def first_value(self, tags) -> tuple[str | None, str | None]:
@@ -110,8 +110,22 @@ class _Reader:
     def number(self, raw: str, what: str, line: int | None) -> tuple[float, float | None]:
         try:
             return parse_cif_number(cif.as_string(raw))
-        except ValueError:
-            raise self.error(f"{what}: cannot read the number {raw!r}", line) from None
+        except ValueError as exc:
+            text = cif.as_string(raw)
+            shown = text if len(text) <= 40 else text[:20] + "..." + text[-8:]
+            raise self.error(f"{what}: cannot read the number {shown!r} ({exc})", line) from None
+
+    def physical(self, lo, hi) -> tuple[float | None, float | None]:
+        """Bounds of an occupancy or ADP: (lo, hi) for input, none for a chasm result."""
+        return (None, None) if self.result else (lo, hi)
+
+    def ranged(
+        self, raw: str, what: str, line: int | None, lo=None, hi=None, hint: str = "", **kw
+    ) -> tuple[float, float | None]:
+        """:meth:`number`, then :func:`chasm.io.textio.check_range` on the value."""
+        value, su = self.number(raw, what, line)
+        check_range(value, what, lo, hi, path=self.path, line=line, hint=hint, **kw)
+        return value, su
 
 
 def _select_block(doc: cif.Document, block: str | None, path: Path) -> cif.Block:
@@ -136,8 +150,9 @@ def _read_cell(r: _Reader) -> tuple[gemmi.UnitCell, tuple[float, ...]]:
         value, su = r.number(raw, tag, r.tag_line(tag))
         values.append(value)
         sus.append(math.nan if su is None else su)
-    if min(values[:3]) <= 0 or min(values[3:]) <= 0 or max(values[3:]) >= 180:
-        raise r.error(f"impossible cell parameters {values}", r.tag_line(_CELL_TAGS[0]))
+    problem = cell_problem(values)
+    if problem is not None:
+        raise r.error(problem[0], r.tag_line(_CELL_TAGS[problem[1]]))
     return gemmi.UnitCell(*values), tuple(sus)
 
 
@@ -199,8 +214,9 @@ def _read_dispersion(r: _Reader) -> dict[str, tuple[float, float]]:
             element, _ = parse_type_symbol(symbol)
         except ValueError:
             raise r.error(f"_atom_type_symbol {symbol!r}: unknown element", line) from None
-        fp = r.number(row[1], f"f' of {symbol}", line)[0]
-        fpp = r.number(row[2], f"f'' of {symbol}", line)[0]
+        lim = DISPERSION_LIMIT
+        fp = r.ranged(row[1], f"f' of {symbol}", line, -lim, lim)[0]
+        fpp = r.ranged(row[2], f"f'' of {symbol}", line, -lim, lim)[0]
         if element in out and out[element] != (fp, fpp):
             warnings.warn(
                 f"{r.path}: several dispersion values for {element}; using the first",
@@ -224,7 +240,9 @@ def _read_aniso(r: _Reader) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             line = r.row_line("_atom_site_aniso_label", label)
             u, su = np.empty(6), np.full(6, math.nan)
             for k in range(6):
-                value, s = r.number(row[k + 1], f"atom {label} {kind}_{_U_NAMES[k]}", line)
+                what = f"atom {label} {kind}_{_U_NAMES[k]}"
+                lim = U_LIMIT / factor
+                value, s = r.ranged(row[k + 1], what, line, *r.physical(-lim, lim))
                 u[k] = value * factor
                 if s is not None:
                     su[k] = s * factor
@@ -253,10 +271,14 @@ def _read_atoms(r: _Reader, aniso: dict) -> tuple[list[Atom], list[dict]]:
             r.tag_line("_atom_site_label"),
         )
     (i_type, i_uiso, i_biso, i_occ, i_adp, i_order, i_mult, i_calc) = range(4, 12)
-    atoms, notes = [], []
+    atoms, notes, seen = [], [], set()
     for row in table:
         label = cif.as_string(row[0])
         line = r.row_line("_atom_site_label", label)
+        if label in seen:
+            line = r.row_line("_atom_site_label", label, nth=1)
+            raise r.error(f"atom label {label!r} is given twice; labels must be unique", line)
+        seen.add(label)
 
         def has(col, row=row):
             return row.has(col) and not cif.is_null(row[col])
@@ -273,21 +295,34 @@ def _read_atoms(r: _Reader, aniso: dict) -> tuple[list[Atom], list[dict]]:
         for k in range(3):
             if not has(k + 1):
                 raise r.error(f"atom {label}: missing fractional coordinate {'xyz'[k]}", line)
-            value, s = r.number(row[k + 1], f"atom {label} coordinate {'xyz'[k]}", line)
+            what = f"atom {label} coordinate {'xyz'[k]}"
+            value, s = r.ranged(row[k + 1], what, line, -XYZ_LIMIT, XYZ_LIMIT)
             xyz[k] = value
             if s is not None:
                 xyz_su[k] = s
         su: dict = {"xyz": xyz_su}
         occupancy = 1.0
         if has(i_occ):
-            occupancy, s = r.number(row[i_occ], f"atom {label} occupancy", line)
+            occupancy, s = r.ranged(
+                row[i_occ],
+                f"atom {label} occupancy",
+                line,
+                *r.physical(-OCCUPANCY_TOL, 1 + OCCUPANCY_TOL),
+            )
             su["occupancy"] = math.nan if s is None else s
         uiso = None
+        # Ueq of an anisotropic atom is informative only; Uiso of an isotropic one must be > 0
+        iso = label not in aniso and not r.result
+        lo, hint = (0.0, _UISO_HINT) if iso else (-U_LIMIT, "")
         if has(i_uiso):
-            uiso, s = r.number(row[i_uiso], f"atom {label} U_iso_or_equiv", line)
+            what = f"atom {label} U_iso_or_equiv (Å²)"
+            bounds = r.physical(lo, U_LIMIT)
+            uiso, s = r.ranged(row[i_uiso], what, line, *bounds, lo_open=iso, hint=hint)
             su["uiso"] = math.nan if s is None else s
         elif has(i_biso):
-            biso, s = r.number(row[i_biso], f"atom {label} B_iso_or_equiv", line)
+            what = f"atom {label} B_iso_or_equiv (Å²)"
+            bounds = r.physical(lo / B_TO_U, U_LIMIT / B_TO_U)
+            biso, s = r.ranged(row[i_biso], what, line, *bounds, lo_open=iso, hint=hint)
             uiso = biso * B_TO_U
             su["uiso"] = math.nan if s is None else s * B_TO_U
         u_aniso = None
@@ -330,6 +365,12 @@ def _read_atoms(r: _Reader, aniso: dict) -> tuple[list[Atom], list[dict]]:
     return atoms, notes
 
 
+_UISO_HINT = (
+    "an isotropic displacement parameter must be positive: a value SHELXL left "
+    "non-positive must be fixed (e.g. set Uiso = 0.01) before chasm uses the model"
+)
+
+
 def _check_site_symmetry(r: _Reader, crystal: Crystal, notes: list[dict]) -> None:
     """Warn when the file's site-symmetry order or multiplicity disagrees with ours."""
     for i, note in enumerate(notes):
@@ -348,7 +389,33 @@ def _check_site_symmetry(r: _Reader, crystal: Crystal, notes: list[dict]) -> Non
                 )
 
 
-def read_cif(path: str | Path, block: str | None = None) -> Crystal:
+def read_cif_document(path: str | Path) -> tuple[cif.Document, str]:
+    """Parse a CIF file with gemmi after reading it safely (:mod:`chasm.io.textio`).
+
+    Returns
+    -------
+    (gemmi.cif.Document, str)
+        The document and the decoded text (line ends normalised, BOM dropped).
+
+    Raises
+    ------
+    InputError
+        Not a regular readable file, binary, or a CIF syntax error (with its line).
+    """
+    path = Path(path)
+    text = read_input_text(path)
+    try:
+        doc = cif.read_string(text)
+    except (RuntimeError, ValueError) as exc:
+        message, line = str(exc), None
+        match = re.match(r"^string:(\d+)(?::\S*:)?\s*(.*)$", message, re.S)
+        if match:
+            line, message = int(match.group(1)), match.group(2).strip()
+        raise InputError(f"not a readable CIF file: {message}", path=str(path), line=line) from None
+    return doc, text
+
+
+def read_cif(path: str | Path, block: str | None = None, *, result: bool = False) -> Crystal:
     """Read the structure model of a small-molecule CIF.
 
     Reads the cell (with su), the symmetry operations (from the
@@ -368,6 +435,12 @@ def read_cif(path: str | Path, block: str | None = None) -> Crystal:
         The CIF file.
     block : str, optional
         Data block name; by default the first block that has atoms.
+    result : bool
+        The file is a model chasm refined (its rhoCIF): occupancies and ADPs
+        are only checked to be finite, so that a model a refinement left
+        implausible (its plausibility table says so) can still be reported.
+        Input files (False) must hold occupancies in [-0.002, 1.002], |U_ij|
+        and Uiso ≤ 10 Å², and Uiso > 0 for isotropic atoms.
 
     Returns
     -------
@@ -381,20 +454,18 @@ def read_cif(path: str | Path, block: str | None = None) -> Crystal:
         names the file and, where known, the line.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError("file not found", path=str(path))
-    try:
-        doc = cif.read(str(path))
-    except (RuntimeError, ValueError, OSError) as exc:
-        raise InputError(f"not a readable CIF file: {exc}", path=str(path)) from None
-    r = _Reader(path, _select_block(doc, block, path))
+    doc, text = read_cif_document(path)
+    r = _Reader(path, _select_block(doc, block, path), text, result)
     cell, cell_su = _read_cell(r)
     sg, rotations, translations = _read_symmetry(r, cell)
     aniso = _read_aniso(r)
     atoms, notes = _read_atoms(r, aniso)
     dispersion = _read_dispersion(r)
     tag, raw = r.first_value(["_diffrn_radiation_wavelength", "_diffrn_radiation_wavelength.value"])
-    wavelength = None if raw is None else r.number(raw, tag, r.tag_line(tag))[0]
+    wavelength = None
+    if raw is not None:
+        lo, hi = WAVELENGTH_RANGE
+        wavelength = r.ranged(raw, f"{tag} (Å)", r.tag_line(tag), lo, hi, lo_open=True)[0]
     try:
         crystal = Crystal(
             name=r.block.name,

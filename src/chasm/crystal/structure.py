@@ -21,6 +21,7 @@ Conventions
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,15 @@ from .symmetry import (
     site_symmetry_ops,
 )
 
-__all__ = ["Atom", "Crystal", "parse_type_symbol", "parse_symop", "read_cif"]
+__all__ = ["Atom", "Crystal", "cell_problem", "parse_type_symbol", "parse_symop", "read_cif"]
+
+#: Cell edges accepted, Å (a few tenths of an Å up to virus-crystal cells).
+CELL_LENGTH_RANGE = (0.5, 10000.0)
+#: Smallest accepted V / (abc) = sqrt(1 - cos²α - cos²β - cos²γ + 2 cosα cosβ cosγ):
+#: 1 for a rectangular cell, 0.02 for a rhombohedral cell with α = 24°.
+MIN_VOLUME_FACTOR = 1e-3
+#: Smallest accepted cell volume, Å³.
+MIN_CELL_VOLUME = 1.0
 
 _TYPE = re.compile(r"^([A-Za-z]+)(\d*)([+-]?)(\d*)")
 
@@ -79,6 +88,42 @@ def parse_type_symbol(symbol: str) -> tuple[str, int]:
         magnitude = int(d1 or d2 or "1")
         charge = magnitude if sign == "+" else -magnitude
     return element, charge
+
+
+def cell_problem(params: Sequence[float]) -> tuple[str, int] | None:
+    """What is wrong with cell parameters a, b, c (Å), α, β, γ (degrees), or None.
+
+    Returns (message, index 0..5 of the parameter concerned) when the cell is refused.
+
+    Accepted: finite values, edges in :data:`CELL_LENGTH_RANGE`, angles strictly
+    between 0 and 180°, V/(abc) ≥ :data:`MIN_VOLUME_FACTOR` (angles that close
+    into a real, not nearly flat, cell) and V ≥ :data:`MIN_CELL_VOLUME` Å³.
+    """
+    values = [float(v) for v in params]
+    if len(values) != 6:
+        return f"six cell parameters are needed, got {len(values)}", 0
+    lo, hi = CELL_LENGTH_RANGE
+    for i, (name, v) in enumerate(zip("abc", values[:3], strict=True)):
+        if not lo <= v <= hi:
+            allowed = f"[{lo:g}, {hi:g}] Å"
+            return f"cell length {name} = {v:g} Å is outside the allowed range {allowed}", i
+    for i, (name, v) in enumerate(zip(("alpha", "beta", "gamma"), values[3:], strict=True)):
+        if not 0 < v < 180:
+            return f"cell angle {name} = {v:g}° is outside the allowed range (0, 180)°", i + 3
+    c = [math.cos(math.radians(v)) for v in values[3:]]
+    factor2 = 1 - c[0] ** 2 - c[1] ** 2 - c[2] ** 2 + 2 * c[0] * c[1] * c[2]
+    factor = math.sqrt(factor2) if factor2 > 0 else 0.0
+    if factor < MIN_VOLUME_FACTOR:
+        return (
+            f"degenerate cell: the angles {values[3]:g}, {values[4]:g}, {values[5]:g}° give "
+            f"V/(abc) = {factor:.3g} (at least {MIN_VOLUME_FACTOR:g} is needed; each angle must "
+            "be smaller than the sum of the other two and the three must sum to less than 360°)",
+            3 + int(np.argmin(values[3:])),
+        )
+    volume = values[0] * values[1] * values[2] * factor
+    if volume < MIN_CELL_VOLUME:
+        return f"cell volume {volume:.3g} Å³ is below {MIN_CELL_VOLUME:g} Å³", 0
+    return None
 
 
 @dataclass(eq=False)
@@ -179,6 +224,9 @@ class Crystal:
     cell_su: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
+        problem = cell_problem(self.cell.parameters)
+        if problem is not None:
+            raise ValueError(problem[0])
         if self.rotations is None or self.translations is None:
             if self.spacegroup is None:
                 raise ValueError("Crystal needs a space group or explicit operations")

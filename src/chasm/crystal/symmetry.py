@@ -50,6 +50,26 @@ def _snap_translation(value: float, text: str) -> float:
     return snapped
 
 
+#: Largest |number| accepted in a symmetry operation (translations are reduced mod 1).
+_SYMOP_NUMBER_LIMIT = 1000
+
+
+def _symop_number(text: str, xyz: str) -> float:
+    """A coefficient or translation of an operation: ``1``, ``0.5``, ``1/2``."""
+    if len(text) > 24:
+        raise ValueError(f"symmetry operation {xyz!r}: number {text[:24]}... is too long")
+    try:
+        value = Fraction(text)
+    except ZeroDivisionError:
+        raise ValueError(f"symmetry operation {xyz!r}: division by zero in {text!r}") from None
+    if abs(value) > _SYMOP_NUMBER_LIMIT:
+        raise ValueError(
+            f"symmetry operation {xyz!r}: {text} is outside the allowed range "
+            f"[-{_SYMOP_NUMBER_LIMIT}, {_SYMOP_NUMBER_LIMIT}]"
+        )
+    return float(value)
+
+
 def parse_symop(xyz: str) -> tuple[np.ndarray, np.ndarray]:
     """Parse a symmetry operation written as a coordinate triplet.
 
@@ -97,7 +117,7 @@ def parse_symop(xyz: str) -> tuple[np.ndarray, np.ndarray]:
             if pos > 0 and not sign_s:
                 raise ValueError(f"symmetry operation {xyz!r}: missing sign before {text[pos:]!r}")
             sign = -1.0 if sign_s == "-" else 1.0
-            number = 1.0 if number_s is None else float(Fraction(number_s))
+            number = 1.0 if number_s is None else _symop_number(number_s, xyz)
             if axis is None:
                 tran[row] += sign * number
             else:

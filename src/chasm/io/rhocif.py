@@ -136,7 +136,7 @@ import numpy as np
 from gemmi import cif
 
 from chasm import __version__
-from chasm.crystal.cif import _Reader, read_cif
+from chasm.crystal.cif import _Reader, read_cif, read_cif_document
 from chasm.crystal.structure import Crystal
 from chasm.crystal.symmetry import format_symop
 from chasm.density.frames import LocalAxes
@@ -597,8 +597,14 @@ def _keyed(r: _Reader, crystal: Crystal, rows: list, tag: str) -> dict:
     return {label: (values, line) for label, values, line in rows}
 
 
+#: Ranges checked on reading: |integer items| (n_l, lmax, charges), and the
+#: expansion parameters κ, κ' and ζ (1/Å or 1/bohr), all in (0, _EXPANSION_MAX].
+_INTEGER_LIMIT = 1000
+_EXPANSION_MAX = 100.0
+
+
 def _integer(r: _Reader, raw: str, what: str, line: int | None) -> int:
-    value = r.number(raw, what, line)[0]
+    value = r.ranged(raw, what, line, -_INTEGER_LIMIT, _INTEGER_LIMIT)[0]
     if value != int(value):
         raise r.error(f"{what}: expected an integer, got {cif.as_string(raw)!r}", line)
     return int(value)
@@ -609,7 +615,12 @@ def _same_for_all_l(
 ) -> float | None:
     """The common value of ``name0..name<lmax>`` (at least l = 0), None if none is given."""
     found = [
-        (l, r.number(values[f"{name}{l}"], f"{what} {name}{l}", line)[0])
+        (
+            l,
+            r.ranged(
+                values[f"{name}{l}"], f"{what} {name}{l}", line, 0, _EXPANSION_MAX, lo_open=True
+            )[0],
+        )
         for l in range(max(lmax, 0) + 1)
         if values[f"{name}{l}"] is not None
     ]
@@ -757,6 +768,9 @@ class _AtomReader:
             def number(name: str, values=values, row_line=row_line, what=what) -> float:
                 if values[name] is None:
                     raise r.error(f"{what}: {_SPIN}{name} is missing", row_line)
+                if name.startswith("kappa"):
+                    raw, lim = values[name], _EXPANSION_MAX
+                    return r.ranged(raw, f"{what} {name}", row_line, 0, lim, lo_open=True)[0]
                 return r.number(values[name], f"{what} {name}", row_line)[0]
 
             plm = np.zeros((charge.lmax + 1) ** 2)
@@ -852,11 +866,17 @@ class _AtomReader:
         raw = self._required(values, name, label, line, raw=True)
         return _integer(self.r, raw, f"atom {label} {_MODEL}{name}", line)
 
-    def _number(self, values, name, label, line, default=None, su_name=None) -> float | None:
+    def _number(
+        self, values, name, label, line, default=None, su_name=None, positive=False
+    ) -> float | None:
         raw = values[name]
         if raw is None:
             return default
-        value, su = self.r.number(raw, f"atom {label} {name}", line)
+        what = f"atom {label} {name}"
+        if positive:
+            value, su = self.r.ranged(raw, what, line, 0, _EXPANSION_MAX, lo_open=True)
+        else:
+            value, su = self.r.number(raw, what, line)
         if su is not None and su_name is not None:
             self.su[f"{label}.{su_name}"] = su
         return value
@@ -875,7 +895,7 @@ class _AtomReader:
             raise r.error(f"atom {label}: {_MP}coeff_Pv is missing (it has no default)", line)
         pc = self._number(values, "coeff_Pc", label, line, 1.0, "Pc")
         kappa_tag = "kappa" if values["kappa"] is not None else "kappa_base"
-        kappa = self._number(values, kappa_tag, label, line, 1.0, "kappa")
+        kappa = self._number(values, kappa_tag, label, line, 1.0, "kappa", positive=True)
         populations = {}
         for (l, m), name, alias, chasm_name in _P_COLUMNS:
             tag = name if values[name] is not None else alias
@@ -938,7 +958,8 @@ class _AtomReader:
         info["charge"] = self._required_int(values, "charge", label, line)
         if values["valence"] is not None:
             info["valence"] = cif.as_string(values["valence"]).split()
-        zeta = r.number(self._required(values, "zeta", label, line, raw=True), "zeta", line)[0]
+        raw_zeta = self._required(values, "zeta", label, line, raw=True)
+        zeta = r.ranged(raw_zeta, f"atom {label} zeta", line, 0, _EXPANSION_MAX, lo_open=True)[0]
         if zeta_bohr is not None and not math.isclose(zeta * BOHR, zeta_bohr, rel_tol=1e-9):
             raise r.error(
                 f"atom {label}: {_MODEL}zeta = {zeta} 1/A disagrees with "
@@ -1067,11 +1088,17 @@ def _structure_su(crystal: Crystal) -> dict[str, float]:
     return out
 
 
+def _read_crystal(path: Path, block: str | None):
+    """(Crystal, document, text); a file chasm wrote is read as a result (see read_cif)."""
+    doc, text = read_cif_document(path)
+    ours = any(b.find_value(_VERSION_TAG) is not None for b in doc)
+    return read_cif(path, block, result=ours), doc, text
+
+
 def _read(path, block: str | None):
     path = Path(path)
-    crystal = read_cif(path, block)
-    doc = cif.read(str(path))
-    r = _Reader(path, doc.find_block(crystal.name))
+    crystal, doc, text = _read_crystal(path, block)
+    r = _Reader(path, doc.find_block(crystal.name), text)
     su = _read_su(r, crystal)
     reader = _AtomReader(r, crystal)
     models = [reader.model(i) for i in range(len(crystal.atoms))]
@@ -1141,8 +1168,8 @@ def read_rhocif_adp_sets(
         anisotropic neutron entry for an isotropic atom or the reverse.
     """
     path = Path(path)
-    crystal = read_cif(path, block)
-    r = _Reader(path, cif.read(str(path)).find_block(crystal.name))
+    crystal, doc, text = _read_crystal(path, block)
+    r = _Reader(path, doc.find_block(crystal.name), text)
     iso = _keyed(r, crystal, _rows(r, _NEUTRON, ["U_iso_or_equiv"], "label"), _NEUTRON + "label")
     names = [f"U_{k[1:]}" for k in _U_KINDS]
     aniso = _keyed(r, crystal, _rows(r, _NEUTRON_ANISO, names, "label"), _NEUTRON_ANISO + "label")

@@ -48,6 +48,7 @@ the same double, so that ``read_rcif`` returns the same values.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,8 +56,20 @@ import numpy as np
 
 from chasm.crystal.adp import B_TO_U
 from chasm.crystal.cif import parse_cif_number
+from chasm.crystal.structure import cell_problem
 from chasm.errors import InputError
 from chasm.io.atomic import write_text_atomic
+from chasm.io.textio import check_range, read_input_text
+
+#: Allowed ranges of the values read (interval, open ends marked by the flags).
+XYZ_LIMIT = 100.0  # |fractional coordinate|
+OCCUPANCY_TOL = 0.002  # occupancy in [-tol, 1 + tol]
+U_LIMIT = 10.0  # Å², Uiso in [0, U_LIMIT] (0: cryspy's "no displacement"), |U_ij|
+WAVELENGTH_MAX = 100.0  # Å, wavelength in (0, WAVELENGTH_MAX]
+FIELD_MAX = 100.0  # T, signed field with 0 < |B| <= FIELD_MAX
+KAPPA_MAX = 10.0  # magnetic form-factor kappa in (0, KAPPA_MAX]
+#: Largest |h|, |k|, |l| read (as for HKLF 4 files).
+MAX_INDEX = 9999
 
 __all__ = [
     "Token",
@@ -128,7 +141,7 @@ class RcifBlock:
 
 def _tokenize(text: str, path: str) -> list[Token]:
     tokens: list[Token] = []
-    lines = text.splitlines()
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     i = 0
     while i < len(lines):
         line = lines[i]
@@ -503,11 +516,19 @@ class _Converter:
     def number(self, tok: Token, what: str) -> float:
         try:
             return parse_cif_number(tok.text)[0]
-        except ValueError:
-            raise InputError(f"{what}: {tok.text!r} is not a number", self.path, tok.line) from None
+        except ValueError as exc:
+            text = tok.text if len(tok.text) <= 40 else tok.text[:20] + "..." + tok.text[-8:]
+            raise InputError(
+                f"{what}: {text!r} is not a number ({exc})", self.path, tok.line
+            ) from None
 
-    def integer(self, tok: Token, what: str) -> int:
+    def ranged(self, tok: Token, what: str, lo=None, hi=None, **kw) -> float:
+        """:meth:`number` checked by :func:`chasm.io.textio.check_range`."""
         value = self.number(tok, what)
+        return check_range(value, what, lo, hi, path=self.path, line=tok.line, **kw)
+
+    def integer(self, tok: Token, what: str, limit: int = MAX_INDEX) -> int:
+        value = self.ranged(tok, what, -limit, limit)
         if value != round(value):
             raise InputError(f"{what}: {tok.text!r} is not an integer", self.path, tok.line)
         return int(round(value))
@@ -520,7 +541,10 @@ class _Converter:
             return False
         raise InputError(f"{what}: {tok.text!r} is not True/False", self.path, tok.line)
 
-    def item(self, block: RcifBlock, tag: str, default=None, required: bool = False):
+    def item(
+        self, block: RcifBlock, tag: str, default=None, required: bool = False, **ranges
+    ) -> float:
+        """The number of a single item (``ranges``: see :func:`check_range`)."""
         tok = block.items.get(tag.lower())
         if tok is None:
             if required:
@@ -528,7 +552,7 @@ class _Converter:
                     f"block data_{block.name}: {tag} is missing", self.path, block.line
                 )
             return default
-        return self.number(tok, tag)
+        return self.ranged(tok, tag, **ranges)
 
     def loop(self, block: RcifBlock, prefix: str, required: tuple[str, ...]) -> RcifLoop | None:
         loop = block.find_loop(prefix + required[0])
@@ -625,14 +649,27 @@ def _read_atoms(conv: _Converter, block: RcifBlock) -> list[RcifAtom]:
     atoms = []
     for k, lab in enumerate(labels):
         xyz = np.array(
-            [conv.number(loop.column(f"_atom_site_fract_{c}")[k], f"fract_{c}") for c in "xyz"]
+            [
+                conv.ranged(
+                    loop.column(f"_atom_site_fract_{c}")[k],
+                    f"atom {lab.text} fract_{c}",
+                    -XYZ_LIMIT,
+                    XYZ_LIMIT,
+                )
+                for c in "xyz"
+            ]
         )
         uiso = 0.0
         if u_iso is not None and u_iso[k].text not in ("?", "."):
-            uiso = conv.number(u_iso[k], "_atom_site_U_iso_or_equiv")
+            what = f"atom {lab.text} _atom_site_U_iso_or_equiv (Å²)"
+            uiso = conv.ranged(u_iso[k], what, 0.0, U_LIMIT)
         elif b_iso is not None and b_iso[k].text not in ("?", "."):
-            uiso = conv.number(b_iso[k], "_atom_site_B_iso_or_equiv") * B_TO_U
-        occupancy = 1.0 if occ is None else conv.number(occ[k], "_atom_site_occupancy")
+            what = f"atom {lab.text} _atom_site_B_iso_or_equiv (Å²)"
+            uiso = conv.ranged(b_iso[k], what, 0.0, U_LIMIT / B_TO_U) * B_TO_U
+        occupancy = 1.0
+        if occ is not None:
+            what = f"atom {lab.text} _atom_site_occupancy"
+            occupancy = conv.ranged(occ[k], what, -OCCUPANCY_TOL, 1 + OCCUPANCY_TOL)
         atoms.append(RcifAtom(lab.text, types[k].text, xyz, occupancy, uiso, None, lab.line))
     by_label = {a.label: a for a in atoms}
     aniso = block.find_loop("_atom_site_aniso_label")
@@ -651,8 +688,15 @@ def _read_atoms(conv: _Converter, block: RcifBlock) -> list[RcifAtom]:
                 raise InputError(
                     f"aniso label {lab.text!r} is not an atom site", conv.path, lab.line
                 )
+            lim = U_LIMIT / scale
             u6 = [
-                conv.number(aniso.column(f"_atom_site_aniso_{kind}_{n}")[k], f"{kind}_{n}") * scale
+                conv.ranged(
+                    aniso.column(f"_atom_site_aniso_{kind}_{n}")[k],
+                    f"atom {lab.text} {kind}_{n}",
+                    -lim,
+                    lim,
+                )
+                * scale
                 for n in names
             ]
             by_label[lab.text].u_aniso = np.array(u6)
@@ -719,7 +763,9 @@ def _read_scattering(conv: _Converter, block: RcifBlock, labels: set[str]):
             lab.text,
             types[k].text,
             2.0 if lande is None else conv.number(lande[k], "_atom_site_scat_Lande"),
-            1.0 if kappa is None else conv.number(kappa[k], "_atom_site_scat_kappa"),
+            1.0
+            if kappa is None
+            else conv.ranged(kappa[k], "_atom_site_scat_kappa", 0.0, KAPPA_MAX, lo_open=True),
             lab.line,
         )
     return out
@@ -749,8 +795,11 @@ def _read_crystal(conv: _Converter, block: RcifBlock) -> PndCrystal:
         conv.item(block, f"_cell_{t}", required=True)
         for t in ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma")
     )
-    if min(cell[:3]) <= 0 or not all(0 < a < 180 for a in cell[3:]):
-        raise InputError(f"block data_{block.name}: impossible cell {cell}", conv.path, block.line)
+    problem = cell_problem(cell)
+    if problem is not None:
+        names = ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma")
+        tok = block.items[f"_cell_{names[problem[1]]}"]
+        raise InputError(f"block data_{block.name}: {problem[0]}", conv.path, tok.line)
     symops, theta = _read_symops(conv, block)
     spacegroup = _spacegroup_name(conv, block)
     if symops is None and spacegroup is None:
@@ -780,12 +829,9 @@ def _read_crystal(conv: _Converter, block: RcifBlock) -> PndCrystal:
 
 def _wavelength(conv: _Converter, block: RcifBlock) -> float:
     """``_setup_wavelength`` (Å), required and positive."""
-    wavelength = conv.item(block, "_setup_wavelength", required=True)
-    if wavelength <= 0:
-        raise InputError(
-            "_setup_wavelength must be positive", conv.path, block.items["_setup_wavelength"].line
-        )
-    return wavelength
+    return conv.item(
+        block, "_setup_wavelength", required=True, lo=0.0, hi=WAVELENGTH_MAX, lo_open=True
+    )
 
 
 def _read_dataset(conv: _Converter, block: RcifBlock) -> PndDataset:
@@ -794,9 +840,14 @@ def _read_dataset(conv: _Converter, block: RcifBlock) -> PndDataset:
     for i in range(3):
         for j in range(3):
             ub[i, j] = conv.item(block, f"_diffrn_orient_matrix_ub_{i + 1}{j + 1}", required=True)
-    if abs(np.linalg.det(ub)) < 1e-12:
+    det = abs(float(np.linalg.det(ub)))
+    if not (math.isfinite(det) and det > 1e-9 * float(np.max(np.abs(ub))) ** 3):
+        tok = block.items["_diffrn_orient_matrix_ub_11"]
         raise InputError(
-            f"block data_{block.name}: the UB matrix is singular", conv.path, block.line
+            f"block data_{block.name}: the UB matrix is singular (|det UB| = {det:.3g}); "
+            "give the orientation matrix of the measurement",
+            conv.path,
+            tok.line,
         )
     ub_tok = block.items.get("_diffrn_orient_matrix_type")
     model_tok = block.items.get("_extinction_model")
@@ -805,14 +856,14 @@ def _read_dataset(conv: _Converter, block: RcifBlock) -> PndDataset:
     return PndDataset(
         name=block.name,
         wavelength=wavelength,
-        field=conv.item(block, "_setup_field", default=1.0),
-        polarisation=conv.item(block, "_diffrn_radiation_polarization", default=1.0),
-        efficiency=conv.item(block, "_diffrn_radiation_efficiency", default=1.0),
+        field=_field(conv, block),
+        polarisation=_polarisation(conv, block),
+        efficiency=conv.item(block, "_diffrn_radiation_efficiency", default=1.0, lo=0.0, hi=1.0),
         ub=ub,
         ub_type="CCSL" if ub_tok is None else ub_tok.text,
         extinction_model=None if model_tok is None else model_tok.text.lower(),
-        mosaicity=conv.item(block, "_extinction_mosaicity", default=0.0),
-        radius=conv.item(block, "_extinction_radius", default=0.0),
+        mosaicity=conv.item(block, "_extinction_mosaicity", default=0.0, lo=0.0),
+        radius=conv.item(block, "_extinction_radius", default=0.0, lo=0.0),
         phase=None if phase_tok is None else phase_tok.text,
         hkl=hkl,
         fr=fr,
@@ -822,6 +873,34 @@ def _read_dataset(conv: _Converter, block: RcifBlock) -> PndDataset:
         lines=lines,
         line=block.line,
     )
+
+
+def _field(conv: _Converter, block: RcifBlock) -> float:
+    """Signed field B (T; the sign gives its direction along the vertical): 0 < |B| ≤ 100 T."""
+    field = conv.item(block, "_setup_field", default=1.0, lo=-FIELD_MAX, hi=FIELD_MAX)
+    if field == 0:
+        tok = block.items["_setup_field"]
+        raise InputError(
+            "_setup_field = 0 T: without a field there is no induced moment to measure; "
+            f"allowed range [-{FIELD_MAX:g}, {FIELD_MAX:g}] T without 0",
+            conv.path,
+            tok.line,
+        )
+    return field
+
+
+def _polarisation(conv: _Converter, block: RcifBlock) -> float:
+    """Signed beam polarisation P: 0 < |P| ≤ 1."""
+    p = conv.item(block, "_diffrn_radiation_polarization", default=1.0, lo=-1.0, hi=1.0)
+    if p == 0:
+        tok = block.items["_diffrn_radiation_polarization"]
+        raise InputError(
+            "_diffrn_radiation_polarization = 0: an unpolarised beam gives no flipping "
+            "ratios; allowed range [-1, 1] without 0",
+            conv.path,
+            tok.line,
+        )
+    return p
 
 
 def _refln_columns(conv: _Converter, block: RcifBlock, value: str, what: str):
@@ -841,7 +920,12 @@ def _refln_columns(conv: _Converter, block: RcifBlock, value: str, what: str):
         ],
         dtype=int,
     ).T.reshape(-1, 3)
-    values = np.array([conv.number(t, tag) for t in loop.column(tag)])
+    if value == "fr":  # a flipping ratio I+/I- is positive
+        values = np.array(
+            [conv.ranged(t, f"flipping ratio {tag}", 0.0, lo_open=True) for t in loop.column(tag)]
+        )
+    else:
+        values = np.array([conv.number(t, tag) for t in loop.column(tag)])
     sig_col = loop.column(f"{tag}_sigma")
     sigma = np.array([conv.number(t, f"{tag}_sigma") for t in sig_col])
     for tok, s in zip(sig_col, sigma, strict=True):
@@ -875,8 +959,8 @@ def _read_intensities(conv: _Converter, block: RcifBlock) -> UnpolarisedDataset:
         excluded=excluded,
         lines=lines,
         extinction_model=None if model_tok is None else model_tok.text.lower(),
-        mosaicity=conv.item(block, "_extinction_mosaicity", default=0.0),
-        radius=conv.item(block, "_extinction_radius", default=0.0),
+        mosaicity=conv.item(block, "_extinction_mosaicity", default=0.0, lo=0.0),
+        radius=conv.item(block, "_extinction_radius", default=0.0, lo=0.0),
         phase=None if phase_tok is None else phase_tok.text,
         phase_scale=None
         if scale_tok is None or scale_tok.text in ("?", ".")
@@ -906,11 +990,10 @@ def read_rcif(path) -> PndFile:
         are not numbers; with the file and line.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise InputError(f"cannot read the file: {exc.strerror}", str(path)) from None
+    text = read_input_text(path)
     blocks = parse_rcif_text(text, str(path))
+    if not blocks:
+        raise InputError("no data_ block in the file (is it an rcif file?)", str(path))
     conv = _Converter(str(path))
     crystals, datasets, intensity_sets = [], [], []
     for block in blocks:
@@ -920,7 +1003,25 @@ def read_rcif(path) -> PndFile:
             datasets.append(_read_dataset(conv, block))
         elif block.has("_diffrn_refln_intensity"):
             intensity_sets.append(_read_intensities(conv, block))
-    return PndFile(str(path), crystals, datasets, blocks, intensity_sets)
+    pnd = PndFile(str(path), crystals, datasets, blocks, intensity_sets)
+    _check_resolution(pnd)
+    return pnd
+
+
+def _check_resolution(pnd: PndFile) -> None:
+    """Refuse reflections beyond sinθ/λ = 2.5 Å⁻¹ when the file has the crystal's cell."""
+    import gemmi
+
+    from chasm.io.shelx_hkl import Reflections, check_resolution
+
+    for data in [*pnd.datasets, *pnd.intensity_sets]:
+        try:
+            crystal = pnd.crystal(data.phase) if pnd.crystals else None
+        except InputError:
+            crystal = None  # several crystals and no phase: checked when the project is built
+        if crystal is not None and len(data.hkl):
+            refl = Reflections(hkl=data.hkl, lines=data.lines, path=pnd.path)
+            check_resolution(refl, gemmi.UnitCell(*crystal.cell))
 
 
 # ---------------------------------------------------------------------- writing

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from chasm.density.model import HansenCoppensAtom, SphericalAtom
+from chasm.io.atomic import write_text_atomic
 from chasm.scattering.engine import StructureFactorEngine
 
 CSV_HEADER = "h,k,l,stol,F,phase_deg,A,B"
@@ -42,19 +42,27 @@ def default_models(crystal, model: str = "iam", form_factors: str = "it92") -> l
     raise ValueError(f"unknown model {model!r}")
 
 
-def read_indices(path: str | os.PathLike) -> np.ndarray:
-    """Miller indices of an HKLF 4 file, or of a file holding h k l only."""
-    from chasm.io.shelx_hkl import read_hkl4, read_hkl_indices
+def read_indices(path: str | os.PathLike, cell=None) -> np.ndarray:
+    """Miller indices of a reflection file (HKLF 4, h k l only, or XD).
 
-    with open(path) as fh:  # raises a clear OSError for a missing file
-        first = ""
-        for line in fh:
-            if line.strip():
-                first = line
-                break
-    if len(first.split()) <= 3:
-        return read_hkl_indices(path).hkl
-    return read_hkl4(path).hkl
+    Parameters
+    ----------
+    path : str or PathLike
+    cell : gemmi.UnitCell or Crystal, optional
+        When given, indices beyond sinθ/λ = 2.5 Å⁻¹ for this cell are refused
+        (:func:`chasm.io.shelx_hkl.check_resolution`).
+
+    Raises
+    ------
+    InputError
+        Unreadable file or line, or an index out of range (file and line named).
+    """
+    from chasm.io.shelx_hkl import check_resolution, read_hkl_indices
+
+    refl = read_hkl_indices(path)
+    if cell is not None:
+        check_resolution(refl, cell)
+    return refl.hkl
 
 
 def structure_factor_table(
@@ -73,7 +81,7 @@ def structure_factor_table(
     from chasm.crystal.cif import read_cif
 
     crystal = read_cif(structure)
-    hkl = read_indices(hkl_file)
+    hkl = read_indices(hkl_file, crystal)
     engine = StructureFactorEngine(crystal, default_models(crystal, model, form_factors), hkl)
     res = engine.compute()
     return {"hkl": hkl, "stol": engine.stol, "F": res.F}
@@ -91,13 +99,4 @@ def write_sf_csv(path: str | os.PathLike, table: dict[str, np.ndarray]) -> None:
     rows = [CSV_HEADER]
     for (h, k, l), s, f, p in zip(table["hkl"], table["stol"], F, phase, strict=True):
         rows.append(f"{h},{k},{l},{s:.6f},{abs(f):.6f},{p:.4f},{f.real:.6f},{f.imag:.6f}")
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write("\n".join(rows) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(path, "\n".join(rows) + "\n")
