@@ -25,6 +25,7 @@ from pathlib import Path
 from chasm.density.model import SplitAtom
 from chasm.examples import seed
 from chasm.io.atomic import write_text_atomic
+from chasm.io.su_format import format_su
 from chasm.refine.refinement import share_gof
 
 __all__ = ["run_demo", "spin_table"]
@@ -32,6 +33,9 @@ __all__ = ["run_demo", "spin_table"]
 
 def spin_table(pnd_only: dict, joint: dict, truth: dict | None = None) -> str:
     """Table 1 of the paper: spin populations (μB) PND-only vs joint, with su.
+
+    Values are printed as value(su) by the rule of 19; the N obs, GOF and
+    Rw(1−R) rows are those of the flipping ratios in each stage.
 
     ``pnd_only`` and ``joint`` map "populations" -> {label: (value, su)} and
     "stats" -> {"n_obs", "n_par", "gof", "rw"} of the PND data.
@@ -41,13 +45,15 @@ def spin_table(pnd_only: dict, joint: dict, truth: dict | None = None) -> str:
     for lab in pnd_only["populations"]:
         a, sa = pnd_only["populations"][lab]
         b, sb = joint["populations"][lab]
-        line = f"{lab:<6s} {a:>8.4f}({sa:.4f}) {b:>8.4f}({sb:.4f})"
+        line = f"{lab:<6s} {format_su(a, sa):>14s} {format_su(b, sb):>14s}"
         rows.append(line + (f" {truth[lab]:>8.3f}" if truth else ""))
     sa = sum(v for v, _ in pnd_only["populations"].values())
     sb = sum(v for v, _ in joint["populations"].values())
     rows.append(
         f"{'sum':<6s} {sa:>14.4f} {sb:>14.4f}" + (f" {sum(truth.values()):>8.3f}" if truth else "")
     )
+    # the PND figures of each stage: its flipping ratios (N obs), the parameters it
+    # refined, and the ratios' own GOF (shared parameters charged by their share)
     for key, label in (("n_obs", "N obs"), ("n_par", "N param")):
         rows.append(f"{label:<6s} {pnd_only['stats'][key]:>14d} {joint['stats'][key]:>14d}")
     rows.append(f"{'GOF':<6s} {pnd_only['stats']['gof']:>14.3f} {joint['stats']['gof']:>14.3f}")
@@ -97,7 +103,7 @@ def _snapshot(ref, outcome, sets: list[str]) -> dict:
     n_par = outcome.n_free
     ag = _set_agreement(ref, n_par, sets)
     stats = {
-        "n_obs": int(sum(a["n_obs"] for a in ag.values())),
+        "n_obs": int(ag["pnd"]["n_obs"]),
         "n_par": int(n_par),
         "gof": ag["pnd"]["gof"],
         "rw": float(ag["pnd"]["Rw"]),
