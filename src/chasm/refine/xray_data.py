@@ -234,9 +234,19 @@ class XrayData:
         self._bound = True
 
     # ------------------------------------------------------------------ evaluation
+    #: Observations left out of every evaluation (bool over the kept reflections), the free
+    #: set of a cross-validation fold (:mod:`chasm.cv`); None leaves none out.
+    held_out: np.ndarray | None = None
+
+    def hold_out(self, mask: np.ndarray | None) -> None:
+        """Leave the reflections ``mask`` out of fits and agreement figures (None: none)."""
+        self.held_out = None if mask is None else np.array(mask, dtype=bool)
+        self._engines = {}
+
     def active(self) -> np.ndarray:
-        """Mask of the reflections inside the current stage window."""
-        return mask_resolution(self.stol, *self.window)
+        """Mask of the reflections inside the current stage window and not held out."""
+        mask = mask_resolution(self.stol, *self.window)
+        return mask if self.held_out is None else mask & ~self.held_out
 
     def _engine(self) -> tuple[StructureFactorEngine, np.ndarray]:
         key = self.window
