@@ -35,6 +35,7 @@ import numpy as np
 from chasm import __version__
 from chasm.cv.folds import check_folds, fingerprint, fold_seed, stratified_folds
 from chasm.errors import ChasmError, InputError
+from chasm.progress import Progress
 from chasm.project.build import Built, build
 from chasm.project.project import load_project
 from chasm.project.run import _select
@@ -261,6 +262,7 @@ def cross_validate(
     stages: Sequence[str] | None = None,
     runner: Callable[[list[FoldTask], Callable[[dict], None] | None], list[dict]] | None = None,
     echo: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> dict:
     """Run k-fold cross-validation of a project; the cv.json content.
 
@@ -279,6 +281,8 @@ def cross_validate(
         in process; :func:`chasm.cv.dask_backend.dask_runner` for Dask).
     echo : callable, optional
         Receives one line per finished fold.
+    progress : bool
+        A progress bar of the folds on stderr (drawn on a terminal only).
     """
     path = str(project)
     built = build(load_project(path))
@@ -288,8 +292,11 @@ def cross_validate(
     t0 = time.perf_counter()
     done = [0]
 
+    bar = Progress(k, f"cv {Path(path).stem}", quiet=not progress)
+
     def on_result(r: dict) -> None:
         done[0] += 1
+        bar.advance()
         if echo is not None:
             last = r["stages"][-1]["datasets"]
             figs = "  ".join(
@@ -299,10 +306,8 @@ def cross_validate(
             )
             echo(f"fold {r['fold'] + 1} done ({done[0]}/{k}) in {r['seconds']:.1f} s  {figs}")
 
-    if runner is None:
-        results = serial_runner(tasks, on_result)
-    else:
-        results = runner(tasks, on_result)
+    with bar:
+        results = (runner or serial_runner)(tasks, on_result)
     results = sorted(results, key=lambda r: r["fold"])
     return {
         "chasm_version": __version__,
