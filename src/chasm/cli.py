@@ -249,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--compare", nargs="+", metavar="PROJECT", help="rank several projects on the same folds"
     )
+    p.add_argument(
+        "--bootstrap", type=int, metavar="B", help="bootstrap su's from B resampled refinements"
+    )
     p.add_argument("--scheduler", help="a running Dask scheduler, tcp://HOST:PORT")
     p.add_argument("--workers", type=int, help="run the folds on a local Dask cluster of N workers")
     p.add_argument("--output", help="output folder (default: the project's output/cv)")

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from chasm.cv.bootstrap import bootstrap, bootstrap_table
 from chasm.cv.compare import compare, compare_table, plot_compare
 from chasm.cv.dask_backend import DASK_HINT, dask_available, dask_runner
 from chasm.cv.report import cv_table, write_cv
@@ -38,7 +39,7 @@ def _runner(args: argparse.Namespace):
 
 def run_cv_command(args: argparse.Namespace) -> int:
     """Run ``chasm cv`` (one project) or ``chasm cv --compare`` (several); exit status."""
-    if args.folds < 2:
+    if args.folds < 2 and args.bootstrap is None:
         raise InputError(f"--folds {args.folds}: cross-validation needs at least 2 folds")
     projects = list(args.compare or [])
     if args.project:
@@ -49,6 +50,19 @@ def run_cv_command(args: argparse.Namespace) -> int:
     bar = not args.quiet and Progress(1).enabled
     echo = None if args.quiet or bar else (lambda line: print(line, flush=True))
     kw = dict(seed=args.seed, stages=args.stages, runner=runner, echo=echo, progress=bar)
+    if args.bootstrap is not None:
+        if len(projects) > 1:
+            raise InputError("--bootstrap takes one project, not --compare")
+        bs = bootstrap(projects[0], args.bootstrap, **kw)
+        out = Path(args.output) if args.output else load_project(projects[0]).output / "cv"
+        out.mkdir(parents=True, exist_ok=True)
+        table = bootstrap_table(bs)
+        write_text_atomic(out / "bootstrap.json", json.dumps(bs, indent=1) + "\n")
+        write_text_atomic(out / "bootstrap.txt", table)
+        if not args.quiet:
+            print(table, end="")
+        print(f"wrote {out / 'bootstrap.json'} and {out / 'bootstrap.txt'}")
+        return 0
     if len(projects) == 1:
         cv = cross_validate(projects[0], args.folds, **kw)
         out = Path(args.output) if args.output else load_project(projects[0]).output / "cv"

@@ -63,12 +63,16 @@ class FoldTask:
         Data-set name -> bool mask over its kept observations (True: free set).
     stages : tuple of str or None
         Stages to run (None: all of the project's).
+    counts : dict or None
+        Data-set name -> weight factor of every observation in the fit (a
+        bootstrap replicate's draw counts; :mod:`chasm.cv.bootstrap`).
     """
 
     project: str
     fold: int
     free: dict
     stages: tuple | None = None
+    counts: dict | None = None
 
 
 @dataclass
@@ -125,6 +129,8 @@ def _figures(a: dict) -> dict:
 def _both_sides(dataset, p: np.ndarray, free: np.ndarray, n_par: int) -> dict:
     """Work and free agreement of one data set at p (its free set held out again after)."""
     work = _figures(dataset.agreement(p, n_par))
+    if not np.any(free):  # (a bootstrap replicate that drew every observation)
+        return {"work": work, "free": dict.fromkeys(FIGURES)}
     dataset.hold_out(~free)
     try:
         held = _figures(dataset.agreement(p, 0))
@@ -149,6 +155,8 @@ def run_fold(task: FoldTask) -> dict:
     ref = built.refinement
     for d in ref.datasets:
         d.hold_out(task.free[d.name])
+        if task.counts is not None:
+            d.multiplicity = np.asarray(task.counts[d.name], dtype=float)
     stages = _select(built, list(task.stages) if task.stages else None)
     out_stages = []
     refined = np.zeros(len(ref.params), dtype=bool)
@@ -203,7 +211,8 @@ def fold_scores(folds: list[dict], stage: int = -1) -> np.ndarray:
     out = []
     for f in folds:
         sets = f["stages"][stage]["datasets"].values()
-        out.append(np.mean([s["free"]["chi2_per_n"] for s in sets]))
+        v = [s["free"]["chi2_per_n"] for s in sets]
+        out.append(np.mean([np.nan if x is None else x for x in v]))
     return np.array(out)
 
 
@@ -221,8 +230,9 @@ def summarise(folds: list[dict]) -> dict:
                 for key in FIGURES:
                     mean, sd = _spread([e[key] for e in per])
                     fig[key] = {"mean": mean, "sd": sd}
-                n = sum(e["n_obs"] for e in per)
-                fig["pooled_chi2_per_n"] = sum(e["chi2"] for e in per) / n if n else None
+                n = sum(e["n_obs"] or 0 for e in per)
+                chi2 = sum(e["chi2"] or 0.0 for e in per)
+                fig["pooled_chi2_per_n"] = chi2 / n if n else None
                 row[side] = fig
             sets[name] = row
         scores = fold_scores(folds, j)

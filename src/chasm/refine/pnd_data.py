@@ -613,6 +613,10 @@ class FlippingRatioSet:
     #: of a cross-validation fold (:mod:`chasm.cv`); None leaves none out.
     held_out: np.ndarray | None = None
 
+    #: Weight factor of every kept ratio in fits (a bootstrap replicate's draw counts,
+    #: :mod:`chasm.cv.bootstrap`); None: 1 for all. Agreement figures ignore it.
+    multiplicity: np.ndarray | None = None
+
     def hold_out(self, mask: np.ndarray | None) -> None:
         """Leave the ratios ``mask`` out of fits and agreement figures (None: none)."""
         self.held_out = None if mask is None else np.array(mask, dtype=bool)
@@ -648,7 +652,8 @@ class FlippingRatioSet:
     def evaluate(self, p: np.ndarray) -> Evaluation:
         """R_obs, R_calc, w = 1/σ(R)² and dR/dp (full vector) at p."""
         mask, ratio, J = self.calculate(p, jacobian=True)
-        return Evaluation(self.r_obs[mask], ratio, self.sigma[mask] ** -2.0, J)
+        m = 1.0 if self.multiplicity is None else self.multiplicity[mask]
+        return Evaluation(self.r_obs[mask], ratio, m * self.sigma[mask] ** -2.0, J)
 
     def ratios(self, p: np.ndarray) -> np.ndarray:
         """R_calc of every kept reflection not held out at p (stage window ignored)."""
