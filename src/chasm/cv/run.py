@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from chasm import __version__
+from chasm.cv.blas import blas_threads
 from chasm.cv.folds import check_folds, fingerprint, fold_seed, stratified_folds
 from chasm.errors import ChasmError, InputError
 from chasm.progress import Progress
@@ -66,6 +67,9 @@ class FoldTask:
     counts : dict or None
         Data-set name -> weight factor of every observation in the fit (a
         bootstrap replicate's draw counts; :mod:`chasm.cv.bootstrap`).
+    blas_threads : int or None
+        OpenBLAS threads while the fold runs (:mod:`chasm.cv.blas`; default 1,
+        as on a Dask worker, so that serial and Dask results are identical).
     """
 
     project: str
@@ -73,6 +77,7 @@ class FoldTask:
     free: dict
     stages: tuple | None = None
     counts: dict | None = None
+    blas_threads: int | None = 1
 
 
 @dataclass
@@ -150,6 +155,11 @@ def run_fold(task: FoldTask) -> dict:
         ``work`` and ``free`` figures of :data:`FIGURES`), ``parameters``
         (name -> [value, su] of every parameter refined in some stage).
     """
+    with blas_threads(task.blas_threads):
+        return _run_fold(task)
+
+
+def _run_fold(task: FoldTask) -> dict:
     t0 = time.perf_counter()
     built = build(load_project(task.project))
     ref = built.refinement
