@@ -26,7 +26,7 @@ from chasm.errors import InputError
 from chasm.neutron.magnetic_ff import ion_form_factor
 from chasm.project.build import build
 from chasm.project.project import load_project
-from chasm.refine.pnd_data import PndData, PndSpinModel, SpinSite
+from chasm.refine.pnd_data import PndData, PndOptions, PndSpinModel, SpinSite
 from chasm.refine.refinement import Refinement, Stage
 from chasm.refine.xray_data import XrayData, XrayOptions
 from cv_helpers import simulated_urea, write_hkl
@@ -309,3 +309,26 @@ def test_cli_bootstrap_writes_su_table(project, tmp_path):
     scale = bs["parameters"]["xray.scale"]
     assert scale["value"] == built.refinement.params["xray.scale"].value  # replicate 0: full data
     assert scale["bootstrap_su"] > 0 and "xray.scale" in (out / "bootstrap.txt").read_text()
+
+
+def test_flipping_data_hold_out_evaluates_like_excluded_flags():
+    """The structure-model flipping-ratio set (FlippingData, λ/2 on): held out = excluded."""
+    from test_flipping_extras import _joint
+
+    ref, data = _joint(PndOptions(lambda_half=0.02))
+    p = ref.params.values
+    held = np.zeros(len(data.r_obs), dtype=bool)
+    held[::3] = True
+    whole = data.evaluate(p)
+    data.hold_out(held)
+    part = data.evaluate(p)
+    np.testing.assert_array_equal(part.y_obs, whole.y_obs[~held])
+    np.testing.assert_allclose(part.y_calc, whole.y_calc[~held], rtol=1e-12)
+    np.testing.assert_allclose(part.jacobian, whole.jacobian[~held], rtol=1e-10, atol=1e-14)
+    work = data.agreement(p)
+    data.hold_out(~held)
+    free = data.agreement(p)
+    data.hold_out(None)
+    total = data.agreement(p)
+    assert work["chi2"] + free["chi2"] == pytest.approx(total["chi2"], rel=1e-12)
+    assert (work["n_obs"], free["n_obs"]) == ((~held).sum(), held.sum())
