@@ -21,7 +21,7 @@ from chasm.crystal.structure import Atom, Crystal
 from chasm.cv.bootstrap import bootstrap_counts
 from chasm.cv.compare import compare_table
 from chasm.cv.folds import MIN_FREE, check_folds, fold_seed, stratified_folds
-from chasm.cv.run import FoldTask, make_split, run_fold, summarise
+from chasm.cv.run import FoldTask, fold_scores, make_split, run_fold, summarise
 from chasm.errors import InputError
 from chasm.neutron.magnetic_ff import ion_form_factor
 from chasm.project.build import build
@@ -196,6 +196,20 @@ def test_summary_jackknife_and_paired_ranking():
             }
         ],
     }
+    # a failed fold is reported and left out; all failed: InputError
+    bad = {
+        "fold": 4,
+        "seconds": 0.0,
+        "error": "singular normal matrix",
+        "stages": [],
+        "parameters": {},
+    }
+    s2 = summarise([*folds, bad])
+    assert s2["folds_used"] == 4 and s2["failed"] == [{"fold": 5, "error": bad["error"]}]
+    assert s2["score"] == s["score"] and s2["parameters"] == s["parameters"]
+    assert np.isnan(fold_scores([*folds, bad])[-1])
+    with pytest.raises(InputError, match="fold 5: singular"):
+        summarise([bad])
     table = compare_table(cmp)
     assert "do not share their folds" in table and "0.2000" in table
 

@@ -89,7 +89,9 @@ def bootstrap(
     with bar:
         results = sorted((runner or serial_runner)(tasks, on_result), key=lambda r: r["fold"])
     full = results[0]
-    reps = [r for r in results[1:] if r["stages"][-1]["converged"]]
+    if "error" in full:
+        raise InputError(f"bootstrap, full data set: {full['error']}")
+    reps = [r for r in results[1:] if "error" not in r and r["stages"][-1]["converged"]]
     params = {}
     for name, (value, su) in full["parameters"].items():
         v = np.array([r["parameters"][name][0] for r in reps if name in r["parameters"]])

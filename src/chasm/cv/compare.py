@@ -27,6 +27,12 @@ from chasm.cv.run import cross_validate, fold_scores
 __all__ = ["compare", "compare_table", "plot_compare"]
 
 
+def _se(x: np.ndarray) -> float | None:
+    """Standard error of the mean of the finite values (None below 2)."""
+    x = x[np.isfinite(x)]
+    return float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else None
+
+
 def _labels(projects: Sequence[str]) -> list[str]:
     stems = [Path(p).stem for p in projects]
     if len(set(stems)) == len(stems):
@@ -63,20 +69,21 @@ def compare(
                 p, k, seed=seed, stages=stages, runner=runner, echo=echo, progress=progress
             )
         )
-    scores = [fold_scores(r["per_fold"]) for r in runs]
-    best = int(np.argmin([s.mean() for s in scores]))
+    scores = [fold_scores(r["per_fold"]) for r in runs]  # NaN for a failed fold
+    best = int(np.argmin([np.nanmean(s) for s in scores]))
     models = []
     for label, p, r, s in zip(_labels(paths), paths, runs, scores, strict=True):
-        d = s - scores[best]
+        d = s - scores[best]  # paired over the folds both models completed
         last = r["summary"]["stages"][-1]["datasets"]
         models.append(
             {
                 "label": label,
                 "project": p,
-                "score": float(s.mean()),
-                "score_se": float(s.std(ddof=1) / math.sqrt(k)),
-                "delta": float(d.mean()),
-                "delta_se": float(d.std(ddof=1) / math.sqrt(k)),
+                "score": float(np.nanmean(s)),
+                "score_se": _se(s),
+                "delta": float(np.nanmean(d)) if np.any(np.isfinite(d)) else None,
+                "delta_se": _se(d),
+                "failed_folds": [f["fold"] for f in r["summary"]["failed"]],
                 "datasets": {
                     name: {
                         side: {key: e[side][key] for key in ("R1", "wR2", "Rw", "chi2_per_n")}
@@ -105,8 +112,8 @@ def compare_table(cmp: dict) -> str:
     head += "".join(f" {'Rw_free(' + n + ')':>20s} {'Rw(' + n + ')':>14s}" for n in names)
     lines.append(head)
     for i, m in enumerate(cmp["models"], 1):
-        row = f"{i:4d}  {m['label']:<20s} {m['score']:8.4f} +-{m['score_se']:6.4f}"
-        row += f" {m['delta']:9.4f} +-{m['delta_se']:6.4f}"
+        row = f"{i:4d}  {m['label']:<20s} {m['score']:8.4f} +-{_num(m['score_se'], 6)}"
+        row += f" {_num(m['delta'], 9)} +-{_num(m['delta_se'], 6)}"
         for n in names:
             e = m["datasets"].get(n)
             free = None if e is None else e["free"]["Rw"]["mean"]
@@ -114,7 +121,15 @@ def compare_table(cmp: dict) -> str:
             row += f" {'-' if free is None else f'{free:.4f}':>20s}"
             row += f" {'-' if work is None else f'{work:.4f}':>14s}"
         lines.append(row)
+    for m in cmp["models"]:
+        if m.get("failed_folds"):
+            folds = ", ".join(str(f) for f in m["failed_folds"])
+            lines.append(f"note: {m['label']}: fold(s) {folds} failed (see its cv.txt)")
     return "\n".join(lines) + "\n"
+
+
+def _num(x: float | None, width: int) -> str:
+    return f"{'-':>{width}s}" if x is None else f"{x:{width}.4f}"
 
 
 def plot_compare(cmp: dict, path: str | Path) -> Path:

@@ -30,8 +30,11 @@ def cv_table(cv: dict) -> str:
         f"wall time {cv['wall_seconds']:.1f} s",
         "mean(sd) over the folds; work = observations fitted, free = held out; "
         "pooled chi2/N = sum chi2 / sum N over the folds",
-        "",
     ]
+    for f in s["failed"]:
+        lines.append(f"fold {f['fold']} FAILED and is left out: {f['error']}")
+    lines.append(f"folds summarised: {s['folds_used']} of {cv['folds']}")
+    lines.append("")
     for st in s["stages"]:
         lines.append(
             f"stage {st['name']}: score (mean free chi2/N over data sets) = "

@@ -191,8 +191,14 @@ def _run_fold(task: FoldTask) -> dict:
                     },
                 }
             )
-    except ChasmError as exc:
-        raise InputError(f"cross-validation fold {task.fold + 1}: {exc}") from None
+    except ChasmError as exc:  # reported with the fold; the others still count
+        return {
+            "fold": task.fold,
+            "seconds": time.perf_counter() - t0,
+            "error": f"{exc}",
+            "stages": out_stages,
+            "parameters": {},
+        }
     values, su = ref.params.values, ref.params.su
     # refined and not held by a constraint (a symmetry-zero P_lm has su 0 or ~1e-19)
     moved = refined & np.isfinite(su) & (su > SU_FLOOR * np.maximum(1.0, np.abs(values)))
@@ -220,6 +226,9 @@ def fold_scores(folds: list[dict], stage: int = -1) -> np.ndarray:
     """Per fold: the mean over data sets of the free χ²/N after ``stage``."""
     out = []
     for f in folds:
+        if "error" in f:
+            out.append(np.nan)
+            continue
         sets = f["stages"][stage]["datasets"].values()
         v = [s["free"]["chi2_per_n"] for s in sets]
         out.append(np.mean([np.nan if x is None else x for x in v]))
@@ -227,7 +236,17 @@ def fold_scores(folds: list[dict], stage: int = -1) -> np.ndarray:
 
 
 def summarise(folds: list[dict]) -> dict:
-    """Mean and spread over the folds (module docstring); folds in fold order."""
+    """Mean and spread over the folds that did not fail (module docstring).
+
+    Raises
+    ------
+    InputError
+        Every fold failed (the first fold's message).
+    """
+    failed = [f for f in folds if "error" in f]
+    folds = [f for f in folds if "error" not in f]
+    if not folds:
+        raise InputError(f"cross-validation fold {failed[0]['fold'] + 1}: {failed[0]['error']}")
     k = len(folds)
     stages = []
     for j, first in enumerate(folds[0]["stages"]):
@@ -267,6 +286,8 @@ def summarise(folds: list[dict]) -> dict:
             "mean_su": float(su.mean()),
         }
     return {
+        "folds_used": k,
+        "failed": [{"fold": f["fold"] + 1, "error": f["error"]} for f in failed],
         "stages": stages,
         "score": stages[-1]["score"],
         "score_se": stages[-1]["score_se"],
@@ -317,7 +338,9 @@ def cross_validate(
     def on_result(r: dict) -> None:
         done[0] += 1
         bar.advance()
-        if echo is not None:
+        if echo is not None and "error" in r:
+            echo(f"fold {r['fold'] + 1} FAILED ({done[0]}/{k}): {r['error']}")
+        elif echo is not None:
             last = r["stages"][-1]["datasets"]
             figs = "  ".join(
                 f"{n}: Rw={e['work']['Rw']:.4f} Rw_free={e['free']['Rw']:.4f}"
@@ -334,7 +357,7 @@ def cross_validate(
         "project": path,
         "folds": k,
         "seed": split.seed,
-        "stages": [s["name"] for s in results[0]["stages"]],
+        "stages": [s["name"] for s in max(results, key=lambda r: len(r["stages"]))["stages"]],
         "fold_fingerprints": split.fingerprints,
         "n_obs": {n: int(len(f)) for n, f in split.folds.items()},
         "wall_seconds": time.perf_counter() - t0,
