@@ -21,6 +21,14 @@ def _ms(entry: dict) -> str:
     return f"{m:.4f}" if s is None else f"{m:.4f}({s:.4f})"
 
 
+def _se(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def _g(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
 def cv_table(cv: dict) -> str:
     """The plain-text table: per stage and data set the work and free figures, the parameters."""
     s = cv["summary"]
@@ -38,8 +46,8 @@ def cv_table(cv: dict) -> str:
     for st in s["stages"]:
         lines.append(
             f"stage {st['name']}: score (mean free chi2/N over data sets) = "
-            f"{st['score']:.4f} +- {st['score_se']:.4f} (se), "
-            f"{st['converged_folds']}/{cv['folds']} folds converged"
+            f"{st['score']:.4f} +- {_se(st['score_se'])} (se), "
+            f"{st['converged_folds']}/{s['folds_used']} folds converged"
         )
         head = f"  {'data set':<14s} {'set':<5s}" + "".join(f" {c:>17s}" for c, _ in _COLUMNS)
         lines.append(head + f" {'pooled chi2/N':>14s}")
@@ -59,7 +67,7 @@ def cv_table(cv: dict) -> str:
     )
     for n, e in s["parameters"].items():
         lines.append(
-            f"  {n:<28s} {e['mean']:12.6g} {e['sd']:10.3g} {e['jackknife_su']:13.3g} "
+            f"  {n:<28s} {e['mean']:12.6g} {_g(e['sd']):>10s} {_g(e['jackknife_su']):>13s} "
             f"{e['mean_su']:10.3g}"
         )
     return "\n".join(lines) + "\n"

@@ -270,7 +270,7 @@ def summarise(folds: list[dict]) -> dict:
                 "name": first["name"],
                 "datasets": sets,
                 "score": float(np.mean(scores)),
-                "score_se": float(np.std(scores, ddof=1) / math.sqrt(k)),
+                "score_se": float(np.std(scores, ddof=1) / math.sqrt(k)) if k > 1 else None,
                 "converged_folds": sum(f["stages"][j]["converged"] for f in folds),
             }
         )
@@ -281,8 +281,10 @@ def summarise(folds: list[dict]) -> dict:
         su = np.array([f["parameters"][n][1] for f in folds])
         params[n] = {
             "mean": float(v.mean()),
-            "sd": float(v.std(ddof=1)),
-            "jackknife_su": float(math.sqrt((k - 1) / k * np.sum((v - v.mean()) ** 2))),
+            "sd": float(v.std(ddof=1)) if k > 1 else None,
+            "jackknife_su": float(math.sqrt((k - 1) / k * np.sum((v - v.mean()) ** 2)))
+            if k > 1
+            else None,
             "mean_su": float(su.mean()),
         }
     return {
