@@ -145,7 +145,7 @@ def schemes(args) -> None:
         runner = dask_runner(workers=args.workers)
     rows = []
     t0 = time.perf_counter()
-    for r in range(args.realisations):
+    for r in range(args.start, args.start + args.realisations):
         folder = Path(tempfile.mkdtemp(prefix=f"bench_cv_seed{r}_"))
         projects = seed_projects(folder, r, args.xray_smax, args.und_count)
         truth, _ = truth_values(build(load_project(projects[0])))
@@ -177,7 +177,9 @@ def schemes(args) -> None:
             print(json.dumps(rows[-1]))
     print(f"wall time {time.perf_counter() - t0:.0f} s")
     picked = closest = 0
-    for r in range(args.realisations):
+    for m in cmp.get("failed_models", []):
+        print(f"not ranked: {m['label']}: {m['error'][:200]}")
+    for r in range(args.start, args.start + args.realisations):
         sub = [x for x in rows if x["realisation"] == r]
         best_cv = min(sub, key=lambda x: x["score"])["scheme"]
         best_truth = min(sub, key=lambda x: x["spin_rms"])["scheme"]
@@ -208,6 +210,7 @@ if __name__ == "__main__":
     ap.add_argument("--folds", type=int, default=10)
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--realisations", type=int, default=3)
+    ap.add_argument("--start", type=int, default=0, help="first realisation (noise seed)")
     ap.add_argument("--plot")
     ap.add_argument("--xray-smax", type=float, default=0.6)
     ap.add_argument("--und-count", type=int, default=600)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chasm.cv.run import cross_validate, fold_scores
+from chasm.cv.run import AllFoldsFailed, cross_validate, fold_scores
 
 __all__ = ["compare", "compare_table", "plot_compare"]
 
@@ -62,17 +62,24 @@ def compare(
         (each project's full cv.json content).
     """
     paths = [str(p) for p in projects]
-    runs = []
+    runs, failed, labels = [], [], dict(zip(paths, _labels(paths), strict=True))
     for p in paths:
-        runs.append(
-            cross_validate(
-                p, k, seed=seed, stages=stages, runner=runner, echo=echo, progress=progress
+        try:
+            runs.append(
+                cross_validate(
+                    p, k, seed=seed, stages=stages, runner=runner, echo=echo, progress=progress
+                )
             )
-        )
+        except AllFoldsFailed as exc:  # the model is reported, the others ranked
+            failed.append({"label": labels[p], "project": p, "error": str(exc)})
+    if not runs:
+        raise AllFoldsFailed(f"every fold of every project failed; first: {failed[0]['error']}")
     scores = [fold_scores(r["per_fold"]) for r in runs]  # NaN for a failed fold
     best = int(np.argmin([np.nanmean(s) for s in scores]))
     models = []
-    for label, p, r, s in zip(_labels(paths), paths, runs, scores, strict=True):
+    for r, s in zip(runs, scores, strict=True):
+        p = r["project"]
+        label = labels[p]
         d = s - scores[best]  # paired over the folds both models completed
         last = r["summary"]["stages"][-1]["datasets"]
         models.append(
@@ -96,7 +103,14 @@ def compare(
     models.sort(key=lambda m: m["score"])
     prints = [r["fold_fingerprints"] for r in runs]
     same = all(prints[0].get(name) == fp for other in prints[1:] for name, fp in other.items())
-    return {"folds": k, "seed": seed, "same_folds": same, "models": models, "runs": runs}
+    return {
+        "folds": k,
+        "seed": seed,
+        "same_folds": same,
+        "models": models,
+        "failed_models": failed,
+        "runs": runs,
+    }
 
 
 def compare_table(cmp: dict) -> str:
@@ -121,6 +135,8 @@ def compare_table(cmp: dict) -> str:
             row += f" {'-' if free is None else f'{free:.4f}':>20s}"
             row += f" {'-' if work is None else f'{work:.4f}':>14s}"
         lines.append(row)
+    for m in cmp.get("failed_models", []):
+        lines.append(f"not ranked: {m['label']}: every fold failed: {m['error']}")
     for m in cmp["models"]:
         if m.get("failed_folds"):
             folds = ", ".join(str(f) for f in m["failed_folds"])

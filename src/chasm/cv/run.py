@@ -41,13 +41,25 @@ from chasm.project.build import Built, build
 from chasm.project.project import load_project
 from chasm.project.run import _select
 
-__all__ = ["FoldTask", "Split", "make_split", "run_fold", "summarise", "cross_validate"]
+__all__ = [
+    "AllFoldsFailed",
+    "FoldTask",
+    "Split",
+    "make_split",
+    "run_fold",
+    "summarise",
+    "cross_validate",
+]
 
 #: The agreement figures kept per data set, stage and side (None where undefined).
 FIGURES = ("n_obs", "chi2", "chi2_per_n", "R1", "wR2", "Rw")
 
 #: A parameter whose su is below this (relative) is held by a constraint, not reported.
 SU_FLOOR = 1e-12
+
+
+class AllFoldsFailed(InputError):
+    """Every fold of a cross-validation failed (the message is the first fold's)."""
 
 
 @dataclass(frozen=True)
@@ -246,7 +258,7 @@ def summarise(folds: list[dict]) -> dict:
     failed = [f for f in folds if "error" in f]
     folds = [f for f in folds if "error" not in f]
     if not folds:
-        raise InputError(f"cross-validation fold {failed[0]['fold'] + 1}: {failed[0]['error']}")
+        raise AllFoldsFailed(f"cross-validation fold {failed[0]['fold'] + 1}: {failed[0]['error']}")
     k = len(folds)
     stages = []
     for j, first in enumerate(folds[0]["stages"]):
