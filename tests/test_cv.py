@@ -346,3 +346,33 @@ def test_flipping_data_hold_out_evaluates_like_excluded_flags():
     total = data.agreement(p)
     assert work["chi2"] + free["chi2"] == pytest.approx(total["chi2"], rel=1e-12)
     assert (work["n_obs"], free["n_obs"]) == ((~held).sum(), held.sum())
+
+
+def test_compare_ranks_pairs_and_lists_failed_models(monkeypatch):
+    """compare() on canned fold results (no refinement): ranking, paired Δ, failed models."""
+    import chasm.cv.compare as cmp_mod
+    from chasm.cv.run import AllFoldsFailed
+
+    per = {"A": [3.0, 4.0, 5.0], "B": [2.0, 3.5, 4.0]}
+
+    def fake(p, k, **kw):
+        if p == "C":
+            raise AllFoldsFailed("cross-validation fold 1: singular normal matrix")
+        folds = [_fake_fold(i, v, 1.0) for i, v in enumerate(per[p])]
+        return {
+            "project": p,
+            "per_fold": folds,
+            "summary": summarise(folds),
+            "fold_fingerprints": {"x": "same"},
+        }
+
+    monkeypatch.setattr(cmp_mod, "cross_validate", fake)
+    out = cmp_mod.compare(["A", "B", "C"], 3)
+    assert [m["label"] for m in out["models"]] == ["B", "A"] and out["same_folds"]
+    a = out["models"][1]
+    d = np.array(per["A"]) - np.array(per["B"])
+    assert a["delta"] == pytest.approx(d.mean())
+    assert a["delta_se"] == pytest.approx(d.std(ddof=1) / math.sqrt(3))
+    assert a["score_se"] == pytest.approx(np.std(per["A"], ddof=1) / math.sqrt(3))
+    assert out["failed_models"][0]["label"] == "C"
+    assert "not ranked: C: every fold failed" in compare_table(out)
