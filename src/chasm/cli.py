@@ -118,6 +118,12 @@ def _cmd_refine(args: argparse.Namespace) -> int:
     return 0 if final["converged"] else 1
 
 
+def _cmd_cv(args: argparse.Namespace) -> int:
+    from chasm.cv.command import run_cv_command
+
+    return run_cv_command(args)
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from chasm.report.report import write_report
 
@@ -262,6 +268,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-report", action="store_true", help="do not write report.html/.md")
     p.set_defaults(func=_cmd_refine)
+
+    p = sub.add_parser(
+        "cv", help="k-fold cross-validation of a project (R_free, parameter spread over folds)"
+    )
+    p.add_argument("project", nargs="?", help="project file (TOML)")
+    p.add_argument("--folds", type=int, default=10, help="number of folds k (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the folds (default 0)")
+    p.add_argument("--stages", nargs="+", help="run only these stages (default: all)")
+    p.add_argument(
+        "--compare", nargs="+", metavar="PROJECT", help="rank several projects on the same folds"
+    )
+    p.add_argument(
+        "--bootstrap", type=int, metavar="B", help="bootstrap su's from B resampled refinements"
+    )
+    p.add_argument("--scheduler", help="a running Dask scheduler, tcp://HOST:PORT")
+    p.add_argument("--workers", type=int, help="run the folds on a local Dask cluster of N workers")
+    p.add_argument("--output", help="output folder (default: the project's output/cv)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no line per fold, no table")
+    p.set_defaults(func=_cmd_cv)
 
     p = sub.add_parser("report", help="write report.html and report.md for a result folder")
     p.add_argument("folder", help="output folder of 'chasm refine' (result.json, model.cif)")

@@ -707,12 +707,13 @@ def project_text(
             "# chasm stops until this is done.",
         ]
         guesses.append("constraints.total_spin: PLACEHOLDER, must be filled in before running")
-    guesses += practice.guesses
+    if not iam:  # the multipole practice (kappa', restraints, ions) means nothing for IAM
+        guesses += practice.guesses
     L += [
         '# same = [["C1.U11", "C2.U11"]]        # groups sharing one value',
         '# [[constraints.equal]]  a = "N1.P*"  b = "N2.P*"   (pairwise equal)',
         "",
-        *practice.restraint_lines,
+        *([] if iam else practice.restraint_lines),
         "[refinement]",
         'score = "unit"',
         "tol = 0.01          # converged when max |shift|/su < tol",

@@ -149,7 +149,8 @@ class MagneticAmplitudeData(PndData):
         mask, y_c = self.amplitudes(p)
         J = np.zeros((len(y_c), self._n_full))
         J[:, self._i_spin] = self.design[mask]
-        return Evaluation(self.y_obs[mask], y_c, self.y_sigma[mask] ** -2.0, J)
+        m = 1.0 if self.multiplicity is None else self.multiplicity[mask]
+        return Evaluation(self.y_obs[mask], y_c, m * self.y_sigma[mask] ** -2.0, J)
 
     def agreement(self, p: np.ndarray, n_par: int = 0) -> dict:
         """χ², χ²/N, GOF, R(F_M) and Rw(F_M) over all usable reflections at p."""

@@ -626,9 +626,23 @@ class FlippingRatioSet:
         self._bound = False
         return geom, keep
 
+    #: Observations left out of every evaluation (bool over the kept ratios), the free set
+    #: of a cross-validation fold (:mod:`chasm.cv`); None leaves none out.
+    held_out: np.ndarray | None = None
+
+    #: Weight factor of every kept ratio in fits (a bootstrap replicate's draw counts,
+    #: :mod:`chasm.cv.bootstrap`); None: 1 for all. Agreement figures ignore it.
+    multiplicity: np.ndarray | None = None
+
+    def hold_out(self, mask: np.ndarray | None) -> None:
+        """Leave the ratios ``mask`` out of fits and agreement figures (None: none)."""
+        self.held_out = None if mask is None else np.array(mask, dtype=bool)
+        self._engines = {}
+
     def active(self) -> np.ndarray:
-        """Mask of the reflections inside the current stage window."""
-        return mask_resolution(self.stol, *self.window)
+        """Mask of the reflections inside the current stage window and not held out."""
+        mask = mask_resolution(self.stol, *self.window)
+        return mask if self.held_out is None else mask & ~self.held_out
 
     def _no_reflection(self) -> InputError:
         return InputError(
@@ -655,10 +669,11 @@ class FlippingRatioSet:
     def evaluate(self, p: np.ndarray) -> Evaluation:
         """R_obs, R_calc, w = 1/σ(R)² and dR/dp (full vector) at p."""
         mask, ratio, J = self.calculate(p, jacobian=True)
-        return Evaluation(self.r_obs[mask], ratio, self.sigma[mask] ** -2.0, J)
+        m = 1.0 if self.multiplicity is None else self.multiplicity[mask]
+        return Evaluation(self.r_obs[mask], ratio, m * self.sigma[mask] ** -2.0, J)
 
     def ratios(self, p: np.ndarray) -> np.ndarray:
-        """R_calc of every kept reflection at p (stage window ignored)."""
+        """R_calc of every kept reflection not held out at p (stage window ignored)."""
         saved = self.window
         self.window = (None, None)
         try:
@@ -668,7 +683,8 @@ class FlippingRatioSet:
 
     def agreement(self, p: np.ndarray, n_par: int = 0) -> dict:
         """χ², χ²/N, GOF, Rw(1−R) over the whole data set at p (R1, wR2: None)."""
-        stats = flipping_statistics(self.r_obs, self.sigma, self.ratios(p), None, n_par)
+        keep = slice(None) if self.held_out is None else ~self.held_out
+        stats = flipping_statistics(self.r_obs[keep], self.sigma[keep], self.ratios(p), None, n_par)
         return {
             "kind": self.kind,
             "n_obs": stats.n,

@@ -238,9 +238,23 @@ class XrayData:
         self._bound = True
 
     # ------------------------------------------------------------------ evaluation
+    #: Observations left out of every evaluation (bool over the kept reflections), the free
+    #: set of a cross-validation fold (:mod:`chasm.cv`); None leaves none out.
+    held_out: np.ndarray | None = None
+
+    #: Weight factor of every kept reflection in fits (a bootstrap replicate's draw counts,
+    #: :mod:`chasm.cv.bootstrap`); None: 1 for all. Agreement figures ignore it.
+    multiplicity: np.ndarray | None = None
+
+    def hold_out(self, mask: np.ndarray | None) -> None:
+        """Leave the reflections ``mask`` out of fits and agreement figures (None: none)."""
+        self.held_out = None if mask is None else np.array(mask, dtype=bool)
+        self._engines = {}
+
     def active(self) -> np.ndarray:
-        """Mask of the reflections inside the current stage window."""
-        return mask_resolution(self.stol, *self.window)
+        """Mask of the reflections inside the current stage window and not held out."""
+        mask = mask_resolution(self.stol, *self.window)
+        return mask if self.held_out is None else mask & ~self.held_out
 
     def _engine(self) -> tuple[StructureFactorEngine, np.ndarray]:
         key = self.window
@@ -331,14 +345,15 @@ class XrayData:
 
     def evaluate(self, p: np.ndarray) -> Evaluation:
         """Observations, calculated values, weights and full Jacobian at p."""
-        fo2, s2, y_calc, _, J, _ = self.calculate(p, jacobian=True)
+        fo2, s2, y_calc, _, J, mask = self.calculate(p, jacobian=True)
         fc2 = y_calc if self.options.observable == "F2" else y_calc**2
         w = self._weights_f2(fo2, s2, fc2, p[self._i_scale])
+        m = 1.0 if self.multiplicity is None else self.multiplicity[mask]
         if self.options.observable == "F":
             fo, sf = f_from_f2(fo2, s2)
             wf = 4.0 * np.maximum(fo2, 0.0) * w if self.options.weights == "shelx" else sf**-2.0
-            return Evaluation(fo, y_calc, wf, J)
-        return Evaluation(fo2, y_calc, w, J)
+            return Evaluation(fo, y_calc, m * wf, J)
+        return Evaluation(fo2, y_calc, m * w, J)
 
     def agreement(self, p: np.ndarray, n_par: int = 0) -> dict:
         """R1 (F, all), R1(>2σ), wR2 (F²), Rw(F), χ², GOF at p over the whole data set."""
