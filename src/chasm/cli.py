@@ -90,6 +90,11 @@ def _cmd_init(args: argparse.Namespace) -> int:
     print("guessed (check them in the file):")
     for g in res.guesses:
         print(f"  - {g}")
+    found = [x[len("# WARNING: ") :] for x in res.text.splitlines() if x.startswith("# WARNING: ")]
+    if found:
+        print(f"warnings ({len(found)}):")
+        for w in found:
+            print(f"  - {w}")
     return 0
 
 

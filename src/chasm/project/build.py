@@ -30,9 +30,11 @@ from chasm.density.frames import LocalAxes
 from chasm.density.harmonics import lm_labels
 from chasm.density.model import HansenCoppensAtom, SphericalAtom, SplitAtom
 from chasm.errors import InputError
-from chasm.io.shelx_hkl import merge, read_hkl4
+from chasm.io.shelx_hkl import read_hkl4
 from chasm.project.autobuild import HYDROGENS, choose_atom
+from chasm.project.checks import check_charge, check_f2_data, check_total_spin
 from chasm.project.project import ATOM_SCHEMA, Project
+from chasm.project.schema import find_line
 from chasm.refine.constraints import LinearConstraints
 from chasm.refine.parameters import Parameters, UnknownNameError
 from chasm.refine.problem import SolverOptions
@@ -58,6 +60,8 @@ class Built:
     entries: dict[str, list[str]] = field(default_factory=dict)
     split: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Doubts of :mod:`chasm.project.checks` on the data and the model (listed as warnings).
+    checks: list[str] = field(default_factory=list)
 
     @property
     def kinds(self) -> dict[str, str]:
@@ -322,9 +326,9 @@ def _f2_dataset(project: Project, crystal, cfg: dict, i: int):
             "(the CIF's wavelength is the X-ray one)",
             src,
         )
-    refl = read_hkl4(path)
-    if cfg["merge"]:
-        refl = merge(refl, crystal)[0]
+    refl, found = check_f2_data(
+        read_hkl4(path), crystal, f"datasets[{i}] ({cfg['name']})", cfg["merge"]
+    )
     opts = XrayOptions(
         observable=cfg["observable"],
         weights=cfg["weights"],
@@ -343,6 +347,7 @@ def _f2_dataset(project: Project, crystal, cfg: dict, i: int):
     data = cls(cfg["name"], refl, crystal, opts, adp_set=cfg["adp_set"])
     data.user_weight = cfg["user_weight"]
     data.source = str(path)
+    data.checks = found
     return [data]
 
 
@@ -454,6 +459,8 @@ def build(project: Project) -> Built:
         raise InputError(f"datasets: data-set names are not unique: {names}", src)
     c = d["constraints"]
     notes = []
+    checks = [w for x in datasets for w in getattr(x, "checks", [])]
+    text = _text(project)
     if c["total_spin"] is not None:
         if not split:
             raise InputError(
@@ -461,9 +468,15 @@ def build(project: Project) -> Built:
                 "in model.magnetic",
                 src,
             )
+        line = find_line(text, "constraints.total_spin")
+        check_total_spin(crystal, models, float(c["total_spin"]), src, line)
         note = match_total_spin(crystal, models, float(c["total_spin"]))
         if note:
             notes.append(note)
+    hc = any(isinstance(m, HansenCoppensAtom | SplitAtom) for m in models)
+    if c["electroneutrality"] and hc:
+        line = find_line(text, "constraints.charge")
+        check_charge(crystal, models, float(c["charge"]), src, line)
     r = d["refinement"]
     options = SolverOptions(
         tol=r["tol"],
@@ -486,7 +499,6 @@ def build(project: Project) -> Built:
             for field_name in ("kappa", "kappa_prime"):
                 for group in _kappa_groups(p, labels, field_name):
                     ref.add_constraints(same_value(p, group))
-    hc = any(isinstance(m, HansenCoppensAtom | SplitAtom) for m in models)
     if c["electroneutrality"] and hc:
         ref.add_constraints(ref.structure.charge_constraint(p, charge=c["charge"]))
     if c["total_spin"] is not None:
@@ -524,4 +536,12 @@ def build(project: Project) -> Built:
         stages.append(
             Stage(s["name"], free, fix, s["smin"], s["smax"], s["max_cycles"], s["tol"], data)
         )
-    return Built(project, crystal, models, riders, ref, stages, sets, entries, split, notes)
+    return Built(project, crystal, models, riders, ref, stages, sets, entries, split, notes, checks)
+
+
+def _text(project: Project) -> str | None:
+    """The project file's text (for line numbers in messages), None if unreadable."""
+    try:
+        return project.path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None

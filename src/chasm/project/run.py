@@ -66,6 +66,7 @@ from chasm.errors import InputError
 from chasm.io.atomic import clean_stale_temp, protect_inputs, refuse_input, write_text_atomic
 from chasm.io.lock import LOCK_NAME, FolderLock
 from chasm.project.build import Built, build
+from chasm.project.checks import spin_warnings
 from chasm.project.project import load_project
 from chasm.refine.refinement import Stage, share_gof
 from chasm.refine.results import CycleInfo
@@ -478,6 +479,8 @@ def _write_outputs(
 
     stopped = stopped or {}
     result = result_dict(built, earlier, stopped.get("n_par"))
+    found = built.checks + spin_warnings(built.crystal, built.models)
+    result["warnings"] = list(dict.fromkeys(found + result["warnings"]))
     if stopped:
         at = {"stage": stopped["stage"], "cycle": int(stopped["cycle"])}
         result["converged"] = False
@@ -989,6 +992,8 @@ def _run(
     """The body of :func:`run_project`, with the output folder locked."""
     project = built.project
     say = echo or (lambda s: None)
+    for w in built.checks + spin_warnings(built.crystal, built.models):
+        say(f"warning: {w}")
     session = _Session(built, out, _select(built, stages))
     if resume:
         session.resume(stages, say)
