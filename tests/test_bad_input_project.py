@@ -14,7 +14,6 @@ from importlib.resources import files
 from pathlib import Path
 
 import pytest
-from safety_helpers import PROJECT, hkl_text, urea_project
 
 from chasm.cli import main
 from chasm.crystal.cif import read_cif
@@ -23,6 +22,7 @@ from chasm.io.shelx_hkl import read_hkl4
 from chasm.project.build import build
 from chasm.project.checks import check_f2_data, spin_capacity, spin_warnings
 from chasm.project.project import load_project
+from safety_helpers import PROJECT, hkl_text, urea_project
 
 BASE = PROJECT.format(cif="urea.cif", hkl="urea.hkl", output="out")
 
