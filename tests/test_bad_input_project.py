@@ -328,3 +328,23 @@ def test_charge_beyond_the_valence_shells_is_refused(tmp_path):
     )
     with pytest.raises(InputError, match=r"constraints.charge: 500 e is outside"):
         build(load_project(p))
+
+
+@pytest.mark.parametrize(
+    "row, words",
+    [
+        ("99999999999999999999 0 1 13.43 0.05", r"line 60: datasets\[0\] \(xray\): indices"),
+        ("9999 0 1 13.43 0.05", r"line 60: .*9999 0 1 lies at sin\(theta\)/lambda = \d+"),
+    ],
+    ids=["R8b index >= 2^63", "R10 index 9999"],
+)
+def test_indices_beyond_reach_are_refused_by_line(tmp_path, capsys, row, words):
+    """R8b, R10: an index >= 2^63 (gemmi TypeError) or h = 9999 (286 GiB) in refine."""
+    import warnings
+
+    cif = urea_project(tmp_path).parent / "urea.cif"
+    p = _with_hkl(tmp_path, hkl_text(cif) + row + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the reader's cast of 1e20
+        err = _refine_error(capsys, p)
+    assert re.search(rf"urea.hkl, {words}", err), err

@@ -8,7 +8,8 @@ F² data (:func:`check_f2_data`)
     refused: no reflection; a non-finite F² or σ; every F² ≤ 0; a σ ≤ 0 or a
     σ below ``SIGMA_FLOOR`` × the median σ (its weight 1/σ² would outweigh the
     whole data set); every reflection systematically absent in the space
-    group. Warned: absences observed with F²/σ > ``ABSENCE_SIGNIFICANCE``
+    group; an index beyond ``INDEX_MAX`` or a reflection beyond sin(theta)/lambda
+    ``STOL_MAX`` for the cell. Warned: absences observed with F²/σ > ``ABSENCE_SIGNIFICANCE``
     (the strongest first, with their file lines, from
     :func:`chasm.io.shelx_hkl.check_absences`); repeated measurements whose
     Rint exceeds ``RINT_WARN`` or with single measurements off their mean by
@@ -36,7 +37,7 @@ import numpy as np
 from chasm.density.databank import spherical_atom
 from chasm.density.model import HansenCoppensAtom, SplitAtom
 from chasm.errors import InputError
-from chasm.io.shelx_hkl import Reflections, check_absences, merge
+from chasm.io.shelx_hkl import Reflections, check_absences, merge, stol
 
 __all__ = [
     "check_f2_data",
@@ -46,6 +47,10 @@ __all__ = [
     "spin_warnings",
 ]
 
+#: Largest |h|, |k|, |l| accepted (a 1000 A cell at 0.5 A resolution needs 4000).
+INDEX_MAX = 10000
+#: Largest sin(theta)/lambda accepted (1/A), as in the project file's smax.
+STOL_MAX = 10.0
 SIGMA_FLOOR = 1e-6
 ABSENCE_SIGNIFICANCE = 3.0
 RINT_WARN = 0.10
@@ -90,6 +95,7 @@ def check_f2_data(
         raise InputError(f"{where}: the file holds no reflection", src)
     if refl.f2 is None or refl.sigma is None:
         raise InputError(f"{where}: F² and σ(F²) are needed for every reflection", src)
+    _check_indices(refl, crystal, where)
     f2, sigma = refl.f2, refl.sigma
     bad = np.flatnonzero(~np.isfinite(f2) | ~np.isfinite(sigma))
     if bad.size:
@@ -131,6 +137,31 @@ def check_f2_data(
     if info.n_multiple:
         out += _duplicates(refl, info, where, merged)
     return (together if merged else refl), out
+
+
+def _check_indices(refl: Reflections, crystal, where: str) -> None:
+    """Refuse indices beyond ``INDEX_MAX`` or beyond sin(theta)/lambda ``STOL_MAX``."""
+    h = np.asarray(refl.hkl)
+    huge = np.flatnonzero(np.any((h > INDEX_MAX) | (h < -INDEX_MAX), axis=1))
+    if huge.size:
+        k = int(huge[0])
+        raise InputError(
+            f"{where}: indices {_hkl(h[k])} beyond |h|, |k|, |l| <= {INDEX_MAX}; "
+            "is the file's column layout right?",
+            refl.path,
+            _line(refl, k),
+        )
+    s = stol(h, crystal)
+    far = np.flatnonzero(s > STOL_MAX)
+    if far.size:
+        k = int(far[np.argmax(s[far])])
+        raise InputError(
+            f"{where}: reflection {_hkl(h[k])} lies at sin(theta)/lambda = {s[k]:.4g} 1/A "
+            f"for this cell, beyond {STOL_MAX:g} 1/A (no diffraction experiment reaches it); "
+            "check the indices and the cell",
+            refl.path,
+            _line(refl, k),
+        )
 
 
 def _absences(refl: Reflections, crystal, where: str) -> list[str]:
