@@ -239,3 +239,33 @@ def test_a_lock_left_by_a_dead_run_is_taken_over(tmp_path):
     (out / LOCK_NAME).write_text(f"{2**22 + 99}\n")  # written by a run killed long ago
     assert main(["refine", str(p), "-q", "--no-report"]) == 0
     assert (out / "result.json").is_file()
+
+
+def test_sigterm_unwinds_with_status_143_and_releases_the_lock(tmp_path, monkeypatch, capsys):
+    """SIGTERM raises through the command (finally blocks run: temp files, lock)."""
+    import signal
+
+    import chasm.report.report as report_module
+
+    (tmp_path / "result.json").write_text("{}", encoding="utf-8")
+
+    def killed(folder, **kwargs):
+        lock = FolderLock(tmp_path, "test")
+        lock.acquire()
+
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler interrupts this
+        finally:
+            lock.release()
+        raise AssertionError("SIGTERM did not interrupt the command")
+
+    monkeypatch.setattr(report_module, "write_report", killed)
+    before = signal.getsignal(signal.SIGTERM)
+    t0 = time.perf_counter()
+    assert main(["report", str(tmp_path)]) == 143
+    assert time.perf_counter() - t0 < 4
+    assert "chasm: terminated (SIGTERM)" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == before
+    with FolderLock(tmp_path, "test"):  # released: a new lock is granted
+        pass

@@ -185,14 +185,14 @@ def _number_problem(value, f: Field) -> str | None:
         return f"{value!r} is not a finite number"
     bounded = any(b is not None for b in (f.ge, f.gt, f.le, f.lt))
     if isinstance(value, int) and not bounded and abs(value) > INT_LIMIT:
-        return f"{value} is out of range (|value| <= {INT_LIMIT})"
+        return f"must be >= {-INT_LIMIT} and <= {INT_LIMIT}, got {value}"
     if (
         (f.ge is not None and not value >= f.ge)
         or (f.gt is not None and not value > f.gt)
         or (f.le is not None and not value <= f.le)
         or (f.lt is not None and not value < f.lt)
     ):
-        return f"{value!r} is out of range; allowed: {f.range_text()}"
+        return f"must be {f.range_text()}, got {value!r}"
     return None
 
 
@@ -405,7 +405,7 @@ def schema_markdown(schema: dict, prefix: str = "") -> list[str]:
 def _direction(value: list) -> str | None:
     """Error text for a field direction that is not three numbers, not all zero."""
     if len(value) != 3:
-        return f"expected [u, v, w] (three numbers), got {len(value)}"
+        return f"give three numbers [u, v, w], got {len(value)}"
     if not any(value):
         return "[0, 0, 0] is no direction"
     return None
