@@ -348,3 +348,12 @@ def test_indices_beyond_reach_are_refused_by_line(tmp_path, capsys, row, words):
         warnings.simplefilter("ignore", RuntimeWarning)  # the reader's cast of 1e20
         err = _refine_error(capsys, p)
     assert re.search(rf"urea.hkl, {words}", err), err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_fifo_as_data_file_is_refused_at_once(tmp_path, capsys):
+    p = urea_project(tmp_path)
+    (tmp_path / "urea.hkl").unlink()
+    os.mkfifo(tmp_path / "urea.hkl")
+    err = _refine_error(capsys, p)
+    assert "datasets[0].file: file of 'xray' is not a regular file" in err

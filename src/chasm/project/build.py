@@ -309,8 +309,9 @@ def _data_file(project: Project, cfg: dict, i: int):
     """The data file of ``datasets[i]``, absolute; an InputError if it does not exist."""
     path = project.resolve(cfg["file"])
     if not path.is_file():
+        what = "is not a regular file" if path.exists() else "not found"
         raise InputError(
-            f"datasets[{i}].file: file of {cfg['name']!r} not found: {path}", str(project.path)
+            f"datasets[{i}].file: file of {cfg['name']!r} {what}: {path}", str(project.path)
         )
     return path
 
@@ -432,7 +433,8 @@ def build(project: Project) -> Built:
     src = str(project.path)
     cif = project.resolve(d["structure"]["cif"])
     if not cif.is_file():
-        raise InputError(f"structure.cif: structure file not found: {cif}", src)
+        what = "is not a regular file" if cif.exists() else "not found"
+        raise InputError(f"structure.cif: structure file {what}: {cif}", src)
     crystal = read_cif(cif, d["structure"]["block"])
     models, riders, sets = build_models(project, crystal)
     split = [
