@@ -3,7 +3,9 @@
 Each run refines the urea IAM model against the real urea data
 (../shared/data/xray/urea: 1022 reflections; stages scale, xyz, all; about 3 s of
 work after a 1.5 s start-up) into a fresh output folder, and is killed with SIGKILL
-after a random delay (uniform between 0 and ``--max-delay`` seconds, seeded). Then:
+after a random delay, uniform between ``--from`` and ``--to`` times the wall time of an
+uninterrupted run measured first (default 0.25 to 1.1: the start-up, which writes
+nothing, is mostly skipped, and a few runs finish before the kill), seeded. Then:
 
 1. every output present must be complete: result.json and checkpoint.json parse as
    JSON, model.cif reads back with chasm's CIF reader, listing.txt ends with a newline;
@@ -14,7 +16,7 @@ after a random delay (uniform between 0 and ``--max-delay`` seconds, seeded). Th
    file behind; its final wR2 is compared with an uninterrupted run.
 
 Usage: PYTHONPATH=src python validation/kill_loop.py [--runs 100] [--seed 0]
-       [--max-delay 5.0] [--keep DIR]
+       [--from 0.25] [--to 1.1] [--keep DIR]
 Prints the counts as a Markdown table (docs/data-safety.md).
 """
 
@@ -103,7 +105,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-delay", type=float, default=5.0)
+    ap.add_argument("--from", dest="lo", type=float, default=0.25)
+    ap.add_argument("--to", dest="hi", type=float, default=1.1)
     ap.add_argument("--keep", help="work folder to keep (default: a temporary one)")
     args = ap.parse_args()
     if not DATA.is_dir():
@@ -146,7 +149,7 @@ def main() -> None:
     worst = 0.0
     for i in range(args.runs):
         out = work / f"out{i:03d}"
-        delay = rng.uniform(0.0, args.max_delay)
+        delay = rng.uniform(args.lo * full, args.hi * full)
         c["runs"] += 1
         proc = subprocess.Popen(
             chasm("refine", str(project), "-q", "--no-report", "--output", str(out)),
@@ -195,7 +198,8 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(out, ignore_errors=True)
     print(
-        f"uninterrupted run: {full:.1f} s wall, wR2 = {ref:.6f}; delays U(0, {args.max_delay:g}) s"
+        f"uninterrupted run: {full:.1f} s wall, wR2 = {ref:.6f}; "
+        f"delays U({args.lo * full:.2f}, {args.hi * full:.2f}) s"
     )
     print("| count | value |\n|---|---|")
     for k, v in c.items():
