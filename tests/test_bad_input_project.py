@@ -357,3 +357,12 @@ def test_fifo_as_data_file_is_refused_at_once(tmp_path, capsys):
     os.mkfifo(tmp_path / "urea.hkl")
     err = _refine_error(capsys, p)
     assert "datasets[0].file: file of 'xray' is not a regular file" in err
+
+
+def test_numbers_of_thousands_of_digits(tmp_path, capsys):
+    p = urea_project(tmp_path)
+    p.write_text(BASE.replace("max_cycles = 5", "max_cycles = " + "9" * 5000), encoding="utf-8")
+    assert "numbers of thousands of digits" in _refine_error(capsys, p)
+    p.write_text(BASE.replace("max_cycles = 5", "tol = " + "9" * 4000), encoding="utf-8")
+    err = _refine_error(capsys, p)
+    assert "refinement.tol: 999" in err and "is not a finite number" in err and len(err) < 400

@@ -474,7 +474,8 @@ def load_project(path: str | Path) -> Project:
         raise InputError(f"TOML syntax error: {exc}", str(path), line) from None
     except (RecursionError, ValueError, MemoryError) as exc:
         raise InputError(
-            f"TOML the reader cannot handle ({type(exc).__name__}): nesting or numbers too large",
+            f"the TOML reader cannot handle this file ({type(exc).__name__}: "
+            f"{str(exc)[:80]}): numbers of thousands of digits or nesting too deep",
             str(path),
         ) from None
     data = validate(raw, SCHEMA, str(path), text)

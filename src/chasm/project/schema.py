@@ -179,20 +179,26 @@ def find_line(text: str | None, path: str) -> int | None:
     return text.count("\n", 0, m.start()) + 1 if m else None
 
 
+def _short(value) -> str:
+    """``repr(value)`` cut to 60 characters (a 4000-digit integer stays readable)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _number_problem(value, f: Field) -> str | None:
     """Why a number breaks the bounds of ``f`` (None when it is inside them)."""
     if isinstance(value, float) and not math.isfinite(value):
         return f"{value!r} is not a finite number"
     bounded = any(b is not None for b in (f.ge, f.gt, f.le, f.lt))
     if isinstance(value, int) and not bounded and abs(value) > INT_LIMIT:
-        return f"must be >= {-INT_LIMIT} and <= {INT_LIMIT}, got {value}"
+        return f"must be >= {-INT_LIMIT} and <= {INT_LIMIT}, got {_short(value)}"
     if (
         (f.ge is not None and not value >= f.ge)
         or (f.gt is not None and not value > f.gt)
         or (f.le is not None and not value <= f.le)
         or (f.lt is not None and not value < f.lt)
     ):
-        return f"must be {f.range_text()}, got {value!r}"
+        return f"must be {f.range_text()}, got {_short(value)}"
     return None
 
 
@@ -200,20 +206,19 @@ def _scalar(value, types: tuple, f: Field, where: str, err) -> Any:
     """One value (a key's, a list item or a table value): type, finiteness and bounds."""
     if float in types and isinstance(value, int) and not isinstance(value, bool):
         if abs(value) > 1e300:
-            raise err(where, f"{value} is not a finite number")
+            raise err(where, f"{_short(value)} is not a finite number")
         value = float(value)
     if bool not in types and isinstance(value, bool):
         raise err(where, f"expected {_type_text(types)}, got {value!r}")
     if not isinstance(value, types):
-        shown = repr(value)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        shown = _short(value)
         raise err(where, f"expected {_type_text(types)}, got {type(value).__name__} {shown}")
     if isinstance(value, int | float) and not isinstance(value, bool):
         problem = _number_problem(value, f)
         if problem:
             raise err(where, problem)
     if isinstance(value, str) and any(ord(c) < 32 and c not in "\t\n\r" for c in value):
-        raise err(where, f"{value!r} contains a control character")
+        raise err(where, f"{_short(value)} contains a control character")
     return value
 
 
@@ -226,7 +231,7 @@ def _check_value(value, f: Field, where: str, err) -> Any:
     if f.choices is not None and not any(
         value == c and type(value) is type(c) or (value is None and c is None) for c in f.choices
     ):
-        raise err(where, f"{value!r} is not one of {', '.join(repr(c) for c in f.choices)}")
+        raise err(where, f"{_short(value)} is not one of {', '.join(repr(c) for c in f.choices)}")
     if f.check is not None and value is not None:
         problem = f.check(value)
         if problem:
