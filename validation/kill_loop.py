@@ -3,12 +3,11 @@
 Each run refines the urea IAM model against the real urea data
 (../shared/data/xray/urea: 1022 reflections; stages scale, xyz, all; about 3 s of
 work after a 1.5 s start-up) into a fresh output folder, and is killed with SIGKILL
-after a random delay, uniform between ``--from`` and ``--to`` times the wall time of an
-uninterrupted run measured first (default 0.25 to 1.1: the start-up, which writes
-nothing, is mostly skipped, and a few runs finish before the kill), seeded. Every
-other run is killed instead 0 to 0.9 times that wall time after its first checkpoint
-appeared, so that on a loaded machine (slow start-up) half the kills still land while
-the run writes. Then:
+after a random delay (seeded). The delays follow the machine's load: every fifth run
+is killed during its start-up (uniform between 0 and 1.1 times the median time to the
+first checkpoint of the complete runs so far), the others while they write (the clock
+starts when their first checkpoint appears; uniform between 0 and ``--to`` (1.1) times
+the median time from the first checkpoint to the end), so that a few finish. Then:
 
 1. every output present must be complete: result.json and checkpoint.json parse as
    JSON, model.cif reads back with chasm's CIF reader, listing.txt ends with a newline;
@@ -19,7 +18,7 @@ the run writes. Then:
    file behind; its final wR2 is compared with an uninterrupted run.
 
 Usage: PYTHONPATH=src python validation/kill_loop.py [--runs 100] [--seed 0]
-       [--from 0.25] [--to 1.1] [--keep DIR]
+       [--to 1.1] [--keep DIR]
 Prints the counts as a Markdown table (docs/data-safety.md).
 """
 
@@ -31,6 +30,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +39,7 @@ from pathlib import Path
 
 from chasm.crystal.cif import read_cif
 from chasm.io.atomic import TEMP_PATTERN
+from chasm.project.run import CHECKPOINT
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = (ROOT / ".." / "shared" / "data" / "xray" / "urea").resolve()
@@ -104,11 +105,32 @@ def final_wr2(out: Path) -> float:
     return json.loads((out / "result.json").read_text(encoding="utf-8"))["datasets"]["xray"]["wR2"]
 
 
+def wait_for_checkpoint(proc: subprocess.Popen, out: Path) -> None:
+    """Return when ``out/checkpoint.json`` exists or the process has ended."""
+    while proc.poll() is None and not (out / CHECKPOINT).exists():
+        time.sleep(0.005)
+
+
+def timed_run(project: Path, out: Path, resume: bool = False) -> tuple[int, str, float, float]:
+    """Run to the end: exit status, stderr, seconds to the first checkpoint, seconds after."""
+    cmd = chasm("refine", str(project), "-q", "--no-report", "--output", str(out))
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd + (["--resume"] if resume else []),
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    wait_for_checkpoint(proc, out)
+    t1 = time.perf_counter()
+    _, err = proc.communicate()
+    return proc.returncode, err.decode(errors="replace"), t1 - t0, time.perf_counter() - t1
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--from", dest="lo", type=float, default=0.25)
     ap.add_argument("--to", dest="hi", type=float, default=1.1)
     ap.add_argument("--keep", help="work folder to keep (default: a temporary one)")
     args = ap.parse_args()
@@ -119,14 +141,10 @@ def main() -> None:
     project = work / "project.toml"
     project.write_text(PROJECT.format(cif=DATA / "iam.cif", hkl=DATA / "iam.hkl"), encoding="utf-8")
     ref_out = work / "reference"
-    t0 = time.perf_counter()
-    subprocess.run(
-        chasm("refine", str(project), "-q", "--no-report", "--output", str(ref_out)),
-        env=env(),
-        check=True,
-        capture_output=True,
-    )
-    full = time.perf_counter() - t0
+    rc, _, start, writing = timed_run(project, ref_out)
+    if rc != 0:
+        sys.exit(f"kill_loop: the uninterrupted run failed (exit status {rc})")
+    starts, writings = [start], [writing]
     ref = final_wr2(ref_out)
     rng = random.Random(args.seed)
     c = dict.fromkeys(
@@ -152,7 +170,6 @@ def main() -> None:
     worst = 0.0
     for i in range(args.runs):
         out = work / f"out{i:03d}"
-        delay = rng.uniform(args.lo * full, args.hi * full)
         c["runs"] += 1
         proc = subprocess.Popen(
             chasm("refine", str(project), "-q", "--no-report", "--output", str(out)),
@@ -160,10 +177,11 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        if i % 2:  # every other run: the clock starts when the first checkpoint appears
-            delay = rng.uniform(0.0, 0.9 * full)
-            while proc.poll() is None and not (out / "checkpoint.json").exists():
-                time.sleep(0.005)
+        if i % 5 == 0:  # during the start-up (reading, building: nothing written yet)
+            delay = rng.uniform(0.0, 1.1 * statistics.median(starts))
+        else:  # while it writes: the clock starts at the first checkpoint
+            delay = rng.uniform(0.0, args.hi * statistics.median(writings))
+            wait_for_checkpoint(proc, out)
         try:
             proc.wait(timeout=delay)
             c["finished before the kill"] += 1
@@ -188,16 +206,16 @@ def main() -> None:
         if "checkpoint.json" in files:
             status = json.loads((out / "checkpoint.json").read_text(encoding="utf-8"))["status"]
         resume = status not in (None, "finished")
-        cmd = ["refine", str(project), "-q", "--no-report", "--output", str(out)]
-        nxt = subprocess.run(
-            chasm(*cmd, *(["--resume"] if resume else [])), env=env(), capture_output=True
-        )
+        rc, err, start, writing = timed_run(project, out, resume)
+        if not resume and rc == 0:  # a fresh complete run: update the timing estimates
+            starts.append(start)
+            writings.append(writing)
         c["next runs with --resume"] += resume
-        if nxt.returncode not in (0, 1):
+        if rc not in (0, 1):
             c["next runs that failed"] += 1
             if resume and stage_done:
                 c["--resume refused although a stage had finished"] += 1
-            print(f"run {i}: next run failed: {nxt.stderr.decode()[-300:]}", file=sys.stderr)
+            print(f"run {i}: next run failed: {err[-300:]}", file=sys.stderr)
         c["temp files after the next run"] += len(temp_files(out))
         c["broken outputs after the next run"] += len(broken_outputs(out))
         if (out / "result.json").exists():
@@ -205,9 +223,8 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(out, ignore_errors=True)
     print(
-        f"uninterrupted run: {full:.1f} s wall, wR2 = {ref:.6f}; "
-        f"delays U({args.lo * full:.2f}, {args.hi * full:.2f}) s after the start (even runs), "
-        f"U(0, {0.9 * full:.2f}) s after the first checkpoint (odd runs)"
+        f"uninterrupted runs ({len(starts)}): median {statistics.median(starts):.2f} s to the "
+        f"first checkpoint, then {statistics.median(writings):.2f} s; wR2 = {ref:.6f}"
     )
     print("| count | value |\n|---|---|")
     for k, v in c.items():
