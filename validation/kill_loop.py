@@ -105,23 +105,30 @@ def final_wr2(out: Path) -> float:
     return json.loads((out / "result.json").read_text(encoding="utf-8"))["datasets"]["xray"]["wR2"]
 
 
-def wait_for_checkpoint(proc: subprocess.Popen, out: Path) -> None:
-    """Return when ``out/checkpoint.json`` exists or the process has ended."""
-    while proc.poll() is None and not (out / CHECKPOINT).exists():
+def wait_for_checkpoint(proc: subprocess.Popen, out: Path, since: float) -> None:
+    """Return when a ``out/checkpoint.json`` written after ``since`` (time.time()) exists,
+    or the process has ended (a killed run's checkpoint is older and does not count)."""
+    path = out / CHECKPOINT
+    while proc.poll() is None:
+        try:
+            if path.stat().st_mtime >= since:
+                return
+        except OSError:
+            pass
         time.sleep(0.005)
 
 
 def timed_run(project: Path, out: Path, resume: bool = False) -> tuple[int, str, float, float]:
     """Run to the end: exit status, stderr, seconds to the first checkpoint, seconds after."""
     cmd = chasm("refine", str(project), "-q", "--no-report", "--output", str(out))
-    t0 = time.perf_counter()
+    t0, since = time.perf_counter(), time.time() - 0.01
     proc = subprocess.Popen(
         cmd + (["--resume"] if resume else []),
         env=env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    wait_for_checkpoint(proc, out)
+    wait_for_checkpoint(proc, out, since)
     t1 = time.perf_counter()
     _, err = proc.communicate()
     return proc.returncode, err.decode(errors="replace"), t1 - t0, time.perf_counter() - t1
@@ -171,6 +178,7 @@ def main() -> None:
     for i in range(args.runs):
         out = work / f"out{i:03d}"
         c["runs"] += 1
+        since = time.time() - 0.01
         proc = subprocess.Popen(
             chasm("refine", str(project), "-q", "--no-report", "--output", str(out)),
             env=env(),
@@ -181,7 +189,7 @@ def main() -> None:
             delay = rng.uniform(0.0, 1.1 * statistics.median(starts))
         else:  # while it writes: the clock starts at the first checkpoint
             delay = rng.uniform(0.0, args.hi * statistics.median(writings))
-            wait_for_checkpoint(proc, out)
+            wait_for_checkpoint(proc, out, since)
         try:
             proc.wait(timeout=delay)
             c["finished before the kill"] += 1
