@@ -184,7 +184,16 @@ def _line(path: Path, start: str) -> int:
 
 def test_r11_rcif_index_1e308(tmp_path, capsys):
     rcif = _rcif(tmp_path, "1e308 0 1 0.57 0.004")
-    argv = ["init", CU_DIMER, "--pnd", rcif, "-o", tmp_path / "i.toml"]
+    argv = [
+        "init",
+        CU_DIMER,
+        "--block",
+        "seed_cu_dimer_xray_10K",
+        "--pnd",
+        rcif,
+        "-o",
+        tmp_path / "i.toml",
+    ]
     message = _cli_error(capsys, argv)
     line = _line(rcif, "1e308")
     assert f"{rcif}, line {line}: index_h = 1e+308 is outside the allowed range" in message
@@ -192,7 +201,16 @@ def test_r11_rcif_index_1e308(tmp_path, capsys):
 
 def test_s1_rcif_negative_flipping_ratio(tmp_path, capsys):
     rcif = _rcif(tmp_path, "1 0 1 -1 0.004")
-    argv = ["init", CU_DIMER, "--pnd", rcif, "-o", tmp_path / "i.toml"]
+    argv = [
+        "init",
+        CU_DIMER,
+        "--block",
+        "seed_cu_dimer_xray_10K",
+        "--pnd",
+        rcif,
+        "-o",
+        tmp_path / "i.toml",
+    ]
     message = _cli_error(capsys, argv)
     line = _line(rcif, "1 0 1 -1")
     assert f"{rcif}, line {line}: flipping ratio _diffrn_refln_fr = -1" in message

@@ -378,7 +378,7 @@ def _line_of(path: Path, needle: str) -> int:
         (
             "scale = 0.5",
             "scale = -0.5",
-            r"datasets\[0\]\.simulate\.scale: must be positive",
+            r"datasets\[0\]\.simulate\.scale: must be > 0",
             "scale",
         ),
         (

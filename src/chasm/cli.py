@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from chasm import __version__
@@ -12,15 +14,30 @@ from chasm.errors import ChasmError
 
 #: Exit status of a run stopped by Ctrl-C (SIGINT), as a shell reports it.
 INTERRUPTED = 130
+#: Exit status of a run stopped by SIGTERM (kill), as a shell reports it.
+TERMINATED = 143
+
+
+class _Terminated(BaseException):
+    """SIGTERM: unwinds the stack so that temporary files and locks are cleaned up."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated()
 
 
 def _cmd_sf(args: argparse.Namespace) -> int:
+    from chasm.io.atomic import protect_inputs, refuse_input
     from chasm.scattering.sfcalc import structure_factor_table, write_sf_csv
 
+    inputs = {"structure file": args.structure, "reflection file": args.hkl}
+    refuse_input(args.out, inputs)
     table = structure_factor_table(
         args.structure, args.hkl, model=args.model, form_factors=args.form_factors
     )
-    write_sf_csv(args.out, table)
+    refuse_input(args.out, inputs)  # again: it may have appeared meanwhile
+    with protect_inputs(inputs):
+        write_sf_csv(args.out, table)
     print(f"wrote {len(table['F'])} structure factors to {args.out}")
     return 0
 
@@ -43,25 +60,32 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
+    from chasm.io.atomic import protect_inputs, refuse_input
     from chasm.project.init import TOTAL_SPIN_PLACEHOLDER, write_project
 
     magnetic = None
     if args.magnetic:
         magnetic = [x.strip() for m in args.magnetic for x in m.split(",") if x.strip()]
-    res = write_project(
-        args.out,
-        args.structure,
-        xray=args.xray or [],
-        force=args.force,
-        h_lmax=args.h_lmax,
-        kappa_sets=args.kappa_sets,
-        und=args.und or [],
-        pnd=args.pnd or [],
-        magnetic=magnetic,
-        total_spin=args.total_spin,
-        block=args.block,
-        multipoles=args.multipoles,
-    )
+    inputs = {"structure file": args.structure}
+    for kind in ("xray", "und", "pnd"):
+        for i, name in enumerate(getattr(args, kind) or []):
+            inputs[f"--{kind} file {i + 1}"] = name
+    refuse_input(args.out, inputs)
+    with protect_inputs(inputs):
+        res = write_project(
+            args.out,
+            args.structure,
+            xray=args.xray or [],
+            force=args.force,
+            h_lmax=args.h_lmax,
+            kappa_sets=args.kappa_sets,
+            und=args.und or [],
+            pnd=args.pnd or [],
+            magnetic=magnetic,
+            total_spin=args.total_spin,
+            block=args.block,
+            multipoles=args.multipoles,
+        )
     print(f"wrote {args.out}")
     if res.sources:
         print("taken from:")
@@ -72,6 +96,11 @@ def _cmd_init(args: argparse.Namespace) -> int:
     print("guessed (check them in the file):")
     for g in res.guesses:
         print(f"  - {g}")
+    found = [x[len("# WARNING: ") :] for x in res.text.splitlines() if x.startswith("# WARNING: ")]
+    if found:
+        print(f"warnings ({len(found)}):")
+        for w in found:
+            print(f"  - {w}")
     return 0
 
 
@@ -125,9 +154,15 @@ def _cmd_cv(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from chasm.io.atomic import protect_inputs
     from chasm.report.report import write_report
 
-    files = write_report(args.folder, maps=not args.no_maps, progress=True)
+    folder = Path(args.folder)
+    inputs = {"result file": folder / "result.json", "model file": folder / "model.cif"}
+    with protect_inputs(inputs):
+        files = write_report(args.folder, maps=not args.no_maps, progress=True)
     print(f"wrote {files['html']} and {files['md']}")
     return 0
 
@@ -308,8 +343,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``chasm`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.func(args) or 0)
+    except _Terminated:
+        print("chasm: terminated (SIGTERM)", file=sys.stderr)
+        return TERMINATED
     except ChasmError as exc:
         print(f"chasm: error: {exc}", file=sys.stderr)
         return 2
@@ -321,6 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("chasm: interrupted", file=sys.stderr)
         return INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,9 +34,10 @@ from chasm.density.harmonics import lm_labels
 from chasm.density.model import HansenCoppensAtom, SphericalAtom, SplitAtom
 from chasm.errors import InputError
 from chasm.io.shelx_cif import choose_block, embedded_reflections, is_shelx_cif, merge_shelxl
-from chasm.io.shelx_hkl import merge, read_hkl4
+from chasm.io.shelx_hkl import merge, read_reflections
 from chasm.neutron.conventions import conventions
 from chasm.project.autobuild import HYDROGENS, choose_atom
+from chasm.project.checks import check_charge, check_f2_data, check_total_spin
 from chasm.project.project import ATOM_SCHEMA, Project
 from chasm.project.restraints import add_restraints
 from chasm.project.schema import find_line
@@ -66,6 +67,8 @@ class Built:
     entries: dict[str, list[str]] = field(default_factory=dict)
     split: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Doubts of :mod:`chasm.project.checks` on the data and the model (listed as warnings).
+    checks: list[str] = field(default_factory=list)
 
     @property
     def kinds(self) -> dict[str, str]:
@@ -370,8 +373,9 @@ def _data_file(project: Project, cfg: dict, i: int):
     """The data file of ``datasets[i]``, absolute; an InputError if it does not exist."""
     path = project.resolve(cfg["file"])
     if not path.is_file():
+        what = "is not a regular file" if path.exists() else "not found"
         raise InputError(
-            f"datasets[{i}].file: file of {cfg['name']!r} not found: {path}", str(project.path)
+            f"datasets[{i}].file: file of {cfg['name']!r} {what}: {path}", str(project.path)
         )
     return path
 
@@ -396,7 +400,10 @@ def _f2_dataset(project: Project, crystal, cfg: dict, i: int):
             block = project.data["structure"]["block"]
         refl = embedded_reflections(path, choose_block(path, block))
     else:
-        refl = read_hkl4(path)
+        layout = {"hklf4": "auto"}.get(cfg["format"], cfg["format"])
+        refl = read_reflections(path, layout, cell=crystal.cell)
+    # refusals and warnings (absences, duplicates, degenerate sigma, indices) on the raw data
+    _, found = check_f2_data(refl, crystal, f"datasets[{i}] ({cfg['name']})", cfg["merge"])
     if cfg["merge"]:
         rule = merge_shelxl if cfg["merge_rule"] == "shelxl" else merge
         refl = rule(refl, crystal, friedel=cfg["friedel"])[0]
@@ -419,6 +426,7 @@ def _f2_dataset(project: Project, crystal, cfg: dict, i: int):
     data = cls(cfg["name"], refl, crystal, opts, adp_set=cfg["adp_set"])
     data.user_weight = cfg["user_weight"]
     data.source = str(path)
+    data.checks = found
     return [data]
 
 
@@ -576,7 +584,8 @@ def build(project: Project) -> Built:
     src = str(project.path)
     cif = project.resolve(d["structure"]["cif"])
     if not cif.is_file():
-        raise InputError(f"structure.cif: structure file not found: {cif}", src)
+        what = "is not a regular file" if cif.exists() else "not found"
+        raise InputError(f"structure.cif: structure file {what}: {cif}", src)
     crystal = read_cif(cif, d["structure"]["block"])
     symmetrise_special_positions(crystal)
     models, riders, sets = build_models(project, crystal)
@@ -605,6 +614,8 @@ def build(project: Project) -> Built:
         raise InputError(f"datasets: data-set names are not unique: {names}", src)
     c = d["constraints"]
     notes = [n for n in [_conventions_note(project)] if n]
+    checks = [w for x in datasets for w in getattr(x, "checks", [])]
+    text = _text(project)
     if c["total_spin"] is not None:
         if not split:
             raise InputError(
@@ -612,9 +623,15 @@ def build(project: Project) -> Built:
                 "in model.magnetic",
                 src,
             )
+        line = find_line(text, "constraints.total_spin")
+        check_total_spin(crystal, models, float(c["total_spin"]), src, line)
         note = match_total_spin(crystal, models, float(c["total_spin"]))
         if note:
             notes.append(note)
+    hc = any(isinstance(m, HansenCoppensAtom | SplitAtom) for m in models)
+    if c["electroneutrality"] and hc:
+        line = find_line(text, "constraints.charge")
+        check_charge(crystal, models, float(c["charge"]), src, line)
     r = d["refinement"]
     options = SolverOptions(
         tol=r["tol"],
@@ -637,7 +654,6 @@ def build(project: Project) -> Built:
             for field_name in ("kappa", "kappa_prime"):
                 for group in _kappa_groups(p, labels, field_name):
                     ref.add_constraints(same_value(p, group))
-    hc = any(isinstance(m, HansenCoppensAtom | SplitAtom) for m in models)
     if c["electroneutrality"] and hc:
         ref.add_constraints(ref.structure.charge_constraint(p, charge=c["charge"]))
     if c["total_spin"] is not None:
@@ -676,4 +692,12 @@ def build(project: Project) -> Built:
         stages.append(
             Stage(s["name"], free, fix, s["smin"], s["smax"], s["max_cycles"], s["tol"], data)
         )
-    return Built(project, crystal, models, riders, ref, stages, sets, entries, split, notes)
+    return Built(project, crystal, models, riders, ref, stages, sets, entries, split, notes, checks)
+
+
+def _text(project: Project) -> str | None:
+    """The project file's text (for line numbers in messages), None if unreadable."""
+    try:
+        return project.path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None

@@ -46,6 +46,7 @@ from chasm.io.shelx_cif import (
 from chasm.io.shelx_hkl import merge, read_hkl4
 from chasm.io.shelx_hkl import stol as sinthl
 from chasm.project.autobuild import HYDROGENS, choose_model
+from chasm.project.checks import check_f2_data
 from chasm.project.defaults import parameter_note, plan
 from chasm.refine.riding import NEUTRON_XH
 
@@ -212,8 +213,10 @@ def _names(prefix: str, files) -> list[str]:
 def _hkl_entry(kind: str, name: str, f: Path, folder: Path, crystal) -> tuple[list[str], float]:
     """Lines of an xray/und data-set table and the file's highest sin(theta)/lambda."""
     refl = read_hkl4(f)
+    found = check_f2_data(refl, crystal, f"{name} ({f.name})", merged=True)[1]
     stol = sinthl(refl.hkl, crystal)
     L = [
+        *[f"# WARNING: {w}" for w in found],
         "[[datasets]]",
         f"name = {_q(name)}",
         f"kind = {_q(kind)}"

@@ -8,6 +8,8 @@ and line) and returns a :class:`Project`.
 
 from __future__ import annotations
 
+import re
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,38 @@ __all__ = ["SCHEMA", "DATASET_KINDS", "Project", "load_project"]
 _NUM = (float,)
 _OPT_NUM = (float, type(None))
 
+#: Largest sin(theta)/lambda accepted anywhere (1/A); sub-0.1 A wavelengths are not diffraction.
+STOL_MAX = 10.0
+#: Largest |h|, |k|, |l| of an ``omit`` entry.
+INDEX_MAX = 1000
+
+
+def _hkl_triple(value: list) -> str | None:
+    """Error text for an ``omit`` entry that is not three integer indices."""
+    for i, h in enumerate(value):
+        if (
+            not isinstance(h, list)
+            or len(h) != 3
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in h)
+        ):
+            return f"entry {i} {h!r} is not [h, k, l] (three integers)"
+        if max(abs(x) for x in h) > INDEX_MAX:
+            return f"entry {i} {h!r}: indices are limited to |h|, |k|, |l| <= {INDEX_MAX}"
+        if h == [0, 0, 0]:
+            return f"entry {i}: [0, 0, 0] is not a reflection"
+    return None
+
+
+def _patterns(value: list) -> str | None:
+    """Error text for a ``same`` group that is neither a string nor a list of strings."""
+    for i, g in enumerate(value):
+        if isinstance(g, list) and not all(isinstance(x, str) for x in g):
+            return f"group {i} {g!r}: expected names or patterns (strings)"
+        if isinstance(g, list) and not g:
+            return f"group {i} is empty"
+    return None
+
+
 ATOM_SCHEMA = {
     "model": Field((str,), None, ("hc", "iam"), "density model of this atom"),
     "lmax": Field((int,), None, (-1, 0, 1, 2, 3, 4), "highest multipole order"),
@@ -38,17 +72,28 @@ ATOM_SCHEMA = {
         "crystal's Cartesian frame)",
     ),
     "kappa_set": Field((str,), None, help="atoms with the same kappa_set share kappa and kappa'"),
-    "pv": Field(_NUM, None, help="starting valence population (electrons)"),
-    "kappa": Field(_NUM, None, help="starting kappa"),
-    "kappa_prime": Field(_NUM, None, help="starting kappa'"),
+    "pv": Field(_NUM, None, help="starting valence population (electrons)", ge=0.0, le=100.0),
+    "kappa": Field(_NUM, None, help="starting kappa", gt=0.0, le=10.0),
+    "kappa_prime": Field(_NUM, None, help="starting kappa'", gt=0.0, le=10.0),
     "ride_on": Field((str,), None, help="parent atom of a riding hydrogen"),
-    "xh_distance": Field(_NUM, None, help="X-H distance of a riding hydrogen (A)"),
+    "xh_distance": Field(_NUM, None, help="X-H distance of a riding hydrogen (A)", gt=0.0, le=3.0),
     "split": Field(
         (bool,), None, help="spin-split atom (spin-up and spin-down valence); see model.magnetic"
     ),
-    "spin_pv": Field(_NUM, None, help="starting spin monopole Pv(up) - Pv(down) (muB); default 0"),
+    "spin_pv": Field(
+        _NUM,
+        None,
+        help="starting spin monopole Pv(up) - Pv(down) (muB); default 0",
+        ge=-100.0,
+        le=100.0,
+    ),
     "spin": Field(
-        (dict,), None, help="starting spin multipoles (muB), e.g. {P00 = 0.1, P20 = 0.05}"
+        (dict,),
+        None,
+        help="starting spin multipoles (muB), e.g. {P00 = 0.1, P20 = 0.05}",
+        item_types=(float,),
+        ge=-100.0,
+        le=100.0,
     ),
     "u_riding": Field(
         _OPT_NUM,
@@ -67,16 +112,24 @@ _COMMON_DATASET = {
         help="data-set name, prefix of its parameters (several rcif blocks: NAME.BLOCK)",
     ),
     "file": Field((str,), REQUIRED, help="reflection file, relative to the project file"),
-    "user_weight": Field(_NUM, 1.0, help="multiplies the data set's term of the score"),
-    "smin": Field(_OPT_NUM, None, help="lowest sin(theta)/lambda kept (1/A)"),
-    "smax": Field(_OPT_NUM, None, help="highest sin(theta)/lambda kept (1/A)"),
+    "user_weight": Field(
+        _NUM, 1.0, help="multiplies the data set's term of the score", gt=0.0, le=1e6
+    ),
+    "smin": Field(_OPT_NUM, None, help="lowest sin(theta)/lambda kept (1/A)", ge=0.0, lt=STOL_MAX),
+    "smax": Field(_OPT_NUM, None, help="highest sin(theta)/lambda kept (1/A)", gt=0.0, le=STOL_MAX),
 }
 
 
 def _f2_dataset(neutron: bool) -> dict:
     """Keys of an F² data set (X-ray, or unpolarised neutrons with ``neutron``)."""
     return {
-        "format": Field((str,), "hklf4", ("hklf4",), help="file format (SHELX HKLF 4, F2)"),
+        "format": Field(
+            (str,),
+            "hklf4",
+            ("hklf4", "fixed", "free", "xd"),
+            help="file format: hklf4 (SHELX HKLF 4, its layout sniffed), fixed (3I4,2F8.2 as "
+            "SHELXL reads it), free (whitespace-separated), xd (XD2016 hkl file, F or F2)",
+        ),
         "merge": Field((bool,), True, help="merge equivalent reflections (Laue group)"),
         "merge_rule": Field(
             (str,),
@@ -101,16 +154,20 @@ def _f2_dataset(neutron: bool) -> dict:
         ),
         "observable": Field((str,), "F2", ("F2", "F"), help="refine on F2 or |F|"),
         "weights": Field((str,), "sigma", ("sigma", "shelx"), help="1/sigma^2 or SHELX scheme"),
-        "shelx_a": Field(_NUM, 0.0, help="a of the SHELX weighting scheme"),
-        "shelx_b": Field(_NUM, 0.0, help="b of the SHELX weighting scheme"),
+        "shelx_a": Field(_NUM, 0.0, help="a of the SHELX weighting scheme", ge=0.0, le=10.0),
+        "shelx_b": Field(_NUM, 0.0, help="b of the SHELX weighting scheme", ge=0.0, le=1e6),
         "extinction": Field(
             (str,),
             "none",
             ("none", "shelx", "bc-gauss", "bc-lorentz"),
             "isotropic extinction: SHELXL EXTI or Becker-Coppens type I",
         ),
-        "extinction_start": Field(_NUM, 0.0, help="start value (EXTI x, or g in 1/rad)"),
-        "path_length": Field(_NUM, 100.0, help="mean path length (micrometre), Becker-Coppens"),
+        "extinction_start": Field(
+            _NUM, 0.0, help="start value (EXTI x, or g in 1/rad)", ge=0.0, le=1e6
+        ),
+        "path_length": Field(
+            _NUM, 100.0, help="mean path length (micrometre), Becker-Coppens", gt=0.0, le=1e5
+        ),
         "wavelength": Field(
             _OPT_NUM,
             None,
@@ -119,9 +176,15 @@ def _f2_dataset(neutron: bool) -> dict:
                 if neutron
                 else "A; default from the CIF"
             ),
+            gt=0.0,
+            le=20.0,
         ),
-        "min_i_over_sigma": Field(_OPT_NUM, None, help="drop reflections with F2/sigma below this"),
-        "omit": Field((list,), [], item_types=(list,), help="[[h, k, l], ...] left out"),
+        "min_i_over_sigma": Field(
+            _OPT_NUM, None, help="drop reflections with F2/sigma below this", ge=-1e3, le=1e3
+        ),
+        "omit": Field(
+            (list,), [], item_types=(list,), help="[[h, k, l], ...] left out", check=_hkl_triple
+        ),
         "adp_set": Field(
             (str,),
             "N" if neutron else "X",
@@ -145,8 +208,16 @@ PND_DATASET = {
     "extinction_model": Field(
         (str, type(None)), None, (None, "gauss", "lorentz"), "mosaic distribution (default: file)"
     ),
-    "radius": Field(_OPT_NUM, None, help="start extinction radius (micrometre; default: file)"),
-    "mosaicity": Field(_OPT_NUM, None, help="start mosaicity (cryspy's unit; default: file)"),
+    "radius": Field(
+        _OPT_NUM,
+        None,
+        help="start extinction radius (micrometre; default: file)",
+        ge=0.0,
+        le=1e5,
+    ),
+    "mosaicity": Field(
+        _OPT_NUM, None, help="start mosaicity (cryspy's unit; default: file)", ge=0.0, le=1e7
+    ),
     "refine_polarisation": Field((bool,), False, help="add NAME.polarisation (signed P)"),
     "magnetisation_scale": Field((bool,), False, help="add NAME.mscale (start 1)"),
     "lambda_half": Field(
@@ -154,6 +225,8 @@ PND_DATASET = {
         0.0,
         help="lambda/2 contamination alpha >= 0: integrated intensity at lambda/2 per unit "
         "|F|2 relative to that at lambda (flux ratio x 1/8 x detector efficiency ratio); 0 = off",
+        ge=0.0,
+        le=1.0,
     ),
     "refine_lambda_half": Field(
         (bool,), False, help="add NAME.lambda_half (start lambda_half; a stage must free it)"
@@ -171,9 +244,15 @@ PND_DATASET = {
         False,
         help="polarised protons (b = b_c +- 14.56 fm P_H): true = P_H = tanh(mu_p |B| / k_B T) "
         "from temperature and the block's field, a number = P_H itself, false = off",
+        ge=-1.0,
+        le=1.0,
     ),
     "temperature": Field(
-        _OPT_NUM, None, help="sample temperature (K), needed by hydrogen_polarisation = true"
+        _OPT_NUM,
+        None,
+        help="sample temperature (K), needed by hydrogen_polarisation = true",
+        gt=0.0,
+        le=1e4,
     ),
     "include_excluded": Field(
         (bool,), False, help="keep reflections flagged _diffrn_refln_excluded"
@@ -207,10 +286,16 @@ STAGE_SCHEMA = {
         help="data sets fitted in this stage (names, or a pnd entry's name for all its blocks; "
         "default all)",
     ),
-    "smin": Field(_OPT_NUM, None, help="stage resolution window, sin(theta)/lambda (1/A)"),
-    "smax": Field(_OPT_NUM, None, help="stage resolution window, sin(theta)/lambda (1/A)"),
-    "max_cycles": Field((int, type(None)), None, help="overrides refinement.max_cycles"),
-    "tol": Field(_OPT_NUM, None, help="overrides refinement.tol"),
+    "smin": Field(
+        _OPT_NUM, None, help="stage resolution window, sin(theta)/lambda (1/A)", ge=0.0, lt=10.0
+    ),
+    "smax": Field(
+        _OPT_NUM, None, help="stage resolution window, sin(theta)/lambda (1/A)", gt=0.0, le=10.0
+    ),
+    "max_cycles": Field(
+        (int, type(None)), None, help="overrides refinement.max_cycles", ge=1, le=100000
+    ),
+    "tol": Field(_OPT_NUM, None, help="overrides refinement.tol", gt=0.0, le=1e3),
 }
 
 SCHEMA = {
@@ -225,7 +310,9 @@ SCHEMA = {
         "form_factors": Field((str,), "it92", ("it92", "koga"), help="IAM atoms"),
         "lmax": Field((int,), 4, (-1, 0, 1, 2, 3, 4), help="non-H atoms"),
         "h_lmax": Field((int,), 1, (-1, 0, 1, 2), help="hydrogen atoms"),
-        "h_kappa": Field(_NUM, 1.2, help="kappa and kappa' of H (fixed by default)"),
+        "h_kappa": Field(
+            _NUM, 1.2, help="kappa and kappa' of H (fixed by default)", gt=0.0, le=10.0
+        ),
         "kappa_sets": Field(
             (str,),
             "element",
@@ -266,18 +353,27 @@ SCHEMA = {
     ),
     "constraints": {
         "electroneutrality": Field((bool,), True, help="charge of the asymmetric unit fixed"),
-        "charge": Field(_NUM, 0.0, help="charge of the asymmetric unit (electroneutrality)"),
+        "charge": Field(
+            _NUM,
+            0.0,
+            help="charge of the asymmetric unit (electroneutrality)",
+            ge=-1000.0,
+            le=1000.0,
+        ),
         "total_spin": Field(
             (float, str, type(None)),
             None,
             help="total spin of the asymmetric unit (muB = unpaired electrons) over the split "
             "atoms; a string is an unfilled placeholder and stops the run",
+            ge=-1000.0,
+            le=1000.0,
         ),
         "same": Field(
             (list,),
             [],
             item_types=(list, str),
             help="groups of parameters (names/patterns) sharing one value",
+            check=_patterns,
         ),
         "equal": ArrayOf(
             {
@@ -287,8 +383,17 @@ SCHEMA = {
         ),
         "linear": ArrayOf(
             {
-                "terms": Field((dict,), REQUIRED, help="{name = coefficient, ...}"),
-                "value": Field(_NUM, 0.0, help="right-hand side: sum coefficient*p = value"),
+                "terms": Field(
+                    (dict,),
+                    REQUIRED,
+                    help="{name = coefficient, ...}",
+                    item_types=(float,),
+                    ge=-1e6,
+                    le=1e6,
+                ),
+                "value": Field(
+                    _NUM, 0.0, help="right-hand side: sum coefficient*p = value", ge=-1e6, le=1e6
+                ),
                 "description": Field((str, type(None)), None, help="text for the listing"),
             }
         ),
@@ -296,8 +401,10 @@ SCHEMA = {
     "restraints": ArrayOf(
         {
             "parameter": Field((str,), REQUIRED, help="name or pattern (each match restrained)"),
-            "target": Field(_NUM, REQUIRED, help="target value"),
-            "sigma": Field(_NUM, REQUIRED, help="standard deviation of the restraint"),
+            "target": Field(_NUM, REQUIRED, help="target value", ge=-1e6, le=1e6),
+            "sigma": Field(
+                _NUM, REQUIRED, help="standard deviation of the restraint", gt=0.0, le=1e6
+            ),
         }
     ),
     "similarity": ArrayOf(
@@ -330,10 +437,10 @@ SCHEMA = {
     ),
     "refinement": {
         "score": Field((str,), "unit", ("unit", "nlog", "log"), "combination of data sets"),
-        "tol": Field(_NUM, 0.01, help="converged when max |shift|/su < tol"),
-        "max_cycles": Field((int,), 30, help="per stage"),
-        "max_shift_su": Field(_OPT_NUM, None, help="shift limiter, in su"),
-        "correlation_threshold": Field(_NUM, 0.9, help="|rho| listed above this"),
+        "tol": Field(_NUM, 0.01, help="converged when max |shift|/su < tol", gt=0.0, le=1e3),
+        "max_cycles": Field((int,), 30, help="per stage", ge=1, le=100000),
+        "max_shift_su": Field(_OPT_NUM, None, help="shift limiter, in su", gt=0.0, le=1e6),
+        "correlation_threshold": Field(_NUM, 0.9, help="|rho| listed above this", gt=0.0, le=1.0),
     },
     "stages": ArrayOf(STAGE_SCHEMA),
 }
@@ -368,6 +475,74 @@ class Project:
         return self.resolve(self.data["output"])
 
 
+#: Largest project file read (bytes); a project file is a page of text.
+MAX_PROJECT_BYTES = 4 * 2**20
+
+
+def read_project_text(path: Path) -> str:
+    """The text of a project file: a regular file of UTF-8 (with or without BOM).
+
+    Raises
+    ------
+    InputError
+        Not found, not a regular file (a folder, FIFO or device), larger than
+        :data:`MAX_PROJECT_BYTES`, UTF-16, or a byte that is not UTF-8 (named
+        by line, column and byte offset).
+    """
+    src = str(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise InputError("project file not found", src) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the project file: {exc.strerror or exc}", src) from None
+    if not stat.S_ISREG(st.st_mode):
+        what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise InputError(f"the project file is {what}; give a TOML file", src)
+    if st.st_size > MAX_PROJECT_BYTES:
+        raise InputError(
+            f"{st.st_size} bytes is too large for a project file "
+            f"(at most {MAX_PROJECT_BYTES}); is this the right file?",
+            src,
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read the project file: {exc.strerror or exc}", src) from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError("the file is UTF-16; save it as UTF-8 (TOML files are UTF-8)", src)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise InputError(
+            f"byte 0x{data[exc.start]:02x} at column {column} (offset {exc.start}) is not "
+            "UTF-8; save the file as UTF-8 (TOML files are UTF-8; a latin-1 editor "
+            "setting writes such bytes for accented letters)",
+            src,
+            line,
+        ) from None
+
+
+def _check_windows(data: dict, src: str, text: str) -> None:
+    """smin < smax wherever both are given (data sets, stages, simulate tables)."""
+    tables = [(f"datasets[{i}]", d) for i, d in enumerate(data["datasets"])]
+    tables += [(f"datasets[{i}].simulate", d["simulate"]) for i, d in enumerate(data["datasets"])]
+    tables += [(f"stages[{i}]", s) for i, s in enumerate(data["stages"])]
+    for where, t in tables:
+        if t and t.get("smin") is not None and t.get("smax") is not None:
+            if not t["smin"] < t["smax"]:
+                raise InputError(
+                    f"{where}.smin: {t['smin']:g} is not below smax = {t['smax']:g} "
+                    "(sin(theta)/lambda window, 1/A); nothing would be left",
+                    src,
+                    find_line(text, f"{where}.smin"),
+                )
+
+
 def load_project(path: str | Path) -> Project:
     """Read and validate a project file.
 
@@ -378,14 +553,21 @@ def load_project(path: str | Path) -> Project:
         no data set or no stage.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError("project file not found", str(path))
-    text = path.read_text(encoding="utf-8")
+    text = read_project_text(path)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"TOML syntax error: {exc}", str(path)) from None
+        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        line = int(m.group(1)) if m else None
+        raise InputError(f"TOML syntax error: {exc}", str(path), line) from None
+    except (RecursionError, ValueError, MemoryError) as exc:
+        raise InputError(
+            f"the TOML reader cannot handle this file ({type(exc).__name__}: "
+            f"{str(exc)[:80]}): numbers of thousands of digits or nesting too deep",
+            str(path),
+        ) from None
     data = validate(raw, SCHEMA, str(path), text)
+    _check_windows(data, str(path), text)
     if not data["datasets"]:
         raise InputError("no data set: add a [[datasets]] table", str(path))
     if not data["stages"]:

@@ -66,8 +66,10 @@ import numpy as np
 
 from chasm import __version__
 from chasm.errors import InputError
-from chasm.io.atomic import write_text_atomic
+from chasm.io.atomic import clean_stale_temp, protect_inputs, refuse_input, write_text_atomic
+from chasm.io.lock import LOCK_NAME, FolderLock
 from chasm.project.build import Built, build
+from chasm.project.checks import spin_warnings
 from chasm.project.defaults import obs_per_parameter_warning
 from chasm.project.project import load_project
 from chasm.project.shelx_parity import shelxl_comparison
@@ -525,6 +527,8 @@ def _write_outputs(
 
     stopped = stopped or {}
     result = result_dict(built, earlier, stopped.get("n_par"))
+    found = built.checks + spin_warnings(built.crystal, built.models)
+    result["warnings"] = list(dict.fromkeys(found + result["warnings"]))
     if stopped:
         at = {"stage": stopped["stage"], "cycle": int(stopped["cycle"])}
         result["converged"] = False
@@ -986,8 +990,71 @@ def run_project(
     project = load_project(path)
     built = build(project)
     out = Path(output) if output is not None else project.output
-    out.mkdir(parents=True, exist_ok=True)
+    inputs = _inputs(built)
+    for name in OUTPUT_FILES:
+        refuse_input(out / name, inputs)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create the output folder: {exc.strerror or exc}", str(out)
+        ) from None
+    with FolderLock(out, "chasm refine"), protect_inputs(inputs):
+        clean_stale_temp(out)
+        return _run(
+            built,
+            out,
+            echo,
+            stages,
+            report,
+            resume=resume,
+            verbose=verbose,
+            interruptible=interruptible,
+            progress=progress,
+        )
+
+
+#: Files ``chasm refine`` writes into its output folder (besides the report's maps).
+OUTPUT_FILES = (
+    "model.cif",
+    "result.json",
+    "listing.txt",
+    CHECKPOINT,
+    "report.html",
+    "report.md",
+    LOCK_NAME,
+)
+
+
+def _inputs(built: Built) -> dict[str, Path]:
+    """The files a run reads: project file, structure and data (never written)."""
+    project = built.project
+    inputs = {
+        "project file": project.path,
+        "structure file (structure.cif)": project.resolve(project.data["structure"]["cif"]),
+    }
+    for i, cfg in enumerate(project.data["datasets"]):
+        inputs[f"data file of datasets[{i}] ({cfg['name']})"] = project.resolve(cfg["file"])
+    return inputs
+
+
+def _run(
+    built: Built,
+    out: Path,
+    echo: Callable[[str], None] | None,
+    stages: list[str] | None,
+    report: bool,
+    *,
+    resume: bool,
+    verbose: bool,
+    interruptible: bool,
+    progress: bool,
+) -> RunOutcome:
+    """The body of :func:`run_project`, with the output folder locked."""
+    project = built.project
     say = echo or (lambda s: None)
+    for w in built.checks + spin_warnings(built.crystal, built.models):
+        say(f"warning: {w}")
     session = _Session(built, out, _select(built, stages))
     if resume:
         session.resume(stages, say)
@@ -1003,6 +1070,8 @@ def run_project(
     remaining = session.todo[len(session.completed) :]
     if not remaining:
         raise InputError("the project has no stage to run", str(project.path))
+    if not resume:  # a checkpoint exists before any result.json of this run
+        session.checkpoint(ref.params.values, current={"stage": remaining[0].name, "cycle": 0})
     seen: list[str] = []
     with _SigintStop(interruptible) as stop, _Probe(ref) as probe:
         for k, stage in enumerate(remaining):

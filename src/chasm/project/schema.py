@@ -16,7 +16,9 @@ ignored silently.
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,16 +38,42 @@ __all__ = [
 
 REQUIRED = object()
 
+#: Largest magnitude of an integer without explicit bounds (a 32-bit signed int).
+INT_LIMIT = 2**31 - 1
+
 
 @dataclass
 class Field:
-    """One key: accepted Python types (after TOML parsing), default, choices, help text."""
+    """One key: accepted Python types (after TOML parsing), default, choices, help text.
+
+    Numbers are checked against the bounds ``ge`` (>=), ``gt`` (>), ``le``
+    (<=) and ``lt`` (<) that are given; a float must be finite (no NaN or
+    inf) and an integer must lie within +-``INT_LIMIT`` unless bounds say
+    otherwise. The bounds also apply to the items of a list (``item_types``)
+    and to the values of a table (``dict`` in ``types`` with ``item_types``).
+    ``check`` is called with the (converted) value and returns an error text,
+    or None when the value is fine.
+    """
 
     types: tuple
     default: Any = None
     choices: tuple | None = None
     help: str = ""
-    item_types: tuple | None = None  # for lists: type of each item
+    item_types: tuple | None = None  # for lists: type of each item; for tables: of each value
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    check: Callable[[Any], str | None] | None = None
+
+    def range_text(self) -> str:
+        """The allowed range as text, e.g. ``> 0 and <= 10`` ('' when unbounded)."""
+        parts = [
+            f"{op} {bound:g}"
+            for op, bound in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+            if bound is not None
+        ]
+        return " and ".join(parts)
 
 
 @dataclass
@@ -151,25 +179,63 @@ def find_line(text: str | None, path: str) -> int | None:
     return text.count("\n", 0, m.start()) + 1 if m else None
 
 
-def _check_value(value, f: Field, where: str, err) -> Any:
-    types = f.types
+def _short(value) -> str:
+    """``repr(value)`` cut to 60 characters (a 4000-digit integer stays readable)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _number_problem(value, f: Field) -> str | None:
+    """Why a number breaks the bounds of ``f`` (None when it is inside them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value!r} is not a finite number"
+    bounded = any(b is not None for b in (f.ge, f.gt, f.le, f.lt))
+    if isinstance(value, int) and not bounded and abs(value) > INT_LIMIT:
+        return f"must be >= {-INT_LIMIT} and <= {INT_LIMIT}, got {_short(value)}"
+    if (
+        (f.ge is not None and not value >= f.ge)
+        or (f.gt is not None and not value > f.gt)
+        or (f.le is not None and not value <= f.le)
+        or (f.lt is not None and not value < f.lt)
+    ):
+        return f"must be {f.range_text()}, got {_short(value)}"
+    return None
+
+
+def _scalar(value, types: tuple, f: Field, where: str, err) -> Any:
+    """One value (a key's, a list item or a table value): type, finiteness and bounds."""
     if float in types and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 1e300:
+            raise err(where, f"{_short(value)} is not a finite number")
         value = float(value)
     if bool not in types and isinstance(value, bool):
         raise err(where, f"expected {_type_text(types)}, got {value!r}")
     if not isinstance(value, types):
-        raise err(where, f"expected {_type_text(types)}, got {type(value).__name__} {value!r}")
+        shown = _short(value)
+        raise err(where, f"expected {_type_text(types)}, got {type(value).__name__} {shown}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        problem = _number_problem(value, f)
+        if problem:
+            raise err(where, problem)
+    if isinstance(value, str) and any(ord(c) < 32 and c not in "\t\n\r" for c in value):
+        raise err(where, f"{_short(value)} contains a control character")
+    return value
+
+
+def _check_value(value, f: Field, where: str, err) -> Any:
+    value = _scalar(value, f.types, f, where, err)
     if f.item_types is not None and isinstance(value, list):
-        out = []
-        for i, item in enumerate(value):
-            if float in f.item_types and isinstance(item, int) and not isinstance(item, bool):
-                item = float(item)
-            if not isinstance(item, f.item_types):
-                raise err(f"{where}[{i}]", f"expected {_type_text(f.item_types)}, got {item!r}")
-            out.append(item)
-        value = out
-    if f.choices is not None and value not in f.choices:
-        raise err(where, f"{value!r} is not one of {', '.join(repr(c) for c in f.choices)}")
+        value = [_scalar(x, f.item_types, f, f"{where}[{i}]", err) for i, x in enumerate(value)]
+    elif f.item_types is not None and isinstance(value, dict):
+        value = {k: _scalar(x, f.item_types, f, f"{where}.{k}", err) for k, x in value.items()}
+    if f.choices is not None and not any(
+        value == c and type(value) is type(c) or (value is None and c is None) for c in f.choices
+    ):
+        raise err(where, f"{_short(value)} is not one of {', '.join(repr(c) for c in f.choices)}")
+    if f.check is not None and value is not None:
+        problem = f.check(value)
+        if problem:
+            raise err(where, problem)
     return value
 
 
@@ -201,7 +267,7 @@ def validate(data: dict, schema: dict, source: str = "", text: str | None = None
         value = d.get(spec.key)
         if value is None:
             raise err(f"{path}.{spec.key}", f"required key is missing; one of {kinds}")
-        if value not in spec.variants:
+        if not isinstance(value, str) or value not in spec.variants:
             raise err(f"{path}.{spec.key}", f"{value!r} is not one of {kinds}")
         return walk(d, spec.item_schema(value), f"{path}.", f" (for {spec.key} = {value!r})")
 
@@ -311,6 +377,8 @@ def _field_rows(path: str, spec: Field, tag: str | None = None) -> list[str]:
             + "one of "
             + ", ".join(f"`{c}`" for c in spec.choices if c is not None)
         )
+    if spec.range_text():
+        meaning = (meaning + "; " if meaning else "") + "allowed " + spec.range_text()
     if tag:
         meaning = f"({tag}) {meaning}"
     meaning = meaning.replace("|", "\\|")
@@ -339,6 +407,19 @@ def schema_markdown(schema: dict, prefix: str = "") -> list[str]:
 
 
 # ---------------------------------------------------------------------- simulate tables
+def _direction(value: list) -> str | None:
+    """Error text for a field direction that is not three numbers, not all zero."""
+    if len(value) != 3:
+        return f"give three numbers [u, v, w], got {len(value)}"
+    if not any(value):
+        return "[0, 0, 0] is no direction"
+    return None
+
+
+def _nonzero(value: float) -> str | None:
+    return "0 is not allowed (an unpolarised beam gives no flipping ratios)" if value == 0 else None
+
+
 def simulate_schema(kind: str) -> OptionalTable:
     """Keys of a data set's ``simulate`` table (``chasm simulate``) for a data-set kind.
 
@@ -352,12 +433,18 @@ def simulate_schema(kind: str) -> OptionalTable:
     """
     common = {
         "smin": Field(
-            (float,), 0.0, help="simulated reflections have sin(theta)/lambda > smin (1/A)"
+            (float,),
+            0.0,
+            help="simulated reflections have sin(theta)/lambda > smin (1/A)",
+            ge=0.0,
+            lt=10.0,
         ),
         "count": Field(
             (int, type(None)),
             None,
             help="keep this many reflections (chosen by select; default all)",
+            ge=1,
+            le=10**7,
         ),
         "noise": Field(
             (bool,), True, help="add noise (false: the calculated values, with the model's sigma)"
@@ -367,12 +454,16 @@ def simulate_schema(kind: str) -> OptionalTable:
             None,
             help="noise stream numpy default_rng([run seed, seed]); default the data set's "
             "position in the file (0, 1, ...)",
+            ge=0,
+            lt=2**63,
         ),
     }
     if kind == "pnd":
         return OptionalTable(
             {
-                "smax": Field((float,), 0.6, help="largest sin(theta)/lambda (1/A)"),
+                "smax": Field(
+                    (float,), 0.6, help="largest sin(theta)/lambda (1/A)", gt=0.0, le=10.0
+                ),
                 **common,
                 "select": Field(
                     (str,),
@@ -381,20 +472,40 @@ def simulate_schema(kind: str) -> OptionalTable:
                     "with count: largest |R - 1| among the stronger half by |F_N|, largest "
                     "|R - 1|, or lowest angle",
                 ),
-                "wavelength": Field((float,), 0.84, help="neutron wavelength (A)"),
-                "field": Field((float,), 5.0, help="applied field (T, > 0)"),
+                "wavelength": Field((float,), 0.84, help="neutron wavelength (A)", gt=0.0, le=20.0),
+                "field": Field((float,), 5.0, help="applied field (T)", gt=0.0, le=100.0),
                 "field_direction": Field(
                     (list,),
                     [0.3, 1.0, 0.2],
                     item_types=(float,),
                     help="field along u a + v b + w c, [u, v, w] (written as a CCSL UB matrix)",
+                    ge=-1e3,
+                    le=1e3,
+                    check=_direction,
                 ),
-                "polarisation": Field((float,), -0.9, help="signed beam polarisation P"),
-                "efficiency": Field((float,), 0.95, help="flipper efficiency e"),
+                "polarisation": Field(
+                    (float,),
+                    -0.9,
+                    help="signed beam polarisation P (not 0)",
+                    ge=-1.0,
+                    le=1.0,
+                    check=_nonzero,
+                ),
+                "efficiency": Field((float,), 0.95, help="flipper efficiency e", gt=0.0, le=1.0),
                 "relative": Field(
-                    (float,), PND_NOISE.relative, help="relative error of R: sigma = r R (+ floor)"
+                    (float,),
+                    PND_NOISE.relative,
+                    help="relative error of R: sigma = r R (+ floor)",
+                    ge=0.0,
+                    le=10.0,
                 ),
-                "floor": Field((float,), PND_NOISE.floor, help="smallest sigma(R), in quadrature"),
+                "floor": Field(
+                    (float,),
+                    PND_NOISE.floor,
+                    help="smallest sigma(R), in quadrature",
+                    ge=0.0,
+                    le=10.0,
+                ),
             },
             help="simulate this data set (chasm simulate): flipping ratios of the model",
         )
@@ -403,20 +514,34 @@ def simulate_schema(kind: str) -> OptionalTable:
     return OptionalTable(
         {
             "smax": Field(
-                (float,), 0.8 if kind == "und" else 1.0, help="largest sin(theta)/lambda (1/A)"
+                (float,),
+                0.8 if kind == "und" else 1.0,
+                help="largest sin(theta)/lambda (1/A)",
+                gt=0.0,
+                le=10.0,
             ),
             **common,
             "select": Field(
                 (str,), "lowest", ("lowest", "strongest"), "with count: lowest angle or largest F2"
             ),
-            "scale": Field((float,), 1.0, help="scale k of the data: F2 = k |F|2"),
+            "scale": Field((float,), 1.0, help="scale k of the data: F2 = k |F|2", gt=0.0, le=1e12),
             "gain": Field(
-                (float,), noise.gain, help=f"counts per unit of F2 (1/{unit}), absolute scale"
+                (float,),
+                noise.gain,
+                help=f"counts per unit of F2 (1/{unit}), absolute scale",
+                gt=0.0,
+                le=1e12,
             ),
             "background": Field(
-                (float,), noise.background, help=f"background under the peak ({unit})"
+                (float,),
+                noise.background,
+                help=f"background under the peak ({unit})",
+                ge=0.0,
+                le=1e12,
             ),
-            "relative": Field((float,), noise.relative, help="relative error of F2"),
+            "relative": Field(
+                (float,), noise.relative, help="relative error of F2", ge=0.0, le=10.0
+            ),
             "layout": Field(
                 (str,),
                 "free",

@@ -18,15 +18,26 @@ def run(args: argparse.Namespace) -> int:
     Errors (:class:`~chasm.errors.InputError`) propagate to the caller, which
     prints them (``chasm.cli.main``: exit status 2).
     """
-    from chasm.simulate.project import simulate_project
+    from chasm.io.atomic import protect_inputs, refuse_input
+    from chasm.project.project import load_project
+    from chasm.simulate.project import _target, simulate_project
 
-    sim = simulate_project(
-        args.project,
-        output=args.output,
-        seed=args.seed,
-        force=args.force,
-        echo=None if args.quiet else print,
-    )
+    project = load_project(args.project)
+    inputs = {
+        "project file": project.path,
+        "structure file (structure.cif)": project.resolve(project.data["structure"]["cif"]),
+    }
+    for cfg in project.data["datasets"]:
+        if cfg["simulate"]:
+            refuse_input(_target(project, args.output, cfg), inputs)
+    with protect_inputs(inputs):
+        sim = simulate_project(
+            args.project,
+            output=args.output,
+            seed=args.seed,
+            force=args.force,
+            echo=None if args.quiet else print,
+        )
     if args.quiet:
         for s in sim.sets:
             print(f"wrote {s.path} ({s.name}: {len(s.hkl)} reflections)")
