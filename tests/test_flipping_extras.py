@@ -520,15 +520,18 @@ def test_project_keys_reach_the_data_set_and_the_simulation(tmp_path):
 @pytest.mark.parametrize(
     "extra, pattern",
     [
-        ("lambda_half = -0.5", r"datasets\[0\].*'pnd'.*lambda_half must be a number >= 0"),
+        ("lambda_half = -0.5", r"line \d+: datasets\[0\]\.lambda_half: must be >= 0"),
         ("hydrogen_polarisation = true", r"datasets\[0\].*'pnd'.*temperature > 0 K"),
-        ("hydrogen_polarisation = true\ntemperature = 0", r"datasets\[0\].*temperature"),
-        ("hydrogen_polarisation = 2", r"datasets\[0\].*hydrogen_polarisation = 2.0"),
+        (
+            "hydrogen_polarisation = true\ntemperature = 0",
+            r"datasets\[0\]\.temperature: must be > 0",
+        ),
+        ("hydrogen_polarisation = 2", r"datasets\[0\]\.hydrogen_polarisation: must be .*got 2\.0"),
     ],
 )
 def test_project_bad_values_name_the_data_set_and_key(tmp_path, extra, pattern):
     from chasm.simulate.project import simulate_project
 
-    project = _pnd_project(tmp_path, extra)
-    with pytest.raises(InputError, match=pattern):
+    with pytest.raises(InputError, match=pattern):  # the schema or the data-set build
+        project = _pnd_project(tmp_path, extra)
         simulate_project(project, echo=None)  # builds the data sets as chasm refine does

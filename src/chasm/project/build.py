@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -236,7 +235,7 @@ def build_models(project: Project, crystal):
             raise InputError(
                 f"model.atoms.{atom.label}.axes: {exc.message}{hint}",
                 str(project.path),
-                find_line(_text(project.path), f"model.atoms.{atom.label}.axes"),
+                find_line(_text(project), f"model.atoms.{atom.label}.axes"),
             ) from None
         sp = spherical_atom(atom.element)
         model = HansenCoppensAtom(
@@ -534,13 +533,6 @@ def _stage_data(built_entries: dict[str, list[str]], names: list[str], s: dict, 
             )
         out += [h for h in hits if h not in out]
     return out
-
-
-def _text(path) -> str | None:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError:
-        return None
 
 
 def symmetrise_special_positions(crystal) -> list[str]:
