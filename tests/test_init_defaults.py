@@ -219,7 +219,11 @@ def test_seed_example_h_never_negative(tmp_path):
     cr = read_cif(cif)
     hkl = _hkl(tmp_path / "seed.hkl", cr, smax=0.3)
     project = tmp_path / "project.toml"
-    assert main(["init", str(cif), "--xray", str(hkl), "-o", str(project), "--multipoles"]) == 0
+    block = ["--block", "seed_cu_dimer_xray_10K"]  # the file also holds the 30 K neutron block
+    assert (
+        main(["init", str(cif), *block, "--xray", str(hkl), "-o", str(project), "--multipoles"])
+        == 0
+    )
     text = project.read_text()
     n_h = sum(a.element == "H" for a in cr.atoms)
     assert text.count("u_riding = ") == n_h > 0
