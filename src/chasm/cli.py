@@ -195,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="simulate and refine the built-in example (Cu(II) dimer, X-ray + UND + PND)",
     )
-    p.add_argument("--output", default="chasm-demo", help="output folder (default chasm-demo)")
+    p.add_argument(
+        "-o", "--output", default="chasm-demo", help="output folder (default chasm-demo)"
+    )
     p.add_argument("--full", action="store_true", help="published data sizes (slower)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument(
@@ -230,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="it92",
         help="IAM form factors: IT92 Gaussians (default) or Koga RHF free atoms",
     )
-    p.add_argument("--out", required=True, help="output CSV file")
+    p.add_argument("-o", "--output", "--out", dest="out", required=True, help="output CSV file")
     p.set_defaults(func=_cmd_sf)
 
     p = sub.add_parser("init", help="write a project file for a structure and its data")
@@ -253,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="unpaired electrons per asymmetric unit (muB, from magnetisation data) for the "
         "total-spin constraint of a joint project; without it the file holds a placeholder",
     )
-    p.add_argument("-o", "--out", default="project.toml", help="project file to write")
+    p.add_argument(
+        "-o", "--output", "--out", dest="out", default="project.toml", help="project file to write"
+    )
     p.add_argument(
         "--h-lmax",
         type=int,
@@ -284,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("refine", help="run the refinement described by a project file")
     p.add_argument("project", help="project file (TOML)")
-    p.add_argument("--output", help="output folder (default: the project's 'output')")
+    p.add_argument("-o", "--output", help="output folder (default: the project's 'output')")
     p.add_argument("--stage", action="append", help="run only this stage (repeatable)")
     talk = p.add_mutually_exclusive_group()
     talk.add_argument("-q", "--quiet", action="store_true", help="no line per cycle")
@@ -319,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--scheduler", help="a running Dask scheduler, tcp://HOST:PORT")
     p.add_argument("--workers", type=int, help="run the folds on a local Dask cluster of N workers")
-    p.add_argument("--output", help="output folder (default: the project's output/cv)")
+    p.add_argument("-o", "--output", help="output folder (default: the project's output/cv)")
     p.add_argument("-q", "--quiet", action="store_true", help="no line per fold, no table")
     p.set_defaults(func=_cmd_cv)
 
@@ -336,7 +340,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--basins", action="store_true", help="QTAIM basin charges on a grid")
     p.add_argument("--basin-step", type=float, default=0.1, help="basin grid step, A (0.1)")
     p.set_defaults(func=_cmd_properties)
+    for name, command in sub.choices.items():  # one style: a description and an example each
+        command.formatter_class = _HelpFormatter
+        if not command.description:
+            helps = {a.dest: a.help for a in sub._choices_actions}
+            command.description = (helps.get(name) or "").capitalize() + "."
+        if name in EXAMPLES and not command.epilog:
+            command.epilog = "example:\n  " + "\n  ".join(EXAMPLES[name])
     return parser
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wrapped descriptions, examples kept line by line."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("example:"):
+            return "\n".join(indent + line for line in text.splitlines())
+        return super()._fill_text(text, width, indent)
+
+
+#: One worked example per subcommand, shown at the end of its --help.
+EXAMPLES = {
+    "demo": ["chasm demo -o chasm-demo            # then open chasm-demo/report.html"],
+    "sf": ["chasm sf iam.cif iam.hkl -o sf.csv"],
+    "init": [
+        "chasm init final.cif                 # a SHELXL CIF with its reflections embedded",
+        "chasm init iam.cif --xray iam.hkl -o project.toml",
+    ],
+    "simulate": ["chasm simulate project.toml         # writes the data files the project names"],
+    "refine": ["chasm refine project.toml -o refined", "chasm refine project.toml --resume"],
+    "cv": [
+        "chasm cv project.toml --folds 10",
+        "chasm cv --compare lmax3.toml lmax4.toml --folds 5",
+    ],
+    "report": ["chasm report refined                # report.html and report.md again"],
+    "properties": ["chasm properties refined --topology --basins"],
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
