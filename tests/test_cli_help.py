@@ -1,4 +1,4 @@
-"""One command-line style: every subcommand has a description, an example, -o/--output (issue 19)."""
+"""One command-line style: a description, an example and -o/--output everywhere (issue 19)."""
 
 from __future__ import annotations
 
