@@ -338,9 +338,11 @@ class Geometry:
 def _bonded_sites(crystal, tolerance: float, parts: dict | None = None) -> list[list[Site]]:
     """Bonded images of every atom, nearest first.
 
-    The rule of :func:`chasm.crystal.neighbours.bonded`, vectorised over atoms,
-    operations and lattice shifts (``neighbours`` loops in Python: seconds for
-    90 atoms). Sites closer than ``_SAME_SPOT`` to one already listed, or to the
+    The distance rule of :func:`chasm.crystal.neighbours.bonded`, applied over
+    all atoms, operations and lattice shifts at once; kept apart from it for
+    SHELXL's listing rules below (which image of a site is kept, disorder
+    groups), which the general neighbour search does not know. Sites closer
+    than ``_SAME_SPOT`` to one already listed, or to the
     central atom, are one site: the images of an atom on a special position
     (whose printed coordinates put them a few 0.001 Å apart), and the image of
     an atom that falls on another atom (a disordered methyl group on a

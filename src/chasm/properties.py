@@ -67,7 +67,8 @@ from chasm.density.dorbitals import (
 from chasm.density.harmonics import lm_labels
 from chasm.density.model import HansenCoppensAtom, SphericalAtom, SplitAtom
 from chasm.errors import InputError
-from chasm.neutron.moments import _vs, formula_units, refinement_covariance
+from chasm.io.su_format import format_quantity
+from chasm.neutron.moments import formula_units, refinement_covariance
 from chasm.refine.parameters import atom_parameter_names
 
 __all__ = [
@@ -473,7 +474,7 @@ def format_value(value: float | None, su: float | None = None) -> str:
     """``value(su)`` with the su to two significant digits; the plain value without su."""
     if value is None:
         return "-"
-    return _vs(float(value), float("nan") if su is None else float(su))
+    return format_quantity(float(value), su)
 
 
 def format_table(

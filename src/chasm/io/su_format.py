@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["format_su", "su_digits"]
+__all__ = ["format_su", "format_quantity", "su_digits"]
 
 
 def _half_up(x: float) -> int:
@@ -99,3 +99,19 @@ def format_su(value: float, su: float | None, exact_decimals: int | None = None)
     step = 10 ** (-decimals)
     rounded = int(round(value / step)) * step
     return f"{rounded}({units * step})"
+
+
+#: An su below this prints as an exact value: the rounding of a constrained sum.
+EXACT_SU = 5e-7
+
+
+def format_quantity(value: float, su: float | None) -> str:
+    """A derived quantity for a table: ``value(su)`` by the rule of 19, else exact.
+
+    No su, or an su below :data:`EXACT_SU` (an exact sum such as a constrained
+    total charge, whose covariance leaves only rounding), prints the value with
+    4 decimals and without a negative zero, as a fixed quantity does.
+    """
+    if su is not None and math.isfinite(su) and su >= EXACT_SU:
+        return format_su(float(value), float(su))
+    return f"{value + 0.0 if abs(value) >= 5e-5 else 0.0:.4f}"

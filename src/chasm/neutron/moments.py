@@ -40,6 +40,7 @@ import numpy as np
 from chasm.crystal.adp import u6_to_matrix
 from chasm.density.dorbitals import natural_orbitals, orbital_pair_labels
 from chasm.errors import InputError
+from chasm.io.su_format import format_quantity
 from chasm.neutron.dorbital_site import DOrbitalSite
 
 __all__ = [
@@ -294,17 +295,8 @@ def moment_report(
 
 
 def _vs(value: float, su: float) -> str:
-    """value(su) by the rule of 19 (:func:`chasm.io.su_format.format_su`).
-
-    No su, or an su below the finest precision shown (5e-7: an exact sum such
-    as a constrained total charge), prints the value as exact with 4 decimals
-    and without a negative zero, as a fixed or constrained quantity does.
-    """
-    from chasm.io.su_format import format_su
-
-    if np.isfinite(su) and su >= 5e-7:
-        return format_su(float(value), float(su))
-    return f"{value + 0.0 if abs(value) >= 5e-5 else 0.0:.4f}"
+    """value(su) as in every table (:func:`chasm.io.su_format.format_quantity`)."""
+    return format_quantity(value, su)
 
 
 def format_moment_report(report: MomentReport) -> str:

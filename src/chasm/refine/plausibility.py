@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 import periodictable
 
+from chasm.io.su_format import format_quantity
+
 __all__ = ["Finding", "Range", "RANGES", "check", "element_class"]
 
 ALKALI = {"Li", "Na", "K", "Rb", "Cs"}
@@ -189,9 +191,7 @@ class Finding:
     cure: str
 
     def message(self) -> str:
-        from chasm.neutron.moments import _vs  # the one value(su) style
-
-        shown = _vs(self.value, self.su if self.su else float("nan"))
+        shown = format_quantity(self.value, self.su)
         return (
             f"{self.name} = {shown} is implausible for {self.element} (plausible range "
             f"[{self.lo:g}, {self.hi:g}]); cure: {self.cure}"
