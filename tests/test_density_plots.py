@@ -40,11 +40,14 @@ def urea_map():
 
 
 def test_linear_levels_are_multiples_of_the_documented_steps():
-    for kind, step in (("deformation", 0.1), ("residual", 0.05)):
+    for kind in ("deformation", "residual"):  # the field's 0.05 e/Å³ (issue 19)
         lv = contour_levels(kind, -0.37, 0.52)
-        k = np.arange(-3, 6) if kind == "deformation" else np.arange(-7, 11)
-        np.testing.assert_allclose(lv, k * step, atol=1e-12)
+        np.testing.assert_allclose(lv, np.arange(-7, 11) * 0.05, atol=1e-12)
         assert 0.0 in lv
+    # 0.1 on request
+    np.testing.assert_allclose(
+        contour_levels("deformation", -0.37, 0.52, step=0.1), np.arange(-3, 6) * 0.1, atol=1e-12
+    )
     # a linear step on request for a spin map
     np.testing.assert_allclose(
         contour_levels("spin", -0.05, 0.03, step=0.02), [-0.04, -0.02, 0, 0.02]
@@ -97,7 +100,7 @@ def test_drawing_uses_the_levels_and_line_styles(urea_map):
     assert ("N1", "O1") not in pairs and ("C1", "H1") not in pairs
     for i, j in drawing.bonds:
         assert np.linalg.norm(drawing.atoms[i].cart - drawing.atoms[j].cart) < 1.6
-    assert "0.1 e/Å³" in drawing.caption and "dashed" in drawing.caption
+    assert "0.05 e/Å³" in drawing.caption and "dashed" in drawing.caption
 
 
 @pytest.mark.parametrize("suffix", [".png", ".svg", ".pdf"])

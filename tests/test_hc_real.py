@@ -39,8 +39,12 @@ def _iam_agreement(folder):
 def test_multipole_refinement_beats_iam(shared_data, tmp_path, compound, capsys):
     folder = shared_data / "xray" / compound
     project = tmp_path / "project.toml"
-    assert main(["init", str(folder / "iam.cif"), "--xray", str(folder / "iam.hkl"),
-                 "-o", str(project)]) == 0
+    assert (
+        main(
+            ["init", str(folder / "iam.cif"), "--xray", str(folder / "iam.hkl"), "-o", str(project)]
+        )
+        == 0
+    )
     assert main(["refine", str(project), "-q"]) == 0
     capsys.readouterr()
     res = json.loads((tmp_path / "refined" / "result.json").read_text())
@@ -48,9 +52,11 @@ def test_multipole_refinement_beats_iam(shared_data, tmp_path, compound, capsys)
     iam = _iam_agreement(folder)
     rd = res["residual_density"]
     with capsys.disabled():
-        print(f"\n{compound}: IAM R1={iam.r1:.4f} GOF={iam.gof:.3f} | HC R1={hc['R1']:.4f} "
-              f"wR2={hc['wR2']:.4f} GOF={hc['gof']:.3f} ({hc['n_par']} par); residual "
-              f"max {rd['max']:.3f} min {rd['min']:.3f} rms {rd['rms']:.3f} e/A^3")
+        print(
+            f"\n{compound}: IAM R1={iam.r1:.4f} GOF={iam.gof:.3f} | HC R1={hc['R1']:.4f} "
+            f"wR2={hc['wR2']:.4f} GOF={hc['gof']:.3f} ({hc['n_par']} par); residual "
+            f"max {rd['max']:.3f} min {rd['min']:.3f} rms {rd['rms']:.3f} e/A^3"
+        )
     assert res["converged"]
     assert hc["R1"] <= (2.0 / 3.0) * iam.r1
     assert hc["gof"] < 0.75 * iam.gof
@@ -69,14 +75,14 @@ def test_spherical_atom_project_reproduces_shelxl(shared_data, tmp_path):
 title = "L-alanine IAM"
 output = "iam-out"
 [structure]
-cif = "{folder / 'iam.cif'}"
+cif = "{folder / "iam.cif"}"
 [model]
 default = "iam"
 riding_h = false
 [[datasets]]
 name = "xray"
 kind = "xray"
-file = "{folder / 'iam.hkl'}"
+file = "{folder / "iam.hkl"}"
 [[stages]]
 name = "all"
 free = ["*.scale", "*.x", "*.y", "*.z", "*.U*"]

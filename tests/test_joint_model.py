@@ -91,8 +91,9 @@ def test_magnetic_view_is_the_spin_density():
             s.pv, s.plm, s.pc = m.spin_pv, m.spin_plm, 0.0
             spin.append(s)
             atoms.append(copy.deepcopy(atom))
-    sub = Crystal(cr.name, cr.cell, cr.spacegroup, atoms, rotations=cr.rotations,
-                  translations=cr.translations)
+    sub = Crystal(
+        cr.name, cr.cell, cr.spacegroup, atoms, rotations=cr.rotations, translations=cr.translations
+    )
     f_ref = StructureFactorEngine(sub, spin, HKL, anomalous=False).compute().F
     assert np.max(np.abs(f_view - f_ref)) < 1e-10 * np.max(np.abs(f_ref))
     assert abs(f_ref[0]) > 0.05  # a real signal, not zeros
@@ -155,11 +156,23 @@ def _und_set(cr, rng):
 def pnd_dataset(name, hkl, fr=None, sigma=None, field=5.0) -> PndDataset:
     n = len(hkl)
     return PndDataset(
-        name=name, wavelength=0.84, field=field, polarisation=-0.9, efficiency=0.95,
-        ub=np.diag([0.14, 0.12, 0.145]), ub_type="CCSL", extinction_model="gauss",
-        mosaicity=150.0, radius=40.0, phase=None, hkl=np.asarray(hkl),
-        fr=np.ones(n) if fr is None else fr, fr_sigma=np.full(n, 0.01) if sigma is None else sigma,
-        fr_calc=None, excluded=np.zeros(n, bool), lines=np.arange(n),
+        name=name,
+        wavelength=0.84,
+        field=field,
+        polarisation=-0.9,
+        efficiency=0.95,
+        ub=np.diag([0.14, 0.12, 0.145]),
+        ub_type="CCSL",
+        extinction_model="gauss",
+        mosaicity=150.0,
+        radius=40.0,
+        phase=None,
+        hkl=np.asarray(hkl),
+        fr=np.ones(n) if fr is None else fr,
+        fr_sigma=np.full(n, 0.01) if sigma is None else sigma,
+        fr_calc=None,
+        excluded=np.zeros(n, bool),
+        lines=np.arange(n),
     )
 
 
@@ -169,7 +182,10 @@ def test_jacobians_by_finite_differences(basis):
     cr = _crystal(rng)
     split, _ = _models(rng)
     pnd = FlippingData(
-        "p", pnd_dataset("p", HKL), cr, PndOptions(refine_polarisation=True),
+        "p",
+        pnd_dataset("p", HKL),
+        cr,
+        PndOptions(refine_polarisation=True),
         magnetisation_scale=True,
     )
     sets = [_xray_set(cr, rng), _und_set(cr, rng), pnd]

@@ -62,8 +62,13 @@ def simulated(tmp_path_factory):
     # the truth: same frames and riding geometry as the refinement will use
     built = build(load_project(project))
     cr, models = built.crystal, built.models
-    truth = {"C1": {4: 0.12}, "O1": {4: -0.10, 1: 0.05}, "N1": {4: 0.06}, "H1": {1: 0.12},
-             "H2": {1: 0.10}}
+    truth = {
+        "C1": {4: 0.12},
+        "O1": {4: -0.10, 1: 0.05},
+        "N1": {4: 0.06},
+        "H1": {1: 0.12},
+        "H2": {1: 0.10},
+    }
     for atom, m in zip(cr.atoms, models, strict=True):
         for k, v in truth.get(atom.label, {}).items():
             m.plm[k] = v

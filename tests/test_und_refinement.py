@@ -149,8 +149,7 @@ def perturbed_fit(seed: int, noise_seed: int):
 def test_und_simulated_recovery():
     names, pulls, result, n_obs = perturbed_fit(seed=11, noise_seed=1)
     assert n_obs > 600 and len(names) == 5 * 9 + 3 * 4 + 1
-    assert all(n.endswith(".N") or n[-2:] in (".x", ".y", ".z") or n == "und.scale"
-               for n in names)
+    assert all(n.endswith(".N") or n[-2:] in (".x", ".y", ".z") or n == "und.scale" for n in names)
     worst = int(np.argmax(np.abs(pulls)))
     assert np.all(np.abs(pulls) < 3.0), (names[worst], pulls[worst])
     assert abs(pulls.mean()) < 0.5, pulls.mean()

@@ -16,7 +16,8 @@ so ``import chasm`` stays fast):
 * density models: :class:`SphericalAtom`, :class:`HansenCoppensAtom`,
   :class:`SplitAtom`, :class:`LocalAxes`;
 * maps: :class:`Plane`, :func:`model_density`, :func:`deformation_density`,
-  :func:`spin_density`, :func:`plot_plane`, :func:`peaks`;
+  :func:`spin_density`, :func:`plot_plane`, :func:`peaks`, :func:`plot_map`
+  (``chasm map``), :func:`map_plane`, :func:`default_planes`;
 * properties and reports: :func:`refinement_properties`,
   :func:`format_properties`, :func:`moment_report`, :func:`format_moment_report`,
   :func:`write_report`, :func:`xray_residual_map`;
@@ -66,6 +67,9 @@ _PUBLIC: dict[str, str] = {
     "spin_density": "chasm.maps.density",
     "plot_plane": "chasm.maps.plot",
     "peaks": "chasm.maps.fourier",
+    "plot_map": "chasm.maps.figures",
+    "map_plane": "chasm.maps.planes",
+    "default_planes": "chasm.maps.default_planes",
     # properties and reports
     "refinement_properties": "chasm.properties",
     "format_properties": "chasm.properties",

@@ -167,6 +167,40 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_map(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from chasm.io.atomic import protect_inputs
+    from chasm.maps.figures import plot_map
+
+    contours = args.contours
+    if contours is not None and contours not in ("log", "linear"):
+        try:
+            contours = float(contours)
+        except ValueError:
+            from chasm.errors import InputError
+
+            raise InputError(
+                f"--contours {contours!r}: give a step such as 0.1, or 'log' or 'linear'"
+            ) from None
+    folder = Path(args.result)
+    inputs = {"result file": folder / "result.json", "model file": folder / "model.cif"}
+    with protect_inputs(inputs):
+        path, drawing, mplane = plot_map(
+            args.result,
+            args.plane,
+            args.kind,
+            args.output,
+            extent=args.extent,
+            step=args.step,
+            contours=contours,
+        )
+    if not args.quiet:
+        print(f"{mplane.name}: {len(drawing.atoms)} atoms drawn; {drawing.caption}")
+    print(f"wrote {path}")
+    return 0
+
+
 def _cmd_properties(args: argparse.Namespace) -> int:
     from chasm.topology.analysis import summary_lines, write_properties
 
@@ -332,6 +366,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-maps", action="store_true", help="tables only")
     p.set_defaults(func=_cmd_report)
 
+    p = sub.add_parser(
+        "map",
+        help="draw a map of a refined model on a plane (deformation, spin, residual, ...)",
+        description=(
+            "Draw one field of a result folder on a plane to a PNG, SVG or PDF file. "
+            "PLANE: three atoms 'Cu1,O1,N1' (symmetry images 'O1@-x+1,-y,-z'), "
+            "'normal(Cu1;0,0,1)' or 'normal(Cu1;N1)', 'hkl(Ca1;1,1,0)', or the "
+            "least-squares plane 'lsq(C1,C2,C3,C4)'. Contours: 0.05 e/A3 for deformation "
+            "and residual maps, +-0.01*2^n muB/A3 for spin (docs/maps.md)."
+        ),
+    )
+    p.add_argument("result", help="output folder of 'chasm refine' (model.cif, result.json)")
+    p.add_argument("--plane", required=True, help="the plane, e.g. Cu1,O1,N1 (see above)")
+    p.add_argument(
+        "--kind",
+        default="deformation",
+        choices=("deformation", "spin", "residual", "laplacian", "static"),
+        help="field to draw (default deformation); residual needs the project's data files",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        "--out",
+        dest="output",
+        help="file .png, .svg or .pdf (default RESULT/KIND_PLANE.png)",
+    )
+    p.add_argument("--extent", type=float, help="side of the map, A (default from the atoms)")
+    p.add_argument("--step", type=float, help="mesh step, A (default 0.05)")
+    p.add_argument(
+        "--contours",
+        help="linear contour step (e.g. 0.1), or 'log' or 'linear' (default per kind)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the file written")
+    p.set_defaults(func=_cmd_map)
+
     p = sub.add_parser("properties", help="topology of the refined density -> properties.json")
     p.add_argument("folder", help="output folder of 'chasm refine' (model.cif)")
     p.add_argument("--topology", action="store_true", help="critical points, BCPs, bond paths")
@@ -374,6 +443,10 @@ EXAMPLES = {
         "chasm cv --compare lmax3.toml lmax4.toml --folds 5",
     ],
     "report": ["chasm report refined                # report.html and report.md again"],
+    "map": [
+        "chasm map refined --plane Cu1,O1,N1 -o cu.png",
+        "chasm map refined --plane 'lsq(C1,C2,C3,C4,C5,C6)' --kind residual -o ring.svg",
+    ],
     "properties": ["chasm properties refined --topology --basins"],
 }
 

@@ -3,18 +3,26 @@
 Conventions of the drawings:
 
 * positive contours solid (blue), negative dashed (red), zero dotted (grey);
-* the atoms lying in the plane (within a tolerance, all symmetry copies) are
-  drawn and labelled, with bonds between them where the distance is at most
-  the sum of the covalent radii + 0.4 Å (the rule of
-  :mod:`chasm.crystal.neighbours`);
-* a caption below the map states what the contours are.
+* atoms (all symmetry copies) lying in the plane, |d| < 0.1 Å, are filled
+  black dots; atoms within ±0.3 Å of it are open circles with grey labels;
+  labels sit in the widest gap between the atom's bonds, away from the lines;
+* bonds are the structure's bonded pairs (:func:`chasm.crystal.neighbours.bonded`:
+  covalent radii + 0.4 Å) between the drawn atoms, and towards bonded atoms
+  just outside the window (clipped at its edge);
+* deformation and residual maps: a disc around each nucleus heavier than Ar
+  (Z > 18) is masked (grey): at least 0.4 Å, widened until the map is below
+  1 e/Å³ in magnitude outside it (at most 1 Å) — the steep density around a
+  heavy core turns 0.05 e/Å³ contours into a solid block; the caption gives
+  each radius;
+* a residual map's caption gives the rms, minimum and maximum on the plane;
+* titles and captions are wrapped to the width of the figure.
 
 Default contour levels (e/Å³), see :func:`contour_levels`:
 
 ============  ===========================================================
 kind          levels
 ============  ===========================================================
-deformation   linear, step 0.1
+deformation   linear, step 0.05 (``step=0.1`` for a sparser map)
 residual      linear, step 0.05
 spin          logarithmic ±0.01·2^n, n = 0…9 (±0.01 … ±5.12); or a
               linear step on request (``step=``)
@@ -36,19 +44,43 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from chasm.crystal.neighbours import BOND_TOLERANCE, covalent_radius
 from chasm.errors import InputError
 from chasm.io.atomic import write_bytes_atomic
 
-__all__ = ["KINDS", "PlaneDrawing", "contour_levels", "draw_plane", "plot_plane"]
+__all__ = [
+    "KINDS",
+    "IN_PLANE",
+    "NEAR_PLANE",
+    "MASK_RADIUS",
+    "MASK_Z",
+    "MASK_CLIP",
+    "MASK_MAX",
+    "PlaneDrawing",
+    "contour_levels",
+    "draw_plane",
+    "plot_plane",
+]
 
 KINDS = {
-    "deformation": {"scale": "linear", "step": 0.1, "signed": True},
+    "deformation": {"scale": "linear", "step": 0.05, "signed": True},
     "residual": {"scale": "linear", "step": 0.05, "signed": True},
     "spin": {"scale": "log", "base": 0.01, "n": 10, "signed": True},
     "density": {"scale": "log", "base": 0.01, "n": 15, "signed": False},
 }
 """Default contours per kind of map (e/Å³; spin densities in μB/Å³)."""
+
+#: Atoms closer than this to the plane (Å) are "in the plane" (filled dots).
+IN_PLANE = 0.1
+#: Atoms closer than this (Å) are drawn as open circles.
+NEAR_PLANE = 0.3
+#: Radius (Å) of the masked disc around heavy nuclei (deformation, residual maps).
+MASK_RADIUS = 0.4
+#: Nuclei with Z above this are masked.
+MASK_Z = 18
+#: The masked disc grows until |value| <= MASK_CLIP (e/Å³) outside it, up to MASK_MAX Å.
+MASK_CLIP, MASK_MAX = 1.0, 1.0
+#: Margin (Å) around the window in which bonded partners are looked for.
+_BOND_MARGIN = 2.0
 
 _FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 _MAX_LEVELS = 2000
@@ -146,10 +178,16 @@ class PlaneDrawing:
         ``"positive"``, ``"negative"``, ``"zero"`` -> matplotlib ContourSet
         (missing when no level of that sign falls in the map's range).
     atoms : list of PlaneAtom
-        Atoms drawn.
+        Atoms drawn (within ``tolerance`` of the plane, inside the window).
     bonds : list of (int, int)
         Pairs of indices into ``atoms`` joined by a bond.
     caption : str
+    in_plane : list of bool
+        Per atom: |height| < :data:`IN_PLANE` (filled dot) or not (open circle).
+    masked : list of (PlaneAtom, float)
+        Heavy nuclei whose surroundings are masked, and the disc radius (Å).
+    stats : dict
+        ``rms``, ``min``, ``max`` of the values on the plane (unmasked points).
     """
 
     levels: np.ndarray
@@ -157,17 +195,116 @@ class PlaneDrawing:
     atoms: list = field(default_factory=list)
     bonds: list = field(default_factory=list)
     caption: str = ""
+    in_plane: list = field(default_factory=list)
+    masked: list = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
 
 
-def _bonds(atoms) -> list[tuple[int, int]]:
-    out = []
+def atomic_number(element: str) -> int:
+    """Atomic number of an element symbol (D counts as H)."""
+    import gemmi
+
+    return gemmi.Element("H" if element == "D" else element).atomic_number
+
+
+def _bond_partners(crystal, atoms) -> list[tuple[int, int]]:
+    """Index pairs of ``atoms`` that are bonded images in the structure.
+
+    Each atom's bonded neighbours (:func:`~chasm.crystal.neighbours.bonded`,
+    found for the atom of the asymmetric unit) are carried to the drawn copy
+    by the copy's Cartesian rotation and matched to the drawn atoms.
+    """
+    from chasm.crystal.neighbours import bonded
+
+    if not atoms:
+        return []
+    A = crystal.A
+    Ainv = np.linalg.inv(A)
+    cart = np.array([a.cart for a in atoms])
+    cache: dict[int, list] = {}
+    pairs = set()
     for i, a in enumerate(atoms):
-        for j in range(i + 1, len(atoms)):
-            b = atoms[j]
-            limit = covalent_radius(a.element) + covalent_radius(b.element) + BOND_TOLERANCE
-            if np.linalg.norm(a.cart - b.cart) <= limit:
-                out.append((i, j))
+        if a.index not in cache:
+            c0 = crystal.frac_to_cart(crystal.atoms[a.index].xyz)
+            cache[a.index] = [n.cart - c0 for n in bonded(crystal, a.index)]
+        q = A @ crystal.rotations[a.op] @ Ainv
+        for d in cache[a.index]:
+            hit = np.flatnonzero(np.linalg.norm(cart - (a.cart + q @ d), axis=1) < 1e-3)
+            for j in hit:
+                if j != i:
+                    pairs.add((min(i, int(j)), max(i, int(j))))
+    return sorted(pairs)
+
+
+def _label_offset(atom, partners) -> tuple[float, float, str, str]:
+    """Offset (points) and alignment of a label in the widest gap between bonds."""
+    if not partners:
+        angle = np.pi / 4
+    else:
+        ang = np.sort([np.arctan2(b.v - atom.v, b.u - atom.u) for b in partners])
+        gaps = np.diff(np.concatenate([ang, [ang[0] + 2 * np.pi]]))
+        k = int(np.argmax(gaps))
+        angle = ang[k] + 0.5 * gaps[k]
+    dx, dy = 7 * np.cos(angle), 7 * np.sin(angle)
+    ha = "left" if dx > 2 else ("right" if dx < -2 else "center")
+    va = "bottom" if dy > 2 else ("top" if dy < -2 else "center")
+    return dx, dy, ha, va
+
+
+def _mask(plane, values: np.ndarray, crystal, radius: float) -> tuple[np.ndarray, list]:
+    """Values with NaN near heavy nuclei, and [(nucleus, radius), ...].
+
+    Around each nucleus with Z > :data:`MASK_Z` the disc of ``radius`` is
+    masked, widened (up to :data:`MASK_MAX` Å, in 0.05 Å steps) until no
+    point of the map within :data:`MASK_MAX` Å of the nucleus outside the
+    disc exceeds :data:`MASK_CLIP` in magnitude: the steep density around a
+    heavy core would otherwise fill the ring with contours.
+    """
+    near = plane.atoms(crystal, tolerance=MASK_MAX, margin=MASK_MAX)
+    heavy = [a for a in near if atomic_number(a.element) > MASK_Z]
+    if not heavy:
+        return values, []
+    pts = plane.points
+    out = values.copy()
+    done = []
+    for a in heavy:
+        d = np.linalg.norm(pts - a.cart, axis=-1)
+        big = (d < MASK_MAX) & (np.abs(values) > MASK_CLIP)
+        r = radius
+        if np.any(big):
+            r = max(r, min(MASK_MAX, np.ceil(d[big].max() / 0.05 - 1e-9) * 0.05 + 0.05))
+        inside = d < r
+        if np.any(inside):
+            out[inside] = np.nan
+            done.append((a, float(r)))
+    return out, done
+
+
+def _distinct(masked) -> list:
+    """One entry per label and radius (several copies of one atom in a map)."""
+    seen, out = set(), []
+    for a, r in masked:
+        if (a.label, round(r, 2)) not in seen:
+            seen.add((a.label, round(r, 2)))
+            out.append((a, r))
     return out
+
+
+def _wrap(text: str, width_in: float, fontsize: float) -> str:
+    """``text`` wrapped to fit ``width_in`` inches at ``fontsize`` points."""
+    import textwrap
+
+    chars = max(20, int(width_in * 72.0 / (0.55 * fontsize)))
+    return "\n".join(textwrap.wrap(text, chars)) if len(text) > chars else text
+
+
+def _summarise_levels(levels: np.ndarray, unit: str) -> str:
+    if len(levels) <= 8:
+        return "contours at " + ", ".join(f"{x:g}" for x in levels) + f" {unit}"
+    pos = levels[levels > 0]
+    if len(pos) and np.allclose(np.sort(-levels[levels < 0]), pos):
+        return f"{len(levels)} contours at ±{pos.min():g} … ±{pos.max():g} {unit}"
+    return f"{len(levels)} contours from {levels.min():g} to {levels.max():g} {unit}"
 
 
 def draw_plane(
@@ -181,8 +318,11 @@ def draw_plane(
     step: float | None = None,
     base: float | None = None,
     n: int | None = None,
-    tolerance: float = 0.25,
+    tolerance: float = NEAR_PLANE,
     labels: bool = True,
+    mask: float | None = None,
+    caption: str | None = None,
+    unit: str | None = None,
 ) -> PlaneDrawing:
     """Draw a plane map on a matplotlib Axes.
 
@@ -199,9 +339,18 @@ def draw_plane(
     kind, step, base, n :
         Contour levels, see :func:`contour_levels`; ``levels`` overrides them.
     tolerance : float
-        Largest distance of a drawn atom from the plane, Å.
+        Largest distance of a drawn atom from the plane, Å (default 0.3);
+        atoms within :data:`IN_PLANE` are filled dots, the others open circles.
     labels : bool
         Label the atoms.
+    mask : float, optional
+        Radius (Å) masked around nuclei with Z > 18; default
+        :data:`MASK_RADIUS` for deformation and residual maps, 0 (none) for
+        the others; 0 switches it off.
+    caption : str, optional
+        Replaces the description of the contour levels.
+    unit : str, optional
+        Unit of the values in the caption (default e/Å³, μB/Å³ for spin).
 
     Returns
     -------
@@ -212,44 +361,110 @@ def draw_plane(
         raise InputError(f"values have shape {v.shape}, the plane {plane.shape}")
     if not np.all(np.isfinite(v)):
         raise InputError("map values contain NaN or infinite numbers")
+    unit = unit or ("μB/Å³" if kind == "spin" else "e/Å³")
+    radius = (MASK_RADIUS if kind in ("deformation", "residual") else 0.0) if mask is None else mask
+    if not (np.isfinite(radius) and 0.0 <= radius <= 2.0):
+        raise InputError(f"mask radius must be between 0 and 2 Å, got {radius!r}")
+    heavy: list = []
+    if crystal is not None and radius > 0:
+        v, heavy = _mask(plane, v, crystal, radius)
+    ok = np.isfinite(v)
+    lo, hi = float(v[ok].min()), float(v[ok].max())
     if levels is None:
-        levels = contour_levels(kind, float(v.min()), float(v.max()), step=step, base=base, n=n)
-        caption = _describe(kind, step, base, n)
+        levels = contour_levels(kind, lo, hi, step=step, base=base, n=n)
+        text = _describe(kind, step, base, n)
     else:
         levels = np.sort(np.asarray(levels, dtype=float).reshape(-1))
-        caption = "contours at " + ", ".join(f"{x:g}" for x in levels) + " e/Å³"
-    caption += "; positive solid, negative dashed, zero dotted"
-    out = PlaneDrawing(levels=levels, caption=caption)
+        text = _summarise_levels(levels, unit)
+    text = caption if caption is not None else text
+    text += "; positive solid, negative dashed, zero dotted"
+    if heavy:
+        discs = ", ".join(f"{r:.2f} Å of {a.label}" for a, r in _distinct(heavy))
+        text += (
+            f"; grey: within {discs} (Z > {MASK_Z}: the disc reaches to where "
+            f"|value| <= {MASK_CLIP:g} {unit}, at least {radius:g} Å)"
+        )
+    stats = {
+        "rms": float(np.sqrt(np.mean(v[ok] ** 2))),
+        "min": lo,
+        "max": hi,
+    }
+    if kind == "residual":
+        text += (
+            f"; on this plane rms {stats['rms']:.3f}, min {stats['min']:.3f}, "
+            f"max {stats['max']:.3f} {unit}"
+        )
+    out = PlaneDrawing(levels=levels, caption=text, stats=stats, masked=heavy)
     u, w = plane.u, plane.v
+    vm = np.ma.masked_invalid(v)
     groups = {
         "positive": (levels[levels > 0], "solid", "tab:blue"),
         "negative": (levels[levels < 0], "dashed", "tab:red"),
         "zero": (levels[levels == 0], "dotted", "0.4"),
     }
     for name, (lv, style, colour) in groups.items():
-        inside = lv[(lv >= v.min()) & (lv <= v.max())]
-        if inside.size and v.max() > v.min():
+        inside = lv[(lv >= lo) & (lv <= hi)]
+        if inside.size and hi > lo:
             out.contours[name] = ax.contour(
-                u, w, v.T, levels=inside, colors=colour, linestyles=style, linewidths=0.7
+                u, w, vm.T, levels=inside, colors=colour, linestyles=style, linewidths=0.7
             )
     if crystal is not None:
-        out.atoms = plane.atoms(crystal, tolerance=tolerance)
-        out.bonds = _bonds(out.atoms)
-        for i, j in out.bonds:
-            a, b = out.atoms[i], out.atoms[j]
-            ax.plot([a.u, b.u], [a.v, b.v], color="k", linewidth=1.5, zorder=3)
-        for a in out.atoms:
-            ax.plot(a.u, a.v, "o", color="k", markersize=4, zorder=4)
-            if labels:
-                ax.annotate(
-                    a.label, (a.u, a.v), xytext=(4, 4), textcoords="offset points", fontsize=8
-                )
+        _draw_atoms(ax, plane, crystal, out, tolerance, labels, radius)
     ax.set_xlim(u[0], u[-1])
     ax.set_ylim(w[0], w[-1])
     ax.set_aspect("equal")
     ax.set_xlabel("Å")
     ax.set_ylabel("Å")
     return out
+
+
+def _draw_atoms(ax, plane, crystal, out: PlaneDrawing, tolerance, labels, radius) -> None:
+    """Atoms, bonds, labels and mask discs of :func:`draw_plane`."""
+    from matplotlib.patches import Circle
+
+    near = plane.atoms(crystal, tolerance=tolerance, margin=_BOND_MARGIN)
+    hu, hv = 0.5 * plane.size[0], 0.5 * plane.size[1]
+    inside = [abs(a.u) <= hu + 1e-9 and abs(a.v) <= hv + 1e-9 for a in near]
+    pairs = _bond_partners(crystal, near)
+    pairs = [(i, j) for i, j in pairs if inside[i] or inside[j]]
+    keep = [k for k, f in enumerate(inside) if f]
+    index = {k: m for m, k in enumerate(keep)}
+    out.atoms = [near[k] for k in keep]
+    out.bonds = [(index[i], index[j]) for i, j in pairs if i in index and j in index]
+    out.in_plane = [abs(a.height) < IN_PLANE for a in out.atoms]
+    for a, r in out.masked:
+        c = np.sqrt(max(r * r - a.height**2, 0.0))  # the sphere's cut by the plane
+        ax.add_patch(Circle((a.u, a.v), c, color="0.85", zorder=2, linewidth=0))
+    for i, j in pairs:
+        a, b = near[i], near[j]
+        ax.plot([a.u, b.u], [a.v, b.v], color="k", linewidth=1.5, zorder=3)
+    for k, a in zip(keep, out.atoms, strict=True):
+        flat = abs(a.height) < IN_PLANE
+        ax.plot(
+            a.u,
+            a.v,
+            "o",
+            markersize=5 if flat else 6,
+            markerfacecolor="k" if flat else "white",
+            markeredgecolor="k",
+            zorder=4,
+        )
+        if labels:
+            partners = [near[j if i == k else i] for i, j in pairs if k in (i, j)]
+            dx, dy, ha, va = _label_offset(a, partners)
+            ax.annotate(
+                a.label,
+                (a.u, a.v),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                fontsize=8,
+                ha=ha,
+                va=va,
+                color="k" if flat else "0.35",
+                zorder=5,
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.75},
+                annotation_clip=True,
+            )
 
 
 def plot_plane(
@@ -264,7 +479,10 @@ def plot_plane(
     base: float | None = None,
     n: int | None = None,
     title: str | None = None,
-    tolerance: float = 0.25,
+    tolerance: float = NEAR_PLANE,
+    mask: float | None = None,
+    caption: str | None = None,
+    unit: str | None = None,
     size: float = 6.0,
     dpi: int = 150,
 ) -> PlaneDrawing:
@@ -274,10 +492,10 @@ def plot_plane(
     ----------
     path : str or path
         Output file; the suffix (.png, .svg, .pdf) chooses the format.
-    plane, values, crystal, kind, levels, step, base, n, tolerance :
+    plane, values, crystal, kind, levels, step, base, n, tolerance, mask, caption, unit :
         As :func:`draw_plane`.
     title : str, optional
-        Title above the map.
+        Title above the map (wrapped to the figure's width).
     size : float
         Figure width in inches.
     dpi : int
@@ -296,12 +514,7 @@ def plot_plane(
     fmt = _FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
         raise InputError(f"{path}: plot files must end in .png, .svg or .pdf")
-    ratio = plane.size[1] / plane.size[0]
-    fig = Figure(figsize=(size, size * ratio + 0.8))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(111)
-    drawing = draw_plane(
-        ax,
+    fig, drawing = plane_figure(
         plane,
         values,
         crystal,
@@ -310,13 +523,35 @@ def plot_plane(
         step=step,
         base=base,
         n=n,
+        title=title,
         tolerance=tolerance,
+        mask=mask,
+        caption=caption,
+        unit=unit,
+        size=size,
     )
-    if title:
-        ax.set_title(title)
-    fig.text(0.5, 0.01, drawing.caption, ha="center", va="bottom", fontsize=8)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=dpi)
     write_bytes_atomic(path, buf.getvalue())
     return drawing
+
+
+def plane_figure(plane, values, crystal=None, *, title=None, size: float = 6.0, **options):
+    """The matplotlib Figure of :func:`plot_plane` (not written) and its PlaneDrawing.
+
+    The title and the caption are wrapped to the figure's width and the
+    layout leaves room for both, so neither is clipped.
+    """
+    ratio = plane.size[1] / plane.size[0]
+    fig = Figure(figsize=(size, size * ratio + 1.2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(111)
+    drawing = draw_plane(ax, plane, values, crystal, **options)
+    if title:
+        ax.set_title(_wrap(title, 0.95 * size, 10), fontsize=10)
+    caption = _wrap(drawing.caption, 0.95 * size, 8)
+    lines = caption.count("\n") + 1
+    fig.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=8)
+    bottom = (lines * 8 * 1.3 / 72 + 0.1) / fig.get_figheight()
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    return fig, drawing

@@ -728,7 +728,9 @@ def write_report(
             blocks.append(("p", "Note: " + props.note + "."))
     files: dict[str, Path] = {}
     if maps and crystal is not None:
-        pictures = _maps(folder, crystal, models, refinement, notes, progress)
+        from chasm.maps.figures import report_maps
+
+        pictures = report_maps(folder, crystal, models, refinement, notes, progress, result)
         if pictures:
             blocks.append(("h", 2, "Maps"))
         for name, caption, data in pictures:

@@ -18,6 +18,8 @@ __all__ = ["LAPLACIAN_LEVELS", "laplacian_on_plane", "plot_laplacian"]
 _POS = np.array([m * 10.0**e for e in range(-3, 4) for m in (1.0, 2.0, 4.0, 8.0)])
 LAPLACIAN_LEVELS = np.concatenate([-_POS[::-1], _POS])
 """Contour levels of a Laplacian map, e/Å⁵."""
+LAPLACIAN_CAPTION = "contours at ±{1, 2, 4, 8}·10ⁿ e/Å⁵, n = −3…3 (clipped at ±1000)"
+"""What the levels are, for the caption (a list of all 56 would not fit)."""
 
 
 def laplacian_on_plane(field: DensityField, plane) -> np.ndarray:
@@ -46,4 +48,7 @@ def plot_laplacian(path, field: DensityField, plane, title: str | None = None):
         kind="deformation",
         levels=LAPLACIAN_LEVELS,
         title=title or "static Laplacian of the model density (e/Å⁵)",
+        caption=LAPLACIAN_CAPTION,
+        unit="e/Å⁵",
+        mask=0.0,
     )

@@ -1,0 +1,380 @@
+"""Map figures of a refinement result: one field on one plane, drawn to a file.
+
+* :func:`plot_map`: ``chasm map RESULT --plane A,B,C --kind K -o F.png``
+  from Python: a result folder (model.cif + result.json) or a Refinement;
+* :func:`plane_field`: the values of a field on a plane and how to draw them;
+* :func:`report_maps`: the map figures of the refinement report (the planes
+  of the project's ``[[maps]]`` tables, else :func:`default_planes`).
+
+Fields (``kind``):
+
+===========  ===============================================================
+deformation  static model density − neutral spherical free atoms (e/Å³)
+static       static model density, core included (e/Å³, log contours)
+spin         static spin density ρ↑ − ρ↓ of the split atoms (μB/Å³)
+residual     Fo − Fc Fourier map of the first X-ray data set (e/Å³); needs
+             the observed data: the Refinement, or the project file that
+             result.json names (rebuilt at the result's parameters)
+laplacian    ∇²ρ of the static model density (e/Å⁵; :mod:`chasm.topology`)
+===========  ===============================================================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from chasm.errors import InputError
+from chasm.maps.settings import MAP_KINDS, contour_options
+
+__all__ = ["MAP_KINDS", "ResultModel", "load_result", "plane_field", "plot_map", "report_maps"]
+
+TITLES = {
+    "deformation": "Static deformation density (model − neutral spherical atoms)",
+    "static": "Static model density",
+    "spin": "Static spin density ρ↑ − ρ↓ (μB/Å³)",
+    "residual": "Residual density Fo − Fc",
+    "laplacian": "Laplacian ∇²ρ of the static model density (e/Å⁵)",
+}
+"""Title of each kind of map (the plane's name follows)."""
+
+#: Planes drawn in the report at most (each costs a few seconds).
+REPORT_PLANES = 3
+
+
+@dataclass
+class ResultModel:
+    """The model of a result: structure, density models, result.json, refinement.
+
+    Attributes
+    ----------
+    crystal : Crystal
+    models : list
+        One density model per atom (SplitAtom for spin-split atoms).
+    result : dict
+        result.json ({} when absent).
+    folder : Path or None
+    refinement : Refinement or None
+        Given, or rebuilt on demand for a residual map (:meth:`observed`).
+    """
+
+    crystal: object
+    models: list
+    result: dict
+    folder: Path | None = None
+    refinement: object = None
+
+    def observed(self):
+        """The Refinement with the observed data (rebuilt from the project file once)."""
+        if self.refinement is None:
+            self.refinement = _rebuild(self.folder, self.result)
+        return self.refinement
+
+
+def load_result(source) -> ResultModel:
+    """A :class:`ResultModel` from a result folder or a Refinement.
+
+    Raises
+    ------
+    InputError
+        A folder that does not exist or has no model.cif.
+    """
+    if hasattr(source, "crystal") and hasattr(source, "models"):
+        return ResultModel(source.crystal, list(source.models), {}, None, source)
+    from chasm.report.report import _read_result, structure_from_folder
+
+    folder = Path(source)
+    if not folder.is_dir():
+        raise InputError(
+            "the result folder does not exist; give the output folder of chasm refine", str(folder)
+        )
+    if not (folder / "model.cif").is_file():
+        raise InputError(
+            "no model.cif in the result folder (no refined model to draw); "
+            "run chasm refine first or give its output folder",
+            str(folder),
+        )
+    result = _read_result(folder) or {}
+    sm = structure_from_folder(folder, result)
+    return ResultModel(sm.crystal, list(sm.models), result, folder)
+
+
+def _rebuild(folder: Path | None, result: dict):
+    """The project's Refinement at the parameters of result.json (for residual maps)."""
+    from chasm.project.build import build
+    from chasm.project.project import load_project
+
+    project = result.get("project")
+    where = str(folder / "result.json") if folder else None
+    if not project:
+        raise InputError(
+            "a residual map needs the observed data: result.json names no project file; "
+            "rerun chasm refine",
+            where,
+        )
+    if not Path(project).is_file():
+        raise InputError(
+            f"a residual map needs the observed data, but the project file {project} that "
+            "result.json names is not there",
+            where,
+        )
+    ref = build(load_project(project)).refinement
+    for name, entry in result.get("parameters", {}).items():
+        if name in ref.params and entry.get("value") is not None:
+            ref.params[name].value = float(entry["value"])
+    ref.set_values(ref.params.values)
+    return ref
+
+
+def _charge(models) -> list:
+    from chasm.density.model import SplitAtom
+
+    return [m.charge_model() if isinstance(m, SplitAtom) else m for m in models]
+
+
+def has_spin(models) -> bool:
+    """True when some atom is spin-split (a spin map exists)."""
+    from chasm.density.model import SplitAtom
+
+    return any(isinstance(m, SplitAtom) for m in models)
+
+
+def plane_field(model: ResultModel, plane, kind: str) -> tuple[np.ndarray, dict, str]:
+    """Values of a field on a plane, the drawing options and a title suffix.
+
+    Parameters
+    ----------
+    model : ResultModel
+    plane : Plane
+    kind : one of :data:`MAP_KINDS`
+
+    Returns
+    -------
+    values : ndarray, shape plane.shape
+    options : dict
+        Keyword arguments for :func:`chasm.maps.plot.plot_plane` (kind, levels,
+        caption, unit, mask).
+    note : str
+        Extra words for the title (the data set of a residual map), or "".
+
+    Raises
+    ------
+    InputError
+        Unknown kind; a spin map of a model without split atoms; a residual
+        map without X-ray data.
+    """
+    from chasm.maps.density import deformation_density, model_density, spin_density
+
+    if kind not in MAP_KINDS:
+        raise InputError(f"unknown map kind {kind!r}; use one of {', '.join(MAP_KINDS)}")
+    cr, models, pts = model.crystal, model.models, plane.points
+    if kind == "deformation":
+        return deformation_density(cr, _charge(models), pts), {"kind": "deformation"}, ""
+    if kind == "static":
+        return model_density(cr, _charge(models), pts), {"kind": "density"}, ""
+    if kind == "spin":
+        if not has_spin(models):
+            raise InputError(
+                "the model has no spin-split atoms, so there is no spin density; "
+                "use --kind deformation (or refine a model with magnetic atoms)"
+            )
+        from chasm.density.model import SplitAtom
+
+        up = [m.up if isinstance(m, SplitAtom) else None for m in models]
+        dn = [m.dn if isinstance(m, SplitAtom) else None for m in models]
+        return spin_density(cr, up, dn, pts), {"kind": "spin"}, ""
+    if kind == "laplacian":
+        from chasm.topology.density_derivatives import DensityField
+        from chasm.topology.laplacian_map import (
+            LAPLACIAN_CAPTION,
+            LAPLACIAN_LEVELS,
+            laplacian_on_plane,
+        )
+
+        values = np.clip(laplacian_on_plane(DensityField(cr, _charge(models)), plane), -1e3, 1e3)
+        options = {
+            "kind": "deformation",
+            "levels": LAPLACIAN_LEVELS,
+            "caption": LAPLACIAN_CAPTION,
+            "unit": "e/Å⁵",
+            "mask": 0.0,
+        }
+        return values, options, ""
+    from chasm.maps.grids import fourier_on_plane
+    from chasm.report.report import xray_residual_map
+
+    res = xray_residual_map(model.observed())
+    if res is None:
+        raise InputError("no X-ray data set in the refinement: no residual map")
+    fmap, name = res
+    return fourier_on_plane(fmap, plane), {"kind": "residual"}, f" ({name})"
+
+
+def draw_map(path, model: ResultModel, mplane, kind: str, contours=None, title=None):
+    """Compute one field on a :class:`~chasm.maps.planes.MapPlane` and draw it to ``path``.
+
+    Returns the :class:`~chasm.maps.plot.PlaneDrawing`.
+    """
+    from chasm.maps.plot import plot_plane
+
+    values, options, note = plane_field(model, mplane.plane, kind)
+    options.update(contour_options(kind, contours))
+    title = title or f"{TITLES[kind]}{note}, {mplane.name}"
+    return plot_plane(path, mplane.plane, values, model.crystal, title=title, **options)
+
+
+def plot_map(
+    result,
+    plane,
+    kind: str = "deformation",
+    output: str | os.PathLike | None = None,
+    *,
+    extent=None,
+    step: float | None = None,
+    contours=None,
+    title: str | None = None,
+):
+    """Draw one map of a refinement result to a PNG, SVG or PDF file.
+
+    Parameters
+    ----------
+    result : path or Refinement
+        A result folder of ``chasm refine`` (model.cif, result.json) or a
+        Refinement in its final state.
+    plane : str, sequence of str or PlaneSpec
+        ``"Cu1,O1,N1"``, ``["Cu1", "O1@-x+1,-y,-z", "N1"]``,
+        ``"normal(Cu1;0,0,1)"``, ``"hkl(Ca1;1,1,0)"``, ``"lsq(C1,C2,C3,C4)"``
+        (:mod:`chasm.maps.planes`).
+    kind : {"deformation", "spin", "residual", "laplacian", "static"}
+    output : path, optional
+        The file (suffix .png, .svg or .pdf); default ``KIND_PLANE.png`` in
+        the result folder (the current folder for a Refinement).
+    extent, step : optional
+        Map side(s) and mesh step, Å (:func:`chasm.maps.planes.map_plane`).
+    contours : None, float, "log" or "linear"
+        :func:`chasm.maps.settings.contour_options`.
+    title : str, optional
+
+    Returns
+    -------
+    (Path, PlaneDrawing, MapPlane)
+
+    Raises
+    ------
+    InputError
+        Unknown atom labels, collinear atoms, unknown kind, a result folder
+        without a model, a spin map without split atoms, a residual map
+        without observed data, a bad suffix.
+    """
+    from chasm.maps.planes import map_plane
+
+    if kind not in MAP_KINDS:
+        raise InputError(f"unknown map kind {kind!r}; use one of {', '.join(MAP_KINDS)}")
+    contour_options(kind, contours)  # a bad setting fails before any work
+    model = load_result(result)
+    mplane = map_plane(model.crystal, plane, extent=extent, step=step)
+    if output is None:
+        stem = "".join(c if c.isalnum() else "_" for c in mplane.spec.text).strip("_")
+        output = (model.folder or Path.cwd()) / f"{kind}_{stem}.png"
+    drawing = draw_map(output, model, mplane, kind, contours, title)
+    return Path(output), drawing, mplane
+
+
+# --------------------------------------------------------------------------- report
+def _project_maps(result: dict, notes: list[str]) -> list[dict] | None:
+    """The ``[[maps]]`` tables of the project that result.json names (None: none there)."""
+    import tomllib
+
+    from chasm.maps.settings import MAP_SCHEMA
+    from chasm.project.schema import ArrayOf, validate
+
+    path = result.get("project")
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
+        data = validate({"maps": raw.get("maps", [])}, {"maps": ArrayOf(MAP_SCHEMA)}, path)
+    except (OSError, ValueError, InputError) as exc:
+        notes.append(f"the project's [[maps]] could not be read ({exc}); default planes used")
+        return None
+    return data["maps"] or None
+
+
+def _planes_for_report(model: ResultModel, notes: list[str]) -> list[tuple]:
+    """(MapPlane, kinds or None, contours, name) of the report's maps."""
+    from chasm.maps.default_planes import default_planes
+    from chasm.maps.planes import map_plane
+
+    out = []
+    entries = _project_maps(model.result, notes)
+    if entries:
+        for i, e in enumerate(entries[:REPORT_PLANES]):
+            try:
+                mp = map_plane(model.crystal, e["plane"], extent=e["extent"], step=e["step"])
+            except InputError as exc:
+                notes.append(f"maps[{i}]: {exc.message}; plane skipped")
+                continue
+            if e["name"]:
+                mp.name = f"{mp.name} ({e['name']})"
+            kinds = [e["kind"]] if isinstance(e["kind"], str) else e["kind"]
+            out.append((mp, kinds, e["contours"]))
+        return out
+    for d in default_planes(model.crystal)[:1]:  # more planes: [[maps]] (chasm init writes them)
+        out.append((d, None, None))
+    return out
+
+
+def report_maps(
+    folder, crystal, models, refinement, notes: list[str], progress: bool = False, result=None
+) -> list[tuple[str, str, bytes]]:
+    """The map figures of the refinement report: (file name, caption, PNG bytes) each.
+
+    Planes: the project's ``[[maps]]`` tables (the project file result.json
+    names), else the default planes (:func:`chasm.maps.default_planes.default_planes`),
+    at most :data:`REPORT_PLANES`. Fields per plane: the table's ``kind``, else
+    the deformation density, the spin density when atoms are split, and the
+    X-ray residual density when the Refinement is given. The first plane's
+    files are ``report_KIND.png``, the others ``report_KIND_2.png``, ...
+    Problems (no plane, a map that cannot be made) become ``notes``.
+    """
+    from chasm.progress import Progress
+    from chasm.report.report import _read_result
+
+    folder = Path(folder)
+    if result is None:
+        result = _read_result(folder) or {}
+    model = ResultModel(crystal, list(models), result, folder, refinement)
+    planes = _planes_for_report(model, notes)
+    if not planes:
+        notes.append("no maps: no plane could be chosen (fewer than three non-H atoms?)")
+        return []
+    todo = []
+    for k, (mp, kinds, contours) in enumerate(planes):
+        if kinds is None:
+            kinds = (
+                ["deformation"]
+                + ["spin"] * has_spin(models)
+                + ["residual"] * (refinement is not None)
+            )
+        for kind in kinds:
+            todo.append((k, mp, kind, contours))
+    if refinement is None and all(kinds_ != "residual" for _, _, kinds_, _ in todo):
+        notes.append("the residual map needs the refinement object (observed data)")
+    bar = Progress(len(todo), "report maps", quiet=not progress)
+    out = []
+    for k, mp, kind, contours in todo:
+        name = f"report_{kind}.png" if k == 0 else f"report_{kind}_{k + 1}.png"
+        try:
+            drawing = draw_map(folder / name, model, mp, kind, contours)
+        except InputError as exc:
+            notes.append(f"no {kind} map on {mp.name}: {exc.message}")
+            bar.advance()
+            continue
+        caption = f"{TITLES[kind]}, {mp.name}. {drawing.caption[:1].upper()}{drawing.caption[1:]}."
+        out.append((name, caption, (folder / name).read_bytes()))
+        bar.advance()
+    bar.close()
+    return out
