@@ -378,3 +378,26 @@ def default_planes(crystal, max_planes: int = 3) -> list[MapPlane]:
         if len(out) >= max_planes:
             break
     return out
+
+
+def maps_toml(crystal, max_planes: int = 3) -> tuple[list[str], list[str]]:
+    """``[[maps]]`` tables of the default planes for a project file, and their names.
+
+    Returns
+    -------
+    lines : list of str
+        TOML lines (each table preceded by a blank line; empty when no plane).
+    names : list of str
+        The planes' names, for ``chasm init`` to print.
+    """
+    planes = default_planes(crystal, max_planes)
+    lines: list[str] = []
+    for mp in planes:
+        text = mp.spec.text.replace("\\", "\\\\").replace('"', '\\"')
+        lines += [
+            "",
+            "[[maps]]   # drawn in the report; chasm map RESULT --plane ... for others",
+            f'plane = "{text}"',
+            f'name = "{mp.name}"',
+        ]
+    return lines, [mp.name for mp in planes]

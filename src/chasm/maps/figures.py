@@ -318,7 +318,7 @@ def _planes_for_report(model: ResultModel, notes: list[str]) -> list[tuple]:
                 notes.append(f"maps[{i}]: {exc.message}; plane skipped")
                 continue
             if e["name"]:
-                mp.name = f"{mp.name} ({e['name']})"
+                mp.name = e["name"]
             kinds = [e["kind"]] if isinstance(e["kind"], str) else e["kind"]
             out.append((mp, kinds, e["contours"]))
         return out

@@ -381,8 +381,8 @@ def draw_plane(
     if heavy:
         discs = ", ".join(f"{r:.2f} Å of {a.label}" for a, r in _distinct(heavy))
         text += (
-            f"; grey: within {discs} (Z > {MASK_Z}: the disc reaches to where "
-            f"|value| <= {MASK_CLIP:g} {unit}, at least {radius:g} Å)"
+            f"; grey: masked within {discs} (nuclei with Z > {MASK_Z}, out to "
+            f"|value| ≤ {MASK_CLIP:g} {unit}, at least {radius:g} Å)"
         )
     stats = {
         "rms": float(np.sqrt(np.mean(v[ok] ** 2))),
@@ -431,7 +431,7 @@ def _draw_atoms(ax, plane, crystal, out: PlaneDrawing, tolerance, labels, radius
     index = {k: m for m, k in enumerate(keep)}
     out.atoms = [near[k] for k in keep]
     out.bonds = [(index[i], index[j]) for i, j in pairs if i in index and j in index]
-    out.in_plane = [abs(a.height) < IN_PLANE for a in out.atoms]
+    out.in_plane = [bool(abs(a.height) < IN_PLANE) for a in out.atoms]
     for a, r in out.masked:
         c = np.sqrt(max(r * r - a.height**2, 0.0))  # the sphere's cut by the plane
         ax.add_patch(Circle((a.u, a.v), c, color="0.85", zorder=2, linewidth=0))

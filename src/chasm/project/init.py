@@ -798,6 +798,11 @@ def project_text(
                 f"tol = {SHELX_WEIGHTS_TOL}   # SHELXL's weights move with Fc: the last steps "
                 "stay at a few 0.01 su"
             )
+    from chasm.maps.default_planes import maps_toml
+
+    map_lines, map_names = maps_toml(crystal)
+    L += map_lines
+    guesses += [f"map {name}" for name in map_names]
     guesses.append("strategy: " + " -> ".join(s[0] for s in stages))
     guesses.append("X-H distances: " + ", ".join(f"{k}-H {v}" for k, v in NEUTRON_XH.items()))
     return InitResult("\n".join(L) + "\n", guesses, sources)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chasm.errors import InputError
+from chasm.maps.settings import MAP_SCHEMA
 from chasm.project.schema import (
     REQUIRED,
     ArrayOf,
@@ -443,6 +444,7 @@ SCHEMA = {
         "correlation_threshold": Field(_NUM, 0.9, help="|rho| listed above this", gt=0.0, le=1.0),
     },
     "stages": ArrayOf(STAGE_SCHEMA),
+    "maps": ArrayOf(MAP_SCHEMA, help="planes and fields the report draws (docs/maps.md)"),
 }
 
 
