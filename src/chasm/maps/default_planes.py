@@ -266,8 +266,8 @@ def _molecule_plane(crystal, nodes, edges):
                 a, b = nbs[x], nbs[y]
                 p0, p1, p2 = allpts[a], allpts[c], allpts[b]
                 nrm = np.cross(p1 - p0, p2 - p0)
-                if np.linalg.norm(nrm) < 1e-3 * np.linalg.norm(p1 - p0) * np.linalg.norm(p2 - p0):
-                    continue
+                if np.linalg.norm(nrm) < 0.2 * np.linalg.norm(p1 - p0) * np.linalg.norm(p2 - p0):
+                    continue  # nearly linear (an azide, a nitrile): no plane to speak of
                 nrm /= np.linalg.norm(nrm)
                 count = _plane_count(allpts, p1, nrm, PLANAR_TOLERANCE)
                 score = (count, -crystal.atoms[nodes[a].index].label.__len__())
