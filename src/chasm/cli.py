@@ -382,8 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--kind",
         default="deformation",
-        choices=("deformation", "spin", "residual", "laplacian", "static"),
-        help="field to draw (default deformation); residual needs the project's data files",
+        help="deformation (default), spin, residual, laplacian or static; residual reads "
+        "the data files of the project that result.json names",
     )
     p.add_argument(
         "-o",

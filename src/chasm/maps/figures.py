@@ -335,8 +335,9 @@ def report_maps(
     Planes: the project's ``[[maps]]`` tables (the project file result.json
     names), else the default planes (:func:`chasm.maps.default_planes.default_planes`),
     at most :data:`REPORT_PLANES`. Fields per plane: the table's ``kind``, else
-    the deformation density, the spin density when atoms are split, and the
-    X-ray residual density when the Refinement is given. The first plane's
+    on the first plane the deformation density, the spin density when atoms
+    are split, and the X-ray residual density when the Refinement is given,
+    on the others the deformation density. The first plane's
     files are ``report_KIND.png``, the others ``report_KIND_2.png``, ...
     Problems (no plane, a map that cannot be made) become ``notes``.
     """
@@ -353,7 +354,9 @@ def report_maps(
         return []
     todo = []
     for k, (mp, kinds, contours) in enumerate(planes):
-        if kinds is None:
+        if kinds is None and k > 0:
+            kinds = ["deformation"]  # further planes: one map each (the report stays quick)
+        elif kinds is None:
             kinds = (
                 ["deformation"]
                 + ["spin"] * has_spin(models)
