@@ -16,6 +16,7 @@ from chasm.maps.default_planes import default_planes, maps_toml
 from chasm.maps.planes import map_plane, parse_plane, split_atom_list
 from chasm.maps.plot import MASK_CLIP, draw_plane, plane_figure
 from chasm.maps.settings import contour_options
+from test_project_joint import joint_case  # noqa: F401  (simulated joint X-ray/UND/PND data)
 
 
 def _atom(label, element, xyz):
@@ -331,3 +332,62 @@ def test_laplacian_caption_is_a_summary_that_fits(tmp_path):
     drawing = plot_laplacian(tmp_path / "lap.png", DensityField(cr, build_models(cr)[0]), mp.plane)
     assert len(drawing.levels) == 56 and "±{1, 2, 4, 8}·10ⁿ e/Å⁵" in drawing.caption
     assert len(drawing.caption) < 200 and drawing.masked == []
+
+
+def test_report_draws_the_project_maps_tables(urea_result, tmp_path, monkeypatch):
+    import chasm.maps.planes
+    from chasm.maps.figures import load_result, report_maps
+
+    monkeypatch.setattr(chasm.maps.planes, "DEFAULT_STEP", 0.25)  # a quick default plane
+
+    project = tmp_path / "project.toml"
+    project.write_text(
+        '[[maps]]\nplane = "O1,C1,N1"\nname = "urea molecule"\nstep = 0.2\n\n'
+        '[[maps]]\nplane = "normal(C1;O1)"\nkind = ["static", "laplacian"]\nstep = 0.25\n'
+        "extent = 3.0\n"
+    )
+    model = load_result(urea_result)
+    notes: list[str] = []
+    folder = tmp_path / "report"
+    folder.mkdir()
+    figures = report_maps(
+        folder, model.crystal, model.models, None, notes, result={"project": str(project)}
+    )
+    names = [f[0] for f in figures]
+    assert names == ["report_deformation.png", "report_static_2.png", "report_laplacian_2.png"]
+    assert "urea molecule" in figures[0][1] and "normal to C1-O1" in figures[1][1]
+    assert all(data.startswith(b"\x89PNG") for _, _, data in figures)
+    # without [[maps]]: the first default plane, named
+    figures = report_maps(folder, model.crystal, model.models, None, [], result={})
+    assert [f[0] for f in figures] == ["report_deformation.png"]
+    assert "whole molecule" in figures[0][1]
+
+
+def test_residual_map_from_a_result_folder_rebuilds_the_project(joint_case, tmp_path):  # noqa: F811
+    """kind = residual reads the observed data of the project that result.json names."""
+    from chasm.io.rhocif import write_rhocif
+    from chasm.maps.figures import load_result, plane_field, plot_map
+    from chasm.maps.grids import fourier_on_plane
+    from chasm.project.build import build
+    from chasm.project.project import load_project
+    from chasm.report.report import xray_residual_map
+
+    built = build(load_project(joint_case / "project.toml"))
+    ref = built.refinement
+    ref.params["Cu1.Pv"].value += 0.3  # a model that differs from the one the data came from
+    ref.set_values(ref.params.values)
+    folder = tmp_path / "result"
+    folder.mkdir()
+    write_rhocif(folder / "model.cif", built.crystal, built.models)
+    params = {p.name: {"value": float(p.value)} for p in ref.params}
+    result = {"project": str(joint_case / "project.toml"), "parameters": params}
+    (folder / "result.json").write_text(json.dumps(result))
+    out = tmp_path / "res.png"
+    _, drawing, mp = plot_map(folder, "Cu1,N1,O1", kind="residual", output=out, step=0.1)
+    fmap, _ = xray_residual_map(ref)  # the same map from the Refinement in memory
+    expected = fourier_on_plane(fmap, mp.plane)
+    values, options, note = plane_field(load_result(folder), mp.plane, "residual")
+    np.testing.assert_allclose(values, expected, rtol=1e-9, atol=1e-9 * np.abs(expected).max())
+    assert options["kind"] == "residual" and note == " (xray)"
+    assert "rms" in drawing.caption and "min" in drawing.caption and "max" in drawing.caption
+    assert out.read_bytes().startswith(b"\x89PNG")
