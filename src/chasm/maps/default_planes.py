@@ -32,14 +32,10 @@ import numpy as np
 
 from chasm.errors import InputError
 from chasm.maps.planes import MapPlane, map_plane
-from chasm.maps.plot import atomic_number
+from chasm.maps.plot import METALS, atomic_number
 
 __all__ = ["default_planes", "METALS"]
 
-#: Atomic numbers treated as metals (coordination centres).
-METALS = frozenset(
-    [3, 4, 11, 12, 13, *range(19, 32), *range(37, 51), *range(55, 85), *range(87, 104)]
-)
 #: Ligands within this distance (Å) of a coordination plane count as in it.
 LIGAND_TOLERANCE = 0.3
 #: Atoms within this distance (Å) of a molecular plane count as in it.

@@ -8,7 +8,9 @@ Conventions of the drawings:
   labels sit in the widest gap between the atom's bonds, away from the lines;
 * bonds are the structure's bonded pairs (:func:`chasm.crystal.neighbours.bonded`:
   covalent radii + 0.4 Å) between the drawn atoms, and towards bonded atoms
-  just outside the window (clipped at its edge);
+  just outside the window (clipped at its edge); two metal atoms are joined
+  only within the sum of their covalent radii (the Ca···Ca contacts of
+  fluorite are not bonds);
 * deformation and residual maps: a disc around each nucleus heavier than Ar
   (Z > 18) is masked (grey): at least 0.4 Å, widened until the map is below
   1 e/Å³ in magnitude outside it (at most 1 Å) — the steep density around a
@@ -79,6 +81,10 @@ MASK_RADIUS = 0.4
 MASK_Z = 18
 #: The masked disc grows until |value| <= MASK_CLIP (e/Å³) outside it, up to MASK_MAX Å.
 MASK_CLIP, MASK_MAX = 1.0, 1.0
+#: Atomic numbers treated as metals (coordination centres; no long metal-metal bonds drawn).
+METALS = frozenset(
+    [3, 4, 11, 12, 13, *range(19, 32), *range(37, 51), *range(55, 85), *range(87, 104)]
+)
 #: Margin (Å) around the window in which bonded partners are looked for.
 _BOND_MARGIN = 2.0
 
@@ -231,9 +237,23 @@ def _bond_partners(crystal, atoms) -> list[tuple[int, int]]:
         for d in cache[a.index]:
             hit = np.flatnonzero(np.linalg.norm(cart - (a.cart + q @ d), axis=1) < 1e-3)
             for j in hit:
-                if j != i:
+                if j != i and not _cation_contact(a, atoms[j]):
                     pairs.add((min(i, int(j)), max(i, int(j))))
     return sorted(pairs)
+
+
+def _cation_contact(a, b) -> bool:
+    """Two metal atoms farther apart than their covalent radii (no tolerance).
+
+    The bond rule's 0.4 Å tolerance joins the Ca of fluorite (3.86 Å, radii
+    1.76 Å): a contact, not a bond; a Cu-Cu bond of 2.6 Å stays.
+    """
+    from chasm.crystal.neighbours import covalent_radius
+
+    if atomic_number(a.element) not in METALS or atomic_number(b.element) not in METALS:
+        return False
+    limit = covalent_radius(a.element) + covalent_radius(b.element)
+    return bool(np.linalg.norm(a.cart - b.cart) > limit)
 
 
 def _label_offset(atom, partners) -> tuple[float, float, str, str]:
