@@ -232,7 +232,7 @@ def test_default_plane_of_fluorite_holds_both_ions():
     h = np.abs(first.spec.direction)
     assert sorted(h) == [0, 1, 1]  # a {110} plane
     assert {a.label for a in first.plane.atoms(cr, tolerance=0.01)} == {"Ca1", "F1"}
-    # drawn bonds: Ca-F (2.36 Å) yes; Ca...Ca (3.86 Å, within radii + 0.4 Å) is a contact, not a bond
+    # drawn bonds: Ca-F (2.36 Å) yes; Ca...Ca (3.86 Å, within radii + 0.4 Å) is a contact
     mp = map_plane(cr, first.spec, extent=6.0, step=0.3)
     fig = Figure()
     FigureCanvasAgg(fig)

@@ -397,7 +397,10 @@ def draw_plane(
         levels = np.sort(np.asarray(levels, dtype=float).reshape(-1))
         text = _summarise_levels(levels, unit)
     text = caption if caption is not None else text
-    text += "; positive solid, negative dashed, zero dotted"
+    if np.all(levels > 0):
+        text += "; solid lines"
+    else:
+        text += "; positive solid, negative dashed, zero dotted"
     if heavy:
         discs = ", ".join(f"{r:.2f} Å of {a.label}" for a, r in _distinct(heavy))
         text += (
