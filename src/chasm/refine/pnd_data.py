@@ -116,16 +116,18 @@ from chasm.neutron.extinction import SphereExtinction
 from chasm.neutron.flipping import (
     PROTON_SPIN_AMPLITUDE,
     HalfWavelength,
+    TwinDomain,
     flipping_ratio,
     flipping_statistics,
     proton_polarisation,
 )
 from chasm.neutron.geometry import field_direction, field_geometry
 from chasm.neutron.magnetic_ff import IonFormFactor, c2_from_lande, ion_form_factor
-from chasm.neutron.model import PndModel, constrain_site_tensor
+from chasm.neutron.model import PndModel, _located, constrain_site_tensor
 from chasm.neutron.rcif import PndCrystal, PndDataset
 from chasm.neutron.structure_factors import (
     P_FM,
+    magnetic_structure_factors,
     nuclear_structure_factors,
     site_sums,
     susceptibility_structure_tensor,
@@ -133,7 +135,7 @@ from chasm.neutron.structure_factors import (
 from chasm.refine.problem import Evaluation
 from chasm.scattering.xray import mask_resolution
 
-__all__ = ["SpinSite", "PndSpinModel", "PndOptions", "PndData"]
+__all__ = ["SpinSite", "PndSpinModel", "PndOptions", "PndData", "moment_site_columns"]
 
 _CHI_LABELS = ("11", "22", "33", "12", "13", "23")
 
@@ -163,6 +165,12 @@ class SpinSite:
         Start χ11 χ22 χ33 χ12 χ13 χ23 (μB/T) on the normalised crystal axes.
     isotropic : bool
         With ``chi``: χ = χ11 · 1, one parameter (cryspy's ``Ciso``).
+    vector : array_like (3,) or None
+        Start ordered moment (μB) on the normalised crystal axes (cryspy's
+        ``_atom_site_moment_crystalaxis_x/y/z``), copied to the other sites by
+        the magnetic group (time reversal θ of each operation); parameters
+        ``LABEL.mx``, ``LABEL.my``, ``LABEL.mz``, those free under the magnetic
+        site symmetry (:func:`moment_site_columns`).
     """
 
     label: str
@@ -172,12 +180,19 @@ class SpinSite:
     moment: float | None = None
     chi: np.ndarray | None = None
     isotropic: bool = False
+    vector: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if (self.moment is None) == (self.chi is None):
-            raise InputError(f"magnetic site {self.label}: give either a moment or a chi")
+        given = [x is not None for x in (self.moment, self.chi, self.vector)]
+        if sum(given) != 1:
+            raise InputError(
+                f"magnetic site {self.label}: give one of a moment along the field, a chi "
+                "or an ordered moment vector"
+            )
         if self.chi is not None:
             self.chi = np.asarray(self.chi, dtype=float).reshape(6)
+        if self.vector is not None:
+            self.vector = np.asarray(self.vector, dtype=float).reshape(3)
 
     def form_factor(self, stol) -> np.ndarray:
         """f(s) = ⟨j0⟩(s/κ) + C2⟨j2⟩(s/κ), s = sinθ/λ in Å⁻¹."""
@@ -197,6 +212,7 @@ class _Column:
     atom: int
     chi6: np.ndarray | None
     slot: int = 0
+    vec: np.ndarray | None = None
 
 
 class PndSpinModel:
@@ -232,12 +248,22 @@ class PndSpinModel:
     """
 
     def __init__(
-        self, crystal: Crystal, b: Sequence[complex], sites: Sequence[SpinSite], p: float = P_FM
+        self,
+        crystal: Crystal,
+        b: Sequence[complex],
+        sites: Sequence[SpinSite],
+        p: float = P_FM,
+        time_reversal=None,
     ):
         self.crystal = crystal
         self.b = list(b)
         self.sites = list(sites)
         self.p = float(p)
+        self.time_reversal = None if time_reversal is None else np.asarray(time_reversal, int)
+        if self.time_reversal is not None and len(self.time_reversal) != crystal.n_ops:
+            raise InputError(
+                f"{len(self.time_reversal)} time-reversal signs for {crystal.n_ops} operations"
+            )
         if len(self.b) != len(crystal.atoms):
             raise InputError(f"{len(self.b)} scattering lengths for {len(crystal.atoms)} atoms")
         if not self.sites:
@@ -261,9 +287,25 @@ class PndSpinModel:
                     self._columns.append(_Column(name, site, index, None, slot))
                     self.values[name] = float(start)
                 continue
+            if site.vector is not None:
+                for name, vec, start in moment_site_columns(
+                    crystal, index, site, self.time_reversal
+                ):
+                    self._columns.append(_Column(name, site, index, None, vec=vec))
+                    self.values[name] = start
+                continue
+            if site.moment is not None and self._time_reversed():
+                raise InputError(
+                    f"magnetic site {site.label}: a moment along the field needs a "
+                    "ferromagnetic or paramagnetic site; this magnetic group has time-reversed "
+                    "operations (an antiferromagnet): give the ordered moment (vector) instead"
+                )
             for name, chi6, start in _site_columns(crystal, index, site):
                 self._columns.append(_Column(name, site, index, chi6))
                 self.values[name] = start
+
+    def _time_reversed(self) -> bool:
+        return self.time_reversal is not None and bool(np.any(self.time_reversal < 0))
 
     @property
     def parameter_names(self) -> list[str]:
@@ -321,14 +363,16 @@ class PndSpinModel:
             spherical moments on ligands, which need no scat row). They come
             after the file's sites, in the mapping's order.
 
+        Ordered moments (``_atom_site_moment``) of sites with a scat row and
+        no susceptibility become ordered-moment sites (``vector``), copied by
+        the block's magnetic group (time reversal included).
+
         Raises
         ------
         InputError
-            Ordered moments (``_atom_site_moment``) not listed in ``moments``
-            or ``sites``,
-            a moment site in a magnetic group with time reversal (an
-            antiferromagnet: not in this step), or a site in ``moments`` or
-            ``c2`` without a scat row.
+            A moment along the field in a magnetic group with time reversal
+            (an antiferromagnet), a site in ``moments`` or ``c2`` without a
+            scat row, an ion without a magnetic form factor (file and line).
         """
         moments = dict(moments or {})
         c2 = dict(c2 or {})
@@ -346,14 +390,6 @@ class PndSpinModel:
                     block.path,
                     block.line,
                 )
-        ordered = sorted(set(block.moments) - set(moments) - set(given))
-        if ordered:
-            raise InputError(
-                f"ordered moments of {', '.join(ordered)} (_atom_site_moment) are not refinable "
-                "in this step; list the sites in 'moments' for a moment along the field",
-                block.path,
-                block.line,
-            )
         along_field = bool(moments) or any(
             isinstance(x, DOrbitalSite) or x.moment is not None for x in given.values()
         )
@@ -370,9 +406,12 @@ class PndSpinModel:
             if label in given:
                 continue
             sus = block.susceptibility.get(label)
-            if label not in moments and sus is None:
+            ordered = block.moments.get(label)
+            if label not in moments and sus is None and ordered is None:
                 continue
-            table = (form_factors or {}).get(scat.type_symbol) or ion_form_factor(scat.type_symbol)
+            table = (form_factors or {}).get(scat.type_symbol) or _located(
+                ion_form_factor, block, scat.line, scat.type_symbol
+            )
             common = {
                 "label": label,
                 "table": table,
@@ -381,11 +420,13 @@ class PndSpinModel:
             }
             if label in moments:
                 out.append(SpinSite(**common, moment=float(moments[label])))
+            elif sus is None:
+                out.append(SpinSite(**common, vector=ordered))
             else:
                 iso = sus.chi_type.lower() == "ciso"
                 out.append(SpinSite(**common, chi=sus.chi, isotropic=iso))
         out.extend(given.values())
-        return cls(nuclear.crystal, nuclear.b, out, p)
+        return cls(nuclear.crystal, nuclear.b, out, p, block.time_reversal)
 
     def nuclear(self, hkl) -> np.ndarray:
         """F_N (fm), (n,) complex."""
@@ -420,7 +461,16 @@ class PndSpinModel:
                 out[:, k, :] = done[label][:, col.slot, None] * e
                 continue
             ff = col.site.form_factor(stol)
-            if col.chi6 is None:
+            if col.vec is not None:  # ordered moment: independent of the field
+                out[:, k, :] = magnetic_structure_factors(
+                    crystal,
+                    hkl,
+                    {col.atom: norm @ col.vec},
+                    {col.atom: ff},
+                    self.time_reversal,
+                    self.p,
+                )
+            elif col.chi6 is None:
                 terms, weight = site_sums(crystal, hkl, col.atom)
                 out[:, k, :] = (self.p * weight * ff * terms.sum(axis=1))[:, None] * e
             else:
@@ -443,6 +493,45 @@ def _site_columns(crystal: Crystal, index: int, site: SpinSite):
     full = np.column_stack([constrain_site_tensor(crystal, index, unit[k]) for k in range(6)])
     keep = [k for k in range(6) if np.max(np.abs(full[:, k])) > 1e-10]
     return [(f"{site.label}.chi{_CHI_LABELS[k]}", full[:, k], float(site.chi[k])) for k in keep]
+
+
+_AXES = ("mx", "my", "mz")
+
+
+def moment_site_columns(crystal: Crystal, index: int, site: SpinSite, time_reversal=None):
+    """(name, unit moment on the normalised axes, start) of an ordered moment's parameters.
+
+    The moment m of a site obeys its magnetic site group: m = θ det(R) R_f m
+    for every operation (R, t, θ) that maps the site onto itself (R_f: R on the
+    normalised axes a/|a|, b/|b|, c/|c|). The free components are taken with
+    the rule of :func:`~chasm.neutron.model.constrain_site_tensor` (the first
+    independent ones in the order x, y, z); the others follow linearly. On the
+    Mn site of MnF₂ (P4₂'/mnm') only ``Mn.mz`` is free (cryspy's ``0,0,mz``).
+    """
+    norm = crystal.A / np.linalg.norm(crystal.A, axis=0)[None, :]
+    inv = np.linalg.inv(norm)
+    ops = crystal.site_symmetry(index)
+    rc = crystal.cartesian_rotations()
+    det = np.round(np.linalg.det(crystal.rotations.astype(float)))
+    theta = np.ones(crystal.n_ops) if time_reversal is None else np.asarray(time_reversal, float)
+    proj = np.zeros((3, 3))
+    for k in ops:
+        proj += theta[k] * det[k] * (inv @ rc[k] @ norm)
+    proj /= len(ops)
+    u, sv, _ = np.linalg.svd(proj)
+    v = u[:, sv > 1e-8]
+    if v.shape[1] == 0:
+        raise InputError(
+            f"magnetic site {site.label}: its magnetic site symmetry allows no ordered moment "
+            "(every component is zero by symmetry); remove the site or check the group"
+        )
+    keep: list[int] = []
+    for k in range(3):
+        if np.linalg.matrix_rank(v[keep + [k], :], tol=1e-8) == len(keep) + 1:
+            keep.append(k)
+    full = v @ np.linalg.inv(v[keep, :])  # (3, n_free): components from the free ones
+    start = np.asarray(site.vector, dtype=float)
+    return [(f"{site.label}.{_AXES[k]}", full[:, j], float(start[k])) for j, k in enumerate(keep)]
 
 
 @dataclass
@@ -488,6 +577,10 @@ class PndOptions:
         ``temperature``; a number: P_H itself (in [−1, 1]).
     temperature : float or None
         Sample temperature (K), needed by ``hydrogen_polarisation = True``.
+    twins : bool
+        Use the data set's twin domains (cryspy's ``_jana_twin``; PndData only):
+        each adds the parameter ``NAME.twin1``, ``NAME.twin2``... (its volume
+        fraction, start from the file; a stage must free it).
     """
 
     extinction: bool | None = None
@@ -503,6 +596,7 @@ class PndOptions:
     lambda_half_model: str = "polarised"
     hydrogen_polarisation: bool | float = False
     temperature: float | None = None
+    twins: bool = True
 
 
 def _hydrogen_polarisation(name: str, o: PndOptions, field: float, crystal) -> float | None:
@@ -754,6 +848,34 @@ class PndData(FlippingRatioSet):
             self.g_perp_half = perp(spin.basis(hkl2, self.e, dataset.field))
             if self.p_h is not None:
                 self.f_hpol_half = nuclear_structure_factors(spin.crystal, hkl2, b)
+        # twin domains (cryspy's _jana_twin): h' = M h, same field direction, P and e
+        self.twins = list(dataset.twins) if self.options.twins else []
+        self._domains = []
+        for twin in self.twins:
+            hkl_t = np.asarray(self.hkl, dtype=float) @ np.asarray(twin.matrix, float).T
+            geom_t = field_geometry(hkl_t, spin.crystal.B, self.e)
+            u_t = geom_t.h_unit
+
+            def perp_t(g, u=u_t):
+                return g - np.einsum("nka,na->nk", g, u)[:, :, None] * u[:, None, :]
+
+            dom = {
+                "stol": geom_t.stol,
+                "f_n": spin.nuclear(hkl_t),
+                "g_perp": perp_t(spin.basis(hkl_t, self.e, dataset.field)),
+                "f_hpol": None,
+            }
+            if self.p_h is not None:
+                dom["f_hpol"] = nuclear_structure_factors(spin.crystal, hkl_t, b)
+            if self.half_on:
+                dom["f_n_half"] = spin.nuclear(2 * hkl_t)
+                dom["g_perp_half"] = perp_t(spin.basis(2 * hkl_t, self.e, dataset.field))
+                dom["f_hpol_half"] = (
+                    None
+                    if self.p_h is None
+                    else nuclear_structure_factors(spin.crystal, 2 * hkl_t, b)
+                )
+            self._domains.append(dom)
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -772,6 +894,11 @@ class PndData(FlippingRatioSet):
     def lambda_half_name(self) -> str | None:
         return f"{self.name}.lambda_half" if self.options.refine_lambda_half else None
 
+    @property
+    def twin_names(self) -> list[str]:
+        """``NAME.twin1``, ``NAME.twin2``...: volume fractions of the other twin domains."""
+        return [f"{self.name}.twin{k}" for k in range(1, len(self.twins) + 1)]
+
     def parameter_names(self) -> list[str]:
         """Private parameters of the data set, in order."""
         names = [
@@ -779,6 +906,7 @@ class PndData(FlippingRatioSet):
             self.mosaicity_name,
             self.polarisation_name,
             self.lambda_half_name,
+            *self.twin_names,
         ]
         return [n for n in names if n]
 
@@ -794,6 +922,9 @@ class PndData(FlippingRatioSet):
             self.polarisation_name: self.polarisation,
             self.lambda_half_name: self.lambda_half,
         }
+        values.update(
+            {n: float(t.fraction) for n, t in zip(self.twin_names, self.twins, strict=True)}
+        )
         return {k: v for k, v in values.items() if k}
 
     def bind(self, crystal, models, names: list[str], n_struct: int) -> None:
@@ -814,21 +945,60 @@ class PndData(FlippingRatioSet):
         self._i_mosaicity = names.index(self.mosaicity_name) if self.mosaicity_name else None
         self._i_pol = names.index(self.polarisation_name) if self.polarisation_name else None
         self._i_half = names.index(self.lambda_half_name) if self.lambda_half_name else None
+        self._i_twin = [names.index(n) for n in self.twin_names]
         self._bound = True
 
     # ------------------------------------------------------------------ evaluation
     def _extinction(
-        self, p: np.ndarray, mask: np.ndarray, half: bool = False
+        self, p: np.ndarray, mask: np.ndarray, half: bool = False, stol=None
     ) -> SphereExtinction | None:
+        """Sphere extinction of the kept reflections in ``mask`` (``stol``: a twin's h')."""
         if not self.extinction_on:
             return None
-        return self.sphere_extinction(
+        if stol is None:
+            return self.sphere_extinction(
+                float(p[self._i_mosaicity]),
+                float(p[self._i_radius]),
+                self.spin.crystal.volume,
+                mask,
+                half,
+            )
+        lam, st = self.wavelength, np.asarray(stol)[mask]
+        if half:
+            lam, st = 0.5 * lam, 2.0 * st
+        return SphereExtinction.from_stol(
+            self.extinction_model,
             float(p[self._i_mosaicity]),
             float(p[self._i_radius]),
+            lam,
             self.spin.crystal.volume,
-            mask,
-            half,
+            st,
         )
+
+    def _twin_domains(self, p: np.ndarray, mask: np.ndarray, spin: np.ndarray) -> list:
+        """The :class:`~chasm.neutron.flipping.TwinDomain` of each twin at p."""
+        out = []
+        for dom, i_frac in zip(self._domains, self._i_twin, strict=True):
+            half = None
+            if self.half_on:
+                half = HalfWavelength(
+                    dom["f_n_half"][mask],
+                    np.einsum("nka,k->na", dom["g_perp_half"][mask], spin),
+                    self._extinction(p, mask, not self.half_unpolarised, dom["stol"]),
+                    None if dom["f_hpol_half"] is None else dom["f_hpol_half"][mask],
+                    unpolarised=self.half_unpolarised,
+                )
+            out.append(
+                TwinDomain(
+                    float(p[i_frac]),
+                    dom["f_n"][mask],
+                    np.einsum("nka,k->na", dom["g_perp"][mask], spin),
+                    self._extinction(p, mask, stol=dom["stol"]),
+                    None if dom["f_hpol"] is None else dom["f_hpol"][mask],
+                    half,
+                )
+            )
+        return out
 
     def calculate(self, p: np.ndarray, jacobian: bool = True):
         """Calculated ratios at p over the stage window.
@@ -863,6 +1033,8 @@ class PndData(FlippingRatioSet):
                 unpolarised=self.half_unpolarised,
             )
             extra["lambda_half"] = self.lambda_half if self._i_half is None else p[self._i_half]
+        if self._domains:
+            extra["twins"] = self._twin_domains(p, mask, p[self._i_spin])
         out = flipping_ratio(
             self.f_n[mask],
             f_m_perp,
@@ -889,4 +1061,17 @@ class PndData(FlippingRatioSet):
             J[:, self._i_pol] = d["polarisation"]
         if self._i_half is not None:
             J[:, self._i_half] = d["lambda_half"]
+        for k, (dom, i_frac) in enumerate(zip(self._domains, self._i_twin, strict=True), 1):
+            J[:, i_frac] = d[f"twin_fraction{k}"]
+            g_t = dom["g_perp"][mask]
+            J[:, self._i_spin] += np.einsum("na,nka->nk", d[f"twin{k}_f_m_perp_real"], g_t.real)
+            J[:, self._i_spin] += np.einsum("na,nka->nk", d[f"twin{k}_f_m_perp_imag"], g_t.imag)
+            if self.half_on:
+                g_h = dom["g_perp_half"][mask]
+                J[:, self._i_spin] += np.einsum(
+                    "na,nka->nk", d[f"twin{k}_half_f_m_perp_real"], g_h.real
+                )
+                J[:, self._i_spin] += np.einsum(
+                    "na,nka->nk", d[f"twin{k}_half_f_m_perp_imag"], g_h.imag
+                )
         return mask, ratio, J
