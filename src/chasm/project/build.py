@@ -571,7 +571,15 @@ def symmetrise_special_positions(crystal) -> list[str]:
 
 
 def build(project: Project) -> Built:
-    """Read the structure and data, build models, constraints, restraints and stages."""
+    """Read the structure and data, build models, constraints, restraints and stages.
+
+    A project with a PND-only spin model (``[model.spin.LABEL]``) is built by
+    :func:`chasm.project.pnd_build.build_pnd`.
+    """
+    from chasm.project.pnd_build import build_pnd, is_pnd_only
+
+    if is_pnd_only(project):
+        return build_pnd(project)
     d = project.data
     src = str(project.path)
     cif = project.resolve(d["structure"]["cif"])

@@ -477,7 +477,7 @@ def _describe(d) -> str:
         what = (
             f"{len(d.r_obs)} used; P {d.polarisation:+g}, e {d.efficiency:g}, "
             f"field {d.dataset.field:g} T, wavelength {d.wavelength:g} A, extinction {ext}, "
-            f"ADP set {d.adp_set}"
+            + (f"ADP set {d.adp_set}" if hasattr(d, "adp_set") else "structure fixed (rcif)")
         )
     else:
         what = (
