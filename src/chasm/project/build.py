@@ -468,6 +468,7 @@ def _pnd_datasets(project: Project, crystal, cfg: dict, i: int):
             lambda_half_model=cfg["lambda_half_model"],
             hydrogen_polarisation=cfg["hydrogen_polarisation"],
             temperature=cfg["temperature"],
+            asymmetry=cfg["fit"] == "asymmetry",
         )
         try:
             data = FlippingData(

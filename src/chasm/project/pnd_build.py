@@ -224,6 +224,7 @@ def _datasets(project: Project, spin: PndSpinModel) -> tuple[list, dict, list[st
                 lambda_half_model=cfg["lambda_half_model"],
                 hydrogen_polarisation=cfg["hydrogen_polarisation"],
                 temperature=cfg["temperature"],
+                asymmetry=cfg["fit"] == "asymmetry",
                 twins=cfg["twins"],
             )
             try:

@@ -323,6 +323,13 @@ PND_DATASET = {
     "include_excluded": Field(
         (bool,), False, help="keep reflections flagged _diffrn_refln_excluded"
     ),
+    "fit": Field(
+        (str,),
+        "R",
+        ("R", "asymmetry"),
+        "fit the flipping ratios R, or the asymmetry A = (R-1)/(R+1) with sigma(A) = "
+        "sqrt(2) sigma(R) sqrt(R^2+1)/(R+1)^2 (cryspy's _chi2_asymmetry)",
+    ),
     "twins": Field(
         (bool,),
         True,

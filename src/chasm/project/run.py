@@ -709,7 +709,9 @@ class _Probe:
         """Σ w (R_o − 1)² of a flipping-ratio set in the stage (0 when unknown)."""
         if name not in self._pnd_den and name in self.last:
             ev = self.last[name][1]
-            self._pnd_den[name] = float(np.sum(ev.weights * (ev.y_obs - 1.0) ** 2))
+            d = next(x for x in self.ref.datasets if x.name == name)
+            one = 0.0 if getattr(d, "asymmetry", False) else 1.0  # A = 0: no contrast
+            self._pnd_den[name] = float(np.sum(ev.weights * (ev.y_obs - one) ** 2))
         return self._pnd_den.get(name, 0.0)
 
     def details(self, info: CycleInfo, seconds: float, evals: tuple[float, int]) -> list[str]:

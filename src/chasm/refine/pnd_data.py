@@ -577,6 +577,9 @@ class PndOptions:
         ``temperature``; a number: P_H itself (in [−1, 1]).
     temperature : float or None
         Sample temperature (K), needed by ``hydrogen_polarisation = True``.
+    asymmetry : bool
+        Fit the asymmetry A = (R − 1)/(R + 1) with cryspy's σ(A)
+        (:func:`asymmetry_observed`; cryspy's ``_chi2_asymmetry``) instead of R.
     twins : bool
         Use the data set's twin domains (cryspy's ``_jana_twin``; PndData only):
         each adds the parameter ``NAME.twin1``, ``NAME.twin2``... (its volume
@@ -597,6 +600,21 @@ class PndOptions:
     hydrogen_polarisation: bool | float = False
     temperature: float | None = None
     twins: bool = True
+    asymmetry: bool = False
+
+
+def asymmetry_observed(r_obs, sigma) -> tuple[np.ndarray, np.ndarray]:
+    """A = (R − 1)/(R + 1) and cryspy's σ(A) = √2 σ(R) √(R² + 1)/(R + 1)².
+
+    cryspy's ``_chi2_asymmetry`` (procedure_rhochi/rhochi_diffrn.py) fits A with
+    this σ, which counts the uncertainty of the two intensities behind R
+    rather than the first-order propagation 2σ(R)/(R + 1)².
+    """
+    r_obs = np.asarray(r_obs, dtype=float)
+    sigma = np.asarray(sigma, dtype=float)
+    a = (r_obs - 1.0) / (r_obs + 1.0)
+    s = np.sqrt(2.0) * sigma * np.sqrt(r_obs**2 + 1.0) / (r_obs + 1.0) ** 2
+    return a, s
 
 
 def _hydrogen_polarisation(name: str, o: PndOptions, field: float, crystal) -> float | None:
@@ -716,6 +734,7 @@ class FlippingRatioSet:
         self.p_h = _hydrogen_polarisation(name, o, dataset.field, crystal)
         if self.p_h == 0.0:
             self.p_h = None
+        self.asymmetry = bool(o.asymmetry)
         self.window: tuple[float | None, float | None] = (None, None)
         self._bound = False
         return geom, keep
@@ -760,10 +779,17 @@ class FlippingRatioSet:
             self.extinction_model, mosaicity, radius, lam, volume, stol
         )
 
+    #: Fit the asymmetry A = (R − 1)/(R + 1) instead of R (:class:`PndOptions`).
+    asymmetry = False
+
     def evaluate(self, p: np.ndarray) -> Evaluation:
-        """R_obs, R_calc, w = 1/σ(R)² and dR/dp (full vector) at p."""
+        """R_obs, R_calc, w = 1/σ(R)² and dR/dp (full vector) at p (A and dA/dp with asymmetry)."""
         mask, ratio, J = self.calculate(p, jacobian=True)
         m = 1.0 if self.multiplicity is None else self.multiplicity[mask]
+        if self.asymmetry:
+            a_obs, s_a = asymmetry_observed(self.r_obs[mask], self.sigma[mask])
+            a_calc = (ratio - 1.0) / (ratio + 1.0)
+            return Evaluation(a_obs, a_calc, m * s_a**-2.0, J * (2.0 / (ratio + 1.0) ** 2)[:, None])
         return Evaluation(self.r_obs[mask], ratio, m * self.sigma[mask] ** -2.0, J)
 
     def ratios(self, p: np.ndarray) -> np.ndarray:
@@ -778,7 +804,12 @@ class FlippingRatioSet:
     def agreement(self, p: np.ndarray, n_par: int = 0) -> dict:
         """χ², χ²/N, GOF, Rw(1−R) over the whole data set at p (R1, wR2: None)."""
         keep = slice(None) if self.held_out is None else ~self.held_out
-        stats = flipping_statistics(self.r_obs[keep], self.sigma[keep], self.ratios(p), None, n_par)
+        r_obs, sigma, r_calc = self.r_obs[keep], self.sigma[keep], self.ratios(p)
+        if self.asymmetry:  # χ² of what is fitted; Rw on 1 + A (A_o = 0: no contrast)
+            r_obs, sigma = asymmetry_observed(r_obs, sigma)
+            r_calc = (r_calc - 1.0) / (r_calc + 1.0)
+            r_obs, r_calc = r_obs + 1.0, r_calc + 1.0
+        stats = flipping_statistics(r_obs, sigma, r_calc, None, n_par)
         return {
             "kind": self.kind,
             "n_obs": stats.n,
@@ -789,7 +820,7 @@ class FlippingRatioSet:
             "R1": None,
             "wR2": None,
             "Rw": stats.rw_1mr,
-            "observable": "R",
+            "observable": "A" if self.asymmetry else "R",
             "weights": "sigma",
             "n_read": self.n_read,
         }
