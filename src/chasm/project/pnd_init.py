@@ -89,6 +89,11 @@ def _crystal_block(pnd: PndFile, name: str) -> RcifBlock:
     return next(b for b in pnd.blocks if b.name == name and "_cell_length_a" in b.items)
 
 
+def _block_of(pnd: PndFile, data) -> RcifBlock:
+    """The parsed block of a flipping-ratio data set."""
+    return next(b for b in pnd.blocks if b.name == data.name and b.has("_diffrn_refln_fr"))
+
+
 def _loop_tokens(block: RcifBlock, prefix: str, label: str) -> dict[str, object]:
     """Tag -> token of the row of ``label`` in the loop of ``prefix``_label."""
     loop = block.find_loop(f"{prefix}_label")
@@ -183,6 +188,34 @@ def guess_magnetic(pnd: PndFile, crystal_name: str | None = None) -> tuple[dict,
     return sites, why
 
 
+def _check_form_factors(cryst, sites: dict, path: str) -> None:
+    """Every chosen ion has a tabulated form factor (cryspy's table or periodictable's).
+
+    Raises
+    ------
+    InputError
+        Naming the rcif line of the ion (its ``_atom_site_scat`` row, else the atom).
+    """
+    from chasm.neutron.conventions import conventions
+    from chasm.neutron.magnetic_ff import ion_form_factor
+
+    tables = conventions("cryspy").form_factors
+    for lab, s in sites.items():
+        if s["ion"] in tables:
+            continue
+        try:
+            ion_form_factor(s["ion"])
+        except InputError as exc:
+            scat = cryst.scattering.get(lab)
+            line = scat.line if scat else next(a.line for a in cryst.atoms if a.label == lab)
+            raise InputError(
+                f"atom {lab}: {exc.message}; give an ion with a tabulated <j0> in "
+                "_atom_site_scat_type_symbol",
+                path,
+                line,
+            ) from None
+
+
 def _fmt(x: float) -> str:
     return np.format_float_positional(float(x), unique=True, trim="0")
 
@@ -231,6 +264,7 @@ def pnd_project_text(
         )
     cryst = pnd.crystal(block)
     sites, why = guess_magnetic(pnd, cryst.name)
+    _check_form_factors(cryst, sites, str(rcif))
     if not sites:
         raise InputError(
             "no magnetic atom: the file has no susceptibility or moment loop and no ion with an "
@@ -247,6 +281,13 @@ def pnd_project_text(
         ],
     ]
     guesses = ["magnetic atoms: " + "; ".join(why)]
+    cblock = _crystal_block(pnd, cryst.name)
+    if cblock.find_loop("_atom_rho_multipole_atom_label") is not None:
+        guesses.append(
+            "the file's spin-multipole model (_atom_rho_multipole: orbitals, kappa, P_lm) is not "
+            "read: the moments use the tabulated <j0> + C2 <j2> of _atom_site_scat (the "
+            "multipole model's ratios differ; docs/validation.md, MnF2)"
+        )
     L = [
         "# chasm project file (TOML), written by `chasm init` from a cryspy rcif.",
         "# Reference of every key: docs/project-file.md. Paths are relative to this file.",
@@ -297,7 +338,7 @@ def pnd_project_text(
         free_spin += [f"{lab}.{n}" for n in names]
     for d in data:
         name = "pnd" if len(data) == 1 else f"pnd.{d.name}"
-        blk = next(b for b in pnd.blocks if b.name == d.name and b.has("_diffrn_refln_fr"))
+        blk = _block_of(pnd, d)
         it = blk.items
         if d.extinction_model and d.radius > 0:
             if _marked(it.get("_extinction_radius")):
@@ -343,6 +384,13 @@ def pnd_project_text(
             + (f", lambda/2 {d.lambda_half:g}" if d.lambda_half else "")
         )
     L.append('extinction = "file"      # sphere extinction as in the file')
+    over2 = [d.name for d in data if _block_of(pnd, d).items.get("_setup_ratio_lambdaover2")]
+    if over2:
+        guesses.append(
+            f"lambda/2: blocks {', '.join(over2)} write _setup_ratio_lambdaover2, which chasm "
+            "reads but cryspy's own reader ignores (it reads _setup_ratio_lambda/2): cryspy "
+            "computed this file without lambda/2"
+        )
     if half:
         if len(set(half)) > 1:
             guesses.append(
