@@ -191,3 +191,90 @@ def test_lambda_half_of_the_file_is_cryspy_s(shared_data, tmp_path, key, capsys)
         ok = np.isfinite(r_c) & np.isfinite(plain[name])
         assert np.max(np.abs(r_c[ok] / plain[name][ok] - 1)) > 1e-3  # λ/2 is visible
         np.testing.assert_allclose(ours[name][ok], r_c[ok], rtol=RTOL, atol=0, err_msg=name)
+
+
+# ------------------------------------------------------------------ bad input
+HO = "ho2ti2o7/ho2ti2o7.rcif"
+
+BAD = {
+    # name: (file, line to replace (exact text), replacement, words of the message)
+    "P above 1": (
+        HO,
+        "_diffrn_radiation_polarization -0.87",
+        "_diffrn_radiation_polarization -1.3",
+        "_diffrn_radiation_polarization",
+    ),
+    "P zero": (
+        HO,
+        "_diffrn_radiation_polarization -0.87",
+        "_diffrn_radiation_polarization 0",
+        "unpolarised beam",
+    ),
+    "e above 1": (
+        HO,
+        "_diffrn_radiation_efficiency 1.0",
+        "_diffrn_radiation_efficiency 1.2",
+        "_diffrn_radiation_efficiency",
+    ),
+    "e below 0": (
+        HO,
+        "_diffrn_radiation_efficiency 1.0",
+        "_diffrn_radiation_efficiency -0.1",
+        "_diffrn_radiation_efficiency",
+    ),
+    "zero field": (HO, "_setup_field 1.00", "_setup_field 0.0", "_setup_field = 0 T"),
+    "singular UB": (
+        HO,
+        "_diffrn_orient_matrix_ub_11 6.59783",
+        "_diffrn_orient_matrix_ub_11 0.0\n_diffrn_orient_matrix_ub_12_x 0",
+        "singular",
+    ),
+    "no form factor": (HO, "  Ho1   Ho3+   1.25   1.0", "  Ho1   Ba2+   1.25   1.0", "Ba2+"),
+}
+
+
+def _bad_file(shared_data, tmp_path, key: str) -> tuple[Path, int, str]:
+    file, old, new, words = BAD[key]
+    lines = (shared_data / "pnd" / file).read_text().splitlines()
+    line = lines.index(old) + 1
+    text = "\n".join(lines[: line - 1] + [new] + lines[line:]) + "\n"
+    if key == "singular UB":  # every element of the first row 0: det = 0
+        text = text.replace("_diffrn_orient_matrix_ub_12_x 0\n", "")
+        for tag in ("_diffrn_orient_matrix_ub_12 -6.99807", "_diffrn_orient_matrix_ub_13 3.3663"):
+            text = text.replace(tag, tag.split()[0] + " 0.0")
+    path = tmp_path / "bad.rcif"
+    path.write_text(text)
+    return path, line, words
+
+
+def _one_line_error(capsys, path: Path, line: int, words: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    assert err.startswith(f"chasm: error: {path}, line {line}: "), err
+    assert words in err, err
+
+
+@pytest.mark.parametrize("key", list(BAD))
+def test_bad_rcif_one_line_exit_2(shared_data, tmp_path, key, capsys):
+    path, line, words = _bad_file(shared_data, tmp_path, key)
+    assert main(["init", str(path), "-o", str(tmp_path / "p.toml")]) == 2
+    _one_line_error(capsys, path, line, words)
+    assert not (tmp_path / "p.toml").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-0.5"])
+@pytest.mark.parametrize("column", ["fr", "sigma"])
+def test_bad_ratio_or_sigma_one_line_exit_2(shared_data, tmp_path, capsys, column, value):
+    """R <= 0 or sigma(R) <= 0 in a reflection row, also when the project already exists."""
+    source = shared_data / "pnd" / HO
+    project = _init(tmp_path, source)
+    capsys.readouterr()
+    rcif = tmp_path / source.name
+    lines = rcif.read_text().splitlines()
+    k = next(i for i, t in enumerate(lines) if t.split()[:3] == ["1", "1", "1"])
+    cells = lines[k].split()
+    cells[3 if column == "fr" else 4] = value
+    lines[k] = "   ".join(cells)
+    rcif.write_text("\n".join(lines) + "\n")
+    assert main(["refine", str(project), "--no-report", "--quiet"]) == 2
+    _one_line_error(capsys, rcif, k + 1, "flipping")
