@@ -28,6 +28,8 @@ runs it unchanged.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from chasm.density.model import SphericalAtom
@@ -184,8 +186,11 @@ def _blocks(project: Project, cfg: dict, i: int, path, pnd: PndFile):
     return chosen
 
 
-def _datasets(project: Project, spin: PndSpinModel) -> tuple[list, dict, list[str]]:
-    """PndData of every ``pnd`` entry, the entries' block names, and notes."""
+def _datasets(project: Project, spin: PndSpinModel, cache: dict) -> tuple[list, dict, list[str]]:
+    """PndData of every ``pnd`` entry, the entries' block names, and notes.
+
+    ``cache`` maps resolved paths to rcif files already read (the structure's).
+    """
     src = str(project.path)
     out, entries, notes = [], {}, []
     for i, cfg in enumerate(project.data["datasets"]):
@@ -199,7 +204,10 @@ def _datasets(project: Project, spin: PndSpinModel) -> tuple[list, dict, list[st
         if not path.is_file():
             what = "is not a regular file" if path.exists() else "not found"
             raise InputError(f"datasets[{i}].file: file of {cfg['name']!r} {what}: {path}", src)
-        blocks = _blocks(project, cfg, i, path, read_rcif(path))
+        key = path.resolve()
+        if key not in cache:
+            cache[key] = read_rcif(path)
+        blocks = _blocks(project, cfg, i, path, cache[key])
         ext = {"file": None, "on": True, "off": False}[cfg["extinction"]]
         names = []
         for block in blocks:
@@ -252,7 +260,7 @@ def build_pnd(project: Project):
     d = project.data
     src = str(project.path)
     text = _text(project)
-    _, block = rcif_structure(project)
+    pnd, block = rcif_structure(project)
     c = conventions(d["model"]["conventions"])
     crystal, b = rcif_crystal(block, c.b_overrides)
     labels = [a.label for a in crystal.atoms]
@@ -276,7 +284,8 @@ def build_pnd(project: Project):
             src,
             find_line(text, "constraints.total_spin"),
         )
-    datasets, entries, notes = _datasets(project, spin)
+    cache = {Path(pnd.path).resolve(): pnd}
+    datasets, entries, notes = _datasets(project, spin, cache)
     notes = [n for n in [_conventions_note(project)] if n] + notes
     models = [SphericalAtom(a.element) for a in crystal.atoms]
     r = d["refinement"]
