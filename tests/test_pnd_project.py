@@ -1,0 +1,201 @@
+"""PND-only projects (issue 17, item 2): the rcif dialect, the magnetic-atom guess,
+ordered moments, twins, the asymmetry fit, plausibility and the project keys.
+
+Independent checks: central finite differences for every Jacobian column with twins
+and λ/2 together; the asymmetry's derivative against finite differences of A; the
+magnetic site symmetry of MnF₂ against cryspy's ``0,0,mz`` written in the file; Hund's
+rules by hand for the Landé factors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chasm.cli import main
+from chasm.errors import InputError
+from chasm.neutron import read_rcif
+from chasm.neutron.conventions import conventions
+from chasm.project.build import build
+from chasm.project.pnd_init import guess_magnetic, open_shell
+from chasm.project.project import load_project
+from chasm.refine.pnd_data import PndData, PndOptions, PndSpinModel
+
+
+def _init(tmp_path, text: str, name: str = "x.rcif"):
+    rcif = tmp_path / name
+    rcif.write_text(text)
+    project = tmp_path / "project.toml"
+    assert main(["init", str(rcif), "-o", str(project)]) == 0
+    return project
+
+
+def test_scat_loop_without_type_symbol_takes_the_atom_s_ion(shared_data, tmp_path):
+    text = (shared_data / "pnd" / "ytio3" / "ytio3.rcif").read_text()
+    text = text.replace("_atom_site_scat_type_symbol\n", "").replace(
+        "  Ti   Ti3+   2.0   1.0", "  Ti   2.0   1.0"
+    )
+    path = tmp_path / "no_type.rcif"
+    path.write_text(text)
+    scat = read_rcif(path).crystal().scattering["Ti"]
+    assert (scat.type_symbol, scat.lande, scat.kappa) == ("Ti3+", 2.0, 1.0)
+
+
+def test_open_shell_by_hand():
+    assert open_shell("Ti4+") is None and open_shell("O2-") is None
+    assert open_shell("Ti3+")[:3] == ("3d", 2, 1)
+    assert open_shell("Mn")[:3] == ("3d", 2, 5)  # no charge: Mn2+
+    # Ho3+ 4f10: S = 2, L = 6, J = 8, g_J = 3/2 + (6 - 42)/(2 * 72) = 1.25
+    name, l_shell, n, g = open_shell("Ho3+")
+    assert (name, l_shell, n) == ("4f", 3, 10) and g == pytest.approx(1.25)
+    # Yb3+ 4f13: S = 1/2, L = 3, J = 7/2, g_J = 8/7
+    assert open_shell("Yb3+")[3] == pytest.approx(8 / 7)
+    assert open_shell("Lu3+") is None and open_shell("Gd3+")[3] == pytest.approx(2.0)
+
+
+def test_guess_uses_the_file_s_loops_first_then_chemistry(shared_data, tmp_path, capsys):
+    text = (shared_data / "pnd" / "ho2ti2o7" / "ho2ti2o7.rcif").read_text()
+    pnd_path = tmp_path / "ho.rcif"
+    pnd_path.write_text(text)
+    sites, why = guess_magnetic(read_rcif(pnd_path))
+    assert list(sites) == ["Ho1"] and sites["Ho1"]["model"] == "chi_aniso"  # Ti3+ not chosen
+    assert sites["Ho1"]["free"] == ["chi11", "chi12"]  # cryspy marked these refined
+    # without the susceptibility loop: chemistry, rare earth included
+    start = text.index("loop_\n_atom_site_susceptibility_label")
+    end = text.index("loop_\n_atom_site_scat_label")
+    project = _init(tmp_path, text[:start] + text[end:], "chem.rcif")
+    out = capsys.readouterr().out
+    assert "Ho1: Ho3+ has an open 4f shell (4f10)" in out and "Ti1: Ti3+" in out
+    written = project.read_text()
+    assert "[model.spin.Ho1]" in written and "lande = 1.25" in written
+    built = build(load_project(project))
+    assert {"Ho1.chi_iso", "Ti1.chi_iso"} <= set(built.refinement.params.names)
+
+
+def test_moment_site_symmetry_of_mnf2_is_cryspy_s(shared_data):
+    pnd = read_rcif(shared_data / "pnd" / "mnf2" / "main.rcif")
+    spin = PndSpinModel.from_rcif(pnd.crystal())
+    # the file writes _atom_site_moment_symmform 0,0,mz for both sites
+    assert spin.parameter_names == ["Mn.mz", "F.mz"]
+    assert spin.values == {"Mn.mz": 5.275, "F.mz": -0.02516}
+
+
+def test_dummy_atoms_are_left_out(shared_data, tmp_path, capsys):
+    text = (shared_data / "pnd" / "mnf2" / "MnF2_multipole_prior.rcif").read_text()
+    project = _init(tmp_path, text, "prior.rcif")
+    assert "_atom_rho_multipole" in capsys.readouterr().out  # said: not read
+    built = build(load_project(project))
+    assert [a.label for a in built.crystal.atoms] == ["Mn", "F"]
+
+
+def _twinned_case(shared_data, asymmetry=False):
+    """MnF₂ main.rcif with its twin, λ/2 (polarised model, α refined) and P refined."""
+    pnd = read_rcif(shared_data / "pnd" / "mnf2" / "main.rcif")
+    c = conventions("cryspy")
+    spin = PndSpinModel.from_rcif(
+        pnd.crystal(), b_overrides=c.b_overrides, form_factors=c.form_factors, p=c.p
+    )
+    raw = pnd.datasets[0]
+    opts = PndOptions(
+        lambda_half=0.05,
+        refine_lambda_half=True,
+        refine_polarisation=True,
+        mosaicity=50.0,
+        asymmetry=asymmetry,
+    )
+    data = PndData(raw.name, raw, spin, opts)
+    names = spin.parameter_names + data.parameter_names()
+    values = {**spin.values, **data.initial_values()}
+    data.bind(None, None, names, 0)
+    return data, names, np.array([values[n] for n in names])
+
+
+def test_twin_and_lambda_half_jacobian_by_finite_differences(shared_data):
+    data, names, p = _twinned_case(shared_data)
+    assert "exp1.twin1" in names and "exp1.lambda_half" in names
+    _, ratio, jac = data.calculate(p, jacobian=True)
+    for k, name in enumerate(names):
+        step = 1e-6 * max(abs(p[k]), 1e-2)
+        hi, lo = p.copy(), p.copy()
+        hi[k] += step
+        lo[k] -= step
+        fd = (data.calculate(hi, False)[1] - data.calculate(lo, False)[1]) / (2 * step)
+        scale = np.max(np.abs(fd))
+        assert scale > 1e-9, name
+        np.testing.assert_allclose(jac[:, k], fd, rtol=0, atol=2e-6 * scale, err_msg=name)
+    # the twin matters: without it the ratios move
+    q = p.copy()
+    q[names.index("exp1.twin1")] = 0.0
+    assert np.max(np.abs(data.calculate(q, False)[1] / ratio - 1)) > 1e-2
+
+
+def test_asymmetry_fit_values_and_derivatives(shared_data):
+    data, names, p = _twinned_case(shared_data, asymmetry=True)
+    ev = data.evaluate(p)
+    r = data.ratios(p)
+    np.testing.assert_allclose(ev.y_calc, (r - 1) / (r + 1), rtol=1e-14)
+    r_o, s_o = data.r_obs, data.sigma
+    np.testing.assert_allclose(ev.y_obs, (r_o - 1) / (r_o + 1), rtol=1e-14)
+    s_a = np.sqrt(2) * s_o * np.sqrt(r_o**2 + 1) / (r_o + 1) ** 2  # cryspy's σ(A)
+    np.testing.assert_allclose(ev.weights, s_a**-2, rtol=1e-12)
+    k = names.index("Mn.mz")
+    hi, lo = p.copy(), p.copy()
+    hi[k] += 1e-5
+    lo[k] -= 1e-5
+    fd = (data.evaluate(hi).y_calc - data.evaluate(lo).y_calc) / 2e-5
+    np.testing.assert_allclose(ev.jacobian[:, k], fd, rtol=0, atol=1e-7 * np.max(np.abs(fd)))
+    assert data.agreement(p)["observable"] == "A"
+
+
+def test_runaway_susceptibility_gets_a_warning(shared_data, tmp_path):
+    """A component that runs away (issue 17: −229(28) μB/T) is named by the plausibility."""
+    from chasm.project.run import implausible
+
+    text = (shared_data / "pnd" / "ytio3" / "ytio3.rcif").read_text()
+    project = _init(tmp_path, text, "ytio3.rcif")
+    t = project.read_text()
+    t = t.replace('model = "chi_iso"', 'model = "chi_aniso"').replace(
+        "chi = 0.7362", "chi = [0.7362, 0.7362, 0.7362, 0, 0, 0]"
+    )
+    project.write_text(t.replace('free = ["Ti.chi_iso"]', 'free = ["Ti.chi*"]'))
+    built = build(load_project(project))
+    par = built.refinement.params
+    assert [n for n in par.names if n.startswith("Ti.chi")] == [
+        "Ti.chi11",
+        "Ti.chi22",
+        "Ti.chi33",
+        "Ti.chi12",
+        "Ti.chi13",
+        "Ti.chi23",
+    ]
+    assert implausible(built) == []
+    par["Ti.chi22"].value, par["Ti.chi22"].su = -229.0, 28.0
+    par["Ti.chi13"].value, par["Ti.chi13"].su = 12.0, 0.5  # |chi| > 2 m_max (Ti: 3 muB)
+    found = {f["name"]: f["message"] for f in implausible(built)}
+    assert set(found) == {"Ti.chi22", "Ti.chi13"}
+    assert "Ti.chi22 = -230(30)" in found["Ti.chi22"] and "runaway" in found["Ti.chi22"]
+
+
+BAD_KEYS = [
+    ("[model.spin.Ti]", "[model.spin.Ti9]", "model.spin.Ti9: no atom 'Ti9'"),
+    ('ion = "Ti3+"', 'ion = "Ba2+"', "model.spin.Ti.ion: no magnetic form factor"),
+    ("chi = 0.7362", "chi = [0.7362, 0.7362, 0.7362, 0, 0, 0]", "model.spin.Ti.chi"),
+    ('kind = "pnd"', 'kind = "xray"', "PND-only spin model"),
+    ("[constraints]", "[constraints]\ntotal_spin = 1.0", "constraints.total_spin"),
+]
+
+
+@pytest.mark.parametrize("old, new, words", BAD_KEYS)
+def test_bad_project_keys_name_the_key(shared_data, tmp_path, old, new, words):
+    text = (shared_data / "pnd" / "ytio3" / "ytio3.rcif").read_text()
+    project = _init(tmp_path, text, "ytio3.rcif")
+    t = project.read_text()
+    assert old in t
+    t = t.replace(old, new, 1)
+    if new == 'kind = "xray"':
+        t = t.replace('format = "rcif"\n', "").replace('extinction = "file"', 'extinction = "none"')
+    project.write_text(t)
+    with pytest.raises(InputError) as exc:
+        build(load_project(project))
+    assert words in str(exc.value) and "\n" not in str(exc.value)
+    assert str(project) in str(exc.value)
