@@ -404,10 +404,16 @@ def _listing(built: Built, result: dict, lines: list[str], peaks_table: str | No
         f"structure: {cr.name}, {len(cr.atoms)} atoms, {cr.n_ops} symmetry operations",
         "",
     ]
-    out.append("model:")
+    spin = getattr(ref.datasets[0], "spin", None)  # a PND-only project (pnd_build)
+    if spin is not None:
+        out += _spin_model_lines(spin)
+    out.append("model:" if spin is None else "nuclear structure (fixed, from the rcif):")
     for atom, m in zip(cr.atoms, built.models, strict=True):
-        kind = type(m).__name__
+        kind = type(m).__name__ if spin is None else "b, positions and ADPs of the rcif"
         extra = ""
+        if spin is not None:
+            out.append(f"  {atom.label:<6s} {atom.element:<3s} {kind}")
+            continue
         if hasattr(m, "spin_pv"):
             extra = f" spin Pv={m.spin_pv:.4f}"
         if hasattr(m, "lmax"):
@@ -467,6 +473,28 @@ def _listing(built: Built, result: dict, lines: list[str], peaks_table: str | No
     out += ["", f"warnings ({len(result['warnings'])}):"]
     out += [f"  - {w}" for w in result["warnings"]] or ["  none"]
     return "\n".join(out) + "\n"
+
+
+def _spin_model_lines(spin) -> list[str]:
+    """The magnetic sites of a PND-only spin model: model, ion, C2, kappa, parameters."""
+    out = [f"spin model (PND only; p = {spin.p:g} fm/muB):"]
+    for site in spin.sites:
+        if getattr(site, "vector", None) is not None:
+            kind = "ordered moment (magnetic group)"
+        elif getattr(site, "moment", None) is not None:
+            kind = "moment along the field"
+        elif getattr(site, "chi", None) is not None:
+            kind = "chi_iso" if site.isotropic else "chi tensor (site symmetry)"
+        else:
+            kind = type(site).__name__
+        names = [spin.parameter_names[k] for k in spin.column_indices(site.label)]
+        table = getattr(site, "table", None)
+        ion = getattr(table, "ion", None) or getattr(table, "name", "")
+        out.append(
+            f"  {site.label:<6s} {kind}; form factor {ion} C2 = {getattr(site, 'c2', 0.0):g}, "
+            f"kappa = {site.kappa:g}; parameters {', '.join(names)}"
+        )
+    return out
 
 
 def _describe(d) -> str:
