@@ -199,3 +199,51 @@ def test_bad_project_keys_name_the_key(shared_data, tmp_path, old, new, words):
         build(load_project(project))
     assert words in str(exc.value) and "\n" not in str(exc.value)
     assert str(project) in str(exc.value)
+
+
+def test_moment_sums_weight_special_positions_as_properties(shared_data):
+    """One definition of the sums (issue 17, item 1): PND moments as charges and spins.
+
+    YTiO₃ (P n m a, 8 operations): Ti on 4b (site group -1, 2 operations), Y and O1 on
+    4c (m), O2 on 8d (general). Brute force: the cell sum is the sum over the distinct
+    positions of every orbit in the cell; the asymmetric-unit sum is that / 8.
+    """
+    from chasm.neutron import ion_form_factor
+    from chasm.neutron import moments as moments_module
+    from chasm.neutron.moments import moment_report
+    from chasm.properties import linear_sums, site_weight
+    from chasm.refine.pnd_data import SpinSite
+
+    pnd = read_rcif(shared_data / "pnd" / "ytio3" / "ytio3.rcif")
+    base = PndSpinModel.from_rcif(pnd.crystal())
+    crystal = base.crystal
+    table = ion_form_factor("Ti3+")
+    values = {"Ti": 0.8, "Y": -0.1, "O1": 0.05, "O2": 0.02}
+    sites = [SpinSite(label, table, moment=m) for label, m in values.items()]
+    spin = PndSpinModel(crystal, base.b, sites)
+    cov = np.diag([1e-4, 4e-4, 9e-4, 1e-4])
+    rep = moment_report(spin, spin.values, cov)
+
+    def orbit(label):  # distinct positions of the atom in the cell, by brute force
+        x = crystal.atoms[crystal.atom_index(label)].xyz
+        pts = [
+            (r @ x + t) % 1.0 for r, t in zip(crystal.rotations, crystal.translations, strict=True)
+        ]
+        out = []
+        for q in pts:
+            if not any(np.allclose((q - o + 0.5) % 1.0 - 0.5, 0, atol=1e-6) for o in out):
+                out.append(q)
+        return len(out)
+
+    counts = {label: orbit(label) for label in values}
+    assert counts == {"Ti": 4, "Y": 4, "O1": 4, "O2": 8}
+    cell = sum(counts[x] * m for x, m in values.items())
+    assert rep.cell[0] == pytest.approx(cell, rel=1e-12)
+    assert rep.asymmetric_unit[0] == pytest.approx(cell / crystal.n_ops, rel=1e-12)
+    assert rep.z == 4 and rep.per_formula_unit[0] == pytest.approx(cell / 4, rel=1e-12)
+    # every moment counted with its weight: Ti 1/2 (not 1, as each listed site once gave)
+    w = {x: site_weight(crystal, crystal.atom_index(x)) for x in values}
+    assert w == {"Ti": 0.5, "Y": 0.5, "O1": 0.5, "O2": 1.0}
+    su_asym = np.sqrt(sum((w[x] ** 2) * v for x, v in zip(values, np.diag(cov), strict=True)))
+    assert rep.asymmetric_unit[1] == pytest.approx(su_asym, rel=1e-12)
+    assert moments_module.linear_sums is linear_sums  # the same function as properties'

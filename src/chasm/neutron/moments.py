@@ -16,11 +16,13 @@ correlations into account. What each site gives:
   su from the same covariance, and the natural occupations (eigenvalues of
   the population matrix, no su).
 
-Sums: over the asymmetric unit Σ_j m_j (each listed site once), over the cell
-Σ_j mult_j m_j, and per formula unit (cell sum)/Z. Z defaults to
-:func:`formula_units` (the greatest common divisor of the site
-multiplicities, i.e. the asymmetric unit is one formula unit per
-multiplicity-1 position: Z = 4 for YTiO3 in P n m a).
+Sums: the one definition of :func:`chasm.properties.linear_sums`, as for
+charges and spin populations: over the asymmetric unit Σ_j w_j m_j with
+w_j = occupancy_j / |site group_j| (:func:`chasm.properties.site_weight`: an
+atom on a special position counts with its share), over the cell n_ops × that
+= Σ_j occupancy_j mult_j m_j, and per formula unit (cell sum)/Z. Z defaults to
+:func:`~chasm.properties.formula_units` (the greatest common divisor of the
+site multiplicities: Z = 4 for YTiO3 in P n m a).
 
 Covariance: :func:`refinement_covariance` takes the full covariance T cov_z Tᵀ
 of the refinement's last stage (:meth:`chasm.refine.results.FitResult.cov_p`)
@@ -33,7 +35,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from math import gcd
 
 import numpy as np
 
@@ -42,6 +43,7 @@ from chasm.density.dorbitals import natural_orbitals, orbital_pair_labels
 from chasm.errors import InputError
 from chasm.io.su_format import format_quantity
 from chasm.neutron.dorbital_site import DOrbitalSite
+from chasm.properties import formula_units, linear_sums, site_weight
 
 __all__ = [
     "SiteMoment",
@@ -119,26 +121,6 @@ class MomentReport:
     per_formula_unit: tuple[float, float]
     note: str = ""
     extra: dict = field(default_factory=dict)
-
-
-def formula_units(crystal) -> int:
-    """Z: greatest common divisor of the site multiplicities of the crystal.
-
-    Raises
-    ------
-    InputError
-        A partly occupied site (the formula unit is then not defined by the
-        multiplicities; pass Z explicitly).
-    """
-    mults = []
-    for i, atom in enumerate(crystal.atoms):
-        if abs(atom.occupancy - 1.0) > 1e-6:
-            raise InputError(f"site {atom.label} has occupancy {atom.occupancy}: give Z explicitly")
-        mults.append(crystal.multiplicity(i))
-    z = 0
-    for m in mults:
-        z = gcd(z, int(m))
-    return z
 
 
 def refinement_covariance(refinement, names: Sequence[str]) -> tuple[np.ndarray, str]:
@@ -281,15 +263,19 @@ def moment_report(
                 su_of(a),
             )
         )
-    a_asym = np.sum(vectors, axis=0) if vectors else np.zeros(k)
-    a_cell = np.sum([r.multiplicity * v for r, v in zip(rows, vectors, strict=True)], axis=0)
+    terms = [
+        (site_weight(crystal, crystal.atom_index(r.label)), 0.0, v)
+        for r, v in zip(rows, vectors, strict=True)
+    ]
+    sums = linear_sums(lambda a, c0: (float(a @ c) + c0, su_of(a)), terms, crystal.n_ops, z)
+    zero = (0.0, su_of(np.zeros(k)))
     return MomentReport(
         sites=rows,
         orbitals=orbitals,
-        asymmetric_unit=(float(a_asym @ c), su_of(a_asym)),
-        cell=(float(a_cell @ c), su_of(a_cell)),
+        asymmetric_unit=sums.get("asymmetric unit", zero),
+        cell=sums.get("cell", zero),
         z=z,
-        per_formula_unit=(float(a_cell @ c) / z, su_of(a_cell / z)),
+        per_formula_unit=sums.get("formula unit", zero),
         note=note,
     )
 
@@ -308,6 +294,7 @@ def format_moment_report(report: MomentReport) -> str:
             f"{r.label:<8}{r.element:<11}{r.kind:<11}{r.multiplicity:>5}  {_vs(r.value, r.su):>14}"
         )
     lines.append(f"sum over the asymmetric unit      {_vs(*report.asymmetric_unit):>14}")
+    lines.append("  (each site weighted by occupancy / |site group|, as charges and spins)")
     lines.append(f"sum over the cell                 {_vs(*report.cell):>14}")
     lines.append(f"per formula unit (Z = {report.z})          {_vs(*report.per_formula_unit):>14}")
     for o in report.orbitals:
