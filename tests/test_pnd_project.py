@@ -247,3 +247,32 @@ def test_moment_sums_weight_special_positions_as_properties(shared_data):
     su_asym = np.sqrt(sum((w[x] ** 2) * v for x, v in zip(values, np.diag(cov), strict=True)))
     assert rep.asymmetric_unit[1] == pytest.approx(su_asym, rel=1e-12)
     assert moments_module.linear_sums is linear_sums  # the same function as properties'
+
+
+def test_mosaicity_derivative_at_zero_is_the_one_sided_one():
+    """cryspy's mosaicity starts at 0 in MnF₂'s file: freeing it needs dy/dm at m = 0+."""
+    from chasm.neutron.extinction import SphereExtinction
+
+    stol = np.linspace(0.05, 0.6, 12)
+    f_sq = np.linspace(10.0, 400.0, 12)
+    for model in ("gauss", "lorentz"):
+        at0 = SphereExtinction.from_stol(model, 0.0, 60.0, 0.82, 78.4, stol)
+        y0, _, d = at0(f_sq)
+        h = 1e-4
+        y1 = SphereExtinction.from_stol(model, h, 60.0, 0.82, 78.4, stol)(f_sq)[0]
+        fd = (y1 - y0) / h
+        assert np.max(np.abs(fd)) > 1e-6
+        np.testing.assert_allclose(d["mosaicity"], fd, rtol=1e-3, err_msg=model)
+
+
+def test_conventions_note_and_rcif_with_other_data(shared_data, tmp_path):
+    text = (shared_data / "pnd" / "ho2ti2o7" / "ho2ti2o7.rcif").read_text()
+    project = _init(tmp_path, text, "ho.rcif")
+    assert not any("conventions" in n for n in build(load_project(project)).notes)
+    project.write_text(project.read_text().replace('conventions = "cryspy"', ""))
+    notes = build(load_project(project)).notes
+    assert any("model.conventions = 'chasm'" in n for n in notes)
+    with pytest.raises(InputError, match="chasm init X.rcif alone"):
+        from chasm.project.init import write_project
+
+        write_project(tmp_path / "q.toml", tmp_path / "ho.rcif", [str(tmp_path / "x.hkl")])

@@ -816,7 +816,14 @@ def write_project(out: str | Path, cif, xray=(), force: bool = False, **kwargs) 
         raise InputError("project file exists; choose another name or pass --force", str(out))
     from chasm.project.pnd_init import is_rcif, pnd_project_text
 
-    if is_rcif(cif) and not (xray or kwargs.get("und") or kwargs.get("pnd")):
+    if is_rcif(cif):
+        if xray or kwargs.get("und") or kwargs.get("pnd"):
+            raise InputError(
+                "the structure file is a cryspy rcif: chasm init X.rcif alone writes a "
+                "PND-only project from it; a joint project needs the structure as a CIF "
+                "(the rcif then goes to --pnd)",
+                str(cif),
+            )
         # a cryspy rcif alone: a PND-only project (chasm.project.pnd_init)
         res = pnd_project_text(cif, project_path=out, block=kwargs.get("block"))
         write_text_atomic(out, res.text)

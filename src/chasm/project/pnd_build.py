@@ -108,7 +108,7 @@ def spin_sites(project: Project, block: PndCrystal, labels: list[str]) -> list[S
     src = str(project.path)
     text = _text(project)
     cfg_all = project.data["model"]["spin"]
-    tables = conventions(project.data["model"]["conventions"]).form_factors
+    tables = conventions(project.data["model"]["conventions"]).form_factors or {}
     for label in cfg_all:
         if label not in labels:
             raise InputError(
