@@ -276,3 +276,34 @@ def test_conventions_note_and_rcif_with_other_data(shared_data, tmp_path):
         from chasm.project.init import write_project
 
         write_project(tmp_path / "q.toml", tmp_path / "ho.rcif", [str(tmp_path / "x.hkl")])
+
+
+def test_magnetic_option_chooses_the_atoms(shared_data, tmp_path, capsys):
+    rcif = tmp_path / "ytio3.rcif"
+    rcif.write_text((shared_data / "pnd" / "ytio3" / "ytio3.rcif").read_text())
+    project = tmp_path / "p.toml"
+    assert main(["init", str(rcif), "--magnetic", "Ti,O1", "-o", str(project)]) == 0
+    assert "O1: given (--magnetic)" in capsys.readouterr().out
+    names = build(load_project(project)).refinement.params.names
+    assert {"Ti.chi_iso", "O1.chi_iso"} <= set(names) and "O2.chi_iso" not in names
+    assert main(["init", str(rcif), "--magnetic", "Xx", "-o", str(tmp_path / "q.toml")]) == 2
+    assert "--magnetic: no atom 'Xx'" in capsys.readouterr().err
+
+
+def test_joint_route_refuses_twins_it_would_drop(shared_data, tmp_path):
+    """FlippingData (joint route) computes one domain: a twinned block needs twins = false."""
+    from chasm.project.build import _pnd_datasets
+
+    rcif = tmp_path / "main.rcif"
+    rcif.write_text((shared_data / "pnd" / "mnf2" / "main.rcif").read_text())
+
+    class _P:
+        path = tmp_path / "p.toml"
+        data = {"model": {"conventions": "cryspy"}}
+
+        def resolve(self, f):
+            return tmp_path / f
+
+    cfg = {"name": "pnd", "file": "main.rcif", "block": None, "twins": True, "extinction": "file"}
+    with pytest.raises(InputError, match="datasets\\[0\\].twins: block exp1 of main.rcif has 1"):
+        _pnd_datasets(_P(), None, cfg, 0)

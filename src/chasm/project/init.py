@@ -825,7 +825,9 @@ def write_project(out: str | Path, cif, xray=(), force: bool = False, **kwargs) 
                 str(cif),
             )
         # a cryspy rcif alone: a PND-only project (chasm.project.pnd_init)
-        res = pnd_project_text(cif, project_path=out, block=kwargs.get("block"))
+        res = pnd_project_text(
+            cif, project_path=out, block=kwargs.get("block"), magnetic=kwargs.get("magnetic")
+        )
         write_text_atomic(out, res.text)
         return res
     if not (xray or kwargs.get("und") or kwargs.get("pnd")):

@@ -224,8 +224,46 @@ def _q(s: str) -> str:
     return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _given_sites(cryst, sites: dict, magnetic: list[str], path: str) -> tuple[dict, list[str]]:
+    """The sites of ``--magnetic``: the guess's entry when there is one, else a default."""
+    labels = [a.label for a in cryst.atoms]
+    magnetic_group = cryst.time_reversal is not None and bool(np.any(cryst.time_reversal < 0))
+    out, why = {}, []
+    for lab in magnetic:
+        if lab not in labels:
+            raise InputError(
+                f"--magnetic: no atom {lab!r} in the structure (atoms: {', '.join(labels)})", path
+            )
+        if lab in sites:
+            out[lab] = sites[lab]
+            why.append(f"{lab}: given (--magnetic), {sites[lab]['model']} as in the file")
+            continue
+        atom = cryst.atoms[labels.index(lab)]
+        scat = cryst.scattering.get(lab)
+        shell = open_shell(atom.type_symbol)
+        entry = {
+            "ion": scat.type_symbol if scat else atom.type_symbol,
+            "lande": scat.lande if scat else (round(shell[3], 6) if shell else 2.0),
+            "kappa": scat.kappa if scat else 1.0,
+            "free": None,
+            "source": "given",
+        }
+        entry.update(
+            {"model": "moment", "moment": [0.0, 0.0, 0.0]}
+            if magnetic_group
+            else {"model": "chi_iso", "chi": 0.1}
+        )
+        out[lab] = entry
+        why.append(f"{lab}: given (--magnetic), {entry['model']}, ion {entry['ion']}")
+    return out, why
+
+
 def pnd_project_text(
-    rcif, project_path="project.toml", output: str = "refined", block: str | None = None
+    rcif,
+    project_path="project.toml",
+    output: str = "refined",
+    block: str | None = None,
+    magnetic: list[str] | None = None,
 ):
     """The text of a PND-only project for a cryspy rcif, what was taken and what guessed.
 
@@ -264,6 +302,8 @@ def pnd_project_text(
         )
     cryst = pnd.crystal(block)
     sites, why = guess_magnetic(pnd, cryst.name)
+    if magnetic:
+        sites, why = _given_sites(cryst, sites, list(magnetic), str(rcif))
     _check_form_factors(cryst, sites, str(rcif))
     if not sites:
         raise InputError(
@@ -271,10 +311,16 @@ def pnd_project_text(
             "open d or f shell; write [model.spin.LABEL] tables yourself (docs/project-file.md)",
             str(rcif),
         )
+    n_real = sum(not is_dummy(a.type_symbol) for a in cryst.atoms)
     data = [d for d in pnd.datasets if d.phase is None or d.phase.lower() == cryst.name.lower()]
     data = data or pnd.datasets
     sources = [
-        f"structure: {rcif.name}, data_{cryst.name} ({len(cryst.atoms)} atoms)",
+        f"structure: {rcif.name}, data_{cryst.name} ({n_real} atoms"
+        + (
+            f", {len(cryst.atoms) - n_real} dummy atoms left out)"
+            if n_real < len(cryst.atoms)
+            else ")"
+        ),
         *[
             f"flipping ratios: {rcif.name}, data_{d.name} ({len(d.hkl)} ratios, line {d.line})"
             for d in data
@@ -314,7 +360,9 @@ def pnd_project_text(
         "by up to 37 %)"
     )
     for lab, s in sites.items():
-        tag = "from the file" if s["source"] == "file" else "GUESSED (chemistry)"
+        tag = {"file": "from the file", "given": "given (--magnetic)"}.get(
+            s["source"], "GUESSED (chemistry)"
+        )
         L += [f"[model.spin.{lab}]", f"model = {_q(s['model'])}   # {tag}"]
         L.append(f"ion = {_q(s['ion'])}   # form factor <j0> + C2 <j2>")
         L.append(
