@@ -307,3 +307,31 @@ def test_joint_route_refuses_twins_it_would_drop(shared_data, tmp_path):
     cfg = {"name": "pnd", "file": "main.rcif", "block": None, "twins": True, "extinction": "file"}
     with pytest.raises(InputError, match="datasets\\[0\\].twins: block exp1 of main.rcif has 1"):
         _pnd_datasets(_P(), None, cfg, 0)
+
+
+def test_chi_local_equals_the_site_symmetric_tensor(shared_data, tmp_path):
+    """Ho₂Ti₂O₇: a uniaxial χ about the site's 3-fold axis [111] with χ∥ = χ11 + 2χ12 and
+    χ⊥ = χ11 − χ12 is the file's tensor (χ11 = χ22 = χ33, χ12 = χ13 = χ23)."""
+    text = (shared_data / "pnd" / "ho2ti2o7" / "ho2ti2o7.rcif").read_text()
+    project = _init(tmp_path, text, "ho.rcif")
+    built = build(load_project(project))
+    p = built.refinement.params.values
+    r_aniso = built.refinement.datasets[0].ratios(p)
+    chi11, chi12 = 3.329, 3.2543  # the values cryspy uses (first-component rule)
+    t = project.read_text()
+    t = t.replace('model = "chi_aniso"', 'model = "chi_local"')
+    t = t.replace(
+        "chi = [3.329, 3.32909, 3.32909, 3.2543, 3.25442, 3.25442]",
+        f"chi = [{chi11 + 2 * chi12!r}, {chi11 - chi12!r}]",
+    )
+    t = t.replace('"Ho1.chi11", "Ho1.chi12"', '"Ho1.chi_par", "Ho1.chi_perp"')
+    for axis in ("", "axis = [1, 1, 1]\n", "axis = [-2, -2, -2]\n"):
+        project.write_text(t.replace("kappa = 1.0\n", f"kappa = 1.0\n{axis}", 1))
+        local = build(load_project(project))
+        assert "Ho1.chi_par" in local.refinement.params.names
+        r_local = local.refinement.datasets[0].ratios(local.refinement.params.values)
+        np.testing.assert_allclose(r_local, r_aniso, rtol=1e-12, atol=0)
+    project.write_text(t.replace("kappa = 1.0\n", "kappa = 1.0\naxis = [1, 0, 0]\n", 1))
+    with pytest.raises(InputError, match=r"Ho1.axis: \[1, 0, 0\] is not mapped onto") as exc:
+        build(load_project(project))
+    assert project.read_text().splitlines()[exc.value.line - 1].startswith("axis = [1, 0, 0]")

@@ -157,10 +157,16 @@ def spin_sites(project: Project, block: PndCrystal, labels: list[str]) -> list[S
                 raise bad("chi", "one number (muB/T)")
             iso = float(chi or 0.0)
             out.append(SpinSite(**common, chi=[iso, iso, iso, 0, 0, 0], isotropic=True))
+        elif model == "chi_local":
+            if chi is not None and not (isinstance(chi, list) and len(chi) == 2):
+                raise bad("chi", "[chi_par, chi_perp] (muB/T)")
+            out.append(SpinSite(**common, chi_local=tuple(chi or [0.0, 0.0]), axis=cfg["axis"]))
         else:
-            if chi is not None and not isinstance(chi, list):
+            if chi is not None and not (isinstance(chi, list) and len(chi) == 6):
                 raise bad("chi", "[chi11, chi22, chi33, chi12, chi13, chi23] (muB/T)")
             out.append(SpinSite(**common, chi=np.array(chi or [0.0] * 6)))
+        if cfg["axis"] is not None and model != "chi_local":
+            raise bad("axis", "no axis (only chi_local has one)")
         if model in ("field_moment", "moment") and chi is not None:
             raise bad("chi", "no chi (it is a moment model)")
         if model.startswith("chi") and moment is not None:
@@ -268,6 +274,10 @@ def build_pnd(project: Project):
     try:
         spin = PndSpinModel(crystal, b, sites, c.p, block.time_reversal)
     except InputError as exc:
+        if exc.message.startswith("model.spin."):  # names its key already
+            key = exc.message.split(":")[0]
+            line = find_line(text, key) or find_line(text, key.rsplit(".", 1)[0])
+            raise InputError(exc.message, src, line) from None
         raise InputError(f"model.spin: {exc.message}", src, find_line(text, "model.spin")) from None
     if d["model"]["atoms"]:
         first = next(iter(d["model"]["atoms"]))

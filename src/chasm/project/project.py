@@ -107,13 +107,13 @@ ATOM_SCHEMA = {
 }
 
 #: Spin models of a PND-only project (``[model.spin.LABEL]``), see SPIN_SITE_SCHEMA.
-SPIN_MODELS = ("moment", "field_moment", "chi_iso", "chi_aniso")
+SPIN_MODELS = ("moment", "field_moment", "chi_iso", "chi_aniso", "chi_local")
 
 
-def _number_list(n: int) -> Callable[[list], str | None]:
+def _number_list(*n: int) -> Callable[[list], str | None]:
     def check(value) -> str | None:
-        if isinstance(value, list) and len(value) != n:
-            return f"expected {n} numbers, got {len(value)}"
+        if isinstance(value, list) and len(value) not in n:
+            return f"expected {' or '.join(map(str, n))} numbers, got {len(value)}"
         return None
 
     return check
@@ -127,7 +127,18 @@ SPIN_SITE_SCHEMA = {
         "moment: ordered moment (crystal axes, copied by the magnetic group; LABEL.mx/my/mz); "
         "field_moment: a moment along the field on every copy (LABEL.moment); chi_iso: "
         "isotropic susceptibility (LABEL.chi_iso); chi_aniso: susceptibility tensor obeying the "
-        "site symmetry, a local tensor on a special position (LABEL.chi11 ...)",
+        "site symmetry, a local tensor on a special position (LABEL.chi11 ...); chi_local: "
+        "uniaxial chi about the site's axis (LABEL.chi_par, LABEL.chi_perp)",
+    ),
+    "axis": Field(
+        (list, type(None)),
+        None,
+        help="chi_local: the axis as a direct-lattice direction [u, v, w] (default: the "
+        "site's unique 3-, 4- or 6-fold axis)",
+        item_types=(float,),
+        ge=-100.0,
+        le=100.0,
+        check=_number_list(3),
     ),
     "ion": Field(
         (str, type(None)),
@@ -163,11 +174,12 @@ SPIN_SITE_SCHEMA = {
         (float, list, type(None)),
         None,
         help="start susceptibility (muB/T): a number for 'chi_iso', [chi11, chi22, chi33, chi12, "
-        "chi13, chi23] on the normalised crystal axes for 'chi_aniso'",
+        "chi13, chi23] on the normalised crystal axes for 'chi_aniso', [chi_par, chi_perp] for "
+        "'chi_local'",
         item_types=(float,),
         ge=-1000.0,
         le=1000.0,
-        check=_number_list(6),
+        check=_number_list(6, 2),
     ),
 }
 

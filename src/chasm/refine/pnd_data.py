@@ -108,7 +108,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chasm.crystal.adp import u6_to_matrix
+from chasm.crystal.adp import matrix_to_u6, u6_to_matrix
 from chasm.crystal.structure import Crystal
 from chasm.errors import InputError
 from chasm.neutron.dorbital_site import DOrbitalLayout, DOrbitalSite, dorbital_basis
@@ -135,7 +135,14 @@ from chasm.neutron.structure_factors import (
 from chasm.refine.problem import Evaluation
 from chasm.scattering.xray import mask_resolution
 
-__all__ = ["SpinSite", "PndSpinModel", "PndOptions", "PndData", "moment_site_columns"]
+__all__ = [
+    "SpinSite",
+    "PndSpinModel",
+    "PndOptions",
+    "PndData",
+    "moment_site_columns",
+    "local_axis",
+]
 
 _CHI_LABELS = ("11", "22", "33", "12", "13", "23")
 
@@ -165,6 +172,13 @@ class SpinSite:
         Start χ11 χ22 χ33 χ12 χ13 χ23 (μB/T) on the normalised crystal axes.
     isotropic : bool
         With ``chi``: χ = χ11 · 1, one parameter (cryspy's ``Ciso``).
+    chi_local : (float, float) or None
+        Start (χ∥, χ⊥) (μB/T) of a uniaxial site susceptibility
+        χ = χ⊥ 1 + (χ∥ − χ⊥) n nᵀ about the site's axis n (parameters
+        ``LABEL.chi_par``, ``LABEL.chi_perp``; :func:`local_axis`).
+    axis : array_like (3,) or None
+        With ``chi_local``: n as a direct-lattice direction [u v w]; None: the
+        unique 3-, 4- or 6-fold axis of the site symmetry.
     vector : array_like (3,) or None
         Start ordered moment (μB) on the normalised crystal axes (cryspy's
         ``_atom_site_moment_crystalaxis_x/y/z``), copied to the other sites by
@@ -181,14 +195,20 @@ class SpinSite:
     chi: np.ndarray | None = None
     isotropic: bool = False
     vector: np.ndarray | None = None
+    chi_local: tuple[float, float] | None = None
+    axis: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        given = [x is not None for x in (self.moment, self.chi, self.vector)]
+        given = [x is not None for x in (self.moment, self.chi, self.vector, self.chi_local)]
         if sum(given) != 1:
             raise InputError(
-                f"magnetic site {self.label}: give one of a moment along the field, a chi "
-                "or an ordered moment vector"
+                f"magnetic site {self.label}: give one of a moment along the field, a chi, "
+                "an ordered moment vector or a local (uniaxial) chi"
             )
+        if self.chi_local is not None:
+            self.chi_local = (float(self.chi_local[0]), float(self.chi_local[1]))
+            if self.axis is not None:
+                self.axis = np.asarray(self.axis, dtype=float).reshape(3)
         if self.chi is not None:
             self.chi = np.asarray(self.chi, dtype=float).reshape(6)
         if self.vector is not None:
@@ -482,10 +502,67 @@ class PndSpinModel:
         return out
 
 
+def local_axis(crystal: Crystal, index: int, label: str, uvw=None) -> np.ndarray:
+    """Unit Cartesian axis n of a uniaxial site tensor, checked against the site symmetry.
+
+    ``uvw``: a direct-lattice direction; None: the unique 3-, 4- or 6-fold axis
+    (proper or improper) of the site group.
+
+    Raises
+    ------
+    InputError
+        No or several such axes (give ``axis``), or an axis that an operation of
+        the site group does not map onto ±itself (the tensor would break the
+        site symmetry).
+    """
+    ops = crystal.site_symmetry(index)
+    rc = crystal.cartesian_rotations()
+    det = np.round(np.linalg.det(crystal.rotations.astype(float)))
+    if uvw is None:
+        found: list[np.ndarray] = []
+        for k in ops:
+            r = det[k] * rc[k]  # the proper rotation of the operation
+            if np.trace(r) < 2.5 and np.trace(r) > -0.5:  # 3-, 4- or 6-fold (trace 0, 1, 2)
+                w, v = np.linalg.eig(r)
+                n = np.real(v[:, np.argmin(np.abs(w - 1.0))])
+                n /= np.linalg.norm(n)
+                if not any(abs(abs(n @ m) - 1.0) < 1e-6 for m in found):
+                    found.append(n)
+        if len(found) != 1:
+            raise InputError(
+                f"model.spin.{label}: the site symmetry has {len(found)} axes of order 3, 4 or "
+                "6, not one; give axis = [u, v, w] (a direct-lattice direction)"
+            )
+        return found[0]
+    n = crystal.A @ np.asarray(uvw, dtype=float)
+    if not np.linalg.norm(n) > 0:
+        raise InputError(f"model.spin.{label}.axis: [0, 0, 0] is not a direction")
+    n /= np.linalg.norm(n)
+    for k in ops:
+        if abs(abs(n @ (rc[k] @ n)) - 1.0) > 1e-6:
+            raise InputError(
+                f"model.spin.{label}.axis: [{', '.join(f'{x:g}' for x in uvw)}] is not mapped "
+                "onto itself by the site "
+                f"symmetry (operation {k + 1}): a uniaxial chi about it breaks the site "
+                "symmetry; give the site's own axis"
+            )
+    return n
+
+
 def _site_columns(crystal: Crystal, index: int, site: SpinSite):
     """(name, χ6 per unit value or None, start value) of the parameters of one site."""
     if site.moment is not None:
         return [(f"{site.label}.moment", None, float(site.moment))]
+    if site.chi_local is not None:
+        n = local_axis(crystal, index, site.label, site.axis)
+        norm = crystal.A / np.linalg.norm(crystal.A, axis=0)[None, :]
+        inv = np.linalg.inv(norm)
+        par = np.outer(n, n)
+        cols = [inv @ m @ inv.T for m in (par, np.eye(3) - par)]  # normalised crystal axes
+        return [
+            (f"{site.label}.chi_par", matrix_to_u6(cols[0]), site.chi_local[0]),
+            (f"{site.label}.chi_perp", matrix_to_u6(cols[1]), site.chi_local[1]),
+        ]
     if site.isotropic:
         iso = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
         return [(f"{site.label}.chi_iso", iso, float(site.chi[0]))]
