@@ -335,3 +335,22 @@ def test_chi_local_equals_the_site_symmetric_tensor(shared_data, tmp_path):
     with pytest.raises(InputError, match=r"Ho1.axis: \[1, 0, 0\] is not mapped onto") as exc:
         build(load_project(project))
     assert project.read_text().splitlines()[exc.value.line - 1].startswith("axis = [1, 0, 0]")
+
+
+def test_joint_route_takes_the_structure_from_the_rcif(shared_data, tmp_path):
+    """structure.cif may be the rcif in the joint (split-atom) route too."""
+    from chasm.refine.flipping_data import FlippingData
+
+    (tmp_path / "ytio3.rcif").write_text((shared_data / "pnd" / "ytio3" / "ytio3.rcif").read_text())
+    project = tmp_path / "project.toml"
+    project.write_text(
+        '[structure]\ncif = "ytio3.rcif"\n[model]\nconventions = "cryspy"\nmagnetic = ["Ti"]\n'
+        '[model.atoms.Ti]\nspin_pv = 0.7\naxes = "cartesian"\n'
+        '[[datasets]]\nname = "pnd"\nkind = "pnd"\nfile = "ytio3.rcif"\nadp_set = "X"\n'
+        '[constraints]\nelectroneutrality = false\n[[stages]]\nname = "s"\nfree = ["Ti.Pv.spin"]\n'
+    )
+    built = build(load_project(project))
+    assert [a.label for a in built.crystal.atoms] == ["Ti", "Y", "O1", "O2"]
+    assert built.split == ["Ti"] and "Ti.Pv.spin" in built.refinement.params.names
+    assert all(isinstance(d, FlippingData) for d in built.refinement.datasets)
+    assert len(built.refinement.datasets) == 3

@@ -594,7 +594,15 @@ def build(project: Project) -> Built:
     if not cif.is_file():
         what = "is not a regular file" if cif.exists() else "not found"
         raise InputError(f"structure.cif: structure file {what}: {cif}", src)
-    crystal = read_cif(cif, d["structure"]["block"])
+    from chasm.project.pnd_init import is_rcif
+
+    if is_rcif(cif):  # a cryspy rcif: its crystal block (chasm.project.pnd_build)
+        from chasm.neutron.model import rcif_crystal
+        from chasm.project.pnd_build import rcif_structure
+
+        crystal = rcif_crystal(rcif_structure(project)[1])[0]
+    else:
+        crystal = read_cif(cif, d["structure"]["block"])
     symmetrise_special_positions(crystal)
     models, riders, sets = build_models(project, crystal)
     split = [
