@@ -188,6 +188,28 @@ def guess_magnetic(pnd: PndFile, crystal_name: str | None = None) -> tuple[dict,
     return sites, why
 
 
+def _parameter_names(cryst, sites: dict) -> dict[str, list[str]]:
+    """The spin parameters each site's model will have (site symmetry applied)."""
+    from chasm.neutron.magnetic_ff import IonFormFactor
+    from chasm.neutron.model import rcif_crystal
+    from chasm.refine.pnd_data import SpinSite, _site_columns, moment_site_columns
+
+    crystal, _ = rcif_crystal(cryst, {a.type_symbol: 1.0 for a in cryst.atoms})
+    table = IonFormFactor("none", (0.0,) * 7, None, None)  # shapes do not matter here
+    out = {}
+    for lab, s in sites.items():
+        index = crystal.atom_index(lab)
+        if s["model"] == "moment":
+            site = SpinSite(lab, table, vector=s["moment"])
+            cols = moment_site_columns(crystal, index, site, cryst.time_reversal)
+        elif s["model"] == "chi_iso":
+            cols = _site_columns(crystal, index, SpinSite(lab, table, chi=[0] * 6, isotropic=True))
+        else:
+            cols = _site_columns(crystal, index, SpinSite(lab, table, chi=s["chi"]))
+        out[lab] = [c[0] for c in cols]
+    return out
+
+
 def _check_form_factors(cryst, sites: dict, path: str) -> None:
     """Every chosen ion has a tabulated form factor (cryspy's table or periodictable's).
 
@@ -379,11 +401,13 @@ def pnd_project_text(
             )
         L.append("")
     free_spin, free_data = [], []
+    params = _parameter_names(cryst, sites)
     for lab, s in sites.items():
-        names = s["free"]
-        if not names:  # nothing marked (or a guess): every component of the model
-            names = {"moment": ["m*"], "chi_iso": ["chi_iso"], "chi_aniso": ["chi*"]}[s["model"]]
-        free_spin += [f"{lab}.{n}" for n in names]
+        marked = [f"{lab}.{n}" for n in (s["free"] or [])]
+        # what cryspy marked among the model's parameters (a component that follows the
+        # others by symmetry is not one); nothing marked (or a guess): all of them
+        names = [n for n in marked if n in params[lab]] or params[lab]
+        free_spin += names
     for d in data:
         name = "pnd" if len(data) == 1 else f"pnd.{d.name}"
         blk = _block_of(pnd, d)
