@@ -354,3 +354,21 @@ def test_joint_route_takes_the_structure_from_the_rcif(shared_data, tmp_path):
     assert built.split == ["Ti"] and "Ti.Pv.spin" in built.refinement.params.names
     assert all(isinstance(d, FlippingData) for d in built.refinement.datasets)
     assert len(built.refinement.datasets) == 3
+
+
+def test_listing_of_a_pnd_only_refinement_gives_moments_with_su(shared_data, tmp_path):
+    """MnF₂: |m(Mn)| with its su (linearised: a single free component, so exactly su(Mn.mz)),
+    and no sums for ordered moments."""
+    import json
+
+    text = (shared_data / "pnd" / "mnf2" / "main.rcif").read_text()
+    project = _init(tmp_path, text, "main.rcif")
+    assert main(["refine", str(project), "--no-report", "--quiet"]) == 0
+    listing = (tmp_path / "refined" / "listing.txt").read_text()
+    result = json.loads((tmp_path / "refined" / "result.json").read_text())
+    mz = result["parameters"]["Mn.mz"]
+    from chasm.io.su_format import format_quantity
+
+    row = next(x for x in listing.splitlines() if x.startswith("Mn ") and "ordered" in x)
+    assert row.split()[-1] == format_quantity(abs(mz["value"]), mz["su"])
+    assert "sum over the cell" not in listing and "left out of the sums" in listing

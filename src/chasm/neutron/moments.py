@@ -6,6 +6,9 @@ uncertainty is √(aᵀ C a) with C the covariance of c; sums over sites take th
 correlations into account. What each site gives:
 
 - moment site (``LABEL.moment``): the moment along the field, μB;
+- ordered-moment site (``LABEL.mx/my/mz``): its size |m| (μB, su linearised:
+  a·c with a = ∂|m|/∂c at the values), left out of the sums (the magnetic
+  group sets the directions of its copies);
 - susceptibility site (``LABEL.chi*``): the induced moment m = ê·χ ê |B| for a
   field B = |B| ê (μB; χ on cryspy's normalised axes, rotated to Cartesian);
   without a direction, the powder average tr(χ)/3 |B|;
@@ -64,7 +67,7 @@ class SiteMoment:
     ----------
     label, element : str
     kind : str
-        ``"moment"``, ``"chi"`` or ``"d-orbital"``.
+        ``"moment"``, ``"chi"``, ``"ordered"`` (|m| of an ordered moment) or ``"d-orbital"``.
     multiplicity : int
         Positions per cell.
     value, su : float
@@ -213,6 +216,7 @@ def moment_report(
 
     rows: list[SiteMoment] = []
     vectors: list[np.ndarray] = []
+    ordered: list[int] = []  # rows of ordered moments: |m|, not summed
     orbitals: list[OrbitalPopulations] = []
     for site in spin.sites:
         index = crystal.atom_index(site.label)
@@ -247,6 +251,17 @@ def moment_report(
         elif site.moment is not None:
             a[cols[0]] = 1.0
             kind = "moment"
+        elif getattr(site, "vector", None) is not None:  # ordered moment: |m|, linearised su
+            m_cart = np.zeros(3)
+            rows_cart = {}
+            for j in cols:
+                rows_cart[j] = norm @ spin.column_vector(j)
+                m_cart += c[j] * rows_cart[j]
+            size = float(np.linalg.norm(m_cart))
+            for j in cols:
+                a[j] = float(m_cart @ rows_cart[j]) / size if size > 0 else 0.0
+            ordered.append(len(rows))
+            kind = "ordered"
         else:
             for j in cols:
                 chi = norm @ u6_to_matrix(spin.column_chi6(j)) @ norm.T
@@ -265,8 +280,15 @@ def moment_report(
         )
     terms = [
         (site_weight(crystal, crystal.atom_index(r.label)), 0.0, v)
-        for r, v in zip(rows, vectors, strict=True)
+        for i, (r, v) in enumerate(zip(rows, vectors, strict=True))
+        if i not in ordered
     ]
+    if ordered:
+        extra_note = (
+            "ordered moments are listed as |m| (su linearised) and left out of the sums: "
+            "their directions follow the magnetic group"
+        )
+        note = f"{note}; {extra_note}" if note else extra_note
     sums = linear_sums(lambda a, c0: (float(a @ c) + c0, su_of(a)), terms, crystal.n_ops, z)
     zero = (0.0, su_of(np.zeros(k)))
     return MomentReport(
@@ -293,10 +315,13 @@ def format_moment_report(report: MomentReport) -> str:
         lines.append(
             f"{r.label:<8}{r.element:<11}{r.kind:<11}{r.multiplicity:>5}  {_vs(r.value, r.su):>14}"
         )
-    lines.append(f"sum over the asymmetric unit      {_vs(*report.asymmetric_unit):>14}")
-    lines.append("  (each site weighted by occupancy / |site group|, as charges and spins)")
-    lines.append(f"sum over the cell                 {_vs(*report.cell):>14}")
-    lines.append(f"per formula unit (Z = {report.z})          {_vs(*report.per_formula_unit):>14}")
+    if any(r.kind != "ordered" for r in report.sites):  # ordered moments are not summed
+        lines.append(f"sum over the asymmetric unit      {_vs(*report.asymmetric_unit):>14}")
+        lines.append("  (each site weighted by occupancy / |site group|, as charges and spins)")
+        lines.append(f"sum over the cell                 {_vs(*report.cell):>14}")
+        lines.append(
+            f"per formula unit (Z = {report.z})          {_vs(*report.per_formula_unit):>14}"
+        )
     for o in report.orbitals:
         lines.append("")
         lines.append(f"d-orbital spin populations of {o.label} (μB), local frame: {o.frame}")

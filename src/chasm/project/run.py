@@ -462,6 +462,9 @@ def _listing(built: Built, result: dict, lines: list[str], peaks_table: str | No
         out.append(f"  {'*' if p['free'] else ' '} {name:<22s} {p['value']:>14.6f}  {su}")
     out += ["", "correlations above threshold:"]
     out += [f"  {a:<20s} {b:<20s} {r:+.3f}" for a, b, r in result["correlations"]] or ["  none"]
+    spin = getattr(ref.datasets[0], "spin", None)
+    if spin is not None and ref.outcomes:
+        out += ["", *_moment_lines(ref, spin)]
     if peaks_table:
         rd = result["residual_density"]
         out += [
@@ -473,6 +476,27 @@ def _listing(built: Built, result: dict, lines: list[str], peaks_table: str | No
     out += ["", f"warnings ({len(result['warnings'])}):"]
     out += [f"  - {w}" for w in result["warnings"]] or ["  none"]
     return "\n".join(out) + "\n"
+
+
+def _moment_lines(ref, spin) -> list[str]:
+    """Moments and sums of a PND-only spin model with su (:mod:`chasm.neutron.moments`)."""
+    from chasm.neutron.moments import format_moment_report, moment_report, refinement_covariance
+
+    try:
+        cov, note = refinement_covariance(ref, spin.parameter_names)
+    except (np.linalg.LinAlgError, ValueError, IndexError, InputError):
+        cov, note = None, "no covariance: su not given"
+    values = {n: ref.params[n].value for n in spin.parameter_names}
+    field = abs(float(ref.datasets[0].dataset.field))
+    try:
+        report = moment_report(spin, values, cov, field=field, note=note)
+    except InputError as exc:  # e.g. partial occupancy without Z
+        return [f"moments: not listed ({exc.message})"]
+    return [
+        f"(susceptibility sites: the induced moment at |B| = {field:g} T, powder average "
+        "tr(chi)/3)",
+        *format_moment_report(report).splitlines(),
+    ]
 
 
 def _spin_model_lines(spin) -> list[str]:

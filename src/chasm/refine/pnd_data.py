@@ -336,6 +336,10 @@ class PndSpinModel:
         """Positions in :attr:`parameter_names` of the parameters of site ``label``."""
         return [k for k, c in enumerate(self._columns) if c.site.label == label]
 
+    def column_vector(self, k: int) -> np.ndarray | None:
+        """Ordered moment (normalised crystal axes) per unit value of parameter k, or None."""
+        return self._columns[k].vec
+
     def column_chi6(self, k: int) -> np.ndarray | None:
         """χ6 per unit value of parameter k (normalised crystal axes), None if not a χ."""
         return self._columns[k].chi6
