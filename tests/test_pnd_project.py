@@ -265,13 +265,19 @@ def test_mosaicity_derivative_at_zero_is_the_one_sided_one():
         np.testing.assert_allclose(d["mosaicity"], fd, rtol=1e-3, err_msg=model)
 
 
-def test_conventions_note_and_rcif_with_other_data(shared_data, tmp_path):
+def test_conventions_note_and_rcif_with_other_data(shared_data, tmp_path, capsys):
     text = (shared_data / "pnd" / "ho2ti2o7" / "ho2ti2o7.rcif").read_text()
     project = _init(tmp_path, text, "ho.rcif")
     assert not any("conventions" in n for n in build(load_project(project)).notes)
     project.write_text(project.read_text().replace('conventions = "cryspy"', ""))
     notes = build(load_project(project)).notes
     assert any("model.conventions = 'chasm'" in n for n in notes)
+    assert main(["refine", str(project), "--no-report", "-o", str(tmp_path / "o")]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        sum(line.startswith("note: model.conventions = 'chasm'") for line in printed.splitlines())
+        == 1
+    )
     with pytest.raises(InputError, match="chasm init X.rcif alone"):
         from chasm.project.init import write_project
 

@@ -1109,6 +1109,9 @@ def _run(
     say = echo or (lambda s: None)
     for w in built.checks + spin_warnings(built.crystal, built.models):
         say(f"warning: {w}")
+    for n in built.notes:  # the constants of a cryspy file (issue 17): on screen too
+        if n.startswith("model.conventions"):
+            say(f"note: {n}")
     session = _Session(built, out, _select(built, stages))
     if resume:
         session.resume(stages, say)
