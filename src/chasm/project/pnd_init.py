@@ -315,7 +315,13 @@ def pnd_project_text(
             str(rcif),
         )
     if not pnd.datasets:
-        raise InputError("no flipping-ratio block (_diffrn_refln_fr) in the rcif", str(rcif))
+        more = (
+            f" (it holds {len(pnd.intensity_sets)} unpolarised intensity block(s), "
+            "_diffrn_refln_intensity, which a PND-only project does not fit)"
+            if pnd.intensity_sets
+            else ""
+        )
+        raise InputError(f"no flipping-ratio block (_diffrn_refln_fr) in the rcif{more}", str(rcif))
     if block is None and len(pnd.crystals) > 1:
         raise InputError(
             f"{len(pnd.crystals)} crystal blocks ({', '.join(c.name for c in pnd.crystals)}): "
