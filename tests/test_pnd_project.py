@@ -378,3 +378,24 @@ def test_listing_of_a_pnd_only_refinement_gives_moments_with_su(shared_data, tmp
     row = next(x for x in listing.splitlines() if x.startswith("Mn ") and "ordered" in x)
     assert row.split()[-1] == format_quantity(abs(mz["value"]), mz["su"])
     assert "sum over the cell" not in listing and "left out of the sums" in listing
+
+
+def test_joint_route_says_when_it_leaves_the_file_s_lambda_half_out(shared_data, tmp_path):
+    text = (shared_data / "pnd" / "ytio3" / "ytio3.rcif").read_text()
+    text = text.replace(
+        "_setup_wavelength 0.8400", "_setup_wavelength 0.8400\n_setup_ratio_lambda/2 0.1"
+    )
+    (tmp_path / "ytio3.rcif").write_text(text)
+    project = tmp_path / "project.toml"
+    project.write_text(
+        '[structure]\ncif = "ytio3.rcif"\n[model]\nmagnetic = ["Ti"]\n'
+        '[model.atoms.Ti]\nspin_pv = 0.7\naxes = "cartesian"\n'
+        '[[datasets]]\nname = "pnd"\nkind = "pnd"\nfile = "ytio3.rcif"\nadp_set = "X"\n'
+        '[constraints]\nelectroneutrality = false\n[[stages]]\nname = "s"\nfree = ["Ti.Pv.spin"]\n'
+    )
+    checks = build(load_project(project)).checks
+    assert len(checks) == 3 and all("lambda/2 ratio 0.1" in c for c in checks)
+    project.write_text(
+        project.read_text().replace('adp_set = "X"', 'adp_set = "X"\nlambda_half = 0.1')
+    )
+    assert build(load_project(project)).checks == []

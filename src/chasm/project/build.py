@@ -491,6 +491,12 @@ def _pnd_datasets(project: Project, crystal, cfg: dict, i: int):
             raise InputError(f"datasets[{i}] ({path.name}): {exc.message}", src) from None
         data.user_weight = cfg["user_weight"]
         data.source = str(path)
+        if block.lambda_half and not cfg["lambda_half"]:  # never ignored without a word
+            data.checks = [
+                f"{name}: the file gives the lambda/2 ratio {block.lambda_half:g} "
+                f"(_setup_ratio_lambda/2) but datasets[{i}].lambda_half = 0 leaves it out; "
+                "set lambda_half (and lambda_half_model = 'unpolarised' for cryspy's model)"
+            ]
         out.append(data)
     return out
 

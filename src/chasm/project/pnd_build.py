@@ -221,7 +221,7 @@ def _datasets(project: Project, spin: PndSpinModel, cache: dict) -> tuple[list, 
             if block.lambda_half and not cfg["lambda_half"]:
                 notes.append(
                     f"{name}: the file gives the lambda/2 ratio {block.lambda_half:g} "
-                    f"(_setup_ratio_lambdaover2) but datasets[{i}].lambda_half = 0 leaves it out; "
+                    f"(_setup_ratio_lambda/2) but datasets[{i}].lambda_half = 0 leaves it out; "
                     "set lambda_half and lambda_half_model = 'unpolarised' to compute as cryspy"
                 )
             opts = PndOptions(
