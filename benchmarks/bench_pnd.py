@@ -30,9 +30,20 @@
     file as it is, cryspy's R = 0/0 there becomes NaN at some χ and its BFGS
     stops early (one untimed run of that is printed too).
 
+(c) Every refinement of tests/test_pnd_cli.py: the project ``chasm init`` writes
+    for each rcif of ../shared/data/pnd (YTiO3 three blocks, Ho2Ti2O7, MnF2
+    main.rcif with its twin and asymmetry fit), built and run by chasm
+    (``build`` reads the rcif, then the stages), beside cryspy's
+    ``rhochi_rietveld_refinement`` of the same file loaded by
+    ``cryspy.load_file``, with the same free parameters (those the file marks
+    refined with an su; YTiO3: Ti chi, marked by hand as init frees it). Both
+    timed in this process after both loaded their files; chasm's time
+    includes reading the rcif and building the model, cryspy's its
+    ``get_dictionary``.
+
 Every figure is a median of --runs runs (each on freshly loaded objects).
 
-Usage: python benchmarks/bench_pnd.py [--runs 7]
+Usage: python benchmarks/bench_pnd.py [--runs 7] [--only a|b|c]
 """
 
 from __future__ import annotations
@@ -344,17 +355,118 @@ def bench_ytio3(runs: int) -> None:
     )
 
 
+# ----------------------------------------------------------------------------- (c)
+#: rcif files of (c): name -> path under ../shared/data/pnd
+PROJECT_FILES = {
+    "ytio3": "ytio3/ytio3.rcif",
+    "ho2ti2o7": "ho2ti2o7/ho2ti2o7.rcif",
+    "mnf2": "mnf2/main.rcif",
+}
+PND_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pnd"
+
+
+def chasm_project(path: Path, folder: Path) -> Path:
+    """``chasm init`` on a copy of the rcif (the project the CLI would run)."""
+    from chasm.cli import main as chasm
+
+    rcif = folder / path.name
+    rcif.write_text(path.read_text())
+    out = folder / "project.toml"
+    with open(os.devnull, "w") as null:
+        saved, sys.stdout = sys.stdout, null
+        try:
+            assert chasm(["init", str(rcif), "-o", str(out), "--force"]) == 0
+        finally:
+            sys.stdout = saved
+    return out
+
+
+def chasm_run(project) -> dict:
+    """Build the project (reads the rcif) and run its stages: refined values and su."""
+    from chasm.project.build import build
+
+    built = build(project)
+    ref = built.refinement
+    for stage in built.stages:
+        out = ref.run_stage(stage)
+    free = [n for st in built.stages for n in st.free]
+    return {
+        "values": {n: (ref.params[n].value, ref.params[n].su) for n in free},
+        "chi2": sum(f.chi2 for f in out.result.datasets),
+        "cycles": out.result.cycles,
+        "converged": out.result.converged,
+    }
+
+
+def cryspy_run(obj) -> dict:
+    """cryspy's refinement of what the file marks refined (values written with an su)."""
+    import cryspy
+
+    with CountedChi2() as count, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = cryspy.rhochi_rietveld_refinement(obj)
+    return {"chi2": float(out["chi_sq"]), "evaluations": count.calls}
+
+
+def bench_projects(runs: int) -> None:
+    """(c) chasm init + refine route vs cryspy, same free parameters, same process."""
+    import cryspy
+
+    from chasm.project.project import load_project
+
+    logging.getLogger("cryspy").setLevel(logging.WARNING)
+    print(f"\n(c) init + refine projects vs cryspy {cryspy.__version__}, {runs} runs each")
+    for key, rel in PROJECT_FILES.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            project = chasm_project(PND_DATA / rel, Path(tmp))
+            t_c, t_y, ratios = [], [], []
+            for _ in range(runs):
+                loaded = load_project(project)
+                obj = cryspy.load_file(str(Path(tmp) / Path(rel).name))
+                if key == "ytio3":  # nothing marked in the file: free Ti chi as chasm's init
+                    crystal = next(i for i in obj.items if type(i).__name__ == "Crystal")
+                    crystal.atom_site_susceptibility.items[0].chi_11_refinement = True
+                t0 = time.perf_counter()
+                ours = chasm_run(loaded)
+                t1 = time.perf_counter()
+                theirs = cryspy_run(obj)
+                t2 = time.perf_counter()
+                t_c.append(t1 - t0)
+                t_y.append(t2 - t1)
+                ratios.append((t2 - t1) / (t1 - t0))
+        free = ", ".join(
+            f"{n} {v:.6g}({su:.2g})" for n, (v, su) in ours["values"].items() if su is not None
+        )
+        print(f"  {key}: free {free}")
+        print(
+            f"    chasm  {statistics.median(t_c):8.4f} s  chi2 {ours['chi2']:.6f}  "
+            f"{ours['cycles']} cycles, converged {ours['converged']}"
+        )
+        print(
+            f"    cryspy {statistics.median(t_y):8.4f} s  chi2 {theirs['chi2']:.6f}  "
+            f"{theirs['evaluations']} chi2 evaluations (its chi2: asymmetry for mnf2)"
+        )
+        ratio = statistics.median(ratios)
+        verdict = "met" if ratio >= TARGET else "NOT met"
+        print(f"    speed ratio cryspy / chasm = {ratio:.1f} (target >= {TARGET:.0f}: {verdict})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--only", choices=("a", "b", "c"), help="one benchmark only")
     args = ap.parse_args()
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}; "
         f"load average {os.getloadavg()[0]:.2f}"
     )
-    bench_reference(args.runs)
-    bench_ytio3(args.runs)
+    if args.only in (None, "a"):
+        bench_reference(args.runs)
+    if args.only in (None, "b"):
+        bench_ytio3(args.runs)
+    if args.only in (None, "c"):
+        bench_projects(args.runs)
 
 
 if __name__ == "__main__":

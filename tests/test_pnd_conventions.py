@@ -327,15 +327,29 @@ def test_mnf2_multipole_prior_cross_code(shared_data):
     pnd = read_rcif(path)
     c = conventions("cryspy")
 
-    def ours(tables):
+    def ours(tables, result=False):
         model = PndModel.from_rcif(pnd.crystal(), {**c.b_overrides, "Dummy": 0.0}, c.form_factors)
         labels = [a.label for a in model.crystal.atoms]
         for site in model.sites:
             site.table = tables[labels[site.index]]
-        return calculate(model, pnd.datasets[0], p=c.p).ratio
+        out = calculate(model, pnd.datasets[0], p=c.p)
+        return out if result else out.ratio
 
     same = ours({"Mn": theirs_j0(0), "F": theirs_j0(1)})
     np.testing.assert_allclose(same, reference, rtol=RTOL, atol=0)
+    # the magnetic structure factors themselves: |F_M⊥| (frame- and phase-convention free;
+    # cryspy's are in 10⁻¹² cm and are the complex conjugates of chasm's)
+    from cryspy.procedure_rhochi.rhochi_by_dictionary import rhochi_calc_chi_sq_by_dictionary
+
+    dictionary = cryspy.load_file(str(path)).get_dictionary()
+    no_twin(dictionary)
+    dict_in_out: dict = {}
+    rhochi_calc_chi_sq_by_dictionary(dictionary, dict_in_out=dict_in_out)
+    f_theirs = 10.0 * np.sqrt(np.sum(np.abs(dict_in_out["diffrn_exp1"]["f_m_perp"]) ** 2, axis=0))
+    f_ours = np.linalg.norm(ours({"Mn": theirs_j0(0), "F": theirs_j0(1)}, True).f_m_perp, axis=1)
+    big = f_theirs > 1e-6 * f_theirs.max()
+    assert big.sum() > 150 and f_theirs.max() > 10.0  # fm
+    np.testing.assert_allclose(f_ours[big], f_theirs[big], rtol=1e-10, atol=0)
     own = ours({"Mn": databank_j0("Mn", 1, "3d"), "F": databank_j0("F", -1, "2p")})
     gap = np.abs(own / reference - 1)
     assert 0.1 < gap.max() < 0.25 and np.median(gap) < 2e-3

@@ -439,7 +439,10 @@ def test_moment_report_su_matches_direct_parameters():
     assert formula_units(crystal) == 4
     m1, o1 = rep_o.sites[0].value, rep_o.sites[1].value
     assert rep_o.per_formula_unit[0] == pytest.approx(m1 + o1)
-    assert rep_o.asymmetric_unit[0] == pytest.approx(m1 + o1)
+    # asymmetric unit: M1 and O1 on mirror planes (site group 2) count half each
+    assert [len(crystal.site_symmetry(crystal.atom_index(x))) for x in ("M1", "O1")] == [2, 2]
+    assert rep_o.asymmetric_unit[0] == pytest.approx((m1 + o1) / 2)
+    assert rep_o.cell[0] == pytest.approx(4 * (m1 + o1))
     cov, _ = refinement_covariance(ref_o, spin_o.parameter_names)
     a = np.zeros(len(spin_o.parameter_names))
     a[:5] = 1.0

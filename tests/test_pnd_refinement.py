@@ -287,7 +287,7 @@ def test_window_exclusions_and_errors():
         PndData("c", _dataset("c", hkl, ub, sigma=np.zeros(len(hkl))), spin)
     with pytest.raises(InputError, match="not an atom"):
         PndSpinModel(spin.crystal, spin.b, [SpinSite("Cu9", ion_form_factor("Cu2+"), moment=1.0)])
-    with pytest.raises(InputError, match="either a moment or a chi"):
+    with pytest.raises(InputError, match="give one of a moment along the field, a chi"):
         SpinSite("Fe1", ion_form_factor("Fe3+"))
     with pytest.raises(RuntimeError, match="bind"):
         PndData("d", _dataset("d", hkl, ub), spin).evaluate(np.zeros(3))

@@ -270,7 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_sf)
 
     p = sub.add_parser("init", help="write a project file for a structure and its data")
-    p.add_argument("structure", help="CIF file of the structure")
+    p.add_argument(
+        "structure",
+        help="CIF file of the structure, or a cryspy rcif alone (structure, magnetic atoms and "
+        "flipping ratios: a PND-only project)",
+    )
     p.add_argument("--xray", action="append", help="X-ray HKLF 4 file (repeatable)")
     p.add_argument(
         "--und", action="append", help="unpolarised neutron HKLF 4 file of F2 (repeatable)"
@@ -435,6 +439,7 @@ EXAMPLES = {
     "init": [
         "chasm init final.cif                 # a SHELXL CIF with its reflections embedded",
         "chasm init iam.cif --xray iam.hkl -o project.toml",
+        "chasm init ho2ti2o7.rcif                # polarised neutrons: all from the cryspy rcif",
     ],
     "simulate": ["chasm simulate project.toml         # writes the data files the project names"],
     "refine": ["chasm refine project.toml -o refined", "chasm refine project.toml --resume"],

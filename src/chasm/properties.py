@@ -21,7 +21,9 @@ Quantities
   so the asymmetric-unit charge is what electroneutrality constrains), over
   the cell (Σ_j occupancy_j × multiplicity_j × value_j = n_ops × the
   asymmetric-unit sum), and per formula unit (cell / Z). Z defaults to
-  :func:`chasm.neutron.moments.formula_units` (gcd of the multiplicities).
+  :func:`formula_units` (gcd of the multiplicities). The one definition of these
+  sums, :func:`linear_sums` with :func:`site_weight`, serves the spin moments
+  of a PND spin model too (:func:`chasm.neutron.moments.moment_report`).
 - d-orbital populations of transition-metal atoms with lmax = 4, in the
   atom's local frame, from the l = 0, 2, 4 populations by the exact map of
   :mod:`chasm.density.dorbitals` (Holladay, Leung & Coppens 1983): for the
@@ -68,7 +70,6 @@ from chasm.density.harmonics import lm_labels
 from chasm.density.model import HansenCoppensAtom, SphericalAtom, SplitAtom
 from chasm.errors import InputError
 from chasm.io.su_format import format_quantity
-from chasm.neutron.moments import formula_units, refinement_covariance
 from chasm.refine.parameters import atom_parameter_names
 
 __all__ = [
@@ -353,7 +354,7 @@ def atomic_properties(
     atoms: list[AtomProperties] = []
     charge_vecs, spin_vecs = [], []
     for i, atom in enumerate(cr.atoms):
-        weight = atom.occupancy / len(cr.site_symmetry(i))
+        weight = site_weight(cr, i)
         const, form = _charge_form(structure, i)
         a_q = lin.vector(form)
         q, q_su = lin.value_su(a_q, const)
@@ -391,17 +392,73 @@ def _all_names(structure, i: int) -> set[str]:
     return out
 
 
-def _sums(lin: _Linear, vecs, n_ops: int, z: int | None) -> dict:
-    if not vecs:
+def formula_units(crystal) -> int:
+    """Z: greatest common divisor of the site multiplicities of the crystal.
+
+    Raises
+    ------
+    InputError
+        A partly occupied site (the formula unit is then not defined by the
+        multiplicities; pass Z explicitly).
+    """
+    from math import gcd
+
+    z = 0
+    for i, atom in enumerate(crystal.atoms):
+        if abs(atom.occupancy - 1.0) > 1e-6:
+            raise InputError(f"site {atom.label} has occupancy {atom.occupancy}: give Z explicitly")
+        z = gcd(z, int(crystal.multiplicity(i)))
+    return z
+
+
+def site_weight(crystal, index: int) -> float:
+    """w_j = occupancy / |site-symmetry group|: an atom's share of the asymmetric unit.
+
+    An atom on a special position is shared by the |G_j| images of the
+    asymmetric unit that its site group maps onto each other; Σ_j w_j v_j is
+    the asymmetric-unit sum that the charge and spin constraints hold, and
+    n_ops Σ_j w_j v_j = Σ_j occupancy_j multiplicity_j v_j the cell sum.
+    """
+    return crystal.atoms[index].occupancy / len(crystal.site_symmetry(index))
+
+
+def linear_sums(value_su, terms, n_ops: int, z: int | None) -> dict:
+    """Sums of per-atom linear quantities over the asymmetric unit, the cell and Z.
+
+    The one definition used for charges, spin populations and PND moments.
+
+    Parameters
+    ----------
+    value_su : callable (a, const) -> (value, su)
+        Value and su of the linear form a·p + const (with the covariance of p).
+    terms : sequence of (weight, const, a)
+        Per atom: its :func:`site_weight`, the constant part and the
+        coefficient vector of its quantity.
+    n_ops : int
+        Operations of the space group (centring included).
+    z : int or None
+        Formula units per cell; None: no per-formula-unit sum.
+
+    Returns
+    -------
+    dict
+        ``"asymmetric unit"`` Σ w_j v_j, ``"cell"`` n_ops × that, and with z
+        ``"formula unit"`` cell / z; each (value, su). Empty without terms.
+    """
+    if not terms:
         return {}
-    const = sum(w * c for w, c, _ in vecs)
-    a = np.sum([w * v for w, _, v in vecs], axis=0)
-    asym = lin.value_su(a, const)
+    const = sum(w * c for w, c, _ in terms)
+    a = np.sum([w * v for w, _, v in terms], axis=0)
+    asym = value_su(a, const)
     cell = (asym[0] * n_ops, asym[1] * n_ops)
     out = {"asymmetric unit": asym, "cell": cell}
     if z:
         out["formula unit"] = (cell[0] / z, cell[1] / z)
     return out
+
+
+def _sums(lin: _Linear, vecs, n_ops: int, z: int | None) -> dict:
+    return linear_sums(lin.value_su, vecs, n_ops, z)
 
 
 def _orbitals(structure, lin: _Linear, spherical: str):
@@ -462,6 +519,8 @@ def refinement_properties(refinement, z: int | None = None, spherical: str = "pv
     names = refinement.params.names[: refinement.n_struct]
     values = refinement.params.values[: refinement.n_struct]
     if refinement.outcomes:
+        from chasm.neutron.moments import refinement_covariance
+
         cov, note = refinement_covariance(refinement, names)
         note = "su from the covariance of the last stage" + (f" ({note})" if note else "")
     else:

@@ -139,17 +139,20 @@ class SphereExtinction:
         m = self.mosaicity * _ARCMIN
         sin2 = np.clip(1.0 - c2t * c2t, 0.0, None)
         pref = 1.5 * lam * (lam * r / vol) ** 2  # x_s = pref * t * F²
-        if r * m > 0:
+        if r > 0:  # also at m = 0, where t = 0 but dt/dm (one-sided) is not
             if self.model == "gauss":
                 d = np.sqrt((m * lam) ** 2 + 1.125 * r * r * sin2)
-                t = m / d
-                dt_dr = -m * 1.125 * r * sin2 / d**3
-                dt_dm = 1.125 * r * r * sin2 / d**3
             else:
                 d = m * lam + r * np.sqrt(sin2)
-                t = m / d
-                dt_dr = -m * np.sqrt(sin2) / d**2
-                dt_dm = r * np.sqrt(sin2) / d**2
+            ok = d > 0  # d = 0 only for m = 0 at 2θ = 0 or 180°: no secondary extinction
+            d = np.where(ok, d, 1.0)
+            t = np.where(ok, m / d, 0.0)
+            if self.model == "gauss":
+                dt_dr = np.where(ok, -m * 1.125 * r * sin2 / d**3, 0.0)
+                dt_dm = np.where(ok, 1.125 * r * r * sin2 / d**3, 0.0)
+            else:
+                dt_dr = np.where(ok, -m * np.sqrt(sin2) / d**2, 0.0)
+                dt_dm = np.where(ok, r * np.sqrt(sin2) / d**2, 0.0)
         else:
             t = dt_dr = dt_dm = np.zeros_like(c2t)
         x_s = pref * t * f_sq

@@ -75,7 +75,7 @@ cryspy's ``_refine_ls_goodness_of_fit_all`` is χ²/N (no square root).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -87,6 +87,7 @@ __all__ = [
     "polarised_intensities",
     "flipping_ratio",
     "HalfWavelength",
+    "TwinDomain",
     "proton_polarisation",
     "PROTON_SPIN_AMPLITUDE",
     "PROTON_MOMENT",
@@ -350,6 +351,88 @@ _AMPLITUDES = (
 )
 
 
+@dataclass
+class TwinDomain:
+    """Another twin domain seen in the measured reflection h (cryspy's ``_jana_twin``).
+
+    Its reflection h' = M h has its own amplitudes (and ĥ', hence F_M⊥ of h')
+    but the same field direction, P and e; the intensities of the domains add
+    with their volume fractions: I± = (1 − Σ f_k) I±(h) + Σ_k f_k I±(h'_k).
+
+    Attributes
+    ----------
+    fraction : float
+        f_k, volume fraction of the domain.
+    f_n, f_m_perp, extinction, f_hpol, half
+        As for the first domain in :func:`flipping_ratio`, for h'.
+    """
+
+    fraction: float
+    f_n: np.ndarray
+    f_m_perp: np.ndarray
+    extinction: Extinction | None = None
+    f_hpol: np.ndarray | None = None
+    half: HalfWavelength | None = None
+
+
+def _domain_intensities(
+    f_n,
+    f_m_perp,
+    e,
+    polarisation: float,
+    efficiency: float,
+    extinction,
+    f_hpol,
+    half: HalfWavelength | None,
+    alpha: float,
+    derivatives: bool,
+):
+    """I± of one domain (with its λ/2 reflection) and {name: (dI+, dI−)}.
+
+    Amplitude names of 2h are prefixed ``half_``; ``lambda_half`` is dI±/dα.
+    """
+    parts, d1 = _intensities(
+        f_n, f_m_perp, e, polarisation, efficiency, extinction, f_hpol, derivatives
+    )
+    i_plus, i_minus = parts.i_plus, parts.i_minus
+    if half is None:
+        return i_plus, i_minus, d1
+    parts2, d2 = _intensities(
+        half.f_n,
+        half.f_m_perp,
+        e,
+        0.0 if half.unpolarised else polarisation,
+        efficiency,
+        half.extinction,
+        half.f_hpol,
+        derivatives,
+    )
+    i_plus = i_plus + alpha * parts2.i_plus
+    i_minus = i_minus + alpha * parts2.i_minus
+    if not derivatives:
+        return i_plus, i_minus, {}
+    if half.unpolarised:  # neither P nor e acts on I(2h)
+        d2.pop("polarisation", None)
+        d2.pop("efficiency", None)
+    out = {}
+    for name in dict.fromkeys([*d1, *d2]):
+        zero = (0.0, 0.0)
+        (p1, m1), (p2, m2) = d1.get(name, zero), d2.get(name, zero)
+        if name in _AMPLITUDES:
+            if name in d1:
+                out[name] = (p1, m1)
+            if name in d2:
+                out[f"half_{name}"] = (alpha * p2, alpha * m2)
+        else:  # P, e, extinction: both reflections
+            out[name] = (p1 + alpha * np.asarray(p2), m1 + alpha * np.asarray(m2))
+    out["lambda_half"] = (parts2.i_plus, parts2.i_minus)
+    return i_plus, i_minus, out
+
+
+def _is_amplitude(name: str) -> bool:
+    return name.removeprefix("half_") in _AMPLITUDES
+
+
 def flipping_ratio(
     f_n,
     f_m_perp,
@@ -362,6 +445,7 @@ def flipping_ratio(
     f_hpol=None,
     half: HalfWavelength | None = None,
     lambda_half: float = 0.0,
+    twins: Sequence[TwinDomain] = (),
 ):
     """Flipping ratio R = I+/I− of the general vector form, with derivatives.
 
@@ -375,7 +459,9 @@ def flipping_ratio(
         Reflection 2h at λ/2; then R = (I+(h) + α I+(2h)) / (I−(h) + α I−(2h))
         (module docstring), with the same P, e and field geometry.
     lambda_half : float
-        α ≥ 0 (dimensionless), used only with ``half``.
+        α ≥ 0 (dimensionless), used with ``half`` (and each twin's ``half``).
+    twins : sequence of TwinDomain
+        Other twin domains: I± = (1 − Σ f_k) I±(h) + Σ f_k I±(h'_k).
 
     Returns
     -------
@@ -388,31 +474,52 @@ def flipping_ratio(
         ``'f_hpol_real'``, ``'f_hpol_imag'`` [fm⁻¹]. With ``half``: the
         amplitude derivatives of 2h as ``'half_f_n_real'`` ... ``'half_f_hpol_imag'``
         and ``'lambda_half'`` (dR/dα); P, e and the extinction parameters
-        include both reflections.
+        include both reflections. With ``twins``: the amplitude derivatives of
+        domain k (1, 2, ...) as ``'twin{k}_f_n_real'`` ... and ``'twin_fraction{k}'``
+        (dR/df_k); P, e, α and the extinction parameters include every domain.
     """
     if half is None and lambda_half != 0.0:
         raise ValueError("lambda_half needs the structure factors of 2h (half=...)")
-    parts, d1 = _intensities(
-        f_n, f_m_perp, e, polarisation, efficiency, extinction, f_hpol, derivatives
+    alpha = float(lambda_half)
+    i_plus, i_minus, pairs = _domain_intensities(
+        f_n, f_m_perp, e, polarisation, efficiency, extinction, f_hpol, half, alpha, derivatives
     )
-    i_plus, i_minus = parts.i_plus, parts.i_minus
-    if half is not None:
-        alpha = float(lambda_half)
-        parts2, d2 = _intensities(
-            half.f_n,
-            half.f_m_perp,
-            e,
-            0.0 if half.unpolarised else polarisation,
-            efficiency,
-            half.extinction,
-            half.f_hpol,
-            derivatives,
+    if twins:
+        w0 = 1.0 - sum(float(t.fraction) for t in twins)
+        first = (i_plus, i_minus)
+        domains = [
+            _domain_intensities(
+                t.f_n,
+                t.f_m_perp,
+                e,
+                polarisation,
+                efficiency,
+                t.extinction,
+                t.f_hpol,
+                t.half,
+                alpha,
+                derivatives,
+            )
+            for t in twins
+        ]
+        i_plus = w0 * first[0] + sum(
+            float(t.fraction) * d[0] for t, d in zip(twins, domains, strict=True)
         )
-        if half.unpolarised and derivatives:  # neither P nor e acts on I(2h)
-            d2.pop("polarisation", None)
-            d2.pop("efficiency", None)
-        i_plus = i_plus + alpha * parts2.i_plus
-        i_minus = i_minus + alpha * parts2.i_minus
+        i_minus = w0 * first[1] + sum(
+            float(t.fraction) * d[1] for t, d in zip(twins, domains, strict=True)
+        )
+        if derivatives:
+            merged = {name: (w0 * a, w0 * b) for name, (a, b) in pairs.items()}
+            for k, (t, (ip, im, dk)) in enumerate(zip(twins, domains, strict=True), start=1):
+                f = float(t.fraction)
+                for name, (a, b) in dk.items():
+                    if _is_amplitude(name):
+                        merged[f"twin{k}_{name}"] = (f * a, f * b)
+                    else:
+                        a0, b0 = merged.get(name, (0.0, 0.0))
+                        merged[name] = (a0 + f * np.asarray(a), b0 + f * np.asarray(b))
+                merged[f"twin_fraction{k}"] = (ip - first[0], im - first[1])
+            pairs = merged
     absent = (np.abs(i_plus) < ABSENT_INTENSITY) & (np.abs(i_minus) < ABSENT_INTENSITY)
     if np.any(absent):  # systematic absences (module docstring): R = 1, no derivative
         i_plus = np.where(absent, 1.0, i_plus)
@@ -426,21 +533,7 @@ def flipping_ratio(
             return (d_plus - ratio[:, None] * d_minus) / i_minus[:, None]
         return (d_plus - ratio * d_minus) / i_minus
 
-    if half is None:
-        out = {name: d_ratio(*pair) for name, pair in d1.items()}
-    else:
-        out = {}
-        for name in dict.fromkeys([*d1, *d2]):
-            zero = (0.0, 0.0)
-            (p1, m1), (p2, m2) = d1.get(name, zero), d2.get(name, zero)
-            if name in _AMPLITUDES:
-                if name in d1:
-                    out[name] = d_ratio(p1, m1)
-                if name in d2:
-                    out[f"half_{name}"] = d_ratio(alpha * p2, alpha * m2)
-            else:  # P, e, extinction: both reflections
-                out[name] = d_ratio(p1 + alpha * np.asarray(p2), m1 + alpha * np.asarray(m2))
-        out["lambda_half"] = d_ratio(parts2.i_plus, parts2.i_minus)
+    out = {name: d_ratio(*pair) for name, pair in pairs.items()}
     if np.any(absent):
         for name in out:
             out[name] = np.where(

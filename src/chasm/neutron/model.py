@@ -56,6 +56,8 @@ __all__ = [
     "FlippingCalculation",
     "calculate",
     "constrain_site_tensor",
+    "rcif_crystal",
+    "is_dummy",
 ]
 
 _CHI_RULES = ("first", "average")
@@ -141,41 +143,9 @@ class PndModel:
             How χ is made to obey its site symmetry (see
             :func:`constrain_site_tensor`); "first" is cryspy's rule.
         """
-        atoms = []
-        for a in block.atoms:
-            try:
-                element, charge = parse_type_symbol(a.type_symbol)
-            except ValueError:
-                raise InputError(
-                    f"atom {a.label}: no element in type symbol {a.type_symbol!r}",
-                    block.path,
-                    a.line,
-                ) from None
-            atoms.append(
-                Atom(
-                    a.label,
-                    element,
-                    a.xyz,
-                    occupancy=a.occupancy,
-                    uiso=a.uiso,
-                    u_aniso=a.u_aniso,
-                    charge=charge,
-                    type_symbol=a.type_symbol,
-                )
-            )
-        group = block.symops if block.symops is not None else block.spacegroup
-        try:
-            crystal = Crystal.from_parts(block.cell, group, atoms, name=block.name)
-        except ValueError as exc:
-            raise InputError(
-                f"crystal block data_{block.name}: {exc}", block.path, block.line
-            ) from None
-        b = [
-            _located(scattering_length, block, a.line, a.type_symbol, b_overrides)
-            for a in block.atoms
-        ]
+        crystal, b = rcif_crystal(block, b_overrides)
         norm = _axes_to_cartesian(crystal)
-        labels = [a.label for a in block.atoms]
+        labels = [a.label for a in crystal.atoms]
         sites = []
         for label, scat in block.scattering.items():
             chi = moment = None
@@ -223,6 +193,55 @@ class PndModel:
         if moments:
             out += magnetic_structure_factors(self.crystal, hkl, moments, ff, self.time_reversal, p)
         return out
+
+
+def is_dummy(type_symbol: str) -> bool:
+    """cryspy's dummy atoms (type ``Dummy``): points for local axes, not scatterers."""
+    return type_symbol.strip().lower() == "dummy"
+
+
+def rcif_crystal(
+    block: PndCrystal, b_overrides: Mapping[str, complex] | None = None
+) -> tuple[Crystal, list[complex]]:
+    """The crystal of an rcif block (dummy atoms left out) and each atom's b (fm).
+
+    Raises
+    ------
+    InputError
+        A type symbol without an element, an unknown space group or operation,
+        an element without a scattering length (file and line).
+    """
+    atoms, real = [], [a for a in block.atoms if not is_dummy(a.type_symbol)]
+    for a in real:
+        try:
+            element, charge = parse_type_symbol(a.type_symbol)
+        except ValueError:
+            raise InputError(
+                f"atom {a.label}: no element in type symbol {a.type_symbol!r}",
+                block.path,
+                a.line,
+            ) from None
+        atoms.append(
+            Atom(
+                a.label,
+                element,
+                a.xyz,
+                occupancy=a.occupancy,
+                uiso=a.uiso,
+                u_aniso=a.u_aniso,
+                charge=charge,
+                type_symbol=a.type_symbol,
+            )
+        )
+    group = block.symops if block.symops is not None else block.spacegroup
+    try:
+        crystal = Crystal.from_parts(block.cell, group, atoms, name=block.name)
+    except ValueError as exc:
+        raise InputError(
+            f"crystal block data_{block.name}: {exc}", block.path, block.line
+        ) from None
+    b = [_located(scattering_length, block, a.line, a.type_symbol, b_overrides) for a in real]
+    return crystal, b
 
 
 def constrain_site_tensor(crystal: Crystal, index: int, chi6, rule: str = "first") -> np.ndarray:

@@ -6,6 +6,9 @@ uncertainty is √(aᵀ C a) with C the covariance of c; sums over sites take th
 correlations into account. What each site gives:
 
 - moment site (``LABEL.moment``): the moment along the field, μB;
+- ordered-moment site (``LABEL.mx/my/mz``): its size |m| (μB, su linearised:
+  a·c with a = ∂|m|/∂c at the values), left out of the sums (the magnetic
+  group sets the directions of its copies);
 - susceptibility site (``LABEL.chi*``): the induced moment m = ê·χ ê |B| for a
   field B = |B| ê (μB; χ on cryspy's normalised axes, rotated to Cartesian);
   without a direction, the powder average tr(χ)/3 |B|;
@@ -16,11 +19,13 @@ correlations into account. What each site gives:
   su from the same covariance, and the natural occupations (eigenvalues of
   the population matrix, no su).
 
-Sums: over the asymmetric unit Σ_j m_j (each listed site once), over the cell
-Σ_j mult_j m_j, and per formula unit (cell sum)/Z. Z defaults to
-:func:`formula_units` (the greatest common divisor of the site
-multiplicities, i.e. the asymmetric unit is one formula unit per
-multiplicity-1 position: Z = 4 for YTiO3 in P n m a).
+Sums: the one definition of :func:`chasm.properties.linear_sums`, as for
+charges and spin populations: over the asymmetric unit Σ_j w_j m_j with
+w_j = occupancy_j / |site group_j| (:func:`chasm.properties.site_weight`: an
+atom on a special position counts with its share), over the cell n_ops × that
+= Σ_j occupancy_j mult_j m_j, and per formula unit (cell sum)/Z. Z defaults to
+:func:`~chasm.properties.formula_units` (the greatest common divisor of the
+site multiplicities: Z = 4 for YTiO3 in P n m a).
 
 Covariance: :func:`refinement_covariance` takes the full covariance T cov_z Tᵀ
 of the refinement's last stage (:meth:`chasm.refine.results.FitResult.cov_p`)
@@ -33,7 +38,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from math import gcd
 
 import numpy as np
 
@@ -42,6 +46,7 @@ from chasm.density.dorbitals import natural_orbitals, orbital_pair_labels
 from chasm.errors import InputError
 from chasm.io.su_format import format_quantity
 from chasm.neutron.dorbital_site import DOrbitalSite
+from chasm.properties import formula_units, linear_sums, site_weight
 
 __all__ = [
     "SiteMoment",
@@ -62,7 +67,7 @@ class SiteMoment:
     ----------
     label, element : str
     kind : str
-        ``"moment"``, ``"chi"`` or ``"d-orbital"``.
+        ``"moment"``, ``"chi"``, ``"ordered"`` (|m| of an ordered moment) or ``"d-orbital"``.
     multiplicity : int
         Positions per cell.
     value, su : float
@@ -119,26 +124,6 @@ class MomentReport:
     per_formula_unit: tuple[float, float]
     note: str = ""
     extra: dict = field(default_factory=dict)
-
-
-def formula_units(crystal) -> int:
-    """Z: greatest common divisor of the site multiplicities of the crystal.
-
-    Raises
-    ------
-    InputError
-        A partly occupied site (the formula unit is then not defined by the
-        multiplicities; pass Z explicitly).
-    """
-    mults = []
-    for i, atom in enumerate(crystal.atoms):
-        if abs(atom.occupancy - 1.0) > 1e-6:
-            raise InputError(f"site {atom.label} has occupancy {atom.occupancy}: give Z explicitly")
-        mults.append(crystal.multiplicity(i))
-    z = 0
-    for m in mults:
-        z = gcd(z, int(m))
-    return z
 
 
 def refinement_covariance(refinement, names: Sequence[str]) -> tuple[np.ndarray, str]:
@@ -231,6 +216,7 @@ def moment_report(
 
     rows: list[SiteMoment] = []
     vectors: list[np.ndarray] = []
+    ordered: list[int] = []  # rows of ordered moments: |m|, not summed
     orbitals: list[OrbitalPopulations] = []
     for site in spin.sites:
         index = crystal.atom_index(site.label)
@@ -265,6 +251,17 @@ def moment_report(
         elif site.moment is not None:
             a[cols[0]] = 1.0
             kind = "moment"
+        elif getattr(site, "vector", None) is not None:  # ordered moment: |m|, linearised su
+            m_cart = np.zeros(3)
+            rows_cart = {}
+            for j in cols:
+                rows_cart[j] = norm @ spin.column_vector(j)
+                m_cart += c[j] * rows_cart[j]
+            size = float(np.linalg.norm(m_cart))
+            for j in cols:
+                a[j] = float(m_cart @ rows_cart[j]) / size if size > 0 else 0.0
+            ordered.append(len(rows))
+            kind = "ordered"
         else:
             for j in cols:
                 chi = norm @ u6_to_matrix(spin.column_chi6(j)) @ norm.T
@@ -281,15 +278,26 @@ def moment_report(
                 su_of(a),
             )
         )
-    a_asym = np.sum(vectors, axis=0) if vectors else np.zeros(k)
-    a_cell = np.sum([r.multiplicity * v for r, v in zip(rows, vectors, strict=True)], axis=0)
+    terms = [
+        (site_weight(crystal, crystal.atom_index(r.label)), 0.0, v)
+        for i, (r, v) in enumerate(zip(rows, vectors, strict=True))
+        if i not in ordered
+    ]
+    if ordered:
+        extra_note = (
+            "ordered moments are listed as |m| (su linearised) and left out of the sums: "
+            "their directions follow the magnetic group"
+        )
+        note = f"{note}; {extra_note}" if note else extra_note
+    sums = linear_sums(lambda a, c0: (float(a @ c) + c0, su_of(a)), terms, crystal.n_ops, z)
+    zero = (0.0, su_of(np.zeros(k)))
     return MomentReport(
         sites=rows,
         orbitals=orbitals,
-        asymmetric_unit=(float(a_asym @ c), su_of(a_asym)),
-        cell=(float(a_cell @ c), su_of(a_cell)),
+        asymmetric_unit=sums.get("asymmetric unit", zero),
+        cell=sums.get("cell", zero),
         z=z,
-        per_formula_unit=(float(a_cell @ c) / z, su_of(a_cell / z)),
+        per_formula_unit=sums.get("formula unit", zero),
         note=note,
     )
 
@@ -307,9 +315,13 @@ def format_moment_report(report: MomentReport) -> str:
         lines.append(
             f"{r.label:<8}{r.element:<11}{r.kind:<11}{r.multiplicity:>5}  {_vs(r.value, r.su):>14}"
         )
-    lines.append(f"sum over the asymmetric unit      {_vs(*report.asymmetric_unit):>14}")
-    lines.append(f"sum over the cell                 {_vs(*report.cell):>14}")
-    lines.append(f"per formula unit (Z = {report.z})          {_vs(*report.per_formula_unit):>14}")
+    if any(r.kind != "ordered" for r in report.sites):  # ordered moments are not summed
+        lines.append(f"sum over the asymmetric unit      {_vs(*report.asymmetric_unit):>14}")
+        lines.append("  (each site weighted by occupancy / |site group|, as charges and spins)")
+        lines.append(f"sum over the cell                 {_vs(*report.cell):>14}")
+        lines.append(
+            f"per formula unit (Z = {report.z})          {_vs(*report.per_formula_unit):>14}"
+        )
     for o in report.orbitals:
         lines.append("")
         lines.append(f"d-orbital spin populations of {o.label} (μB), local frame: {o.frame}")

@@ -81,6 +81,7 @@ __all__ = [
     "SiteMagneticScattering",
     "PndCrystal",
     "PndDataset",
+    "RcifTwin",
     "UnpolarisedDataset",
     "PndFile",
     "read_rcif",
@@ -372,6 +373,22 @@ class PndCrystal:
 
 
 @dataclass
+class RcifTwin:
+    """One ``_jana_twin`` row: a twin domain as cryspy (and Jana2006) define it.
+
+    The domain scatters into the measured reflection h with its reflection
+    h' = M h (``matrix[i][j]`` = M_ij, integer-valued for a twin by merohedry),
+    with the volume fraction ``fraction``; the first domain (h itself) has
+    1 − Σ fractions. cryspy computes every domain with the same field
+    direction and polarisation (procedure_rhochi/rhochi_diffrn.py).
+    """
+
+    matrix: np.ndarray
+    fraction: float
+    line: int = 0
+
+
+@dataclass
 class PndDataset:
     """A flipping-ratio data block.
 
@@ -407,6 +424,13 @@ class PndDataset:
     lines : ndarray (n,) int
         Line of each reflection in the file.
     line : int
+    lambda_half : float or None
+        cryspy's ``_setup_ratio_lambdaover2`` (also written ``_setup_ratio_lambda/2``):
+        the λ/2 to λ intensity ratio of its unpolarised λ/2 model; None when absent.
+    twins : list of RcifTwin
+        cryspy's ``_jana_twin_*`` domains (besides the first one), empty when absent.
+    asymmetry : bool
+        cryspy's ``_chi2_asymmetry``: cryspy fits A = (R − 1)/(R + 1) instead of R.
     """
 
     name: str
@@ -427,6 +451,9 @@ class PndDataset:
     excluded: np.ndarray
     lines: np.ndarray
     line: int = 0
+    lambda_half: float | None = None
+    twins: list[RcifTwin] = field(default_factory=list)
+    asymmetry: bool = False
 
 
 @dataclass
@@ -744,7 +771,8 @@ def _read_susceptibility(conv: _Converter, block: RcifBlock, labels: set[str]):
     return out
 
 
-def _read_scattering(conv: _Converter, block: RcifBlock, labels: set[str]):
+def _read_scattering(conv: _Converter, block: RcifBlock, labels: dict[str, str]):
+    """``_atom_site_scat`` rows; ``labels`` maps each atom label to its type symbol."""
     loop = conv.loop(block, "_atom_site_scat_", ("label",))
     out: dict[str, SiteMagneticScattering] = {}
     if loop is None:
@@ -755,13 +783,11 @@ def _read_scattering(conv: _Converter, block: RcifBlock, labels: set[str]):
     for k, lab in enumerate(loop.column("_atom_site_scat_label")):
         if lab.text not in labels:
             raise InputError(f"_atom_site_scat of unknown atom {lab.text!r}", conv.path, lab.line)
-        if types is None:
-            raise InputError(
-                "_atom_site_scat loop lacks _atom_site_scat_type_symbol", conv.path, loop.line
-            )
+        # without _atom_site_scat_type_symbol cryspy takes the ion of the atom site
+        ion = labels[lab.text] if types is None else types[k].text
         out[lab.text] = SiteMagneticScattering(
             lab.text,
-            types[k].text,
+            ion,
             2.0 if lande is None else conv.number(lande[k], "_atom_site_scat_Lande"),
             1.0
             if kappa is None
@@ -820,7 +846,7 @@ def _read_crystal(conv: _Converter, block: RcifBlock) -> PndCrystal:
         time_reversal=theta,
         atoms=atoms,
         susceptibility=_read_susceptibility(conv, block, labels),
-        scattering=_read_scattering(conv, block, labels),
+        scattering=_read_scattering(conv, block, {a.label: a.type_symbol for a in atoms}),
         moments=_read_moments(conv, block, labels),
         line=block.line,
         path=conv.path,
@@ -872,7 +898,66 @@ def _read_dataset(conv: _Converter, block: RcifBlock) -> PndDataset:
         excluded=excluded,
         lines=lines,
         line=block.line,
+        lambda_half=_lambda_half(conv, block),
+        twins=_read_twins(conv, block),
+        asymmetry=_asymmetry(conv, block),
     )
+
+
+#: cryspy's two spellings of the λ/2 ratio
+LAMBDA_HALF_TAGS = ("_setup_ratio_lambdaover2", "_setup_ratio_lambda/2")
+
+
+def _lambda_half(conv: _Converter, block: RcifBlock) -> float | None:
+    """cryspy's λ/2 ratio (either spelling), in [0, 1]; None when absent or '?'/'.'."""
+    for tag in LAMBDA_HALF_TAGS:
+        tok = block.items.get(tag)
+        if tok is not None and tok.text not in ("?", "."):
+            return conv.ranged(tok, f"{tag} (lambda/2 intensity ratio)", 0.0, 1.0)
+    return None
+
+
+def _asymmetry(conv: _Converter, block: RcifBlock) -> bool:
+    tok = block.items.get("_chi2_asymmetry")
+    return False if tok is None else conv.boolean(tok, "_chi2_asymmetry")
+
+
+def _read_twins(conv: _Converter, block: RcifBlock) -> list[RcifTwin]:
+    """``_jana_twin`` rows: matrix (rows [i][1..3]) and fraction; fractions sum below 1."""
+    loop = block.find_loop("_jana_twin_fraction")
+    if loop is None:
+        return []
+    out = []
+    for k, tok in enumerate(loop.column("_jana_twin_fraction")):
+        m = np.zeros((3, 3))
+        for i in range(3):
+            for j in range(3):
+                col = loop.column(f"_jana_twin_matrix[{i + 1}][{j + 1}]")
+                if col is None:
+                    raise InputError(
+                        f"_jana_twin loop lacks _jana_twin_matrix[{i + 1}][{j + 1}]",
+                        conv.path,
+                        loop.line,
+                    )
+                m[i, j] = conv.number(col[k], f"_jana_twin_matrix[{i + 1}][{j + 1}]")
+        if not abs(np.linalg.det(m)) > 1e-9:
+            raise InputError(
+                "_jana_twin_matrix is singular: a twin law maps h onto h' = M h of the other "
+                "domain; give an invertible matrix",
+                conv.path,
+                tok.line,
+            )
+        frac = conv.ranged(tok, "_jana_twin_fraction (volume fraction of the domain)", 0.0, 1.0)
+        out.append(RcifTwin(m, frac, tok.line))
+    total = sum(t.fraction for t in out)
+    if total > 1.0:
+        raise InputError(
+            f"_jana_twin_fraction values add up to {total:g} > 1: the first domain would have "
+            "a negative fraction (allowed: sum in [0, 1])",
+            conv.path,
+            out[-1].line,
+        )
+    return out
 
 
 def _field(conv: _Converter, block: RcifBlock) -> float:

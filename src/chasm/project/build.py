@@ -454,6 +454,13 @@ def _pnd_datasets(project: Project, crystal, cfg: dict, i: int):
     out = []
     for block in blocks:
         name = cfg["name"] if len(blocks) == 1 else f"{cfg['name']}.{block.name}"
+        if block.twins and cfg["twins"]:
+            raise InputError(
+                f"datasets[{i}].twins: block {block.name} of {path.name} has "
+                f"{len(block.twins)} twin domain(s) (_jana_twin), which only a PND-only model "
+                "(model.spin) computes; set twins = false to fit the first domain alone",
+                src,
+            )
         opts = PndOptions(
             extinction=ext,
             extinction_model=cfg["extinction_model"],
@@ -468,6 +475,7 @@ def _pnd_datasets(project: Project, crystal, cfg: dict, i: int):
             lambda_half_model=cfg["lambda_half_model"],
             hydrogen_polarisation=cfg["hydrogen_polarisation"],
             temperature=cfg["temperature"],
+            asymmetry=cfg["fit"] == "asymmetry",
         )
         try:
             data = FlippingData(
@@ -483,6 +491,12 @@ def _pnd_datasets(project: Project, crystal, cfg: dict, i: int):
             raise InputError(f"datasets[{i}] ({path.name}): {exc.message}", src) from None
         data.user_weight = cfg["user_weight"]
         data.source = str(path)
+        if block.lambda_half and not cfg["lambda_half"]:  # never ignored without a word
+            data.checks = [
+                f"{name}: the file gives the lambda/2 ratio {block.lambda_half:g} "
+                f"(_setup_ratio_lambda/2) but datasets[{i}].lambda_half = 0 leaves it out; "
+                "set lambda_half (and lambda_half_model = 'unpolarised' for cryspy's model)"
+            ]
         out.append(data)
     return out
 
@@ -571,14 +585,30 @@ def symmetrise_special_positions(crystal) -> list[str]:
 
 
 def build(project: Project) -> Built:
-    """Read the structure and data, build models, constraints, restraints and stages."""
+    """Read the structure and data, build models, constraints, restraints and stages.
+
+    A project with a PND-only spin model (``[model.spin.LABEL]``) is built by
+    :func:`chasm.project.pnd_build.build_pnd`.
+    """
+    from chasm.project.pnd_build import build_pnd, is_pnd_only
+
+    if is_pnd_only(project):
+        return build_pnd(project)
     d = project.data
     src = str(project.path)
     cif = project.resolve(d["structure"]["cif"])
     if not cif.is_file():
         what = "is not a regular file" if cif.exists() else "not found"
         raise InputError(f"structure.cif: structure file {what}: {cif}", src)
-    crystal = read_cif(cif, d["structure"]["block"])
+    from chasm.project.pnd_init import is_rcif
+
+    if is_rcif(cif):  # a cryspy rcif: its crystal block (chasm.project.pnd_build)
+        from chasm.neutron.model import rcif_crystal
+        from chasm.project.pnd_build import rcif_structure
+
+        crystal = rcif_crystal(rcif_structure(project)[1])[0]
+    else:
+        crystal = read_cif(cif, d["structure"]["block"])
     symmetrise_special_positions(crystal)
     models, riders, sets = build_models(project, crystal)
     split = [

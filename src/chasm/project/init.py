@@ -813,11 +813,28 @@ def write_project(out: str | Path, cif, xray=(), force: bool = False, **kwargs) 
 
     ``kwargs`` go to :func:`project_text` (``und``, ``pnd``, ``magnetic``, ``block``,
     ...). Without any data file the CIF must carry its reflections (an InputError
-    otherwise).
+    otherwise), or be a cryspy rcif: then the project is PND-only, everything taken
+    from the rcif (:func:`chasm.project.pnd_init.pnd_project_text`).
     """
     out = Path(out)
     if out.exists() and not force:
         raise InputError("project file exists; choose another name or pass --force", str(out))
+    from chasm.project.pnd_init import is_rcif, pnd_project_text
+
+    if is_rcif(cif):
+        if xray or kwargs.get("und") or kwargs.get("pnd"):
+            raise InputError(
+                "the structure file is a cryspy rcif: chasm init X.rcif alone writes a "
+                "PND-only project from it; a joint project needs the structure as a CIF "
+                "(the rcif then goes to --pnd)",
+                str(cif),
+            )
+        # a cryspy rcif alone: a PND-only project (chasm.project.pnd_init)
+        res = pnd_project_text(
+            cif, project_path=out, block=kwargs.get("block"), magnetic=kwargs.get("magnetic")
+        )
+        write_text_atomic(out, res.text)
+        return res
     if not (xray or kwargs.get("und") or kwargs.get("pnd")):
         info = blocks(cif)
         name = choose_block(cif, kwargs.get("block"), need_reflections=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import stat
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,83 @@ ATOM_SCHEMA = {
     ),
     "share_kappa": Field((bool,), False, help="split atom: one kappa for both spins"),
     "share_kappa_prime": Field((bool,), False, help="split atom: one kappa' for both spins"),
+}
+
+#: Spin models of a PND-only project (``[model.spin.LABEL]``), see SPIN_SITE_SCHEMA.
+SPIN_MODELS = ("moment", "field_moment", "chi_iso", "chi_aniso", "chi_local")
+
+
+def _number_list(*n: int) -> Callable[[list], str | None]:
+    def check(value) -> str | None:
+        if isinstance(value, list) and len(value) not in n:
+            return f"expected {' or '.join(map(str, n))} numbers, got {len(value)}"
+        return None
+
+    return check
+
+
+SPIN_SITE_SCHEMA = {
+    "model": Field(
+        (str,),
+        REQUIRED,
+        SPIN_MODELS,
+        "moment: ordered moment (crystal axes, copied by the magnetic group; LABEL.mx/my/mz); "
+        "field_moment: a moment along the field on every copy (LABEL.moment); chi_iso: "
+        "isotropic susceptibility (LABEL.chi_iso); chi_aniso: susceptibility tensor obeying the "
+        "site symmetry, a local tensor on a special position (LABEL.chi11 ...); chi_local: "
+        "uniaxial chi about the site's axis (LABEL.chi_par, LABEL.chi_perp)",
+    ),
+    "axis": Field(
+        (list, type(None)),
+        None,
+        help="chi_local: the axis as a direct-lattice direction [u, v, w] (default: the "
+        "site's unique 3-, 4- or 6-fold axis)",
+        item_types=(float,),
+        ge=-100.0,
+        le=100.0,
+        check=_number_list(3),
+    ),
+    "ion": Field(
+        (str, type(None)),
+        None,
+        help="ion of the tabulated <j0>, <j2> (e.g. 'Ho3+'; default: the atom's type symbol)",
+    ),
+    "lande": Field(
+        _NUM,
+        2.0,
+        help="Lande factor g; the orbital term C2 = 2/g - 1 (g = 2: spin only)",
+        gt=0.0,
+        le=10.0,
+    ),
+    "c2": Field(
+        _OPT_NUM,
+        None,
+        help="orbital term C2 of f = <j0> + C2 <j2> (overrides lande)",
+        ge=-10.0,
+        le=10.0,
+    ),
+    "kappa": Field(_NUM, 1.0, help="radial expansion kappa of the form factor", gt=0.0, le=10.0),
+    "moment": Field(
+        (float, list, type(None)),
+        None,
+        help="start moment (muB): [mx, my, mz] on the crystal axes for 'moment', a number for "
+        "'field_moment'",
+        item_types=(float,),
+        ge=-20.0,
+        le=20.0,
+        check=_number_list(3),
+    ),
+    "chi": Field(
+        (float, list, type(None)),
+        None,
+        help="start susceptibility (muB/T): a number for 'chi_iso', [chi11, chi22, chi33, chi12, "
+        "chi13, chi23] on the normalised crystal axes for 'chi_aniso', [chi_par, chi_perp] for "
+        "'chi_local'",
+        item_types=(float,),
+        ge=-1000.0,
+        le=1000.0,
+        check=_number_list(6, 2),
+    ),
 }
 
 _COMMON_DATASET = {
@@ -258,6 +336,19 @@ PND_DATASET = {
     "include_excluded": Field(
         (bool,), False, help="keep reflections flagged _diffrn_refln_excluded"
     ),
+    "fit": Field(
+        (str,),
+        "R",
+        ("R", "asymmetry"),
+        "fit the flipping ratios R, or the asymmetry A = (R-1)/(R+1) with sigma(A) = "
+        "sqrt(2) sigma(R) sqrt(R^2+1)/(R+1)^2 (cryspy's _chi2_asymmetry)",
+    ),
+    "twins": Field(
+        (bool,),
+        True,
+        help="PND-only model: the block's twin domains (_jana_twin; NAME.twin1 ... their "
+        "fractions, free them in a stage)",
+    ),
     "adp_set": Field(
         (str,),
         "N",
@@ -338,6 +429,10 @@ SCHEMA = {
             "split-atom populations: charge LABEL.Pv + spin LABEL.Pv.spin, or LABEL.Pv.up/.dn",
         ),
         "atoms": Table(ATOM_SCHEMA),
+        "spin": Table(
+            SPIN_SITE_SCHEMA,
+            help="PND-only spin model of the magnetic atoms (structure from a cryspy rcif)",
+        ),
         "conventions": Field(
             (str,),
             "chasm",

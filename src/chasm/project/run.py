@@ -404,10 +404,16 @@ def _listing(built: Built, result: dict, lines: list[str], peaks_table: str | No
         f"structure: {cr.name}, {len(cr.atoms)} atoms, {cr.n_ops} symmetry operations",
         "",
     ]
-    out.append("model:")
+    spin = getattr(ref.datasets[0], "spin", None)  # a PND-only project (pnd_build)
+    if spin is not None:
+        out += _spin_model_lines(spin)
+    out.append("model:" if spin is None else "nuclear structure (fixed, from the rcif):")
     for atom, m in zip(cr.atoms, built.models, strict=True):
-        kind = type(m).__name__
+        kind = type(m).__name__ if spin is None else "b, positions and ADPs of the rcif"
         extra = ""
+        if spin is not None:
+            out.append(f"  {atom.label:<6s} {atom.element:<3s} {kind}")
+            continue
         if hasattr(m, "spin_pv"):
             extra = f" spin Pv={m.spin_pv:.4f}"
         if hasattr(m, "lmax"):
@@ -456,6 +462,9 @@ def _listing(built: Built, result: dict, lines: list[str], peaks_table: str | No
         out.append(f"  {'*' if p['free'] else ' '} {name:<22s} {p['value']:>14.6f}  {su}")
     out += ["", "correlations above threshold:"]
     out += [f"  {a:<20s} {b:<20s} {r:+.3f}" for a, b, r in result["correlations"]] or ["  none"]
+    spin = getattr(ref.datasets[0], "spin", None)
+    if spin is not None and ref.outcomes:
+        out += ["", *_moment_lines(ref, spin)]
     if peaks_table:
         rd = result["residual_density"]
         out += [
@@ -469,6 +478,49 @@ def _listing(built: Built, result: dict, lines: list[str], peaks_table: str | No
     return "\n".join(out) + "\n"
 
 
+def _moment_lines(ref, spin) -> list[str]:
+    """Moments and sums of a PND-only spin model with su (:mod:`chasm.neutron.moments`)."""
+    from chasm.neutron.moments import format_moment_report, moment_report, refinement_covariance
+
+    try:
+        cov, note = refinement_covariance(ref, spin.parameter_names)
+    except (np.linalg.LinAlgError, ValueError, IndexError, InputError):
+        cov, note = None, "no covariance: su not given"
+    values = {n: ref.params[n].value for n in spin.parameter_names}
+    field = abs(float(ref.datasets[0].dataset.field))
+    try:
+        report = moment_report(spin, values, cov, field=field, note=note)
+    except InputError as exc:  # e.g. partial occupancy without Z
+        return [f"moments: not listed ({exc.message})"]
+    return [
+        f"(susceptibility sites: the induced moment at |B| = {field:g} T, powder average "
+        "tr(chi)/3)",
+        *format_moment_report(report).splitlines(),
+    ]
+
+
+def _spin_model_lines(spin) -> list[str]:
+    """The magnetic sites of a PND-only spin model: model, ion, C2, kappa, parameters."""
+    out = [f"spin model (PND only; p = {spin.p:g} fm/muB):"]
+    for site in spin.sites:
+        if getattr(site, "vector", None) is not None:
+            kind = "ordered moment (magnetic group)"
+        elif getattr(site, "moment", None) is not None:
+            kind = "moment along the field"
+        elif getattr(site, "chi", None) is not None:
+            kind = "chi_iso" if site.isotropic else "chi tensor (site symmetry)"
+        else:
+            kind = type(site).__name__
+        names = [spin.parameter_names[k] for k in spin.column_indices(site.label)]
+        table = getattr(site, "table", None)
+        ion = getattr(table, "ion", None) or getattr(table, "name", "")
+        out.append(
+            f"  {site.label:<6s} {kind}; form factor {ion} C2 = {getattr(site, 'c2', 0.0):g}, "
+            f"kappa = {site.kappa:g}; parameters {', '.join(names)}"
+        )
+    return out
+
+
 def _describe(d) -> str:
     """One line on a data set: kind, file, counts and its main options."""
     o = d.options
@@ -477,7 +529,7 @@ def _describe(d) -> str:
         what = (
             f"{len(d.r_obs)} used; P {d.polarisation:+g}, e {d.efficiency:g}, "
             f"field {d.dataset.field:g} T, wavelength {d.wavelength:g} A, extinction {ext}, "
-            f"ADP set {d.adp_set}"
+            + (f"ADP set {d.adp_set}" if hasattr(d, "adp_set") else "structure fixed (rcif)")
         )
     else:
         what = (
@@ -709,7 +761,9 @@ class _Probe:
         """Σ w (R_o − 1)² of a flipping-ratio set in the stage (0 when unknown)."""
         if name not in self._pnd_den and name in self.last:
             ev = self.last[name][1]
-            self._pnd_den[name] = float(np.sum(ev.weights * (ev.y_obs - 1.0) ** 2))
+            d = next(x for x in self.ref.datasets if x.name == name)
+            one = 0.0 if getattr(d, "asymmetry", False) else 1.0  # A = 0: no contrast
+            self._pnd_den[name] = float(np.sum(ev.weights * (ev.y_obs - one) ** 2))
         return self._pnd_den.get(name, 0.0)
 
     def details(self, info: CycleInfo, seconds: float, evals: tuple[float, int]) -> list[str]:
@@ -1055,6 +1109,9 @@ def _run(
     say = echo or (lambda s: None)
     for w in built.checks + spin_warnings(built.crystal, built.models):
         say(f"warning: {w}")
+    for n in built.notes:  # the constants of a cryspy file (issue 17): on screen too
+        if n.startswith("model.conventions"):
+            say(f"note: {n}")
     session = _Session(built, out, _select(built, stages))
     if resume:
         session.resume(stages, say)

@@ -20,8 +20,9 @@ standard single-ζ Slater functions of C, N and O lie between about 0.8 and
 noise or ADP error. Net charges: organic atoms carry |q| ≲ 1 e in every
 multipole study; an alkali or alkaline-earth ion in a salt carries most of
 its formal charge. ADPs: U must be positive definite; Uiso > 0.
-Magnetic parameters of a PND spin model (``LABEL.moment`` in μB,
-``LABEL.chi_iso``/``LABEL.chiIJ`` in μB/T): |m| at most the ion's moment
+Magnetic parameters of a PND spin model (``LABEL.moment``, ``LABEL.mx/my/mz`` in μB,
+``LABEL.chi_iso``/``LABEL.chiIJ``/``LABEL.chi_par``/``LABEL.chi_perp`` in μB/T):
+|m| at most the ion's moment
 m_max (:func:`chasm.neutron.magnetic_ff.max_moment`: g_J·J of the free f ion,
 2S + 1 for a quenched d ion; 7 μB for other elements); a susceptibility
 component within ±2 m_max μB/T (saturation reached at 0.5 T) and a diagonal
@@ -220,12 +221,15 @@ def _magnetic_range(kind: str, element: str) -> Range | None:
     """The range of a PND moment or susceptibility parameter (module docstring)."""
     from chasm.neutron.magnetic_ff import max_moment
 
-    if kind == "moment":
+    if kind in ("moment", "mx", "my", "mz"):  # along the field, or an ordered component
         base = _range("moment", element)
         factor, diagonal = 1.0, False
-    elif kind == "chi_iso" or (kind.startswith("chi") and kind[3:] in _CHI_COMPONENTS):
+    elif kind in ("chi_iso", "chi_par", "chi_perp") or (
+        kind.startswith("chi") and kind[3:] in _CHI_COMPONENTS
+    ):
         base = _range("chi", element)
-        factor, diagonal = 2.0, kind == "chi_iso" or kind[3] == kind[4]
+        factor = 2.0
+        diagonal = kind in ("chi_iso", "chi_par", "chi_perp") or kind[3] == kind[4]
     else:
         return None
     m_max = max_moment(element) or 7.0

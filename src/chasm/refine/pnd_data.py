@@ -108,7 +108,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chasm.crystal.adp import u6_to_matrix
+from chasm.crystal.adp import matrix_to_u6, u6_to_matrix
 from chasm.crystal.structure import Crystal
 from chasm.errors import InputError
 from chasm.neutron.dorbital_site import DOrbitalLayout, DOrbitalSite, dorbital_basis
@@ -116,16 +116,18 @@ from chasm.neutron.extinction import SphereExtinction
 from chasm.neutron.flipping import (
     PROTON_SPIN_AMPLITUDE,
     HalfWavelength,
+    TwinDomain,
     flipping_ratio,
     flipping_statistics,
     proton_polarisation,
 )
 from chasm.neutron.geometry import field_direction, field_geometry
 from chasm.neutron.magnetic_ff import IonFormFactor, c2_from_lande, ion_form_factor
-from chasm.neutron.model import PndModel, constrain_site_tensor
+from chasm.neutron.model import PndModel, _located, constrain_site_tensor
 from chasm.neutron.rcif import PndCrystal, PndDataset
 from chasm.neutron.structure_factors import (
     P_FM,
+    magnetic_structure_factors,
     nuclear_structure_factors,
     site_sums,
     susceptibility_structure_tensor,
@@ -133,7 +135,14 @@ from chasm.neutron.structure_factors import (
 from chasm.refine.problem import Evaluation
 from chasm.scattering.xray import mask_resolution
 
-__all__ = ["SpinSite", "PndSpinModel", "PndOptions", "PndData"]
+__all__ = [
+    "SpinSite",
+    "PndSpinModel",
+    "PndOptions",
+    "PndData",
+    "moment_site_columns",
+    "local_axis",
+]
 
 _CHI_LABELS = ("11", "22", "33", "12", "13", "23")
 
@@ -163,6 +172,19 @@ class SpinSite:
         Start χ11 χ22 χ33 χ12 χ13 χ23 (μB/T) on the normalised crystal axes.
     isotropic : bool
         With ``chi``: χ = χ11 · 1, one parameter (cryspy's ``Ciso``).
+    chi_local : (float, float) or None
+        Start (χ∥, χ⊥) (μB/T) of a uniaxial site susceptibility
+        χ = χ⊥ 1 + (χ∥ − χ⊥) n nᵀ about the site's axis n (parameters
+        ``LABEL.chi_par``, ``LABEL.chi_perp``; :func:`local_axis`).
+    axis : array_like (3,) or None
+        With ``chi_local``: n as a direct-lattice direction [u v w]; None: the
+        unique 3-, 4- or 6-fold axis of the site symmetry.
+    vector : array_like (3,) or None
+        Start ordered moment (μB) on the normalised crystal axes (cryspy's
+        ``_atom_site_moment_crystalaxis_x/y/z``), copied to the other sites by
+        the magnetic group (time reversal θ of each operation); parameters
+        ``LABEL.mx``, ``LABEL.my``, ``LABEL.mz``, those free under the magnetic
+        site symmetry (:func:`moment_site_columns`).
     """
 
     label: str
@@ -172,12 +194,25 @@ class SpinSite:
     moment: float | None = None
     chi: np.ndarray | None = None
     isotropic: bool = False
+    vector: np.ndarray | None = None
+    chi_local: tuple[float, float] | None = None
+    axis: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if (self.moment is None) == (self.chi is None):
-            raise InputError(f"magnetic site {self.label}: give either a moment or a chi")
+        given = [x is not None for x in (self.moment, self.chi, self.vector, self.chi_local)]
+        if sum(given) != 1:
+            raise InputError(
+                f"magnetic site {self.label}: give one of a moment along the field, a chi, "
+                "an ordered moment vector or a local (uniaxial) chi"
+            )
+        if self.chi_local is not None:
+            self.chi_local = (float(self.chi_local[0]), float(self.chi_local[1]))
+            if self.axis is not None:
+                self.axis = np.asarray(self.axis, dtype=float).reshape(3)
         if self.chi is not None:
             self.chi = np.asarray(self.chi, dtype=float).reshape(6)
+        if self.vector is not None:
+            self.vector = np.asarray(self.vector, dtype=float).reshape(3)
 
     def form_factor(self, stol) -> np.ndarray:
         """f(s) = ⟨j0⟩(s/κ) + C2⟨j2⟩(s/κ), s = sinθ/λ in Å⁻¹."""
@@ -197,6 +232,7 @@ class _Column:
     atom: int
     chi6: np.ndarray | None
     slot: int = 0
+    vec: np.ndarray | None = None
 
 
 class PndSpinModel:
@@ -232,12 +268,22 @@ class PndSpinModel:
     """
 
     def __init__(
-        self, crystal: Crystal, b: Sequence[complex], sites: Sequence[SpinSite], p: float = P_FM
+        self,
+        crystal: Crystal,
+        b: Sequence[complex],
+        sites: Sequence[SpinSite],
+        p: float = P_FM,
+        time_reversal=None,
     ):
         self.crystal = crystal
         self.b = list(b)
         self.sites = list(sites)
         self.p = float(p)
+        self.time_reversal = None if time_reversal is None else np.asarray(time_reversal, int)
+        if self.time_reversal is not None and len(self.time_reversal) != crystal.n_ops:
+            raise InputError(
+                f"{len(self.time_reversal)} time-reversal signs for {crystal.n_ops} operations"
+            )
         if len(self.b) != len(crystal.atoms):
             raise InputError(f"{len(self.b)} scattering lengths for {len(crystal.atoms)} atoms")
         if not self.sites:
@@ -261,9 +307,25 @@ class PndSpinModel:
                     self._columns.append(_Column(name, site, index, None, slot))
                     self.values[name] = float(start)
                 continue
+            if site.vector is not None:
+                for name, vec, start in moment_site_columns(
+                    crystal, index, site, self.time_reversal
+                ):
+                    self._columns.append(_Column(name, site, index, None, vec=vec))
+                    self.values[name] = start
+                continue
+            if site.moment is not None and self._time_reversed():
+                raise InputError(
+                    f"magnetic site {site.label}: a moment along the field needs a "
+                    "ferromagnetic or paramagnetic site; this magnetic group has time-reversed "
+                    "operations (an antiferromagnet): give the ordered moment (vector) instead"
+                )
             for name, chi6, start in _site_columns(crystal, index, site):
                 self._columns.append(_Column(name, site, index, chi6))
                 self.values[name] = start
+
+    def _time_reversed(self) -> bool:
+        return self.time_reversal is not None and bool(np.any(self.time_reversal < 0))
 
     @property
     def parameter_names(self) -> list[str]:
@@ -273,6 +335,10 @@ class PndSpinModel:
     def column_indices(self, label: str) -> list[int]:
         """Positions in :attr:`parameter_names` of the parameters of site ``label``."""
         return [k for k, c in enumerate(self._columns) if c.site.label == label]
+
+    def column_vector(self, k: int) -> np.ndarray | None:
+        """Ordered moment (normalised crystal axes) per unit value of parameter k, or None."""
+        return self._columns[k].vec
 
     def column_chi6(self, k: int) -> np.ndarray | None:
         """χ6 per unit value of parameter k (normalised crystal axes), None if not a χ."""
@@ -321,14 +387,16 @@ class PndSpinModel:
             spherical moments on ligands, which need no scat row). They come
             after the file's sites, in the mapping's order.
 
+        Ordered moments (``_atom_site_moment``) of sites with a scat row and
+        no susceptibility become ordered-moment sites (``vector``), copied by
+        the block's magnetic group (time reversal included).
+
         Raises
         ------
         InputError
-            Ordered moments (``_atom_site_moment``) not listed in ``moments``
-            or ``sites``,
-            a moment site in a magnetic group with time reversal (an
-            antiferromagnet: not in this step), or a site in ``moments`` or
-            ``c2`` without a scat row.
+            A moment along the field in a magnetic group with time reversal
+            (an antiferromagnet), a site in ``moments`` or ``c2`` without a
+            scat row, an ion without a magnetic form factor (file and line).
         """
         moments = dict(moments or {})
         c2 = dict(c2 or {})
@@ -346,14 +414,6 @@ class PndSpinModel:
                     block.path,
                     block.line,
                 )
-        ordered = sorted(set(block.moments) - set(moments) - set(given))
-        if ordered:
-            raise InputError(
-                f"ordered moments of {', '.join(ordered)} (_atom_site_moment) are not refinable "
-                "in this step; list the sites in 'moments' for a moment along the field",
-                block.path,
-                block.line,
-            )
         along_field = bool(moments) or any(
             isinstance(x, DOrbitalSite) or x.moment is not None for x in given.values()
         )
@@ -370,9 +430,12 @@ class PndSpinModel:
             if label in given:
                 continue
             sus = block.susceptibility.get(label)
-            if label not in moments and sus is None:
+            ordered = block.moments.get(label)
+            if label not in moments and sus is None and ordered is None:
                 continue
-            table = (form_factors or {}).get(scat.type_symbol) or ion_form_factor(scat.type_symbol)
+            table = (form_factors or {}).get(scat.type_symbol) or _located(
+                ion_form_factor, block, scat.line, scat.type_symbol
+            )
             common = {
                 "label": label,
                 "table": table,
@@ -381,11 +444,13 @@ class PndSpinModel:
             }
             if label in moments:
                 out.append(SpinSite(**common, moment=float(moments[label])))
+            elif sus is None:
+                out.append(SpinSite(**common, vector=ordered))
             else:
                 iso = sus.chi_type.lower() == "ciso"
                 out.append(SpinSite(**common, chi=sus.chi, isotropic=iso))
         out.extend(given.values())
-        return cls(nuclear.crystal, nuclear.b, out, p)
+        return cls(nuclear.crystal, nuclear.b, out, p, block.time_reversal)
 
     def nuclear(self, hkl) -> np.ndarray:
         """F_N (fm), (n,) complex."""
@@ -420,7 +485,16 @@ class PndSpinModel:
                 out[:, k, :] = done[label][:, col.slot, None] * e
                 continue
             ff = col.site.form_factor(stol)
-            if col.chi6 is None:
+            if col.vec is not None:  # ordered moment: independent of the field
+                out[:, k, :] = magnetic_structure_factors(
+                    crystal,
+                    hkl,
+                    {col.atom: norm @ col.vec},
+                    {col.atom: ff},
+                    self.time_reversal,
+                    self.p,
+                )
+            elif col.chi6 is None:
                 terms, weight = site_sums(crystal, hkl, col.atom)
                 out[:, k, :] = (self.p * weight * ff * terms.sum(axis=1))[:, None] * e
             else:
@@ -432,10 +506,67 @@ class PndSpinModel:
         return out
 
 
+def local_axis(crystal: Crystal, index: int, label: str, uvw=None) -> np.ndarray:
+    """Unit Cartesian axis n of a uniaxial site tensor, checked against the site symmetry.
+
+    ``uvw``: a direct-lattice direction; None: the unique 3-, 4- or 6-fold axis
+    (proper or improper) of the site group.
+
+    Raises
+    ------
+    InputError
+        No or several such axes (give ``axis``), or an axis that an operation of
+        the site group does not map onto ±itself (the tensor would break the
+        site symmetry).
+    """
+    ops = crystal.site_symmetry(index)
+    rc = crystal.cartesian_rotations()
+    det = np.round(np.linalg.det(crystal.rotations.astype(float)))
+    if uvw is None:
+        found: list[np.ndarray] = []
+        for k in ops:
+            r = det[k] * rc[k]  # the proper rotation of the operation
+            if np.trace(r) < 2.5 and np.trace(r) > -0.5:  # 3-, 4- or 6-fold (trace 0, 1, 2)
+                w, v = np.linalg.eig(r)
+                n = np.real(v[:, np.argmin(np.abs(w - 1.0))])
+                n /= np.linalg.norm(n)
+                if not any(abs(abs(n @ m) - 1.0) < 1e-6 for m in found):
+                    found.append(n)
+        if len(found) != 1:
+            raise InputError(
+                f"model.spin.{label}: the site symmetry has {len(found)} axes of order 3, 4 or "
+                "6, not one; give axis = [u, v, w] (a direct-lattice direction)"
+            )
+        return found[0]
+    n = crystal.A @ np.asarray(uvw, dtype=float)
+    if not np.linalg.norm(n) > 0:
+        raise InputError(f"model.spin.{label}.axis: [0, 0, 0] is not a direction")
+    n /= np.linalg.norm(n)
+    for k in ops:
+        if abs(abs(n @ (rc[k] @ n)) - 1.0) > 1e-6:
+            raise InputError(
+                f"model.spin.{label}.axis: [{', '.join(f'{x:g}' for x in uvw)}] is not mapped "
+                "onto itself by the site "
+                f"symmetry (operation {k + 1}): a uniaxial chi about it breaks the site "
+                "symmetry; give the site's own axis"
+            )
+    return n
+
+
 def _site_columns(crystal: Crystal, index: int, site: SpinSite):
     """(name, χ6 per unit value or None, start value) of the parameters of one site."""
     if site.moment is not None:
         return [(f"{site.label}.moment", None, float(site.moment))]
+    if site.chi_local is not None:
+        n = local_axis(crystal, index, site.label, site.axis)
+        norm = crystal.A / np.linalg.norm(crystal.A, axis=0)[None, :]
+        inv = np.linalg.inv(norm)
+        par = np.outer(n, n)
+        cols = [inv @ m @ inv.T for m in (par, np.eye(3) - par)]  # normalised crystal axes
+        return [
+            (f"{site.label}.chi_par", matrix_to_u6(cols[0]), site.chi_local[0]),
+            (f"{site.label}.chi_perp", matrix_to_u6(cols[1]), site.chi_local[1]),
+        ]
     if site.isotropic:
         iso = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
         return [(f"{site.label}.chi_iso", iso, float(site.chi[0]))]
@@ -443,6 +574,45 @@ def _site_columns(crystal: Crystal, index: int, site: SpinSite):
     full = np.column_stack([constrain_site_tensor(crystal, index, unit[k]) for k in range(6)])
     keep = [k for k in range(6) if np.max(np.abs(full[:, k])) > 1e-10]
     return [(f"{site.label}.chi{_CHI_LABELS[k]}", full[:, k], float(site.chi[k])) for k in keep]
+
+
+_AXES = ("mx", "my", "mz")
+
+
+def moment_site_columns(crystal: Crystal, index: int, site: SpinSite, time_reversal=None):
+    """(name, unit moment on the normalised axes, start) of an ordered moment's parameters.
+
+    The moment m of a site obeys its magnetic site group: m = θ det(R) R_f m
+    for every operation (R, t, θ) that maps the site onto itself (R_f: R on the
+    normalised axes a/|a|, b/|b|, c/|c|). The free components are taken with
+    the rule of :func:`~chasm.neutron.model.constrain_site_tensor` (the first
+    independent ones in the order x, y, z); the others follow linearly. On the
+    Mn site of MnF₂ (P4₂'/mnm') only ``Mn.mz`` is free (cryspy's ``0,0,mz``).
+    """
+    norm = crystal.A / np.linalg.norm(crystal.A, axis=0)[None, :]
+    inv = np.linalg.inv(norm)
+    ops = crystal.site_symmetry(index)
+    rc = crystal.cartesian_rotations()
+    det = np.round(np.linalg.det(crystal.rotations.astype(float)))
+    theta = np.ones(crystal.n_ops) if time_reversal is None else np.asarray(time_reversal, float)
+    proj = np.zeros((3, 3))
+    for k in ops:
+        proj += theta[k] * det[k] * (inv @ rc[k] @ norm)
+    proj /= len(ops)
+    u, sv, _ = np.linalg.svd(proj)
+    v = u[:, sv > 1e-8]
+    if v.shape[1] == 0:
+        raise InputError(
+            f"magnetic site {site.label}: its magnetic site symmetry allows no ordered moment "
+            "(every component is zero by symmetry); remove the site or check the group"
+        )
+    keep: list[int] = []
+    for k in range(3):
+        if np.linalg.matrix_rank(v[keep + [k], :], tol=1e-8) == len(keep) + 1:
+            keep.append(k)
+    full = v @ np.linalg.inv(v[keep, :])  # (3, n_free): components from the free ones
+    start = np.asarray(site.vector, dtype=float)
+    return [(f"{site.label}.{_AXES[k]}", full[:, j], float(start[k])) for j, k in enumerate(keep)]
 
 
 @dataclass
@@ -488,6 +658,13 @@ class PndOptions:
         ``temperature``; a number: P_H itself (in [−1, 1]).
     temperature : float or None
         Sample temperature (K), needed by ``hydrogen_polarisation = True``.
+    asymmetry : bool
+        Fit the asymmetry A = (R − 1)/(R + 1) with cryspy's σ(A)
+        (:func:`asymmetry_observed`; cryspy's ``_chi2_asymmetry``) instead of R.
+    twins : bool
+        Use the data set's twin domains (cryspy's ``_jana_twin``; PndData only):
+        each adds the parameter ``NAME.twin1``, ``NAME.twin2``... (its volume
+        fraction, start from the file; a stage must free it).
     """
 
     extinction: bool | None = None
@@ -503,6 +680,22 @@ class PndOptions:
     lambda_half_model: str = "polarised"
     hydrogen_polarisation: bool | float = False
     temperature: float | None = None
+    twins: bool = True
+    asymmetry: bool = False
+
+
+def asymmetry_observed(r_obs, sigma) -> tuple[np.ndarray, np.ndarray]:
+    """A = (R − 1)/(R + 1) and cryspy's σ(A) = √2 σ(R) √(R² + 1)/(R + 1)².
+
+    cryspy's ``_chi2_asymmetry`` (procedure_rhochi/rhochi_diffrn.py) fits A with
+    this σ, which counts the uncertainty of the two intensities behind R
+    rather than the first-order propagation 2σ(R)/(R + 1)².
+    """
+    r_obs = np.asarray(r_obs, dtype=float)
+    sigma = np.asarray(sigma, dtype=float)
+    a = (r_obs - 1.0) / (r_obs + 1.0)
+    s = np.sqrt(2.0) * sigma * np.sqrt(r_obs**2 + 1.0) / (r_obs + 1.0) ** 2
+    return a, s
 
 
 def _hydrogen_polarisation(name: str, o: PndOptions, field: float, crystal) -> float | None:
@@ -622,6 +815,7 @@ class FlippingRatioSet:
         self.p_h = _hydrogen_polarisation(name, o, dataset.field, crystal)
         if self.p_h == 0.0:
             self.p_h = None
+        self.asymmetry = bool(o.asymmetry)
         self.window: tuple[float | None, float | None] = (None, None)
         self._bound = False
         return geom, keep
@@ -666,10 +860,17 @@ class FlippingRatioSet:
             self.extinction_model, mosaicity, radius, lam, volume, stol
         )
 
+    #: Fit the asymmetry A = (R − 1)/(R + 1) instead of R (:class:`PndOptions`).
+    asymmetry = False
+
     def evaluate(self, p: np.ndarray) -> Evaluation:
-        """R_obs, R_calc, w = 1/σ(R)² and dR/dp (full vector) at p."""
+        """R_obs, R_calc, w = 1/σ(R)² and dR/dp (full vector) at p (A and dA/dp with asymmetry)."""
         mask, ratio, J = self.calculate(p, jacobian=True)
         m = 1.0 if self.multiplicity is None else self.multiplicity[mask]
+        if self.asymmetry:
+            a_obs, s_a = asymmetry_observed(self.r_obs[mask], self.sigma[mask])
+            a_calc = (ratio - 1.0) / (ratio + 1.0)
+            return Evaluation(a_obs, a_calc, m * s_a**-2.0, J * (2.0 / (ratio + 1.0) ** 2)[:, None])
         return Evaluation(self.r_obs[mask], ratio, m * self.sigma[mask] ** -2.0, J)
 
     def ratios(self, p: np.ndarray) -> np.ndarray:
@@ -684,7 +885,12 @@ class FlippingRatioSet:
     def agreement(self, p: np.ndarray, n_par: int = 0) -> dict:
         """χ², χ²/N, GOF, Rw(1−R) over the whole data set at p (R1, wR2: None)."""
         keep = slice(None) if self.held_out is None else ~self.held_out
-        stats = flipping_statistics(self.r_obs[keep], self.sigma[keep], self.ratios(p), None, n_par)
+        r_obs, sigma, r_calc = self.r_obs[keep], self.sigma[keep], self.ratios(p)
+        if self.asymmetry:  # χ² of what is fitted; Rw on 1 + A (A_o = 0: no contrast)
+            r_obs, sigma = asymmetry_observed(r_obs, sigma)
+            r_calc = (r_calc - 1.0) / (r_calc + 1.0)
+            r_obs, r_calc = r_obs + 1.0, r_calc + 1.0
+        stats = flipping_statistics(r_obs, sigma, r_calc, None, n_par)
         return {
             "kind": self.kind,
             "n_obs": stats.n,
@@ -695,7 +901,7 @@ class FlippingRatioSet:
             "R1": None,
             "wR2": None,
             "Rw": stats.rw_1mr,
-            "observable": "R",
+            "observable": "A" if self.asymmetry else "R",
             "weights": "sigma",
             "n_read": self.n_read,
         }
@@ -754,6 +960,34 @@ class PndData(FlippingRatioSet):
             self.g_perp_half = perp(spin.basis(hkl2, self.e, dataset.field))
             if self.p_h is not None:
                 self.f_hpol_half = nuclear_structure_factors(spin.crystal, hkl2, b)
+        # twin domains (cryspy's _jana_twin): h' = M h, same field direction, P and e
+        self.twins = list(dataset.twins) if self.options.twins else []
+        self._domains = []
+        for twin in self.twins:
+            hkl_t = np.asarray(self.hkl, dtype=float) @ np.asarray(twin.matrix, float).T
+            geom_t = field_geometry(hkl_t, spin.crystal.B, self.e)
+            u_t = geom_t.h_unit
+
+            def perp_t(g, u=u_t):
+                return g - np.einsum("nka,na->nk", g, u)[:, :, None] * u[:, None, :]
+
+            dom = {
+                "stol": geom_t.stol,
+                "f_n": spin.nuclear(hkl_t),
+                "g_perp": perp_t(spin.basis(hkl_t, self.e, dataset.field)),
+                "f_hpol": None,
+            }
+            if self.p_h is not None:
+                dom["f_hpol"] = nuclear_structure_factors(spin.crystal, hkl_t, b)
+            if self.half_on:
+                dom["f_n_half"] = spin.nuclear(2 * hkl_t)
+                dom["g_perp_half"] = perp_t(spin.basis(2 * hkl_t, self.e, dataset.field))
+                dom["f_hpol_half"] = (
+                    None
+                    if self.p_h is None
+                    else nuclear_structure_factors(spin.crystal, 2 * hkl_t, b)
+                )
+            self._domains.append(dom)
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -772,6 +1006,11 @@ class PndData(FlippingRatioSet):
     def lambda_half_name(self) -> str | None:
         return f"{self.name}.lambda_half" if self.options.refine_lambda_half else None
 
+    @property
+    def twin_names(self) -> list[str]:
+        """``NAME.twin1``, ``NAME.twin2``...: volume fractions of the other twin domains."""
+        return [f"{self.name}.twin{k}" for k in range(1, len(self.twins) + 1)]
+
     def parameter_names(self) -> list[str]:
         """Private parameters of the data set, in order."""
         names = [
@@ -779,6 +1018,7 @@ class PndData(FlippingRatioSet):
             self.mosaicity_name,
             self.polarisation_name,
             self.lambda_half_name,
+            *self.twin_names,
         ]
         return [n for n in names if n]
 
@@ -794,6 +1034,9 @@ class PndData(FlippingRatioSet):
             self.polarisation_name: self.polarisation,
             self.lambda_half_name: self.lambda_half,
         }
+        values.update(
+            {n: float(t.fraction) for n, t in zip(self.twin_names, self.twins, strict=True)}
+        )
         return {k: v for k, v in values.items() if k}
 
     def bind(self, crystal, models, names: list[str], n_struct: int) -> None:
@@ -814,21 +1057,60 @@ class PndData(FlippingRatioSet):
         self._i_mosaicity = names.index(self.mosaicity_name) if self.mosaicity_name else None
         self._i_pol = names.index(self.polarisation_name) if self.polarisation_name else None
         self._i_half = names.index(self.lambda_half_name) if self.lambda_half_name else None
+        self._i_twin = [names.index(n) for n in self.twin_names]
         self._bound = True
 
     # ------------------------------------------------------------------ evaluation
     def _extinction(
-        self, p: np.ndarray, mask: np.ndarray, half: bool = False
+        self, p: np.ndarray, mask: np.ndarray, half: bool = False, stol=None
     ) -> SphereExtinction | None:
+        """Sphere extinction of the kept reflections in ``mask`` (``stol``: a twin's h')."""
         if not self.extinction_on:
             return None
-        return self.sphere_extinction(
+        if stol is None:
+            return self.sphere_extinction(
+                float(p[self._i_mosaicity]),
+                float(p[self._i_radius]),
+                self.spin.crystal.volume,
+                mask,
+                half,
+            )
+        lam, st = self.wavelength, np.asarray(stol)[mask]
+        if half:
+            lam, st = 0.5 * lam, 2.0 * st
+        return SphereExtinction.from_stol(
+            self.extinction_model,
             float(p[self._i_mosaicity]),
             float(p[self._i_radius]),
+            lam,
             self.spin.crystal.volume,
-            mask,
-            half,
+            st,
         )
+
+    def _twin_domains(self, p: np.ndarray, mask: np.ndarray, spin: np.ndarray) -> list:
+        """The :class:`~chasm.neutron.flipping.TwinDomain` of each twin at p."""
+        out = []
+        for dom, i_frac in zip(self._domains, self._i_twin, strict=True):
+            half = None
+            if self.half_on:
+                half = HalfWavelength(
+                    dom["f_n_half"][mask],
+                    np.einsum("nka,k->na", dom["g_perp_half"][mask], spin),
+                    self._extinction(p, mask, not self.half_unpolarised, dom["stol"]),
+                    None if dom["f_hpol_half"] is None else dom["f_hpol_half"][mask],
+                    unpolarised=self.half_unpolarised,
+                )
+            out.append(
+                TwinDomain(
+                    float(p[i_frac]),
+                    dom["f_n"][mask],
+                    np.einsum("nka,k->na", dom["g_perp"][mask], spin),
+                    self._extinction(p, mask, stol=dom["stol"]),
+                    None if dom["f_hpol"] is None else dom["f_hpol"][mask],
+                    half,
+                )
+            )
+        return out
 
     def calculate(self, p: np.ndarray, jacobian: bool = True):
         """Calculated ratios at p over the stage window.
@@ -863,6 +1145,8 @@ class PndData(FlippingRatioSet):
                 unpolarised=self.half_unpolarised,
             )
             extra["lambda_half"] = self.lambda_half if self._i_half is None else p[self._i_half]
+        if self._domains:
+            extra["twins"] = self._twin_domains(p, mask, p[self._i_spin])
         out = flipping_ratio(
             self.f_n[mask],
             f_m_perp,
@@ -889,4 +1173,17 @@ class PndData(FlippingRatioSet):
             J[:, self._i_pol] = d["polarisation"]
         if self._i_half is not None:
             J[:, self._i_half] = d["lambda_half"]
+        for k, (dom, i_frac) in enumerate(zip(self._domains, self._i_twin, strict=True), 1):
+            J[:, i_frac] = d[f"twin_fraction{k}"]
+            g_t = dom["g_perp"][mask]
+            J[:, self._i_spin] += np.einsum("na,nka->nk", d[f"twin{k}_f_m_perp_real"], g_t.real)
+            J[:, self._i_spin] += np.einsum("na,nka->nk", d[f"twin{k}_f_m_perp_imag"], g_t.imag)
+            if self.half_on:
+                g_h = dom["g_perp_half"][mask]
+                J[:, self._i_spin] += np.einsum(
+                    "na,nka->nk", d[f"twin{k}_half_f_m_perp_real"], g_h.real
+                )
+                J[:, self._i_spin] += np.einsum(
+                    "na,nka->nk", d[f"twin{k}_half_f_m_perp_imag"], g_h.imag
+                )
         return mask, ratio, J

@@ -1,0 +1,339 @@
+"""A PND-only project: the structure and data of a cryspy rcif, a spin model from the file.
+
+A project whose ``[model.spin.LABEL]`` tables are not empty is a
+polarised-neutron-only refinement: the nuclear structure (positions, neutron
+ADPs, scattering lengths of ``model.conventions``) comes from the crystal block
+of the rcif named by ``structure.cif`` and stays fixed, each magnetic atom has
+the spin model of its table (:data:`~chasm.project.project.SPIN_SITE_SCHEMA`),
+and every ``pnd`` data set is a :class:`~chasm.refine.pnd_data.PndData` per
+flipping-ratio block. Parameters:
+
+========================  ==========================================  ===========
+model                     parameters                                  unit
+========================  ==========================================  ===========
+``moment``                ``LABEL.mx``, ``.my``, ``.mz`` (those free   μB
+                          under the magnetic site group)
+``field_moment``          ``LABEL.moment`` (along the field)           μB
+``chi_iso``               ``LABEL.chi_iso``                            μB/T
+``chi_aniso``             ``LABEL.chi11`` ... (free under the site     μB/T
+                          symmetry, cryspy's rule)
+========================  ==========================================  ===========
+
+and per data set ``NAME.extinction_radius``, ``NAME.mosaicity`` (extinction
+on), ``NAME.polarisation``, ``NAME.lambda_half``, ``NAME.twin1`` ... (twin
+fractions); a stage frees what it names. :func:`build_pnd` returns the same
+:class:`~chasm.project.build.Built` as the joint route, so ``chasm refine``
+runs it unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from chasm.density.model import SphericalAtom
+from chasm.errors import InputError
+from chasm.neutron.conventions import conventions
+from chasm.neutron.magnetic_ff import c2_from_lande, ion_form_factor
+from chasm.neutron.model import rcif_crystal
+from chasm.neutron.rcif import PndCrystal, PndFile, read_rcif
+from chasm.project.project import Project
+from chasm.project.schema import find_line
+from chasm.refine.pnd_data import PndData, PndOptions, PndSpinModel, SpinSite
+
+__all__ = ["is_pnd_only", "build_pnd", "rcif_structure", "spin_sites"]
+
+
+def is_pnd_only(project: Project) -> bool:
+    """True when the project has a PND-only spin model (``[model.spin.LABEL]`` tables)."""
+    return bool(project.data["model"]["spin"])
+
+
+def _text(project: Project) -> str | None:
+    try:
+        return project.path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def rcif_structure(project: Project) -> tuple[PndFile, PndCrystal]:
+    """The rcif of ``structure.cif`` and its crystal block (``structure.block`` or the only one).
+
+    Raises
+    ------
+    InputError
+        Missing file, not an rcif with a crystal block, unknown or ambiguous block.
+    """
+    src = str(project.path)
+    d = project.data["structure"]
+    path = project.resolve(d["cif"])
+    if not path.is_file():
+        what = "is not a regular file" if path.exists() else "not found"
+        raise InputError(f"structure.cif: structure file {what}: {path}", src)
+    pnd = read_rcif(path)
+    if not pnd.crystals:
+        raise InputError(
+            f"structure.cif: {path.name} has no crystal block (_cell_length_a); a PND-only model "
+            "(model.spin) takes its structure from a cryspy rcif",
+            src,
+            find_line(_text(project), "structure.cif"),
+        )
+    name = d["block"]
+    if name is None and len(pnd.crystals) > 1:
+        raise InputError(
+            f"structure.block: {path.name} has {len(pnd.crystals)} crystal blocks "
+            f"({', '.join(c.name for c in pnd.crystals)}); name one",
+            src,
+        )
+    if name is not None and not any(c.name.lower() == name.lower() for c in pnd.crystals):
+        raise InputError(
+            f"structure.block: no crystal block {name!r} in {path.name} "
+            f"(crystal blocks: {', '.join(c.name for c in pnd.crystals)})",
+            src,
+            find_line(_text(project), "structure.block"),
+        )
+    return pnd, pnd.crystal(name)
+
+
+def spin_sites(project: Project, block: PndCrystal, labels: list[str]) -> list[SpinSite]:
+    """One :class:`SpinSite` per ``[model.spin.LABEL]`` table, in atom order.
+
+    Raises
+    ------
+    InputError
+        Unknown label, an ion without a magnetic form factor, a start value of
+        the wrong shape for the model; naming the key and its line.
+    """
+    src = str(project.path)
+    text = _text(project)
+    cfg_all = project.data["model"]["spin"]
+    tables = conventions(project.data["model"]["conventions"]).form_factors or {}
+    for label in cfg_all:
+        if label not in labels:
+            raise InputError(
+                f"model.spin.{label}: no atom {label!r} in the structure "
+                f"(atoms: {', '.join(labels)})",
+                src,
+                find_line(text, f"model.spin.{label}"),
+            )
+    types = {a.label: a.type_symbol for a in block.atoms}
+    out = []
+    for label in [x for x in labels if x in cfg_all]:
+        cfg = cfg_all[label]
+        where = f"model.spin.{label}"
+        ion = cfg["ion"] or types[label]
+        try:
+            table = tables.get(ion) or ion_form_factor(ion)
+        except InputError as exc:
+            key = f"{where}.ion" if cfg["ion"] else where
+            raise InputError(
+                f"{key}: {exc.message}; give the ion with a tabulated form factor "
+                "(ion = 'Mn2+', ...)",
+                src,
+                find_line(text, key),
+            ) from None
+        c2 = cfg["c2"] if cfg["c2"] is not None else c2_from_lande(cfg["lande"])
+        common = {"label": label, "table": table, "c2": float(c2), "kappa": float(cfg["kappa"])}
+        model, moment, chi = cfg["model"], cfg["moment"], cfg["chi"]
+
+        def bad(key: str, need: str, where=where, model=model) -> InputError:
+            return InputError(
+                f"{where}.{key}: model = {model!r} needs {need}",
+                src,
+                find_line(text, f"{where}.{key}") or find_line(text, where),
+            )
+
+        if model == "moment":
+            if moment is not None and not isinstance(moment, list):
+                raise bad("moment", "[mx, my, mz] (muB, crystal axes)")
+            out.append(SpinSite(**common, vector=np.array(moment or [0.0, 0.0, 0.0])))
+        elif model == "field_moment":
+            if isinstance(moment, list):
+                raise bad("moment", "one number (muB along the field)")
+            out.append(SpinSite(**common, moment=float(moment or 0.0)))
+        elif model == "chi_iso":
+            if isinstance(chi, list):
+                raise bad("chi", "one number (muB/T)")
+            iso = float(chi or 0.0)
+            out.append(SpinSite(**common, chi=[iso, iso, iso, 0, 0, 0], isotropic=True))
+        elif model == "chi_local":
+            if chi is not None and not (isinstance(chi, list) and len(chi) == 2):
+                raise bad("chi", "[chi_par, chi_perp] (muB/T)")
+            out.append(SpinSite(**common, chi_local=tuple(chi or [0.0, 0.0]), axis=cfg["axis"]))
+        else:
+            if chi is not None and not (isinstance(chi, list) and len(chi) == 6):
+                raise bad("chi", "[chi11, chi22, chi33, chi12, chi13, chi23] (muB/T)")
+            out.append(SpinSite(**common, chi=np.array(chi or [0.0] * 6)))
+        if cfg["axis"] is not None and model != "chi_local":
+            raise bad("axis", "no axis (only chi_local has one)")
+        if model in ("field_moment", "moment") and chi is not None:
+            raise bad("chi", "no chi (it is a moment model)")
+        if model.startswith("chi") and moment is not None:
+            raise bad("moment", "no moment (it is a susceptibility model)")
+    return out
+
+
+def _blocks(project: Project, cfg: dict, i: int, path, pnd: PndFile):
+    blocks = pnd.datasets
+    if not blocks:
+        raise InputError(
+            f"datasets[{i}].file: no flipping-ratio block in {path}", str(project.path)
+        )
+    if cfg["block"] is None:
+        return blocks
+    chosen = [b for b in blocks if b.name.lower() == cfg["block"].lower()]
+    if not chosen:
+        raise InputError(
+            f"datasets[{i}].block: no flipping-ratio block {cfg['block']!r} in {path} "
+            f"(blocks: {', '.join(b.name for b in blocks)})",
+            str(project.path),
+        )
+    return chosen
+
+
+def _datasets(project: Project, spin: PndSpinModel, cache: dict) -> tuple[list, dict, list[str]]:
+    """PndData of every ``pnd`` entry, the entries' block names, and notes.
+
+    ``cache`` maps resolved paths to rcif files already read (the structure's).
+    """
+    src = str(project.path)
+    out, entries, notes = [], {}, []
+    for i, cfg in enumerate(project.data["datasets"]):
+        if cfg["kind"] != "pnd":
+            raise InputError(
+                f"datasets[{i}] ({cfg['name']}): kind = {cfg['kind']!r}, but the project has a "
+                "PND-only spin model (model.spin) that fits flipping ratios only",
+                src,
+            )
+        path = project.resolve(cfg["file"])
+        if not path.is_file():
+            what = "is not a regular file" if path.exists() else "not found"
+            raise InputError(f"datasets[{i}].file: file of {cfg['name']!r} {what}: {path}", src)
+        key = path.resolve()
+        if key not in cache:
+            cache[key] = read_rcif(path)
+        blocks = _blocks(project, cfg, i, path, cache[key])
+        ext = {"file": None, "on": True, "off": False}[cfg["extinction"]]
+        names = []
+        for block in blocks:
+            name = cfg["name"] if len(blocks) == 1 else f"{cfg['name']}.{block.name}"
+            if block.lambda_half and not cfg["lambda_half"]:
+                notes.append(
+                    f"{name}: the file gives the lambda/2 ratio {block.lambda_half:g} "
+                    f"(_setup_ratio_lambda/2) but datasets[{i}].lambda_half = 0 leaves it out; "
+                    "set lambda_half and lambda_half_model = 'unpolarised' to compute as cryspy"
+                )
+            opts = PndOptions(
+                extinction=ext,
+                extinction_model=cfg["extinction_model"],
+                radius=cfg["radius"],
+                mosaicity=cfg["mosaicity"],
+                refine_polarisation=cfg["refine_polarisation"],
+                smin=cfg["smin"],
+                smax=cfg["smax"],
+                include_excluded=cfg["include_excluded"],
+                lambda_half=cfg["lambda_half"],
+                refine_lambda_half=cfg["refine_lambda_half"],
+                lambda_half_model=cfg["lambda_half_model"],
+                hydrogen_polarisation=cfg["hydrogen_polarisation"],
+                temperature=cfg["temperature"],
+                asymmetry=cfg["fit"] == "asymmetry",
+                twins=cfg["twins"],
+            )
+            try:
+                data = PndData(name, block, spin, opts)
+            except InputError as exc:
+                raise InputError(f"datasets[{i}] ({path.name}): {exc.message}", src) from None
+            data.user_weight = cfg["user_weight"]
+            data.source = str(path)
+            out.append(data)
+            names.append(name)
+        entries[cfg["name"]] = names
+    return out, entries, notes
+
+
+def build_pnd(project: Project):
+    """The :class:`~chasm.project.build.Built` of a PND-only project (module docstring)."""
+    from chasm.project.build import Built, _conventions_note, _stage_data, expand
+    from chasm.project.restraints import add_restraints
+    from chasm.refine.constraints import LinearConstraints
+    from chasm.refine.parameters import UnknownNameError
+    from chasm.refine.problem import SolverOptions
+    from chasm.refine.refinement import Refinement, Stage
+    from chasm.refine.symmetry_constraints import equal_constraints, same_value
+
+    d = project.data
+    src = str(project.path)
+    text = _text(project)
+    pnd, block = rcif_structure(project)
+    c = conventions(d["model"]["conventions"])
+    crystal, b = rcif_crystal(block, c.b_overrides)
+    labels = [a.label for a in crystal.atoms]
+    sites = spin_sites(project, block, labels)
+    try:
+        spin = PndSpinModel(crystal, b, sites, c.p, block.time_reversal)
+    except InputError as exc:
+        if exc.message.startswith("model.spin."):  # names its key already
+            key = exc.message.split(":")[0]
+            line = find_line(text, key) or find_line(text, key.rsplit(".", 1)[0])
+            raise InputError(exc.message, src, line) from None
+        raise InputError(f"model.spin: {exc.message}", src, find_line(text, "model.spin")) from None
+    if d["model"]["atoms"]:
+        first = next(iter(d["model"]["atoms"]))
+        raise InputError(
+            f"model.atoms.{first}: a PND-only project (model.spin) has no density model per "
+            "atom; delete the [model.atoms.*] tables",
+            src,
+            find_line(text, f"model.atoms.{first}"),
+        )
+    if d["constraints"]["total_spin"] is not None:
+        raise InputError(
+            "constraints.total_spin: a PND-only spin model has no spin populations to constrain; "
+            "delete the key",
+            src,
+            find_line(text, "constraints.total_spin"),
+        )
+    cache = {Path(pnd.path).resolve(): pnd}
+    datasets, entries, notes = _datasets(project, spin, cache)
+    notes = [n for n in [_conventions_note(project)] if n] + notes
+    models = [SphericalAtom(a.element) for a in crystal.atoms]
+    r = d["refinement"]
+    options = SolverOptions(
+        tol=r["tol"],
+        max_cycles=r["max_cycles"],
+        max_shift_su=r["max_shift_su"],
+        correlation_threshold=r["correlation_threshold"],
+    )
+    ref = Refinement(crystal, models, datasets, scheme=r["score"], options=options)
+    p = ref.params
+    cons = d["constraints"]
+    for i, group in enumerate(cons["same"]):
+        names_i = expand(p, crystal, group, f"constraints.same[{i}]")
+        if len(names_i) < 2:
+            raise InputError(
+                f"constraints.same[{i}]: {group!r} selects fewer than 2 parameters", src
+            )
+        ref.add_constraints(same_value(p, names_i))
+    for i, pair in enumerate(cons["equal"]):
+        a = expand(p, crystal, pair["a"], f"constraints.equal[{i}].a")
+        bb = expand(p, crystal, pair["b"], f"constraints.equal[{i}].b")
+        ref.add_constraints(equal_constraints(p, a, bb))
+    for i, row in enumerate(cons["linear"]):
+        lc = LinearConstraints(p)
+        try:
+            lc.add({k: float(v) for k, v in row["terms"].items()}, row["value"], row["description"])
+        except (UnknownNameError, ValueError, TypeError) as exc:
+            raise InputError(f"constraints.linear[{i}]: {exc}", src) from None
+        ref.add_constraints(lc)
+    add_restraints(project, crystal, models, ref, expand, [])
+    names = [x.name for x in datasets]
+    stages = []
+    for i, s in enumerate(d["stages"]):
+        free = expand(p, crystal, s["free"], f"stages[{i}].free ({s['name']})")
+        fix = expand(p, crystal, s["fix"], f"stages[{i}].fix ({s['name']})") if s["fix"] else []
+        data = _stage_data(entries, names, s, i, src)
+        stages.append(
+            Stage(s["name"], free, fix, s["smin"], s["smax"], s["max_cycles"], s["tol"], data)
+        )
+    return Built(project, crystal, models, [], ref, stages, {}, entries, [], notes, [])
