@@ -1,0 +1,296 @@
+"""Progress of a run: one line per cycle, the verbose details, Ctrl-C.
+
+:class:`Monitor` is the per-cycle callback of a stage (line, details,
+warnings, checkpoint, stop); :class:`Probe` keeps the data sets' last
+evaluations for the figures of the cycle lines; :class:`SigintStop` turns the
+first SIGINT into a stop after the cycle in progress (:mod:`chasm.project.run`
+describes the behaviour).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from chasm.refine.results import CycleInfo
+
+if TYPE_CHECKING:
+    from chasm.project.checkpoint import Session
+
+__all__ = ["cycle_line", "Monitor", "Probe", "SigintStop", "Stop", "HUGE_SHIFT_SU"]
+
+
+#: A cycle with max |shift|/su above this is reported as a warning.
+HUGE_SHIFT_SU = 100.0
+
+
+def cycle_line(info: CycleInfo, agreement: dict | None = None, seconds: float = 0.0) -> str:
+    """``stage  cycle  score  agreement  GOF  max shift/su (name)  GN step/su  grad/su  seconds``.
+
+    ``max shift/su`` is the step taken (damped or limited); ``GN step/su`` and
+    ``grad/su`` are the convergence figures of the point the cycle started from
+    (the undamped step and the gradient, in su; both below tol at convergence).
+
+    Parameters
+    ----------
+    info : CycleInfo
+    agreement : dict, optional
+        Data-set name -> (label, value), e.g. ``{"xray": ("wR2", 0.031)}``
+        (default: wR2 = ``info.wr`` for every set the solver saw).
+    seconds : float
+        Time of the cycle.
+    """
+    if agreement is None:
+        agreement = {k: ("wR2", v) for k, v in info.wr.items()}
+    wr = " ".join(f"{label}({k})={v:.4f}" for k, (label, v) in agreement.items())
+    flag = "" if info.accepted else "  [rejected]"
+    return (
+        f"{info.stage:<12s} {info.cycle:3d}  score={info.score:.6g}  {wr}  "
+        f"GOF={info.gof:.3f}  max shift/su={info.max_shift_su:.3g} ({info.max_shift_name})"
+        f"  GN step/su={info.gn_shift:.2g} grad/su={info.gradient:.2g}"
+        f"  {seconds:.2f}s{flag}"
+    )
+
+
+class Stop(BaseException):
+    """Raised by the cycle callback after a SIGINT; carries the cycle's :class:`CycleInfo`.
+
+    A BaseException (like KeyboardInterrupt) so that no ``except Exception`` on
+    the way out of the solver takes it for a failure.
+    """
+
+    def __init__(self, info: CycleInfo):
+        super().__init__(info.stage)
+        self.info = info
+
+
+class SigintStop:
+    """First SIGINT: ask for a stop after the cycle in progress; second: KeyboardInterrupt.
+
+    Installed only in the main thread and not over an ignored SIGINT (a
+    background job); the previous handler comes back on exit.
+    """
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.requested = False
+        self._previous = None
+        self._installed = False
+
+    def __enter__(self) -> SigintStop:
+        if self.enabled and threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if previous is not signal.SIG_IGN:
+                signal.signal(signal.SIGINT, self._handle)
+                self._previous = signal.SIG_DFL if previous is None else previous
+                self._installed = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        # os.write, not print: the main thread may be inside a write to the same stream
+        os.write(2, b"\nchasm: stopping after the cycle in progress (Ctrl-C again to abort now)\n")
+
+
+def _score_factor(scheme: str, user_weight: float, chi2: float, n: int, floor: float) -> float:
+    """c_e of the score at χ²_e (:mod:`chasm.refine.solver`: UNIT, NLOG, LOG)."""
+    if scheme == "unit":
+        return user_weight
+    c = max(chi2, floor * max(n, 1))
+    return user_weight * n / c if scheme == "nlog" else user_weight / c
+
+
+class Probe:
+    """The data sets' last evaluations, for the cycle lines.
+
+    Wraps each data set's ``evaluate`` (restored on exit) to keep its last
+    :class:`~chasm.refine.problem.Evaluation` and the parameters it was made
+    at, and the time spent in evaluations. From them: Rw(1−R) of flipping
+    ratios, N_e and c_e, and, for a cycle whose point was the last one
+    evaluated (an accepted step), the gradient share of every set, computed
+    as the solver does at a stage's solution
+    (:class:`~chasm.refine.results.DatasetFit`).
+    """
+
+    def __init__(self, refinement):
+        self.ref = refinement
+        self.last: dict[str, tuple[np.ndarray, object]] = {}
+        self.seconds = 0.0
+        self.count = 0
+        self._saved: list[tuple[object, object]] = []
+        self._reduction: np.ndarray | None = None
+        self._pnd_den: dict[str, float] = {}
+
+    def __enter__(self) -> Probe:
+        for d in self.ref.datasets:
+            self._saved.append((d, vars(d).get("evaluate")))
+            d.evaluate = self._wrap(d.name, d.evaluate)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for d, own in self._saved:
+            if own is None:
+                del d.evaluate
+            else:
+                d.evaluate = own
+        self._saved = []
+
+    def _wrap(self, name: str, evaluate):
+        def timed(p: np.ndarray):
+            t = time.perf_counter()
+            try:
+                ev = evaluate(p)
+            finally:
+                self.seconds += time.perf_counter() - t
+                self.count += 1
+            self.last[name] = (np.array(p, dtype=float), ev)
+            return ev
+
+        return timed
+
+    def new_stage(self) -> None:
+        """Forget what depends on the stage (window, free parameters)."""
+        self._reduction = None
+        self._pnd_den = {}
+        self.last = {}
+        self.clock()
+
+    def clock(self) -> tuple[float, int]:
+        """Seconds in evaluations and their number since the last call."""
+        out = (self.seconds, self.count)
+        self.seconds, self.count = 0.0, 0
+        return out
+
+    def agreement(self, info: CycleInfo) -> dict[str, tuple[str, float]]:
+        """Data-set name -> (label, value): wR2 (F²), wR (F) or Rw (flipping ratios)."""
+        out = {}
+        for d in self.ref.datasets:
+            if d.name not in info.chi2:
+                continue
+            if d.kind == "pnd" and self._rw_denominator(d.name):
+                out[d.name] = ("Rw", float(np.sqrt(info.chi2[d.name] / self._pnd_den[d.name])))
+            elif d.kind == "pnd":
+                out[d.name] = ("wR", info.wr[d.name])
+            else:
+                observable = getattr(getattr(d, "options", None), "observable", "F2")
+                out[d.name] = ("wR2" if observable == "F2" else "wR", info.wr[d.name])
+        return out
+
+    def _rw_denominator(self, name: str) -> float:
+        """Σ w (R_o − 1)² of a flipping-ratio set in the stage (0 when unknown)."""
+        if name not in self._pnd_den and name in self.last:
+            ev = self.last[name][1]
+            self._pnd_den[name] = float(np.sum(ev.weights * (ev.y_obs - 1.0) ** 2))
+        return self._pnd_den.get(name, 0.0)
+
+    def details(self, info: CycleInfo, seconds: float, evals: tuple[float, int]) -> list[str]:
+        """The verbose lines of a cycle: per set N, χ², c_e, gradient share; timing."""
+        ref = self.ref
+        opts = ref.options
+        rows = {}
+        for d in ref.datasets:
+            if d.name in info.chi2:
+                ev = self.last.get(d.name)
+                n = int(np.count_nonzero(ev[1].weights)) if ev is not None else 0
+                u = float(getattr(d, "user_weight", 1.0))
+                c = _score_factor(ref.scheme, u, info.chi2[d.name], n, opts.chi2_floor)
+                rows[d.name] = (n, info.chi2[d.name], c)
+        if "restraints" in info.chi2:
+            rows["restraints"] = (len(ref.restraints), info.chi2["restraints"], 1.0)
+        shares = self.gradient_shares(info, {k: v[2] for k, v in rows.items()})
+        out = []
+        for name, (n, chi2, c) in rows.items():
+            share = "-" if shares is None else f"{shares[name]:.3f}"
+            out.append(
+                f"    {name:<16s} N={n:<6d} chi2={chi2:<12.6g} c_e={c:<10.4g} grad.share={share}"
+            )
+        t_eval, n_eval = evals
+        out.append(
+            f"    time: {t_eval:.2f}s in {n_eval} evaluation(s) of the data, "
+            f"{max(seconds - t_eval, 0.0):.2f}s normal equations and solve"
+        )
+        return out
+
+    def gradient_shares(self, info: CycleInfo, factors: dict) -> dict | None:
+        """‖D⁻¹ c_e (J_e T)ᵀ W_e r_e‖ / Σ ‖…‖ at the cycle's point (None if not at hand)."""
+        import scipy.sparse as sps
+
+        ref = self.ref
+        sets = [n for n in factors if n != "restraints"]
+        if any(n not in self.last or not np.array_equal(self.last[n][0], info.p) for n in sets):
+            return None
+        if self._reduction is None:
+            self._reduction = ref.all_constraints().reduce(ref.params).T
+        T = self._reduction
+        used = np.flatnonzero(np.any(T != 0.0, axis=1))
+        tu = sps.csr_array(T[used]).T  # (n_z, used)
+        d2 = np.zeros(T.shape[1])
+        grads = {}
+        for name in sets:
+            ev = self.last[name][1]
+            jt = np.asarray(tu @ np.asarray(ev.jacobian)[:, used].T)  # (J T)ᵀ, (n_z, n)
+            c, w = factors[name], np.asarray(ev.weights)
+            d2 += c * ((jt * jt) @ w)
+            grads[name] = c * (jt @ (w * (np.asarray(ev.y_obs) - np.asarray(ev.y_calc))))
+        if "restraints" in factors:
+            names, g = ref.params.names, np.zeros(T.shape[1])
+            for r in ref.restraints:
+                row = np.zeros(len(names))
+                for name, c in r.coefficients().items():
+                    row[names.index(name)] += c
+                w = 1.0 / r.sigma**2
+                rt = row @ T
+                d2 += w * rt**2
+                g += w * (r.target - row @ info.p) * rt
+            grads["restraints"] = g
+        d = np.sqrt(np.where(d2 > 0, d2, 1.0))
+        norms = {n: float(np.linalg.norm(g / d)) for n, g in grads.items()}
+        total = sum(norms.values())
+        return {n: (v / total if total > 0 else 0.0) for n, v in norms.items()}
+
+
+class Monitor:
+    """The per-cycle callback of a stage: line, details, warnings, checkpoint, stop."""
+
+    def __init__(self, session: Session, probe: Probe, stop: SigintStop, say, verbose: bool):
+        self.session, self.probe, self.stop = session, probe, stop
+        self.say, self.verbose = say, verbose
+        self.accepted: dict | None = None  # p and cycle of the last accepted step
+        probe.new_stage()
+        self.mark = time.perf_counter()
+
+    def __call__(self, info: CycleInfo) -> None:
+        now = time.perf_counter()
+        seconds, self.mark = now - self.mark, now
+        evals = self.probe.clock()
+        line = cycle_line(info, self.probe.agreement(info), seconds)
+        self.session.lines.append(line)
+        self.say(line)
+        if self.verbose:
+            for x in self.probe.details(info, seconds, evals):
+                self.say(x)
+        if info.max_shift_su > HUGE_SHIFT_SU:
+            w = (
+                f"stage {info.stage}, cycle {info.cycle}: max shift/su = {info.max_shift_su:.3g} "
+                f"({info.max_shift_name}); check its start value or set refinement.max_shift_su"
+            )
+            self.session.warnings.append(("", w))
+            self.say(f"warning: {w}")
+        if info.accepted:
+            self.accepted = {"p": info.p.copy(), "cycle": info.cycle}
+            self.session.checkpoint(info.p, current={"stage": info.stage, "cycle": info.cycle})
+        if self.stop.requested:
+            raise Stop(info)
+        self.mark = time.perf_counter()  # the checkpoint is not the next cycle's time
