@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,7 +23,7 @@ from chasm.refine.results import CycleInfo
 if TYPE_CHECKING:
     from chasm.project.checkpoint import Session
 
-__all__ = ["cycle_line", "Monitor", "Probe", "SigintStop", "Stop", "HUGE_SHIFT_SU"]
+__all__ = ["cycle_line", "Eta", "Monitor", "Probe", "SigintStop", "Stop", "HUGE_SHIFT_SU"]
 
 
 #: A cycle with max |shift|/su above this is reported as a warning.
@@ -261,12 +262,81 @@ class Probe:
         return {n: (v / total if total > 0 else 0.0) for n, v in norms.items()}
 
 
+class Eta:
+    """Stage count and time left, for the printed cycle lines (``stage 2/4  ETA 12 s``).
+
+    The time left is the mean cycle time of the run so far times the cycles
+    expected to remain: in the stage running, its budget left, but no more
+    than the mean number of cycles the completed stages of this run took
+    (one more at least); in each later stage, that mean too, capped by its
+    budget. Before any stage has completed only the budgets are known, and
+    the figure is an upper bound, printed ``ETA <= 40 s``.
+
+    Parameters
+    ----------
+    budgets : list of int
+        Cycle budgets (max_cycles) of the stages this run still has to do,
+        the first being the one about to start.
+    first : int
+        Number of the first of them among all the stages asked for (1-based).
+    total : int
+        Stages asked for.
+    """
+
+    def __init__(self, budgets: list[int], first: int = 1, total: int | None = None):
+        self.budgets = list(budgets)
+        self.first = first
+        self.total = len(budgets) + first - 1 if total is None else total
+        self.stage = 0  # index into budgets of the stage running
+        self.seconds = 0.0
+        self.cycles = 0
+        self.stage_cycles: list[int] = []  # cycles of the stages completed in this run
+
+    def record(self, seconds: float) -> None:
+        """One more cycle of the stage running took ``seconds``."""
+        self.seconds += seconds
+        self.cycles += 1
+
+    def stage_done(self, cycles: int) -> None:
+        """The stage running completed after ``cycles`` cycles; the next one starts."""
+        self.stage_cycles.append(cycles)
+        self.stage += 1
+
+    def seconds_left(self, cycle: int) -> tuple[float, bool]:
+        """(seconds, upper bound?) after cycle ``cycle`` of the stage running."""
+        mean = self.seconds / self.cycles if self.cycles else 0.0
+        left = max(self.budgets[self.stage] - cycle, 0)
+        later = self.budgets[self.stage + 1 :]
+        if not self.stage_cycles:
+            return mean * (left + sum(later)), True
+        typical = sum(self.stage_cycles) / len(self.stage_cycles)
+        if left:
+            left = min(left, max(typical - cycle, 1.0))
+        return mean * (left + sum(min(b, typical) for b in later)), False
+
+    def text(self, cycle: int) -> str:
+        """``stage k/n  ETA s`` after cycle ``cycle`` of the stage running."""
+        seconds, bound = self.seconds_left(cycle)
+        return (
+            f"stage {self.first + self.stage}/{self.total}  "
+            f"ETA {'<=' if bound else ''}{seconds:.0f} s"
+        )
+
+
 class Monitor:
     """The per-cycle callback of a stage: line, details, warnings, checkpoint, stop."""
 
-    def __init__(self, session: Session, probe: Probe, stop: SigintStop, say, verbose: bool):
+    def __init__(
+        self,
+        session: Session,
+        probe: Probe,
+        stop: SigintStop,
+        say: Callable[[str], None],
+        verbose: bool,
+        eta: Eta | None = None,
+    ):
         self.session, self.probe, self.stop = session, probe, stop
-        self.say, self.verbose = say, verbose
+        self.say, self.verbose, self.eta = say, verbose, eta
         self.accepted: dict | None = None  # p and cycle of the last accepted step
         probe.new_stage()
         self.mark = time.perf_counter()
@@ -276,8 +346,12 @@ class Monitor:
         seconds, self.mark = now - self.mark, now
         evals = self.probe.clock()
         line = cycle_line(info, self.probe.agreement(info), seconds)
-        self.session.lines.append(line)
-        self.say(line)
+        self.session.lines.append(line)  # the listing's line: no ETA
+        if self.eta is None:
+            self.say(line)
+        else:
+            self.eta.record(seconds)
+            self.say(f"{line}  {self.eta.text(info.cycle)}")
         if self.verbose:
             for x in self.probe.details(info, seconds, evals):
                 self.say(x)

@@ -29,7 +29,9 @@ Progress and control (:func:`run_project`):
 
 - one line per cycle: stage, cycle, score, the agreement of every data set
   the stage fits (wR2 for F², wR for F, Rw(1−R) for flipping ratios), GOF,
-  max shift/su and the seconds of the cycle; ``verbose`` adds per data set
+  max shift/su and the seconds of the cycle; on screen (not in the listing)
+  it ends with the stage count and the time left, ``stage 2/4  ETA 12 s``
+  (:class:`~chasm.project.monitor.Eta`); ``verbose`` adds per data set
   N, χ², the score factor c_e and the gradient share, and the time spent in
   the data sets' evaluations against the rest of the cycle;
 - a checkpoint, ``checkpoint.json`` in the output folder, written atomically
@@ -64,7 +66,7 @@ from chasm.io.lock import LOCK_NAME, FolderLock
 from chasm.project.build import Built, build
 from chasm.project.checkpoint import CHECKPOINT, Session, checkpoint_status
 from chasm.project.checks import spin_warnings
-from chasm.project.monitor import HUGE_SHIFT_SU, Monitor, Probe, SigintStop, Stop, cycle_line
+from chasm.project.monitor import HUGE_SHIFT_SU, Eta, Monitor, Probe, SigintStop, Stop, cycle_line
 from chasm.project.outputs import (
     dataset_table,
     figures,
@@ -271,8 +273,14 @@ def _run(
         session.checkpoint(ref.params.values, current={"stage": remaining[0].name, "cycle": 0})
     seen: list[str] = []
     with SigintStop(interruptible) as stop, Probe(ref) as probe:
+        budget = ref.options.max_cycles
+        eta = Eta(
+            [s.max_cycles or budget for s in remaining],
+            len(session.completed) + 1,
+            len(session.todo),
+        )
         for k, stage in enumerate(remaining):
-            monitor = Monitor(session, probe, stop, say, verbose)
+            monitor = Monitor(session, probe, stop, say, verbose, eta)
             start = ref.params.values
             try:
                 o = ref.run_stage(stage, monitor, first_cycle=session.first_cycle if k == 0 else 1)
@@ -299,6 +307,7 @@ def _run(
                 lines.append(line)
                 say(line)
             session.completed.append(stage.name)
+            eta.stage_done(o.result.cycles)
             final = k == len(remaining) - 1
             result = write_outputs(built, out, lines, final, session.before)
             session.done = result.stage_summary()
