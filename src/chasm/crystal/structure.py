@@ -40,7 +40,7 @@ from .symmetry import (
     site_symmetry_ops,
 )
 
-__all__ = ["Atom", "Crystal", "cell_problem", "parse_type_symbol", "parse_symop", "read_cif"]
+__all__ = ["Atom", "Crystal", "cell_problem", "parse_type_symbol", "parse_symop"]
 
 #: Cell edges accepted, Å (a few tenths of an Å up to virus-crystal cells).
 CELL_LENGTH_RANGE = (0.5, 10000.0)
@@ -388,10 +388,3 @@ class Crystal:
             if atom.label == label:
                 return i
         raise KeyError(label)
-
-
-def read_cif(path, block: str | None = None) -> Crystal:
-    """Read a :class:`Crystal` from a CIF file; see :func:`chasm.crystal.cif.read_cif`."""
-    from .cif import read_cif as _read_cif
-
-    return _read_cif(path, block)

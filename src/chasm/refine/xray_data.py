@@ -21,9 +21,9 @@ from functools import partial
 
 import numpy as np
 
+from chasm.data.reflections import Reflections
+from chasm.data.reflections import stol as sinthl
 from chasm.errors import InputError
-from chasm.io.shelx_hkl import Reflections
-from chasm.io.shelx_hkl import stol as sinthl
 from chasm.refine.problem import Evaluation
 from chasm.refine.structure_model import ADP_SETS_DEFAULT
 from chasm.scattering.engine import StructureFactorEngine

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from chasm.data.reflections import Reflections
 from chasm.errors import InputError
-from chasm.io.shelx_hkl import Reflections
 from chasm.refine.problem import SolverOptions
 from chasm.refine.refinement import Refinement, Stage
 from chasm.refine.results import CycleInfo, FitResult

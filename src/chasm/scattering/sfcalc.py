@@ -57,7 +57,8 @@ def read_indices(path: str | os.PathLike, cell=None) -> np.ndarray:
     InputError
         Unreadable file or line, or an index out of range (file and line named).
     """
-    from chasm.io.shelx_hkl import check_resolution, read_hkl_indices
+    from chasm.data.reflections import check_resolution
+    from chasm.io.shelx_hkl import read_hkl_indices
 
     refl = read_hkl_indices(path)
     if cell is not None:

@@ -80,9 +80,10 @@ from pathlib import Path
 import numpy as np
 
 from chasm.crystal.cif import read_cif
+from chasm.data.reflections import Reflections, stol
 from chasm.density.model import HansenCoppensAtom, SplitAtom
 from chasm.errors import InputError
-from chasm.io.shelx_hkl import Reflections, stol, write_hkl4
+from chasm.io.shelx_hkl import write_hkl4
 from chasm.neutron.geometry import busing_levy_b, cryspy_to_chasm_rotation
 from chasm.neutron.rcif import PndDataset, write_flipping_rcif
 from chasm.project.build import Built, build
