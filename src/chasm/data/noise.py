@@ -56,9 +56,11 @@ that a PND experiment would measure.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import gemmi
 import numpy as np
+from numpy.typing import ArrayLike
 
 from chasm.data.reflections import stol, systematic_absences
 
@@ -111,7 +113,7 @@ class IntensityNoise:
         if self.background < 0 or self.relative < 0:
             raise ValueError("background and relative error must not be negative")
 
-    def sigma(self, f2_true) -> np.ndarray:
+    def sigma(self, f2_true: ArrayLike) -> np.ndarray:
         """σ(F²) (units of F²) of true intensities F² >= 0.
 
         Parameters
@@ -129,7 +131,7 @@ class IntensityNoise:
             raise ValueError("true F² must not be negative")
         return np.sqrt((f2 + self.background) / self.gain + (self.relative * f2) ** 2)
 
-    def draw(self, f2_true, rng: RngLike) -> tuple[np.ndarray, np.ndarray]:
+    def draw(self, f2_true: ArrayLike, rng: RngLike) -> tuple[np.ndarray, np.ndarray]:
         """One noise realisation: (F²_obs, σ), F²_obs = F²_true + σ N(0, 1).
 
         Parameters
@@ -157,7 +159,7 @@ UND_NOISE = IntensityNoise(gain=0.05, background=2000.0, relative=0.02)
 
 
 def observe_f2(
-    f2_true, scale: float, rng: RngLike, noise: IntensityNoise = XRAY_NOISE
+    f2_true: ArrayLike, scale: float, rng: RngLike, noise: IntensityNoise = XRAY_NOISE
 ) -> tuple[np.ndarray, np.ndarray]:
     """Observed F² and σ on the scale of the data, from true F² on the absolute scale.
 
@@ -210,14 +212,14 @@ class FlippingRatioNoise:
         if self.relative == 0 and self.floor == 0:
             raise ValueError("give a relative error or a floor (σ would be 0)")
 
-    def sigma(self, ratio_true) -> np.ndarray:
+    def sigma(self, ratio_true: ArrayLike) -> np.ndarray:
         """σ(R) of true flipping ratios R > 0 (dimensionless)."""
         r = np.asarray(ratio_true, dtype=float)
         if np.any(r <= 0):
             raise ValueError("flipping ratios must be positive")
         return np.sqrt((self.relative * r) ** 2 + self.floor**2)
 
-    def draw(self, ratio_true, rng: RngLike) -> tuple[np.ndarray, np.ndarray]:
+    def draw(self, ratio_true: ArrayLike, rng: RngLike) -> tuple[np.ndarray, np.ndarray]:
         """One noise realisation: (R_obs, σ), R_obs = R_true + σ N(0, 1).
 
         Parameters
@@ -237,7 +239,7 @@ PND_NOISE = FlippingRatioNoise()
 
 
 # ----------------------------------------------------------------------------- reflections
-def unique_reflections(crystal, smax: float, smin: float = 0.0) -> np.ndarray:
+def unique_reflections(crystal: Any, smax: float, smin: float = 0.0) -> np.ndarray:
     """Laue-unique reflections with smin < sinθ/λ <= smax, systematic absences removed.
 
     One representative per set of reflections equivalent under the Laue class
@@ -269,10 +271,11 @@ def unique_reflections(crystal, smax: float, smin: float = 0.0) -> np.ndarray:
     keep = (s > smin) & (s <= smax * (1.0 + 1e-12))
     hkl, s = hkl[keep], s[keep]
     order = np.lexsort((hkl[:, 2], hkl[:, 1], hkl[:, 0], np.round(s, 12)))
-    return hkl[order]
+    out: np.ndarray = hkl[order]
+    return out
 
 
-def lowest_angle(hkl, crystal, n: int) -> np.ndarray:
+def lowest_angle(hkl: ArrayLike, crystal: Any, n: int) -> np.ndarray:
     """The ``n`` reflections of smallest sinθ/λ (all if fewer), in that order.
 
     Parameters
@@ -294,7 +297,7 @@ def lowest_angle(hkl, crystal, n: int) -> np.ndarray:
     return hkl[order[:n]]
 
 
-def strongest(hkl, amplitude, n: int) -> np.ndarray:
+def strongest(hkl: ArrayLike, amplitude: ArrayLike, n: int) -> np.ndarray:
     """The ``n`` reflections of largest |amplitude| (e.g. |F_M| or |F_M/F_N|), strongest first.
 
     Parameters

@@ -15,9 +15,11 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import gemmi
 import numpy as np
+from numpy.typing import ArrayLike
 
 from chasm.errors import InputError
 
@@ -68,7 +70,7 @@ class Reflections:
     f2: np.ndarray | None = None
     sigma: np.ndarray | None = None
     batch: np.ndarray | None = None
-    lines: np.ndarray | None = None
+    lines: np.ndarray = None  # type: ignore[assignment]  # None: zeros (__post_init__)
     path: str | None = None
     layout: str | None = None
 
@@ -88,7 +90,7 @@ class Reflections:
     def __len__(self) -> int:
         return len(self.hkl)
 
-    def subset(self, mask) -> Reflections:
+    def subset(self, mask: np.ndarray | slice) -> Reflections:
         """A new Reflections with the rows selected by a boolean mask or index array."""
         return Reflections(
             hkl=self.hkl[mask],
@@ -105,7 +107,7 @@ class Reflections:
 
 
 def check_resolution(
-    reflections: Reflections, cell_or_B, max_stol: float = MAX_STOL
+    reflections: Reflections, cell_or_B: Any, max_stol: float = MAX_STOL
 ) -> Reflections:
     """Refuse reflections beyond sinθ/λ = ``max_stol`` (Å⁻¹) for this cell.
 
@@ -148,7 +150,7 @@ def check_resolution(
     return reflections
 
 
-def stol(hkl, cell_or_B) -> np.ndarray:
+def stol(hkl: ArrayLike, cell_or_B: Any) -> np.ndarray:
     """sinθ/λ (Å⁻¹) = |B h| / 2 of Miller indices.
 
     Parameters
@@ -163,17 +165,18 @@ def stol(hkl, cell_or_B) -> np.ndarray:
         b = np.asarray(cell_or_B.B, dtype=float)
     else:
         b = np.asarray(cell_or_B, dtype=float)
-    return 0.5 * np.linalg.norm(np.asarray(hkl, dtype=float) @ b.T, axis=-1)
+    out: np.ndarray = 0.5 * np.linalg.norm(np.asarray(hkl, dtype=float) @ b.T, axis=-1)
+    return out
 
 
 # ----------------------------------------------------------------------------- symmetry
-def _group_ops(spacegroup) -> gemmi.GroupOps:
+def _group_ops(spacegroup: Any) -> gemmi.GroupOps:
     if isinstance(spacegroup, gemmi.GroupOps):
         return spacegroup
     return _spacegroup(spacegroup).operations()
 
 
-def _spacegroup(spacegroup) -> gemmi.SpaceGroup:
+def _spacegroup(spacegroup: Any) -> gemmi.SpaceGroup:
     if isinstance(spacegroup, gemmi.SpaceGroup):
         return spacegroup
     if isinstance(spacegroup, gemmi.GroupOps):
@@ -184,7 +187,8 @@ def _spacegroup(spacegroup) -> gemmi.SpaceGroup:
     if hasattr(spacegroup, "spacegroup"):  # a Crystal
         if spacegroup.spacegroup is None:
             raise ValueError("the crystal's symmetry is not a setting gemmi knows")
-        return spacegroup.spacegroup
+        sg_of_crystal: gemmi.SpaceGroup = spacegroup.spacegroup
+        return sg_of_crystal
     if isinstance(spacegroup, str):
         from chasm.crystal.symmetry import resolve_spacegroup
 
@@ -192,7 +196,7 @@ def _spacegroup(spacegroup) -> gemmi.SpaceGroup:
     raise TypeError(f"expected a space group, got {type(spacegroup).__name__}")
 
 
-def systematic_absences(hkl, spacegroup) -> np.ndarray:
+def systematic_absences(hkl: ArrayLike, spacegroup: Any) -> np.ndarray:
     """True for the reflections that the space group forbids.
 
     Parameters
@@ -205,7 +209,7 @@ def systematic_absences(hkl, spacegroup) -> np.ndarray:
     return np.asarray(ops.systematic_absences(h), dtype=bool)
 
 
-def check_absences(reflections: Reflections, spacegroup, show: int = 5) -> np.ndarray:
+def check_absences(reflections: Reflections, spacegroup: Any, show: int = 5) -> np.ndarray:
     """Indices of systematically absent reflections; warns when there are any.
 
     The warning gives their number and the first ``show`` of them with F²/σ and
@@ -263,7 +267,7 @@ class MergeInfo:
 
 
 def merge(
-    reflections: Reflections, spacegroup, friedel: bool = True
+    reflections: Reflections, spacegroup: Any, friedel: bool = True
 ) -> tuple[Reflections, float, MergeInfo]:
     """Merge symmetry-equivalent measurements.
 

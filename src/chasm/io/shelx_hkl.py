@@ -51,6 +51,7 @@ import math
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -311,7 +312,7 @@ def _check_sigma(path, hkl, sigma, lines, what: str = "σ(F²)") -> None:
 def read_hkl4(
     path: str | Path,
     format: str | None = None,
-    cell=None,
+    cell: Any = None,
     max_stol: float = MAX_STOL,
 ) -> Reflections:
     """Read a SHELX HKLF 4 file: h k l F² σ(F²) [batch].

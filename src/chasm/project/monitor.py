@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from chasm.refine.problem import Evaluation
 from chasm.refine.results import CycleInfo
 
 if TYPE_CHECKING:
@@ -116,7 +117,9 @@ def _score_factor(scheme: str, user_weight: float, chi2: float, n: int, floor: f
 class Probe:
     """The data sets' last evaluations, for the cycle lines.
 
-    Wraps each data set's ``evaluate`` (restored on exit) to keep its last
+    Observes the solver's evaluations of the data sets (an observer of the
+    refinement, :attr:`~chasm.refine.refinement.Refinement.observers`, removed
+    on exit; the data sets are not touched) to keep each set's last
     :class:`~chasm.refine.problem.Evaluation` and the parameters it was made
     at, and the time spent in evaluations. From them: Rw(1−R) of flipping
     ratios, N_e and c_e, and, for a cycle whose point was the last one
@@ -130,36 +133,21 @@ class Probe:
         self.last: dict[str, tuple[np.ndarray, object]] = {}
         self.seconds = 0.0
         self.count = 0
-        self._saved: list[tuple[object, object]] = []
         self._reduction: np.ndarray | None = None
         self._pnd_den: dict[str, float] = {}
 
     def __enter__(self) -> Probe:
-        for d in self.ref.datasets:
-            self._saved.append((d, vars(d).get("evaluate")))
-            d.evaluate = self._wrap(d.name, d.evaluate)
+        self.ref.observers.append(self._observe)
         return self
 
     def __exit__(self, *exc) -> None:
-        for d, own in self._saved:
-            if own is None:
-                del d.evaluate
-            else:
-                d.evaluate = own
-        self._saved = []
+        self.ref.observers.remove(self._observe)
 
-    def _wrap(self, name: str, evaluate):
-        def timed(p: np.ndarray):
-            t = time.perf_counter()
-            try:
-                ev = evaluate(p)
-            finally:
-                self.seconds += time.perf_counter() - t
-                self.count += 1
-            self.last[name] = (np.array(p, dtype=float), ev)
-            return ev
-
-        return timed
+    def _observe(self, name: str, p: np.ndarray, ev: Evaluation, seconds: float) -> None:
+        """A data set was evaluated by the solver (:attr:`Refinement.observers`)."""
+        self.seconds += seconds
+        self.count += 1
+        self.last[name] = (np.array(p, dtype=float), ev)
 
     def new_stage(self) -> None:
         """Forget what depends on the stage (window, free parameters)."""
@@ -205,7 +193,7 @@ class Probe:
             if d.name in info.chi2:
                 ev = self.last.get(d.name)
                 n = int(np.count_nonzero(ev[1].weights)) if ev is not None else 0
-                u = float(getattr(d, "user_weight", 1.0))
+                u = float(d.user_weight)
                 c = _score_factor(ref.scheme, u, info.chi2[d.name], n, opts.chi2_floor)
                 rows[d.name] = (n, info.chi2[d.name], c)
         if "restraints" in info.chi2:

@@ -141,7 +141,7 @@ def select_stages(built: Built, stages: list[str] | None) -> list[Stage]:
 
 
 def run_project(
-    path,
+    path: str | Path,
     output: str | Path | None = None,
     echo: Callable[[str], None] | None = print,
     stages: list[str] | None = None,

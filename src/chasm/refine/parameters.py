@@ -319,7 +319,7 @@ class Parameters:
             f"{p.name} = {p.value:.6g} is outside its plausible range "
             f"[{p.bounds[0]:.6g}, {p.bounds[1]:.6g}]"
             for p in self._params.values()
-            if not p.in_bounds
+            if p.bounds is not None and not p.in_bounds
         ]
 
 

@@ -9,6 +9,7 @@ files and several data sets use the same :class:`Refinement` underneath.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from chasm.data.reflections import Reflections
 from chasm.errors import InputError
@@ -63,7 +64,7 @@ class XrayRefinement(Refinement):
         self.params.fix("*.occ")
         self.constraints = self.site_constraints
 
-    def run(
+    def run(  # type: ignore[override]  # an older API than Refinement.run(stages)
         self,
         scheme: str = "unit",
         options: SolverOptions | None = None,
@@ -76,7 +77,7 @@ class XrayRefinement(Refinement):
 
     def agreement(self, n_par: int | None = None):
         """R1(all), wR2, GOF at the current parameters (see chasm.scattering.xray)."""
-        d = self.datasets[0]
+        d = cast(XrayData, self.datasets[0])
         fo2, s2, _, fc2, _, _ = d.calculate(self.params.values, jacobian=False)
         k = self.params[f"{self.name}.scale"].value
         return agreement_factors(fo2, s2, k * fc2, n_par=n_par or 0)

@@ -60,7 +60,7 @@ def read_indices(path: str | os.PathLike, cell=None) -> np.ndarray:
     from chasm.data.reflections import check_resolution
     from chasm.io.shelx_hkl import read_hkl_indices
 
-    refl = read_hkl_indices(path)
+    refl = read_hkl_indices(Path(path))
     if cell is not None:
         check_resolution(refl, cell)
     return refl.hkl
@@ -81,7 +81,7 @@ def structure_factor_table(
     """
     from chasm.crystal.cif import read_cif
 
-    crystal = read_cif(structure)
+    crystal = read_cif(Path(structure))
     hkl = read_indices(hkl_file, crystal)
     engine = StructureFactorEngine(crystal, default_models(crystal, model, form_factors), hkl)
     res = engine.compute()
