@@ -9,7 +9,11 @@ chasm version). Two projects:
   neutrons, data simulated by chasm with a fixed seed, about 5 s): in the
   default suite and in CI;
 - urea (real X-ray data of ../shared/data, ``chasm init`` then ``chasm
-  refine``, about 5 s): skipped without the data (so not in CI).
+  refine``, about 5 s): skipped without the data (so not in CI);
+- YTiO3 (real flipping ratios of ../shared/data through the Python API, the
+  spherical Ti3+ moment of the tutorial): result.json only, skipped without
+  the data;
+- the demo at a small size (``slow``): model.cif and table1.txt.
 
 Numbers are compared with a tolerance: a relative 1e-6 for the floats of
 result.json, and for printed numbers one unit of their last printed digit (or a
@@ -17,7 +21,8 @@ relative 1e-6, whichever is larger), so that round-off of another BLAS does
 not fail the test while any real change of a figure, a key, a line or a word
 does. To rewrite the references after an intended change::
 
-    CHASM_UPDATE_REFERENCES=1 PYTHONPATH=src python -m pytest -q tests/test_output_references.py
+    CHASM_UPDATE_REFERENCES=1 PYTHONPATH=src python -m pytest -q \
+        tests/test_output_references.py -m "slow or not slow"
 
 and say in the commit message why the outputs changed.
 """
@@ -122,10 +127,10 @@ def json_differences(ref, new, where: str = "") -> list[str]:
     return [f"{where}: {new!r} instead of {ref!r}"]
 
 
-def check_outputs(case: str, out: Path, folder: Path) -> None:
-    """Compare (or, with CHASM_UPDATE_REFERENCES=1, write) the three outputs of ``case``."""
+def check_outputs(case: str, out: Path, folder: Path, files: tuple[str, ...] = FILES) -> None:
+    """Compare (or, with CHASM_UPDATE_REFERENCES=1, write) the outputs of ``case``."""
     problems = []
-    for name in FILES:
+    for name in files:
         text = mask((out / name).read_text(encoding="utf-8"), folder)
         ref_path = REFERENCES / case / name
         if UPDATE:
@@ -175,3 +180,42 @@ def test_the_comparison_sees_a_change():
     assert (
         mask("x  0.02s\ny  1.50s  [rejected]", Path("/nowhere")) == "x  <t>s\ny  <t>s  [rejected]"
     )
+
+
+def test_ytio3_result_matches_the_reference(shared_data, tmp_path):
+    """YTiO3 flipping ratios through the Python API (the tutorial's spherical Ti3+ moment).
+
+    No project file: the result is :meth:`Result.from_refinement` of the refinement,
+    written as result.json would be.
+    """
+    from chasm import (
+        PndData,
+        PndSpinModel,
+        Refinement,
+        Result,
+        SphericalAtom,
+        SpinSite,
+        Stage,
+        ion_form_factor,
+        read_rcif,
+    )
+
+    pnd = read_rcif(shared_data / "pnd" / "ytio3" / "ytio3.rcif")
+    sears = {"Y": 7.75, "Ti": -3.438, "O": 5.803}  # coherent scattering lengths, fm
+    site = SpinSite("Ti", ion_form_factor("Ti3+"), moment=0.5)
+    spin = PndSpinModel.from_rcif(pnd.crystal(), b_overrides=sears, sites={"Ti": site})
+    sets = [PndData(d.name, d, spin) for d in pnd.datasets]
+    atoms = [SphericalAtom(a.element) for a in spin.crystal.atoms]
+    ref = Refinement(spin.crystal, atoms, sets)
+    ref.run_stage(Stage("spin", free=["Ti.moment"], max_cycles=80))
+    (tmp_path / "result.json").write_text(Result.from_refinement(ref).dumps(), encoding="utf-8")
+    check_outputs("ytio3", tmp_path, tmp_path, files=("result.json",))
+
+
+@pytest.mark.slow
+def test_demo_outputs_match_the_references(tmp_path):
+    """`chasm demo` at a small size (X-ray to 0.45 1/A, 200 UND): model.cif and table1.txt."""
+    from chasm.demo import run_demo
+
+    run_demo(tmp_path, xray_smax=0.45, und_count=200, maps=False, echo=None)
+    check_outputs("demo", tmp_path, tmp_path, files=("model.cif", "table1.txt"))

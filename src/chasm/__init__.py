@@ -10,7 +10,8 @@ so ``import chasm`` stays fast):
   (``chasm init``), :func:`run_project` (``chasm refine``);
 * refinement: :class:`Refinement`, :class:`Stage`, :class:`SolverOptions`,
   :class:`FitResult`, :class:`Result` (result.json: ``Result.read``,
-  ``Result.from_refinement``, ``to_json``);
+  ``Result.from_refinement``, ``to_json``), :class:`Agreement` (R1, wR2, Rw,
+  χ², GOF of any data set);
 * structures and files: :class:`Crystal`, :class:`Atom`, :func:`read_cif`,
   :func:`read_hkl4`, :func:`write_hkl4`, :func:`read_rcif`, :func:`read_rhocif`,
   :func:`write_rhocif`;
@@ -47,6 +48,7 @@ _PUBLIC: dict[str, str] = {
     "SolverOptions": "chasm.refine.problem",
     "FitResult": "chasm.refine.results",
     "Result": "chasm.refine.result",
+    "Agreement": "chasm.data.agreement",
     # structures and files
     "Crystal": "chasm.crystal.structure",
     "Atom": "chasm.crystal.structure",

@@ -110,6 +110,7 @@ import numpy as np
 
 from chasm.crystal.adp import u6_to_matrix
 from chasm.crystal.structure import Crystal
+from chasm.data.agreement import Agreement
 from chasm.errors import InputError
 from chasm.neutron.dorbital_site import DOrbitalLayout, DOrbitalSite, dorbital_basis
 from chasm.neutron.extinction import SphereExtinction
@@ -681,24 +682,13 @@ class FlippingRatioSet:
         finally:
             self.window = saved
 
-    def agreement(self, p: np.ndarray, n_par: int = 0) -> dict:
+    def agreement(self, p: np.ndarray, n_par: int = 0) -> Agreement:
         """χ², χ²/N, GOF, Rw(1−R) over the whole data set at p (R1, wR2: None)."""
         keep = slice(None) if self.held_out is None else ~self.held_out
         stats = flipping_statistics(self.r_obs[keep], self.sigma[keep], self.ratios(p), None, n_par)
-        return {
-            "kind": self.kind,
-            "n_obs": stats.n,
-            "n_par": int(n_par),
-            "chi2": stats.chi2,
-            "chi2_per_n": stats.chi2_per_n,
-            "gof": stats.gof,
-            "R1": None,
-            "wR2": None,
-            "Rw": stats.rw_1mr,
-            "observable": "R",
-            "weights": "sigma",
-            "n_read": self.n_read,
-        }
+        stats["kind"] = self.kind
+        stats.update(observable="R", weights="sigma", n_read=self.n_read)
+        return stats
 
 
 class PndData(FlippingRatioSet):
