@@ -106,14 +106,6 @@ class SigintStop:
         os.write(2, b"\nchasm: stopping after the cycle in progress (Ctrl-C again to abort now)\n")
 
 
-def _score_factor(scheme: str, user_weight: float, chi2: float, n: int, floor: float) -> float:
-    """c_e of the score at χ²_e (:mod:`chasm.refine.solver`: UNIT, NLOG, LOG)."""
-    if scheme == "unit":
-        return user_weight
-    c = max(chi2, floor * max(n, 1))
-    return user_weight * n / c if scheme == "nlog" else user_weight / c
-
-
 class Probe:
     """The data sets' last evaluations, for the cycle lines.
 
@@ -186,18 +178,10 @@ class Probe:
 
     def details(self, info: CycleInfo, seconds: float, evals: tuple[float, int]) -> list[str]:
         """The verbose lines of a cycle: per set N, χ², c_e, gradient share; timing."""
-        ref = self.ref
-        opts = ref.options
-        rows = {}
-        for d in ref.datasets:
-            if d.name in info.chi2:
-                ev = self.last.get(d.name)
-                n = int(np.count_nonzero(ev[1].weights)) if ev is not None else 0
-                u = float(d.user_weight)
-                c = _score_factor(ref.scheme, u, info.chi2[d.name], n, opts.chi2_floor)
-                rows[d.name] = (n, info.chi2[d.name], c)
-        if "restraints" in info.chi2:
-            rows["restraints"] = (len(ref.restraints), info.chi2["restraints"], 1.0)
+        # N_e and c_e as the solver used them (CycleInfo), in the order of the data sets
+        names = [d.name for d in self.ref.datasets if d.name in info.chi2]
+        names += [n for n in info.chi2 if n not in names]  # the restraints
+        rows = {n: (info.n[n], info.chi2[n], info.factors[n]) for n in names}
         shares = self.gradient_shares(info, {k: v[2] for k, v in rows.items()})
         out = []
         for name, (n, chi2, c) in rows.items():
