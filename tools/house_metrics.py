@@ -1,6 +1,8 @@
 """Structure figures of src/chasm (issue 18): package lines, model-type switches, private imports.
 
-Run from the repository root: ``python tools/house_metrics.py``. Prints
+Run from the repository root: ``python tools/house_metrics.py [SRC]`` (SRC: a
+``src/chasm`` folder, default this checkout's; another one, e.g. a ``git archive`` of
+an older commit, gives the figures before). Prints
 
 - the lines of every package (and of the top-level modules, as ``chasm``);
 - the number of ``isinstance`` calls whose class argument names a model type
@@ -64,7 +66,9 @@ def metrics(src: Path = SRC) -> dict:
 
 
 def main() -> None:
-    m = metrics()
+    import sys
+
+    m = metrics(Path(sys.argv[1]) if len(sys.argv) > 1 else SRC)
     for package, n in m["lines"].items():
         print(f"{package:<20s} {n:6d}")
     print(f"{'total':<20s} {sum(m['lines'].values()):6d}")

@@ -219,8 +219,9 @@ class Crystal:
     atoms: list[Atom]
     dispersion: dict[str, tuple[float, float]] = field(default_factory=dict)
     wavelength: float | None = None
-    rotations: np.ndarray | None = None
-    translations: np.ndarray | None = None
+    # None: from the space group (__post_init__); arrays afterwards
+    rotations: np.ndarray = None  # type: ignore[assignment]
+    translations: np.ndarray = None  # type: ignore[assignment]
     cell_su: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:

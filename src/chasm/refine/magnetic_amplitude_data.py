@@ -133,7 +133,7 @@ class MagneticAmplitudeData(PndData):
             )
 
     def _mask(self) -> np.ndarray:
-        mask = self.active() & self.usable
+        mask: np.ndarray = self.active() & self.usable
         if not np.any(mask):
             raise self._no_reflection()
         return mask

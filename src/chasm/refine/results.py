@@ -181,4 +181,5 @@ class FitResult:
 
     def cov_p(self) -> np.ndarray:
         """Covariance of the full parameter vector, T cov_z Tᵀ."""
-        return self.T @ self.cov_z @ self.T.T
+        cov: np.ndarray = self.T @ self.cov_z @ self.T.T
+        return cov

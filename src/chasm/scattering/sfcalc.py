@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chasm.crystal.structure import Crystal
+
 import os
 from pathlib import Path
 
@@ -14,7 +19,7 @@ from chasm.scattering.engine import StructureFactorEngine
 CSV_HEADER = "h,k,l,stol,F,phase_deg,A,B"
 
 
-def default_models(crystal, model: str = "iam", form_factors: str = "it92") -> list:
+def default_models(crystal: Crystal, model: str = "iam", form_factors: str = "it92") -> list:
     """One density model per atom of ``crystal``.
 
     Parameters
@@ -42,7 +47,7 @@ def default_models(crystal, model: str = "iam", form_factors: str = "it92") -> l
     raise ValueError(f"unknown model {model!r}")
 
 
-def read_indices(path: str | os.PathLike, cell=None) -> np.ndarray:
+def read_indices(path: str | os.PathLike, cell: Any = None) -> np.ndarray:
     """Miller indices of a reflection file (HKLF 4, h k l only, or XD).
 
     Parameters
