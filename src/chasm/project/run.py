@@ -369,7 +369,3 @@ def _interrupted(
     return RunOutcome(
         built, out, result, session.lines, warnings, interrupted=True, stopped_at=stopped_at
     )
-
-
-#: The old private name (chasm.cv imports it).
-_select = select_stages
