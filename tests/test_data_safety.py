@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-import chasm.project.run as run_module
+import chasm.project.checkpoint as checkpoint_module
+import chasm.project.outputs as outputs_module
 from chasm.cli import main
 from chasm.errors import InputError
 from chasm.examples.seed_project import write_seed_project
@@ -99,7 +100,8 @@ def test_refine_writes_the_first_checkpoint_before_result_json(tmp_path, monkeyp
         order.append(Path(path).name)
         write_text_atomic(path, text)
 
-    monkeypatch.setattr(run_module, "write_text_atomic", spy)
+    for module in (checkpoint_module, outputs_module):  # the two writers of a run
+        monkeypatch.setattr(module, "write_text_atomic", spy)
     assert main(["refine", str(p), "-q", "--no-report"]) == 0
     assert order[0] == "checkpoint.json" and "result.json" in order
     assert order.index("checkpoint.json") < order.index("result.json")

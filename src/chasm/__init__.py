@@ -9,7 +9,9 @@ so ``import chasm`` stays fast):
 * projects: :func:`load_project`, :func:`build`, :func:`write_project`
   (``chasm init``), :func:`run_project` (``chasm refine``);
 * refinement: :class:`Refinement`, :class:`Stage`, :class:`SolverOptions`,
-  :class:`FitResult`;
+  :class:`FitResult`, :class:`Result` (result.json: ``Result.read``,
+  ``Result.from_refinement``, ``to_json``), :class:`Agreement` (R1, wR2, Rw,
+  χ², GOF of any data set);
 * structures and files: :class:`Crystal`, :class:`Atom`, :func:`read_cif`,
   :func:`read_hkl4`, :func:`write_hkl4`, :func:`read_rcif`, :func:`read_rhocif`,
   :func:`write_rhocif`;
@@ -46,6 +48,8 @@ _PUBLIC: dict[str, str] = {
     "Stage": "chasm.refine.refinement",
     "SolverOptions": "chasm.refine.problem",
     "FitResult": "chasm.refine.results",
+    "Result": "chasm.refine.result",
+    "Agreement": "chasm.data.agreement",
     # structures and files
     "Crystal": "chasm.crystal.structure",
     "Atom": "chasm.crystal.structure",
@@ -77,7 +81,7 @@ _PUBLIC: dict[str, str] = {
     "format_moment_report": "chasm.neutron.moments",
     "refinement_covariance": "chasm.neutron.moments",
     "write_report": "chasm.report.report",
-    "xray_residual_map": "chasm.report.report",
+    "xray_residual_map": "chasm.maps.residual",
     # polarised neutrons
     "PndData": "chasm.refine.pnd_data",
     "PndOptions": "chasm.refine.pnd_data",

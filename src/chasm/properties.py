@@ -55,6 +55,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import gemmi
 import numpy as np
@@ -71,6 +72,9 @@ from chasm.density.model import HansenCoppensAtom, SphericalAtom, SplitAtom
 from chasm.errors import InputError
 from chasm.io.su_format import format_quantity
 from chasm.refine.parameters import atom_parameter_names
+
+if TYPE_CHECKING:
+    from chasm.refine.refinement import Refinement
 
 __all__ = [
     "AtomProperties",
@@ -506,7 +510,9 @@ def _orbitals(structure, lin: _Linear, spherical: str):
     return out, skipped
 
 
-def refinement_properties(refinement, z: int | None = None, spherical: str = "pv") -> Properties:
+def refinement_properties(
+    refinement: Refinement, z: int | None = None, spherical: str = "pv"
+) -> Properties:
     """:func:`atomic_properties` of a refinement's current parameters and covariance.
 
     Parameters

@@ -40,7 +40,7 @@ from .symmetry import (
     site_symmetry_ops,
 )
 
-__all__ = ["Atom", "Crystal", "cell_problem", "parse_type_symbol", "parse_symop", "read_cif"]
+__all__ = ["Atom", "Crystal", "cell_problem", "parse_type_symbol", "parse_symop"]
 
 #: Cell edges accepted, Å (a few tenths of an Å up to virus-crystal cells).
 CELL_LENGTH_RANGE = (0.5, 10000.0)
@@ -219,8 +219,9 @@ class Crystal:
     atoms: list[Atom]
     dispersion: dict[str, tuple[float, float]] = field(default_factory=dict)
     wavelength: float | None = None
-    rotations: np.ndarray | None = None
-    translations: np.ndarray | None = None
+    # None: from the space group (__post_init__); arrays afterwards
+    rotations: np.ndarray = None  # type: ignore[assignment]
+    translations: np.ndarray = None  # type: ignore[assignment]
     cell_su: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -388,10 +389,3 @@ class Crystal:
             if atom.label == label:
                 return i
         raise KeyError(label)
-
-
-def read_cif(path, block: str | None = None) -> Crystal:
-    """Read a :class:`Crystal` from a CIF file; see :func:`chasm.crystal.cif.read_cif`."""
-    from .cif import read_cif as _read_cif
-
-    return _read_cif(path, block)

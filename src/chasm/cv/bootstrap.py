@@ -37,7 +37,7 @@ from chasm.errors import InputError
 from chasm.progress import Progress
 from chasm.project.build import build
 from chasm.project.project import load_project
-from chasm.project.run import _select
+from chasm.project.run import select_stages as _select
 
 __all__ = ["bootstrap_counts", "bootstrap", "bootstrap_table", "MAD_TO_SD"]
 

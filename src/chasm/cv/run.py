@@ -39,7 +39,7 @@ from chasm.errors import ChasmError, InputError
 from chasm.progress import Progress
 from chasm.project.build import Built, build
 from chasm.project.project import load_project
-from chasm.project.run import _select
+from chasm.project.run import select_stages as _select
 
 __all__ = [
     "AllFoldsFailed",

@@ -114,7 +114,7 @@ _N = np.array(
 _C = _M / _N
 
 
-def _check_lmax(lmax: int) -> int:
+def check_lmax(lmax: int) -> int:
     lmax_int = int(lmax)
     if lmax_int != lmax or not 0 <= lmax_int <= LMAX_SUPPORTED:
         raise ValueError(f"lmax must be an integer in 0..{LMAX_SUPPORTED}, got {lmax!r}")
@@ -184,7 +184,7 @@ def density_norms(lmax: int) -> np.ndarray:
     -------
     ndarray, shape ((lmax+1)**2,)
     """
-    lmax = _check_lmax(lmax)
+    lmax = check_lmax(lmax)
     return _M[: n_harmonics(lmax)].copy()
 
 
@@ -200,7 +200,7 @@ def wavefunction_norms(lmax: int) -> np.ndarray:
     -------
     ndarray, shape ((lmax+1)**2,)
     """
-    lmax = _check_lmax(lmax)
+    lmax = check_lmax(lmax)
     return _N[: n_harmonics(lmax)].copy()
 
 
@@ -218,13 +218,13 @@ def density_to_wavefunction(lmax: int) -> np.ndarray:
     -------
     ndarray, shape ((lmax+1)**2,)
     """
-    lmax = _check_lmax(lmax)
+    lmax = check_lmax(lmax)
     return _C[: n_harmonics(lmax)].copy()
 
 
 def _evaluate(u: np.ndarray, lmax: int, coef: np.ndarray) -> np.ndarray:
     """coef[k] * poly_k(u) for all k, explicit polynomials, no loop over points."""
-    lmax = _check_lmax(lmax)
+    lmax = check_lmax(lmax)
     u = np.asarray(u, dtype=float)
     if u.shape[-1:] != (3,):
         raise ValueError(f"u must have shape (..., 3), got {u.shape}")
@@ -378,7 +378,7 @@ def _rotation_rule() -> tuple[np.ndarray, np.ndarray]:
     return dirs, wyt
 
 
-def _check_orthogonal(R: np.ndarray) -> np.ndarray:
+def check_orthogonal(R: np.ndarray) -> np.ndarray:
     R = np.asarray(R, dtype=float)
     if R.shape[-2:] != (3, 3):
         raise ValueError(f"R must have shape (..., 3, 3), got {R.shape}")
@@ -388,7 +388,7 @@ def _check_orthogonal(R: np.ndarray) -> np.ndarray:
     return R
 
 
-def _full_matrix(R: np.ndarray, lmax: int) -> np.ndarray:
+def full_matrix(R: np.ndarray, lmax: int) -> np.ndarray:
     """Dense D(R) over all l <= lmax (off-diagonal l blocks set to zero)."""
     dirs, wyt = _rotation_rule()
     nh = n_harmonics(lmax)
@@ -424,9 +424,9 @@ def rotation_matrices(R: np.ndarray, lmax: int) -> list[np.ndarray]:
         Element l has shape (2l+1, 2l+1) (or (n, 2l+1, 2l+1)), in the flat
         m order 0, +1, -1, +2, -2, ...
     """
-    lmax = _check_lmax(lmax)
-    R = _check_orthogonal(R)
-    d = _full_matrix(R, lmax)
+    lmax = check_lmax(lmax)
+    R = check_orthogonal(R)
+    d = full_matrix(R, lmax)
     return [d[..., l * l : (l + 1) ** 2, l * l : (l + 1) ** 2].copy() for l in range(lmax + 1)]
 
 
@@ -445,9 +445,9 @@ def rotation_matrix_full(R: np.ndarray, lmax: int) -> np.ndarray:
     ndarray, shape ((lmax+1)**2, (lmax+1)**2) (or stacked)
         ``y(R^T u) = y(u) @ D``; see :func:`rotation_matrices`.
     """
-    lmax = _check_lmax(lmax)
-    R = _check_orthogonal(R)
-    return _full_matrix(R, lmax)
+    lmax = check_lmax(lmax)
+    R = check_orthogonal(R)
+    return full_matrix(R, lmax)
 
 
 def rotate_populations(P: np.ndarray, R: np.ndarray, lmax: int) -> np.ndarray:
@@ -470,14 +470,14 @@ def rotate_populations(P: np.ndarray, R: np.ndarray, lmax: int) -> np.ndarray:
     -------
     ndarray, same shape as P
     """
-    lmax = _check_lmax(lmax)
+    lmax = check_lmax(lmax)
     P = np.asarray(P, dtype=float)
     nh = n_harmonics(lmax)
     if P.shape[-1:] != (nh,):
         raise ValueError(f"P must have last dimension {nh} for lmax={lmax}, got {P.shape}")
-    R = _check_orthogonal(R)
+    R = check_orthogonal(R)
     if R.shape != (3, 3):
         raise ValueError(f"R must have shape (3, 3), got {R.shape}")
     c = _C[:nh]
-    d = _full_matrix(R, lmax)
+    d = full_matrix(R, lmax)
     return ((P * c) @ d.T) / c

@@ -39,10 +39,10 @@ from functools import cache
 import numpy as np
 
 from chasm.density.harmonics import (
-    _check_lmax,
-    _check_orthogonal,
-    _full_matrix,
+    check_lmax,
+    check_orthogonal,
     density_to_wavefunction,
+    full_matrix,
     n_harmonics,
 )
 from chasm.errors import InputError
@@ -202,19 +202,19 @@ def _orthogonal_projector(site_rotations: np.ndarray, frame: np.ndarray, lmax: i
     if ops.ndim != 3 or ops.shape[1:] != (3, 3) or ops.shape[0] == 0:
         raise InputError(f"site_rotations must have shape (n, 3, 3), got {ops.shape}")
     try:
-        ops = _check_orthogonal(ops)
+        ops = check_orthogonal(ops)
     except ValueError as exc:
         raise InputError(f"site_rotations: {exc}") from None
     m = np.asarray(frame, dtype=float)
     if m.shape != (3, 3):
         raise InputError(f"frame must have shape (3, 3), got {m.shape}")
     try:
-        m = _check_orthogonal(m)
+        m = check_orthogonal(m)
     except ValueError as exc:
         raise InputError(f"frame: {exc}") from None
     _check_group(ops)
     local = np.einsum("ji,njk,kl->nil", m, ops, m)  # M^T R M
-    return _full_matrix(local, lmax).mean(axis=0)
+    return full_matrix(local, lmax).mean(axis=0)
 
 
 def multipole_projector(site_rotations: np.ndarray, frame: np.ndarray, lmax: int) -> np.ndarray:
@@ -244,7 +244,7 @@ def multipole_projector(site_rotations: np.ndarray, frame: np.ndarray, lmax: int
     InputError
         Bad shapes, non-orthogonal matrices, or operations not forming a group.
     """
-    lmax = _check_lmax(lmax)
+    lmax = check_lmax(lmax)
     pi_orth = _orthogonal_projector(site_rotations, frame, lmax)
     c = density_to_wavefunction(lmax)
     return pi_orth * (c[None, :] / c[:, None])
@@ -281,7 +281,7 @@ def allowed_multipoles(
         individual P_lm (local axes along the symmetry elements); None when
         symmetry couples several P_lm (cubic sites, or unaligned axes).
     """
-    lmax = _check_lmax(lmax)
+    lmax = check_lmax(lmax)
     nh = n_harmonics(lmax)
     q = multipole_projector(site_rotations, frame, lmax)
     # Orthonormal basis of range(q): a nonzero singular value of a projector is >= 1.

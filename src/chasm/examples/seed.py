@@ -28,12 +28,12 @@ from importlib.resources import as_file, files
 import numpy as np
 
 from chasm.crystal.cif import read_cif
+from chasm.data.reflections import Reflections
 from chasm.density.databank import spherical_atom
 from chasm.density.dorbitals import multipoles_from_orbitals
 from chasm.density.frames import LocalAxes
 from chasm.density.harmonics import lm_labels
 from chasm.density.model import HansenCoppensAtom, SplitAtom
-from chasm.io.shelx_hkl import Reflections
 from chasm.neutron.rcif import PndDataset
 from chasm.project.autobuild import HYDROGENS, choose_atom
 from chasm.refine.flipping_data import FlippingData

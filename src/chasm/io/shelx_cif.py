@@ -492,7 +492,7 @@ def merge_shelxl(reflections, spacegroup, friedel: bool = True):
     """
     import numpy as np
 
-    from chasm.io.shelx_hkl import merge, systematic_absences
+    from chasm.data.reflections import merge, systematic_absences
 
     merged, _, info = merge(reflections, spacegroup, friedel=friedel)
     g, n_out = info.group, info.n_out

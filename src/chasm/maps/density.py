@@ -81,8 +81,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from math import lgamma, pi
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import gammaincc
 
 from chasm.density.databank import spherical_atom
@@ -105,6 +107,9 @@ from chasm.maps.grids import (
     fourier_on_plane,
     lattice_candidates,
 )
+
+if TYPE_CHECKING:
+    from chasm.crystal.structure import Crystal
 
 __all__ = [
     "DEFAULT_TAIL",
@@ -581,14 +586,14 @@ def _evaluate(crystal, terms: list, points, cutoff: float | None, tail: float) -
 
 # --------------------------------------------------------------------------- public densities
 def model_density(
-    crystal,
+    crystal: Crystal,
     models: Sequence,
-    points,
+    points: ArrayLike,
     *,
     core: bool = True,
     valence: bool = True,
     multipoles: bool = True,
-    weights=None,
+    weights: ArrayLike | None = None,
     cutoff: float | None = None,
     tail: float = DEFAULT_TAIL,
 ) -> np.ndarray:
@@ -659,12 +664,12 @@ def free_atom_density(
 
 
 def deformation_density(
-    crystal,
+    crystal: Crystal,
     models: Sequence,
-    points,
+    points: ArrayLike,
     *,
     multipoles: bool = True,
-    weights=None,
+    weights: ArrayLike | None = None,
     cutoff: float | None = None,
     tail: float = DEFAULT_TAIL,
 ) -> np.ndarray:
@@ -688,12 +693,12 @@ def deformation_density(
 
 
 def spin_density(
-    crystal,
+    crystal: Crystal,
     up: Sequence,
     down: Sequence,
-    points,
+    points: ArrayLike,
     *,
-    weights=None,
+    weights: ArrayLike | None = None,
     cutoff: float | None = None,
     tail: float = DEFAULT_TAIL,
 ) -> np.ndarray:

@@ -44,8 +44,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from chasm.crystal.structure import Crystal
 
 __all__ = [
     "FourierMap",
@@ -723,7 +727,7 @@ def peaks(
     fmap: FourierMap,
     n: int = 10,
     min_height: float | None = None,
-    crystal=None,
+    crystal: Crystal | None = None,
     kind: str = "both",
     exact: bool = False,
 ) -> list[Peak]:

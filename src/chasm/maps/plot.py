@@ -39,8 +39,10 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -48,6 +50,10 @@ from matplotlib.figure import Figure
 
 from chasm.errors import InputError
 from chasm.io.atomic import write_bytes_atomic
+
+if TYPE_CHECKING:
+    from chasm.crystal.structure import Crystal
+    from chasm.maps.grids import Plane
 
 __all__ = [
     "KINDS",
@@ -334,7 +340,7 @@ def draw_plane(
     crystal=None,
     *,
     kind: str = "deformation",
-    levels=None,
+    levels: Sequence[float] | None = None,
     step: float | None = None,
     base: float | None = None,
     n: int | None = None,
@@ -492,12 +498,12 @@ def _draw_atoms(ax, plane, crystal, out: PlaneDrawing, tolerance, labels, radius
 
 def plot_plane(
     path: str | os.PathLike,
-    plane,
-    values,
-    crystal=None,
+    plane: Plane,
+    values: np.ndarray,
+    crystal: Crystal | None = None,
     *,
     kind: str = "deformation",
-    levels=None,
+    levels: Sequence[float] | None = None,
     step: float | None = None,
     base: float | None = None,
     n: int | None = None,

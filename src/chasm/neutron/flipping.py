@@ -81,6 +81,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.constants import k as BOLTZMANN
 
+from chasm.data.agreement import Agreement
+
 __all__ = [
     "flipping_ratio_collinear",
     "PolarisedIntensities",
@@ -554,34 +556,14 @@ def _combine(coeffs, grads) -> np.ndarray:
     return np.asarray(total, dtype=float)
 
 
-@dataclass(frozen=True)
-class FlippingStatistics:
-    """Agreement of one flipping-ratio data set.
-
-    Attributes
-    ----------
-    n : int
-        Reflections used (excluded ones left out).
-    chi2 : float
-        Σ w (R_o − R_c)², w = 1/σ².
-    chi2_per_n : float
-        χ²/N (what cryspy prints as ``_refine_ls_goodness_of_fit_all``).
-    gof : float
-        √(χ²/(N − N_par)).
-    rw_1mr : float
-        Rw(1−R) = √(Σ w (R_o − R_c)² / Σ w (R_o − 1)²).
-    """
-
-    n: int
-    chi2: float
-    chi2_per_n: float
-    gof: float
-    rw_1mr: float
+#: The agreement of a flipping-ratio data set: the one agreement type of chasm
+#: (``n``, ``chi2``, ``chi2_per_n``, ``gof``, ``rw_1mr`` as before; :mod:`chasm.data.agreement`).
+FlippingStatistics = Agreement
 
 
 def flipping_statistics(
     observed, sigma, calculated, excluded=None, n_parameters: int = 0
-) -> FlippingStatistics:
+) -> Agreement:
     """χ², χ²/N, GOF and Rw(1−R) of a data set (CONVENTIONS.md, "Least squares").
 
     Parameters
@@ -601,10 +583,14 @@ def flipping_statistics(
     n = int(keep.sum())
     denom = float(np.sum(w * (r_o[keep] - 1.0) ** 2))
     dof = n - n_parameters
-    return FlippingStatistics(
-        n=n,
-        chi2=chi2,
+    return Agreement.of(
+        "pnd",
+        n,
+        n_parameters,
+        chi2,
         chi2_per_n=chi2 / n if n else float("nan"),
         gof=float(np.sqrt(chi2 / dof)) if dof > 0 else float("nan"),
-        rw_1mr=float(np.sqrt(chi2 / denom)) if denom > 0 else float("nan"),
+        R1=None,
+        wR2=None,
+        Rw=float(np.sqrt(chi2 / denom)) if denom > 0 else float("nan"),
     )

@@ -36,10 +36,12 @@ the returned ``note``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from chasm.crystal.adp import u6_to_matrix
 from chasm.density.dorbitals import natural_orbitals, orbital_pair_labels
@@ -126,7 +128,7 @@ class MomentReport:
     extra: dict = field(default_factory=dict)
 
 
-def refinement_covariance(refinement, names: Sequence[str]) -> tuple[np.ndarray, str]:
+def refinement_covariance(refinement: Any, names: Sequence[str]) -> tuple[np.ndarray, str]:
     """Covariance (n, n) of the named parameters after a refinement.
 
     Parameters
@@ -161,12 +163,12 @@ def _normalised_axes(crystal) -> np.ndarray:
 
 
 def moment_report(
-    spin,
-    values,
+    spin: Any,
+    values: Mapping[str, float] | ArrayLike,
     covariance: np.ndarray | None = None,
     z: int | None = None,
     field: float = 1.0,
-    direction=None,
+    direction: ArrayLike | None = None,
     note: str = "",
 ) -> MomentReport:
     """Moments, d-orbital populations and sums of a spin model, with su.

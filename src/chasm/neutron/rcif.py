@@ -1054,7 +1054,7 @@ def _read_intensities(conv: _Converter, block: RcifBlock) -> UnpolarisedDataset:
     )
 
 
-def read_rcif(path) -> PndFile:
+def read_rcif(path: str | Path) -> PndFile:
     """Read the crystal blocks, flipping-ratio and intensity data sets of a cryspy rcif.
 
     Parameters

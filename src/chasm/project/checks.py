@@ -34,10 +34,10 @@ import warnings
 import gemmi
 import numpy as np
 
+from chasm.data.reflections import Reflections, check_absences, merge, stol
 from chasm.density.databank import spherical_atom
 from chasm.density.model import HansenCoppensAtom, SplitAtom
 from chasm.errors import InputError
-from chasm.io.shelx_hkl import Reflections, check_absences, merge, stol
 
 __all__ = [
     "check_f2_data",

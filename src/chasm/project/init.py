@@ -26,8 +26,10 @@ ratios do not determine them; the stage comments say how to free them.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -808,7 +810,13 @@ def project_text(
     return InitResult("\n".join(L) + "\n", guesses, sources)
 
 
-def write_project(out: str | Path, cif, xray=(), force: bool = False, **kwargs) -> InitResult:
+def write_project(
+    out: str | Path,
+    cif: str | Path,
+    xray: Sequence[str | Path] = (),
+    force: bool = False,
+    **kwargs: Any,
+) -> InitResult:
     """Write :func:`project_text` to ``out`` (never over an existing file unless ``force``).
 
     ``kwargs`` go to :func:`project_text` (``und``, ``pnd``, ``magnetic``, ``block``,

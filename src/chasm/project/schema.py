@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from chasm.data.noise import PND_NOISE, UND_NOISE, XRAY_NOISE
 from chasm.errors import InputError
-from chasm.simulate.noise import PND_NOISE, UND_NOISE, XRAY_NOISE
 
 __all__ = [
     "Field",

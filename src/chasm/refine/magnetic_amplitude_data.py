@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from chasm.data.agreement import Agreement
 from chasm.errors import InputError
 from chasm.neutron.fm_from_ratio import gamma_from_ratio
 from chasm.neutron.rcif import PndDataset
@@ -132,7 +133,7 @@ class MagneticAmplitudeData(PndData):
             )
 
     def _mask(self) -> np.ndarray:
-        mask = self.active() & self.usable
+        mask: np.ndarray = self.active() & self.usable
         if not np.any(mask):
             raise self._no_reflection()
         return mask
@@ -152,7 +153,7 @@ class MagneticAmplitudeData(PndData):
         m = 1.0 if self.multiplicity is None else self.multiplicity[mask]
         return Evaluation(self.y_obs[mask], y_c, m * self.y_sigma[mask] ** -2.0, J)
 
-    def agreement(self, p: np.ndarray, n_par: int = 0) -> dict:
+    def agreement(self, p: np.ndarray, n_par: int = 0) -> Agreement:
         """χ², χ²/N, GOF, R(F_M) and Rw(F_M) over all usable reflections at p."""
         saved = self.window
         self.window = (None, None)
@@ -164,17 +165,17 @@ class MagneticAmplitudeData(PndData):
         n = len(y_o)
         chi2 = float(np.sum(w * (y_o - y_c) ** 2))
         dof = n - n_par
-        return {
-            "kind": self.kind,
-            "n_obs": n,
-            "n_par": int(n_par),
-            "chi2": chi2,
-            "chi2_per_n": chi2 / n,
-            "gof": float(np.sqrt(chi2 / dof)) if dof > 0 else float("nan"),
-            "R1": float(np.sum(np.abs(y_o - y_c)) / np.sum(np.abs(y_o))),
-            "wR2": None,
-            "Rw": float(np.sqrt(chi2 / np.sum(w * y_o**2))),
-            "observable": "F_M",
-            "weights": "sigma",
-            "n_read": self.n_read,
-        }
+        return Agreement.of(
+            self.kind,
+            n,
+            n_par,
+            chi2,
+            chi2_per_n=chi2 / n,
+            gof=float(np.sqrt(chi2 / dof)) if dof > 0 else float("nan"),
+            R1=float(np.sum(np.abs(y_o - y_c)) / np.sum(np.abs(y_o))),
+            wR2=None,
+            Rw=float(np.sqrt(chi2 / np.sum(w * y_o**2))),
+            observable="F_M",
+            weights="sigma",
+            n_read=self.n_read,
+        )

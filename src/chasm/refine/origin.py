@@ -20,6 +20,11 @@ atom already defines the origin and nothing is added.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chasm.crystal.structure import Atom, Crystal
+
 from collections.abc import Sequence
 
 import numpy as np
@@ -73,7 +78,7 @@ def describe_directions(basis: np.ndarray) -> str:
     return ", ".join(names)
 
 
-def _weight(atom, multiplicity: int) -> float:
+def _weight(atom: Atom, multiplicity: int) -> float:
     try:
         z = periodictable.elements.symbol(atom.element).number
     except ValueError:
@@ -82,7 +87,7 @@ def _weight(atom, multiplicity: int) -> float:
 
 
 def origin_constraints(
-    crystal, params: Parameters, labels: Sequence[str] | None = None
+    crystal: Crystal, params: Parameters, labels: Sequence[str] | None = None
 ) -> tuple[LinearConstraints | None, str]:
     """Rows fixing the floating origin in the current stage, and a note for the user.
 

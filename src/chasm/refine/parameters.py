@@ -26,6 +26,11 @@ multipoles only) and comma-separated lists of both.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chasm.crystal.structure import Atom, Crystal
+
 import difflib
 import fnmatch
 from collections.abc import Iterator, Mapping, Sequence
@@ -319,7 +324,7 @@ class Parameters:
             f"{p.name} = {p.value:.6g} is outside its plausible range "
             f"[{p.bounds[0]:.6g}, {p.bounds[1]:.6g}]"
             for p in self._params.values()
-            if not p.in_bounds
+            if p.bounds is not None and not p.in_bounds
         ]
 
 
@@ -350,12 +355,12 @@ def _check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
     return tags
 
 
-def _atom_layout(atom, model) -> list[tuple[str, str]]:
+def _atom_layout(atom: Atom, model: Any) -> list[tuple[str, str]]:
     """(kind, group) per engine column of one atom: the engine's own layout."""
     return atom_columns(atom, model)
 
 
-def atom_parameter_names(atom, model, tags: Mapping[str, str] | None = None) -> dict:
+def atom_parameter_names(atom: Atom, model: Any, tags: Mapping[str, str] | None = None) -> dict:
     """Parameter names of one atom, keyed by kind (``"x"``, ``"U11"``, ``"P21-"``...).
 
     Parameters
@@ -379,16 +384,18 @@ def atom_parameter_names(atom, model, tags: Mapping[str, str] | None = None) -> 
     return out
 
 
-def _check_models(crystal, models) -> list:
+def _check_models(crystal: Crystal, models: Sequence[Any]) -> list:
     models = list(models)
     if len(models) != len(crystal.atoms):
         raise InputError(
             f"{len(crystal.atoms)} atoms but {len(models)} density models: give one per atom"
         )
-    return models
+    return list(models)
 
 
-def column_names(crystal, models, tags: Mapping[str, str] | None = None) -> list[str]:
+def column_names(
+    crystal: Crystal, models: Sequence[Any], tags: Mapping[str, str] | None = None
+) -> list[str]:
     """Parameter names of the engine's columns, in the engine's order.
 
     Without ``tags`` this equals
@@ -402,12 +409,14 @@ def column_names(crystal, models, tags: Mapping[str, str] | None = None) -> list
     return names
 
 
-def _read(atom, model, kind: str) -> float:
+def _read(atom: Atom, model: Any, kind: str) -> float:
     if kind in ("x", "y", "z"):
         return float(atom.xyz["xyz".index(kind)])
     if kind in U_LABELS:
+        assert atom.u_aniso is not None  # U11... exist for anisotropic atoms only
         return float(atom.u_aniso[U_LABELS.index(kind)])
     if kind == "Uiso":
+        assert atom.uiso is not None  # set for every atom read from a structure
         return float(atom.uiso)
     if kind == "occ":
         return float(atom.occupancy)
@@ -418,10 +427,11 @@ def _read(atom, model, kind: str) -> float:
     return float(model.plm[lm_labels(model.lmax).index(kind[1:])])
 
 
-def _write(atom, model, kind: str, value: float) -> None:
+def _write(atom: Atom, model: Any, kind: str, value: float) -> None:
     if kind in ("x", "y", "z"):
         atom.xyz["xyz".index(kind)] = value
     elif kind in U_LABELS:
+        assert atom.u_aniso is not None  # U11... exist for anisotropic atoms only
         atom.u_aniso[U_LABELS.index(kind)] = value
     elif kind == "Uiso":
         atom.uiso = value
@@ -447,7 +457,9 @@ _DEFAULT_BOUNDS = {
 }
 
 
-def parameters_from_model(crystal, models, tags: Mapping[str, str] | None = None) -> Parameters:
+def parameters_from_model(
+    crystal: Crystal, models: Sequence[Any], tags: Mapping[str, str] | None = None
+) -> Parameters:
     """The atomic parameters of a crystal and its density models.
 
     Parameters
@@ -481,7 +493,10 @@ def parameters_from_model(crystal, models, tags: Mapping[str, str] | None = None
 
 
 def apply_values(
-    params: Parameters, crystal, models, tags: Mapping[str, str] | None = None
+    params: Parameters,
+    crystal: Crystal,
+    models: Sequence[Any],
+    tags: Mapping[str, str] | None = None,
 ) -> None:
     """Write parameter values back into the crystal's atoms and the models (in place).
 

@@ -31,12 +31,18 @@ one ≥ 0 (paramagnetic; the diamagnetic part is ~1e-5 μB/T per atom).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import periodictable
 
 from chasm.io.su_format import format_quantity
+
+if TYPE_CHECKING:
+    from chasm.crystal.structure import Crystal
+    from chasm.refine.parameters import Parameters
 
 __all__ = ["Finding", "Range", "RANGES", "check", "element_class"]
 
@@ -232,6 +238,8 @@ def _magnetic_range(kind: str, element: str) -> Range | None:
         diagonal = kind in ("chi_iso", "chi_par", "chi_perp") or kind[3] == kind[4]
     else:
         return None
+    if base is None:
+        return None
     m_max = max_moment(element) or 7.0
     hi = factor * m_max
     return Range(base.quantity, base.classes, 0.0 if diagonal else -hi, hi, base.cure)
@@ -253,7 +261,12 @@ def _z(element: str) -> int:
         return 0
 
 
-def check(crystal, models, params, refined: set[str] | None = None) -> list[Finding]:
+def check(
+    crystal: Crystal,
+    models: Sequence[Any],
+    params: Parameters,
+    refined: set[str] | None = None,
+) -> list[Finding]:
     """Every refined parameter (or derived quantity) outside its plausible range.
 
     Parameters

@@ -110,6 +110,7 @@ import numpy as np
 
 from chasm.crystal.adp import matrix_to_u6, u6_to_matrix
 from chasm.crystal.structure import Crystal
+from chasm.data.agreement import Agreement
 from chasm.errors import InputError
 from chasm.neutron.dorbital_site import DOrbitalLayout, DOrbitalSite, dorbital_basis
 from chasm.neutron.extinction import SphereExtinction
@@ -882,7 +883,7 @@ class FlippingRatioSet:
         finally:
             self.window = saved
 
-    def agreement(self, p: np.ndarray, n_par: int = 0) -> dict:
+    def agreement(self, p: np.ndarray, n_par: int = 0) -> Agreement:
         """χ², χ²/N, GOF, Rw(1−R) over the whole data set at p (R1, wR2: None)."""
         keep = slice(None) if self.held_out is None else ~self.held_out
         r_obs, sigma, r_calc = self.r_obs[keep], self.sigma[keep], self.ratios(p)
@@ -891,20 +892,11 @@ class FlippingRatioSet:
             r_calc = (r_calc - 1.0) / (r_calc + 1.0)
             r_obs, r_calc = r_obs + 1.0, r_calc + 1.0
         stats = flipping_statistics(r_obs, sigma, r_calc, None, n_par)
-        return {
-            "kind": self.kind,
-            "n_obs": stats.n,
-            "n_par": int(n_par),
-            "chi2": stats.chi2,
-            "chi2_per_n": stats.chi2_per_n,
-            "gof": stats.gof,
-            "R1": None,
-            "wR2": None,
-            "Rw": stats.rw_1mr,
-            "observable": "A" if self.asymmetry else "R",
-            "weights": "sigma",
-            "n_read": self.n_read,
-        }
+        stats["kind"] = self.kind
+        stats.update(
+            observable="A" if self.asymmetry else "R", weights="sigma", n_read=self.n_read
+        )
+        return stats
 
 
 class PndData(FlippingRatioSet):

@@ -105,6 +105,7 @@ class Restraints:
         if self.matrix is not None:
             values, jac = self.matrix @ p, self.matrix
         else:
+            assert self.function is not None  # __post_init__: matrix or function
             values, jac = self.function(p)
         return Evaluation(self.target, np.asarray(values, float), 1.0 / self.sigma**2, jac)
 

@@ -13,20 +13,26 @@ Python API use this same object.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from chasm.errors import InputError
 from chasm.refine.constraints import LinearConstraints
+from chasm.refine.dataset import AttachesToStructure, DataSet, SharesParameters, adp_set_of
 from chasm.refine.origin import origin_constraints
 from chasm.refine.parameters import Parameters
-from chasm.refine.problem import Dataset, Restraints, SolverOptions
+from chasm.refine.problem import Dataset, Evaluation, Restraints, SolverOptions
 from chasm.refine.results import CycleInfo, FitResult
 from chasm.refine.riding import RidingHydrogen, riding_constraints
 from chasm.refine.solver import solve
 from chasm.refine.structure_model import StructureModel
+
+if TYPE_CHECKING:
+    from chasm.crystal.structure import Crystal
 
 __all__ = ["Stage", "Restraint", "Refinement", "StageOutcome", "share_gof"]
 
@@ -110,10 +116,13 @@ class Refinement:
         Updated in place as the refinement proceeds.
     models : list
         One density model per atom (updated in place).
-    datasets : sequence of XrayData, PndData...
-        Each contributes its private parameters (scale, extinction) through
+    datasets : sequence of DataSet
+        The declared interface :class:`chasm.refine.dataset.DataSet` (XrayData,
+        UndData, FlippingData, PndData, MagneticAmplitudeData). Each
+        contributes its private parameters (scale, extinction) through
         ``initial_values(crystal, models)``. A data set may also define
-        ``shared_values(crystal, models) -> {name: start value}``: model
+        ``shared_values(crystal, models) -> {name: start value}``
+        (:class:`~chasm.refine.dataset.SharesParameters`): model
         parameters outside the atomic layout that several data sets use
         (``Ti.moment`` or ``Ho1.chi11`` of the polarised-neutron sets of
         :mod:`chasm.refine.pnd_data`). They are added once, in the order met,
@@ -128,18 +137,20 @@ class Refinement:
     structure : StructureModel, optional
         The parameterised structure (split atoms, ADP sets, scattering
         lengths). Default: built from ``crystal`` and ``models`` with the ADP
-        sets the data sets ask for (``adp_set`` attribute: ``"X"`` for X-ray
-        sets, ``"N"`` for neutron sets) and ``basis``. Data sets with an
-        ``attach(structure)`` method get it before their start values.
+        sets the data sets ask for (``adp_set`` attribute,
+        :class:`~chasm.refine.dataset.UsesAdpSet`: ``"X"`` for X-ray sets,
+        ``"N"`` for neutron sets) and ``basis``. Data sets with an
+        ``attach(structure)`` method (:class:`~chasm.refine.dataset.AttachesToStructure`)
+        get it before their start values.
     basis : {"updown", "chargespin"}
         Names of the populations of split atoms (:mod:`chasm.refine.structure_model`).
     """
 
     def __init__(
         self,
-        crystal,
-        models,
-        datasets: Sequence,
+        crystal: Crystal,
+        models: list[Any],
+        datasets: Sequence[DataSet],
         riders: Sequence[RidingHydrogen] = (),
         scheme: str = "unit",
         options: SolverOptions | None = None,
@@ -156,7 +167,7 @@ class Refinement:
         self.scheme = scheme
         self.options = options or SolverOptions()
         if structure is None:
-            sets = [getattr(d, "adp_set", "X") for d in datasets]
+            sets = [adp_set_of(d) for d in datasets]
             structure = StructureModel(
                 crystal, models, adp_sets=[s for s in dict.fromkeys(sets) if s != "X"], basis=basis
             )
@@ -164,16 +175,15 @@ class Refinement:
             raise InputError("the structure model must be built on the refinement's crystal")
         self.structure = structure
         for d in self.datasets:
-            attach = getattr(d, "attach", None)
-            if attach is not None:
-                attach(structure)
+            if isinstance(d, AttachesToStructure):
+                d.attach(structure)
         self.params: Parameters = structure.parameters()
         self.n_struct = len(self.params)
         self.params.fix("*.occ")
         self.shared_names: list[str] = []
         for d in self.datasets:
-            shared = getattr(d, "shared_values", None)
-            for name, value in (shared(crystal, models) if shared else {}).items():
+            shared = d.shared_values(crystal, models) if isinstance(d, SharesParameters) else {}
+            for name, value in shared.items():
                 if name in self.shared_names:
                     continue
                 if name in self.params:
@@ -192,6 +202,9 @@ class Refinement:
         self.restraints: list[Restraint] = []
         self.followers: list[str] = []  # always free; a constraint sets them (riding Uiso)
         self.outcomes: list[StageOutcome] = []
+        #: Called after every evaluation of a data set by the solver, with the set's name,
+        #: p, the Evaluation and the seconds it took (the progress monitor of a run).
+        self.observers: list[Callable[[str, np.ndarray, Evaluation, float], None]] = []
         self._last_n_par = 0
         self._applied: np.ndarray | None = None
 
@@ -261,10 +274,17 @@ class Refinement:
         self.structure.apply(self.params)
         self._applied = p.copy()
 
-    def _evaluator(self, dataset):
-        def evaluate(p: np.ndarray):
+    def _evaluator(self, dataset: DataSet) -> Callable[[np.ndarray], Evaluation]:
+        def evaluate(p: np.ndarray) -> Evaluation:
             self.set_values(p)
-            return dataset.evaluate(p)
+            if not self.observers:
+                return dataset.evaluate(p)
+            start = time.perf_counter()
+            ev = dataset.evaluate(p)
+            seconds = time.perf_counter() - start
+            for observe in self.observers:
+                observe(dataset.name, p, ev, seconds)
+            return ev
 
         return evaluate
 
@@ -328,7 +348,7 @@ class Refinement:
                 callback(info)
 
         sets: list = [
-            Dataset(d.name, self._evaluator(d), user_weight=getattr(d, "user_weight", 1.0))
+            Dataset(d.name, self._evaluator(d), user_weight=d.user_weight)
             for d in self.stage_datasets(stage)
         ]
         rs = self._restraint_set()

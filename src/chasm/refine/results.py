@@ -14,7 +14,7 @@ Everything here is re-exported by :mod:`chasm.refine.solver`, so
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,7 +31,9 @@ class CycleInfo:
     (taken or, if rejected, tried), at ``max_shift_name``; ``gn_shift`` and
     ``gradient`` are the convergence figures of the point the cycle started
     from: max |Δz_i|/σ_i of the undamped step and max |∂C/∂z_i|/(2 sqrt(M_ii) s),
-    the shift in su that z_i would take alone (:class:`chasm.refine.solver._Test`).
+    the shift in su that z_i would take alone (:class:`chasm.refine.solver._Test`);
+    ``n`` and ``factors`` give each set's N_e and score factor c_e, as the
+    solver used them (the progress monitor prints them, it does not recompute them).
     """
 
     stage: str
@@ -50,6 +52,10 @@ class CycleInfo:
     p: np.ndarray
     gn_shift: float = float("nan")
     gradient: float = float("nan")
+    #: Per data set (restraints included): observations with nonzero weight N_e and the
+    #: score factor c_e (user weight included) at the point after the step.
+    n: dict = field(default_factory=dict)
+    factors: dict = field(default_factory=dict)
 
     def line(self) -> str:
         """One printable line: stage, cycle, score, wR per set, GOF, max shift/σ."""
@@ -175,4 +181,5 @@ class FitResult:
 
     def cov_p(self) -> np.ndarray:
         """Covariance of the full parameter vector, T cov_z Tᵀ."""
-        return self.T @ self.cov_z @ self.T.T
+        cov: np.ndarray = self.T @ self.cov_z @ self.T.T
+        return cov

@@ -21,6 +21,11 @@ N–H 1.015, O–H 0.993 Å. Other parents need an explicit distance.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chasm.crystal.structure import Atom, Crystal
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,7 +62,7 @@ class RidingHydrogen:
     distance: float
 
 
-def _parent_image(crystal, ih: int, parent: str) -> Neighbour:
+def _parent_image(crystal: Crystal, ih: int, parent: str) -> Neighbour:
     near = [n for n in bonded(crystal, ih, tolerance=0.6) if n.label == parent]
     if not near:
         raise InputError(
@@ -67,7 +72,7 @@ def _parent_image(crystal, ih: int, parent: str) -> Neighbour:
     return near[0]
 
 
-def parent_atom(crystal, i: int):
+def parent_atom(crystal: Crystal, i: int) -> Atom | None:
     """The nearest bonded non-H atom of atom ``i`` (covalent radii + 0.6 Å), or None."""
     for n in bonded(crystal, i, tolerance=0.6):
         if crystal.atoms[n.index].element not in HYDROGENS:
@@ -75,7 +80,7 @@ def parent_atom(crystal, i: int):
     return None
 
 
-def place_riding(crystal, riders: list[RidingHydrogen]) -> dict[str, np.ndarray]:
+def place_riding(crystal: Crystal, riders: list[RidingHydrogen]) -> dict[str, np.ndarray]:
     """Move each H along its X–H direction to the requested distance (in place).
 
     Returns
@@ -98,7 +103,7 @@ def place_riding(crystal, riders: list[RidingHydrogen]) -> dict[str, np.ndarray]
 
 
 def riding_constraints(
-    crystal, params: Parameters, riders: list[RidingHydrogen]
+    crystal: Crystal, params: Parameters, riders: list[RidingHydrogen]
 ) -> LinearConstraints:
     """Rows ``x_H − R x_X = t + n + d u`` for every rider (three per H).
 

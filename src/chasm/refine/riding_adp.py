@@ -10,6 +10,12 @@ positive Uiso(H) (never a negative one).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chasm.crystal.structure import Crystal
+    from chasm.refine.parameters import Parameters
+
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,12 +33,12 @@ U_RIDING_OTHER = 1.2
 _U6 = ("U11", "U22", "U33", "U12", "U13", "U23")
 
 
-def ueq_coefficients(cell) -> np.ndarray:
+def ueq_coefficients(cell: Any) -> np.ndarray:
     """c with Ueq = c · (U11, U22, U33, U12, U13, U23) (U_cif, Å²) for this cell."""
     return np.array([ueq(np.eye(6)[k], cell) for k in range(6)])
 
 
-def uiso_factor(crystal, i_parent: int, n_h_on_parent: int) -> float:
+def uiso_factor(crystal: Crystal, i_parent: int, n_h_on_parent: int) -> float:
     """1.5 for a parent C or N carrying 3 H, or an O parent (OH); else 1.2."""
     el = crystal.atoms[i_parent].element
     if el == "O" or (el in ("C", "N") and n_h_on_parent >= 3):
@@ -40,7 +46,9 @@ def uiso_factor(crystal, i_parent: int, n_h_on_parent: int) -> float:
     return U_RIDING_OTHER
 
 
-def riding_uiso(crystal, params, pairs: Sequence[tuple[str, str, float]]) -> LinearConstraints:
+def riding_uiso(
+    crystal: Crystal, params: Parameters, pairs: Sequence[tuple[str, str, float]]
+) -> LinearConstraints:
     """Rows ``H.Uiso − f Ueq(parent) = 0`` for (h, parent, f) of isotropic H.
 
     The parent may be anisotropic (Ueq from its U_ij) or isotropic

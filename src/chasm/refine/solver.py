@@ -436,6 +436,8 @@ class _Solver:
             score=state.score,
             chi2={ds.name: float(c) for ds, c in zip(self.datasets, state.chi2, strict=True)},
             wr=wr,
+            n={ds.name: int(k) for ds, k in zip(self.datasets, state.n, strict=True)},
+            factors={ds.name: float(c) for ds, c in zip(self.datasets, state.factors, strict=True)},
             gof=gof,
             max_shift_su=shift,
             max_shift_name=self.names[worst] if self.k else "",

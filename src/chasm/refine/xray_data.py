@@ -21,9 +21,10 @@ from functools import partial
 
 import numpy as np
 
+from chasm.data.agreement import Agreement
+from chasm.data.reflections import Reflections
+from chasm.data.reflections import stol as sinthl
 from chasm.errors import InputError
-from chasm.io.shelx_hkl import Reflections
-from chasm.io.shelx_hkl import stol as sinthl
 from chasm.refine.problem import Evaluation
 from chasm.refine.structure_model import ADP_SETS_DEFAULT
 from chasm.scattering.engine import StructureFactorEngine
@@ -355,7 +356,7 @@ class XrayData:
             return Evaluation(fo, y_calc, m * wf, J)
         return Evaluation(fo2, y_calc, m * w, J)
 
-    def agreement(self, p: np.ndarray, n_par: int = 0) -> dict:
+    def agreement(self, p: np.ndarray, n_par: int = 0) -> Agreement:
         """R1 (F, all), R1(>2σ), wR2 (F²), Rw(F), χ², GOF at p over the whole data set."""
         saved = self.window
         self.window = (None, None)
@@ -366,21 +367,10 @@ class XrayData:
         fc2 = y_calc if self.options.observable == "F2" else y_calc**2
         w = self._weights_f2(fo2, s2, fc2, p[self._i_scale])
         a = agreement_factors(fo2, s2, fc2, weights=w, n_par=n_par)
-        return {
-            "kind": self.kind,
-            "n_obs": a.n,
-            "n_par": int(n_par),
-            "chi2": a.chi2,
-            "gof": a.gof,
-            "R1": a.r1,
-            "R1_gt": a.r1_gt,
-            "n_gt": a.n_gt,
-            "wR2": a.wr2,
-            "Rw": a.rw_f,
-            "observable": self.options.observable,
-            "weights": self.options.weights,
-            "n_read": self.n_read,
-        }
+        a["kind"] = self.kind  # "xray" or "und" (the key keeps its place)
+        a.update(observable=self.options.observable, weights=self.options.weights)
+        a["n_read"] = self.n_read
+        return a
 
     def fc_complex(self) -> np.ndarray:
         """Absolute-scale complex F of every reflection of the set at the current model."""

@@ -9,14 +9,19 @@ files and several data sets use the same :class:`Refinement` underneath.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
+from chasm.data.agreement import Agreement
+from chasm.data.reflections import Reflections
 from chasm.errors import InputError
-from chasm.io.shelx_hkl import Reflections
 from chasm.refine.problem import SolverOptions
 from chasm.refine.refinement import Refinement, Stage
 from chasm.refine.results import CycleInfo, FitResult
 from chasm.refine.xray_data import XrayData, XrayOptions
 from chasm.scattering.xray import agreement_factors
+
+if TYPE_CHECKING:
+    from chasm.crystal.structure import Crystal
 
 SCALE = "xray.scale"
 
@@ -48,8 +53,13 @@ class XrayRefinement(Refinement):
     """
 
     def __init__(
-        self, crystal, models, reflections: Reflections, name: str = "xray", kind: str = "F2"
-    ):
+        self,
+        crystal: Crystal,
+        models: list[Any],
+        reflections: Reflections,
+        name: str = "xray",
+        kind: str = "F2",
+    ) -> None:
         if reflections.f2 is None or reflections.sigma is None:
             raise InputError("X-ray refinement needs F² and σ(F²) for every reflection")
         if len(reflections) == 0:
@@ -63,7 +73,7 @@ class XrayRefinement(Refinement):
         self.params.fix("*.occ")
         self.constraints = self.site_constraints
 
-    def run(
+    def run(  # type: ignore[override]  # an older API than Refinement.run(stages)
         self,
         scheme: str = "unit",
         options: SolverOptions | None = None,
@@ -74,9 +84,9 @@ class XrayRefinement(Refinement):
         self.scheme = scheme
         return self.run_free(Stage(stage, []), callback, options).result
 
-    def agreement(self, n_par: int | None = None):
+    def agreement(self, n_par: int | None = None) -> Agreement:
         """R1(all), wR2, GOF at the current parameters (see chasm.scattering.xray)."""
-        d = self.datasets[0]
+        d = cast(XrayData, self.datasets[0])
         fo2, s2, _, fc2, _, _ = d.calculate(self.params.values, jacobian=False)
         k = self.params[f"{self.name}.scale"].value
         return agreement_factors(fo2, s2, k * fc2, n_par=n_par or 0)

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +44,7 @@ from chasm import __version__
 from chasm.density.model import HansenCoppensAtom, SplitAtom
 from chasm.errors import InputError
 from chasm.io.atomic import write_text_atomic
+from chasm.maps.residual import xray_residual_map
 from chasm.progress import Progress
 from chasm.properties import (
     TRANSITION_METALS,
@@ -55,7 +55,7 @@ from chasm.properties import (
     properties_tables,
     refinement_properties,
 )
-from chasm.refine.refinement import share_gof
+from chasm.refine.result import Result
 
 __all__ = ["Snapshot", "write_report", "structure_from_folder", "xray_residual_map"]
 
@@ -97,18 +97,9 @@ class Snapshot:
 
 
 # --------------------------------------------------------------------------- model
-def _read_result(folder: Path) -> dict | None:
+def _read_result(folder: Path) -> Result | None:
     path = folder / "result.json"
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"result.json is not valid JSON ({exc.msg}); rerun the refinement to rewrite it",
-            str(path),
-            exc.lineno,
-        ) from None
+    return Result.read(path) if path.is_file() else None
 
 
 def structure_from_folder(folder, result: dict | None = None):
@@ -172,43 +163,6 @@ def structure_from_folder(folder, result: dict | None = None):
 
 
 # --------------------------------------------------------------------------- maps
-def xray_residual_map(refinement, dataset=None):
-    """Fo − Fc map (e/Å³) of an X-ray data set of a refinement at its current parameters.
-
-    Fo is put on the absolute scale and corrected for extinction with the
-    calculated extinction factor, Fc is the engine's complex F (phases of the
-    model); see :func:`chasm.maps.fourier.residual_map`.
-
-    Parameters
-    ----------
-    refinement : Refinement
-    dataset : str, optional
-        Name of the X-ray data set (default: the first one).
-
-    Returns
-    -------
-    (FourierMap, str) or None
-        The map and the data set's name; None without X-ray data.
-    """
-    from chasm.maps.fourier import residual_map
-
-    sets = [d for d in refinement.datasets if getattr(d, "kind", "") == "xray"]
-    if dataset is not None:
-        sets = [d for d in sets if d.name == dataset]
-    if not sets:
-        return None
-    d = sets[0]
-    p = refinement.params.values
-    refinement.set_values(p)
-    fo2, _, y_calc, fc2_scaled, _, _ = d.calculate(p, jacobian=False)
-    k = float(p[refinement.params.index(d.scale_name)])
-    y = y_calc if d.options.observable == "F2" else y_calc**2
-    extinction = y / (k * fc2_scaled)
-    fo = np.sqrt(np.maximum(fo2, 0.0) / extinction)
-    fmap = residual_map(refinement.crystal, d.reflections.hkl, fo, d.fc_complex(), scale=np.sqrt(k))
-    return fmap, d.name
-
-
 def _plane_atoms(crystal, models) -> tuple[list, str]:
     """Three atom specifications for the map plane and a description."""
     from chasm.crystal.neighbours import neighbours
@@ -334,41 +288,9 @@ def _dataset_table(result: dict) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-def _result_from_refinement(refinement) -> dict:
-    """The parts of a result.json the report uses, from a refinement alone."""
-    outs = refinement.outcomes
-    n_par = outs[-1].n_free if outs else 0
-    datasets = {}
-    agreements = refinement.agreement(n_par)
-    share_gof(agreements, n_par)  # several sets share the parameters (as result.json does)
-    for name, a in agreements.items():
-        datasets[name] = {k: a.get(k) for k in ("kind", "n_obs", "chi2", "gof", "R1", "wR2", "Rw")}
-        for o in reversed(outs):
-            fit = next((x for x in o.result.datasets if x.name == name), None)
-            if fit is not None:
-                datasets[name].update(factor=fit.factor, gradient_share=fit.gradient_share)
-                break
-    last = outs[-1].result if outs else None
-    return {
-        "converged": bool(last.converged) if last else False,
-        "score": {"scheme": refinement.scheme.upper(), "value": last.score if last else None},
-        "datasets": datasets,
-        "parameters": {
-            p.name: {"value": float(p.value), "su": p.su, "free": bool(p.free)}
-            for p in refinement.params
-        },
-        "stages": [
-            {
-                "name": o.stage.name,
-                "n_free": o.n_free,
-                "cycles": o.result.cycles,
-                "gof": o.result.gof,
-                "converged": o.result.converged,
-            }
-            for o in outs
-        ],
-        "correlations": [],
-    }
+def _result_from_refinement(refinement) -> Result:
+    """The result of a refinement alone (no result.json): :meth:`Result.from_refinement`."""
+    return Result.from_refinement(refinement)
 
 
 def _correlations(result: dict, refinement) -> tuple[list[list[str]], str]:

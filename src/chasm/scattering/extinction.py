@@ -67,6 +67,7 @@ monochromator polarisation are not implemented.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from chasm.errors import InputError
 
@@ -86,7 +87,7 @@ _UM_IN_ANGSTROM = 1.0e4
 _DISTRIBUTIONS = ("gauss", "lorentz")
 
 
-def bragg_trig(stol, wavelength: float) -> tuple[np.ndarray, np.ndarray]:
+def bragg_trig(stol: ArrayLike, wavelength: float) -> tuple[np.ndarray, np.ndarray]:
     """sin 2θ and cos 2θ from sinθ/λ.
 
     Parameters
@@ -125,7 +126,7 @@ def _check_bracket(base: np.ndarray, what: str) -> None:
         )
 
 
-def shelx_exti(fc2, x: float, wavelength: float, sin2theta) -> tuple:
+def shelx_exti(fc2: ArrayLike, x: float, wavelength: float, sin2theta: ArrayLike) -> tuple:
     """SHELXL EXTI extinction factor on F² and its derivatives.
 
     y = [1 + 0.001 x F² λ³ / sin 2θ]^(−1/2)  (SHELXL's Fc factor, squared).
@@ -163,7 +164,7 @@ def shelx_exti(fc2, x: float, wavelength: float, sin2theta) -> tuple:
     return y, half_y3 * x * c, half_y3 * c * fc2
 
 
-def becker_coppens_coefficients(cos2theta, distribution: str = "gauss") -> tuple:
+def becker_coppens_coefficients(cos2theta: ArrayLike, distribution: str = "gauss") -> tuple:
     """Coefficients (a1, A, B) of y = [1 + a1 x + A x²/(1 + B x)]^(−1/2).
 
     Becker & Coppens (1974), type I, see the module docstring.
@@ -191,7 +192,7 @@ def becker_coppens_coefficients(cos2theta, distribution: str = "gauss") -> tuple
     raise InputError(f"unknown mosaic distribution {distribution!r}; use one of {_DISTRIBUTIONS}")
 
 
-def becker_coppens_y(x, cos2theta, distribution: str = "gauss") -> tuple:
+def becker_coppens_y(x: ArrayLike, cos2theta: ArrayLike, distribution: str = "gauss") -> tuple:
     """Becker–Coppens closed form y(x, θ) and dy/dx (one polarisation state).
 
     Parameters
@@ -219,12 +220,12 @@ def becker_coppens_y(x, cos2theta, distribution: str = "gauss") -> tuple:
 
 
 def becker_coppens_type1(
-    fc2,
+    fc2: ArrayLike,
     g: float,
     *,
     wavelength: float,
-    sin2theta,
-    cos2theta,
+    sin2theta: ArrayLike,
+    cos2theta: ArrayLike,
     volume: float,
     path_length: float,
     distribution: str = "gauss",

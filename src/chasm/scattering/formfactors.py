@@ -6,6 +6,7 @@ All functions take s = sin(theta)/lambda in 1/Angstrom and return electrons.
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import gemmi
 import numpy as np
@@ -34,11 +35,12 @@ def it92(element: str, s: np.ndarray) -> np.ndarray:
     """IT92 form factor f(s) = sum_i a_i exp(-b_i s^2) + c (electrons)."""
     a, b, c = it92_coefficients(element)
     s2 = np.asarray(s, dtype=float) ** 2
-    return np.exp(-np.multiply.outer(s2, b)) @ a + c
+    f: np.ndarray = np.exp(-np.multiply.outer(s2, b)) @ a + c
+    return f
 
 
 @cache
-def koga_atom(element: str, charge: int = 0, valence: tuple[str, ...] | None = None):
+def koga_atom(element: str, charge: int = 0, valence: tuple[str, ...] | None = None) -> Any:
     """Cached spherical Koga atom (core and valence form factors) from the databank."""
     from chasm.density.databank import spherical_atom
 
@@ -47,4 +49,5 @@ def koga_atom(element: str, charge: int = 0, valence: tuple[str, ...] | None = N
 
 def koga(element: str, s: np.ndarray, charge: int = 0) -> np.ndarray:
     """Total form factor of the Koga Roothaan-Hartree-Fock free atom (electrons)."""
-    return koga_atom(element, charge).total(np.asarray(s, dtype=float))
+    f: np.ndarray = koga_atom(element, charge).total(np.asarray(s, dtype=float))
+    return f

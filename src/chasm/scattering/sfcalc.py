@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chasm.crystal.structure import Crystal
+
 import os
 from pathlib import Path
 
@@ -14,7 +19,7 @@ from chasm.scattering.engine import StructureFactorEngine
 CSV_HEADER = "h,k,l,stol,F,phase_deg,A,B"
 
 
-def default_models(crystal, model: str = "iam", form_factors: str = "it92") -> list:
+def default_models(crystal: Crystal, model: str = "iam", form_factors: str = "it92") -> list:
     """One density model per atom of ``crystal``.
 
     Parameters
@@ -42,7 +47,7 @@ def default_models(crystal, model: str = "iam", form_factors: str = "it92") -> l
     raise ValueError(f"unknown model {model!r}")
 
 
-def read_indices(path: str | os.PathLike, cell=None) -> np.ndarray:
+def read_indices(path: str | os.PathLike, cell: Any = None) -> np.ndarray:
     """Miller indices of a reflection file (HKLF 4, h k l only, or XD).
 
     Parameters
@@ -57,9 +62,10 @@ def read_indices(path: str | os.PathLike, cell=None) -> np.ndarray:
     InputError
         Unreadable file or line, or an index out of range (file and line named).
     """
-    from chasm.io.shelx_hkl import check_resolution, read_hkl_indices
+    from chasm.data.reflections import check_resolution
+    from chasm.io.shelx_hkl import read_hkl_indices
 
-    refl = read_hkl_indices(path)
+    refl = read_hkl_indices(Path(path))
     if cell is not None:
         check_resolution(refl, cell)
     return refl.hkl
@@ -80,7 +86,7 @@ def structure_factor_table(
     """
     from chasm.crystal.cif import read_cif
 
-    crystal = read_cif(structure)
+    crystal = read_cif(Path(structure))
     hkl = read_indices(hkl_file, crystal)
     engine = StructureFactorEngine(crystal, default_models(crystal, model, form_factors), hkl)
     res = engine.compute()

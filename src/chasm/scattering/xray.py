@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chasm.data.agreement import Agreement
 from chasm.errors import InputError
 
 __all__ = [
@@ -312,53 +313,6 @@ def f_from_f2(fo2, sigma_f2) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- agreement
-@dataclass
-class Agreement:
-    """Agreement factors of one X-ray data set (F² data).
-
-    Attributes
-    ----------
-    n : int
-        Number of reflections used.
-    n_par : int
-        Number of parameters for the GOF.
-    chi2 : float
-        Σ w (Fo² − Fc²)² with the given weights on F².
-    r1 : float
-        R1 on F, all data: Σ|Fo − Fc| / Σ Fo, Fo = sqrt(max(Fo², 0)), Fc = sqrt(k y |F|²).
-    r1_gt : float
-        R1 on F for Fo² > 2σ(Fo²) (SHELXL's "R1 [I > 2σ(I)]").
-    n_gt : int
-        Number of reflections with Fo² > 2σ(Fo²).
-    wr2 : float
-        wR2 on F²: sqrt(Σ w (Fo² − Fc²)² / Σ w (Fo²)²).
-    gof : float
-        sqrt(χ² / (n − n_par)) with the F² weights (SHELXL's GooF).
-    rw_f : float
-        Weighted R on F: sqrt(Σ w_F (Fo − Fc)² / Σ w_F Fo²), w_F = 4 max(Fo², 0) w
-        (the F² weight propagated to F by σ(F) = σ(F²)/(2Fo); Fo² ≤ 0 gets zero weight).
-    """
-
-    n: int
-    n_par: int
-    chi2: float
-    r1: float
-    r1_gt: float
-    n_gt: int
-    wr2: float
-    gof: float
-    rw_f: float
-
-    def lines(self) -> list[str]:
-        """Human-readable lines saying which factor is which."""
-        return [
-            f"R1(F, all {self.n}) = {self.r1:.4f}   R1(F, Fo²>2σ, {self.n_gt}) = {self.r1_gt:.4f}",
-            f"wR2(F², all) = {self.wr2:.4f}   Rw(F) = {self.rw_f:.4f}",
-            f"GOF(F²) = {self.gof:.4f}   (χ² = {self.chi2:.2f}, N = {self.n}, "
-            f"N_par = {self.n_par})",
-        ]
-
-
 def agreement_factors(fo2, sigma, fc2, weights=None, n_par: int = 0) -> Agreement:
     """R1, wR2, GOF and Rw(F) of F² data.
 
@@ -394,16 +348,17 @@ def agreement_factors(fo2, sigma, fc2, weights=None, n_par: int = 0) -> Agreemen
     sum_fo, sum_fo_gt = float(np.sum(fo)), float(np.sum(fo[gt]))
     wf = 4.0 * np.maximum(fo2, 0.0) * w
     den_w2, den_wf = float(np.sum(w * fo2 * fo2)), float(np.sum(wf * fo2))
-    return Agreement(
-        n=n,
-        n_par=int(n_par),
-        chi2=chi2,
-        r1=float(np.sum(dfo)) / sum_fo if sum_fo > 0 else 0.0,
-        r1_gt=float(np.sum(dfo[gt])) / sum_fo_gt if sum_fo_gt > 0 else 0.0,
-        n_gt=int(gt.sum()),
-        wr2=float(np.sqrt(chi2 / den_w2)) if den_w2 > 0 else 0.0,
+    return Agreement.of(
+        "xray",
+        n,
+        n_par,
+        chi2,
         gof=float(np.sqrt(chi2 / (n - n_par))) if n > n_par else float("inf"),
-        rw_f=float(np.sqrt(np.sum(wf * (fo - fc) ** 2) / den_wf)) if den_wf > 0 else 0.0,
+        R1=float(np.sum(dfo)) / sum_fo if sum_fo > 0 else 0.0,
+        R1_gt=float(np.sum(dfo[gt])) / sum_fo_gt if sum_fo_gt > 0 else 0.0,
+        n_gt=int(gt.sum()),
+        wR2=float(np.sqrt(chi2 / den_w2)) if den_w2 > 0 else 0.0,
+        Rw=float(np.sqrt(np.sum(wf * (fo - fc) ** 2) / den_wf)) if den_wf > 0 else 0.0,
     )
 
 

@@ -7,28 +7,5 @@ non-absent reflections up to a sinθ/λ limit; the lowest-angle or strongest
 subset for PND).
 """
 
-from .noise import (
-    PND_NOISE,
-    UND_NOISE,
-    XRAY_NOISE,
-    FlippingRatioNoise,
-    IntensityNoise,
-    as_generator,
-    lowest_angle,
-    observe_f2,
-    strongest,
-    unique_reflections,
-)
-
-__all__ = [
-    "IntensityNoise",
-    "FlippingRatioNoise",
-    "XRAY_NOISE",
-    "UND_NOISE",
-    "PND_NOISE",
-    "as_generator",
-    "observe_f2",
-    "unique_reflections",
-    "lowest_angle",
-    "strongest",
-]
+from chasm.data.noise import *  # noqa: F403  (chasm.data.noise.__all__)
+from chasm.data.noise import __all__  # noqa: F401

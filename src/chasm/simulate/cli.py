@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     """
     from chasm.io.atomic import protect_inputs, refuse_input
     from chasm.project.project import load_project
-    from chasm.simulate.project import _target, simulate_project
+    from chasm.simulate.project import simulate_project, target_path
 
     project = load_project(args.project)
     inputs = {
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     }
     for cfg in project.data["datasets"]:
         if cfg["simulate"]:
-            refuse_input(_target(project, args.output, cfg), inputs)
+            refuse_input(target_path(project, args.output, cfg), inputs)
     with protect_inputs(inputs):
         sim = simulate_project(
             args.project,

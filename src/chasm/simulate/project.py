@@ -80,9 +80,10 @@ from pathlib import Path
 import numpy as np
 
 from chasm.crystal.cif import read_cif
+from chasm.data.reflections import Reflections, stol
 from chasm.density.model import HansenCoppensAtom, SplitAtom
 from chasm.errors import InputError
-from chasm.io.shelx_hkl import Reflections, stol, write_hkl4
+from chasm.io.shelx_hkl import write_hkl4
 from chasm.neutron.geometry import busing_levy_b, cryspy_to_chasm_rotation
 from chasm.neutron.rcif import PndDataset, write_flipping_rcif
 from chasm.project.build import Built, build
@@ -97,7 +98,14 @@ from chasm.simulate.noise import (
     unique_reflections,
 )
 
-__all__ = ["SimulatedSet", "Simulation", "simulate_project", "ub_for_field", "truth_values"]
+__all__ = [
+    "SimulatedSet",
+    "Simulation",
+    "simulate_project",
+    "ub_for_field",
+    "truth_values",
+    "target_path",
+]
 
 #: Parameter kinds that the builder takes from the structure CIF (not overlaid).
 _STRUCTURE_KINDS = frozenset(
@@ -401,7 +409,7 @@ def _noisy(
 
 
 # ---------------------------------------------------------------------- the run
-def _target(project: Project, output: str | Path | None, cfg: dict) -> Path:
+def target_path(project: Project, output: str | Path | None, cfg: dict) -> Path:
     """Where the data file of a data-set table goes (absolute ``file`` as given)."""
     p = Path(cfg["file"]).expanduser()
     if p.is_absolute():
@@ -518,7 +526,7 @@ def simulate_project(
     targets: dict[Path, str] = {}
     for i, cfg in todo:
         checker.check(i, cfg)
-        target = _target(project, output, cfg).resolve()
+        target = target_path(project, output, cfg).resolve()
         if target in targets:
             raise checker.error(i, "", f"file {target} is also the file of {targets[target]!r}")
         targets[target] = cfg["name"]
