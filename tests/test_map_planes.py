@@ -258,6 +258,20 @@ def test_default_plane_of_a_copper_complex_goes_through_copper():
 
 
 # --------------------------------------------------------------------------- command line
+def _result_json(parameters: dict, **extra) -> dict:
+    """The smallest result.json that chasm.Result reads: the required keys, no figures."""
+    return {
+        "converged": True,
+        "cycles": 0,
+        "score": {"scheme": "UNIT", "value": 0.0},
+        "datasets": {},
+        "correlations": [],
+        "stages": [],
+        "parameters": parameters,
+        **extra,
+    }
+
+
 @pytest.fixture(scope="module")
 def urea_result(tmp_path_factory):
     """A result folder with only model.cif: urea with small multipoles."""
@@ -267,7 +281,7 @@ def urea_result(tmp_path_factory):
     folder = tmp_path_factory.mktemp("urea-result")
     cr = example_structure()
     write_rhocif(folder / "model.cif", cr, build_models(cr)[0])
-    (folder / "result.json").write_text(json.dumps({"parameters": {}}))
+    (folder / "result.json").write_text(json.dumps(_result_json({})))
     return folder
 
 
@@ -390,7 +404,7 @@ def test_residual_map_from_a_result_folder_rebuilds_the_project(joint_case, tmp_
     folder.mkdir()
     write_rhocif(folder / "model.cif", built.crystal, built.models)
     params = {p.name: {"value": float(p.value)} for p in ref.params}
-    result = {"project": str(joint_case / "project.toml"), "parameters": params}
+    result = _result_json(params, project=str(joint_case / "project.toml"))
     (folder / "result.json").write_text(json.dumps(result))
     out = tmp_path / "res.png"
     _, drawing, mp = plot_map(folder, "Cu1,N1,O1", kind="residual", output=out, step=0.1)

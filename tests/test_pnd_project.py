@@ -149,7 +149,7 @@ def test_asymmetry_fit_values_and_derivatives(shared_data):
 
 def test_runaway_susceptibility_gets_a_warning(shared_data, tmp_path):
     """A component that runs away (issue 17: −229(28) μB/T) is named by the plausibility."""
-    from chasm.project.run import implausible
+    from chasm.project.outputs import implausible
 
     text = (shared_data / "pnd" / "ytio3" / "ytio3.rcif").read_text()
     project = _init(tmp_path, text, "ytio3.rcif")

@@ -27,12 +27,16 @@ and whose ``name`` is printed by ``chasm init`` and used in captions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from chasm.errors import InputError
 from chasm.maps.planes import MapPlane, map_plane
 from chasm.maps.plot import METALS, atomic_number
+
+if TYPE_CHECKING:
+    from chasm.crystal.structure import Crystal
 
 __all__ = ["default_planes", "METALS"]
 
@@ -307,7 +311,7 @@ def _ionic_plane(crystal):
     return spec, f"({hkl}) plane through {through} (ionic crystal)"
 
 
-def default_planes(crystal, max_planes: int = 3) -> list[MapPlane]:
+def default_planes(crystal: Crystal, max_planes: int = 3) -> list[MapPlane]:
     """Named default map planes of a structure, best first (module docstring).
 
     Parameters

@@ -22,13 +22,19 @@ laplacian    ∇²ρ of the static model density (e/Å⁵; :mod:`chasm.topology`
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from chasm.errors import InputError
 from chasm.maps.settings import MAP_KINDS, contour_options
+
+if TYPE_CHECKING:
+    from chasm.maps.planes import PlaneSpec
+    from chasm.refine.refinement import Refinement
 
 __all__ = ["MAP_KINDS", "ResultModel", "load_result", "plane_field", "plot_map", "report_maps"]
 
@@ -227,14 +233,14 @@ def draw_map(path, model: ResultModel, mplane, kind: str, contours=None, title=N
 
 
 def plot_map(
-    result,
-    plane,
+    result: str | os.PathLike | Refinement,
+    plane: str | Sequence[str] | PlaneSpec,
     kind: str = "deformation",
     output: str | os.PathLike | None = None,
     *,
-    extent=None,
+    extent: float | tuple[float, float] | None = None,
     step: float | None = None,
-    contours=None,
+    contours: float | str | None = None,
     title: str | None = None,
 ):
     """Draw one map of a refinement result to a PNG, SVG or PDF file.

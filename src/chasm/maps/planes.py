@@ -40,11 +40,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from chasm.errors import InputError
 from chasm.maps.grids import Plane
+
+if TYPE_CHECKING:
+    from chasm.crystal.structure import Crystal
 
 __all__ = ["PlaneSpec", "MapPlane", "parse_plane", "map_plane", "split_atom_list"]
 
@@ -261,10 +265,10 @@ def _name_atoms(tokens: Sequence[str]) -> str:
 
 
 def map_plane(
-    crystal,
+    crystal: Crystal,
     spec: PlaneSpec | str | Sequence[str],
     *,
-    extent=None,
+    extent: float | tuple[float, float] | None = None,
     step: float | None = None,
 ) -> MapPlane:
     """Place a plane in a structure.

@@ -274,7 +274,7 @@ class PndSpinModel:
         b: Sequence[complex],
         sites: Sequence[SpinSite],
         p: float = P_FM,
-        time_reversal=None,
+        time_reversal: Sequence[int] | None = None,
     ):
         self.crystal = crystal
         self.b = list(b)
