@@ -44,8 +44,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("chasm.topology",),  # QTAIM on the model density
     ("chasm.refine",),  # parameters, data sets, solver, refinement, result
     ("chasm.properties",),  # charges, moments, d-orbital populations
-    ("chasm.report",),  # report.html / report.md
     ("chasm.project",),  # project files, build, run
+    ("chasm.report",),  # report.html / report.md, result figures (read results and projects)
     ("chasm.simulate", "chasm.cv"),  # simulation and cross-validation of projects
     ("chasm.examples", "chasm.demo"),  # the bundled examples and the demo
     ("chasm.cli",),  # the command line

@@ -15,7 +15,7 @@ from chasm.errors import InputError
 from chasm.maps.default_planes import default_planes, maps_toml
 from chasm.maps.planes import map_plane, parse_plane, split_atom_list
 from chasm.maps.plot import MASK_CLIP, draw_plane, plane_figure
-from chasm.maps.settings import contour_options
+from chasm.project.map_settings import contour_options
 from test_project_joint import joint_case  # noqa: F401  (simulated joint X-ray/UND/PND data)
 
 
@@ -330,7 +330,7 @@ def test_cli_map_folder_without_model_and_unknown_kind(tmp_path, capsys):
 
 
 def test_project_maps_tables_are_validated(tmp_path):
-    from chasm.maps.settings import MAP_SCHEMA
+    from chasm.project.map_settings import MAP_SCHEMA
     from chasm.project.schema import ArrayOf, validate
 
     schema = {"maps": ArrayOf(MAP_SCHEMA)}
@@ -360,7 +360,7 @@ def test_laplacian_caption_is_a_summary_that_fits(tmp_path):
 
 def test_report_draws_the_project_maps_tables(urea_result, tmp_path, monkeypatch):
     import chasm.maps.planes
-    from chasm.maps.figures import load_result, report_maps
+    from chasm.report.figures import load_result, report_maps
 
     monkeypatch.setattr(chasm.maps.planes, "DEFAULT_STEP", 0.25)  # a quick default plane
 
@@ -390,10 +390,10 @@ def test_report_draws_the_project_maps_tables(urea_result, tmp_path, monkeypatch
 def test_residual_map_from_a_result_folder_rebuilds_the_project(joint_case, tmp_path):  # noqa: F811
     """kind = residual reads the observed data of the project that result.json names."""
     from chasm.io.rhocif import write_rhocif
-    from chasm.maps.figures import load_result, plane_field, plot_map
     from chasm.maps.grids import fourier_on_plane
     from chasm.project.build import build
     from chasm.project.project import load_project
+    from chasm.report.figures import load_result, plane_field, plot_map
     from chasm.report.report import xray_residual_map
 
     built = build(load_project(joint_case / "project.toml"))

@@ -26,7 +26,7 @@ from test_project_joint import joint_case  # noqa: F401  (the simulated joint da
 
 @pytest.fixture(scope="module")
 def run(joint_case):  # noqa: F811
-    out = run_project(joint_case / "project.toml", echo=None)
+    out = run_project(joint_case / "project.toml", echo=None, report=write_report)
     return out, json.loads((out.output / "result.json").read_text())
 
 

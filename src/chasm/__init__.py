@@ -71,7 +71,7 @@ _PUBLIC: dict[str, str] = {
     "spin_density": "chasm.maps.density",
     "plot_plane": "chasm.maps.plot",
     "peaks": "chasm.maps.fourier",
-    "plot_map": "chasm.maps.figures",
+    "plot_map": "chasm.report.figures",
     "map_plane": "chasm.maps.planes",
     "default_planes": "chasm.maps.default_planes",
     # properties and reports

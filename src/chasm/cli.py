@@ -106,6 +106,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _cmd_refine(args: argparse.Namespace) -> int:
     from chasm.project.run import run_project
+    from chasm.report.report import write_report
 
     def echo(line: str) -> None:
         print(line, flush=True)  # a line per cycle also through a pipe (tee, a log)
@@ -115,7 +116,7 @@ def _cmd_refine(args: argparse.Namespace) -> int:
         output=args.output,
         echo=None if args.quiet else echo,
         stages=args.stage or None,
-        report=not args.no_report,
+        report=None if args.no_report else write_report,
         resume=args.resume,
         verbose=args.verbose,
         progress=not args.quiet,
@@ -171,7 +172,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from chasm.io.atomic import protect_inputs
-    from chasm.maps.figures import plot_map
+    from chasm.report.figures import plot_map
 
     contours = args.contours
     if contours is not None and contours not in ("log", "linear"):

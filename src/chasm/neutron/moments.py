@@ -44,11 +44,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from chasm.crystal.adp import u6_to_matrix
+from chasm.crystal.sums import formula_units, linear_sums, site_weight
 from chasm.density.dorbitals import natural_orbitals, orbital_pair_labels
 from chasm.errors import InputError
 from chasm.io.su_format import format_quantity
 from chasm.neutron.dorbital_site import DOrbitalSite
-from chasm.properties import formula_units, linear_sums, site_weight
 
 __all__ = [
     "SiteMoment",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chasm.errors import InputError
-from chasm.maps.settings import MAP_SCHEMA
+from chasm.project.map_settings import MAP_SCHEMA
 from chasm.project.schema import (
     REQUIRED,
     ArrayOf,

@@ -145,7 +145,7 @@ def run_project(
     output: str | Path | None = None,
     echo: Callable[[str], None] | None = print,
     stages: list[str] | None = None,
-    report: bool = True,
+    report: Callable[..., dict] | None = None,
     *,
     resume: bool = False,
     verbose: bool = False,
@@ -164,9 +164,12 @@ def run_project(
         Receives one line per cycle and per stage (None: silent).
     stages : list of str, optional
         Run only these stages (by name), in project order.
-    report : bool
-        Write report.html and report.md (with maps) at the end
-        (:func:`chasm.report.report.write_report`).
+    report : callable, optional
+        Writes the report at the end of a run that was not interrupted:
+        called as ``report(output_folder, refinement=refinement,
+        progress=progress)`` and returns ``{kind: path}``; the command line
+        passes :func:`chasm.report.report.write_report` (the report layer sits
+        above this one). None or False: no report.
     resume : bool
         Continue the run recorded in the output folder's checkpoint.json:
         skip its completed stages, restart the interrupted one from the saved
@@ -242,7 +245,7 @@ def _run(
     out: Path,
     echo: Callable[[str], None] | None,
     stages: list[str] | None,
-    report: bool,
+    report: Callable[..., dict] | None,
     *,
     resume: bool,
     verbose: bool,
@@ -335,9 +338,7 @@ def _run(
     if report and stopped:
         say(f"report skipped (interrupted); write it with: chasm report {out}")
     elif report:
-        from chasm.report.report import write_report
-
-        files = write_report(out, refinement=ref, progress=progress)
+        files = report(out, refinement=ref, progress=progress)
         say(f"report: {files.get('html', out / 'report.html')}")
     return RunOutcome(built, out, result, lines, warnings)
 

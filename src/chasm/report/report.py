@@ -650,7 +650,7 @@ def write_report(
             blocks.append(("p", "Note: " + props.note + "."))
     files: dict[str, Path] = {}
     if maps and crystal is not None:
-        from chasm.maps.figures import report_maps
+        from chasm.report.figures import report_maps
 
         pictures = report_maps(folder, crystal, models, refinement, notes, progress, result)
         if pictures:

@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from chasm.errors import InputError
-from chasm.maps.settings import MAP_KINDS, contour_options
+from chasm.project.map_settings import MAP_KINDS, contour_options
 
 if TYPE_CHECKING:
-    from chasm.maps.planes import PlaneSpec
+    from chasm.maps.planes import MapPlane, PlaneSpec
+    from chasm.maps.plot import PlaneDrawing
     from chasm.refine.refinement import Refinement
 
 __all__ = ["MAP_KINDS", "ResultModel", "load_result", "plane_field", "plot_map", "report_maps"]
@@ -242,7 +243,7 @@ def plot_map(
     step: float | None = None,
     contours: float | str | None = None,
     title: str | None = None,
-):
+) -> tuple[Path, PlaneDrawing, MapPlane]:
     """Draw one map of a refinement result to a PNG, SVG or PDF file.
 
     Parameters
@@ -261,7 +262,7 @@ def plot_map(
     extent, step : optional
         Map side(s) and mesh step, Å (:func:`chasm.maps.planes.map_plane`).
     contours : None, float, "log" or "linear"
-        :func:`chasm.maps.settings.contour_options`.
+        :func:`chasm.project.map_settings.contour_options`.
     title : str, optional
 
     Returns
@@ -294,7 +295,7 @@ def _project_maps(result: dict, notes: list[str]) -> list[dict] | None:
     """The ``[[maps]]`` tables of the project that result.json names (None: none there)."""
     import tomllib
 
-    from chasm.maps.settings import MAP_SCHEMA
+    from chasm.project.map_settings import MAP_SCHEMA
     from chasm.project.schema import ArrayOf, validate
 
     path = result.get("project")
