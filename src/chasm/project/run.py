@@ -450,10 +450,12 @@ def _listing(built: Built, result: dict, lines: list[str], peaks_table: str | No
             if v["gradient_share"] is not None
         )
         out.append(f"  stage {st['name']}: data {', '.join(st['data'])}; gradient shares {shares}")
-    out += ["", "parameters (value, su; * = free in the last stage):"]
+    out += ["", "parameters (value(su), rule of 19; * = free in the last stage):"]
+    from chasm.io.su_format import format_su  # one su style in every output
+
     for name, p in result["parameters"].items():
-        su = "" if p["su"] is None else f"{p['su']:.2g}"
-        out.append(f"  {'*' if p['free'] else ' '} {name:<22s} {p['value']:>14.6f}  {su}")
+        shown = format_su(p["value"], p["su"])
+        out.append(f"  {'*' if p['free'] else ' '} {name:<22s} {shown:>16s}")
     out += ["", "correlations above threshold:"]
     out += [f"  {a:<20s} {b:<20s} {r:+.3f}" for a, b, r in result["correlations"]] or ["  none"]
     if peaks_table:
