@@ -344,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.formatter_class = _HelpFormatter
         if not command.description:
             helps = {a.dest: a.help for a in sub._choices_actions}
-            command.description = (helps.get(name) or "").capitalize() + "."
+            text = helps.get(name) or ""
+            command.description = text[:1].upper() + text[1:] + "."  # keep "Cu(II)", "X-ray"
         if name in EXAMPLES and not command.epilog:
             command.epilog = "example:\n  " + "\n  ".join(EXAMPLES[name])
     return parser
