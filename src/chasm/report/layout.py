@@ -7,6 +7,7 @@ block                           meaning
 ==============================  =================================================
 ``("h", level, text)``          heading (2 and 3 go into the table of contents)
 ``("p", text)``                 paragraph
+``("note", text)``              explanatory paragraph (smaller in HTML)
 ``("table", headers, rows)``    table of strings
 ``("img", file, caption, png)`` figure: the HTML embeds the PNG, Markdown links
                                 the file written next to report.md
@@ -38,11 +39,14 @@ STYLE = (
     "table{border-collapse:collapse;margin:.5em 0;font-size:.92em}"
     "td,th{border:1px solid #bbb;padding:2px 8px;text-align:right}"
     "td:first-child,th:first-child{text-align:left}th{background:#f2f2f2}"
-    "figure{display:inline-block;vertical-align:top;margin:.5em 1em .5em 0;max-width:100%}"
-    "figure.wide img{max-width:46em}figure img{max-width:100%}"
-    "figcaption{font-size:.88em;color:#444;max-width:46em}"
-    "nav.toc{background:#f7f7f7;border:1px solid #ddd;padding:.4em 1em;display:inline-block}"
+    "figure{display:inline-block;vertical-align:top;margin:.5em 1em .5em 0;width:28em;"
+    "max-width:100%}figure.wide{width:34em}figure img{max-width:100%}"
+    "figcaption{font-size:.88em;color:#444}p.note{font-size:.88em;color:#444}"
+    "nav.toc{background:#f7f7f7;border:1px solid #ddd;padding:.4em 1em;font-size:.9em}"
     "nav.toc ul{margin:.2em 0;padding-left:1.2em}"
+    # wide screens: the contents in a fixed column on the left, the summary on the first screen
+    "@media (min-width:1200px){body{margin-left:17em}nav.toc{position:fixed;top:1em;"
+    "left:1em;width:14em;max-height:92vh;overflow:auto}}"
     "details{margin:.6em 0}summary{cursor:pointer;font-weight:600}"
     ".warn{color:#9a3412}"
 )
@@ -139,7 +143,7 @@ def render_markdown(blocks: list[tuple]) -> str:
             kind = b[0]
             if kind == "h":
                 out.append(f'{"#" * b[1]} {b[2]} <a id="{anchors[id(b)]}"></a>')
-            elif kind == "p":
+            elif kind in ("p", "note"):
                 out.append(b[1])
             elif kind == "table":
                 out.append(format_table(b[1], b[2], markdown=True))
@@ -173,6 +177,8 @@ def render_html(title: str, blocks: list[tuple]) -> str:
                 out.append(f'<h{b[1]} id="{anchors[id(b)]}">{e(b[2])}</h{b[1]}>')
             elif kind == "p":
                 out.append(f"<p>{e(b[1])}</p>")
+            elif kind == "note":
+                out.append(f'<p class="note">{e(b[1])}</p>')
             elif kind == "table":
                 out.append("<table><tr>" + "".join(f"<th>{e(str(h))}</th>" for h in b[1]) + "</tr>")
                 for row in b[2]:

@@ -60,6 +60,7 @@ from chasm.report.sections import (
     dataset_rows,
     implausible_rows,
     parameter_tables,
+    side_by_side,
     stage_rows,
 )
 from chasm.report.steps import Steps
@@ -596,7 +597,7 @@ def _summary(result: dict, crystal, refinement, structure, props, snapshots, ste
     blocks += [("h", 3, "Agreement per data set"), ("table", *dataset_rows(result))]
     blocks.append(
         (
-            "p",
+            "note",
             "Final model. R1 on F, wR2 on F²; Rw is Rw(F) for X-ray and unpolarised-neutron "
             "data and Rw(1−R) for flipping ratios. GOF = √(χ² / (N obs − N param)), N param "
             "being the parameters of the last stage charged to each data set in proportion to "
@@ -609,7 +610,7 @@ def _summary(result: dict, crystal, refinement, structure, props, snapshots, ste
         blocks += [("h", 3, "Stages"), ("table", *stage_rows(result))]
         blocks.append(
             (
-                "p",
+                "note",
                 "GOF of a stage = √(Σ χ² / (N obs + N restr. − N param)) over the data it "
                 "fitted (within its sinθ/λ window) and every restraint: the figure the "
                 "solver minimised and printed per cycle. It differs from the per-set GOF "
@@ -622,7 +623,7 @@ def _summary(result: dict, crystal, refinement, structure, props, snapshots, ste
             blocks += [("h", 3, "Spin populations"), ("table", *spin)]
             blocks.append(
                 (
-                    "p",
+                    "note",
                     "Spin populations in μB (chargespin basis) or electrons per spin (updown); "
                     "m = Pv↑ − Pv↓ + P00↑ − P00↓. N obs, GOF and Rw(1−R) are those of the "
                     "flipping ratios alone; N param is what the stage refined, of which the "
@@ -677,30 +678,25 @@ def _properties(folder: Path, props) -> list:
 def _parameters(result: dict) -> list:
     """The Parameters section: refined ones shown, the others folded."""
     free, fixed = parameter_tables(result)
-    headers = ["parameter", "value(su)"]
     blocks: list[tuple] = [("h", 2, "Parameters")]
     blocks.append(
         (
-            "p",
-            f"{len(free)} parameters refined in the last stage, {len(fixed)} fixed, "
-            "constrained or refined only in earlier stages. value(su): su in units of the "
-            "last digit, rounded by the rule of 19; no parentheses: fixed or exact.",
+            "note",
+            f"{len(free)} parameters refined in the last stage (with su; some tied by "
+            f"constraints), {len(fixed)} fixed, fixed by symmetry or a constraint, or refined "
+            "only in earlier stages. value(su): su in units of the last digit, rounded by the "
+            "rule of 19; no parentheses: fixed or exact.",
         )
     )
     if free:
-        table = [("table", headers, free)]
+        table = [("table", *side_by_side(free))]
         if len(free) > FOLD_FREE:
             blocks.append(("details", f"Refined in the last stage ({len(free)})", table))
         else:
             blocks += [("h", 3, "Refined in the last stage"), *table]
     if fixed:
-        blocks.append(
-            (
-                "details",
-                f"Fixed or not refined in the last stage ({len(fixed)})",
-                [("table", headers, fixed)],
-            )
-        )
+        title = f"Fixed, exact or not refined in the last stage ({len(fixed)})"
+        blocks.append(("details", title, [("table", *side_by_side(fixed))]))
     return blocks
 
 

@@ -14,12 +14,14 @@ with:
 
 from __future__ import annotations
 
+from chasm.io.su_format import EXACT_SU
 from chasm.properties import format_value
 
 __all__ = [
     "dataset_rows",
     "implausible_rows",
     "parameter_tables",
+    "side_by_side",
     "stage_rows",
     "n_restraints",
 ]
@@ -138,9 +140,29 @@ def implausible_rows(result: dict) -> tuple[list[str], list[list[str]]] | None:
 
 
 def parameter_tables(result: dict) -> tuple[list[list[str]], list[list[str]]]:
-    """Rows (name, value(su)) of the free parameters of the last stage, and of the others."""
+    """Rows (name, value(su)) of the parameters refined in the last stage, and of the others.
+
+    Refined: free in the last stage with an su; the others are fixed, fixed by
+    site symmetry, a constraint or a tight restraint (free but exact: su below
+    :data:`chasm.io.su_format.EXACT_SU`), or refined in earlier stages only.
+    """
     free, fixed = [], []
     for name, p in result.get("parameters", {}).items():
-        row = [name, format_value(p["value"], p.get("su"))]
-        (free if p.get("free") else fixed).append(row)
+        su = p.get("su")
+        row = [name, format_value(p["value"], su)]
+        (free if p.get("free") and su and su >= EXACT_SU else fixed).append(row)
     return free, fixed
+
+
+def side_by_side(rows: list[list[str]], k: int = 3) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows) of a two-column table laid out as ``k`` column pairs, read down."""
+    k = max(1, min(k, len(rows)))
+    n = -(-len(rows) // k)
+    out = []
+    for i in range(n):
+        line = []
+        for j in range(k):
+            m = j * n + i
+            line += rows[m] if m < len(rows) else ["", ""]
+        out.append(line)
+    return ["parameter", "value(su)"] * k, out
