@@ -45,13 +45,16 @@ def _images(text: str) -> list[bytes]:
     return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([^"]+)"', text)]
 
 
-def test_report_from_the_folder_alone(run, tmp_path):
+def test_report_from_the_folder_alone(run, tmp_path, capsys):
     out, result = run
     folder = tmp_path / "copy"
     shutil.copytree(out.output, folder)
     inputs = ("result.json", "model.cif", "listing.txt")
     before = {name: (folder / name).read_bytes() for name in inputs}
-    files = write_report(folder)
+    files = write_report(folder, progress=True)
+    said = capsys.readouterr().err
+    assert "report: maps 1/2 deformation density" in said and "report: maps 2/2" in said
+    assert re.search(r"report: diagnostics 6/6 correlations \(\d+\.\d s\)", said)
     assert files["html"].is_file() and files["md"].is_file()
     for name, data in before.items():  # inputs untouched
         assert (folder / name).read_bytes() == data
@@ -79,6 +82,17 @@ def test_report_from_the_folder_alone(run, tmp_path):
         assert f"<td>{d['gradient_share']:.3f}</td>" in page
     assert "WITHOUT correlations" in page
     assert "Spin populations" in md and "Rw(1−R)" in md
+    # a results section: summary, maps, properties, diagnostics, parameters, in this order,
+    # every entry of the contents pointing at a heading (HTML and Markdown)
+    order = [page.index(f'<h2 id="{a}"') for a in ("summary", "maps", "properties")]
+    order += [page.index(f'<h2 id="{a}"') for a in ("diagnostics", "parameters")]
+    assert order == sorted(order) and page.index('<nav class="toc">') < order[0]
+    for target in re.findall(r'href="#([^"]+)"', page):
+        assert f'id="{target}"' in page, target
+    for target in re.findall(r"\]\(#([^)]+)\)", md):
+        assert f'<a id="{target}"></a>' in md, target
+    assert "<details><summary>Fixed, exact or not refined in the last stage" in page
+    assert "Rigid-bond test" in md and "Cu1–N1" in md
     assert "the residual map needs the refinement object" in md
     # the rebuilt structure has the split atoms and the values of result.json
     sm = structure_from_folder(folder)

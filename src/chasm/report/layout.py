@@ -110,39 +110,40 @@ def _expand(blocks: list[tuple]) -> list[tuple]:
     return out
 
 
-def _anchors(blocks: list[tuple]) -> dict[int, str]:
-    """id(block) -> anchor of every heading, in page order (into ``details`` too)."""
-    taken: set[str] = set()
-    out: dict[int, str] = {}
-
-    def walk(bs):
-        for b in bs:
-            if b[0] == "h":
-                out[id(b)] = slug(b[2], taken)
-            elif b[0] == "details":
-                walk(b[2])
-
-    walk(blocks)
+def _with_anchors(blocks: list[tuple], taken: set[str] | None = None) -> list[tuple]:
+    """Headings as ``("h", level, text, anchor)``, anchors unique in page order."""
+    taken = set() if taken is None else taken
+    out = []
+    for b in blocks:
+        if b[0] == "h":
+            out.append(("h", b[1], b[2], slug(b[2], taken)))
+        elif b[0] == "details":
+            out.append(("details", b[1], _with_anchors(b[2], taken)))
+        else:
+            out.append(b)
     return out
 
 
-def _toc(blocks: list[tuple], anchors: dict[int, str]) -> list[tuple[int, str, str]]:
+def _toc(blocks: list[tuple]) -> list[tuple[int, str, str]]:
     """(level, text, anchor) of the level-2 and level-3 headings outside folded parts."""
-    return [(b[1], b[2], anchors[id(b)]) for b in blocks if b[0] == "h" and b[1] in (2, 3)]
+    return [
+        (b[1], b[2].split(" (")[0], b[3])  # short entries: no parenthesised detail
+        for b in blocks
+        if b[0] == "h" and b[1] in (2, 3)
+    ]
 
 
 def render_markdown(blocks: list[tuple]) -> str:
     """The Markdown text of the blocks (report.md)."""
-    blocks = _expand(blocks)
-    anchors = _anchors(blocks)
-    toc = _toc(blocks, anchors)
+    blocks = _with_anchors(_expand(blocks))
+    toc = _toc(blocks)
 
     def render(bs) -> list[str]:
         out = []
         for b in bs:
             kind = b[0]
             if kind == "h":
-                out.append(f'{"#" * b[1]} {b[2]} <a id="{anchors[id(b)]}"></a>')
+                out.append(f'{"#" * b[1]} {b[2]} <a id="{b[3]}"></a>')
             elif kind in ("p", "note"):
                 out.append(b[1])
             elif kind == "table":
@@ -165,16 +166,15 @@ def render_markdown(blocks: list[tuple]) -> str:
 def render_html(title: str, blocks: list[tuple]) -> str:
     """A self-contained HTML page of the blocks (report.html): images embedded, no links out."""
     e = html.escape
-    blocks = _expand(blocks)
-    anchors = _anchors(blocks)
-    toc = _toc(blocks, anchors)
+    blocks = _with_anchors(_expand(blocks))
+    toc = _toc(blocks)
 
     def render(bs) -> list[str]:
         out = []
         for b in bs:
             kind = b[0]
             if kind == "h":
-                out.append(f'<h{b[1]} id="{anchors[id(b)]}">{e(b[2])}</h{b[1]}>')
+                out.append(f'<h{b[1]} id="{b[3]}">{e(b[2])}</h{b[1]}>')
             elif kind == "p":
                 out.append(f"<p>{e(b[1])}</p>")
             elif kind == "note":

@@ -280,7 +280,8 @@ def _maps(folder: Path, crystal, models, refinement, notes: list[str], steps=Non
 
     def draw(name: str, values, kind: str, caption: str) -> None:
         path = folder / name
-        plot_plane(path, plane, values, crystal, kind=kind, title=caption)
+        title = caption.split(" (")[0] + f"\nplane {what}"  # short: the caption says the rest
+        plot_plane(path, plane, values, crystal, kind=kind, title=title)
         out.append((name, caption, path.read_bytes()))
         steps.step("maps", len(out), n_maps, f"{kind} density" if kind != "residual" else kind)
 
@@ -531,6 +532,13 @@ def _spin_table(structure, snaps: list[Snapshot], final_props: Properties):
             [f"{label} moment m (μB)"]
             + [format_value(p.atoms[k].spin, p.atoms[k].spin_su) for p in props]
         )
+    kept = [r for r in rows if len(set(r[1:])) > 1 or any("(" in c for c in r[1:])]
+    if len(kept) < len(rows):
+        dropped = len(rows) - len(kept)
+        kept.append(
+            [f"({dropped} rows of values fixed in every column left out)", *[""] * len(snaps)]
+        )
+    rows = kept
     rows.append(
         ["sum, asymmetric unit (μB)"]
         + [format_value(*p.spin_sums["asymmetric unit"]) for p in props]

@@ -100,7 +100,7 @@ def n_restraints(result: dict) -> int:
 def stage_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     """One row per stage: data, N obs, N restraints, N param, cycles, GOF, converged."""
     headers = ["stage", "data", "N obs", "N restr.", "N param", "cycles", "GOF", "converged"]
-    n_r = n_restraints(result)
+    n_r = str(n_restraints(result)) if "restraints" in result else "-"
     rows = []
     for s in result.get("stages", []):
         sets = s.get("datasets") or {}
@@ -110,7 +110,7 @@ def stage_rows(result: dict) -> tuple[list[str], list[list[str]]]:
                 s["name"],
                 ", ".join(s.get("data") or sets) or "-",
                 "-" if n_obs is None else str(n_obs),
-                str(n_r),
+                n_r,
                 str(s.get("n_free", "-")),
                 str(s.get("cycles", "-")),
                 _f(s.get("gof"), "{:.3f}"),
