@@ -22,11 +22,12 @@ def _figure():
 
     fig = Figure(figsize=SIZE, dpi=DPI)
     FigureCanvasAgg(fig)
+    # fixed margins: no layout pass (tight_layout would draw every text once more)
+    fig.subplots_adjust(left=0.16, right=0.96, bottom=0.15, top=0.9)
     return fig, fig.add_subplot(1, 1, 1)
 
 
 def _png(fig) -> bytes:
-    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
@@ -40,6 +41,12 @@ def fo_fc_png(data, title: str = "") -> bytes:
     lo = float(min(data.f_calc[keep].min(), data.f_obs[keep].min())) if keep.any() else 0.1
     hi = float(max(data.f_calc[keep].max(), data.f_obs[keep].max())) if keep.any() else 10.0
     ax.plot([lo, hi], [lo, hi], "-", color="#888", lw=0.8)
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")  # no mathtext 10^n: 3x faster to draw
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("|Fc| (e)")
     ax.set_ylabel("|Fo| (e)")
     ax.set_title(title or "Fo against Fc", fontsize=10)

@@ -708,6 +708,39 @@ def _parameters(result: dict) -> list:
     return blocks
 
 
+def _data_from_project(result: dict, notes: list[str]):
+    """A refinement of result.json's project at its final values (data only), or None.
+
+    Used for what needs the observed data when the report is made from the
+    folder alone (the residual map, the residual-density analysis): the
+    project file named in result.json is built again and its parameters set
+    to result.json's values. None, with a note, when that fails.
+    """
+    path = result.get("project")
+    if not path or not Path(path).is_file():
+        return None
+    from chasm.project.build import build
+    from chasm.project.project import load_project
+
+    try:
+        ref = build(load_project(path)).refinement
+        p = ref.params
+        values = result.get("parameters", {})
+        for name in p.names:
+            entry = values.get(name)
+            if entry is not None and entry.get("value") is not None:
+                p[name].value = float(entry["value"])
+        ref.set_values(p.values.copy())
+    except (InputError, OSError, ValueError, KeyError) as exc:
+        notes.append(f"the observed data could not be re-read from {path} ({exc}): no residual map")
+        return None
+    notes.append(
+        f"Residual map and reflection diagnostics from the data of the project file {path}, "
+        "read again, at the parameters of result.json."
+    )
+    return ref
+
+
 FOLD_FREE = 150
 """More refined parameters than this are folded too."""
 
@@ -791,6 +824,11 @@ def write_report(
         structure = crystal = models = props = None
         notes.append("no model.cif: no charges, populations or maps")
     steps.step("model", 1, 1, "structure and properties")
+    observed = refinement
+    if observed is None and crystal is not None:  # the observed data, for residual maps
+        observed = _data_from_project(result, notes)
+        if observed is not None:
+            steps.step("model", 1, 1, "observed data re-read from the project file")
     snaps: list[Snapshot] = []
     if props is not None:
         snaps = _snapshots(refinement, result, structure)
@@ -804,7 +842,7 @@ def write_report(
     blocks.append(("h", 2, "Maps"))
     pictures = []
     if maps and crystal is not None:
-        pictures = _maps(folder, crystal, models, refinement, notes, steps)
+        pictures = _maps(folder, crystal, models, observed, notes, steps)
     for name, caption, data in pictures:
         blocks.append(("img", name, caption, data))
         files[name] = folder / name
@@ -814,7 +852,7 @@ def write_report(
     blocks += _properties(folder, props)
     steps.step("properties", 1, 1, "tables")
     more, figures = diagnostics_blocks(
-        folder, refinement, crystal, result, steps, _correlations(result, refinement)
+        folder, observed, crystal, result, steps, _correlations(result, refinement)
     )
     blocks += more
     files.update(figures)
