@@ -40,7 +40,7 @@ STYLE = (
     "td,th{border:1px solid #bbb;padding:2px 8px;text-align:right}"
     "td:first-child,th:first-child{text-align:left}th{background:#f2f2f2}"
     "figure{display:inline-block;vertical-align:top;margin:.5em 1em .5em 0;width:28em;"
-    "max-width:100%}figure.wide{width:34em}figure img{max-width:100%}"
+    "max-width:100%}figure.wide{width:29em}figure img{max-width:100%}"
     "figcaption{font-size:.88em;color:#444}p.note{font-size:.88em;color:#444}"
     "nav.toc{background:#f7f7f7;border:1px solid #ddd;padding:.4em 1em;font-size:.9em}"
     "nav.toc ul{margin:.2em 0;padding-left:1.2em}"

@@ -304,11 +304,13 @@ def _maps(folder: Path, crystal, models, refinement, notes: list[str], steps=Non
         res = xray_residual_map(refinement)
         if res is not None:
             fmap, name = res
+            st = fmap.stats()
             draw(
                 "report_residual.png",
                 fourier_on_plane(fmap, plane),
                 "residual",
-                f"Residual density Fo − Fc ({name}), plane {what}",
+                f"Residual density Fo − Fc ({name}), plane {what}; over the cell: rms "
+                f"{st.rms:.3f}, min {st.min:.3f}, max {st.max:.3f} e/Å³",
             )
     else:
         notes.append("the residual map needs the refinement object (observed data)")
