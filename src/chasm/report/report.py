@@ -710,6 +710,18 @@ def _parameters(result: dict) -> list:
     return blocks
 
 
+def _stage_data(result: dict, refinement) -> None:
+    """Give stages without them the data sets and N obs they fitted (from the refinement)."""
+    outs = refinement.outcomes if refinement is not None else []
+    stages = result.get("stages") or []
+    if len(outs) != len(stages):
+        return
+    for s, o in zip(stages, outs, strict=True):
+        if not s.get("datasets"):
+            s["data"] = [x.name for x in o.result.datasets]
+            s["datasets"] = {x.name: {"n_obs": int(x.n)} for x in o.result.datasets}
+
+
 def _data_from_project(result: dict, notes: list[str]):
     """A refinement of result.json's project at its final values (data only), or None.
 
@@ -807,6 +819,7 @@ def write_report(
         )
     if result is None:
         result = _result_from_refinement(refinement)
+    _stage_data(result, refinement)
     steps = Steps(progress)
     notes: list[str] = []
     if refinement is not None:
