@@ -256,3 +256,14 @@ def test_without_the_project_the_diagnostics_come_from_model_fcf(run, tmp_path):
     assert diag == ["diag_drk_xray.png", "diag_fofc_xray.png", "diag_normal_xray.png"]
     md = files["md"].read_text()
     assert "model.fcf of the folder" in md and "the residual map needs" in md
+
+
+def test_an_edited_project_is_not_used_for_the_residual_map(run, tmp_path):
+    out, result = run
+    folder = tmp_path / "edited"
+    shutil.copytree(out.output, folder)
+    changed = dict(result, parameters={**result["parameters"], "X9.Pv": {"value": 1.0}})
+    (folder / "result.json").write_text(json.dumps(changed))
+    files = write_report(folder, maps=False)
+    assert "no longer describes the refined model" in files["md"].read_text()
+    assert "diag_residual_xray.png" not in files  # model.fcf instead: no phases

@@ -36,7 +36,7 @@ def test_contents_link_every_heading_once_even_repeated_ones():
     assert ">Peaks</a>" in page  # the contents leave out the parenthesised detail
     assert "<details><summary>folded</summary>" in page
     md = render_markdown(blocks)
-    assert "- [Maps](#maps)\n  - [Peaks](#peaks-xray)\n- [Maps](#maps-2)" in md
+    assert "- [Maps](#maps)\n    - [Peaks](#peaks-xray)\n- [Maps](#maps-2)" in md
     assert "<details><summary>folded</summary>" in md and "| x |" in md
 
 

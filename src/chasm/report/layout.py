@@ -156,7 +156,7 @@ def render_markdown(blocks: list[tuple]) -> str:
                 out.append("</details>")
             elif kind == "toc":
                 out.append(
-                    "\n".join(f"{'  ' * (level - 2)}- [{text}](#{a})" for level, text, a in toc)
+                    "\n".join(f"{'    ' * (level - 2)}- [{text}](#{a})" for level, text, a in toc)
                 )
         return out
 

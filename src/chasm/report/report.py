@@ -740,6 +740,12 @@ def _data_from_project(result: dict, notes: list[str]):
         ref = build(load_project(path)).refinement
         p = ref.params
         values = result.get("parameters", {})
+        if set(p.names) != set(values):  # the project was edited since: not this model
+            notes.append(
+                f"the project file {path} no longer describes the refined model (its "
+                "parameters differ from result.json's): no residual map from it"
+            )
+            return None
         for name in p.names:
             entry = values.get(name)
             if entry is not None and entry.get("value") is not None:
