@@ -245,3 +245,34 @@ def test_extra_motion_along_a_bond_is_delta_and_su_against_finite_differences():
     ).su
     partial = {k: v for k, v in su.items() if k != "C1.U12"}
     assert next(r for r in rigid_bond_test(crystal, partial) if r.atom2.startswith("C2")).su is None
+
+
+def test_spherical_atom_residual_is_zero_for_iam_data_and_not_otherwise():
+    from chasm.diagnostics.residual import spherical_atom_residual
+    from chasm.scattering.engine import StructureFactorEngine
+    from chasm.scattering.sfcalc import default_models
+
+    crystal = _rigid_crystal()
+    hkl = np.array(
+        [
+            (h, k, l)
+            for h in range(-4, 5)
+            for k in range(0, 5)
+            for l in range(0, 5)
+            if (h, k, l) != (0, 0, 0)
+        ]
+    )
+    f = StructureFactorEngine(crystal, default_models(crystal, "iam"), hkl).compute().F
+    fit = XrayFit(
+        "iam",
+        hkl,
+        np.zeros(len(hkl)),
+        2.5 * np.abs(f) ** 2,
+        np.ones(len(hkl)),
+        np.abs(f) ** 2,
+        np.ones(len(hkl)),
+    )
+    a = spherical_atom_residual(crystal, fit)
+    assert a.e_gross < 1e-9 and max(abs(a.rho_min), abs(a.rho_max)) < 1e-9
+    fit.fo2 = fit.fo2 * (1 + 0.05 * np.random.default_rng(4).normal(size=len(hkl)))
+    assert spherical_atom_residual(crystal, fit).e_gross > 0.01

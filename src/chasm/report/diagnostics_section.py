@@ -55,6 +55,7 @@ def diagnostics_blocks(
         The largest correlations and what they are.
     """
     from chasm.diagnostics import drk, fo_fc, normal_probability, plots, residual_analysis
+    from chasm.diagnostics.residual import spherical_atom_residual
     from chasm.maps.fourier import residual_map
 
     blocks: list[tuple] = [("h", 2, "Diagnostics")]
@@ -110,16 +111,21 @@ def diagnostics_blocks(
         if fit.f_calc is not None and crystal is not None:
             fmap = residual_map(crystal, fit.hkl, np.sqrt(np.maximum(fit.fo2, 0)), fit.f_calc)
             a = residual_analysis(fmap.values, crystal.volume)
+            iam = spherical_atom_residual(crystal, fit)
             blocks.append(("h", 3, f"Residual-density analysis{several}"))
             figure(
                 f"diag_residual_{tag}.png",
                 f"Fractal dimension df(ρ0) of the residual density of {fit.name} (Meindl & "
                 f"Henn 2008) on a {'×'.join(map(str, a.grid))} grid: df(0) = {a.df_zero:.3f}, "
                 f"ρ0 from {a.rho_min:.3f} to {a.rho_max:.3f} e/Å³, rms {a.rms:.4f} e/Å³, "
-                f"e_gross = {a.e_gross:.3f} e per cell. A narrow, symmetric, parabola-like "
-                "curve is what featureless (noise-like) residuals give; shoulders and "
-                "long tails are features the model misses.",
-                plots.residual_analysis_png([a], ["final model"]),
+                f"e_gross = {a.e_gross:.3f} e per cell. For comparison, spherical atoms "
+                f"(IAM) at the same positions and ADPs: ρ0 from {iam.rho_min:.3f} to "
+                f"{iam.rho_max:.3f} e/Å³, e_gross = {iam.e_gross:.3f} e. A narrow, "
+                "symmetric, parabola-like curve is what featureless (noise-like) residuals "
+                "give; shoulders and long tails are features the model misses.",
+                plots.residual_analysis_png(
+                    [iam, a], ["spherical atoms, same geometry", "final model"]
+                ),
             )
         k += 1
         steps.step("diagnostics", k, n_steps, f"residual-density analysis ({fit.name})")
