@@ -276,3 +276,17 @@ def test_spherical_atom_residual_is_zero_for_iam_data_and_not_otherwise():
     assert a.e_gross < 1e-9 and max(abs(a.rho_min), abs(a.rho_max)) < 1e-9
     fit.fo2 = fit.fo2 * (1 + 0.05 * np.random.default_rng(4).normal(size=len(hkl)))
     assert spherical_atom_residual(crystal, fit).e_gross > 0.01
+
+
+def test_metal_metal_contacts_are_not_bonds():
+    crystal = Crystal.from_parts(
+        [5.46, 5.46, 5.46, 90, 90, 90],
+        "F m -3 m",
+        [
+            Atom("Ca", "Ca", [0, 0, 0], u_aniso=[0.0033, 0.0033, 0.0033, 0, 0, 0]),
+            Atom("F", "F", [0.25, 0.25, 0.25], u_aniso=[0.0048, 0.0048, 0.0048, 0, 0, 0]),
+        ],
+    )
+    rows = rigid_bond_test(crystal)
+    assert [(r.atom1, r.atom2.split(" ")[0]) for r in rows] == [("Ca", "F")]
+    assert rows[0].delta == pytest.approx(0.0033 - 0.0048)

@@ -11,13 +11,16 @@ wrong scale or extinction) or to poor data.
 
 su(Δ) combines the su of the six U_cif of both atoms WITHOUT correlations
 (Δ is linear in them). Atom B may be any symmetry image: its tensor is
-rotated with the operation first.
+rotated with the operation first. Bonds are pairs within the sum of the
+covalent radii + 0.4 Å, contacts between two metal atoms left out;
+metal–ligand and ionic contacts are listed but need not be rigid.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import gemmi
 import numpy as np
 
 from chasm.crystal.adp import ucif_to_ucart
@@ -131,6 +134,8 @@ def rigid_bond_test(crystal, su: dict | None = None, include_h: bool = False) ->
     def usable(a) -> bool:
         return a.u_aniso is not None and (include_h or a.element not in ("H", "D"))
 
+    metal = {a.element: gemmi.Element(a.element).is_metal for a in atoms}
+
     for i, a in enumerate(atoms):
         if not usable(a):
             continue
@@ -138,6 +143,8 @@ def rigid_bond_test(crystal, su: dict | None = None, include_h: bool = False) ->
         for nb in bonded(crystal, i):
             b = atoms[nb.index]
             if not usable(b) or (nb.index == i and nb.is_identity):
+                continue
+            if metal[a.element] and metal[b.element]:  # metal-metal contacts: not bonds
                 continue
             key = tuple(sorted((i, nb.index))) + (round(nb.distance, 4),)
             if key in seen:

@@ -180,8 +180,8 @@ def _rigid_bond(crystal, result: dict) -> list[tuple]:
             "displacements of the two atoms along the bond; |Δ| ≤ "
             f"{HIRSHFELD_LIMIT * 1e4:.0f} × 10⁻⁴ Å² for a rigid bond between atoms at least as "
             f"heavy as C (largest here: {worst.atom1}–{worst.atom2}, "
-            f"{abs(worst.delta) * 1e4:.1f} × 10⁻⁴ Å²). su(Δ) from the su of the U without "
-            "correlations.",
+            f"{abs(worst.delta) * 1e4:.1f} × 10⁻⁴ Å²); metal–ligand and ionic contacts need "
+            "not be rigid. su(Δ) from the su of the U without correlations.",
         )
     )
     return out
