@@ -43,7 +43,7 @@ import numpy as np
 from chasm import __version__
 from chasm.density.model import HansenCoppensAtom, SplitAtom
 from chasm.errors import InputError
-from chasm.io.atomic import write_text_atomic
+from chasm.io.atomic import write_bytes_atomic, write_text_atomic
 from chasm.properties import (
     TRANSITION_METALS,
     Properties,
@@ -250,6 +250,22 @@ def _plane_atoms(crystal, models) -> tuple[list, str]:
     return heavy[:3], ", ".join(heavy[:3])
 
 
+def _small_png(data: bytes, colors: int = 64) -> bytes:
+    """A contour map's PNG with a palette of ``colors`` (4-5 times smaller, same look).
+
+    Contour plots hold a few line colours on white: a palette keeps them and
+    makes the self-contained report.html light to open and to mail.
+    """
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    out = io.BytesIO()
+    image.quantize(colors=colors, method=Image.Quantize.FASTOCTREE).save(out, format="PNG")
+    return out.getvalue()
+
+
 def _atomic_number(element: str) -> int:
     import gemmi
 
@@ -282,7 +298,9 @@ def _maps(folder: Path, crystal, models, refinement, notes: list[str], steps=Non
         path = folder / name
         title = caption.split(" (")[0] + f"\nplane {what}"  # short: the caption says the rest
         plot_plane(path, plane, values, crystal, kind=kind, title=title)
-        out.append((name, caption, path.read_bytes()))
+        data = _small_png(path.read_bytes())
+        write_bytes_atomic(path, data)
+        out.append((name, caption, data))
         steps.step("maps", len(out), n_maps, f"{kind} density" if kind != "residual" else kind)
 
     draw(
