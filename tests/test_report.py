@@ -53,7 +53,7 @@ def test_report_from_the_folder_alone(run, tmp_path, capsys):
     before = {name: (folder / name).read_bytes() for name in inputs}
     files = write_report(folder, progress=True)
     said = capsys.readouterr().err
-    assert "report: maps 1/3 deformation density" in said and "report: maps 3/3 residual" in said
+    assert "report: maps 1/2 deformation density" in said and "report: maps 2/2 spin" in said
     assert re.search(r"report: diagnostics 6/6 correlations \(\d+\.\d s\)", said)
     assert files["html"].is_file() and files["md"].is_file()
     for name, data in before.items():  # inputs untouched
@@ -63,13 +63,13 @@ def test_report_from_the_folder_alone(run, tmp_path, capsys):
     # self-contained: every src is a data URI, no external links or stylesheets
     assert not re.search(r'src="(?!data:)', page) and "<link" not in page
     imgs = _images(page)
-    # maps: deformation, spin and residual (the data re-read from the project file of
-    # result.json); diagnostics: Fo vs Fc, normal probability, DRK, residual analysis
+    # maps: deformation and spin, no residual map without the observed data; diagnostics
+    # from model.fcf: Fo vs Fc, normal probability, DRK (no residual analysis without phases)
     maps = sorted(k for k in files if k.startswith("report_"))
     diag = sorted(k for k in files if k.startswith("diag_"))
-    assert maps == ["report_deformation.png", "report_residual.png", "report_spin.png"]
-    assert diag == [f"diag_{k}_xray.png" for k in ("drk", "fofc", "normal", "residual")]
-    assert len(imgs) == 7 and all(b.startswith(b"\x89PNG") for b in imgs)
+    assert maps == ["report_deformation.png", "report_spin.png"]
+    assert diag == ["diag_drk_xray.png", "diag_fofc_xray.png", "diag_normal_xray.png"]
+    assert len(imgs) == 5 and all(b.startswith(b"\x89PNG") for b in imgs)
     assert (folder / "report_deformation.png").read_bytes() in imgs
     assert "![" in md and "(report_spin.png)" in md
     # the refined values with su, as result.json has them
@@ -93,7 +93,7 @@ def test_report_from_the_folder_alone(run, tmp_path, capsys):
         assert f'<a id="{target}"></a>' in md, target
     assert "<details><summary>Fixed, exact or not refined in the last stage" in page
     assert "Rigid-bond test" in md and "Cu1–N1" in md
-    assert "from the data of the project file" in md
+    assert "the residual map needs" in md and "model.fcf of the folder" in md
     # the rebuilt structure has the split atoms and the values of result.json
     sm = structure_from_folder(folder)
     assert sm.split_labels() == ["Cu1", "N1"] and sm.basis == "chargespin"
@@ -243,27 +243,32 @@ def test_every_su_in_every_output_follows_one_style(run, tmp_path):
     ]
 
 
-def test_without_the_project_the_diagnostics_come_from_model_fcf(run, tmp_path):
+def test_chasm_report_reads_the_observed_data_of_the_project_again(run, tmp_path):
+    from chasm.cli import main
+    from chasm.project.observed import observed_refinement
+
     out, result = run
-    folder = tmp_path / "moved"
+    folder = tmp_path / "cli"
     shutil.copytree(out.output, folder)
+    assert main(["report", str(folder)]) == 0
+    md = (folder / "report.md").read_text()
+    assert (folder / "report_residual.png").is_file() and "(diag_residual_xray.png)" in md
+    assert "read again, at the parameters of result.json" in md
+    ref, _ = observed_refinement(folder)  # at result.json's values
+    for name in ("Cu1.Pv.spin", "xray.scale"):
+        assert ref.params[name].value == pytest.approx(result["parameters"][name]["value"])
+    # a project file gone, or edited since (other parameters): not used, and said so
     moved = dict(result, project=str(tmp_path / "gone" / "project.toml"))
     (folder / "result.json").write_text(json.dumps(moved))
-    files = write_report(folder)
-    maps = sorted(k for k in files if k.startswith("report_"))
-    diag = sorted(k for k in files if k.startswith("diag_"))
-    assert maps == ["report_deformation.png", "report_spin.png"]  # no residual map
-    assert diag == ["diag_drk_xray.png", "diag_fofc_xray.png", "diag_normal_xray.png"]
-    md = files["md"].read_text()
-    assert "model.fcf of the folder" in md and "the residual map needs" in md
-
-
-def test_an_edited_project_is_not_used_for_the_residual_map(run, tmp_path):
-    out, result = run
-    folder = tmp_path / "edited"
-    shutil.copytree(out.output, folder)
+    assert (
+        observed_refinement(folder)[0] is None and "is not there" in observed_refinement(folder)[1]
+    )
     changed = dict(result, parameters={**result["parameters"], "X9.Pv": {"value": 1.0}})
     (folder / "result.json").write_text(json.dumps(changed))
-    files = write_report(folder, maps=False)
-    assert "no longer describes the refined model" in files["md"].read_text()
+    ref, note = observed_refinement(folder)
+    assert ref is None and "no longer describes the refined model" in note
+    files = write_report(folder, maps=False, extra_notes=[note])
+    assert "no longer describes" in files["md"].read_text()
     assert "diag_residual_xray.png" not in files  # model.fcf instead: no phases
+    (folder / "result.json").write_text(json.dumps(dict(result, project=None)))
+    assert observed_refinement(folder) == (None, None)

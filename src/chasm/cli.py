@@ -157,12 +157,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from chasm.io.atomic import protect_inputs
+    from chasm.project.observed import observed_refinement
     from chasm.report.report import write_report
 
     folder = Path(args.folder)
     inputs = {"result file": folder / "result.json", "model file": folder / "model.cif"}
     with protect_inputs(inputs):
-        files = write_report(args.folder, maps=not args.no_maps, progress=True)
+        # the measurements (residual map, residual analysis): the project of result.json again
+        observed, note = observed_refinement(folder)
+        files = write_report(
+            args.folder,
+            maps=not args.no_maps,
+            progress=True,
+            observed=observed,
+            extra_notes=[note] if note else None,
+        )
     print(f"wrote {files['html']} and {files['md']}")
     return 0
 

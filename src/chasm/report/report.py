@@ -740,45 +740,6 @@ def _stage_data(result: dict, refinement) -> None:
             s["datasets"] = {x.name: {"n_obs": int(x.n)} for x in o.result.datasets}
 
 
-def _data_from_project(result: dict, notes: list[str]):
-    """A refinement of result.json's project at its final values (data only), or None.
-
-    Used for what needs the observed data when the report is made from the
-    folder alone (the residual map, the residual-density analysis): the
-    project file named in result.json is built again and its parameters set
-    to result.json's values. None, with a note, when that fails.
-    """
-    path = result.get("project")
-    if not path or not Path(path).is_file():
-        return None
-    from chasm.project.build import build
-    from chasm.project.project import load_project
-
-    try:
-        ref = build(load_project(path)).refinement
-        p = ref.params
-        values = result.get("parameters", {})
-        if set(p.names) != set(values):  # the project was edited since: not this model
-            notes.append(
-                f"the project file {path} no longer describes the refined model (its "
-                "parameters differ from result.json's): no residual map from it"
-            )
-            return None
-        for name in p.names:
-            entry = values.get(name)
-            if entry is not None and entry.get("value") is not None:
-                p[name].value = float(entry["value"])
-        ref.set_values(p.values.copy())
-    except (InputError, OSError, ValueError, KeyError) as exc:
-        notes.append(f"the observed data could not be re-read from {path} ({exc}): no residual map")
-        return None
-    notes.append(
-        f"Residual map and reflection diagnostics from the data of the project file {path}, "
-        "read again, at the parameters of result.json."
-    )
-    return ref
-
-
 FOLD_FREE = 150
 """More refined parameters than this are folded too."""
 
@@ -789,6 +750,8 @@ def write_report(
     maps: bool = True,
     snapshots: list[Snapshot] | None = None,
     progress: bool = False,
+    observed=None,
+    extra_notes: list[str] | None = None,
 ) -> dict[str, Path]:
     """Write report.html and report.md (+ PNG figures) into a result folder.
 
@@ -818,6 +781,14 @@ def write_report(
         model (e.g. a PND-only refinement done elsewhere).
     progress : bool
         Print a line per step on stderr (``report: maps 2/3 spin density (0.4 s)``).
+    observed : Refinement, optional
+        Without ``refinement``: a refinement at the final values used only for
+        the observed data — the residual map and the reflection diagnostics
+        (``chasm report`` builds it with
+        :func:`chasm.project.observed.observed_refinement`). Without either,
+        the reflection diagnostics come from the folder's model.fcf.
+    extra_notes : list of str, optional
+        Lines for the report's notes (e.g. where the observed data came from).
 
     Returns
     -------
@@ -863,11 +834,9 @@ def write_report(
         structure = crystal = models = props = None
         notes.append("no model.cif: no charges, populations or maps")
     steps.step("model", 1, 1, "structure and properties")
-    observed = refinement
-    if observed is None and crystal is not None:  # the observed data, for residual maps
-        observed = _data_from_project(result, notes)
-        if observed is not None:
-            steps.step("model", 1, 1, "observed data re-read from the project file")
+    if refinement is not None:
+        observed = refinement
+    notes += [n for n in (extra_notes or []) if n]
     snaps: list[Snapshot] = []
     if props is not None:
         snaps = _snapshots(refinement, result, structure)
