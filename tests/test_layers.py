@@ -41,6 +41,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("chasm.scattering",),  # X-ray structure factors and agreement
     ("chasm.neutron",),  # neutron structure factors, flipping ratios, rcif
     ("chasm.maps",),  # density and Fourier maps
+    ("chasm.diagnostics",),  # Fo/Fc, normal probability, DRK, residual-density analysis, rigid bond
     ("chasm.topology",),  # QTAIM on the model density
     ("chasm.refine",),  # parameters, data sets, solver, refinement, result
     ("chasm.properties",),  # charges, moments, d-orbital populations

@@ -30,17 +30,31 @@ def run(joint_case):  # noqa: F811
     return out, json.loads((out.output / "result.json").read_text())
 
 
+def _section(page: str, anchor: str) -> str:
+    """The HTML from the heading with this id to the end of its first table."""
+    return page.split(f'id="{anchor}"')[1].split("</table>")[0]
+
+
+def _cells(table: str, first: str) -> list[str]:
+    """The cells after the first one of the row that starts with ``first``."""
+    row = re.search(r"<tr><td>" + re.escape(first) + r"</td>(.*?)</tr>", table).group(1)
+    return re.findall(r"<td>([^<]*)</td>", row)
+
+
 def _images(text: str) -> list[bytes]:
     return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([^"]+)"', text)]
 
 
-def test_report_from_the_folder_alone(run, tmp_path):
+def test_report_from_the_folder_alone(run, tmp_path, capsys):
     out, result = run
     folder = tmp_path / "copy"
     shutil.copytree(out.output, folder)
     inputs = ("result.json", "model.cif", "listing.txt")
     before = {name: (folder / name).read_bytes() for name in inputs}
-    files = write_report(folder)
+    files = write_report(folder, progress=True)
+    said = capsys.readouterr().err
+    assert "report: maps 1/2 deformation" in said and "report: maps 2/2 spin" in said
+    assert re.search(r"report: diagnostics 6/6 correlations \(\d+\.\d s\)", said)
     assert files["html"].is_file() and files["md"].is_file()
     for name, data in before.items():  # inputs untouched
         assert (folder / name).read_bytes() == data
@@ -49,8 +63,13 @@ def test_report_from_the_folder_alone(run, tmp_path):
     # self-contained: every src is a data URI, no external links or stylesheets
     assert not re.search(r'src="(?!data:)', page) and "<link" not in page
     imgs = _images(page)
-    assert len(imgs) == 2  # deformation and spin; no residual map without the refinement
-    assert all(b.startswith(b"\x89PNG") for b in imgs)
+    # maps: deformation and spin, no residual map without the observed data; diagnostics
+    # from model.fcf: Fo vs Fc, normal probability, DRK (no residual analysis without phases)
+    maps = sorted(k for k in files if k.startswith("report_"))
+    diag = sorted(k for k in files if k.startswith("diag_"))
+    assert maps == ["report_deformation.png", "report_spin.png"]
+    assert diag == ["diag_drk_xray.png", "diag_fofc_xray.png", "diag_normal_xray.png"]
+    assert len(imgs) == 5 and all(b.startswith(b"\x89PNG") for b in imgs)
     assert (folder / "report_deformation.png").read_bytes() in imgs
     assert "![" in md and "(report_spin.png)" in md
     # the refined values with su, as result.json has them
@@ -63,7 +82,18 @@ def test_report_from_the_folder_alone(run, tmp_path):
         assert f"<td>{d['gradient_share']:.3f}</td>" in page
     assert "WITHOUT correlations" in page
     assert "Spin populations" in md and "Rw(1−R)" in md
-    assert "the residual map needs the refinement object" in md
+    # a results section: summary, maps, properties, diagnostics, parameters, in this order,
+    # every entry of the contents pointing at a heading (HTML and Markdown)
+    order = [page.index(f'<h2 id="{a}"') for a in ("summary", "maps", "properties")]
+    order += [page.index(f'<h2 id="{a}"') for a in ("diagnostics", "parameters")]
+    assert order == sorted(order) and page.index('<nav class="toc">') < order[0]
+    for target in re.findall(r'href="#([^"]+)"', page):
+        assert f'id="{target}"' in page, target
+    for target in re.findall(r"\]\(#([^)]+)\)", md):
+        assert f'<a id="{target}"></a>' in md, target
+    assert "<details><summary>Fixed, exact or not refined in the last stage" in page
+    assert "Rigid-bond test" in md and "Cu1–N1" in md
+    assert "the residual map needs" in md and "model.fcf of the folder" in md
     # the rebuilt structure has the split atoms and the values of result.json
     sm = structure_from_folder(folder)
     assert sm.split_labels() == ["Cu1", "N1"] and sm.basis == "chargespin"
@@ -81,10 +111,10 @@ def test_report_from_the_refinement(run, tmp_path):
     )
     files = write_report(folder, ref, snapshots=[extra])
     page = files["html"].read_text()
-    assert len(_images(page)) == 3  # with the residual map
-    assert "report_residual.png" in files
+    assert len(_images(page)) == 7  # three maps with the residual one, four diagnostics
+    assert "report_residual.png" in files and "diag_residual_xray.png" in files
     # the spin table: the PND-only stage, the extra snapshot and the final column
-    table = page.split("Spin populations")[1].split("</table>")[0]
+    table = _section(page, "spin-populations")
     head = re.findall(r"<th>([^<]*)</th>", table)
     assert head == ["", "stage pnd-spin", "given", "final"]
     row = re.search(r"<tr><td>Cu1 Pv spin \(μB\)</td>(.*?)</tr>", table).group(1)
@@ -99,7 +129,7 @@ def test_report_from_the_refinement(run, tmp_path):
         "-",
         str(ref.outcomes[-1].n_free),
     ]
-    assert "<td>9.87</td>" in table
+    assert "<td>9.870</td>" in table
     n_obs = sum(d["n_obs"] for d in result["datasets"].values() if d["kind"] == "pnd")
     assert f"<td>{n_obs}</td>" in table
     assert "su from the covariance of the last stage" in page
@@ -134,3 +164,111 @@ def test_refine_writes_the_report_and_the_cli_rewrites_it(run, capsys):
     assert "report.html" in capsys.readouterr().out
     text = (folder / "report.md").read_text()
     assert "Cu1" in text
+
+
+def test_one_gof_per_table_with_its_n_and_parameters(run, tmp_path):
+    """The report's GOFs are result.json's, each with the N and parameters that give it."""
+    out, result = run
+    folder = tmp_path / "gof"
+    shutil.copytree(out.output, folder)
+    page = write_report(folder, out.built.refinement)["html"].read_text()
+    sets = result["datasets"]
+    total = sum(d["n_obs"] for d in sets.values())
+    n_par = result["stages"][-1]["n_free"]
+    table = _section(page, "agreement-per-data-set")
+    for name, d in sets.items():
+        kind, n_obs, charged, _r1, _wr2, _rw, gof = _cells(table, name)[:7]
+        assert gof == f"{d['gof']:.3f}" and int(n_obs) == d["n_obs"]
+        # the GOF follows from the N and the parameters shown beside it
+        assert float(charged) == pytest.approx(n_par * d["n_obs"] / total, abs=0.05)
+        assert (d["chi2"] / (d["n_obs"] - n_par * d["n_obs"] / total)) ** 0.5 == pytest.approx(
+            d["gof"], rel=1e-9
+        )
+    stages = _section(page, "stages")
+    for s in result["stages"]:
+        cells = _cells(stages, s["name"])
+        assert cells[5] == f"{s['gof']:.3f}" and cells[3] == str(s["n_free"])
+    # the spin table's final GOF is the flipping ratios' GOF of the data-set table
+    pnd = [d for d in sets.values() if d["kind"] == "pnd"]
+    chi2 = sum(d["chi2"] for d in pnd)
+    dof = sum(d["n_obs"] * (1 - n_par / total) for d in pnd)
+    spin = _section(page, "spin-populations")
+    assert _cells(spin, "GOF (flipping ratios)")[-1] == f"{(chi2 / dof) ** 0.5:.3f}"
+    assert _cells(spin, "N obs (flipping ratios)")[-1] == str(sum(d["n_obs"] for d in pnd))
+    charged = sum(n_par * d["n_obs"] / total for d in pnd)
+    assert _cells(spin, "N param charged to them")[-1] == f"{charged:.1f}"
+
+
+#: a value with an su in parentheses, as printed anywhere
+SU = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?\(([^()]*)\)")
+
+
+def _su_problems(text: str) -> list[str]:
+    """Every value(su) that breaks the one style: su digits 1-9 or 10-19, never 0."""
+    bad = []
+    for m in SU.finditer(text):
+        inner = m.group(1)
+        if not inner.isdigit():
+            continue  # not an su: "2(xray)" and the like
+        if not (1 <= int(inner) <= 19) or (len(inner) == 2 and int(inner) < 10):
+            bad.append(m.group(0))
+    # the older styles: a decimal su in parentheses, an su in e-notation in a table
+    bad += re.findall(r"\d\(0?\.\d+\)", text)
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip("| ").split("|")] if line.startswith("|") else []
+        bad += [c for c in cells if re.fullmatch(r"-?\d+(\.\d+)?e[-+]\d+", c)]
+    return bad
+
+
+def test_every_su_in_every_output_follows_one_style(run, tmp_path):
+    out, _ = run
+    folder = tmp_path / "su"
+    shutil.copytree(out.output, folder)
+    files = write_report(folder, out.built.refinement)
+    outputs = [files["md"], files["html"], folder / "listing.txt"]
+    outputs += [f for f in (folder / "model_core.cif",) if f.is_file()]
+    seen = 0
+    for path in outputs:
+        text = path.read_text()
+        assert _su_problems(text) == [], path.name
+        seen += len(SU.findall(text))
+    assert seen > 50  # the check did see values with su
+    # the checker itself catches each wrong style
+    assert _su_problems("0.7905(0.0058) 0.79(58) 1.0(0) 3.1(05)\n| 2.5e-05 |") == [
+        "0.79(58)",
+        "1.0(0)",
+        "3.1(05)",
+        "5(0.0058)",
+        "2.5e-05",
+    ]
+
+
+def test_chasm_report_reads_the_observed_data_of_the_project_again(run, tmp_path):
+    from chasm.cli import main
+    from chasm.project.observed import observed_refinement
+
+    out, result = run
+    folder = tmp_path / "cli"
+    shutil.copytree(out.output, folder)
+    assert main(["report", str(folder)]) == 0
+    md = (folder / "report.md").read_text()
+    assert (folder / "report_residual.png").is_file() and "(diag_residual_xray.png)" in md
+    assert "read again, at the parameters of result.json" in md
+    ref, _ = observed_refinement(folder)  # at result.json's values
+    for name in ("Cu1.Pv.spin", "xray.scale"):
+        assert ref.params[name].value == pytest.approx(result["parameters"][name]["value"])
+    # a project file gone, or edited since (other parameters): not used, and said so
+    moved = dict(result, project=str(tmp_path / "gone" / "project.toml"))
+    (folder / "result.json").write_text(json.dumps(moved))
+    assert (
+        observed_refinement(folder)[0] is None and "is not there" in observed_refinement(folder)[1]
+    )
+    changed = dict(result, parameters={**result["parameters"], "X9.Pv": {"value": 1.0}})
+    (folder / "result.json").write_text(json.dumps(changed))
+    ref, note = observed_refinement(folder)
+    assert ref is None and "no longer describes the refined model" in note
+    files = write_report(folder, maps=False, extra_notes=[note])
+    assert "no longer describes" in files["md"].read_text()
+    assert "diag_residual_xray.png" not in files  # model.fcf instead: no phases
+    (folder / "result.json").write_text(json.dumps(dict(result, project=None)))
+    assert observed_refinement(folder) == (None, None)

@@ -378,26 +378,19 @@ def test_progress_forced_and_on_a_terminal():
     assert quiet.getvalue() == "" and bar.count == 3
 
 
-def test_report_maps_advance_the_progress_bar(reference, tight, monkeypatch):
+def test_report_prints_a_line_per_map_and_step(reference, tight, capsys):
     import chasm.report.report as report_module
 
-    bars = []
-
-    class Recording(Progress):
-        def __init__(self, total, label="", **kw):
-            kw.update(force=True, stream=io.StringIO())
-            super().__init__(total, label, **kw)
-            bars.append(self)
-
-    monkeypatch.setattr(report_module, "Progress", Recording)
     folder = tight.parent / "reference"
     files = report_module.write_report(folder, progress=True)
-    pngs = [k for k in files if k.endswith(".png")]
-    assert len(bars) == 1 and bars[0].count == len(pngs) == 1
-    assert "report maps [" in bars[0].stream.getvalue()
-    bars.clear()
-    report_module.write_report(folder)  # default: no progress
-    assert bars[0].stream.getvalue() == "" and bars[0].count == 1
+    said = capsys.readouterr().err
+    maps = [k for k in files if k.startswith("report_") and k.endswith(".png")]
+    lines = [x for x in said.splitlines() if x.startswith("report: maps ")]
+    assert len(lines) == len(maps) >= 1
+    assert lines[-1].startswith(f"report: maps {len(maps)}/{len(maps)} ")
+    assert "report: diagnostics" in said and "report: files 1/1" in said
+    report_module.write_report(folder)  # default: no progress lines
+    assert "report:" not in capsys.readouterr().err
     assert np.isfinite(reference["score"]["value"])
 
 

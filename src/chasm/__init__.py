@@ -26,7 +26,10 @@ so ``import chasm`` stays fast):
 * polarised neutrons: :class:`PndData`, :class:`PndOptions`, :class:`PndSpinModel`,
   :class:`SpinSite`, :class:`DOrbitalSite`, :class:`OrbitalFormFactor`,
   :func:`ion_form_factor`;
-* plausibility: :func:`check_plausibility`.
+* plausibility: :func:`check_plausibility`;
+* diagnostics (:mod:`chasm.diagnostics`): :func:`xray_fits`, :func:`fit_from_fcf`,
+  :func:`fo_fc`, :func:`normal_probability`, :func:`drk`, :func:`residual_analysis`,
+  :func:`rigid_bond_test`.
 """
 
 from __future__ import annotations
@@ -92,6 +95,14 @@ _PUBLIC: dict[str, str] = {
     "ion_form_factor": "chasm.neutron.magnetic_ff",
     # plausibility
     "check_plausibility": "chasm.refine.plausibility:check",
+    # diagnostics
+    "xray_fits": "chasm.diagnostics",
+    "fit_from_fcf": "chasm.diagnostics",
+    "fo_fc": "chasm.diagnostics",
+    "normal_probability": "chasm.diagnostics",
+    "drk": "chasm.diagnostics",
+    "residual_analysis": "chasm.diagnostics",
+    "rigid_bond_test": "chasm.diagnostics",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -158,12 +158,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from chasm.io.atomic import protect_inputs
+    from chasm.project.observed import observed_refinement
     from chasm.report.report import write_report
 
     folder = Path(args.folder)
     inputs = {"result file": folder / "result.json", "model file": folder / "model.cif"}
     with protect_inputs(inputs):
-        files = write_report(args.folder, maps=not args.no_maps, progress=True)
+        # the measurements (residual map, residual analysis): the project of result.json again
+        observed, note = observed_refinement(folder)
+        files = write_report(
+            args.folder,
+            maps=not args.no_maps,
+            progress=True,
+            observed=observed,
+            extra_notes=[note] if note else None,
+        )
     print(f"wrote {files['html']} and {files['md']}")
     return 0
 
@@ -418,7 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.formatter_class = _HelpFormatter
         if not command.description:
             helps = {a.dest: a.help for a in sub._choices_actions}
-            command.description = (helps.get(name) or "").capitalize() + "."
+            text = helps.get(name) or ""
+            command.description = text[:1].upper() + text[1:] + "."  # keep "Cu(II)", "X-ray"
         if name in EXAMPLES and not command.epilog:
             command.epilog = "example:\n  " + "\n  ".join(EXAMPLES[name])
     return parser

@@ -203,7 +203,7 @@ def run_demo(
         files += _maps(ref, out)
     from chasm.report import write_report
 
-    report = write_report(out, refinement=ref, maps=maps)
+    report = write_report(out, refinement=ref, maps=maps, progress=echo is not None)
     files += [report["html"], report["md"]]
     seconds = time.perf_counter() - t0
     say(f"\nwrote {', '.join(str(f) for f in files)}  ({seconds:.0f} s)")

@@ -15,6 +15,7 @@ import numpy as np
 from chasm import __version__
 from chasm.errors import InputError
 from chasm.io.atomic import write_text_atomic
+from chasm.io.su_format import format_su
 from chasm.project.build import Built
 from chasm.project.checks import spin_warnings
 from chasm.project.defaults import obs_per_parameter_warning
@@ -236,10 +237,10 @@ def _listing(built: Built, result: Result, lines: list[str], peaks_table: str | 
             if v["gradient_share"] is not None
         )
         out.append(f"  stage {st['name']}: data {', '.join(st['data'])}; gradient shares {shares}")
-    out += ["", "parameters (value, su; * = free in the last stage):"]
+    out += ["", "parameters (value(su), rule of 19; * = free in the last stage):"]
     for name, p in result["parameters"].items():
-        su = "" if p["su"] is None else f"{p['su']:.2g}"
-        out.append(f"  {'*' if p['free'] else ' '} {name:<22s} {p['value']:>14.6f}  {su}")
+        shown = format_su(p["value"], p["su"])  # one su style in every output
+        out.append(f"  {'*' if p['free'] else ' '} {name:<22s} {shown:>16s}")
     out += ["", "correlations above threshold:"]
     out += [f"  {a:<20s} {b:<20s} {r:+.3f}" for a, b, r in result["correlations"]] or ["  none"]
     if spin is not None and ref.outcomes:

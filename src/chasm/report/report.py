@@ -33,8 +33,7 @@ All files are written atomically; result.json and model.cif are only read.
 
 from __future__ import annotations
 
-import base64
-import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,17 +44,25 @@ from chasm.density.model import HansenCoppensAtom, SplitAtom
 from chasm.errors import InputError
 from chasm.io.atomic import write_text_atomic
 from chasm.maps.residual import xray_residual_map
-from chasm.progress import Progress
 from chasm.properties import (
-    TRANSITION_METALS,
     Properties,
     atomic_properties,
-    format_table,
     format_value,
     properties_tables,
     refinement_properties,
 )
 from chasm.refine.result import Result
+from chasm.report.diagnostics_section import diagnostics_blocks
+from chasm.report.layout import render_html, render_markdown
+from chasm.report.sections import (
+    charged_parameters,
+    dataset_rows,
+    implausible_rows,
+    parameter_tables,
+    side_by_side,
+    stage_rows,
+)
+from chasm.report.steps import Steps
 
 __all__ = ["Snapshot", "write_report", "structure_from_folder", "xray_residual_map"]
 
@@ -163,129 +170,9 @@ def structure_from_folder(folder, result: dict | None = None):
 
 
 # --------------------------------------------------------------------------- maps
-def _plane_atoms(crystal, models) -> tuple[list, str]:
-    """Three atom specifications for the map plane and a description."""
-    from chasm.crystal.neighbours import neighbours
-
-    metals = [
-        i
-        for i, m in enumerate(models)
-        if _atomic_number(crystal.atoms[i].element) in TRANSITION_METALS
-    ]
-    for i in metals:
-        near = [
-            n
-            for n in neighbours(crystal, i, 3.2)
-            if crystal.atoms[n.index].element not in ("H", "D")
-        ]
-        if len(near) < 2:
-            continue
-        centre = crystal.atoms[i].label
-        c = crystal.frac_to_cart(crystal.atoms[i].xyz)
-        for a in range(len(near)):
-            for b in range(a + 1, len(near)):
-                u, v = near[a].cart - c, near[b].cart - c
-                if np.linalg.norm(np.cross(u, v)) > 0.2 * np.linalg.norm(u) * np.linalg.norm(v):
-                    specs = [
-                        centre,
-                        (near[a].label, near[a].op, near[a].shift),
-                        (near[b].label, near[b].op, near[b].shift),
-                    ]
-                    return specs, f"{centre}, {near[a].label}, {near[b].label}"
-    heavy = [a.label for a in crystal.atoms if a.element not in ("H", "D")]
-    return heavy[:3], ", ".join(heavy[:3])
-
-
-def _atomic_number(element: str) -> int:
-    import gemmi
-
-    return gemmi.Element(element).atomic_number
-
-
-def _maps(
-    folder: Path, crystal, models, refinement, notes: list[str], progress: bool = False
-) -> list[tuple]:
-    """(file name, caption, png bytes) of each map (``progress``: a bar on a terminal)."""
-    from chasm.maps.density import deformation_density, spin_density
-    from chasm.maps.grids import Plane, fourier_on_plane
-    from chasm.maps.plot import plot_plane
-
-    specs, what = _plane_atoms(crystal, models)
-    if len(specs) < 3:
-        notes.append("no maps: fewer than three non-H atoms")
-        return []
-    try:
-        plane = Plane.through_atoms(crystal, specs, size=(6.0, 6.0), step=0.05, centre=0)
-    except InputError as exc:
-        notes.append(f"no maps: {exc.message}")
-        return []
-    pts = plane.points
-    charge = [m.charge_model() if isinstance(m, SplitAtom) else m for m in models]
-    out = []
-    split = any(isinstance(m, SplitAtom) for m in models)
-    bar = Progress(1 + split + (refinement is not None), "report maps", quiet=not progress)
-
-    def draw(name: str, values, kind: str, caption: str) -> None:
-        path = folder / name
-        plot_plane(path, plane, values, crystal, kind=kind, title=caption)
-        out.append((name, caption, path.read_bytes()))
-        bar.advance()
-
-    draw(
-        "report_deformation.png",
-        deformation_density(crystal, charge, pts),
-        "deformation",
-        f"Static deformation density (model − neutral spherical atoms), plane {what}",
-    )
-    if split:
-        up = [m.up if isinstance(m, SplitAtom) else None for m in models]
-        dn = [m.dn if isinstance(m, SplitAtom) else None for m in models]
-        draw(
-            "report_spin.png",
-            spin_density(crystal, up, dn, pts),
-            "spin",
-            f"Static spin density ρ↑ − ρ↓ (μB/Å³), plane {what}",
-        )
-    if refinement is not None:
-        res = xray_residual_map(refinement)
-        if res is not None:
-            fmap, name = res
-            draw(
-                "report_residual.png",
-                fourier_on_plane(fmap, plane),
-                "residual",
-                f"Residual density Fo − Fc ({name}), plane {what}",
-            )
-    else:
-        notes.append("the residual map needs the refinement object (observed data)")
-    bar.close()
-    return out
-
-
 # --------------------------------------------------------------------------- content
 def _f(x, fmt: str = "{:.4f}") -> str:
     return "-" if x is None else fmt.format(float(x))
-
-
-def _dataset_table(result: dict) -> tuple[list[str], list[list[str]]]:
-    headers = ["data set", "kind", "N obs", "R1", "wR2", "Rw", "GOF", "χ²", "c_e", "grad. share"]
-    rows = []
-    for name, d in result.get("datasets", {}).items():
-        rows.append(
-            [
-                name,
-                str(d.get("kind", "-")),
-                str(d.get("n_obs", "-")),
-                _f(d.get("R1")),
-                _f(d.get("wR2")),
-                _f(d.get("Rw")),
-                _f(d.get("gof"), "{:.3f}"),
-                _f(d.get("chi2"), "{:.5g}"),
-                _f(d.get("factor"), "{:.4g}"),
-                _f(d.get("gradient_share"), "{:.3f}"),
-            ]
-        )
-    return headers, rows
 
 
 def _result_from_refinement(refinement) -> Result:
@@ -305,18 +192,31 @@ def _correlations(result: dict, refinement) -> tuple[list[list[str]], str]:
     return rows, "correlations above the threshold listed in result.json"
 
 
-def _pnd_figures(refinement, p: np.ndarray, names: list[str], n_par: int):
-    """N obs, GOF and Rw(1−R) of the flipping-ratio sets among ``names`` at p."""
+def _pnd_figures(refinement, p: np.ndarray, names: list[str], n_par: int, n_total: int):
+    """N obs, Rw(1−R) and GOF of the flipping-ratio sets among ``names`` at p.
+
+    The GOF charges the flipping ratios their share n_par·N_pnd/n_total of the
+    parameters, n_total being every observation the stage fitted (as
+    :func:`chasm.refine.refinement.share_gof` does for result.json).
+    """
     sets = [d for d in refinement.datasets if d.kind == "pnd" and d.name in names]
     if not sets:
-        return None, None
+        return None, None, None
     saved = refinement.params.values.copy()
     try:
         refinement.set_values(p)
         ag = [d.agreement(p, n_par) for d in sets]
     finally:
         refinement.set_values(saved)
-    return sum(a["n_obs"] for a in ag), _combined_rw(ag)
+    n_obs = sum(a["n_obs"] for a in ag)
+    return n_obs, _combined_rw(ag), _combined_gof(ag, n_par, n_total)
+
+
+def _combined_gof(agreements, n_par: int, n_total: int) -> float | None:
+    """√(Σ χ²_e / Σ N_e (1 − n_par/n_total)): the GOF of several sets sharing n_par."""
+    chi2 = sum(a["chi2"] for a in agreements)
+    dof = sum(a["n_obs"] for a in agreements) * (1.0 - n_par / n_total) if n_total else 0.0
+    return float(np.sqrt(chi2 / dof)) if dof > 0 else None
 
 
 def _combined_rw(agreements) -> float | None:
@@ -328,6 +228,16 @@ def _combined_rw(agreements) -> float | None:
         num += a["chi2"]
         den += a["chi2"] / a["Rw"] ** 2
     return float(np.sqrt(num / den)) if den > 0 else None
+
+
+def _gof_of_rows(rows: list[dict]) -> float | None:
+    """The GOF of several result.json data-set rows together: √(Σ χ² / Σ χ²/GOF²)."""
+    if len(rows) == 1:
+        return rows[0].get("gof")
+    if any(not r.get("gof") or r.get("chi2") is None for r in rows):
+        return None
+    chi2 = sum(r["chi2"] for r in rows)
+    return float(np.sqrt(chi2 / sum(r["chi2"] / r["gof"] ** 2 for r in rows)))
 
 
 def _snapshots(refinement, result: dict, structure) -> list[Snapshot]:
@@ -352,7 +262,8 @@ def _snapshots(refinement, result: dict, structure) -> list[Snapshot]:
         for o in pnd_only[-1:]:
             r = o.result
             used = [x.name for x in r.datasets]
-            n_obs, rw = _pnd_figures(refinement, r.p, used, o.n_free)
+            n_total = sum(int(x.n) for x in r.datasets)
+            n_obs, rw, gof = _pnd_figures(refinement, r.p, used, o.n_free, n_total)
             out.append(
                 Snapshot(
                     f"stage {o.stage.name}",
@@ -361,8 +272,9 @@ def _snapshots(refinement, result: dict, structure) -> list[Snapshot]:
                     names=list(names),
                     n_obs=n_obs,
                     n_par=o.n_free,
-                    gof=r.gof,
+                    gof=gof,
                     rw=rw,
+                    extra={"n_par_pnd": o.n_free * n_obs / n_total if n_obs else None},
                 )
             )
     params = result.get("parameters", {})
@@ -371,17 +283,19 @@ def _snapshots(refinement, result: dict, structure) -> list[Snapshot]:
         {k: v["value"] for k, v in params.items()},
         su={k: v.get("su") for k, v in params.items()},
     )
-    if pnd_rows:
+    if pnd_rows:  # the figures of the data-set table (result.json), not the stage's GOF
         final.n_obs = sum(int(d["n_obs"]) for d in pnd_rows.values())
         final.rw = _combined_rw(list(pnd_rows.values()))
+        final.gof = _gof_of_rows(list(pnd_rows.values()))
+        charged = charged_parameters(result)
+        final.extra["n_par_pnd"] = sum(charged.get(n) or 0.0 for n in pnd_rows)
     if refinement is not None and refinement.outcomes:
-        last = refinement.outcomes[-1]
-        final.n_par, final.gof = last.n_free, last.result.gof
+        final.n_par = refinement.outcomes[-1].n_free
         final.values = dict(zip(refinement.params.names, refinement.params.values, strict=True))
     else:
         stages = result.get("stages", [])
         if stages:
-            final.n_par, final.gof = stages[-1].get("n_free"), stages[-1].get("gof")
+            final.n_par = stages[-1].get("n_free")
     out.append(final)
     return out
 
@@ -441,6 +355,13 @@ def _spin_table(structure, snaps: list[Snapshot], final_props: Properties):
             [f"{label} moment m (μB)"]
             + [format_value(p.atoms[k].spin, p.atoms[k].spin_su) for p in props]
         )
+    kept = [r for r in rows if len(set(r[1:])) > 1 or any("(" in c for c in r[1:])]
+    if len(kept) < len(rows):
+        dropped = len(rows) - len(kept)
+        kept.append(
+            [f"({dropped} rows of values fixed in every column left out)", *[""] * len(snaps)]
+        )
+    rows = kept
     rows.append(
         ["sum, asymmetric unit (μB)"]
         + [format_value(*p.spin_sums["asymmetric unit"]) for p in props]
@@ -452,55 +373,178 @@ def _spin_table(structure, snaps: list[Snapshot], final_props: Properties):
         )
     rows.append(["N obs (flipping ratios)", *(_f(s.n_obs, "{:.0f}") for s in snaps)])
     rows.append(["N param", *(_f(s.n_par, "{:.0f}") for s in snaps)])
-    rows.append(["GOF", *(_f(s.gof, "{:.2f}") for s in snaps)])
+    rows.append(
+        ["N param charged to them", *(_f(s.extra.get("n_par_pnd"), "{:.1f}") for s in snaps)]
+    )
+    rows.append(["GOF (flipping ratios)", *(_f(s.gof, "{:.3f}") for s in snaps)])
     rows.append(["Rw(1−R)", *(_f(s.rw, "{:.3f}") for s in snaps)])
     return headers, rows
 
 
-# --------------------------------------------------------------------------- rendering
-def _render_md(blocks: list[tuple]) -> str:
-    out = []
-    for b in blocks:
-        if b[0] == "h":
-            out.append(f"{'#' * b[1]} {b[2]}")
-        elif b[0] == "p":
-            out.append(b[1])
-        elif b[0] == "table":
-            out.append(format_table(b[1], b[2], markdown=True))
-        elif b[0] == "img":
-            out.append(f"![{b[2]}]({b[1]})\n\n*{b[2]}*")
-    return "\n\n".join(out) + "\n"
+# --------------------------------------------------------------------------- writing
+def _shorten(note: str, keep: int = 8) -> str:
+    """A note with every long comma-separated list of names cut to ``keep`` and a count."""
+
+    def cut(m: re.Match) -> str:
+        names = m.group(2).split(", ")
+        if len(names) <= keep:
+            return m.group(0)
+        return f"{m.group(1)}{', '.join(names[:keep])} and {len(names) - keep} more"
+
+    return re.sub(r"(: )([^;:()]+(?:, [^;:()]+){8,})", cut, note)
 
 
-def _render_html(title: str, blocks: list[tuple]) -> str:
-    e = html.escape
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{e(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:70em;margin:auto;padding:1em}"
-        "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #bbb;"
-        "padding:2px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
-        "img{max-width:100%}</style></head><body>",
-    ]
-    for b in blocks:
-        if b[0] == "h":
-            out.append(f"<h{b[1]}>{e(b[2])}</h{b[1]}>")
-        elif b[0] == "p":
-            out.append(f"<p>{e(b[1])}</p>")
-        elif b[0] == "table":
-            out.append("<table><tr>" + "".join(f"<th>{e(str(h))}</th>" for h in b[1]) + "</tr>")
-            for row in b[2]:
-                out.append("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>")
-            out.append("</table>")
-        elif b[0] == "img":
-            data = base64.b64encode(b[3]).decode("ascii")
-            out.append(
-                f'<figure><img alt="{e(b[2])}" src="data:image/png;base64,{data}">'
-                f"<figcaption>{e(b[2])}</figcaption></figure>"
+def _summary(result: dict, crystal, refinement, structure, props, snapshots, steps) -> list:
+    """The Summary section: data, agreement per set and stage, spin table, warnings."""
+    blocks: list[tuple] = [("h", 2, "Summary")]
+    stages = result.get("stages", [])
+    what = []
+    if crystal is not None:
+        sg = crystal.spacegroup.hm if crystal.spacegroup is not None else "(given operations)"
+        cell = ", ".join(f"{v:.4f}" for v in crystal.cell.parameters[:3])
+        angles = ", ".join(f"{v:.3f}" for v in crystal.cell.parameters[3:])
+        what.append(
+            f"{crystal.name}: {len(crystal.atoms)} atoms in the asymmetric unit, space group "
+            f"{sg}, a, b, c = {cell} Å, α, β, γ = {angles}°, V = {crystal.volume:.2f} Å³."
+        )
+    kinds = {"xray": "X-ray", "und": "unpolarised neutron", "pnd": "polarised neutron"}
+    sets = result.get("datasets", {})
+    if sets:
+        what.append(
+            "Data: "
+            + "; ".join(
+                f"{n} ({kinds.get(d.get('kind'), d.get('kind'))}, {d.get('n_obs')} obs.)"
+                for n, d in sets.items()
             )
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+            + "."
+        )
+    state = "converged" if result.get("converged") else "NOT converged"
+    what.append(
+        f"Refinement {state} after {len(stages)} stage(s), "
+        f"{sum(int(s.get('cycles') or 0) for s in stages)} cycles; "
+        f"{stages[-1].get('n_free', '-') if stages else '-'} parameters in the last stage."
+    )
+    blocks.append(("p", " ".join(what)))
+    blocks += [("h", 3, "Agreement per data set"), ("table", *dataset_rows(result))]
+    blocks.append(
+        (
+            "note",
+            "Final model. R1 on F, wR2 on F²; Rw is Rw(F) for X-ray and unpolarised-neutron "
+            "data and Rw(1−R) for flipping ratios. GOF = √(χ² / (N obs − N param)), N param "
+            "being the parameters of the last stage charged to each data set in proportion to "
+            "its N obs when several sets share them (as in result.json). c_e is the score "
+            "factor of the set and the gradient share its pull on the parameters, both from "
+            "the last stage that fitted it.",
+        )
+    )
+    if stages:
+        blocks += [("h", 3, "Stages"), ("table", *stage_rows(result))]
+        blocks.append(
+            (
+                "note",
+                "GOF of a stage = √(Σ χ² / (N obs + N restr. − N param)) over the data it "
+                "fitted (within its sinθ/λ window) and every restraint: the figure the "
+                "solver minimised and printed per cycle. It differs from the per-set GOF "
+                "above, which leaves the restraints out.",
+            )
+        )
+    if props is not None and structure is not None:
+        spin = _spin_table(structure, snapshots, props)
+        if spin is not None:
+            blocks += [("h", 3, "Spin populations"), ("table", *spin)]
+            blocks.append(
+                (
+                    "note",
+                    "Spin populations in μB (chargespin basis) or electrons per spin (updown); "
+                    "m = Pv↑ − Pv↓ + P00↑ − P00↓. N obs, GOF and Rw(1−R) are those of the "
+                    "flipping ratios alone; N param is what the stage refined, of which the "
+                    "flipping ratios are charged their share (N obs / all observations of the "
+                    "stage). The final column's GOF is the flipping ratios' GOF of the "
+                    "data-set table.",
+                )
+            )
+    steps.step("summary", 1, 1, "agreement, stages, spin table")
+    warnings = result.get("warnings") or []
+    blocks.append(("h", 3, "Warnings"))
+    blocks += [("p", f"⚠ {w}") for w in warnings] or [("p", "None.")]
+    bad = implausible_rows(result)
+    blocks.append(("h", 3, "Implausible parameters"))
+    if bad:
+        blocks.append(("table", *bad))
+    else:
+        blocks.append(("p", "None: every refined parameter is inside its plausible range."))
+    return blocks
+
+
+def _properties(folder: Path, props) -> list:
+    """The Properties section: charges, moments, d-orbitals; topology when available."""
+    blocks: list[tuple] = [("h", 2, "Properties")]
+    if props is not None:
+        for title_t, headers, rows in properties_tables(props):
+            blocks += [("h", 3, title_t), ("table", headers, rows)]
+        if props.orbitals:
+            blocks.append(
+                (
+                    "p",
+                    "d-orbital populations assume one radial function for the spherical part "
+                    "(Pv) and the l = 2, 4 deformation functions (Holladay, Leung & Coppens "
+                    "1983); every valence electron of the metal counts as a d electron.",
+                )
+            )
+        if props.note:
+            blocks.append(("p", "Note: " + _shorten(props.note) + "."))
+    try:  # the topology helper's section (critical points, basins), when it exists
+        from chasm.topology.report_section import properties_section
+    except ImportError:
+        properties_section = None
+    if properties_section is not None:
+        text = properties_section(folder)
+        if text:
+            blocks.append(("md", text))
+    if len(blocks) == 1:
+        blocks.append(("p", "No model: no properties."))
+    return blocks
+
+
+def _parameters(result: dict) -> list:
+    """The Parameters section: refined ones shown, the others folded."""
+    free, fixed = parameter_tables(result)
+    blocks: list[tuple] = [("h", 2, "Parameters")]
+    blocks.append(
+        (
+            "note",
+            f"{len(free)} parameters refined in the last stage (with su; some tied by "
+            f"constraints), {len(fixed)} fixed, fixed by symmetry or a constraint, or refined "
+            "only in earlier stages. value(su): su in units of the last digit, rounded by the "
+            "rule of 19; no parentheses: fixed or exact.",
+        )
+    )
+    if free:
+        table = [("table", *side_by_side(free))]
+        if len(free) > FOLD_FREE:
+            blocks.append(("details", f"Refined in the last stage ({len(free)})", table))
+        else:
+            blocks += [("h", 3, "Refined in the last stage"), *table]
+    if fixed:
+        title = f"Fixed, exact or not refined in the last stage ({len(fixed)})"
+        blocks.append(("details", title, [("table", *side_by_side(fixed))]))
+    return blocks
+
+
+def _stage_data(result: dict, refinement) -> None:
+    """Give stages without them the data sets and N obs they fitted (from the refinement)."""
+    outs = refinement.outcomes if refinement is not None else []
+    stages = result.get("stages") or []
+    if len(outs) != len(stages):
+        return
+    for s, o in zip(stages, outs, strict=True):
+        if not s.get("datasets"):
+            s["data"] = [x.name for x in o.result.datasets]
+            s["datasets"] = {x.name: {"n_obs": int(x.n)} for x in o.result.datasets}
+
+
+FOLD_FREE = 150
+"""More refined parameters than this are folded too."""
 
 
 def write_report(
@@ -509,8 +553,18 @@ def write_report(
     maps: bool = True,
     snapshots: list[Snapshot] | None = None,
     progress: bool = False,
+    observed=None,
+    extra_notes: list[str] | None = None,
 ) -> dict[str, Path]:
-    """Write report.html and report.md (+ PNG maps) into a result folder.
+    """Write report.html and report.md (+ PNG figures) into a result folder.
+
+    The report reads as the results section of a paper: a summary first (the
+    structure and data, the agreement per data set and per stage with the N
+    and parameters of each GOF, the spin-population table, warnings and
+    implausible parameters), then the maps, the properties and the
+    diagnostics (:mod:`chasm.diagnostics`), the parameters last (the refined
+    ones; the others folded). A table of contents links the sections in both
+    the HTML page (self-contained) and the Markdown file.
 
     Parameters
     ----------
@@ -521,15 +575,23 @@ def write_report(
     refinement : Refinement, optional
         The refinement that produced the folder (in its final state): su of
         derived quantities with correlations, the correlation table of the
-        last stage, the PND-only stage column and the residual map.
+        last stage, the PND-only stage column, the residual map and the
+        residual-density analysis.
     maps : bool
         Compute and draw the maps (deformation, spin, residual).
     snapshots : list of Snapshot, optional
         Extra columns of the spin-population table, shown before the final
         model (e.g. a PND-only refinement done elsewhere).
     progress : bool
-        Show a progress bar of the maps on stderr (only on a terminal,
-        :class:`chasm.progress.Progress`).
+        Print a line per step on stderr (``report: maps 2/3 spin density (0.4 s)``).
+    observed : Refinement, optional
+        Without ``refinement``: a refinement at the final values used only for
+        the observed data — the residual map and the reflection diagnostics
+        (``chasm report`` builds it with
+        :func:`chasm.project.observed.observed_refinement`). Without either,
+        the reflection diagnostics come from the folder's model.fcf.
+    extra_notes : list of str, optional
+        Lines for the report's notes (e.g. where the observed data came from).
 
     Returns
     -------
@@ -555,6 +617,8 @@ def write_report(
         )
     if result is None:
         result = _result_from_refinement(refinement)
+    _stage_data(result, refinement)
+    steps = Steps(progress)
     notes: list[str] = []
     if refinement is not None:
         structure = refinement.structure
@@ -572,119 +636,73 @@ def write_report(
     else:
         structure = crystal = models = props = None
         notes.append("no model.cif: no charges, populations or maps")
-    title = f"chasm refinement report: {crystal.name if crystal is not None else folder.name}"
-    blocks: list[tuple] = [("h", 1, title)]
-    blocks.append(("p", f"chasm {__version__}; folder {folder}."))
-    score = result.get("score", {})
-    blocks.append(
-        (
-            "p",
-            f"Score {score.get('scheme', '-')} = {_f(score.get('value'), '{:.6g}')}; "
-            f"converged: {result.get('converged')}.",
-        )
-    )
-    blocks += [("h", 2, "Data sets and agreement"), ("table", *_dataset_table(result))]
-    blocks.append(
-        (
-            "p",
-            "R1 on F, wR2 on F²; Rw is Rw(F) for X-ray and unpolarised-neutron data and "
-            "Rw(1−R) for flipping ratios; c_e is the score factor of the data set and the "
-            "gradient share its pull on the parameters, both from the last stage that fitted it.",
-        )
-    )
-    stages = result.get("stages", [])
-    if stages:
-        rows = [
-            [
-                s["name"],
-                str(s.get("n_free", "-")),
-                str(s.get("cycles", "-")),
-                _f(s.get("gof"), "{:.3f}"),
-                str(s.get("converged", "-")),
-            ]
-            for s in stages
-        ]
-        blocks += [
-            ("h", 3, "Stages"),
-            ("table", ["stage", "N param", "cycles", "GOF", "converged"], rows),
-        ]
-    rows = [
-        [name, format_value(p["value"], p.get("su")), "yes" if p.get("free") else ""]
-        for name, p in result.get("parameters", {}).items()
-    ]
-    blocks += [
-        ("h", 2, "Parameters"),
-        ("table", ["parameter", "value(su)", "free (last stage)"], rows),
-    ]
-    corr, what = _correlations(result, refinement)
-    blocks += [("h", 2, "Largest correlations"), ("p", what + ".")]
-    if corr:
-        blocks.append(("table", ["parameter 1", "parameter 2", "ρ"], corr))
+    steps.step("model", 1, 1, "structure and properties")
+    if refinement is not None:
+        observed = refinement
+    notes += [n for n in (extra_notes or []) if n]
+    snaps: list[Snapshot] = []
     if props is not None:
         snaps = _snapshots(refinement, result, structure)
         snaps = snaps[:-1] + list(snapshots or []) + snaps[-1:]
-        spin = _spin_table(structure, snaps, props)
-        if spin is not None:
-            blocks += [("h", 2, "Spin populations"), ("table", *spin)]
-            blocks.append(
-                (
-                    "p",
-                    "Spin populations in μB (chargespin basis) or electrons per spin (updown); "
-                    "m = Pv↑ − Pv↓ + P00↑ − P00↓; N obs, GOF and Rw(1−R) of the flipping ratios, "
-                    "N param refined in that stage.",
-                )
-            )
-        blocks.append(("h", 2, "Atomic charges, moments and d-orbital populations"))
-        for title_t, headers, rows in properties_tables(props):
-            blocks += [("h", 3, title_t), ("table", headers, rows)]
-        if props.orbitals:
-            blocks.append(
-                (
-                    "p",
-                    "d-orbital populations assume one radial function for the spherical part "
-                    "(Pv) and the l = 2, 4 deformation functions (Holladay, Leung & Coppens "
-                    "1983); every valence electron of the metal counts as a d electron.",
-                )
-            )
-        if props.note:
-            blocks.append(("p", "Note: " + props.note + "."))
+    title = f"chasm refinement report: {crystal.name if crystal is not None else folder.name}"
+    blocks: list[tuple] = [("h", 1, title)]
+    blocks.append(("p", f"chasm {__version__}; result folder {folder}."))
+    blocks.append(("toc",))
+    blocks += _summary(result, crystal, refinement, structure, props, snaps, steps)
     files: dict[str, Path] = {}
+    blocks.append(("h", 2, "Maps"))
+    pictures = []
     if maps and crystal is not None:
         from chasm.report.figures import report_maps
 
-        pictures = report_maps(folder, crystal, models, refinement, notes, progress, result)
-        if pictures:
-            blocks.append(("h", 2, "Maps"))
-        for name, caption, data in pictures:
-            blocks.append(("img", name, caption, data))
-            files[name] = folder / name
-    peaks = (result.get("residual_density") or {}).get("peaks")
-    if peaks:
-        rd = result["residual_density"]
-        blocks += [
-            ("h", 3, f"Residual density peaks ({rd.get('dataset')})"),
-            (
-                "p",
-                f"max {_f(rd.get('max'), '{:.3f}')}, min {_f(rd.get('min'), '{:.3f}')}, "
-                f"rms {_f(rd.get('rms'), '{:.3f}')} e/Å³",
-            ),
-            (
-                "table",
-                ["height (e/Å³)", "x", "y", "z", "nearest atom", "distance (Å)"],
-                [
-                    [
-                        _f(q["height"], "{:.3f}"),
-                        *(f"{v:.4f}" for v in q["frac"]),
-                        str(q.get("nearest_atom") or "-"),
-                        _f(q.get("distance"), "{:.2f}"),
-                    ]
-                    for q in peaks
-                ],
-            ),
-        ]
+        pictures = report_maps(folder, crystal, models, observed, notes, result=result, steps=steps)
+    for name, caption, data in pictures:
+        blocks.append(("img", name, caption, data))
+        files[name] = folder / name
+    if not pictures:
+        blocks.append(("p", "No maps (--no-maps, or see the notes)."))
+    blocks += _peaks(result)
+    blocks += _properties(folder, props)
+    steps.step("properties", 1, 1, "tables")
+    more, figures = diagnostics_blocks(
+        folder, observed, crystal, result, steps, _correlations(result, refinement)
+    )
+    blocks += more
+    files.update(figures)
+    blocks += _parameters(result)
     if notes:
         blocks += [("h", 2, "Notes")] + [("p", n) for n in notes]
-    write_text_atomic(folder / "report.md", _render_md(blocks))
-    write_text_atomic(folder / "report.html", _render_html(title, blocks))
+    write_text_atomic(folder / "report.md", render_markdown(blocks))
+    write_text_atomic(folder / "report.html", render_html(title, blocks))
+    steps.step("files", 1, 1, "report.html and report.md")
     files["md"], files["html"] = folder / "report.md", folder / "report.html"
     return files
+
+
+def _peaks(result: dict) -> list:
+    """The residual-density peaks of result.json as a table."""
+    peaks = (result.get("residual_density") or {}).get("peaks")
+    if not peaks:
+        return []
+    rd = result["residual_density"]
+    return [
+        ("h", 3, f"Residual density peaks ({rd.get('dataset')})"),
+        (
+            "p",
+            f"max {_f(rd.get('max'), '{:.3f}')}, min {_f(rd.get('min'), '{:.3f}')}, "
+            f"rms {_f(rd.get('rms'), '{:.3f}')} e/Å³",
+        ),
+        (
+            "table",
+            ["height (e/Å³)", "x", "y", "z", "nearest atom", "distance (Å)"],
+            [
+                [
+                    _f(q["height"], "{:.3f}"),
+                    *(f"{v:.4f}" for v in q["frac"]),
+                    str(q.get("nearest_atom") or "-"),
+                    _f(q.get("distance"), "{:.2f}"),
+                ]
+                for q in peaks
+            ],
+        ),
+    ]
