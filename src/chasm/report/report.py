@@ -33,9 +33,11 @@ All files are written atomically; result.json and model.cif are only read.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -63,6 +65,9 @@ from chasm.report.sections import (
     stage_rows,
 )
 from chasm.report.steps import Steps
+
+if TYPE_CHECKING:
+    from chasm.refine.refinement import Refinement
 
 __all__ = ["Snapshot", "write_report", "structure_from_folder", "xray_residual_map"]
 
@@ -548,12 +553,12 @@ FOLD_FREE = 150
 
 
 def write_report(
-    folder,
-    refinement=None,
+    folder: str | os.PathLike,
+    refinement: Refinement | None = None,
     maps: bool = True,
     snapshots: list[Snapshot] | None = None,
     progress: bool = False,
-    observed=None,
+    observed: Refinement | None = None,
     extra_notes: list[str] | None = None,
 ) -> dict[str, Path]:
     """Write report.html and report.md (+ PNG figures) into a result folder.
