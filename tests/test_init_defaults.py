@@ -18,11 +18,15 @@ from chasm.cli import main
 from chasm.crystal.adp import ueq
 from chasm.crystal.cif import read_cif
 from chasm.crystal.structure import Atom, Crystal
+from chasm.project.autobuild import choose_model
 from chasm.project.build import build
 from chasm.project.defaults import (
+    THEORY_KAPPA_PRIME,
     equivalence_groups,
     ion_valence,
+    kappa_prime_class,
     obs_per_parameter_warning,
+    plan,
     recognise_ions,
 )
 from chasm.project.project import load_project
@@ -190,6 +194,60 @@ def test_urea_init_rides_h_uiso_fixes_kappa_prime_and_ties_equivalent_h(urea_ini
     assert np.max(np.abs(ref.all_constraints().residual(ref.params))) < 1e-12
     kinds = {r.kind for r in ref.restraints}
     assert kinds == {"similarity", "local-symmetry"}
+    # kappa' fixed at the theoretical value of the element (MATTS2021 medians)
+    for lab, el in (("O1", "O"), ("N1", "N"), ("C1", "C")):
+        assert ref.params[f"{lab}.kappa_prime"].value == THEORY_KAPPA_PRIME[(el, "")][0]
+    assert ref.params["H1.kappa_prime"].value == 1.2
+
+
+# ---------------------------------------------------------------------- theoretical kappa'
+def _nitro_ammonium() -> Crystal:
+    """H3N+-CH2-NO2 in a 15 A P1 cell: an ammonium N and a nitro N in one molecule."""
+    xyz = {
+        "C1": (0.0, 0.0, 0.0),
+        "N1": (1.49, 0.0, 0.0),
+        "H1": (1.83, 0.97, 0.0),
+        "H2": (1.83, -0.48, 0.84),
+        "H3": (1.83, -0.48, -0.84),
+        "H4": (-0.36, 0.5, 0.87),
+        "H5": (-0.36, 0.5, -0.87),
+        "N2": (-0.50, -1.41, 0.0),
+        "O1": (-1.70, -1.60, 0.0),
+        "O2": (0.25, -2.37, 0.0),
+    }
+    atoms = [
+        Atom(lab, lab.rstrip("0123456789"), tuple(np.add(v, 5.0) / 15.0), uiso=0.02)
+        for lab, v in xyz.items()
+    ]
+    return Crystal.from_parts((15.0, 15.0, 15.0, 90, 90, 90), "P 1", atoms)
+
+
+def test_kappa_prime_classes_and_split_kappa_sets():
+    cr = _nitro_ammonium()
+    cls = {a.label: kappa_prime_class(cr, i) for i, a in enumerate(cr.atoms)}
+    assert cls["N1"] == "N4" and cls["N2"] == "NO" and cls["C1"] == "" and cls["O1"] == ""
+    choices = choose_model(cr)
+    assert {c.kappa_set for c in choices if c.element == "N"} == {"N"}  # one set by element
+    pl = plan(cr, None, choices, smax=1.0, kappa_prime_smax=0.9)
+    # the two N have different theoretical kappa': the set is split so that ties hold
+    assert pl.kappa_set == {"N1": "N-N4", "N2": "N-NO"}
+    assert pl.atom_lines["N1"][-1].startswith("kappa_prime = 0.8 ")
+    assert pl.atom_lines["N2"][-1].startswith("kappa_prime = 0.77 ")
+    assert pl.atom_lines["O1"][-1].startswith("kappa_prime = 1.16 ")
+    assert not any("kappa_prime" in x for x in pl.atom_lines["H1"])
+    text = "\n".join(pl.restraint_lines)
+    for lab, target in (("N1", 0.8), ("N2", 0.77), ("C1", 0.89), ("O1", 1.16)):
+        assert f'# parameter = "{lab}.kappa_prime"' in text and f"# target = {target:g}" in text
+
+
+def test_theory_kappa_prime_table_is_in_the_plausible_range():
+    """The table against the plausibility table of refine.plausibility (an independent
+    statement of what a light atom's kappa' may be)."""
+    from chasm.refine.plausibility import _range
+
+    for (el, _), (value, source) in THEORY_KAPPA_PRIME.items():
+        r = _range("kappa_prime", el)
+        assert r.lo <= value <= r.hi and "MATTS2021" in source
 
 
 def test_riding_uiso_follows_the_parent_through_a_stage(urea_init):

@@ -621,6 +621,7 @@ def project_text(
             L.append(f"axes = {_q(ch.axes.as_text())}   # GUESSED: {ch.axes_reason}")
         else:
             L.append(f"# no axes: {ch.axes_reason}  (GUESSED)")
+        ch.kappa_set = (practice.kappa_set or {}).get(ch.label, ch.kappa_set)
         L.append(f"kappa_set = {_q(ch.kappa_set)}")
         L += practice.atom_lines.get(ch.label, [])
         guesses.append(
@@ -751,7 +752,8 @@ def project_text(
             stages.append((name, free, smin, comment, fix, data))
         if smax_all and smax_all < KAPPA_PRIME_SMAX:
             why = (
-                f"kappa' kept at 1: the X-ray data reach sin(theta)/lambda {smax_all:.2f} 1/A "
+                "kappa' kept at its theoretical value: the X-ray data reach sin(theta)/lambda "
+                f"{smax_all:.2f} 1/A "
                 f"< {KAPPA_PRIME_SMAX} (too little high-order data to determine it); add "
                 '"@nonH.kappa_prime" to a stage after the multipoles to refine it'
             )
