@@ -381,6 +381,9 @@ def test_real_data_refine_to_a_plausible_model(shared_data, tmp_path, case, r1_b
     print(case, ds["R1"], res["residual_density"]["rms"])
     assert ds["R1"] <= r1_before + 0.002
     assert res["residual_density"]["rms"] <= 1.10 * rms_before
+    kp = {n.split(".")[0]: v["value"] for n, v in res["parameters"].items() if "kappa_prime" in n}
+    assert kp["O1" if case == "l-alanine" else "O"] == THEORY_KAPPA_PRIME[("O", "")][0]
+    assert kp["N1" if case == "l-alanine" else "N"] == (0.80 if case == "l-alanine" else 1.03)
     for name, v in res["parameters"].items():
         if name.endswith(".Pv") and not name.startswith("H"):
             el = name.split(".")[0].rstrip("0123456789")
