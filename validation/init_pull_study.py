@@ -1,6 +1,6 @@
 """Parameter recovery by the project `chasm init` writes (issue 14): urea-like truth.
 
-Truth: a Hansen-Coppens model of urea with κ′ = 1 (what init fixes), the
+Truth: a Hansen-Coppens model of urea with the theoretical κ′ init fixes, the
 populations of the multipole model refined on the real urea data
 (../shared/data/xray/urea) with the init defaults, H2's multipoles made equal to
 H1's (the similarity restraint init writes holds exactly at the truth), written
@@ -28,6 +28,7 @@ import numpy as np
 from chasm.density.frames import LocalAxes
 from chasm.io.rhocif import read_rhocif, write_rhocif
 from chasm.project.build import build
+from chasm.project.defaults import theory_kappa_prime
 from chasm.project.init import write_project
 from chasm.project.project import load_project
 from chasm.project.run import run_project
@@ -39,9 +40,10 @@ def make_truth(model_cif: Path, out: Path) -> Path:
     labels = [a.label for a in crystal.atoms]
     h1, h2 = models[labels.index("H1")], models[labels.index("H2")]
     h2.plm = np.array(h1.plm, dtype=float).copy()
-    for m in models:
+    for i, m in enumerate(models):  # kappa' at the theoretical value init fixes
         if hasattr(m, "kappa_prime") and m.element != "H":
-            m.kappa_prime = 1.0
+            th = theory_kappa_prime(crystal, i)
+            m.kappa_prime = th[0] if th is not None else 1.0
     # N's frame from heavy atoms only (x towards O, in the molecular plane): the riding H
     # are re-placed from rounded coordinates, which would turn an H-defined x by ~1e-5
     n = labels.index("N")
