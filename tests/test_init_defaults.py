@@ -250,6 +250,31 @@ def test_theory_kappa_prime_table_is_in_the_plausible_range():
         assert r.lo <= value <= r.hi and "MATTS2021" in source
 
 
+def test_uiso_free_and_u_riding_make_an_anisotropic_h_isotropic(urea_init, tmp_path):
+    """``uiso_free``: one free Uiso = Ueq of the CIF's U_ij; ``u_riding``: isotropic, riding."""
+    cif = tmp_path / "urea.cif"
+    u_h = "0.030 0.020 0.025 0.004 -0.002 0.001"
+    cif.write_text(
+        cif.read_text()
+        + "loop_\n_atom_site_aniso_label\n_atom_site_aniso_U_11\n_atom_site_aniso_U_22\n"
+        + "_atom_site_aniso_U_33\n_atom_site_aniso_U_12\n_atom_site_aniso_U_13\n"
+        + f"_atom_site_aniso_U_23\nH1 {u_h}\nH2 {u_h}\n"
+    )
+    cr = read_cif(cif)
+    h1 = cr.atoms[cr.atom_index("H1")]
+    assert h1.u_aniso is not None
+    text = urea_init.read_text()
+    h1_table = text[text.index("[model.atoms.H1]") : text.index("[model.atoms.H2]")]
+    assert "u_riding = 1.2 " in h1_table
+    text = text.replace(h1_table, h1_table.replace("u_riding = 1.2 ", "uiso_free = true #"))
+    urea_init.write_text(text)
+    ref = build(load_project(urea_init)).refinement
+    assert "H1.Uiso" in ref.params.names and "H1.U11" not in ref.params.names
+    assert ref.params["H1.Uiso"].value == pytest.approx(ueq(h1.u_aniso, cr.cell), rel=1e-12)
+    assert "H1.Uiso" not in ref.followers  # refined freely
+    assert "H2.Uiso" in ref.followers and "H2.U11" not in ref.params.names  # u_riding: rides
+
+
 def test_riding_uiso_follows_the_parent_through_a_stage(urea_init):
     """A stage freeing only N1's U moves H1/H2 Uiso with it, at 1.2 Ueq(N1).
 

@@ -69,7 +69,16 @@ def main(argv=None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     truth_cif = make_truth(args.model_cif, folder / "truth.cif")
     hkl = folder / "sim.hkl"
-    hkl.write_text(f"{1:4d}{0:4d}{0:4d}{1.0:8.2f}{1.0:8.2f}\n{0:4d}{0:4d}{0:4d}{0:8.2f}{0:8.2f}\n")
+    # placeholder reflections to smax (init reads the resolution from them; simulate
+    # rewrites the file): the allowed, Laue-unique reflections of the truth's group
+    import gemmi
+
+    tc0, _ = read_rhocif(truth_cif)
+    miller = gemmi.make_miller_array(tc0.cell, tc0.spacegroup, 1 / (2 * args.smax))
+    hkl.write_text(
+        "".join(f"{h:4d}{k:4d}{l:4d}{100.0:8.2f}{1.0:8.2f}\n" for h, k, l in miller)
+        + f"{0:4d}{0:4d}{0:4d}{0:8.2f}{0:8.2f}\n"
+    )
     project = folder / "project.toml"
     write_project(project, truth_cif, xray=[hkl], force=True)
     text = project.read_text()

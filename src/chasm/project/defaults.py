@@ -15,9 +15,10 @@ reasons at length; the short form:
 - H: κ = κ′ = 1.2 fixed (:data:`chasm.project.autobuild.H_KAPPA`), the
   bond-directed dipole P10 (quadrupole with ``--h-lmax 2``), X–H at neutron
   distances (Allen & Bruno 2010), Uiso riding on the parent
-  (:mod:`chasm.refine.riding_adp`, SHELXL's 1.2 / 1.5 Ueq) for H that are
+  (:mod:`chasm.refine.riding_adp`, SHELXL's 1.2 / 1.5 Ueq) for H
   isotropic in the CIF; anisotropic H (the CIF's model says the data support
-  them) are refined freely.
+  them) are refined freely, with ``uiso_free = true`` (one Uiso) offered
+  commented out.
 - Ions: recognised from the CIF (type symbols such as ``Na1+``, the
   ``_atom_type_oxidation_number`` loop) or, for the alkali and alkaline-earth
   metals and the halides, from the coordination (:func:`recognise_ions`). An
@@ -395,6 +396,11 @@ def plan(crystal, cif_path, choices, smax: float, kappa_prime_smax: float) -> Pl
             h_free = True
             why = "anisotropic in the CIF" if a.u_aniso is not None else "no riding parent"
             lines[a.label].append(f"# U refined freely ({why})")
+            if a.u_aniso is not None:
+                lines[a.label].append(
+                    "# uiso_free = true   # one Uiso instead: X-ray data alone rarely determine "
+                    "H U_ij"
+                )
             guesses.append(f"{a.label}: U refined freely ({why})")
             continue
         ip = crystal.atom_index(c.parent)
