@@ -10,7 +10,7 @@ then the unedited init project (written once from the truth file, with a
 of every free parameter of the last stage with an su.
 
 Usage: python validation/init_pull_study.py MODEL_CIF [--realisations 20] [--smax 1.0]
-       [--folder DIR] [--gain 20] [--background 5]
+       [--folder DIR] [--gain 20] [--background 5] [--h-uiso free|riding]
 Noise: sigma^2(F^2) = (F^2 + background)/gain + (0.01 F^2)^2 (2 % at F^2 = 200 e^2).
 MODEL_CIF: a model.cif of `chasm refine` on the real urea data with the init project.
 """
@@ -64,6 +64,14 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--reuse", action="store_true", help="read existing runNN/result.json instead of refining"
     )
+    ap.add_argument(
+        "--h-uiso",
+        choices=("free", "riding"),
+        default="free",
+        help="H Uiso refined freely (uiso_free, what init writes for urea's anisotropic H "
+        "without neutron data; default) or riding on the parent (init's choice for H "
+        "isotropic in the CIF)",
+    )
     args = ap.parse_args(argv)
     folder = args.folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,6 +101,8 @@ def main(argv=None) -> int:
                 rf'\g<1>"{m.axes.as_text()}"',
                 text,
             )
+    if args.h_uiso == "free":  # as init writes for the real urea's H (anisotropic in its CIF)
+        text = re.sub(r"^u_riding = .*$", "uiso_free = true", text, flags=re.M)
     text = text.replace(
         "[constraints]",
         f"[datasets.simulate]\nsmax = {args.smax}\nscale = 1.0\ngain = {args.gain}\n"

@@ -15,10 +15,12 @@ reasons at length; the short form:
 - H: κ = κ′ = 1.2 fixed (:data:`chasm.project.autobuild.H_KAPPA`), the
   bond-directed dipole P10 (quadrupole with ``--h-lmax 2``), X–H at neutron
   distances (Allen & Bruno 2010), Uiso riding on the parent
-  (:mod:`chasm.refine.riding_adp`, SHELXL's 1.2 / 1.5 Ueq) for H
-  isotropic in the CIF; anisotropic H (the CIF's model says the data support
-  them) are refined freely, with ``uiso_free = true`` (one Uiso) offered
-  commented out.
+  (:mod:`chasm.refine.riding_adp`, SHELXL's 1.2 / 1.5 Ueq) for H isotropic
+  in the CIF; H anisotropic in the CIF get one free Uiso (``uiso_free``) when
+  the project has no neutron data, their U_ij when it has. X-ray data alone do
+  not determine H U_ij: in simulations of urea (the init project, 20 noise
+  realisations) H2's U went non-positive-definite and the last stage crept
+  along H2.U12 for 30 cycles in 3-6 of 20 runs.
 - Ions: recognised from the CIF (type symbols such as ``Na1+``, the
   ``_atom_type_oxidation_number`` loop) or, for the alkali and alkaline-earth
   metals and the halides, from the coordination (:func:`recognise_ions`). An
@@ -318,7 +320,9 @@ def _weights(crystal) -> list[float]:
     return [a.occupancy / len(crystal.site_symmetry(i)) for i, a in enumerate(crystal.atoms)]
 
 
-def plan(crystal, cif_path, choices, smax: float, kappa_prime_smax: float) -> Plan:
+def plan(
+    crystal, cif_path, choices, smax: float, kappa_prime_smax: float, neutron: bool = False
+) -> Plan:
     """Ions, riding H displacements, equivalence and local-symmetry restraints for init.
 
     Parameters
@@ -332,6 +336,9 @@ def plan(crystal, cif_path, choices, smax: float, kappa_prime_smax: float) -> Pl
         Highest sinθ/λ of the X-ray data (0 without).
     kappa_prime_smax : float
         Resolution from which a restrained κ′ is offered.
+    neutron : bool
+        The project has neutron diffraction data: H anisotropic in the CIF keep
+        their U_ij free. Without, they get one free Uiso (``uiso_free``).
     """
     from chasm.refine.riding import HYDROGENS
     from chasm.refine.riding_adp import uiso_factor
@@ -392,16 +399,22 @@ def plan(crystal, cif_path, choices, smax: float, kappa_prime_smax: float) -> Pl
     for a, c in zip(crystal.atoms, choices, strict=True):
         if a.element not in HYDROGENS:
             continue
-        if a.u_aniso is not None or c.parent is None:
+        if (a.u_aniso is not None and neutron) or c.parent is None:
             h_free = True
-            why = "anisotropic in the CIF" if a.u_aniso is not None else "no riding parent"
+            why = "anisotropic in the CIF" if c.parent is not None else "no riding parent"
             lines[a.label].append(f"# U refined freely ({why})")
-            if a.u_aniso is not None:
-                lines[a.label].append(
-                    "# uiso_free = true   # one Uiso instead: X-ray data alone rarely determine "
-                    "H U_ij"
-                )
             guesses.append(f"{a.label}: U refined freely ({why})")
+            continue
+        if a.u_aniso is not None:  # X-ray data alone: one free Uiso, not six U_ij
+            h_free = True
+            lines[a.label].append(
+                "uiso_free = true        # GUESSED: anisotropic in the CIF; X-ray data alone do "
+                "not determine H U_ij: one Uiso (delete this line to refine the U_ij)"
+            )
+            guesses.append(
+                f"{a.label}: anisotropic in the CIF, refined isotropically (one free Uiso; no "
+                "neutron data)"
+            )
             continue
         ip = crystal.atom_index(c.parent)
         f = uiso_factor(crystal, ip, parents.count(c.parent))

@@ -506,7 +506,7 @@ def project_text(
     xsmax = max((_smax(Path(f), crystal) for f in xray), default=0.0)
     if embedded is not None:
         xsmax = max(xsmax, float(sinthl(embedded.hkl, crystal).max()))
-    practice = plan(crystal, cif, choices, xsmax, KAPPA_PRIME_SMAX)
+    practice = plan(crystal, cif, choices, xsmax, KAPPA_PRIME_SMAX, neutron=bool(und))
     for ch in choices:
         ch.lmax = practice.lmax.get(ch.label, ch.lmax)
         if ch.label in practice.cartesian:
