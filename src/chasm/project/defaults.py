@@ -46,7 +46,7 @@ reasons at length; the short form:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -313,7 +313,7 @@ class Plan:
     h_u_free: bool
     lmax: dict
     cartesian: set
-    kappa_set: dict = None
+    kappa_set: dict = field(default_factory=dict)
 
 
 def _weights(crystal) -> list[float]:

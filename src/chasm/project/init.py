@@ -621,7 +621,7 @@ def project_text(
             L.append(f"axes = {_q(ch.axes.as_text())}   # GUESSED: {ch.axes_reason}")
         else:
             L.append(f"# no axes: {ch.axes_reason}  (GUESSED)")
-        ch.kappa_set = (practice.kappa_set or {}).get(ch.label, ch.kappa_set)
+        ch.kappa_set = practice.kappa_set.get(ch.label, ch.kappa_set)
         L.append(f"kappa_set = {_q(ch.kappa_set)}")
         L += practice.atom_lines.get(ch.label, [])
         guesses.append(
