@@ -3,12 +3,11 @@
 For each CIF, the project ``chasm init`` writes from the CIF alone is built and
 its first stage (the published model, one scale) is refined; R1(all), wR2 and
 the GooF (with the CIF's number of parameters) must be the CIF's within
-±0.0005, ±0.0005 and ±0.01. Two differences larger than that are measured and
-kept as they are, with their explanation (docs/validation.md, "SHELXL CIFs"):
-
-- alert_example.cif (a poor data set, P -1): wR2 0.2808 against 0.2795;
-- cod1000007.cif, data_p21c (945 parameters, 1924 restraints, ``L.S. 1``):
-  wR2 0.1029 against 0.1008, GooF 1.036 against 1.015.
+±0.0005, ±0.0005 and ±0.01, on all six. Two of them (alert_example.cif,
+SHELXL-2014, and the p21c block of cod1000007.cif) needed SHELXL's treatment of
+weak data: a merged F² below −σ(F²) is set to −σ(F²)
+(:func:`chasm.io.shelx_cif.merge_shelxl`); before it their wR2 was 0.2808 and
+0.1029 against 0.2795 and 0.1008 (docs/validation.md, "SHELXL CIFs").
 """
 
 from __future__ import annotations
@@ -28,8 +27,8 @@ CASES = [
     ("corpus/SH2185_Cu.cif", "sh2185_cu", (0.0005, 0.0005, 0.01)),
     ("corpus/p31c.cif", "sad-final", (0.0005, 0.0005, 0.01)),
     ("corpus/ccdc1979688.cif", "cu_BruecknerJK_153F40_0m", (0.0005, 0.0005, 0.01)),
-    ("corpus/alert_example.cif", "1550236", (0.0005, 0.0015, 0.01)),
-    ("corpus/cod1000007.cif", "p21c", (0.0005, 0.0025, 0.025)),
+    ("corpus/alert_example.cif", "1550236", (0.0005, 0.0005, 0.01)),
+    ("corpus/cod1000007.cif", "p21c", (0.0005, 0.0005, 0.01)),
 ]
 
 

@@ -223,6 +223,10 @@ def test_merge_shelxl_brute_force():
     refl2 = Reflections(np.array([[0, 1, 0], [0, 2, 0]]), np.array([5.0, 6.0]), np.ones(2))
     assert merge_shelxl(refl2, "P 1 21 1")[0].hkl.tolist() == [[0, 2, 0]]
     assert 0 < rint < 1
+    # a merged F² below -sigma becomes -sigma (SHELXL); above it is left alone
+    refl3 = Reflections(np.array([[1, 1, 1], [2, 2, 2]]), np.array([-5.0, -1.5]), np.full(2, 2.0))
+    got3 = merge_shelxl(refl3, "P 1")[0]
+    assert got3.f2.tolist() == [-2.0, -1.5] and got3.sigma.tolist() == [2.0, 2.0]
 
 
 def test_shelx_weights_are_those_of_the_absolute_scale():

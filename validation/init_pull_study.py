@@ -1,6 +1,6 @@
 """Parameter recovery by the project `chasm init` writes (issue 14): urea-like truth.
 
-Truth: a Hansen-Coppens model of urea with κ′ = 1 (what init fixes), the
+Truth: a Hansen-Coppens model of urea with the theoretical κ′ init fixes, the
 populations of the multipole model refined on the real urea data
 (../shared/data/xray/urea) with the init defaults, H2's multipoles made equal to
 H1's (the similarity restraint init writes holds exactly at the truth), written
@@ -10,7 +10,7 @@ then the unedited init project (written once from the truth file, with a
 of every free parameter of the last stage with an su.
 
 Usage: python validation/init_pull_study.py MODEL_CIF [--realisations 20] [--smax 1.0]
-       [--folder DIR] [--gain 20] [--background 5]
+       [--folder DIR] [--gain 20] [--background 5] [--h-uiso free|riding]
 Noise: sigma^2(F^2) = (F^2 + background)/gain + (0.01 F^2)^2 (2 % at F^2 = 200 e^2).
 MODEL_CIF: a model.cif of `chasm refine` on the real urea data with the init project.
 """
@@ -28,6 +28,7 @@ import numpy as np
 from chasm.density.frames import LocalAxes
 from chasm.io.rhocif import read_rhocif, write_rhocif
 from chasm.project.build import build
+from chasm.project.defaults import theory_kappa_prime
 from chasm.project.init import write_project
 from chasm.project.project import load_project
 from chasm.project.run import run_project
@@ -39,9 +40,10 @@ def make_truth(model_cif: Path, out: Path) -> Path:
     labels = [a.label for a in crystal.atoms]
     h1, h2 = models[labels.index("H1")], models[labels.index("H2")]
     h2.plm = np.array(h1.plm, dtype=float).copy()
-    for m in models:
+    for i, m in enumerate(models):  # kappa' at the theoretical value init fixes
         if hasattr(m, "kappa_prime") and m.element != "H":
-            m.kappa_prime = 1.0
+            th = theory_kappa_prime(crystal, i)
+            m.kappa_prime = th[0] if th is not None else 1.0
     # N's frame from heavy atoms only (x towards O, in the molecular plane): the riding H
     # are re-placed from rounded coordinates, which would turn an H-defined x by ~1e-5
     n = labels.index("N")
@@ -62,12 +64,29 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--reuse", action="store_true", help="read existing runNN/result.json instead of refining"
     )
+    ap.add_argument(
+        "--h-uiso",
+        choices=("free", "riding"),
+        default="free",
+        help="H Uiso refined freely (uiso_free, what init writes for urea's anisotropic H "
+        "without neutron data; default) or riding on the parent (init's choice for H "
+        "isotropic in the CIF)",
+    )
     args = ap.parse_args(argv)
     folder = args.folder
     folder.mkdir(parents=True, exist_ok=True)
     truth_cif = make_truth(args.model_cif, folder / "truth.cif")
     hkl = folder / "sim.hkl"
-    hkl.write_text(f"{1:4d}{0:4d}{0:4d}{1.0:8.2f}{1.0:8.2f}\n{0:4d}{0:4d}{0:4d}{0:8.2f}{0:8.2f}\n")
+    # placeholder reflections to smax (init reads the resolution from them; simulate
+    # rewrites the file): the allowed, Laue-unique reflections of the truth's group
+    import gemmi
+
+    tc0, _ = read_rhocif(truth_cif)
+    miller = gemmi.make_miller_array(tc0.cell, tc0.spacegroup, 1 / (2 * args.smax))
+    hkl.write_text(
+        "".join(f"{h:4d}{k:4d}{l:4d}{100.0:8.2f}{1.0:8.2f}\n" for h, k, l in miller)
+        + f"{0:4d}{0:4d}{0:4d}{0:8.2f}{0:8.2f}\n"
+    )
     project = folder / "project.toml"
     write_project(project, truth_cif, xray=[hkl], force=True)
     text = project.read_text()
@@ -82,6 +101,8 @@ def main(argv=None) -> int:
                 rf'\g<1>"{m.axes.as_text()}"',
                 text,
             )
+    if args.h_uiso == "free":  # as init writes for the real urea's H (anisotropic in its CIF)
+        text = re.sub(r"^u_riding = .*$", "uiso_free = true", text, flags=re.M)
     text = text.replace(
         "[constraints]",
         f"[datasets.simulate]\nsmax = {args.smax}\nscale = 1.0\ngain = {args.gain}\n"

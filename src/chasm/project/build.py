@@ -330,7 +330,9 @@ def riding_uiso_pairs(project: Project, crystal, riders) -> list[tuple[str, str,
     """(H, parent, f) of the isotropic H whose Uiso rides on the parent (``h_adp``, ``u_riding``).
 
     The H Uiso is set to f · Ueq(parent) here, so that the constraint holds at
-    the start. Anisotropic H (U_ij in the CIF) are left alone.
+    the start. Anisotropic H (U_ij in the CIF) are left alone unless their
+    table gives ``u_riding`` (they are made isotropic and ride) or ``uiso_free``
+    (made isotropic, Uiso = Ueq of the CIF's U_ij, refined freely).
     """
     from chasm.crystal.adp import ueq
 
@@ -341,10 +343,15 @@ def riding_uiso_pairs(project: Project, crystal, riders) -> list[tuple[str, str,
         n_h[par] = n_h.get(par, 0) + 1
     out = []
     for atom in crystal.atoms:
-        if atom.element not in HYDROGENS or atom.u_aniso is not None:
-            continue
         cfg = m["atoms"].get(atom.label) or {}
         factor = cfg.get("u_riding")
+        if cfg.get("uiso_free") and factor is None:  # isotropic, refined freely
+            if atom.u_aniso is not None:
+                atom.uiso, atom.u_aniso = float(ueq(atom.u_aniso, crystal.cell)), None
+            continue
+        if atom.element not in HYDROGENS or (atom.u_aniso is not None and factor is None):
+            continue
+        atom.u_aniso = None  # an anisotropic H with u_riding becomes isotropic
         if factor is None and m["h_adp"] != "riding":
             continue
         parent = cfg.get("ride_on") or parents.get(atom.label)

@@ -3,20 +3,24 @@
 docs/physics.md ("Defaults of chasm init and their sources") gives the
 reasons at length; the short form:
 
-- κ′ (the contraction of the deformation functions): fixed at 1 by default,
-  shared per element. The theoretical κ′ per element and valence state of
-  Volkov, Abramov & Coppens, Acta Cryst. A57 (2001) 272 could not be
-  consulted while this module was written, so no number is taken from it;
-  κ′ = 1 is the neutral choice (the Slater exponents of the databank as they
-  are). A free κ′ is offered, commented out, with a target restraint
-  (:data:`KAPPA_PRIME_TARGET` ± :data:`KAPPA_PRIME_SIGMA`) when the data reach
-  sinθ/λ ≥ :data:`~chasm.project.init.KAPPA_PRIME_SMAX`.
+- κ′ (the contraction of the deformation functions): fixed at a theoretical
+  value per element and bonding class (:data:`THEORY_KAPPA_PRIME`), taken from
+  the per-atom-type κ′ of the MATTS2021 data bank (the successor of UBDB; Jha
+  et al., J. Chem. Inf. Model. 62 (2022) 3752; Rybicka et al., ibid. 3766;
+  Chodkiewicz et al., J. Appl. Cryst. 51 (2018) 193), fitted to theoretical
+  (DFT) densities. Atoms of one κ set share κ′; a set whose atoms fall
+  in different classes is split by class. A restrained free κ′
+  (theory ± :data:`KAPPA_PRIME_SIGMA`) is offered, commented out, when the
+  data reach sinθ/λ ≥ :data:`~chasm.project.init.KAPPA_PRIME_SMAX`.
 - H: κ = κ′ = 1.2 fixed (:data:`chasm.project.autobuild.H_KAPPA`), the
   bond-directed dipole P10 (quadrupole with ``--h-lmax 2``), X–H at neutron
   distances (Allen & Bruno 2010), Uiso riding on the parent
-  (:mod:`chasm.refine.riding_adp`, SHELXL's 1.2 / 1.5 Ueq) for H that are
-  isotropic in the CIF; anisotropic H (the CIF's model says the data support
-  them) are refined freely.
+  (:mod:`chasm.refine.riding_adp`, SHELXL's 1.2 / 1.5 Ueq) for H isotropic
+  in the CIF; H anisotropic in the CIF get one free Uiso (``uiso_free``) when
+  the project has no neutron data, their U_ij when it has. X-ray data alone do
+  not determine H U_ij: in simulations of urea (the init project, 20 noise
+  realisations) H2's U went non-positive-definite and the last stage crept
+  along H2.U12 for 30 cycles in 3-6 of 20 runs.
 - Ions: recognised from the CIF (type symbols such as ``Na1+``, the
   ``_atom_type_oxidation_number`` loop) or, for the alkali and alkaline-earth
   metals and the halides, from the coordination (:func:`recognise_ions`). An
@@ -42,7 +46,7 @@ reasons at length; the short form:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -51,6 +55,8 @@ from chasm.crystal.neighbours import bonded, neighbours
 __all__ = [
     "KAPPA_PRIME_TARGET",
     "KAPPA_PRIME_SIGMA",
+    "THEORY_KAPPA_PRIME",
+    "theory_kappa_prime",
     "SIMILARITY_SIGMA",
     "MIRROR_SIGMA",
     "MIN_OBS_PER_PARAMETER",
@@ -64,9 +70,50 @@ __all__ = [
     "obs_per_parameter_warning",
 ]
 
-#: Target and σ of the κ′ restraint offered (commented out) by chasm init.
+#: κ′ of an element without a theoretical value in :data:`THEORY_KAPPA_PRIME`.
 KAPPA_PRIME_TARGET = 1.0
+#: σ of the κ′ restraint (to the theoretical value) offered, commented out, by chasm init:
+#: about the spread of the MATTS2021 κ′ over the atom types of one class (0.02-0.04).
 KAPPA_PRIME_SIGMA = 0.05
+
+#: Theoretical κ′ by (element, bonding class): value and source. From the MATTS2021
+#: data bank (discamb-project/MATTS, MATTS2021databank.txt; Jha et al., J. Chem. Inf.
+#: Model. 62 (2022) 3752 and Rybicka et al., ibid. 3766), whose atom types carry a κ′
+#: fitted to theoretical (DFT) densities of small molecules; assumed (not checked against
+#: the bank's code) to refer to the single-ζ Slater deformation functions chasm uses
+#: (n_l = 2, 2, 3, 4 for l = 1-4, exponents of Clementi & Raimondi). The bank gives κ′
+#: per atom type, not per element: the value here is
+#: the median over the types of the class that were read (their ids in the source
+#: text); the spread over those types is about 0.03. Classes: "N4" a nitrogen with four
+#: bonded neighbours (ammonium, R-NH3+, R3NH+), "NO" a nitrogen bonded to two or more
+#: terminal O (nitro, N-oxide), "" every other atom of the element. Elements absent
+#: here keep κ′ = 1 (:data:`KAPPA_PRIME_TARGET`).
+THEORY_KAPPA_PRIME: dict[tuple[str, str], tuple[float, str]] = {
+    ("C", ""): (
+        0.89,
+        "MATTS2021, median of 27 C types (0.83-0.94, one 1.06; e.g. C400a 0.893 and C408 0.865 "
+        "sp3, C357a 0.872 and C373 0.850 sp2)",
+    ),
+    ("N", ""): (
+        1.03,
+        "MATTS2021, median of 20 three-coordinated N types (0.97-1.12; e.g. N310 1.032 "
+        "C(sp2)-NH2, N302 1.013 C-NH2, N311 1.051)",
+    ),
+    ("N", "N4"): (
+        0.80,
+        "MATTS2021, median of 9 four-coordinated N types (0.77-0.83; e.g. N401a 0.814 "
+        "C-NH3+, N455 0.830 NH4+)",
+    ),
+    ("N", "NO"): (
+        0.77,
+        "MATTS2021 N312 0.765 (nitro N; N-oxides N459 0.761, N3592 0.778)",
+    ),
+    ("O", ""): (
+        1.16,
+        "MATTS2021, median of 40 O types (1.11-1.22; e.g. O101 1.163 carboxylate, "
+        "O1051 1.153 amide C=O, O205a 1.116 hydroxyl, O001 1.114 water)",
+    ),
+}
 #: σ (electrons) of the similarity restraints between equivalent atoms' P_lm.
 SIMILARITY_SIGMA = 0.02
 #: σ (electrons) of the local-mirror restraints P_lm− = 0.
@@ -166,6 +213,29 @@ def recognise_ions(crystal, cif_path=None) -> dict[str, Ion]:
     return out
 
 
+def kappa_prime_class(crystal, i: int) -> str:
+    """The bonding class of atom ``i`` for :data:`THEORY_KAPPA_PRIME` ("", "N4" or "NO")."""
+    a = crystal.atoms[i]
+    if a.element != "N":
+        return ""
+    nb = bonded(crystal, i)
+    if len(nb) >= 4:
+        return "N4"
+    terminal_o = [
+        n
+        for n in nb
+        if crystal.atoms[n.index].element == "O" and len(bonded(crystal, n.index)) == 1
+    ]
+    return "NO" if len(terminal_o) >= 2 else ""
+
+
+def theory_kappa_prime(crystal, i: int) -> tuple[float, str, str] | None:
+    """(κ′, class, source) of atom ``i`` from :data:`THEORY_KAPPA_PRIME`, None if absent."""
+    cls = kappa_prime_class(crystal, i)
+    hit = THEORY_KAPPA_PRIME.get((crystal.atoms[i].element, cls))
+    return None if hit is None else (hit[0], cls, hit[1])
+
+
 def ion_valence(element: str, charge: int) -> float:
     """Pv of an ion: the neutral atom's valence electrons minus the charge (≥ 0)."""
     from chasm.density.databank import spherical_atom
@@ -231,6 +301,9 @@ class Plan:
         Labels whose multipoles use the Cartesian (crystal) frame: ions,
         whose neighbours are all symmetry images (in a cubic crystal the
         frame of the cubic harmonics, Kurki-Suonio, Isr. J. Chem. 16 (1977) 115).
+    kappa_set : dict
+        Label -> κ set overriding the model choice's, where the atoms of one
+        set have different theoretical κ′ (the set is split by class).
     """
 
     atom_lines: dict
@@ -240,13 +313,16 @@ class Plan:
     h_u_free: bool
     lmax: dict
     cartesian: set
+    kappa_set: dict = field(default_factory=dict)
 
 
 def _weights(crystal) -> list[float]:
     return [a.occupancy / len(crystal.site_symmetry(i)) for i, a in enumerate(crystal.atoms)]
 
 
-def plan(crystal, cif_path, choices, smax: float, kappa_prime_smax: float) -> Plan:
+def plan(
+    crystal, cif_path, choices, smax: float, kappa_prime_smax: float, neutron: bool = False
+) -> Plan:
     """Ions, riding H displacements, equivalence and local-symmetry restraints for init.
 
     Parameters
@@ -260,6 +336,9 @@ def plan(crystal, cif_path, choices, smax: float, kappa_prime_smax: float) -> Pl
         Highest sinθ/λ of the X-ray data (0 without).
     kappa_prime_smax : float
         Resolution from which a restrained κ′ is offered.
+    neutron : bool
+        The project has neutron diffraction data: H anisotropic in the CIF keep
+        their U_ij free. Without, they get one free Uiso (``uiso_free``).
     """
     from chasm.refine.riding import HYDROGENS
     from chasm.refine.riding_adp import uiso_factor
@@ -320,11 +399,22 @@ def plan(crystal, cif_path, choices, smax: float, kappa_prime_smax: float) -> Pl
     for a, c in zip(crystal.atoms, choices, strict=True):
         if a.element not in HYDROGENS:
             continue
-        if a.u_aniso is not None or c.parent is None:
+        if (a.u_aniso is not None and neutron) or c.parent is None:
             h_free = True
-            why = "anisotropic in the CIF" if a.u_aniso is not None else "no riding parent"
+            why = "anisotropic in the CIF" if c.parent is not None else "no riding parent"
             lines[a.label].append(f"# U refined freely ({why})")
             guesses.append(f"{a.label}: U refined freely ({why})")
+            continue
+        if a.u_aniso is not None:  # X-ray data alone: one free Uiso, not six U_ij
+            h_free = True
+            lines[a.label].append(
+                "uiso_free = true        # GUESSED: anisotropic in the CIF; X-ray data alone do "
+                "not determine H U_ij: one Uiso (delete this line to refine the U_ij)"
+            )
+            guesses.append(
+                f"{a.label}: anisotropic in the CIF, refined isotropically (one free Uiso; no "
+                "neutron data)"
+            )
             continue
         ip = crystal.atom_index(c.parent)
         f = uiso_factor(crystal, ip, parents.count(c.parent))
@@ -367,21 +457,62 @@ def plan(crystal, cif_path, choices, smax: float, kappa_prime_smax: float) -> Pl
             "",
         ]
         guesses.append(f"{c.label}: planar three-coordinated, P_lm- restrained to 0")
-    if smax >= kappa_prime_smax:
+    sets, targets = _theory_kappa_prime(crystal, choices, ions, lines, guesses)
+    if smax >= kappa_prime_smax and targets:
         rl += [
-            f"# kappa' stays at 1 (fixed); the data reach sin(theta)/lambda {smax:.2f} 1/A: to",
-            '# refine it, add "@nonH.kappa_prime" to the last stage with this restraint:',
-            "# [[restraints]]",
-            '# parameter = "@nonH.kappa_prime"',
-            f"# target = {KAPPA_PRIME_TARGET:g}",
-            f"# sigma = {KAPPA_PRIME_SIGMA:g}",
-            "",
+            f"# kappa' is fixed at its theoretical value; the data reach sin(theta)/lambda "
+            f"{smax:.2f} 1/A: to",
+            '# refine it, add "@nonH.kappa_prime" to the last stage with these restraints:',
         ]
+        for lab, value in targets.items():
+            rl += [
+                "# [[restraints]]",
+                f'# parameter = "{lab}.kappa_prime"   # one per kappa set (shared in the set)',
+                f"# target = {value:g}",
+                f"# sigma = {KAPPA_PRIME_SIGMA:g}",
+            ]
+        rl.append("")
         guesses.append(
-            "kappa' fixed at 1 (theory table not taken over, see docs/physics.md); a restrained "
-            "kappa' is offered commented out"
+            f"a restrained kappa' (theory +- {KAPPA_PRIME_SIGMA:g}) is offered commented out"
         )
-    return Plan(lines, fix, rl, guesses, h_free, lmax, cartesian)
+    return Plan(lines, fix, rl, guesses, h_free, lmax, cartesian, sets)
+
+
+def _theory_kappa_prime(crystal, choices, ions, lines, guesses) -> tuple[dict, dict]:
+    """Write the theoretical κ′ of every non-H atom that has one (:data:`THEORY_KAPPA_PRIME`).
+
+    Returns the κ-set overrides (a set whose atoms fall in different classes is
+    split into one set per class, so that the atoms tied by a set share one κ′)
+    and, per κ set, its first atom label -> the theoretical κ′.
+    """
+    from chasm.refine.riding import HYDROGENS
+
+    by_set: dict[str, list[tuple[int, tuple[float, str, str]]]] = {}
+    for i, (a, c) in enumerate(zip(crystal.atoms, choices, strict=True)):
+        ion = ions.get(a.label)
+        if a.element in HYDROGENS or (ion is not None and ion.main_group_cation):
+            continue
+        th = theory_kappa_prime(crystal, i)
+        if th is not None:
+            by_set.setdefault(c.kappa_set, []).append((i, th))
+    override: dict[str, str] = {}
+    targets: dict[str, tuple] = {}
+    for key, members in by_set.items():
+        split = len({th[1] for _, th in members}) > 1
+        for i, (value, cls, source) in members:
+            a = crystal.atoms[i]
+            new_key = f"{key}-{cls}" if split and cls else key
+            if new_key != key:
+                override[a.label] = new_key
+            targets.setdefault(new_key, (a.label, value, source))
+            what = a.element + (f" ({cls})" if cls else "")
+            lines[a.label].append(
+                f"kappa_prime = {value:g}   # GUESSED: theoretical kappa' of {what} (MATTS2021 "
+                "data bank, docs/physics.md)"
+            )
+    for key, (_, value, source) in targets.items():
+        guesses.append(f"kappa set {key}: kappa' fixed at {value:g} (theory: {source})")
+    return override, {lab: value for lab, value, _ in targets.values()}
 
 
 # ---------------------------------------------------------------------- parameters per observation

@@ -508,7 +508,7 @@ def project_text(
     xsmax = max((_smax(Path(f), crystal) for f in xray), default=0.0)
     if embedded is not None:
         xsmax = max(xsmax, float(sinthl(embedded.hkl, crystal).max()))
-    practice = plan(crystal, cif, choices, xsmax, KAPPA_PRIME_SMAX)
+    practice = plan(crystal, cif, choices, xsmax, KAPPA_PRIME_SMAX, neutron=bool(und))
     for ch in choices:
         ch.lmax = practice.lmax.get(ch.label, ch.lmax)
         if ch.label in practice.cartesian:
@@ -623,6 +623,7 @@ def project_text(
             L.append(f"axes = {_q(ch.axes.as_text())}   # GUESSED: {ch.axes_reason}")
         else:
             L.append(f"# no axes: {ch.axes_reason}  (GUESSED)")
+        ch.kappa_set = practice.kappa_set.get(ch.label, ch.kappa_set)
         L.append(f"kappa_set = {_q(ch.kappa_set)}")
         L += practice.atom_lines.get(ch.label, [])
         guesses.append(
@@ -753,7 +754,8 @@ def project_text(
             stages.append((name, free, smin, comment, fix, data))
         if smax_all and smax_all < KAPPA_PRIME_SMAX:
             why = (
-                f"kappa' kept at 1: the X-ray data reach sin(theta)/lambda {smax_all:.2f} 1/A "
+                "kappa' kept at its theoretical value: the X-ray data reach sin(theta)/lambda "
+                f"{smax_all:.2f} 1/A "
                 f"< {KAPPA_PRIME_SMAX} (too little high-order data to determine it); add "
                 '"@nonH.kappa_prime" to a stage after the multipoles to refine it'
             )

@@ -103,6 +103,12 @@ ATOM_SCHEMA = {
         help="hydrogen: Uiso = u_riding x Ueq(parent) as a constraint (1.2, or 1.5 for CH3, OH, "
         "NH3); default from model.h_adp",
     ),
+    "uiso_free": Field(
+        (bool,),
+        False,
+        help="hydrogen: one Uiso refined freely, not riding (U_ij of the CIF replaced by "
+        "their Ueq)",
+    ),
     "share_kappa": Field((bool,), False, help="split atom: one kappa for both spins"),
     "share_kappa_prime": Field((bool,), False, help="split atom: one kappa' for both spins"),
 }
