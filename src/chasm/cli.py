@@ -177,6 +177,9 @@ def _cmd_properties(args: argparse.Namespace) -> int:
         basins=args.basins,
         basin_step=args.basin_step,
         random_seeds=args.random_seeds,
+        esp=args.esp,
+        esp_step=args.esp_step,
+        molecule=args.molecule,
     )
     print("\n".join(summary_lines(path)))
     print(f"wrote {path}")
@@ -339,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random-seeds", type=int, default=0, help="extra random CP seeds (0)")
     p.add_argument("--basins", action="store_true", help="QTAIM basin charges on a grid")
     p.add_argument("--basin-step", type=float, default=0.1, help="basin grid step, A (0.1)")
+    p.add_argument(
+        "--esp", action="store_true", help="electrostatic potential, EFG at nuclei, cubes"
+    )
+    p.add_argument("--esp-step", type=float, default=0.25, help="ESP grid step, A (0.25)")
+    p.add_argument("--molecule", help="with --esp: dipole of the molecule containing this atom")
     p.set_defaults(func=_cmd_properties)
     for name, command in sub.choices.items():  # one style: a description and an example each
         command.formatter_class = _HelpFormatter
@@ -374,7 +382,10 @@ EXAMPLES = {
         "chasm cv --compare lmax3.toml lmax4.toml --folds 5",
     ],
     "report": ["chasm report refined                # report.html and report.md again"],
-    "properties": ["chasm properties refined --topology --basins"],
+    "properties": [
+        "chasm properties refined --topology --basins",
+        "chasm properties refined --esp --molecule O1",
+    ],
 }
 
 

@@ -244,21 +244,21 @@ class PotentialField(DensityField):
         return _AtomCharges(z, n_e, sph, mult, r_max)
 
     @staticmethod
-    def _hom(exps, coefs_l, k, l):
-        """Σ_m coef_m k^e_m |k|^(l−deg m), the homogeneous harmonic polynomial: (n_k, n_site)."""
+    def _monomials(exps, k):
+        """k^e_m |k|^(l−deg m) for each monomial m and l = deg m + 2j: {l: (n_mono, n_k)}."""
         kk2 = np.einsum("ij,ij->i", k, k)
         pw = np.ones((5, len(k), 3))
         for p in range(1, 5):
             pw[p] = pw[p - 1] * k
-        mono = pw[exps[:, 0], :, 0] * pw[exps[:, 1], :, 1] * pw[exps[:, 2], :, 2]  # (n_mono, n_k)
+        mono = pw[exps[:, 0], :, 0] * pw[exps[:, 1], :, 1] * pw[exps[:, 2], :, 2]
         deg = exps.sum(axis=1)
-        mono = mono * kk2[None] ** ((l - deg)[:, None] // 2)
-        return mono.T @ coefs_l
+        k2pow = [np.ones(len(k)), kk2, kk2 * kk2]
+        return {l: mono * np.stack([k2pow[max(l - d, 0) // 2] for d in deg]) for l in range(5)}
 
     def _setup_reciprocal(self) -> None:
         cr = self.crystal
         sigma = self.sigma
-        kmax = 8.0 / sigma  # e^(−k²σ²/2) < 1.3e-14
+        kmax = 7.2 / sigma  # e^(−k²σ²/2) < 6e-12
         B = 2.0 * pi * np.linalg.inv(cr.A).T  # columns: reciprocal vectors ×2π
         nmax = np.ceil(kmax * np.linalg.norm(cr.A, axis=0) / (2 * pi)).astype(int)
         hkl = np.stack(
@@ -292,12 +292,15 @@ class PotentialField(DensityField):
             for (_lm, n_l, zeta, _c, _norms, exps, coefs), chans in zip(
                 t.mult, a.mult, strict=True
             ):
+                mono = None
                 for ch in chans:
                     if ch is None:
                         continue
                     l, _, moment, norm = ch
                     pref = -norm * moment / _gauss_norm(l, sigma) * (2 * pi * sigma**2) ** 1.5
-                    poly = self._hom(exps, coefs[l], self.k, l)
+                    if mono is None:
+                        mono = self._monomials(exps, self.k)
+                    poly = mono[l].T @ coefs[l]  # the homogeneous harmonic polynomial at k
                     F += (
                         pref * (1j * sigma**2) ** l * damp * np.einsum("ks,ks,s->k", poly, phase, w)
                     )
@@ -346,6 +349,8 @@ class PotentialField(DensityField):
         f2[tiny] = c0 * 2.0 / (3 * s2**2)
         zw = a.znuc * w
         g, h = _spherical_derivs(f1 * zw, f2 * zw, r, u, order)
+        centre = r0 < _R_NUC
+        g[centre] = 0.0  # the limits at the centre itself (any u)
         val += f0 * zw
         if order >= 1:
             grad += g
@@ -353,9 +358,10 @@ class PotentialField(DensityField):
             hess += h
         if a.sph is not None:
             S, S1, S2 = a.sph(r, exact)
-            centre = r0 < _R_NUC
-            S1, S2 = np.where(centre, 0.0, S1), np.where(centre, S1 / r, S2)  # isotropic limit
+            iso = S1 / r  # at the centre the Hessian is iso × 1 (S'' and S'/r agree there)
+            S2 = np.where(centre, iso, S2)
             g, h = _spherical_derivs(S1 * w, S2 * w, r, u, order)
+            g[centre] = 0.0
             val += S * w
             if order >= 1:
                 grad += g
@@ -434,7 +440,7 @@ class PotentialField(DensityField):
         return short.reshape(grid.shape) + smooth - self.mean_short
 
 
-def nuclear_field_gradients(crystal, models, *, sigma: float = 0.35) -> list[dict]:
+def nuclear_field_gradients(crystal, models, *, sigma: float = 0.35, field=None) -> list[dict]:
     """Potential, field and field gradient at each nucleus of the asymmetric unit.
 
     The nucleus's own charge is left out; the gradient tensor's trace
@@ -442,15 +448,22 @@ def nuclear_field_gradients(crystal, models, *, sigma: float = 0.35) -> list[dic
     and the traceless tensor diagonalised with |V_zz| ≥ |V_yy| ≥ |V_xx|,
     η = (V_xx − V_yy)/V_zz.
 
+    field : PotentialField, optional
+        Reused if given (evaluated with its exact radial functions here).
+
     Returns
     -------
     list of dict
         Per atom: label, potential (e/Å), field (e/Å², Cartesian), V_zz (e/Å³ and
         a.u.), η, the principal axes (columns) and the full traceless tensor (e/Å³).
     """
-    pot = PotentialField(crystal, models, sigma=sigma, exact=True)
+    pot = field if field is not None else PotentialField(crystal, models, sigma=sigma)
     x = np.array([crystal.frac_to_cart(a.xyz) for a in crystal.atoms])
-    v, g, h = pot(x, order=2)
+    was, pot.exact = pot.exact, True  # exact radial functions at the centres
+    try:
+        v, g, h = pot(x, order=2)
+    finally:
+        pot.exact = was
     out = []
     for i, atom in enumerate(crystal.atoms):
         t = h[i] - np.trace(h[i]) / 3.0 * np.eye(3)
