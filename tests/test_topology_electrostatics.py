@@ -171,8 +171,13 @@ def _gauss_sphere(nr=24, nt=14, nphi=28):
     """Product quadrature (points, weights) of a sphere of 8 Å, panels dense near the centre."""
     edges = [0.0, 0.03, 0.15, 0.5, 1.2, 2.5, 4.5, 8.0]
     t, w = np.polynomial.legendre.leggauss(nr)
-    r = np.concatenate([0.5 * (b - a) * (t + 1) + a for a, b in zip(edges, edges[1:])])
-    wr = np.concatenate([0.5 * (b - a) * w for a, b in zip(edges, edges[1:])]) * r**2
+    r = np.concatenate(
+        [0.5 * (b - a) * (t + 1) + a for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    )
+    wr = (
+        np.concatenate([0.5 * (b - a) * w for a, b in zip(edges[:-1], edges[1:], strict=True)])
+        * r**2
+    )
     ct, wt = np.polynomial.legendre.leggauss(nt)
     ph = np.arange(nphi) * 2 * np.pi / nphi
     st = np.sqrt(1 - ct**2)
