@@ -262,3 +262,14 @@ def test_properties_esp_bad_input(tmp_path, capsys, extra, message):
     assert main(["properties", str(tmp_path / "res"), *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("chasm: error:") and message in err
+
+
+@pytest.mark.parametrize(
+    ("plane", "message"),
+    [("C1,O1,Q9", "no atom labelled 'Q9'"), ("C1,O1", "a plane needs three atoms")],
+)
+def test_laplacian_plane_bad_labels(tmp_path, capsys, plane, message):
+    _result(tmp_path / "res")
+    assert main(["properties", str(tmp_path / "res"), "--laplacian-plane", plane]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--laplacian-plane" in err and message in err

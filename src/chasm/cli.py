@@ -180,6 +180,7 @@ def _cmd_properties(args: argparse.Namespace) -> int:
         esp=args.esp,
         esp_step=args.esp_step,
         molecule=args.molecule,
+        laplacian_plane=args.laplacian_plane,
     )
     print("\n".join(summary_lines(path)))
     print(f"wrote {path}")
@@ -347,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--esp-step", type=float, default=0.25, help="ESP grid step, A (0.25)")
     p.add_argument("--molecule", help="with --esp: dipole of the molecule containing this atom")
+    p.add_argument(
+        "--laplacian-plane", metavar="A,B,C", help="Laplacian map through three atoms (png)"
+    )
     p.set_defaults(func=_cmd_properties)
     for name, command in sub.choices.items():  # one style: a description and an example each
         command.formatter_class = _HelpFormatter

@@ -191,7 +191,7 @@ def topology_dict(t: Topology) -> dict:
 def basins_dict(b) -> dict:
     """JSON-ready dictionary of a :class:`chasm.topology.basins.BasinResult`."""
     return {
-        "method": "on-grid steepest ascent (Henkelman et al. 2006), cores exact",
+        "method": "near-grid ascent (Tang, Sanville & Henkelman 2009), cores exact",
         "grid_step_A": b.spacing,
         "atoms": [
             {
@@ -225,6 +225,7 @@ def write_properties(
     esp: bool = False,
     esp_step: float = 0.25,
     molecule: str | None = None,
+    laplacian_plane: str | None = None,
 ) -> Path:
     """Write ``properties.json`` for a result folder of ``chasm refine``.
 
@@ -243,6 +244,9 @@ def write_properties(
         potential on the 0.001 au isodensity surface on a grid of step
         ``esp_step`` (Å; cube files and a picture beside the output), and the
         dipole moment of the molecule containing atom ``molecule``.
+    laplacian_plane : str, optional
+        Three atom labels, comma-separated: draw ∇²ρ of the static model on
+        the plane through them (``laplacian.png`` beside the output, 6 x 6 Å).
     output : path, optional
         Where to write (default ``folder/properties.json``).
 
@@ -263,11 +267,24 @@ def write_properties(
         )
     if molecule is not None and not esp:
         raise InputError("chasm properties: --molecule needs --esp (it asks for a dipole moment)")
-    if not (topology_on or basins or esp):
+    if not (topology_on or basins or esp or laplacian_plane):
         raise InputError(
-            "chasm properties: choose what to compute: --topology, --basins and/or --esp"
+            "chasm properties: choose what to compute: --topology, --basins, --esp "
+            "and/or --laplacian-plane"
         )
     crystal, models = read_rhocif(model)
+    plane = None
+    if laplacian_plane is not None:
+        from chasm.maps.grids import Plane
+
+        labels = [x.strip() for x in laplacian_plane.split(",") if x.strip()]
+        try:
+            plane = Plane.through_atoms(crystal, labels)
+        except InputError as exc:
+            raise InputError(
+                f"--laplacian-plane {laplacian_plane}: {exc}; give three atom labels of "
+                f"the model ({', '.join(a.label for a in crystal.atoms)}), comma-separated"
+            ) from exc
     if esp:  # bad options refused before any long computation
         from chasm.topology.dipole import molecule as grow_molecule
         from chasm.topology.isosurface import check_grid
@@ -310,6 +327,12 @@ def write_properties(
 
         data["basins"] = basins_dict(grid_basins(crystal, models, basin_step))
     path = Path(output) if output else folder / "properties.json"
+    if plane is not None:
+        from chasm.topology.laplacian_map import plot_laplacian
+
+        picture = path.parent / "laplacian.png"
+        plot_laplacian(picture, DensityField(crystal, models, "charge"), plane)
+        data["laplacian_map"] = {"atoms": laplacian_plane, "file": picture.name}
     if esp:
         from chasm.topology.esp_report import electrostatics_dict
 
@@ -326,6 +349,9 @@ def summary_lines(path: Path) -> list[str]:
     out = _topology_lines(data["topology"]) if "topology" in data else []
     if "electrostatics" in data:
         out += _esp_lines(data["electrostatics"])
+    if "laplacian_map" in data:
+        m = data["laplacian_map"]
+        out.append(f"Laplacian map through {m['atoms']}: {m['file']}")
     if "basins" in data:
         b = data["basins"]
         out.append(
