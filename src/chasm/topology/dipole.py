@@ -31,7 +31,7 @@ import numpy as np
 
 from chasm.crystal.neighbours import bonded
 from chasm.errors import InputError
-from chasm.topology.bcp import _DELTA, _perturbed, _split_name
+from chasm.topology.bcp import perturbed_pair
 from chasm.topology.density_derivatives import DensityField
 
 __all__ = ["EA_TO_DEBYE", "dipole_moment", "molecule"]
@@ -157,16 +157,10 @@ def dipole_moment(
     labels = [a.label for a in crystal.atoms]
     J = np.zeros((len(names), 3))
     for j, name in enumerate(names):
-        parsed = _split_name(name)
-        if parsed is None or parsed[0] not in labels:
+        pair = perturbed_pair(models, labels, name)
+        if pair is None:
             continue
-        lab, kind, suffix = parsed
-        i = labels.index(lab)
-        delta = _DELTA if kind in ("kappa", "kappa_prime") else 1.0
-        plus = _perturbed(models[i], kind, suffix, delta)
-        minus = _perturbed(models[i], kind, suffix, -delta)
-        if plus is None:
-            continue
+        i, plus, minus, delta = pair
         mp = list(models)
         mp[i] = plus
         mm = list(models)
