@@ -64,6 +64,12 @@ def electrostatics_dict(
             "(removed) trace"
         ],
     }
+    if abs(pot.net_charge) > 1e-3:
+        out["notes"].append(
+            f"the model's cell carries a net charge of {pot.net_charge:+.4f} e (its populations "
+            "are not neutral); the potential is that of the cell plus a uniform background "
+            "cancelling it"
+        )
     if molecule is not None:
         out["dipole"] = dipole_moment(crystal, models, molecule, names, cov)
         if names is not None and su_note:
