@@ -399,13 +399,14 @@ class PotentialField(DensityField):
         val = np.zeros(len(p))
         grad = np.zeros((len(p), 3))
         hess = np.zeros((len(p), 3, 3))
-        for a in range(0, len(p), 256):
-            e = np.exp(-1j * (p[a : a + 256] @ self.k.T)) * self.coef[None]  # (n, n_k)
-            val[a : a + 256] = e.real.sum(axis=1)
+        chunk = max(1, int(2e6 // max(len(self.k), 1)))  # ~32 MB of phases at a time
+        for a in range(0, len(p), chunk):
+            e = np.exp(-1j * (p[a : a + chunk] @ self.k.T)) * self.coef[None]  # (n, n_k)
+            val[a : a + chunk] = e.real.sum(axis=1)
             if order >= 1:
-                grad[a : a + 256] = ((-1j * e) @ self.k).real
+                grad[a : a + chunk] = ((-1j * e) @ self.k).real
             if order >= 2:
-                hess[a : a + 256] = -np.einsum("nk,ki,kj->nij", e.real, self.k, self.k)
+                hess[a : a + chunk] = -np.einsum("nk,ki,kj->nij", e.real, self.k, self.k)
         return val, grad, hess
 
     def __call__(self, points, order: int = 2):
