@@ -151,9 +151,30 @@ def _pair_seeds(crystal, cutoff: float) -> np.ndarray:
     return np.concatenate(seeds) if seeds else np.zeros((0, 3))
 
 
-def _delaunay_seeds(crystal, margin: float = 4.0) -> np.ndarray:
-    """Midpoints of edges, centroids of faces and of tetrahedra of the Delaunay
-    tessellation of the nuclei (with their periodic images), inside the cell."""
+def _circumcentres(p: np.ndarray) -> np.ndarray:
+    """Circumcentres of triangles (n, 3, 3) or tetrahedra (n, 4, 3); degenerate ones dropped.
+
+    Those of the tetrahedra are the vertices of the Voronoi tessellation of the
+    nuclei (the points farthest from every atom: cage points), those of the
+    triangles lie on its edges (ring points).
+    """
+    d = p[:, 1:] - p[:, :1]  # (n, k-1, 3)
+    rhs = 0.5 * np.einsum("nij,nij->ni", d, d)
+    if p.shape[1] == 3:
+        nrm = np.cross(d[:, 0], d[:, 1])
+        M = np.concatenate([d, nrm[:, None]], axis=1)
+        rhs = np.concatenate([rhs, np.zeros((len(p), 1))], axis=1)
+    else:
+        M = d
+    ok = np.abs(np.linalg.det(M)) > 1e-6
+    c = np.linalg.solve(M[ok], rhs[ok][..., None])[..., 0]
+    return p[ok, 0] + c
+
+
+def _delaunay_seeds(crystal, margin: float = 4.0, circumcentres: bool = True) -> np.ndarray:
+    """Midpoints of edges, centroids (and circumcentres) of faces and of tetrahedra
+    of the Delaunay tessellation of the nuclei (with their periodic images), inside
+    the cell."""
     from itertools import combinations
 
     from scipy.spatial import Delaunay
@@ -172,6 +193,8 @@ def _delaunay_seeds(crystal, margin: float = 4.0) -> np.ndarray:
         cells = {tuple(sorted(c)) for s in simp for c in combinations(s, k)}
         idx = np.array(sorted(cells))
         out.append(pts[idx].mean(axis=1))
+        if k > 2 and circumcentres:
+            out.append(_circumcentres(pts[idx]))
     seeds = np.concatenate(out)
     f = np.linalg.solve(crystal.A, seeds.T).T
     inside = np.all((f >= 0.0) & (f < 1.0), axis=1)
