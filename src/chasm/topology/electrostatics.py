@@ -203,7 +203,7 @@ class PotentialField(DensityField):
     points; see the module docstring for the convention.
     """
 
-    def __init__(self, crystal, models: Sequence, *, sigma: float = 0.35, exact: bool = False):
+    def __init__(self, crystal, models: Sequence, *, sigma: float = 0.5, exact: bool = False):
         if not (np.isfinite(sigma) and 0.05 <= sigma <= 2.0):
             raise InputError(f"Ewald width sigma must be in 0.05..2 Å, got {sigma!r}")
         models = [m.charge_model() if isinstance(m, SplitAtom) else m for m in models]
@@ -441,7 +441,7 @@ class PotentialField(DensityField):
         return short.reshape(grid.shape) + smooth - self.mean_short
 
 
-def nuclear_field_gradients(crystal, models, *, sigma: float = 0.35, field=None) -> list[dict]:
+def nuclear_field_gradients(crystal, models, *, sigma: float = 0.5, field=None) -> list[dict]:
     """Potential, field and field gradient at each nucleus of the asymmetric unit.
 
     The nucleus's own charge is left out; the gradient tensor's trace
