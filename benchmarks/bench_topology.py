@@ -10,8 +10,12 @@ l <= 1 on H, Cu and its neighbours spin-split). Timed, each once:
                merge, Morse count)
     paths      bond paths and properties of every (3,−1) point
     spin       critical points of the spin density
+    basins     near-grid QTAIM basins (--basin-step, 0 to skip)
+    esp        potential set-up, field gradients at the nuclei and the potential
+               on the 0.001 au isodensity surface (--esp-step, 0 to skip)
 
 Usage: python benchmarks/bench_topology.py [--grid-step 0.3] [--random-seeds 3000]
+       [--basin-step 0.15] [--esp-step 0.3]
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--grid-step", type=float, default=0.0)
     ap.add_argument("--random-seeds", type=int, default=0)
+    ap.add_argument("--basin-step", type=float, default=0.15)
+    ap.add_argument("--esp-step", type=float, default=0.3)
     args = ap.parse_args()
     crystal = seed_crystal()
     models = truth_models(crystal)
@@ -53,6 +59,22 @@ def main() -> None:
     t0 = time.perf_counter()
     spin_search = find_critical_points(spin, grid_step=args.grid_step, rho_min=1e-4)
     t["spin"] = time.perf_counter() - t0
+    if args.basin_step > 0:
+        from chasm.topology.basins import grid_basins
+
+        t0 = time.perf_counter()
+        grid_basins(crystal, models, args.basin_step)
+        t["basins"] = time.perf_counter() - t0
+    if args.esp_step > 0:
+        from chasm.topology.electrostatics import PotentialField, nuclear_field_gradients
+        from chasm.topology.isosurface import esp_on_isodensity
+
+        t0 = time.perf_counter()
+        pot = PotentialField(crystal, models)
+        nuclear_field_gradients(crystal, models, field=pot)
+        surf = esp_on_isodensity(crystal, models, args.esp_step, field=pot)
+        t["esp"] = time.perf_counter() - t0
+        print(f"esp: {surf.stats()}")
     c = search.counts
     print(
         f"charge: n={c['n']} b={c['b']} r={c['r']} c={c['c']} per cell, "

@@ -130,7 +130,9 @@ def test_abramov_energy_densities_by_hand():
 def test_bcp_su_equals_finite_difference_propagation(urea):
     cr, models = urea
     field = DensityField(cr, models)
-    search = find_critical_points(field, grid_step=0, pair_cutoff=1.3, tessellation=False)
+    search = find_critical_points(
+        field, grid_step=0, pair_cutoff=1.3, tessellation=False, second_pass=False
+    )
     bcps = [b for b in bond_critical_points(field, search.points) if "O1" in b.atoms]
     assert len(bcps) == 1
     names = ["O1.Pv", "O1.kappa", "O1.P20", "O1.kappa_prime", "C1.P30", "C1.Pv", "C1.x"]

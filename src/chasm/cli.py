@@ -221,6 +221,10 @@ def _cmd_properties(args: argparse.Namespace) -> int:
         basins=args.basins,
         basin_step=args.basin_step,
         random_seeds=args.random_seeds,
+        esp=args.esp,
+        esp_step=args.esp_step,
+        molecule=args.molecule,
+        laplacian_plane=args.laplacian_plane,
     )
     print("\n".join(summary_lines(path)))
     print(f"wrote {path}")
@@ -422,6 +426,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random-seeds", type=int, default=0, help="extra random CP seeds (0)")
     p.add_argument("--basins", action="store_true", help="QTAIM basin charges on a grid")
     p.add_argument("--basin-step", type=float, default=0.1, help="basin grid step, A (0.1)")
+    p.add_argument(
+        "--esp", action="store_true", help="electrostatic potential, EFG at nuclei, cubes"
+    )
+    p.add_argument("--esp-step", type=float, default=0.25, help="ESP grid step, A (0.25)")
+    p.add_argument("--molecule", help="with --esp: dipole of the molecule containing this atom")
+    p.add_argument(
+        "--laplacian-plane", metavar="A,B,C", help="Laplacian map through three atoms (png)"
+    )
     p.set_defaults(func=_cmd_properties)
     for name, command in sub.choices.items():  # one style: a description and an example each
         command.formatter_class = _HelpFormatter
@@ -463,7 +475,10 @@ EXAMPLES = {
         "chasm map refined --plane Cu1,O1,N1 -o cu.png",
         "chasm map refined --plane 'lsq(C1,C2,C3,C4,C5,C6)' --kind residual -o ring.svg",
     ],
-    "properties": ["chasm properties refined --topology --basins"],
+    "properties": [
+        "chasm properties refined --topology --basins",
+        "chasm properties refined --esp --molecule O1",
+    ],
 }
 
 

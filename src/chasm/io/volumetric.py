@@ -14,8 +14,9 @@ Gaussian cube
     n points per axis with step a/n, the repeated end point left out, so that
     n x step is the cell edge. Values are converted to e/bohr³ by default
     (the unit of Gaussian's density cubes, so that Σ value x voxel volume in
-    bohr³ is in electrons); ``density_unit="e/A^3"`` keeps e/Å³. The unit is
-    named in the second comment line.
+    bohr³ is in electrons); ``density_unit="e/A^3"`` keeps e/Å³, and
+    ``"hartree/e"`` writes a potential given in e/Å in atomic units. The unit
+    is named in the second comment line.
 
 XSF (XCrySDen)
     Lengths in Å, values unchanged (e/Å³ for chasm's densities). A periodic
@@ -43,7 +44,7 @@ from chasm.io.atomic import write_text_atomic
 
 __all__ = ["write_cube", "write_xsf"]
 
-_UNITS = {"e/bohr^3": BOHR**3, "e/A^3": 1.0}
+_UNITS = {"e/bohr^3": BOHR**3, "e/A^3": 1.0, "hartree/e": BOHR}  # the last: a potential in e/Å
 
 
 def _atomic_number(symbol) -> int:

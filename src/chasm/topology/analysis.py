@@ -191,7 +191,7 @@ def topology_dict(t: Topology) -> dict:
 def basins_dict(b) -> dict:
     """JSON-ready dictionary of a :class:`chasm.topology.basins.BasinResult`."""
     return {
-        "method": "on-grid steepest ascent (Henkelman et al. 2006), cores exact",
+        "method": "near-grid ascent (Tang, Sanville & Henkelman 2009), cores exact",
         "grid_step_A": b.spacing,
         "atoms": [
             {
@@ -222,6 +222,10 @@ def write_properties(
     basins: bool = False,
     basin_step: float = 0.1,
     random_seeds: int = 0,
+    esp: bool = False,
+    esp_step: float = 0.25,
+    molecule: str | None = None,
+    laplacian_plane: str | None = None,
 ) -> Path:
     """Write ``properties.json`` for a result folder of ``chasm refine``.
 
@@ -235,6 +239,14 @@ def write_properties(
         Integrate QTAIM basins on a cell grid of step ``basin_step`` (Å).
     grid_step : float
         Seed-grid step, Å.
+    esp : bool
+        Electrostatics: potential, field and field gradient at the nuclei, the
+        potential on the 0.001 au isodensity surface on a grid of step
+        ``esp_step`` (Å; cube files and a picture beside the output), and the
+        dipole moment of the molecule containing atom ``molecule``.
+    laplacian_plane : str, optional
+        Three atom labels, comma-separated: draw ∇²ρ of the static model on
+        the plane through them (``laplacian.png`` beside the output, 6 x 6 Å).
     output : path, optional
         Where to write (default ``folder/properties.json``).
 
@@ -253,12 +265,33 @@ def write_properties(
             f"{folder}: no refined model (model.cif is missing); run chasm refine first "
             "or give its output folder"
         )
-    if not (topology_on or basins):
+    if molecule is not None and not esp:
+        raise InputError("chasm properties: --molecule needs --esp (it asks for a dipole moment)")
+    if not (topology_on or basins or esp or laplacian_plane):
         raise InputError(
-            "chasm properties: choose what to compute: --topology and/or --basins "
-            "(the electrostatic potential is not available yet)"
+            "chasm properties: choose what to compute: --topology, --basins, --esp "
+            "and/or --laplacian-plane"
         )
     crystal, models = read_rhocif(model)
+    plane = None
+    if laplacian_plane is not None:
+        from chasm.maps.grids import Plane
+
+        labels = [x.strip() for x in laplacian_plane.split(",") if x.strip()]
+        try:
+            plane = Plane.through_atoms(crystal, labels)
+        except InputError as exc:
+            raise InputError(
+                f"--laplacian-plane {laplacian_plane}: {exc}; give three atom labels of "
+                f"the model ({', '.join(a.label for a in crystal.atoms)}), comma-separated"
+            ) from exc
+    if esp:  # bad options refused before any long computation
+        from chasm.topology.dipole import molecule as grow_molecule
+        from chasm.topology.isosurface import check_grid
+
+        check_grid(crystal, esp_step)
+        if molecule is not None:
+            grow_molecule(crystal, molecule)
     stored = read_covariance(folder)
     if stored is not None:
         names, cov, note = stored
@@ -294,6 +327,18 @@ def write_properties(
 
         data["basins"] = basins_dict(grid_basins(crystal, models, basin_step))
     path = Path(output) if output else folder / "properties.json"
+    if plane is not None:
+        from chasm.topology.laplacian_map import plot_laplacian
+
+        picture = path.parent / "laplacian.png"
+        plot_laplacian(picture, DensityField(crystal, models, "charge"), plane)
+        data["laplacian_map"] = {"atoms": laplacian_plane, "file": picture.name}
+    if esp:
+        from chasm.topology.esp_report import electrostatics_dict
+
+        data["electrostatics"] = electrostatics_dict(
+            crystal, models, path.parent, esp_step, molecule, names, cov, note
+        )
     write_text_atomic(path, json.dumps(data, indent=1) + "\n")
     return path
 
@@ -302,6 +347,11 @@ def summary_lines(path: Path) -> list[str]:
     """A few lines for the terminal: Morse sum, bond critical points, basin charges."""
     data = json.loads(Path(path).read_text())
     out = _topology_lines(data["topology"]) if "topology" in data else []
+    if "electrostatics" in data:
+        out += _esp_lines(data["electrostatics"])
+    if "laplacian_map" in data:
+        m = data["laplacian_map"]
+        out.append(f"Laplacian map through {m['atoms']}: {m['file']}")
     if "basins" in data:
         b = data["basins"]
         out.append(
@@ -333,3 +383,26 @@ def _topology_lines(d: dict) -> list[str]:
             f"lap = {v['laplacian']:.2f}{su_l} e/A^5, eps = {v['ellipticity']:.2f}"
         )
     return lines + [f"  note: {x}" for x in d["notes"]]
+
+
+def _esp_lines(d: dict) -> list[str]:
+    out = ["electrostatics (cell average 0; at a nucleus its own charge left out):"]
+    for a in d["nuclei"]:
+        out.append(
+            f"  {a['label']}: phi = {a['potential_e_per_A']:+.3f} e/A, "
+            f"Vzz = {a['Vzz_e_per_A3']:+.3f} e/A^3 ({a['Vzz_au']:+.4f} au), eta = {a['eta']:.2f}"
+        )
+    s = d["isodensity_surface"]
+    if s.get("points"):
+        out.append(
+            f"  on the {d['isovalue_au']} au isodensity surface: phi from "
+            f"{s['min_e_per_A']:+.3f} to {s['max_e_per_A']:+.3f} e/A"
+        )
+    m = d.get("dipole")
+    if m:
+        su = f"({m['su_magnitude_D']:.2f})" if m.get("su_magnitude_D") is not None else ""
+        out.append(
+            f"  dipole of the molecule of {m['atoms'][0]} ({len(m['atoms'])} atoms): "
+            f"{m['magnitude_D']:.2f}{su} D"
+        )
+    return out

@@ -40,7 +40,7 @@ from chasm.errors import InputError
 from chasm.maps.density import model_density, spin_density
 from chasm.maps.grids import CellGrid, atom_sites
 
-__all__ = ["BasinResult", "grid_basins", "MAX_GRID_POINTS"]
+__all__ = ["BasinResult", "MAX_GRID_POINTS", "basin_cubes", "grid_basins"]
 
 MAX_GRID_POINTS = 20_000_000
 """Largest cell grid accepted (≈ 1 GB of work arrays)."""
@@ -167,8 +167,8 @@ def _nuclear_valence(crystal, charge, grid) -> tuple[np.ndarray, np.ndarray]:
     return out, exact
 
 
-def _ascent_targets(rho: np.ndarray, axes: np.ndarray) -> np.ndarray:
-    """Flat index of the maximum each grid point climbs to (periodic, 26 neighbours)."""
+def _ongrid_step(rho: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """Flat index of the steepest uphill neighbour of each grid point (itself at a maximum)."""
     shape = rho.shape
     n = rho.size
     best = np.zeros(shape)
@@ -183,7 +183,10 @@ def _ascent_targets(rho: np.ndarray, axes: np.ndarray) -> np.ndarray:
         better = slope > best
         best[better] = slope[better]
         target[better] = np.roll(flat_idx, tuple(-s), axis=(0, 1, 2))[better]
-    t = target.reshape(-1)
+    return target.reshape(-1)
+
+
+def _fixed_points(t: np.ndarray) -> np.ndarray:
     while True:  # pointer jumping to the fixed points
         nxt = t[t]
         if np.array_equal(nxt, t):
@@ -191,7 +194,60 @@ def _ascent_targets(rho: np.ndarray, axes: np.ndarray) -> np.ndarray:
         t = nxt
 
 
-def grid_basins(crystal, models, spacing: float = 0.1) -> BasinResult:
+def _ascent_targets(rho: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """Flat index of the maximum each grid point climbs to (on-grid, periodic, 26 neighbours)."""
+    return _fixed_points(_ongrid_step(rho, axes))
+
+
+def _neargrid_targets(rho: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """Flat index of the maximum each grid point reaches by near-grid ascent.
+
+    The near-grid method of Tang, Sanville & Henkelman (J. Phys.: Condens.
+    Matter 21 (2009) 084204): each trajectory steps to the grid point nearest
+    to its position plus the gradient direction (in grid steps, the largest
+    component scaled to one step), and carries the remainder (the off-grid
+    correction) to the next step, so that the path follows the true gradient
+    instead of the lattice directions. Every point's trajectory is followed to
+    its maximum (no shortcut through already assigned points, so no edge
+    refinement is needed). A step that would not go uphill falls back to the
+    on-grid step and drops the correction.
+    """
+    shape = np.array(rho.shape)
+    n = rho.size
+    step = _ongrid_step(rho, axes)
+    flat = rho.reshape(-1)
+    gcov = np.stack(
+        [(np.roll(rho, -1, a) - np.roll(rho, 1, a)).reshape(-1) / 2.0 for a in range(3)], -1
+    )
+    d = gcov @ np.linalg.inv(axes @ axes.T)  # gradient direction in grid steps
+    big = np.abs(d).max(axis=1)
+    d /= np.where(big > 0, big, 1.0)[:, None]
+    strides = np.array([shape[1] * shape[2], shape[2], 1])
+    pos = np.stack(np.unravel_index(np.arange(n), tuple(shape)), -1)
+    delta = np.zeros((n, 3))
+    out = np.full(n, -1)
+    active = np.arange(n)
+    for _ in range(8 * int(shape.max())):
+        f = pos[active] @ strides
+        at_max = step[f] == f
+        out[active[at_max]] = f[at_max]
+        active, f = active[~at_max], f[~at_max]
+        if active.size == 0:
+            break
+        dd = d[f] + delta[active]
+        s = np.rint(dd).astype(int)
+        q = (pos[active] + s) % shape
+        fq = q @ strides
+        bad = flat[fq] < flat[f]
+        q[bad] = np.stack(np.unravel_index(step[f[bad]], tuple(shape)), -1)
+        delta[active] = np.where(bad[:, None], 0.0, dd - s)
+        pos[active] = q
+    if active.size:  # not arrived (should not happen): finish on the grid
+        out[active] = _fixed_points(step)[pos[active] @ strides]
+    return out
+
+
+def grid_basins(crystal, models, spacing: float = 0.1, method: str = "neargrid") -> BasinResult:
     """QTAIM basins of the static density on a cell grid of step ``spacing`` (Å).
 
     Parameters
@@ -201,11 +257,16 @@ def grid_basins(crystal, models, spacing: float = 0.1) -> BasinResult:
         One per atom (HansenCoppensAtom, SphericalAtom, SplitAtom or None).
     spacing : float
         Largest grid step along a cell edge, Å (0.05–0.15 sensible).
+    method : {"neargrid", "ongrid"}
+        Near-grid ascent (default; follows the true gradient) or on-grid
+        steepest ascent (biased by the lattice directions, kept for comparison).
 
     Returns
     -------
     BasinResult
     """
+    if method not in ("neargrid", "ongrid"):
+        raise InputError(f"basin method must be 'neargrid' or 'ongrid', got {method!r}")
     if not (np.isfinite(spacing) and 0.02 <= spacing <= 0.5):
         raise InputError(f"basin grid spacing must be 0.02-0.5 Å, got {spacing!r}")
     grid = CellGrid.cell(crystal, spacing=spacing)
@@ -228,7 +289,7 @@ def grid_basins(crystal, models, spacing: float = 0.1) -> BasinResult:
         up = [m.up if isinstance(m, SplitAtom) else None for m in models]
         dn = [m.dn if isinstance(m, SplitAtom) else None for m in models]
         spin = grid.map(lambda p: spin_density(crystal, up, dn, p))
-    target = _ascent_targets(rho, grid.axes)
+    target = (_neargrid_targets if method == "neargrid" else _ascent_targets)(rho, grid.axes)
     maxima = np.unique(target)
     frac = np.stack(np.unravel_index(maxima, grid.shape), -1) / np.array(grid.shape)
     # nucleus copies in the cell: (atom index, fractional position)
@@ -281,3 +342,54 @@ def grid_basins(crystal, models, spacing: float = 0.1) -> BasinResult:
         float(spacing),
         notes,
     )
+
+
+def basin_cubes(folder, crystal, models, spacing: float = 0.1) -> dict:
+    """Cube files of the basin grids, for an independent grid-based Bader code.
+
+    Writes ``basins_reference.cube`` (the static charge density, whose
+    gradient defines the basins) and ``basins_integrand.cube`` (what
+    :func:`grid_basins` sums on the grid: valence + multipoles less the
+    windowed nuclear part of the spherical valence), both e/bohr³, the cell's
+    atom copies listed in the order of ``grid.atoms()``. An external code run
+    with the first as reference and the second as the density gives the grid
+    part of each basin population; adding ``exact`` (core Pc·n_core and the
+    radially integrated nuclear valence, e per copy) gives the population.
+
+    Returns
+    -------
+    dict
+        ``reference``, ``integrand`` (paths), ``atoms`` (labels of the listed
+        copies), ``exact`` (label -> electrons integrated radially per copy),
+        ``grid`` (the CellGrid).
+    """
+    from pathlib import Path
+
+    from chasm.io.volumetric import write_cube
+
+    if not (np.isfinite(spacing) and 0.02 <= spacing <= 0.5):
+        raise InputError(f"basin grid spacing must be 0.02-0.5 Å, got {spacing!r}")
+    grid = CellGrid.cell(crystal, spacing=spacing)
+    if grid.n_points > MAX_GRID_POINTS:
+        raise InputError(f"a basin grid of step {spacing} Å has {grid.n_points:,} points")
+    charge = _charge_models(list(models))
+    rho = grid.map(lambda p: model_density(crystal, charge, p))
+    val = grid.map(lambda p: model_density(crystal, charge, p, core=False))
+    nuclear, nuclear_exact = _nuclear_valence(crystal, charge, grid)
+    val -= nuclear
+    atoms = grid.atoms()
+    folder = Path(folder)
+    ref, integrand = folder / "basins_reference.cube", folder / "basins_integrand.cube"
+    write_cube(ref, crystal, grid, rho, atoms=atoms, comment="chasm static charge density")
+    write_cube(integrand, crystal, grid, val, atoms=atoms, comment="chasm basin integrand")
+    exact = {}
+    for i, (a, m) in enumerate(zip(crystal.atoms, charge, strict=True)):
+        _, core, _ = _core_and_monopole(a, m)
+        exact[a.label] = core * a.occupancy + float(nuclear_exact[i])
+    return {
+        "reference": ref,
+        "integrand": integrand,
+        "atoms": [lab for _, lab, _ in atoms],
+        "exact": exact,
+        "grid": grid,
+    }

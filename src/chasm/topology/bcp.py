@@ -260,6 +260,23 @@ def _perturbed(model, kind: str, suffix: str | None, delta: float):
     return m
 
 
+def perturbed_pair(models, labels: Sequence[str], name: str):
+    """(atom index, model + δ, model − δ, δ) for one named density parameter, else None.
+
+    δ is 1 for the populations (which enter linearly) and 1e-4 for κ and κ′.
+    """
+    parsed = _split_name(name)
+    if parsed is None or parsed[0] not in labels:
+        return None
+    label, kind, suffix = parsed
+    i = list(labels).index(label)
+    delta = _DELTA if kind in ("kappa", "kappa_prime") else 1.0
+    plus = _perturbed(models[i], kind, suffix, delta)
+    if plus is None:
+        return None
+    return i, plus, _perturbed(models[i], kind, suffix, -delta), delta
+
+
 def density_jacobian(crystal, models, names: Sequence[str], x: np.ndarray, kind: str = "charge"):
     """∂ρ/∂p (n_par, n) and ∂∇∇ρ/∂p (n_par, n, 3, 3) at points x for the named parameters.
 
@@ -271,16 +288,10 @@ def density_jacobian(crystal, models, names: Sequence[str], x: np.ndarray, kind:
     drho = np.zeros((len(names), len(x)))
     dhess = np.zeros((len(names), len(x), 3, 3))
     for j, name in enumerate(names):
-        parsed = _split_name(name)
-        if parsed is None or parsed[0] not in labels:
+        pair = perturbed_pair(models, labels, name)
+        if pair is None:
             continue
-        label, pkind, suffix = parsed
-        i = labels.index(label)
-        delta = _DELTA if pkind in ("kappa", "kappa_prime") else 1.0
-        plus = _perturbed(models[i], pkind, suffix, delta)
-        minus = _perturbed(models[i], pkind, suffix, -delta)
-        if plus is None:
-            continue
+        i, plus, minus, delta = pair
         if kind == "spin" and not isinstance(models[i], SplitAtom):
             continue
         only = [None] * len(models)

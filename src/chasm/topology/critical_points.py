@@ -151,9 +151,49 @@ def _pair_seeds(crystal, cutoff: float) -> np.ndarray:
     return np.concatenate(seeds) if seeds else np.zeros((0, 3))
 
 
-def _delaunay_seeds(crystal, margin: float = 4.0) -> np.ndarray:
-    """Midpoints of edges, centroids of faces and of tetrahedra of the Delaunay
-    tessellation of the nuclei (with their periodic images), inside the cell."""
+def _circumcentres(p: np.ndarray) -> np.ndarray:
+    """Circumcentres of triangles (n, 3, 3) or tetrahedra (n, 4, 3); degenerate ones dropped.
+
+    Those of the tetrahedra are the vertices of the Voronoi tessellation of the
+    nuclei (the points farthest from every atom: cage points), those of the
+    triangles lie on its edges (ring points).
+    """
+    d = p[:, 1:] - p[:, :1]  # (n, k-1, 3)
+    rhs = 0.5 * np.einsum("nij,nij->ni", d, d)
+    if p.shape[1] == 3:
+        nrm = np.cross(d[:, 0], d[:, 1])
+        M = np.concatenate([d, nrm[:, None]], axis=1)
+        rhs = np.concatenate([rhs, np.zeros((len(p), 1))], axis=1)
+    else:
+        M = d
+    ok = np.abs(np.linalg.det(M)) > 1e-6
+    c = np.linalg.solve(M[ok], rhs[ok][..., None])[..., 0]
+    return p[ok, 0] + c
+
+
+def _second_pass_seeds(crystal, points, found, reach: float = 3.0) -> np.ndarray:
+    """Midpoints of close pairs of the bond, ring and cage points found (all copies)."""
+    from scipy.spatial import cKDTree
+
+    fr = [orbit for p, (_, orbit) in zip(points, found, strict=True) if p.kind != "(3,-3)"]
+    if not fr:
+        return np.zeros((0, 3))
+    frac = np.concatenate(fr)
+    shifts = np.stack(np.meshgrid(*[[-1, 0, 1]] * 3, indexing="ij"), -1).reshape(-1, 3)
+    allf = (frac[None] + shifts[:, None]).reshape(-1, 3)
+    cart = allf @ crystal.A.T
+    pairs = cKDTree(cart).query_pairs(reach, output_type="ndarray")
+    if len(pairs) == 0:
+        return np.zeros((0, 3))
+    mid = 0.5 * (allf[pairs[:, 0]] + allf[pairs[:, 1]])
+    inside = np.all((mid >= 0.0) & (mid < 1.0), axis=1)
+    return mid[inside] @ crystal.A.T
+
+
+def _delaunay_seeds(crystal, margin: float = 4.0, circumcentres: bool = True) -> np.ndarray:
+    """Midpoints of edges, centroids (and circumcentres) of faces and of tetrahedra
+    of the Delaunay tessellation of the nuclei (with their periodic images), inside
+    the cell."""
     from itertools import combinations
 
     from scipy.spatial import Delaunay
@@ -172,6 +212,8 @@ def _delaunay_seeds(crystal, margin: float = 4.0) -> np.ndarray:
         cells = {tuple(sorted(c)) for s in simp for c in combinations(s, k)}
         idx = np.array(sorted(cells))
         out.append(pts[idx].mean(axis=1))
+        if k > 2 and circumcentres:
+            out.append(_circumcentres(pts[idx]))
     seeds = np.concatenate(out)
     f = np.linalg.solve(crystal.A, seeds.T).T
     inside = np.all((f >= 0.0) & (f < 1.0), axis=1)
@@ -286,6 +328,7 @@ def find_critical_points(
     extra_seeds=None,
     tessellation: bool = True,
     random_seeds: int = 0,
+    second_pass: bool = True,
 ) -> CriticalPointSearch:
     """All critical points of a static density in the cell.
 
@@ -314,6 +357,10 @@ def find_critical_points(
         Also seed at this many uniformly random points of the cell (fixed
         generator): finds the cage and ring points of near-zero density
         between molecules that the other seeds miss.
+    second_pass : bool
+        After the first search (charge density only), seed again at the
+        midpoints of pairs of bond, ring and cage points found closer than 3 Å
+        to each other (the ring and cage points that lie between them).
 
     Returns
     -------
@@ -341,32 +388,52 @@ def find_critical_points(
     # the density's sign matters for the spin density: search |ρ| thresholds on the value
     if spin:
         rho_min = -np.inf
-    x, ok = _newton(field, seeds, gtol, max_step, max_iter, rho_min)
     nuc_pos, _ = _nuclei(crystal)
-    rejected = int((~ok).sum())
     found: list[tuple[np.ndarray, np.ndarray]] = []  # (frac rep, orbit)
     points: list[CriticalPoint] = []
-    rho_c, g_c, h_c = field(x[ok], order=2) if ok.any() else (np.zeros(0),) * 3
-    for xi, rho, g, h in zip(x[ok], rho_c, g_c, h_c, strict=True):
-        if np.min(np.linalg.norm(nuc_pos - xi, axis=1)) < _NUCLEUS_ZONE:
-            continue
-        w, v = np.linalg.eigh(h)
-        if np.min(np.abs(w)) < 1e-6 * max(np.max(np.abs(w)), 1e-12):
-            rejected += 1
-            continue
-        frac = np.round(crystal.cart_to_frac(xi), 10) % 1.0
-        if any(
-            min(_frac_distance(crystal, frac, o) for o in orbit) < merge_tol for _, orbit in found
-        ):
-            continue
-        orbit = _orbit(crystal, frac, merge_tol)
-        found.append((frac, orbit))
-        sig = int(np.sum(np.sign(w)))
-        points.append(
-            CriticalPoint(
-                KIND_NAMES[sig], xi, frac, float(rho), float(np.linalg.norm(g)), w, v, len(orbit)
+
+    def converge(seeds_) -> int:
+        x, ok = _newton(field, seeds_, gtol, max_step, max_iter, rho_min)
+        rejected = int((~ok).sum())
+        rho_c, g_c, h_c = field(x[ok], order=2) if ok.any() else (np.zeros(0),) * 3
+        for xi, rho, g, h in zip(x[ok], rho_c, g_c, h_c, strict=True):
+            if np.min(np.linalg.norm(nuc_pos - xi, axis=1)) < _NUCLEUS_ZONE:
+                continue
+            w, v = np.linalg.eigh(h)
+            if np.min(np.abs(w)) < 1e-6 * max(np.max(np.abs(w)), 1e-12):
+                rejected += 1
+                continue
+            frac = np.round(crystal.cart_to_frac(xi), 10) % 1.0
+            if any(
+                min(_frac_distance(crystal, frac, o) for o in orbit) < merge_tol
+                for _, orbit in found
+            ):
+                continue
+            orbit = _orbit(crystal, frac, merge_tol)
+            found.append((frac, orbit))
+            sig = int(np.sum(np.sign(w)))
+            points.append(
+                CriticalPoint(
+                    KIND_NAMES[sig],
+                    xi,
+                    frac,
+                    float(rho),
+                    float(np.linalg.norm(g)),
+                    w,
+                    v,
+                    len(orbit),
+                )
             )
-        )
+        return rejected
+
+    rejected = converge(seeds)
+    n_seeds = len(seeds)
+    if not spin and second_pass:
+        more = _second_pass_seeds(crystal, points, found)
+        if len(more):
+            more = _unique_seeds(crystal, more)
+            rejected += converge(more)
+            n_seeds += len(more)
     nuclei = []
     for i, atom in enumerate(crystal.atoms):
         if spin:
@@ -399,4 +466,4 @@ def find_critical_points(
             "spin density: nuclei are not counted (their cusps may be maxima or minima); "
             "the Morse sum is then not expected to vanish"
         )
-    return CriticalPointSearch(points, counts, morse, len(seeds), rejected, notes)
+    return CriticalPointSearch(points, counts, morse, n_seeds, rejected, notes)

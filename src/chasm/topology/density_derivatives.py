@@ -182,6 +182,66 @@ def _spherical_derivs(f1, f2, r, u, order):
     return grad, hess
 
 
+def slater_radial(norm: float, nn: int, zeta: float, r: np.ndarray):
+    """S = norm r^n e^(−ζr) with its first and second r-derivatives."""
+    e = np.exp(-zeta * r)
+    S = norm * r**nn * e
+    S1 = norm * (nn * r ** max(nn - 1, 0) * (nn >= 1) - zeta * r**nn) * e
+    S2 = (
+        norm
+        * (
+            nn * (nn - 1) * r ** max(nn - 2, 0) * (nn >= 2)
+            - 2.0 * zeta * nn * r ** max(nn - 1, 0) * (nn >= 1)
+            + zeta * zeta * r**nn
+        )
+        * e
+    )
+    return S, S1, S2
+
+
+def radial_times_angular(S, S1, S2, A, g, Hu, u, r, order):
+    """Value, gradient and Hessian (in v = r u) of S(r) A(u).
+
+    Parameters
+    ----------
+    S, S1, S2 : ndarray, shape (n,)
+        The radial function and its first and second r-derivatives.
+    A, g, Hu : ndarray, shapes (n,), (n, 3), (n, 3, 3)
+        The angular polynomial, its gradient and Hessian in u.
+    u, r : ndarray
+        Unit vectors (n, 3) and radii (n,).
+    order : int
+        Highest derivative wanted (gradient/Hessian None above it).
+    """
+    val = S * A
+    if order < 1:
+        return val, None, None
+    ug = np.einsum("ij,ij->i", u, g)
+    gv = (g - u * ug[:, None]) / r[:, None]  # ∇_v A
+    grad = (S1 * A)[:, None] * u + S[:, None] * gv
+    if order < 2:
+        return val, grad, None
+    uu = u[:, :, None] * u[:, None, :]
+    eye = np.eye(3)[None]
+    proj = eye - uu
+    Hv = proj @ Hu @ proj
+    Hv -= (
+        g[:, :, None] * u[:, None, :]
+        + u[:, :, None] * g[:, None, :]
+        + ug[:, None, None] * eye
+        - 3.0 * ug[:, None, None] * uu
+    )
+    Hv /= (r * r)[:, None, None]
+    cross = u[:, :, None] * gv[:, None, :] + gv[:, :, None] * u[:, None, :]
+    hess = (
+        (S2 * A)[:, None, None] * uu
+        + (S1 * A / r)[:, None, None] * proj
+        + S1[:, None, None] * cross
+        + S[:, None, None] * Hv
+    )
+    return val, grad, hess
+
+
 def _multipole_pairs(term, v, r, u, site, order):
     """Value, gradient and Hessian of Σ_l S_l(r) A_l(u) for the pairs."""
     lmax, n_l, zeta, cart, norms, exps, coefs = term
@@ -191,48 +251,24 @@ def _multipole_pairs(term, v, r, u, site, order):
     val = np.zeros(n)
     grad = np.zeros((n, 3))
     hess = np.zeros((n, 3, 3)) if order >= 2 else None
-    e = np.exp(-zeta * r)
-    uu = u[:, :, None] * u[:, None, :]
-    eye = np.eye(3)[None]
-    proj = eye - uu
     for q, l in enumerate(active):
-        A = Av[q]
-        nn = n_l[l]
-        S = norms[l] * r**nn * e
-        S1 = norms[l] * (nn * r ** max(nn - 1, 0) * (nn >= 1) - zeta * r**nn) * e
-        S2 = (
-            norms[l]
-            * (
-                nn * (nn - 1) * r ** max(nn - 2, 0) * (nn >= 2)
-                - 2.0 * zeta * nn * r ** max(nn - 1, 0) * (nn >= 1)
-                + zeta * zeta * r**nn
-            )
-            * e
+        S, S1, S2 = slater_radial(norms[l], n_l[l], zeta, r)
+        mv, mg, mh = radial_times_angular(
+            S,
+            S1,
+            S2,
+            Av[q],
+            Ag[q] if order >= 1 else None,
+            Ah[q] if order >= 2 else None,
+            u,
+            r,
+            order,
         )
-        val += S * A
-        if order < 1:
-            continue
-        g = Ag[q]  # ∂A/∂u
-        ug = np.einsum("ij,ij->i", u, g)
-        gv = (g - u * ug[:, None]) / r[:, None]  # ∇_v A
-        grad += (S1 * A)[:, None] * u + S[:, None] * gv
+        val += mv
+        if order >= 1:
+            grad += mg
         if order >= 2:
-            Hu = Ah[q]
-            Hv = proj @ Hu @ proj
-            Hv -= (
-                g[:, :, None] * u[:, None, :]
-                + u[:, :, None] * g[:, None, :]
-                + ug[:, None, None] * eye
-                - 3.0 * ug[:, None, None] * uu
-            )
-            Hv /= (r * r)[:, None, None]
-            cross = u[:, :, None] * gv[:, None, :] + gv[:, :, None] * u[:, None, :]
-            hess += (
-                (S2 * A)[:, None, None] * uu
-                + (S1 * A / r)[:, None, None] * proj
-                + S1[:, None, None] * cross
-                + S[:, None, None] * Hv
-            )
+            hess += mh
     return val, grad, hess
 
 
@@ -293,6 +329,7 @@ class DensityField:
                 t.add_model(atom.label, m.up, False, True, 1.0)
                 t.add_model(atom.label, m.dn, False, True, -1.0)
             R = t.finish(crystal, i, atom.occupancy, eps)
+            t.index = i
             if R > 0.0:
                 self.atoms.append((t, R))
 

@@ -16,11 +16,9 @@ node values near r = 0), plus 1e-12 of each one's largest magnitude.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
-__all__ = ["QuinticTable", "exponential_sum"]
+__all__ = ["QuinticTable", "RadialTable", "exponential_sum"]
 
 
 def exponential_sum(k: np.ndarray, Z: np.ndarray, w: np.ndarray, r: np.ndarray):
@@ -54,69 +52,62 @@ def _bound(k, Z, w, r: float) -> float:
     return float(np.sum(np.abs(w) * r**k * np.exp(-Z * r)))
 
 
-@dataclass(eq=False)
-class QuinticTable:
-    """g(r) = Σ w r^k e^(−Zr) tabulated (zero beyond ``r_end``).
+def _hermite_coefficients(exact, x: np.ndarray, h: float, c: float) -> np.ndarray:
+    """Quintic coefficients per interval from exact g, g', g'' at the nodes x = ln(1 + r/c)."""
+    r = c * np.expm1(x)
+    g, g1, g2 = exact(r)
+    s = c + r  # dr/dx per unit of x; in index units t = x/h: dr/dt = h s
+    F, F1 = g, g1 * h * s
+    F2 = g2 * (h * s) ** 2 + g1 * h * h * s
+    p0, p1 = F[:-1], F[1:]
+    d0, d1 = F1[:-1], F1[1:]
+    s0, s1 = F2[:-1], F2[1:]
+    a3 = -10 * p0 - 6 * d0 - 1.5 * s0 + 0.5 * s1 - 4 * d1 + 10 * p1
+    a4 = 15 * p0 + 8 * d0 + 1.5 * s0 - s1 + 7 * d1 - 15 * p1
+    a5 = -6 * p0 - 3 * d0 - 0.5 * s0 + 0.5 * s1 - 3 * d1 + 6 * p1
+    return np.ascontiguousarray(np.stack([p0, d0, 0.5 * s0, a3, a4, a5]))
+
+
+class RadialTable:
+    """A radial function g(r) tabulated with g' and g'' (quintic Hermite, zero beyond ``r_end``).
 
     Parameters
     ----------
-    k, Z, w : ndarray
-        Terms of the sum (powers, exponents in 1/Å, weights).
+    exact : callable
+        r (1-D array, Å) -> (g, dg/dr, d²g/dr²), exact values.
+    r_end : float
+        Radius beyond which g is taken as zero, Å.
+    c : float
+        Node scale (Å): nodes are uniform in ln(1 + r/c), dense below r ~ c.
+    rel : tuple of 3 float
+        Relative tolerances of g, g', g'' at the mid-interval points (plus
+        ``floor`` times each one's largest magnitude); nodes are doubled until met.
+    floor : float
+        Absolute part of the tolerance, relative to the largest magnitude.
     """
 
-    k: np.ndarray
-    Z: np.ndarray
-    w: np.ndarray
-    r_end: float = 0.0
-    c: float = 1.0
-    h: float = 1.0
-    coef: np.ndarray = field(default_factory=lambda: np.zeros((6, 0)))
-
-    def __post_init__(self) -> None:
-        if self.k.size == 0:
+    def __init__(self, exact, r_end: float, c: float, rel=(1e-9, 1e-9, 1e-8), floor=1e-12):
+        self.r_end, self.c = float(r_end), float(c)
+        self.h, self.coef = 1.0, np.zeros((6, 0))
+        if self.r_end <= 0.0:
             return
-        peak = _bound(self.k, self.Z, self.w, 0.0) + _bound(self.k, self.Z, self.w, 0.5)
-        lo, hi = 0.5, 60.0
-        while hi - lo > 1e-3:
-            mid = 0.5 * (lo + hi)
-            if _bound(self.k, self.Z, self.w, mid) > 1e-15 * peak:
-                lo = mid
-            else:
-                hi = mid
-        self.r_end = hi
-        self.c = 1.0 / float(np.max(self.Z))
         xmax = float(np.log1p(self.r_end / self.c))
         n = 256
         while True:
             x = np.linspace(0.0, xmax, n + 1)
             h = float(x[1])
-            coef = self._coefficients(x, h)
-            xm = x[:-1] + 0.5 * h
-            rm = self.c * np.expm1(xm)
-            exact = exponential_sum(self.k, self.Z, self.w, rm)
+            coef = _hermite_coefficients(exact, x, h, self.c)
+            rm = self.c * np.expm1(x[:-1] + 0.5 * h)
+            want = exact(rm)
             self.h, self.coef = h, coef
             approx = self._interpolate(rm, 2)
             ok = all(
-                np.all(np.abs(a - e) <= rel * np.abs(e) + 1e-12 * np.abs(e).max())
-                for a, e, rel in zip(approx, exact, (1e-9, 1e-9, 1e-8), strict=True)
+                np.all(np.abs(a - e) <= tol * np.abs(e) + floor * np.abs(e).max())
+                for a, e, tol in zip(approx, want, rel, strict=True)
             )
             if ok or n >= 1 << 16:
                 break
             n *= 2
-
-    def _coefficients(self, x: np.ndarray, h: float) -> np.ndarray:
-        r = self.c * np.expm1(x)
-        g, g1, g2 = exponential_sum(self.k, self.Z, self.w, r)
-        s = self.c + r  # dr/dx per unit of x; in index units t = x/h: dr/dt = h s
-        F, F1 = g, g1 * h * s
-        F2 = g2 * (h * s) ** 2 + g1 * h * h * s
-        p0, p1 = F[:-1], F[1:]
-        d0, d1 = F1[:-1], F1[1:]
-        s0, s1 = F2[:-1], F2[1:]
-        a3 = -10 * p0 - 6 * d0 - 1.5 * s0 + 0.5 * s1 - 4 * d1 + 10 * p1
-        a4 = 15 * p0 + 8 * d0 + 1.5 * s0 - s1 + 7 * d1 - 15 * p1
-        a5 = -6 * p0 - 3 * d0 - 0.5 * s0 + 0.5 * s1 - 3 * d1 + 6 * p1
-        return np.ascontiguousarray(np.stack([p0, d0, 0.5 * s0, a3, a4, a5]))
 
     def _interpolate(self, r: np.ndarray, order: int):
         t_all = np.log1p(r / self.c) / self.h
@@ -140,10 +131,35 @@ class QuinticTable:
         """g, dg/dr, d²g/dr² at radii r (Å); zero beyond ``r_end``; None above ``order``."""
         r = np.asarray(r, dtype=float)
         out = [np.zeros(r.shape) if o <= order else None for o in range(3)]
-        if self.k.size == 0:
+        if self.coef.shape[1] == 0:
             return tuple(out)
         inside = r < self.r_end
         vals = self._interpolate(r[inside], order)
         for o in range(order + 1):
             out[o][inside] = vals[o]
         return tuple(out)
+
+
+class QuinticTable(RadialTable):
+    """g(r) = Σ w r^k e^(−Zr) tabulated (zero beyond ``r_end``).
+
+    Parameters
+    ----------
+    k, Z, w : ndarray
+        Terms of the sum (powers, exponents in 1/Å, weights).
+    """
+
+    def __init__(self, k: np.ndarray, Z: np.ndarray, w: np.ndarray):
+        self.k, self.Z, self.w = k, Z, w
+        if k.size == 0:
+            super().__init__(None, 0.0, 1.0)
+            return
+        peak = _bound(k, Z, w, 0.0) + _bound(k, Z, w, 0.5)
+        lo, hi = 0.5, 60.0
+        while hi - lo > 1e-3:
+            mid = 0.5 * (lo + hi)
+            if _bound(k, Z, w, mid) > 1e-15 * peak:
+                lo = mid
+            else:
+                hi = mid
+        super().__init__(lambda r: exponential_sum(k, Z, w, r), hi, 1.0 / float(np.max(Z)))
