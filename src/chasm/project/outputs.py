@@ -48,6 +48,9 @@ def figures(a: dict) -> str:
 #: GOF ratio to the median of the other data sets above which a warning is given.
 GOF_SPREAD = 2.0
 
+#: GOF of a fitted data set above which the model is said not to describe the data.
+MISFIT_GOF = 3.0
+
 
 def warnings_for(built: Built, result: Mapping) -> list[str]:
     """Warnings on the current state: bounds, correlations, GOF spread between data sets.
@@ -83,6 +86,25 @@ def warnings_for(built: Built, result: Mapping) -> list[str]:
         for n, d in result["datasets"].items()
         if d.get("gof") and d.get("factor") is not None
     }
+    bad: dict[str, list[str]] = {}  # kind -> "name (GOF g)" of the sets the model misses
+    for name, g in gofs.items():
+        if g > MISFIT_GOF:
+            bad.setdefault(result["datasets"][name].get("kind") or "", []).append(
+                f"{name} (GOF {g:.3f})"
+            )
+    for kind, sets in bad.items():
+        cure = (
+            "a spherical spin density often cannot describe the flipping ratios of an "
+            "open-shell ion: an aspherical one may (spin-split multipole atoms in a joint "
+            "project, or d-orbital sites from Python: chasm.neutron.dorbital_site)"
+            if kind == "pnd"
+            else "look for a missing model feature (multipoles, extinction, disorder, twins)"
+        )
+        out.append(
+            f"{'data sets' if len(sets) > 1 else 'data set'} {', '.join(sets)}: GOF above "
+            f"{MISFIT_GOF:g}, the model does not describe these data within their su (the "
+            f"parameters' su are scaled by the GOF); {cure}, or check the su of the data"
+        )
     if len(gofs) >= 2:
         if len(gofs) == 2:  # two sets: which one is off cannot be told
             (a, ga), (b, gb) = gofs.items()
