@@ -468,22 +468,7 @@ def _pnd_datasets(project: Project, crystal, cfg: dict, i: int):
                 "(model.spin) computes; set twins = false to fit the first domain alone",
                 src,
             )
-        opts = PndOptions(
-            extinction=ext,
-            extinction_model=cfg["extinction_model"],
-            radius=cfg["radius"],
-            mosaicity=cfg["mosaicity"],
-            refine_polarisation=cfg["refine_polarisation"],
-            smin=cfg["smin"],
-            smax=cfg["smax"],
-            include_excluded=cfg["include_excluded"],
-            lambda_half=cfg["lambda_half"],
-            refine_lambda_half=cfg["refine_lambda_half"],
-            lambda_half_model=cfg["lambda_half_model"],
-            hydrogen_polarisation=cfg["hydrogen_polarisation"],
-            temperature=cfg["temperature"],
-            asymmetry=cfg["fit"] == "asymmetry",
-        )
+        opts = PndOptions.from_config(cfg, ext)
         try:
             data = FlippingData(
                 name,

@@ -224,23 +224,7 @@ def _datasets(project: Project, spin: PndSpinModel, cache: dict) -> tuple[list, 
                     f"(_setup_ratio_lambda/2) but datasets[{i}].lambda_half = 0 leaves it out; "
                     "set lambda_half and lambda_half_model = 'unpolarised' to compute as cryspy"
                 )
-            opts = PndOptions(
-                extinction=ext,
-                extinction_model=cfg["extinction_model"],
-                radius=cfg["radius"],
-                mosaicity=cfg["mosaicity"],
-                refine_polarisation=cfg["refine_polarisation"],
-                smin=cfg["smin"],
-                smax=cfg["smax"],
-                include_excluded=cfg["include_excluded"],
-                lambda_half=cfg["lambda_half"],
-                refine_lambda_half=cfg["refine_lambda_half"],
-                lambda_half_model=cfg["lambda_half_model"],
-                hydrogen_polarisation=cfg["hydrogen_polarisation"],
-                temperature=cfg["temperature"],
-                asymmetry=cfg["fit"] == "asymmetry",
-                twins=cfg["twins"],
-            )
+            opts = PndOptions.from_config(cfg, ext, twins=cfg["twins"])
             try:
                 data = PndData(name, block, spin, opts)
             except InputError as exc:

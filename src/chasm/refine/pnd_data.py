@@ -684,6 +684,31 @@ class PndOptions:
     twins: bool = True
     asymmetry: bool = False
 
+    @classmethod
+    def from_config(cls, cfg: dict, extinction: bool | None, **extra: object) -> PndOptions:
+        """The options of a project file's pnd data set (``datasets[i]``, validated).
+
+        ``extinction`` is the resolved extinction kind; ``extra`` adds fields
+        that only one route sets (e.g. ``twins`` for PND-only projects).
+        """
+        return cls(
+            extinction=extinction,
+            extinction_model=cfg["extinction_model"],
+            radius=cfg["radius"],
+            mosaicity=cfg["mosaicity"],
+            refine_polarisation=cfg["refine_polarisation"],
+            smin=cfg["smin"],
+            smax=cfg["smax"],
+            include_excluded=cfg["include_excluded"],
+            lambda_half=cfg["lambda_half"],
+            refine_lambda_half=cfg["refine_lambda_half"],
+            lambda_half_model=cfg["lambda_half_model"],
+            hydrogen_polarisation=cfg["hydrogen_polarisation"],
+            temperature=cfg["temperature"],
+            asymmetry=cfg["fit"] == "asymmetry",
+            **extra,
+        )
+
 
 def asymmetry_observed(r_obs, sigma) -> tuple[np.ndarray, np.ndarray]:
     """A = (R − 1)/(R + 1) and cryspy's σ(A) = √2 σ(R) √(R² + 1)/(R + 1)².
@@ -893,9 +918,7 @@ class FlippingRatioSet:
             r_obs, r_calc = r_obs + 1.0, r_calc + 1.0
         stats = flipping_statistics(r_obs, sigma, r_calc, None, n_par)
         stats["kind"] = self.kind
-        stats.update(
-            observable="A" if self.asymmetry else "R", weights="sigma", n_read=self.n_read
-        )
+        stats.update(observable="A" if self.asymmetry else "R", weights="sigma", n_read=self.n_read)
         return stats
 
 
