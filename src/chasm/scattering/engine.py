@@ -53,6 +53,7 @@ block, while each block is in cache.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cache
 from math import factorial
@@ -66,8 +67,9 @@ from chasm.density.harmonics import (
 )
 from chasm.density.harmonics import lm_labels as _lm_labels
 from chasm.density.model import HansenCoppensAtom, NuclearAtom, SphericalAtom
-from chasm.errors import ModelError
+from chasm.errors import InputError, ModelError
 from chasm.scattering import formfactors
+from chasm.scattering import kernel as _kernel
 
 TWO_PI = 2.0 * np.pi
 FOUR_PI = 4.0 * np.pi
@@ -198,6 +200,10 @@ class StructureFactorEngine:
     dispersion_atoms : sequence of bool, optional
         Which atoms get f′ + i f″ (default all; the parts of one split atom
         must count it once).
+    backend : {"numba", "numpy"}, optional
+        Compiled kernels (:mod:`chasm.scattering.kernel`, threaded over
+        reflections) or the numpy reference path. Default: the environment
+        variable ``CHASM_ENGINE``, else "numba" when numba is installed.
 
     Notes
     -----
@@ -217,7 +223,9 @@ class StructureFactorEngine:
         anomalous: bool = True,
         centric_fast_path: bool = True,
         dispersion_atoms=None,
+        backend: str | None = None,
     ):
+        self.backend = engine_backend(backend)
         self.crystal = crystal
         self.models = list(models)
         if len(self.models) != len(crystal.atoms):
@@ -236,6 +244,8 @@ class StructureFactorEngine:
         self._setup_layout()
         self._plans: dict = {}
         self._radial_tables: tuple | None = None
+        self._rot_cache: dict = {}
+        self._kfixed: tuple | None = None
 
     # ------------------------------------------------------------------ setup
     def _setup_symmetry(self) -> None:
@@ -408,9 +418,22 @@ class StructureFactorEngine:
         F = np.zeros(n, dtype=complex)
         names = list(self.parameter_names if column_map is None else column_map.names)
         res = StructureFactors(F=F, jacobian=None, parameter_names=names)
+        compiled = self.backend == "numba"
         # with the Jacobian, small blocks keep each block's arrays in cache
-        step = min(self.block_size, _JACOBIAN_ROWS) if jacobian else self.block_size
-        call = self._prepare(jacobian, real, column_map)
+        rows = _KERNEL_ROWS if compiled else _JACOBIAN_ROWS
+        step = min(self.block_size, rows) if jacobian else self.block_size
+        call = self._prepare(jacobian, real, column_map, compiled)
+        sinks = self._sinks(res, call, jacobian, real, out, row_factors, step)
+        if compiled:
+            self._compute_compiled(F, sinks, call, jacobian, step)
+            return res
+        for b0 in range(0, n, step):
+            self._block(slice(b0, min(n, b0 + step)), F, sinks, call)
+        return res
+
+    def _sinks(self, res, call, jacobian, real, out, row_factors, step) -> _Output | None:
+        """Where the Jacobian of a compute call goes (None: no Jacobian); sets res's arrays."""
+        n = len(self.hkl)
         sinks = None
         if jacobian:
             plan_re, plan_im = call.plans
@@ -434,9 +457,183 @@ class StructureFactorEngine:
                 sinks = _Output(
                     _Sink(plan_re, res.jacobian.real, step), _Sink(plan_im, res.jacobian.imag, step)
                 )
-        for b0 in range(0, n, step):
-            self._block(slice(b0, min(n, b0 + step)), F, sinks, call)
-        return res
+        return sinks
+
+    def _compute_compiled(self, F, sinks, call: _Call, jacobian: bool, step: int) -> None:
+        """F (and the Jacobian into ``sinks``) by the compiled kernels.
+
+        The reflections are cut into one contiguous range per thread
+        (:func:`engine_threads`); each thread works through its range block by
+        block with its own work arrays and sinks (the rows are disjoint), so
+        the threads meet only at the end of the call.
+        """
+        n = len(self.hkl)
+        args = self._kernel_args(call)
+        ranges = _thread_ranges(n, _MIN_ROWS_JACOBIAN if jacobian else _MIN_ROWS_F)
+        parts = [
+            (r0, r1, sinks if k == 0 or sinks is None else sinks.clone())
+            for k, (r0, r1) in enumerate(ranges)
+        ]
+
+        def run(part):
+            r0, r1, sk = part
+            self._compiled_rows(r0, r1, F, sk, call, args, jacobian, step)
+
+        if len(parts) == 1:
+            run(parts[0])
+            return
+        pending = [_pool(len(parts)).submit(run, part) for part in parts[1:]]
+        try:
+            run(parts[0])
+        finally:
+            for fut in pending:
+                fut.result()
+
+    def _compiled_rows(self, r0, r1, F, sinks, call, args, jacobian, step) -> None:
+        """Rows r0 <= n < r1 by the kernels, in blocks of ``step`` (module kernel)."""
+        none2 = np.empty((0, 0))
+        if not jacobian:
+            _kernel.sf_block(r0, r1, *args, self.centric, False, False, F, none2, none2)
+            return
+        # each block's Jacobian is made in the engine's column order in a work array,
+        # then copied to the sinks' columns (times the row factors when there are any)
+        want_imag = not (self.centric and not call.anomalous)
+        n_e = len(self.parameter_names)
+        dA = np.empty((step, n_e))
+        dB = np.empty((step, n_e)) if want_imag else none2
+        t_re, t_im = (plan.target for plan in call.plans)
+        none1 = np.empty(0)
+        for b0 in range(r0, r1, step):
+            sl = slice(b0, min(r1, b0 + step))
+            nb = sl.stop - sl.start
+            _kernel.sf_block(sl.start, sl.stop, *args, self.centric, True, want_imag, F, dA, dB)
+            a = dA[:nb]
+            b = dB[:nb] if want_imag else none2
+            if sinks.row_factors is not None:
+                ga, gb = (
+                    np.ascontiguousarray(np.broadcast_to(np.asarray(g, dtype=float), (nb,)))
+                    for g in sinks.row_factors(sl, F[sl])
+                )
+                mode = 1 if want_imag else 2
+                _kernel.scatter(a, b, t_re, t_im, ga, gb, mode, sinks.re.rows(sl), none2)
+            else:
+                im = sinks.im.rows(sl) if (sinks.im is not None and want_imag) else none2
+                _kernel.scatter(a, b, t_re, t_im, none1, none1, 0, sinks.re.rows(sl), im)
+            sinks.flush(sl)
+
+    def _kernel_args(self, call: _Call) -> tuple:
+        """The arrays :func:`chasm.scattering.kernel.sf_block` reads, in its order."""
+        k = self._kernel_fixed()
+        n_at = len(call.X)
+        models = self.models
+        hc_of = np.full(n_at, -1, dtype=np.intp)
+        hc_of[call.hc] = np.arange(call.hc.size)
+        val_of = np.full(n_at, -1, dtype=np.intp)
+        val_of[call.val] = np.arange(call.val.size)
+        lmax_of = np.array([getattr(m, "lmax", -1) for m in models], dtype=np.intp)
+        n_ops = len(self.rot)
+        rot = np.zeros((n_ops, call.hc.size, 3, 3))
+        pcoef = np.zeros((call.hc.size, 25))
+        wrot = np.zeros((n_ops, call.hc.size, 25))
+        for j, a in enumerate(call.hc):
+            m = models[a]
+            rot[:, j] = np.asarray(m.frame, dtype=float).T @ self.q_ops
+            L2 = (m.lmax + 1) ** 2
+            pcoef[j, :L2] = self.clm[:L2] * np.asarray(m.plm, dtype=float)[:L2]
+            wrot[:, j, :L2] = np.einsum("okm,m->ok", self._rotations_cached(a), pcoef[j, :L2])
+        n = len(self.hkl)
+        if call.radial is None:
+            jl = djl = np.zeros((n, 1))
+            rad_index = np.zeros((1, 0), dtype=np.intp)
+        else:
+            jl, djl, rad_index = call.radial
+            jl, djl = np.ascontiguousarray(jl.T), np.ascontiguousarray(djl.T)
+        fv = np.zeros((n, 0)) if call.fv is None else call.fv
+        dfv = np.zeros((n, 0)) if call.dfv is None else call.dfv
+        pv = np.zeros(0) if call.pv is None else call.pv
+        kappa = np.zeros(0) if call.kappa is None else call.kappa
+        tabs = call.phase_tables or [np.zeros((1, 1), dtype=complex)] * 3
+        return (
+            *k[:3],
+            k[3],
+            *tabs,
+            self._eht,
+            k[4],
+            self._kidx is not None,
+            k[5],
+            call.X,
+            call.occ,
+            call.aniso,
+            call.U6,
+            call.uiso,
+            self.site_order,
+            np.ascontiguousarray(self.fanom.real),
+            np.ascontiguousarray(self.fanom.imag),
+            np.ascontiguousarray(call.fsph),
+            hc_of,
+            lmax_of,
+            val_of,
+            k[6],
+            k[7],
+            rot,
+            pcoef,
+            wrot,
+            k[10],
+            k[8],
+            k[9],
+            _SIGN_L,
+            jl,
+            djl,
+            np.ascontiguousarray(rad_index, dtype=np.intp),
+            np.ascontiguousarray(fv),
+            np.ascontiguousarray(dfv),
+            np.ascontiguousarray(pv, dtype=float),
+            np.ascontiguousarray(kappa, dtype=float),
+        )
+
+    def _rotations_cached(self, a: int) -> np.ndarray:
+        """D((M^T Q_o)^T) of atom a (:meth:`_rotations_for`), kept while its frame is unchanged."""
+        m = self.models[a]
+        key = (np.asarray(m.frame, dtype=float).tobytes(), m.lmax)
+        cached = self._rot_cache.get(a)
+        if cached is None or cached[0] != key:
+            cached = self._rot_cache[a] = (key, self._rotations_for(m))
+        return cached[1]
+
+    def _kernel_fixed(self) -> tuple:
+        """Kernel arrays that depend on the reflections and the layout only (made once)."""
+        if self._kfixed is None:
+            from chasm.density.harmonics import _N as ylm_norm
+
+            n = len(self.hkl)
+            kidx = self._kidx if self._kidx is not None else np.zeros((3, 1, 1), dtype=np.intp)
+            B = np.asarray(self.crystal.B, dtype=float)
+            hc = self.hkl.astype(float) @ B.T
+            norm = np.linalg.norm(hc, axis=1)
+            uhat = np.where(norm[:, None] > 0, hc / np.where(norm > 0, norm, 1.0)[:, None], 0.0)
+            uhat[norm == 0] = (0.0, 0.0, 1.0)
+            col0 = np.array([lay.xyz.start for lay in self.layout], dtype=np.intp)
+            n_adp = np.array([lay.adp.stop - lay.adp.start for lay in self.layout], dtype=np.intp)
+            clm = np.zeros(25)
+            ylm = np.zeros((n, 25))
+            if self.lmax >= 0:
+                clm[: (self.lmax + 1) ** 2] = self.clm
+                ylm[:, : (self.lmax + 1) ** 2] = self.ylm
+            htc = self.ht / TWO_PI
+            self._kfixed = (
+                np.ascontiguousarray(self.hs),
+                np.ascontiguousarray(self.quad),
+                np.ascontiguousarray(self.stol),
+                np.ascontiguousarray(kidx, dtype=np.intp),
+                np.ascontiguousarray(htc) if n else np.zeros((len(self.rot), 0)),
+                np.ascontiguousarray(uhat),
+                col0,
+                n_adp,
+                np.ascontiguousarray(ylm_norm, dtype=float),
+                clm,
+                ylm,
+            )
+        return self._kfixed
 
     def _imag_sources(self) -> np.ndarray:
         """Engine columns whose dB/dp can be non-zero (module docstring)."""
@@ -472,7 +669,9 @@ class StructureFactorEngine:
             self._plans[key] = (plan_re, plan_im)
         return self._plans[key]
 
-    def _prepare(self, jacobian: bool, real: bool = False, column_map=None) -> _Call:
+    def _prepare(
+        self, jacobian: bool, real: bool = False, column_map=None, compiled: bool = False
+    ) -> _Call:
         """What depends on the current parameters but not on the reflection block."""
         X, occ, aniso, U6, uiso = self._atom_arrays()
         n, n_at = len(self.hkl), len(X)
@@ -518,14 +717,18 @@ class StructureFactorEngine:
             ]
         call.anomalous = bool(np.any(self.fanom != 0))
         if hc.size:
+            call.radial = self._radial(hc, jacobian)
+        if hc.size and not compiled:
             rotations = [self._rotations_for(models[a]) for a in hc]
             call.wang = self._angular_weights(hc, rotations)
-            call.radial = self._radial(hc, jacobian)
         if not jacobian:
             return call
         call.fv, call.dfv = fv.T, dfv.T
         call.pv = np.array([models[a].pv for a in val], dtype=float)
         call.kappa = np.array([models[a].kappa for a in val], dtype=float)
+        if compiled:
+            call.plans = self._column_plans(real, column_map)
+            return call
         lay = self.layout
         ia, ii = np.flatnonzero(aniso), np.flatnonzero(~aniso)
         call.ia, call.ii = _selector(ia), _selector(ii)
@@ -770,6 +973,73 @@ class StructureFactorEngine:
 _SIGN_L = np.array([1.0, 1.0, -1.0, -1.0, 1.0])
 # reflections per block when the Jacobian is computed (the block's arrays stay in cache)
 _JACOBIAN_ROWS = 256
+# the same for the compiled kernels (one block is shared among the threads)
+_KERNEL_ROWS = 512
+BACKENDS = ("numba", "numpy")
+# fewest reflections worth a thread of their own (F alone, F and Jacobian)
+_MIN_ROWS_F, _MIN_ROWS_JACOBIAN = 1024, 128
+_POOLS: dict = {}
+
+
+def engine_threads() -> int:
+    """Threads of the compiled engine: ``CHASM_ENGINE_THREADS``, else every usable core."""
+    text = os.environ.get("CHASM_ENGINE_THREADS", "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise InputError(
+                f"environment variable CHASM_ENGINE_THREADS={text!r}: the engine's thread "
+                "count must be a whole number >= 1; unset it to use every core"
+            )
+        return value
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _thread_ranges(n: int, min_rows: int) -> list[tuple[int, int]]:
+    """Contiguous, near-equal row ranges, one per thread, each of at least min_rows."""
+    k = max(1, min(engine_threads(), n // max(1, min_rows)))
+    edges = [round(i * n / k) for i in range(k + 1)]
+    return [(edges[i], edges[i + 1]) for i in range(k)]
+
+
+def _pool(workers: int):
+    """A shared thread pool with at least ``workers`` threads (made on first use)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for size, pool in _POOLS.items():
+        if size >= workers:
+            return pool
+    _POOLS[workers] = pool = ThreadPoolExecutor(workers, thread_name_prefix="chasm-engine")
+    return pool
+
+
+def engine_backend(backend: str | None = None) -> str:
+    """The engine's backend: ``backend``, else ``CHASM_ENGINE``, else numba when installed.
+
+    Raises
+    ------
+    InputError
+        For a name other than "numba" or "numpy".
+    """
+    name = backend if backend is not None else os.environ.get("CHASM_ENGINE", "").strip()
+    name = (name or "numba").lower()
+    if name not in BACKENDS:
+        raise InputError(
+            f"environment variable CHASM_ENGINE={name!r}: the structure-factor engine must be "
+            "'numba' (compiled, the default) or 'numpy' (the reference path); "
+            "unset it or set one of these"
+        )
+    if name == "numba" and not _kernel.HAVE_NUMBA:
+        return "numpy"
+    return name
+
+
 # OpenBLAS runs a GEMM on one thread when m n k <= 2^18 (interface/gemm.c)
 _SERIAL_GEMM = 1 << 18
 
@@ -1101,6 +1371,11 @@ class _Sink:
         self.buf = None if plan.direct else np.zeros((rows, plan.width))
         self._views: dict = {}
 
+    def clone(self) -> _Sink:
+        """The same plan and output with a work buffer of its own."""
+        rows = 0 if self.buf is None else self.buf.shape[0]
+        return _Sink(self.plan, self.out, rows)
+
     def rows(self, sl: slice) -> np.ndarray:
         """Where the engine writes the block's values (columns: ``plan.target``)."""
         if self.buf is None:
@@ -1145,6 +1420,11 @@ class _Output:
         self.re.flush(sl)
         if self.im is not None:
             self.im.flush(sl)
+
+    def clone(self) -> _Output:
+        """The same outputs with work buffers of its own (for another thread)."""
+        im = None if self.im is None else self.im.clone()
+        return _Output(self.re.clone(), im, self.row_factors)
 
 
 class _Group:
