@@ -533,23 +533,23 @@ class StructureFactorEngine:
         lmax_of = np.array([getattr(m, "lmax", -1) for m in models], dtype=np.intp)
         n_ops = len(self.rot)
         rot = np.zeros((n_ops, call.hc.size, 3, 3))
-        pcoef = np.zeros((call.hc.size, 25))
+        plm = np.zeros((call.hc.size, 25))
         wrot = np.zeros((n_ops, call.hc.size, 25))
         for j, a in enumerate(call.hc):
             m = models[a]
             rot[:, j] = np.asarray(m.frame, dtype=float).T @ self.q_ops
             L2 = (m.lmax + 1) ** 2
-            pcoef[j, :L2] = self.clm[:L2] * np.asarray(m.plm, dtype=float)[:L2]
-            wrot[:, j, :L2] = np.einsum("okm,m->ok", self._rotations_cached(a), pcoef[j, :L2])
+            plm[j, :L2] = np.asarray(m.plm, dtype=float)[:L2]
+            coef = self.clm[:L2] * plm[j, :L2]
+            wrot[:, j, :L2] = np.einsum("okm,m->ok", self._rotations_cached(a), coef)
         n = len(self.hkl)
         if call.radial is None:
-            jl = djl = np.zeros((n, 1))
+            jl = djl = np.zeros((1, n))
             rad_index = np.zeros((1, 0), dtype=np.intp)
         else:
             jl, djl, rad_index = call.radial
-            jl, djl = np.ascontiguousarray(jl.T), np.ascontiguousarray(djl.T)
-        fv = np.zeros((n, 0)) if call.fv is None else call.fv
-        dfv = np.zeros((n, 0)) if call.dfv is None else call.dfv
+        fv = np.zeros((0, n)) if call.fv is None else call.fv.T
+        dfv = np.zeros((0, n)) if call.dfv is None else call.dfv.T
         pv = np.zeros(0) if call.pv is None else call.pv
         kappa = np.zeros(0) if call.kappa is None else call.kappa
         tabs = call.phase_tables or [np.zeros((1, 1), dtype=complex)] * 3
@@ -569,24 +569,23 @@ class StructureFactorEngine:
             self.site_order,
             np.ascontiguousarray(self.fanom.real),
             np.ascontiguousarray(self.fanom.imag),
-            np.ascontiguousarray(call.fsph),
+            call.fsph.T,
             hc_of,
             lmax_of,
             val_of,
             k[6],
             k[7],
             rot,
-            pcoef,
+            plm,
             wrot,
-            k[10],
-            k[8],
             k[9],
+            k[8],
             _SIGN_L,
             jl,
             djl,
             np.ascontiguousarray(rad_index, dtype=np.intp),
-            np.ascontiguousarray(fv),
-            np.ascontiguousarray(dfv),
+            fv,
+            dfv,
             np.ascontiguousarray(pv, dtype=float),
             np.ascontiguousarray(kappa, dtype=float),
         )
@@ -614,10 +613,10 @@ class StructureFactorEngine:
             uhat[norm == 0] = (0.0, 0.0, 1.0)
             col0 = np.array([lay.xyz.start for lay in self.layout], dtype=np.intp)
             n_adp = np.array([lay.adp.stop - lay.adp.start for lay in self.layout], dtype=np.intp)
-            clm = np.zeros(25)
+            cnorm = np.zeros(25)
             ylm = np.zeros((n, 25))
             if self.lmax >= 0:
-                clm[: (self.lmax + 1) ** 2] = self.clm
+                cnorm[: (self.lmax + 1) ** 2] = self.clm * ylm_norm[: (self.lmax + 1) ** 2]
                 ylm[:, : (self.lmax + 1) ** 2] = self.ylm
             htc = self.ht / TWO_PI
             self._kfixed = (
@@ -629,8 +628,7 @@ class StructureFactorEngine:
                 np.ascontiguousarray(uhat),
                 col0,
                 n_adp,
-                np.ascontiguousarray(ylm_norm, dtype=float),
-                clm,
+                cnorm,
                 ylm,
             )
         return self._kfixed
@@ -974,7 +972,7 @@ _SIGN_L = np.array([1.0, 1.0, -1.0, -1.0, 1.0])
 # reflections per block when the Jacobian is computed (the block's arrays stay in cache)
 _JACOBIAN_ROWS = 256
 # the same for the compiled kernels (one block is shared among the threads)
-_KERNEL_ROWS = 512
+_KERNEL_ROWS = 128
 BACKENDS = ("numba", "numpy")
 # fewest reflections worth a thread of their own (F alone, F and Jacobian)
 _MIN_ROWS_F, _MIN_ROWS_JACOBIAN = 1024, 128

@@ -139,11 +139,10 @@ def sf_block(
     col0,
     n_adp,
     rot,
-    pcoef,
+    plm,
     wrot,
     ylm,
-    ylm_norm,
-    clm,
+    cnorm,
     sign_l,
     jl,
     djl,
@@ -166,10 +165,11 @@ def sf_block(
     engine prepares them (``StructureFactorEngine._kernel_args``): hs, quad
     (o, n, 3 | 6), kidx (3, o, n), tab_c (k, atom) complex, eht (o, n)
     complex, htc (o, n) h.t in cycles (direct phases when not use_tables),
-    uhat (n, 3), fsph (n, atom), rot (o, n_hc, 3, 3) the matrices M^T Q_o,
-    pcoef (n_hc, 25) c_lm P_lm, wrot (o, n_hc, 25) the same rotated onto
-    y(h) (F alone), ylm (n, 25) y(h), jl/djl (n, rows) radial tables with
-    rad_index (lmax+1, n_hc), fv/dfv (n, n_val).
+    uhat (n, 3), fsph (atom, n), rot (o, n_hc, 3, 3) the matrices M^T Q_o,
+    plm (n_hc, 25) P_lm, wrot (o, n_hc, 25) c_lm P_lm rotated onto y(h) (F
+    alone), ylm (n, 25) y(h), cnorm (25) c_lm N_lm (harmonics' coefficients),
+    jl/djl (rows, n) radial tables with rad_index (lmax+1, n_hc), fv/dfv
+    (n_val, n) (rows of reflections: each thread reads its part of a row).
     """
     n_ops = hs.shape[0]
     n_at = X.shape[0]
@@ -203,9 +203,9 @@ def sf_block(
             far = fa_re[a]
             fai = fa_im[a]
             for l in range(L):
-                jl_l[l] = FOUR_PI * sign_l[l] * jl[n, rad_index[l, h]]
+                jl_l[l] = FOUR_PI * sign_l[l] * jl[rad_index[l, h], n]
                 if jacobian:
-                    djl_l[l] = FOUR_PI * sign_l[l] * djl[n, rad_index[l, h]]
+                    djl_l[l] = FOUR_PI * sign_l[l] * djl[rad_index[l, h], n]
             gR = 0.0
             gI = 0.0
             for k in range(3):
@@ -242,7 +242,7 @@ def sf_block(
                 C = E.real * T
                 S = E.imag * T
                 # form factor f = fR + i fI (odd l imaginary)
-                fR = fsph[n, a]
+                fR = fsph[a, n]
                 fI = 0.0
                 if L > 0 and not jacobian:  # rotated populations on y(h)
                     mR = 0.0
@@ -261,13 +261,13 @@ def sf_block(
                     px = rot[o, h, 0, 0] * ux + rot[o, h, 0, 1] * uy + rot[o, h, 0, 2] * uz
                     py = rot[o, h, 1, 0] * ux + rot[o, h, 1, 1] * uy + rot[o, h, 1, 2] * uz
                     pz = rot[o, h, 2, 0] * ux + rot[o, h, 2, 1] * uy + rot[o, h, 2, 2] * uz
-                    _harmonics(px, py, pz, L - 1, ylm_norm, yr)
+                    _harmonics(px, py, pz, L - 1, cnorm, yr)  # c_lm y_lm
                     mR = 0.0
                     mI = 0.0
                     for l in range(L):
                         al = 0.0
                         for k in range(l * l, (l + 1) * (l + 1)):
-                            al += pcoef[h, k] * yr[k]
+                            al += plm[h, k] * yr[k]
                         ang[l] = al
                         term = al * jl_l[l]
                         if l % 2 == 0:
@@ -305,11 +305,15 @@ def sf_block(
                     GxI = GuR
                 for k in range(3):
                     dxR[k] += hs[o, n, k] * GxR
-                    dxI[k] += hs[o, n, k] * GxI
                 if aniso[a]:
                     for k in range(6):
                         duR[k] += quad[o, n, k] * GuR
-                        duI[k] += quad[o, n, k] * GuI
+                if want_imag:
+                    for k in range(3):
+                        dxI[k] += hs[o, n, k] * GxI
+                    if aniso[a]:
+                        for k in range(6):
+                            duI[k] += quad[o, n, k] * GuI
                 cs += C
                 ss += S
                 if L > 0:
@@ -317,18 +321,22 @@ def sf_block(
                     qI = 0.0
                     for l in range(L):
                         t = djl_l[l] * ang[l]
+                        k0 = l * l
+                        k1 = k0 + 2 * l + 1
                         if l % 2 == 0:
                             qR += t
-                            for k in range(l * l, (l + 1) * (l + 1)):
-                                y = clm[k] * yr[k]
-                                accR[k] += C * y
-                                accI[k] += S * y
+                            for k in range(k0, k1):
+                                accR[k] += C * yr[k]
+                            if not centric:
+                                for k in range(k0, k1):
+                                    accI[k] += S * yr[k]
                         else:
                             qI += t
-                            for k in range(l * l, (l + 1) * (l + 1)):
-                                y = clm[k] * yr[k]
-                                accR[k] -= S * y
-                                accI[k] += C * y
+                            for k in range(k0, k1):
+                                accR[k] -= S * yr[k]
+                            if not centric:
+                                for k in range(k0, k1):
+                                    accI[k] += C * yr[k]
                     dkR += C * qR - S * qI
                     dkI += S * qR + C * qI
             f_re += oc * gR
@@ -360,11 +368,11 @@ def sf_block(
                 continue
             eR = two * cs * oc
             eI = 0.0 if centric else ss * oc
-            dA[r, c] = eR * fv[n, v]
-            kfac = pv[v] * dfv[n, v] * (-s / kappa[v] ** 2)
+            dA[r, c] = eR * fv[v, n]
+            kfac = pv[v] * dfv[v, n] * (-s / kappa[v] ** 2)
             dA[r, c + 1] = eR * kfac
             if want_imag:
-                dB[r, c] = eI * fv[n, v]
+                dB[r, c] = eI * fv[v, n]
                 dB[r, c + 1] = eI * kfac
             c += 2
             if L == 0:
