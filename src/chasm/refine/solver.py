@@ -280,32 +280,46 @@ class _Solver:
     def normal_part(self, ev: Evaluation, c: float) -> tuple[np.ndarray, np.ndarray]:
         """c (J T)ᵀ W (J T) and c (J T)ᵀ W r of one data set.
 
-        J is read once, block of rows by block of rows: the used columns are
-        gathered and weighted in a buffer of a few thousand rows, whose
-        symmetric product (``A.T @ A``, which numpy hands to BLAS syrk) is
-        accumulated. Few blocks: each switch between numpy's single-threaded
-        gathering and the threaded syrk costs thread hand-overs, badly so on a
-        busy machine.
+        Only the columns of J that T uses and that are not all zero in this
+        evaluation enter the products (a data set's Jacobian is zero in the
+        parameters it does not see: the X-ray set in the spin populations,
+        the neutron sets in most multipoles); the zero rows and columns of
+        the set's matrix are filled in afterwards. J is read block of rows by
+        block of rows: the columns are copied (a slice when they are one
+        contiguous run, a gather otherwise) and weighted in a buffer of a few
+        thousand rows, whose symmetric product (``A.T @ A``, which numpy
+        hands to BLAS syrk) is accumulated. Few blocks: each switch between
+        numpy's single-threaded copying and the threaded syrk costs thread
+        hand-overs, badly so on a busy machine.
         """
         J = ev.jacobian
         n = J.shape[0]
         sw = np.sqrt(c * ev.weights)
         rw = sw * (ev.y_obs - ev.y_calc)
-        cols = self._cols
-        u = J.shape[1] if cols is None else cols.size
-        M = np.zeros((u, u))
-        g = np.zeros(u)
-        buf = np.empty((min(n, _ROWS), u))
-        for b0 in range(0, n if u else 0, _ROWS):
+        used = np.arange(J.shape[1]) if self._cols is None else self._cols
+        live = _nonzero_columns(J, used)  # positions in `used` of the non-zero columns
+        cols = used[live]
+        u, k = used.size, cols.size
+        Mk = np.zeros((k, k))
+        gk = np.zeros(k)
+        run = (int(cols[0]), int(cols[-1]) + 1) if k and cols[-1] - cols[0] == k - 1 else None
+        buf = np.empty((min(n, _ROWS), k))
+        for b0 in range(0, n if k else 0, _ROWS):
             b1 = min(n, b0 + _ROWS)
             A = buf[: b1 - b0]
-            if cols is None:
-                np.multiply(J[b0:b1], sw[b0:b1, None], out=A)
+            if run is not None:
+                np.multiply(J[b0:b1, run[0] : run[1]], sw[b0:b1, None], out=A)
             else:
                 np.take(J[b0:b1], cols, axis=1, out=A)
                 A *= sw[b0:b1, None]
-            M += A.T @ A
-            g += rw[b0:b1] @ A
+            Mk += A.T @ A
+            gk += rw[b0:b1] @ A
+        if k == u:
+            M, g = Mk, gk
+        else:
+            M, g = np.zeros((u, u)), np.zeros(u)
+            M[np.ix_(live, live)] = Mk
+            g[live] = gk
         if self._TU is not None:
             TU = self._TU
             M = np.asarray(TU.T @ (TU.T @ M).T)  # T_Uᵀ M T_U (M symmetric)
@@ -711,6 +725,16 @@ def _tril_inverse(low: np.ndarray, leaf: int = 96) -> np.ndarray:
     out[:h, :h], out[h:, h:] = ai, ci
     out[h:, :h] = -(ci @ (low[h:, :h] @ ai))
     return out
+
+
+def _nonzero_columns(J: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Positions in ``cols`` of the columns of J with a non-zero entry (read in row blocks)."""
+    if cols.size == 0 or J.shape[0] == 0:
+        return np.arange(0)
+    seen = np.zeros(J.shape[1], dtype=bool)
+    for b0 in range(0, J.shape[0], _ROWS):
+        seen |= np.any(J[b0 : b0 + _ROWS] != 0.0, axis=0)
+    return np.flatnonzero(seen[cols])
 
 
 def _symmetrise(a: np.ndarray) -> np.ndarray:
