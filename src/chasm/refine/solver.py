@@ -304,6 +304,7 @@ class _Solver:
         gk = np.zeros(k)
         run = (int(cols[0]), int(cols[-1]) + 1) if k and cols[-1] - cols[0] == k - 1 else None
         buf = np.empty((min(n, _ROWS), k))
+        prod = np.empty((k, k))  # one work matrix, not a fresh one per block
         for b0 in range(0, n if k else 0, _ROWS):
             b1 = min(n, b0 + _ROWS)
             A = buf[: b1 - b0]
@@ -312,7 +313,7 @@ class _Solver:
             else:
                 np.take(J[b0:b1], cols, axis=1, out=A)
                 A *= sw[b0:b1, None]
-            Mk += A.T @ A
+            Mk += np.matmul(A.T, A, out=prod)
             gk += rw[b0:b1] @ A
         if k == u:
             M, g = Mk, gk
