@@ -511,7 +511,7 @@ class StructureFactorEngine:
             b = dB[:nb] if want_imag else none2
             if sinks.row_factors is not None:
                 ga, gb = (
-                    np.ascontiguousarray(np.broadcast_to(np.asarray(g, dtype=float), (nb,)))
+                    np.require(np.broadcast_to(np.asarray(g, dtype=float), (nb,)), None, "CW")
                     for g in sinks.row_factors(sl, F[sl])
                 )
                 mode = 1 if want_imag else 2

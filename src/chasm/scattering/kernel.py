@@ -35,6 +35,7 @@ scatter
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -390,8 +391,26 @@ def sf_block(
         F[n] = complex(f_re, f_im)
 
 
+_SCATTER_SIGNATURE = (
+    "void(f8[:, :], f8[:, :], intp[::1], intp[::1], f8[::1], f8[::1], int64, f8[:, :], f8[:, :])"
+)
+
+
+_COMPILE_LOCK = threading.Lock()
+
+
+def scatter(dA, dB, target_re, target_im, ga, gb, mode, out_re, out_im) -> None:
+    """:func:`_scatter`, compiled once for arrays of any layout (not once per layout)."""
+    if HAVE_NUMBA and not _scatter.signatures:
+        with _COMPILE_LOCK:  # the engine's threads may all arrive here first
+            if not _scatter.signatures:
+                _scatter.compile(_SCATTER_SIGNATURE)
+                _scatter.disable_compile()
+    _scatter(dA, dB, target_re, target_im, ga, gb, int(mode), out_re, out_im)
+
+
 @_jit
-def scatter(dA, dB, target_re, target_im, ga, gb, mode, out_re, out_im):  # pragma: no cover
+def _scatter(dA, dB, target_re, target_im, ga, gb, mode, out_re, out_im):  # pragma: no cover
     # (compiled)
     """Copy engine columns of a block into output columns.
 
