@@ -53,6 +53,7 @@ block, while each block is in cache.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass, field
 from functools import cache
@@ -460,66 +461,77 @@ class StructureFactorEngine:
         return sinks
 
     def _compute_compiled(self, F, sinks, call: _Call, jacobian: bool, step: int) -> None:
-        """F (and the Jacobian into ``sinks``) by the compiled kernels.
+        """F (and the Jacobian into ``sinks``) by the compiled kernels, on several threads.
 
-        The reflections are cut into one contiguous range per thread
-        (:func:`engine_threads`); each thread works through its range block by
-        block with its own work arrays and sinks (the rows are disjoint), so
-        the threads meet only at the end of the call.
+        The threads (:func:`engine_threads`) take blocks of reflections from a
+        shared counter, each with its own work arrays and sinks (the blocks'
+        rows are disjoint), until none is left: a thread that the system
+        deschedules on a busy machine does fewer blocks instead of holding up
+        the call. Every block gives the same numbers whichever thread does it.
         """
         n = len(self.hkl)
         args = self._kernel_args(call)
-        ranges = _thread_ranges(n, _MIN_ROWS_JACOBIAN if jacobian else _MIN_ROWS_F)
-        parts = [
-            (r0, r1, sinks if k == 0 or sinks is None else sinks.clone())
-            for k, (r0, r1) in enumerate(ranges)
-        ]
+        if not jacobian:
+            step = _KERNEL_ROWS_F
+        n_blocks = -(-n // step)
+        min_rows = _MIN_ROWS_JACOBIAN if jacobian else _MIN_ROWS_F
+        workers = max(1, min(engine_threads(), n // min_rows, n_blocks))
+        counter = itertools.count()
 
-        def run(part):
-            r0, r1, sk = part
-            self._compiled_rows(r0, r1, F, sk, call, args, jacobian, step)
+        def run(sk) -> None:
+            work = self._work_arrays(call, jacobian, step)
+            while (k := next(counter)) < n_blocks:
+                sl = slice(k * step, min(n, (k + 1) * step))
+                self._compiled_block(sl, F, sk, call, args, jacobian, work)
 
-        if len(parts) == 1:
-            run(parts[0])
+        if workers == 1:
+            run(sinks)
             return
-        pending = [_pool(len(parts)).submit(run, part) for part in parts[1:]]
+        pool = _pool(workers - 1)
+        pending = [
+            pool.submit(run, None if sinks is None else sinks.clone()) for _ in range(workers - 1)
+        ]
         try:
-            run(parts[0])
+            run(sinks)
         finally:
             for fut in pending:
                 fut.result()
 
-    def _compiled_rows(self, r0, r1, F, sinks, call, args, jacobian, step) -> None:
-        """Rows r0 <= n < r1 by the kernels, in blocks of ``step`` (module kernel)."""
+    def _work_arrays(self, call: _Call, jacobian: bool, step: int) -> tuple:
+        """One thread's arrays: dA/dp and dB/dp of a block in engine columns, and empties."""
         none2 = np.empty((0, 0))
         if not jacobian:
-            _kernel.sf_block(r0, r1, *args, self.centric, False, False, F, none2, none2)
-            return
-        # each block's Jacobian is made in the engine's column order in a work array,
-        # then copied to the sinks' columns (times the row factors when there are any)
+            return none2, none2, none2, np.empty(0)
         want_imag = not (self.centric and not call.anomalous)
         n_e = len(self.parameter_names)
-        dA = np.empty((step, n_e))
         dB = np.empty((step, n_e)) if want_imag else none2
+        return np.empty((step, n_e)), dB, none2, np.empty(0)
+
+    def _compiled_block(self, sl: slice, F, sinks, call, args, jacobian, work) -> None:
+        """One block of reflections by the kernels (module :mod:`chasm.scattering.kernel`)."""
+        dA, dB, none2, none1 = work
+        if not jacobian:
+            _kernel.sf_block(sl.start, sl.stop, *args, self.centric, False, False, F, none2, none2)
+            return
+        # the block's Jacobian is made in the engine's column order in the work arrays,
+        # then copied to the sinks' columns (times the row factors when there are any)
+        want_imag = dB.size > 0
         t_re, t_im = (plan.target for plan in call.plans)
-        none1 = np.empty(0)
-        for b0 in range(r0, r1, step):
-            sl = slice(b0, min(r1, b0 + step))
-            nb = sl.stop - sl.start
-            _kernel.sf_block(sl.start, sl.stop, *args, self.centric, True, want_imag, F, dA, dB)
-            a = dA[:nb]
-            b = dB[:nb] if want_imag else none2
-            if sinks.row_factors is not None:
-                ga, gb = (
-                    np.require(np.broadcast_to(np.asarray(g, dtype=float), (nb,)), None, "CW")
-                    for g in sinks.row_factors(sl, F[sl])
-                )
-                mode = 1 if want_imag else 2
-                _kernel.scatter(a, b, t_re, t_im, ga, gb, mode, sinks.re.rows(sl), none2)
-            else:
-                im = sinks.im.rows(sl) if (sinks.im is not None and want_imag) else none2
-                _kernel.scatter(a, b, t_re, t_im, none1, none1, 0, sinks.re.rows(sl), im)
-            sinks.flush(sl)
+        nb = sl.stop - sl.start
+        _kernel.sf_block(sl.start, sl.stop, *args, self.centric, True, want_imag, F, dA, dB)
+        a = dA[:nb]
+        b = dB[:nb] if want_imag else none2
+        if sinks.row_factors is not None:
+            ga, gb = (
+                np.require(np.broadcast_to(np.asarray(g, dtype=float), (nb,)), None, "CW")
+                for g in sinks.row_factors(sl, F[sl])
+            )
+            mode = 1 if want_imag else 2
+            _kernel.scatter(a, b, t_re, t_im, ga, gb, mode, sinks.re.rows(sl), none2)
+        else:
+            im = sinks.im.rows(sl) if (sinks.im is not None and want_imag) else none2
+            _kernel.scatter(a, b, t_re, t_im, none1, none1, 0, sinks.re.rows(sl), im)
+        sinks.flush(sl)
 
     def _kernel_args(self, call: _Call) -> tuple:
         """The arrays :func:`chasm.scattering.kernel.sf_block` reads, in its order."""
@@ -976,6 +988,8 @@ _KERNEL_ROWS = 128
 BACKENDS = ("numba", "numpy")
 # fewest reflections worth a thread of their own (F alone, F and Jacobian)
 _MIN_ROWS_F, _MIN_ROWS_JACOBIAN = 1024, 128
+# reflections per block of the compiled kernels for F alone
+_KERNEL_ROWS_F = 1024
 _POOLS: dict = {}
 
 
@@ -997,13 +1011,6 @@ def engine_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
-
-
-def _thread_ranges(n: int, min_rows: int) -> list[tuple[int, int]]:
-    """Contiguous, near-equal row ranges, one per thread, each of at least min_rows."""
-    k = max(1, min(engine_threads(), n // max(1, min_rows)))
-    edges = [round(i * n / k) for i in range(k + 1)]
-    return [(edges[i], edges[i + 1]) for i in range(k)]
 
 
 def _pool(workers: int):
