@@ -80,6 +80,7 @@ import scipy.linalg as sla
 import scipy.sparse as sps
 from scipy.linalg.lapack import dpocon
 
+from chasm.cv.blas import blas_threads
 from chasm.errors import ChasmError, InputError
 from chasm.refine.problem import Dataset, Evaluation, Restraints, SolverOptions
 from chasm.refine.results import CycleInfo, DatasetFit, FitResult
@@ -99,6 +100,12 @@ __all__ = [
 
 SCHEMES = ("unit", "nlog", "log")
 _ROWS = 4096  # rows of J per block when forming the normal matrix
+#: OpenBLAS threads of the Cholesky factorisation, rcond and M⁻¹ (the normal matrix itself
+#: uses the default). Measured on the 2-core machine of docs/benchmarks.md at loads 8-13
+#: (chol + rcond + M⁻¹, medians): k = 858, 0.18-0.27 s on one thread against 0.74-1.03 s on
+#: two; k = 3429, 5.5-7.4 s against 12.3 s. These products are too small for two threads
+#: to pay for their synchronisation unless the machine is idle.
+FACTOR_THREADS = 1
 #: Convergence figures (su) below this are rounding: a tolerance below it is raised to it.
 ROUNDING_SU = 1e-6
 
@@ -355,15 +362,18 @@ class _Solver:
         d = np.sqrt(d2)
         ms = M / np.outer(d, d)
         correction = self._curvature(state, grads) if curvature else None
-        if correction is not None:  # the score's own curvature, when it is positive definite
-            mc = (M + correction) / np.outer(d, d)
-            chol, rcond = _factor(mc)
-            if chol is not None and rcond >= self.opts.singular_tol:
-                return _System(d, mc, b / d, chol, _inverse_from_cholesky(chol[0]), grads, parts)
-        chol, rcond = _factor(ms)
-        if chol is None or rcond < self.opts.singular_tol:
-            self._raise_singular(ms)
-        return _System(d, ms, b / d, chol, _inverse_from_cholesky(chol[0]), grads, parts)
+        with blas_threads(FACTOR_THREADS):
+            if correction is not None:  # the score's own curvature, when positive definite
+                mc = (M + correction) / np.outer(d, d)
+                chol, rcond = _factor(mc)
+                if chol is not None and rcond >= self.opts.singular_tol:
+                    inv = _inverse_from_cholesky(chol[0])
+                    return _System(d, mc, b / d, chol, inv, grads, parts)
+            chol, rcond = _factor(ms)
+            if chol is None or rcond < self.opts.singular_tol:
+                self._raise_singular(ms)
+            inv = _inverse_from_cholesky(chol[0])
+        return _System(d, ms, b / d, chol, inv, grads, parts)
 
     def _curvature(self, state: _State, grads: list[np.ndarray]) -> np.ndarray | None:
         """−2 Σ_e k_e b_e b_eᵀ: what turns M into half the Hessian of NLOG or LOG (None: UNIT).
