@@ -39,6 +39,13 @@ How the work is organised (this is what makes a numpy engine fast):
   threaded BLAS starts its threads: waking threads for each of them costs
   more than it computes, and far more on a busy machine.
 
+Two implementations of these sums: compiled kernels
+(:mod:`chasm.scattering.kernel`, numba; the default) that work reflection by
+reflection on every core, and the numpy path described above, which stays as
+the reference (``backend="numpy"`` or ``CHASM_ENGINE=numpy``; the two agree to
+1e-12, tests/test_engine_kernel.py). ``CHASM_ENGINE_THREADS`` sets the
+compiled engine's threads (default every usable core).
+
 Derivatives are returned as complex columns dF/dp = dA/dp + i dB/dp, in a
 fixed layout per atom (see :attr:`StructureFactorEngine.parameter_names`).
 ``compute(jacobian=True, real=True)`` returns them as real arrays instead:
