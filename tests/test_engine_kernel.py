@@ -13,6 +13,8 @@ backend.)
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -120,3 +122,24 @@ def test_backend_and_threads_from_the_environment(monkeypatch):
         monkeypatch.setenv("CHASM_ENGINE_THREADS", bad)
         with pytest.raises(InputError, match="CHASM_ENGINE_THREADS.*whole number >= 1"):
             engine_threads()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_threads(monkeypatch):
+    """After fork the parent's pool has no threads in the child: the child must not hang."""
+    import multiprocessing
+
+    monkeypatch.setenv("CHASM_ENGINE_THREADS", "2")
+    crystal, models, _, rng = _structure("P1 (acentric triclinic)", True)
+    hkl = np.unique(rng.integers(-8, 9, size=(1500, 3)), axis=0)
+    hkl = hkl[np.any(hkl != 0, axis=1)]
+    eng = StructureFactorEngine(crystal, models, hkl, backend="numba")
+    expected = eng.compute(jacobian=True).jacobian  # the parent's pool now exists
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_jacobian_in_child, (eng,)).get(timeout=120)
+    assert np.array_equal(got, expected)
+
+
+def _jacobian_in_child(eng):
+    return eng.compute(jacobian=True).jacobian

@@ -1021,13 +1021,19 @@ def engine_threads() -> int:
 
 
 def _pool(workers: int):
-    """A shared thread pool with at least ``workers`` threads (made on first use)."""
+    """A shared thread pool with at least ``workers`` threads (made on first use).
+
+    Pools are kept per process: a child made by fork has none of its
+    parent's threads, so it makes its own.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
-    for size, pool in _POOLS.items():
-        if size >= workers:
+    pid = os.getpid()
+    for (owner, size), pool in _POOLS.items():
+        if owner == pid and size >= workers:
             return pool
-    _POOLS[workers] = pool = ThreadPoolExecutor(workers, thread_name_prefix="chasm-engine")
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="chasm-engine")
+    _POOLS[pid, workers] = pool
     return pool
 
 
