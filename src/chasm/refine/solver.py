@@ -100,6 +100,7 @@ __all__ = [
 
 SCHEMES = ("unit", "nlog", "log")
 _ROWS = 4096  # rows of J per block when forming the normal matrix
+_BLOCK_BYTES = 1 << 25  # at most 32 MiB per block (fewer rows when J is wide)
 #: OpenBLAS threads of the Cholesky factorisation, rcond and M⁻¹ (the normal matrix itself
 #: uses the default). Measured on the 2-core machine of docs/benchmarks.md at loads 8-13
 #: (chol + rcond + M⁻¹, medians): k = 858, 0.18-0.27 s on one thread against 0.74-1.03 s on
@@ -310,10 +311,11 @@ class _Solver:
         Mk = np.zeros((k, k))
         gk = np.zeros(k)
         run = (int(cols[0]), int(cols[-1]) + 1) if k and cols[-1] - cols[0] == k - 1 else None
-        buf = np.empty((min(n, _ROWS), k))
+        rows = min(_ROWS, max(256, _BLOCK_BYTES // (8 * max(k, 1))))  # wide J: fewer rows
+        buf = np.empty((min(n, rows), k))
         prod = np.empty((k, k))  # one work matrix, not a fresh one per block
-        for b0 in range(0, n if k else 0, _ROWS):
-            b1 = min(n, b0 + _ROWS)
+        for b0 in range(0, n if k else 0, rows):
+            b1 = min(n, b0 + rows)
             A = buf[: b1 - b0]
             if run is not None:
                 np.multiply(J[b0:b1, run[0] : run[1]], sw[b0:b1, None], out=A)
@@ -337,11 +339,14 @@ class _Solver:
 
     def system(self, state: _State, keep_parts: bool = False, curvature: bool = True) -> _System:
         k = self.k
-        M, b = np.zeros((k, k)), np.zeros(k)
+        M, b = None, np.zeros(k)
         grads, parts = [], [] if keep_parts else None
         for ev, c in zip(state.evals, state.factors, strict=True):
             Me, g = self.normal_part(ev, c)
-            M += Me
+            if M is None:  # the first set's matrix is the sum so far (one k x k array less)
+                M = Me.copy() if keep_parts else Me
+            else:
+                M += Me
             b += g
             grads.append(g)
             if keep_parts:
@@ -360,8 +365,10 @@ class _Solver:
                 np.zeros(dead.size),
             )
         d = np.sqrt(d2)
-        ms = M / np.outer(d, d)
+        ms = _scaled(M, d)
         correction = self._curvature(state, grads) if curvature else None
+        if correction is None:
+            del M  # not needed any more: one k x k array less at the factorisation
         with blas_threads(FACTOR_THREADS):
             if correction is not None:  # the score's own curvature, when positive definite
                 mc = (M + correction) / np.outer(d, d)
@@ -746,6 +753,14 @@ def _nonzero_columns(J: np.ndarray, cols: np.ndarray) -> np.ndarray:
     for b0 in range(0, J.shape[0], _ROWS):
         seen |= np.any(J[b0 : b0 + _ROWS] != 0.0, axis=0)
     return np.flatnonzero(seen[cols])
+
+
+def _scaled(M: np.ndarray, d: np.ndarray, rows: int = 256) -> np.ndarray:
+    """M / outer(d, d), row block by row block (no k x k temporary; the same numbers)."""
+    out = np.empty_like(M)
+    for r0 in range(0, len(M), rows):
+        np.divide(M[r0 : r0 + rows], np.outer(d[r0 : r0 + rows], d), out=out[r0 : r0 + rows])
+    return out
 
 
 def _symmetrise(a: np.ndarray) -> np.ndarray:
