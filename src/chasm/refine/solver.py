@@ -101,12 +101,15 @@ __all__ = [
 SCHEMES = ("unit", "nlog", "log")
 _ROWS = 4096  # rows of J per block when forming the normal matrix
 _BLOCK_BYTES = 1 << 25  # at most 32 MiB per block (fewer rows when J is wide)
-#: OpenBLAS threads of the Cholesky factorisation, rcond and M⁻¹ (the normal matrix itself
-#: uses the default). Measured on the 2-core machine of docs/benchmarks.md at loads 8-13
-#: (chol + rcond + M⁻¹, medians): k = 858, 0.18-0.27 s on one thread against 0.74-1.03 s on
-#: two; k = 3429, 5.5-7.4 s against 12.3 s. These products are too small for two threads
-#: to pay for their synchronisation unless the machine is idle.
+#: OpenBLAS threads of the Cholesky factorisation, rcond and M⁻¹ below FACTOR_THREADS_UP_TO
+#: reduced parameters (above it, and for the normal matrix itself, the default). Measured on
+#: the 2-core machine of docs/benchmarks.md (chol + rcond + M⁻¹, medians): at loads 8-13,
+#: k = 858 took 0.18-0.27 s on one thread against 0.74-1.03 s on two, k = 3429 5.5-7.4 s
+#: against 12.3 s; at load 0.6-1.1, k = 858 0.068 s either way, k = 3429 2.3-2.7 s on one
+#: thread against 1.7-1.9 s on two. Small factorisations gain nothing from a second thread
+#: even on an idle machine and lose a lot on a busy one.
 FACTOR_THREADS = 1
+FACTOR_THREADS_UP_TO = 2000
 #: Convergence figures (su) below this are rounding: a tolerance below it is raised to it.
 ROUNDING_SU = 1e-6
 
@@ -369,7 +372,7 @@ class _Solver:
         correction = self._curvature(state, grads) if curvature else None
         if correction is None:
             del M  # not needed any more: one k x k array less at the factorisation
-        with blas_threads(FACTOR_THREADS):
+        with blas_threads(FACTOR_THREADS if self.k < FACTOR_THREADS_UP_TO else None):
             if correction is not None:  # the score's own curvature, when positive definite
                 mc = (M + correction) / np.outer(d, d)
                 chol, rcond = _factor(mc)
