@@ -5,7 +5,13 @@ Prints medians of 5 runs of
   (b) Hansen-Coppens F (l <= 4 on non-H, l <= 1 on H),
   (c) Hansen-Coppens F plus the full Jacobian,
   (d) gemmi's IAM F (StructureFactorCalculatorX, Python loop over reflections),
-and the ratio (a)/(d), all measured in this run.
+and the ratio (a)/(d), all measured in this run. Then (issue 21) the HC
+engine against an in-run yardstick, the floor of bench_cycle.py (numpy
+J.T @ J for a random 15,060 x 858 float64 J, one BLAS syrk on the default
+threads), timed interleaved with each engine call: HC F on one engine thread
+and on every core (CHASM_ENGINE_THREADS), and HC F + the real Jacobian with
+the chain rule to F² (what a refinement asks for), as medians of the per-run
+ratios; with --numpy also the numpy reference path.
 
 The problem is ../shared/data/benchmark/ref.cif + ref.hkl when present (P 21/n,
 33 atoms, 15,060 reflections to sin(theta)/lambda = 1.0 1/A); otherwise an
@@ -91,7 +97,12 @@ def median_time(fn, runs):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--numpy", action="store_true", help="also the numpy reference path")
+    ap.add_argument("--yardstick-only", action="store_true", help="only the issue-21 ratios")
     args = ap.parse_args()
+    if args.yardstick_only:
+        against_yardstick(args.runs, args.numpy)
+        return
     crystal, hkl, source = load_problem()
     rng = np.random.default_rng(1)
     print(
@@ -157,6 +168,65 @@ def main() -> None:
     print(f"(d) gemmi IAM F (Python loop)  {td:8.3f} s")
     print(f"ratio (a)/(d) = {ta / td:.2f}   (target <= 2)")
     print(f"max |F_chasm - F_gemmi| / max |F| = {dev:.1e}")
+    against_yardstick(args.runs, args.numpy)
+
+
+def against_yardstick(runs: int, with_numpy: bool) -> None:
+    """HC F and F + Jacobian over the floor J.T @ J (15,060 x 858), interleaved run by run."""
+    from chasm.scattering.engine import engine_backend, engine_threads
+
+    crystal, hkl, _ = load_problem()
+    models = hc_models(crystal, np.random.default_rng(1))
+    floor_a = np.random.default_rng(0).normal(size=(len(hkl), 858))
+    saved = os.environ.get("CHASM_ENGINE_THREADS")
+    cores = engine_threads()
+
+    def threads(k):
+        def set_threads():
+            os.environ["CHASM_ENGINE_THREADS"] = str(k)
+
+        return set_threads
+
+    rows = []
+    for backend in ["numba", "numpy"] if with_numpy else [engine_backend()]:
+        eng = StructureFactorEngine(crystal, models, hkl, backend=backend)
+        out = np.zeros((len(hkl), len(eng.parameter_names)))
+
+        def factors(rows_, f):
+            return 2.0 * f.real, 2.0 * f.imag
+
+        def f_and_j(eng=eng, out=out):
+            eng.compute(jacobian=True, real=True, out=out, row_factors=factors)
+
+        cases = [(f"{backend}: HC F, 1 thread", threads(1), eng.compute)]
+        if backend == "numba":
+            cases.append((f"{backend}: HC F, {cores} threads", threads(cores), eng.compute))
+            cases.append((f"{backend}: HC F + dF²/dp, 1 thread", threads(1), f_and_j))
+        cases.append((f"{backend}: HC F + dF²/dp, {cores} threads", threads(cores), f_and_j))
+        for label, setup, fn in cases:
+            setup()
+            fn()
+            t_fn, t_floor = [], []
+            for _ in range(runs):
+                t_floor.append(median_time(lambda: floor_a.T @ floor_a, 1))
+                t_fn.append(median_time(fn, 1))
+            ratio = statistics.median(a / b for a, b in zip(t_fn, t_floor, strict=True))
+            rows.append((label, statistics.median(t_fn), statistics.median(t_floor), ratio))
+    if saved is None:
+        os.environ.pop("CHASM_ENGINE_THREADS", None)
+    else:
+        os.environ["CHASM_ENGINE_THREADS"] = saved
+    print(f"against the floor J.T @ J ({len(hkl)} x 858), medians of {runs}, load {load_text()}:")
+    for label, t, f, r in rows:
+        print(f"  {label:<40s} {t:7.4f} s   floor {f:7.4f} s   ratio {r:5.2f}")
+
+
+def load_text() -> str:
+    """The 1-minute load average."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "unknown"
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ U13 = U23.
 from __future__ import annotations
 
 import copy
+import time
 
 import numpy as np
 import pytest
@@ -593,3 +594,43 @@ def test_electroneutrality_subset_and_errors():
         electroneutrality(crystal, models, params, labels=["N2"])
     with pytest.raises(InputError, match="at least one Hansen-Coppens"):
         electroneutrality(crystal, models, params, labels=["H1"])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_block_reduction_of_many_groups(seed):
+    """Many small groups of rows (site symmetry, equalities) are eliminated group by group.
+
+    The elimination must be the single one over all rows: each column of T is
+    1 at the parameter it is named after and 0 at every other named one, the
+    names are the earliest parameters of each group (later ones are
+    eliminated), A T = 0 and A p0 = b; and the work grows with the rows, not
+    with rows times parameters (4,000 parameters, 1,200 rows: well under 2 s).
+    """
+    rng = np.random.default_rng(seed)
+    n = 4000
+    params = make_params(n, 100, rng)
+    cons = LinearConstraints(params)
+    target = params.values + params.free_mask * rng.normal(size=n)  # fixed ones kept
+    for g in range(400):  # groups of 3 neighbouring parameters, 3 rows of rank 2
+        j = 10 * g + int(rng.integers(0, 6))
+        a, b = rng.normal(size=3), rng.normal(size=3)
+        for coef in (a, b, a + 2.0 * b):  # the third row is redundant
+            coeffs = {f"p{j + k}": float(c) for k, c in enumerate(coef)}
+            cons.add(coeffs, float(coef @ target[j : j + 3]))
+    t0 = time.perf_counter()
+    red = cons.reduce(params)
+    assert time.perf_counter() - t0 < 2.0
+    A = cons.A
+    np.testing.assert_allclose(A @ red.T, 0.0, atol=1e-12)
+    np.testing.assert_allclose(A @ red.p0, cons.b, atol=1e-10)
+    assert red.rank + red.n_redundant == len(cons)
+    named = [params.names.index(name) for name in red.reduced_names]
+    np.testing.assert_array_equal(red.T[named], np.eye(red.n_reduced))
+    free = params.free_mask
+    for g in range(400):  # in each group with three free parameters the last two go
+        rows = [i for i in range(3 * g, 3 * g + 3)]
+        members = sorted({j for i in rows for j in cons._rows[i]})
+        free_members = [j for j in members if free[j]]
+        kept = [j for j in free_members if params.names[j] in red.reduced_names]
+        if len(free_members) == 3:
+            assert kept == free_members[:1]

@@ -477,3 +477,30 @@ def test_set_variance_factors_are_unbiased(scheme, weight, monkeypatch):
         solver_module, "_set_variances", lambda sv, st, sy, inv, h: st.chi2 / (st.n - h)
     )
     assert np.max(np.abs(run(300, 7) / true_s2 - 1.0)) > 0.05
+
+
+@pytest.mark.parametrize("constrained", [False, True], ids=["T = 1", "T sparse"])
+@pytest.mark.parametrize("pattern", ["run", "scattered", "none"])
+def test_normal_part_over_the_non_zero_columns_equals_the_dense_product(pattern, constrained):
+    """A set's M and b from its non-zero columns only equal c (J T)ᵀ W (J T), c (J T)ᵀ W r."""
+    from chasm.refine.solver import _ROWS, _Solver
+
+    rng = np.random.default_rng(11)
+    n, p = _ROWS + 700, 40  # two row blocks
+    J = rng.normal(size=(n, p))
+    zero = {"run": np.r_[0:5, 30:40], "scattered": np.r_[1, 4, 9, 22, 23, 37], "none": []}
+    J[:, zero[pattern]] = 0.0
+    T = np.eye(p)
+    if constrained:  # parameter 7 fixed, 12 tied to 11 (p12 = 2 p11): sparse T_U
+        T[12] = 2.0 * T[11]
+        T = np.delete(T, [7, 12], axis=1)
+        assert not T[7].any() and T[12].sum() == 2.0
+    w = rng.uniform(0.5, 2.0, n)
+    ev = Evaluation(rng.normal(size=n), rng.normal(size=n), w, J)
+    sv = _Solver([Dataset("d", lambda q: ev)], np.zeros(p), T, None, "unit", SolverOptions())
+    M, g = sv.normal_part(ev, 0.7)
+    JT = J @ T
+    np.testing.assert_allclose(M, 0.7 * JT.T @ (w[:, None] * JT), rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(g, 0.7 * JT.T @ (w * (ev.y_obs - ev.y_calc)), rtol=1e-12, atol=1e-9)
+    dead = np.flatnonzero(~np.any(JT != 0.0, axis=0))
+    assert np.all(M[dead] == 0.0) and np.all(g[dead] == 0.0)

@@ -224,42 +224,44 @@ class LinearConstraints:
             )
         x = params.values
         free = params.free_mask
-        fi, fx = np.flatnonzero(free), np.flatnonzero(~free)
-        A, b = self.A, self.b
-        c = b - A[:, fx] @ x[fx]
-        Af = A[:, fi]
-        norms = np.linalg.norm(Af, axis=1)
-        act = norms > 0
-        As = Af[act] / norms[act, None]
-        cs = c[act] / norms[act]
+        fi = np.flatnonzero(free)
+        nf = len(fi)
+        where = np.full(len(x), -1, dtype=np.intp)  # position among the free parameters
+        where[fi] = np.arange(nf)
+        blocks, n_active = _blocks(self._rows, self._rhs, x, free, where)
         pf = x[fi].copy()
+        smax = max((blk.s[0] for blk in blocks if blk.s.size), default=0.0)
+        colmax = max((blk.colmax for blk in blocks), default=0.0)
         rank = 0
-        basis = np.eye(len(fi))
-        red = [self._names[j] for j in fi]
-        if As.shape[0] and len(fi):
-            u, s, vt = np.linalg.svd(As)
-            rank = int(np.sum(s > rtol * s[0]))
+        for blk in blocks:
+            blk.rank = int(np.sum(blk.s > rtol * smax))
+            rank += blk.rank
             for _ in range(2):  # least-squares correction, then one refinement step
-                res = As @ pf - cs
-                pf -= vt[:rank].T @ ((u[:, :rank].T @ res) / s[:rank])
-            basis, red = _null_space(As, vt, rank, [self._names[j] for j in fi])
+                r = blk.rank
+                res = blk.As @ pf[blk.cols] - blk.cs
+                pf[blk.cols] -= blk.vt[:r].T @ ((blk.u[:, :r].T @ res) / blk.s[:r])
         p0 = x.copy()
         p0[fi] = pf
-        self._check_consistency(p0, A, b, free)
-        T = np.zeros((len(x), basis.shape[1]))
-        T[fi] = basis
+        self._check_consistency(p0, free)
+        free_names = [self._names[j] for j in fi]
+        columns = _reduced_columns(blocks, nf, free_names, colmax)  # [(free pos, name, values)]
+        T = np.zeros((len(x), len(columns)))
+        for k, (_, _, rows, values) in enumerate(columns):
+            T[fi[rows], k] = values
         return Reduction(
             names=list(self._names),
             T=T,
             p0=p0,
-            reduced_names=red,
+            reduced_names=[name for _, name, _, _ in columns],
             rank=rank,
-            n_redundant=int(act.sum()) - rank,
+            n_redundant=n_active - rank,
         )
 
-    def _check_consistency(self, p0, A, b, free) -> None:
-        res = A @ p0 - b
-        scale = np.abs(b) + np.abs(A) @ np.abs(p0)
+    def _check_consistency(self, p0, free) -> None:
+        res = np.array([sum(c * p0[j] for j, c in row.items()) for row in self._rows]) - self.b
+        scale = np.abs(self.b) + np.array(
+            [sum(abs(c) * abs(p0[j]) for j, c in row.items()) for row in self._rows]
+        )
         tol = np.maximum(self.tolerances, 1e-9 * scale + 1e-12)
         bad = np.flatnonzero(np.abs(res) > tol)
         if bad.size == 0:
@@ -279,52 +281,160 @@ class LinearConstraints:
         )
 
 
-def _null_space(
-    As: np.ndarray, vt: np.ndarray, rank: int, free_names: list[str]
-) -> tuple[np.ndarray, list[str]]:
-    """Basis of {y : As y = 0} and a name per column.
+@dataclass
+class _Block:
+    """Constraint rows that share free parameters (a connected group), as a dense block."""
 
-    Preferred: elimination. A set of ``rank`` "dependent" parameters whose
-    columns of As are well independent is chosen greedily from the LAST
-    parameter backwards (Gram-Schmidt, i.e. a QR of the chosen columns), so
-    earlier parameters stay unknowns: ``same_value("C1.kappa, O1.kappa")``
-    keeps C1.kappa, ``U11 = U22 = 2 U12`` keeps U11. Each basis column then
-    has a 1 at its own independent parameter and the dependent ones follow
-    (``y_D = -As_D⁺ As_I y_I``). If the chosen block is ill-conditioned, the
-    orthonormal SVD basis is used instead, its columns named ``~name`` after
-    their largest entry.
+    cols: np.ndarray  # positions among the free parameters, ascending
+    As: np.ndarray  # the rows over those columns, each scaled to unit norm
+    cs: np.ndarray  # right-hand sides minus the fixed parameters' terms, scaled alike
+    u: np.ndarray
+    s: np.ndarray
+    vt: np.ndarray
+    colmax: float  # largest column norm of As
+    rank: int = 0
+
+
+def _blocks(rows, rhs, x, free, where) -> tuple[list[_Block], int]:
+    """The active rows (some free parameter) grouped by shared free parameters.
+
+    Work and memory grow with the number of non-zero coefficients and the
+    size of the largest group, not with rows times parameters: site-symmetry
+    rows touch one atom, equalities a few. Returns the groups, ordered by
+    their first free parameter, and the number of active rows.
+    """
+    parent: dict[int, int] = {}
+
+    def root(j: int) -> int:
+        while parent[j] != j:
+            parent[j] = parent[parent[j]]
+            j = parent[j]
+        return j
+
+    active = []
+    for i, row in enumerate(rows):
+        cols = [int(where[j]) for j, c in row.items() if free[j]]
+        if not any(row[j] != 0.0 for j in row if free[j]):
+            continue
+        active.append((i, cols))
+        for j in cols:
+            parent.setdefault(j, j)
+        r0 = root(cols[0])
+        for j in cols[1:]:
+            parent[root(j)] = r0
+    groups: dict[int, list[int]] = {}
+    for i, cols in active:
+        groups.setdefault(root(cols[0]), []).append(i)
+    out = []
+    for members in groups.values():
+        cols = np.array(sorted({int(where[j]) for i in members for j in rows[i] if free[j]}))
+        index = {int(c): k for k, c in enumerate(cols)}
+        As = np.zeros((len(members), cols.size))
+        cs = np.zeros(len(members))
+        for r, i in enumerate(members):
+            fixed = 0.0
+            for j, c in rows[i].items():
+                if free[j]:
+                    As[r, index[int(where[j])]] = c
+                else:
+                    fixed += c * x[j]
+            cs[r] = rhs[i] - fixed
+        norms = np.linalg.norm(As, axis=1)
+        As /= norms[:, None]
+        cs /= norms
+        u, sv, vt = np.linalg.svd(As)
+        colmax = float(np.linalg.norm(As, axis=0).max())
+        out.append(_Block(cols, As, cs, u, sv, vt, colmax))
+    out.sort(key=lambda blk: int(blk.cols[0]))
+    return out, len(active)
+
+
+def _reduced_columns(blocks, nf: int, free_names: list[str], colmax: float) -> list:
+    """The columns of T over the free parameters: (key, name, rows, values), in order.
+
+    Free parameters in no constraint keep a unit column of their own; each
+    group of rows gets the basis of its null space (:func:`_null_space`). The
+    columns are ordered by the free parameter they are named after, as a
+    single elimination over all rows orders them. If any group's elimination
+    is ill-conditioned every group uses its orthonormal SVD basis and every
+    column is named ``~name`` after its largest entry, as the single
+    elimination did then for all rows.
+    """
+    in_block = np.zeros(nf, dtype=bool)
+    for blk in blocks:
+        in_block[blk.cols] = True
+    parts = [
+        _null_space(blk.As, blk.vt, blk.rank, [free_names[j] for j in blk.cols], colmax)
+        for blk in blocks
+    ]
+    failed = any(elim is None for elim, _, _ in parts)
+    conds = [cond for _, _, cond in parts if cond is not None]
+    svd = failed or bool(conds and min(lo for lo, _ in conds) <= 1e-8 * max(hi for _, hi in conds))
+    mark = "~" if svd else ""  # the SVD basis names every column after its largest entry
+    columns = [
+        (j, mark + free_names[j], np.array([j]), np.ones(1)) for j in np.flatnonzero(~in_block)
+    ]
+    for blk, (elim, _, _) in zip(blocks, parts, strict=True):
+        if elim is not None and not svd:
+            basis, keys = elim
+            names = [free_names[blk.cols[k]] for k in keys]
+        else:
+            basis = blk.vt[blk.rank :].T.copy()
+            keys = np.argmax(np.abs(basis), axis=0) if basis.size else []
+            names = [f"~{free_names[blk.cols[k]]}" for k in keys]
+        for c, (k, name) in enumerate(zip(keys, names, strict=True)):
+            columns.append((int(blk.cols[k]), name, blk.cols, basis[:, c]))
+    columns.sort(key=lambda col: col[0])
+    return columns
+
+
+def _null_space(As: np.ndarray, vt: np.ndarray, rank: int, free_names: list[str], colmax: float):
+    """Elimination basis of {y : As y = 0} for one group of rows.
+
+    A set of ``rank`` "dependent" parameters whose columns of As are well
+    independent is chosen greedily from the LAST parameter backwards
+    (Gram-Schmidt, i.e. a QR of the chosen columns), so earlier parameters
+    stay unknowns: ``same_value("C1.kappa, O1.kappa")`` keeps C1.kappa,
+    ``U11 = U22 = 2 U12`` keeps U11. Each basis column then has a 1 at its
+    own independent parameter and the dependent ones follow
+    (``y_D = -As_D⁺ As_I y_I``). ``colmax`` is the largest column norm over
+    all groups (the threshold of the greedy choice).
+
+    Returns
+    -------
+    elimination : (basis, independent positions) or None
+        None when no well-conditioned choice exists (the caller then uses
+        the orthonormal SVD basis ``vt[rank:]``).
+    names : unused (kept for symmetry with the SVD case)
+    cond : (smallest, largest) singular value of the dependent block, or None
     """
     nf = As.shape[1]
     if rank == 0:
-        return np.eye(nf), list(free_names)
-    if rank == nf:
-        return np.zeros((nf, 0)), []
-    colnorm = np.linalg.norm(As, axis=0)
+        return (np.eye(nf), np.arange(nf)), None, None
     q = np.zeros((As.shape[0], 0))
     dep: list[int] = []
     for j in range(nf - 1, -1, -1):
         v = As[:, j] - q @ (q.T @ As[:, j])
         v -= q @ (q.T @ v)
         nv = np.linalg.norm(v)
-        if nv > 1e-6 * colnorm.max():
+        if nv > 1e-6 * colmax:
             q = np.column_stack([q, v / nv])
             dep.append(j)
             if len(dep) == rank:
                 break
-    if len(dep) == rank:
-        dep = sorted(dep)
-        ind = [j for j in range(nf) if j not in dep]
-        block = As[:, dep]
-        sv = np.linalg.svd(block, compute_uv=False)
-        if sv[-1] > 1e-8 * sv[0]:
-            basis = np.zeros((nf, nf - rank))
-            basis[ind, np.arange(nf - rank)] = 1.0
-            basis[dep] = -np.linalg.lstsq(block, As[:, ind], rcond=None)[0]
-            if np.abs(As @ basis).max() <= 1e-10 * max(1.0, np.abs(basis).max()):
-                return basis, [free_names[j] for j in ind]
-    basis = vt[rank:].T.copy()
-    names = [f"~{free_names[j]}" for j in np.argmax(np.abs(basis), axis=0)]
-    return basis, names
+    if len(dep) != rank:
+        return None, None, None
+    dep = sorted(dep)
+    ind = [j for j in range(nf) if j not in dep]
+    block = As[:, dep]
+    sv = np.linalg.svd(block, compute_uv=False)
+    basis = np.zeros((nf, nf - rank))
+    if ind:
+        basis[ind, np.arange(nf - rank)] = 1.0
+        basis[dep] = -np.linalg.lstsq(block, As[:, ind], rcond=None)[0]
+    if ind and np.abs(As @ basis).max() > 1e-10 * max(1.0, np.abs(basis).max()):
+        return None, None, None
+    return (basis, np.array(ind)), None, (float(sv[-1]), float(sv[0]))
 
 
 @dataclass

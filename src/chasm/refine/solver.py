@@ -80,6 +80,7 @@ import scipy.linalg as sla
 import scipy.sparse as sps
 from scipy.linalg.lapack import dpocon
 
+from chasm.cv.blas import blas_threads
 from chasm.errors import ChasmError, InputError
 from chasm.refine.problem import Dataset, Evaluation, Restraints, SolverOptions
 from chasm.refine.results import CycleInfo, DatasetFit, FitResult
@@ -99,6 +100,16 @@ __all__ = [
 
 SCHEMES = ("unit", "nlog", "log")
 _ROWS = 4096  # rows of J per block when forming the normal matrix
+_BLOCK_BYTES = 1 << 25  # at most 32 MiB per block (fewer rows when J is wide)
+#: OpenBLAS threads of the Cholesky factorisation, rcond and M⁻¹ below FACTOR_THREADS_UP_TO
+#: reduced parameters (above it, and for the normal matrix itself, the default). Measured on
+#: the 2-core machine of docs/benchmarks.md (chol + rcond + M⁻¹, medians): at loads 8-13,
+#: k = 858 took 0.18-0.27 s on one thread against 0.74-1.03 s on two, k = 3429 5.5-7.4 s
+#: against 12.3 s; at load 0.6-1.1, k = 858 0.068 s either way, k = 3429 2.3-2.7 s on one
+#: thread against 1.7-1.9 s on two. Small factorisations gain nothing from a second thread
+#: even on an idle machine and lose a lot on a busy one.
+FACTOR_THREADS = 1
+FACTOR_THREADS_UP_TO = 2000
 #: Convergence figures (su) below this are rounding: a tolerance below it is raised to it.
 ROUNDING_SU = 1e-6
 
@@ -280,32 +291,48 @@ class _Solver:
     def normal_part(self, ev: Evaluation, c: float) -> tuple[np.ndarray, np.ndarray]:
         """c (J T)ᵀ W (J T) and c (J T)ᵀ W r of one data set.
 
-        J is read once, block of rows by block of rows: the used columns are
-        gathered and weighted in a buffer of a few thousand rows, whose
-        symmetric product (``A.T @ A``, which numpy hands to BLAS syrk) is
-        accumulated. Few blocks: each switch between numpy's single-threaded
-        gathering and the threaded syrk costs thread hand-overs, badly so on a
-        busy machine.
+        Only the columns of J that T uses and that are not all zero in this
+        evaluation enter the products (a data set's Jacobian is zero in the
+        parameters it does not see: the X-ray set in the spin populations,
+        the neutron sets in most multipoles); the zero rows and columns of
+        the set's matrix are filled in afterwards. J is read block of rows by
+        block of rows: the columns are copied (a slice when they are one
+        contiguous run, a gather otherwise) and weighted in a buffer of a few
+        thousand rows, whose symmetric product (``A.T @ A``, which numpy
+        hands to BLAS syrk) is accumulated. Few blocks: each switch between
+        numpy's single-threaded copying and the threaded syrk costs thread
+        hand-overs, badly so on a busy machine.
         """
         J = ev.jacobian
         n = J.shape[0]
         sw = np.sqrt(c * ev.weights)
         rw = sw * (ev.y_obs - ev.y_calc)
-        cols = self._cols
-        u = J.shape[1] if cols is None else cols.size
-        M = np.zeros((u, u))
-        g = np.zeros(u)
-        buf = np.empty((min(n, _ROWS), u))
-        for b0 in range(0, n if u else 0, _ROWS):
-            b1 = min(n, b0 + _ROWS)
+        used = np.arange(J.shape[1]) if self._cols is None else self._cols
+        live = _nonzero_columns(J, used)  # positions in `used` of the non-zero columns
+        cols = used[live]
+        u, k = used.size, cols.size
+        Mk = np.zeros((k, k))
+        gk = np.zeros(k)
+        run = (int(cols[0]), int(cols[-1]) + 1) if k and cols[-1] - cols[0] == k - 1 else None
+        rows = min(_ROWS, max(256, _BLOCK_BYTES // (8 * max(k, 1))))  # wide J: fewer rows
+        buf = np.empty((min(n, rows), k))
+        prod = np.empty((k, k))  # one work matrix, not a fresh one per block
+        for b0 in range(0, n if k else 0, rows):
+            b1 = min(n, b0 + rows)
             A = buf[: b1 - b0]
-            if cols is None:
-                np.multiply(J[b0:b1], sw[b0:b1, None], out=A)
+            if run is not None:
+                np.multiply(J[b0:b1, run[0] : run[1]], sw[b0:b1, None], out=A)
             else:
                 np.take(J[b0:b1], cols, axis=1, out=A)
                 A *= sw[b0:b1, None]
-            M += A.T @ A
-            g += rw[b0:b1] @ A
+            Mk += np.matmul(A.T, A, out=prod)
+            gk += rw[b0:b1] @ A
+        if k == u:
+            M, g = Mk, gk
+        else:
+            M, g = np.zeros((u, u)), np.zeros(u)
+            M[np.ix_(live, live)] = Mk
+            g[live] = gk
         if self._TU is not None:
             TU = self._TU
             M = np.asarray(TU.T @ (TU.T @ M).T)  # T_Uᵀ M T_U (M symmetric)
@@ -315,11 +342,14 @@ class _Solver:
 
     def system(self, state: _State, keep_parts: bool = False, curvature: bool = True) -> _System:
         k = self.k
-        M, b = np.zeros((k, k)), np.zeros(k)
+        M, b = None, np.zeros(k)
         grads, parts = [], [] if keep_parts else None
         for ev, c in zip(state.evals, state.factors, strict=True):
             Me, g = self.normal_part(ev, c)
-            M += Me
+            if M is None:  # the first set's matrix is the sum so far (one k x k array less)
+                M = Me.copy() if keep_parts else Me
+            else:
+                M += Me
             b += g
             grads.append(g)
             if keep_parts:
@@ -338,17 +368,22 @@ class _Solver:
                 np.zeros(dead.size),
             )
         d = np.sqrt(d2)
-        ms = M / np.outer(d, d)
+        ms = _scaled(M, d)
         correction = self._curvature(state, grads) if curvature else None
-        if correction is not None:  # the score's own curvature, when it is positive definite
-            mc = (M + correction) / np.outer(d, d)
-            chol, rcond = _factor(mc)
-            if chol is not None and rcond >= self.opts.singular_tol:
-                return _System(d, mc, b / d, chol, _inverse_from_cholesky(chol[0]), grads, parts)
-        chol, rcond = _factor(ms)
-        if chol is None or rcond < self.opts.singular_tol:
-            self._raise_singular(ms)
-        return _System(d, ms, b / d, chol, _inverse_from_cholesky(chol[0]), grads, parts)
+        if correction is None:
+            del M  # not needed any more: one k x k array less at the factorisation
+        with blas_threads(FACTOR_THREADS if self.k < FACTOR_THREADS_UP_TO else None):
+            if correction is not None:  # the score's own curvature, when positive definite
+                mc = (M + correction) / np.outer(d, d)
+                chol, rcond = _factor(mc)
+                if chol is not None and rcond >= self.opts.singular_tol:
+                    inv = _inverse_from_cholesky(chol[0])
+                    return _System(d, mc, b / d, chol, inv, grads, parts)
+            chol, rcond = _factor(ms)
+            if chol is None or rcond < self.opts.singular_tol:
+                self._raise_singular(ms)
+            inv = _inverse_from_cholesky(chol[0])
+        return _System(d, ms, b / d, chol, inv, grads, parts)
 
     def _curvature(self, state: _State, grads: list[np.ndarray]) -> np.ndarray | None:
         """−2 Σ_e k_e b_e b_eᵀ: what turns M into half the Hessian of NLOG or LOG (None: UNIT).
@@ -712,6 +747,24 @@ def _tril_inverse(low: np.ndarray, leaf: int = 96) -> np.ndarray:
     out = np.zeros_like(low)
     out[:h, :h], out[h:, h:] = ai, ci
     out[h:, :h] = -(ci @ (low[h:, :h] @ ai))
+    return out
+
+
+def _nonzero_columns(J: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Positions in ``cols`` of the columns of J with a non-zero entry (read in row blocks)."""
+    if cols.size == 0 or J.shape[0] == 0:
+        return np.arange(0)
+    seen = np.zeros(J.shape[1], dtype=bool)
+    for b0 in range(0, J.shape[0], _ROWS):
+        seen |= np.any(J[b0 : b0 + _ROWS] != 0.0, axis=0)
+    return np.flatnonzero(seen[cols])
+
+
+def _scaled(M: np.ndarray, d: np.ndarray, rows: int = 256) -> np.ndarray:
+    """M / outer(d, d), row block by row block (no k x k temporary; the same numbers)."""
+    out = np.empty_like(M)
+    for r0 in range(0, len(M), rows):
+        np.divide(M[r0 : r0 + rows], np.outer(d[r0 : r0 + rows], d), out=out[r0 : r0 + rows])
     return out
 
 

@@ -39,6 +39,13 @@ How the work is organised (this is what makes a numpy engine fast):
   threaded BLAS starts its threads: waking threads for each of them costs
   more than it computes, and far more on a busy machine.
 
+Two implementations of these sums: compiled kernels
+(:mod:`chasm.scattering.kernel`, numba; the default) that work reflection by
+reflection on every core, and the numpy path described above, which stays as
+the reference (``backend="numpy"`` or ``CHASM_ENGINE=numpy``; the two agree to
+1e-12, tests/test_engine_kernel.py). ``CHASM_ENGINE_THREADS`` sets the
+compiled engine's threads (default every usable core).
+
 Derivatives are returned as complex columns dF/dp = dA/dp + i dB/dp, in a
 fixed layout per atom (see :attr:`StructureFactorEngine.parameter_names`).
 ``compute(jacobian=True, real=True)`` returns them as real arrays instead:
@@ -53,6 +60,8 @@ block, while each block is in cache.
 
 from __future__ import annotations
 
+import itertools
+import os
 from dataclasses import dataclass, field
 from functools import cache
 from math import factorial
@@ -66,8 +75,9 @@ from chasm.density.harmonics import (
 )
 from chasm.density.harmonics import lm_labels as _lm_labels
 from chasm.density.model import HansenCoppensAtom, NuclearAtom, SphericalAtom
-from chasm.errors import ModelError
+from chasm.errors import InputError, ModelError
 from chasm.scattering import formfactors
+from chasm.scattering import kernel as _kernel
 
 TWO_PI = 2.0 * np.pi
 FOUR_PI = 4.0 * np.pi
@@ -198,6 +208,10 @@ class StructureFactorEngine:
     dispersion_atoms : sequence of bool, optional
         Which atoms get f′ + i f″ (default all; the parts of one split atom
         must count it once).
+    backend : {"numba", "numpy"}, optional
+        Compiled kernels (:mod:`chasm.scattering.kernel`, threaded over
+        reflections) or the numpy reference path. Default: the environment
+        variable ``CHASM_ENGINE``, else "numba" when numba is installed.
 
     Notes
     -----
@@ -217,7 +231,9 @@ class StructureFactorEngine:
         anomalous: bool = True,
         centric_fast_path: bool = True,
         dispersion_atoms=None,
+        backend: str | None = None,
     ):
+        self.backend = engine_backend(backend)
         self.crystal = crystal
         self.models = list(models)
         if len(self.models) != len(crystal.atoms):
@@ -236,6 +252,8 @@ class StructureFactorEngine:
         self._setup_layout()
         self._plans: dict = {}
         self._radial_tables: tuple | None = None
+        self._rot_cache: dict = {}
+        self._kfixed: tuple | None = None
 
     # ------------------------------------------------------------------ setup
     def _setup_symmetry(self) -> None:
@@ -408,9 +426,22 @@ class StructureFactorEngine:
         F = np.zeros(n, dtype=complex)
         names = list(self.parameter_names if column_map is None else column_map.names)
         res = StructureFactors(F=F, jacobian=None, parameter_names=names)
+        compiled = self.backend == "numba"
         # with the Jacobian, small blocks keep each block's arrays in cache
-        step = min(self.block_size, _JACOBIAN_ROWS) if jacobian else self.block_size
-        call = self._prepare(jacobian, real, column_map)
+        rows = _KERNEL_ROWS if compiled else _JACOBIAN_ROWS
+        step = min(self.block_size, rows) if jacobian else self.block_size
+        call = self._prepare(jacobian, real, column_map, compiled)
+        sinks = self._sinks(res, call, jacobian, real, out, row_factors, step)
+        if compiled:
+            self._compute_compiled(F, sinks, call, jacobian, step)
+            return res
+        for b0 in range(0, n, step):
+            self._block(slice(b0, min(n, b0 + step)), F, sinks, call)
+        return res
+
+    def _sinks(self, res, call, jacobian, real, out, row_factors, step) -> _Output | None:
+        """Where the Jacobian of a compute call goes (None: no Jacobian); sets res's arrays."""
+        n = len(self.hkl)
         sinks = None
         if jacobian:
             plan_re, plan_im = call.plans
@@ -434,9 +465,192 @@ class StructureFactorEngine:
                 sinks = _Output(
                     _Sink(plan_re, res.jacobian.real, step), _Sink(plan_im, res.jacobian.imag, step)
                 )
-        for b0 in range(0, n, step):
-            self._block(slice(b0, min(n, b0 + step)), F, sinks, call)
-        return res
+        return sinks
+
+    def _compute_compiled(self, F, sinks, call: _Call, jacobian: bool, step: int) -> None:
+        """F (and the Jacobian into ``sinks``) by the compiled kernels, on several threads.
+
+        The threads (:func:`engine_threads`) take blocks of reflections from a
+        shared counter, each with its own work arrays and sinks (the blocks'
+        rows are disjoint), until none is left: a thread that the system
+        deschedules on a busy machine does fewer blocks instead of holding up
+        the call. Every block gives the same numbers whichever thread does it.
+        """
+        n = len(self.hkl)
+        args = self._kernel_args(call)
+        if not jacobian:
+            step = _KERNEL_ROWS_F
+        n_blocks = -(-n // step)
+        min_rows = _MIN_ROWS_JACOBIAN if jacobian else _MIN_ROWS_F
+        workers = max(1, min(engine_threads(), n // min_rows, n_blocks))
+        counter = itertools.count()
+
+        def run(sk) -> None:
+            work = self._work_arrays(call, jacobian, step)
+            while (k := next(counter)) < n_blocks:
+                sl = slice(k * step, min(n, (k + 1) * step))
+                self._compiled_block(sl, F, sk, call, args, jacobian, work)
+
+        if workers == 1:
+            run(sinks)
+            return
+        pool = _pool(workers - 1)
+        pending = [
+            pool.submit(run, None if sinks is None else sinks.clone()) for _ in range(workers - 1)
+        ]
+        try:
+            run(sinks)
+        finally:
+            for fut in pending:
+                fut.result()
+
+    def _work_arrays(self, call: _Call, jacobian: bool, step: int) -> tuple:
+        """One thread's arrays: dA/dp and dB/dp of a block in engine columns, and empties."""
+        none2 = np.empty((0, 0))
+        if not jacobian:
+            return none2, none2, none2, np.empty(0)
+        want_imag = not (self.centric and not call.anomalous)
+        n_e = len(self.parameter_names)
+        dB = np.empty((step, n_e)) if want_imag else none2
+        return np.empty((step, n_e)), dB, none2, np.empty(0)
+
+    def _compiled_block(self, sl: slice, F, sinks, call, args, jacobian, work) -> None:
+        """One block of reflections by the kernels (module :mod:`chasm.scattering.kernel`)."""
+        dA, dB, none2, none1 = work
+        if not jacobian:
+            _kernel.sf_block(sl.start, sl.stop, *args, self.centric, False, False, F, none2, none2)
+            return
+        # the block's Jacobian is made in the engine's column order in the work arrays,
+        # then copied to the sinks' columns (times the row factors when there are any)
+        want_imag = dB.size > 0
+        t_re, t_im = (plan.target for plan in call.plans)
+        nb = sl.stop - sl.start
+        _kernel.sf_block(sl.start, sl.stop, *args, self.centric, True, want_imag, F, dA, dB)
+        a = dA[:nb]
+        b = dB[:nb] if want_imag else none2
+        if sinks.row_factors is not None:
+            ga, gb = (
+                np.require(np.broadcast_to(np.asarray(g, dtype=float), (nb,)), None, "CW")
+                for g in sinks.row_factors(sl, F[sl])
+            )
+            mode = 1 if want_imag else 2
+            _kernel.scatter(a, b, t_re, t_im, ga, gb, mode, sinks.re.rows(sl), none2)
+        else:
+            im = sinks.im.rows(sl) if (sinks.im is not None and want_imag) else none2
+            _kernel.scatter(a, b, t_re, t_im, none1, none1, 0, sinks.re.rows(sl), im)
+        sinks.flush(sl)
+
+    def _kernel_args(self, call: _Call) -> tuple:
+        """The arrays :func:`chasm.scattering.kernel.sf_block` reads, in its order."""
+        k = self._kernel_fixed()
+        n_at = len(call.X)
+        models = self.models
+        hc_of = np.full(n_at, -1, dtype=np.intp)
+        hc_of[call.hc] = np.arange(call.hc.size)
+        val_of = np.full(n_at, -1, dtype=np.intp)
+        val_of[call.val] = np.arange(call.val.size)
+        lmax_of = np.array([getattr(m, "lmax", -1) for m in models], dtype=np.intp)
+        n_ops = len(self.rot)
+        rot = np.zeros((n_ops, call.hc.size, 3, 3))
+        plm = np.zeros((call.hc.size, 25))
+        wrot = np.zeros((n_ops, call.hc.size, 25))
+        for j, a in enumerate(call.hc):
+            m = models[a]
+            rot[:, j] = np.asarray(m.frame, dtype=float).T @ self.q_ops
+            L2 = (m.lmax + 1) ** 2
+            plm[j, :L2] = np.asarray(m.plm, dtype=float)[:L2]
+            coef = self.clm[:L2] * plm[j, :L2]
+            wrot[:, j, :L2] = np.einsum("okm,m->ok", self._rotations_cached(a), coef)
+        n = len(self.hkl)
+        if call.radial is None:
+            jl = djl = np.zeros((1, n))
+            rad_index = np.zeros((1, 0), dtype=np.intp)
+        else:
+            jl, djl, rad_index = call.radial
+        fv = np.zeros((0, n)) if call.fv is None else call.fv.T
+        dfv = np.zeros((0, n)) if call.dfv is None else call.dfv.T
+        pv = np.zeros(0) if call.pv is None else call.pv
+        kappa = np.zeros(0) if call.kappa is None else call.kappa
+        tabs = call.phase_tables or [np.zeros((1, 1), dtype=complex)] * 3
+        return (
+            *k[:3],
+            k[3],
+            *tabs,
+            self._eht,
+            k[4],
+            self._kidx is not None,
+            k[5],
+            call.X,
+            call.occ,
+            call.aniso,
+            call.U6,
+            call.uiso,
+            self.site_order,
+            np.ascontiguousarray(self.fanom.real),
+            np.ascontiguousarray(self.fanom.imag),
+            call.fsph.T,
+            hc_of,
+            lmax_of,
+            val_of,
+            k[6],
+            k[7],
+            rot,
+            plm,
+            wrot,
+            k[9],
+            k[8],
+            _SIGN_L,
+            jl,
+            djl,
+            np.ascontiguousarray(rad_index, dtype=np.intp),
+            fv,
+            dfv,
+            np.ascontiguousarray(pv, dtype=float),
+            np.ascontiguousarray(kappa, dtype=float),
+        )
+
+    def _rotations_cached(self, a: int) -> np.ndarray:
+        """D((M^T Q_o)^T) of atom a (:meth:`_rotations_for`), kept while its frame is unchanged."""
+        m = self.models[a]
+        key = (np.asarray(m.frame, dtype=float).tobytes(), m.lmax)
+        cached = self._rot_cache.get(a)
+        if cached is None or cached[0] != key:
+            cached = self._rot_cache[a] = (key, self._rotations_for(m))
+        return cached[1]
+
+    def _kernel_fixed(self) -> tuple:
+        """Kernel arrays that depend on the reflections and the layout only (made once)."""
+        if self._kfixed is None:
+            from chasm.density.harmonics import _N as ylm_norm
+
+            n = len(self.hkl)
+            kidx = self._kidx if self._kidx is not None else np.zeros((3, 1, 1), dtype=np.intp)
+            B = np.asarray(self.crystal.B, dtype=float)
+            hc = self.hkl.astype(float) @ B.T
+            norm = np.linalg.norm(hc, axis=1)
+            uhat = np.where(norm[:, None] > 0, hc / np.where(norm > 0, norm, 1.0)[:, None], 0.0)
+            uhat[norm == 0] = (0.0, 0.0, 1.0)
+            col0 = np.array([lay.xyz.start for lay in self.layout], dtype=np.intp)
+            n_adp = np.array([lay.adp.stop - lay.adp.start for lay in self.layout], dtype=np.intp)
+            cnorm = np.zeros(25)
+            ylm = np.zeros((n, 25))
+            if self.lmax >= 0:
+                cnorm[: (self.lmax + 1) ** 2] = self.clm * ylm_norm[: (self.lmax + 1) ** 2]
+                ylm[:, : (self.lmax + 1) ** 2] = self.ylm
+            htc = self.ht / TWO_PI
+            self._kfixed = (
+                np.ascontiguousarray(self.hs),
+                np.ascontiguousarray(self.quad),
+                np.ascontiguousarray(self.stol),
+                np.ascontiguousarray(kidx, dtype=np.intp),
+                np.ascontiguousarray(htc) if n else np.zeros((len(self.rot), 0)),
+                np.ascontiguousarray(uhat),
+                col0,
+                n_adp,
+                cnorm,
+                ylm,
+            )
+        return self._kfixed
 
     def _imag_sources(self) -> np.ndarray:
         """Engine columns whose dB/dp can be non-zero (module docstring)."""
@@ -472,7 +686,9 @@ class StructureFactorEngine:
             self._plans[key] = (plan_re, plan_im)
         return self._plans[key]
 
-    def _prepare(self, jacobian: bool, real: bool = False, column_map=None) -> _Call:
+    def _prepare(
+        self, jacobian: bool, real: bool = False, column_map=None, compiled: bool = False
+    ) -> _Call:
         """What depends on the current parameters but not on the reflection block."""
         X, occ, aniso, U6, uiso = self._atom_arrays()
         n, n_at = len(self.hkl), len(X)
@@ -518,14 +734,18 @@ class StructureFactorEngine:
             ]
         call.anomalous = bool(np.any(self.fanom != 0))
         if hc.size:
+            call.radial = self._radial(hc, jacobian)
+        if hc.size and not compiled:
             rotations = [self._rotations_for(models[a]) for a in hc]
             call.wang = self._angular_weights(hc, rotations)
-            call.radial = self._radial(hc, jacobian)
         if not jacobian:
             return call
         call.fv, call.dfv = fv.T, dfv.T
         call.pv = np.array([models[a].pv for a in val], dtype=float)
         call.kappa = np.array([models[a].kappa for a in val], dtype=float)
+        if compiled:
+            call.plans = self._column_plans(real, column_map)
+            return call
         lay = self.layout
         ia, ii = np.flatnonzero(aniso), np.flatnonzero(~aniso)
         call.ia, call.ii = _selector(ia), _selector(ii)
@@ -770,6 +990,74 @@ class StructureFactorEngine:
 _SIGN_L = np.array([1.0, 1.0, -1.0, -1.0, 1.0])
 # reflections per block when the Jacobian is computed (the block's arrays stay in cache)
 _JACOBIAN_ROWS = 256
+# the same for the compiled kernels (one block is shared among the threads)
+_KERNEL_ROWS = 128
+BACKENDS = ("numba", "numpy")
+# fewest reflections worth a thread of their own (F alone, F and Jacobian)
+_MIN_ROWS_F, _MIN_ROWS_JACOBIAN = 1024, 128
+# reflections per block of the compiled kernels for F alone
+_KERNEL_ROWS_F = 1024
+_POOLS: dict = {}
+
+
+def engine_threads() -> int:
+    """Threads of the compiled engine: ``CHASM_ENGINE_THREADS``, else every usable core."""
+    text = os.environ.get("CHASM_ENGINE_THREADS", "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise InputError(
+                f"environment variable CHASM_ENGINE_THREADS={text!r}: the engine's thread "
+                "count must be a whole number >= 1; unset it to use every core"
+            )
+        return value
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _pool(workers: int):
+    """A shared thread pool with at least ``workers`` threads (made on first use).
+
+    Pools are kept per process: a child made by fork has none of its
+    parent's threads, so it makes its own.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    pid = os.getpid()
+    for (owner, size), pool in _POOLS.items():
+        if owner == pid and size >= workers:
+            return pool
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="chasm-engine")
+    _POOLS[pid, workers] = pool
+    return pool
+
+
+def engine_backend(backend: str | None = None) -> str:
+    """The engine's backend: ``backend``, else ``CHASM_ENGINE``, else numba when installed.
+
+    Raises
+    ------
+    InputError
+        For a name other than "numba" or "numpy".
+    """
+    name = backend if backend is not None else os.environ.get("CHASM_ENGINE", "").strip()
+    name = (name or "numba").lower()
+    if name not in BACKENDS:
+        raise InputError(
+            f"environment variable CHASM_ENGINE={name!r}: the structure-factor engine must be "
+            "'numba' (compiled, the default) or 'numpy' (the reference path); "
+            "unset it or set one of these"
+        )
+    if name == "numba" and not _kernel.HAVE_NUMBA:
+        return "numpy"
+    return name
+
+
 # OpenBLAS runs a GEMM on one thread when m n k <= 2^18 (interface/gemm.c)
 _SERIAL_GEMM = 1 << 18
 
@@ -1101,6 +1389,11 @@ class _Sink:
         self.buf = None if plan.direct else np.zeros((rows, plan.width))
         self._views: dict = {}
 
+    def clone(self) -> _Sink:
+        """The same plan and output with a work buffer of its own."""
+        rows = 0 if self.buf is None else self.buf.shape[0]
+        return _Sink(self.plan, self.out, rows)
+
     def rows(self, sl: slice) -> np.ndarray:
         """Where the engine writes the block's values (columns: ``plan.target``)."""
         if self.buf is None:
@@ -1145,6 +1438,11 @@ class _Output:
         self.re.flush(sl)
         if self.im is not None:
             self.im.flush(sl)
+
+    def clone(self) -> _Output:
+        """The same outputs with work buffers of its own (for another thread)."""
+        im = None if self.im is None else self.im.clone()
+        return _Output(self.re.clone(), im, self.row_factors)
 
 
 class _Group:
