@@ -418,3 +418,25 @@ def test_urea_residual_map(shared_data):
         images -= np.round(images)
         near_mid.append(np.min(np.linalg.norm(images @ crystal.A.T, axis=1)))
     assert min(near_mid) < 0.3
+
+
+def test_a_peak_is_reported_at_one_image_whichever_image_the_search_meets():
+    """Equivalent grid points tie to rounding; the reported position must not depend on it."""
+    from chasm.examples.urea_model import example_structure
+    from chasm.maps.fourier import _canonical_image, _images, _wrap, nearest_atom
+
+    cr = example_structure()
+    point = np.array([0.137, 0.291, 0.412])
+    chosen = {tuple(np.round(_canonical_image(cr, cr, x), 9)) for x in _images(cr, point)}
+    assert len(chosen) == 1
+    (best,) = chosen
+    # it is the image nearest to an atom of the asymmetric unit (no lattice-free shortcut)
+    x = np.array([a.xyz for a in cr.atoms])
+
+    def to_atoms(f):
+        d = x - np.asarray(f)
+        d -= np.round(d)
+        return np.linalg.norm(d @ cr.A.T, axis=1).min()
+
+    assert to_atoms(best) <= min(to_atoms(_wrap(y)) for y in _images(cr, point)) + 1e-9
+    assert nearest_atom(cr, best)[1] == pytest.approx(to_atoms(best), abs=1e-9)

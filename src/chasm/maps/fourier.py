@@ -670,6 +670,22 @@ def nearest_atom(crystal, frac) -> tuple[str | None, float]:
     return crystal.atoms[k].label, float(per_atom[k])
 
 
+def _canonical_image(crystal, atoms: Crystal, frac: np.ndarray) -> np.ndarray:
+    """The symmetry image of a point nearest to an atom of the asymmetric unit, in [0, 1).
+
+    Equivalent grid points of a map have equal values to rounding, so which
+    image a peak search meets first is chance; this choice is not (ties: the
+    lexicographically smallest image).
+    """
+    images = np.array([_wrap(x) for x in _images(crystal, frac)])
+    if not atoms.atoms:
+        return images[np.lexsort(images.T[::-1])[0]]
+    x = np.array([a.xyz for a in atoms.atoms], dtype=float)
+    dist = _min_image_distance(atoms, images[:, None, :], x[None, :, :]).min(axis=1)
+    order = np.lexsort((*images.T[::-1], np.round(dist, 6)))
+    return images[order[0]]
+
+
 def _wrap(frac: np.ndarray) -> np.ndarray:
     """Fractional coordinates in [0, 1), with values within 1e-9 of an integer set to it."""
     nearest = np.round(frac)
@@ -789,6 +805,7 @@ def peaks(
             refined.append((frac, height))
         refined.sort(key=lambda p: -sign * p[1])
         for frac, height in refined:
+            frac = _canonical_image(fmap.crystal, crystal, frac)
             label, dist = nearest_atom(crystal, frac)
             found.append(Peak(frac, crystal.frac_to_cart(frac), height, label, dist))
     return found

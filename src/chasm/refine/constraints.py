@@ -327,9 +327,9 @@ def _blocks(rows, rhs, x, free, where) -> tuple[list[_Block], int]:
         groups.setdefault(root(cols[0]), []).append(i)
     out = []
     for members in groups.values():
-        cols = np.array(sorted({int(where[j]) for i in members for j in rows[i] if free[j]}))
-        index = {int(c): k for k, c in enumerate(cols)}
-        As = np.zeros((len(members), cols.size))
+        block = np.array(sorted({int(where[j]) for i in members for j in rows[i] if free[j]}))
+        index = {int(c): k for k, c in enumerate(block)}
+        As = np.zeros((len(members), block.size))
         cs = np.zeros(len(members))
         for r, i in enumerate(members):
             fixed = 0.0
@@ -344,7 +344,7 @@ def _blocks(rows, rhs, x, free, where) -> tuple[list[_Block], int]:
         cs /= norms
         u, sv, vt = np.linalg.svd(As)
         colmax = float(np.linalg.norm(As, axis=0).max())
-        out.append(_Block(cols, As, cs, u, sv, vt, colmax))
+        out.append(_Block(block, As, cs, u, sv, vt, colmax))
     out.sort(key=lambda blk: int(blk.cols[0]))
     return out, len(active)
 
@@ -371,8 +371,9 @@ def _reduced_columns(blocks, nf: int, free_names: list[str], colmax: float) -> l
     conds = [cond for _, _, cond in parts if cond is not None]
     svd = failed or bool(conds and min(lo for lo, _ in conds) <= 1e-8 * max(hi for _, hi in conds))
     mark = "~" if svd else ""  # the SVD basis names every column after its largest entry
-    columns = [
-        (j, mark + free_names[j], np.array([j]), np.ones(1)) for j in np.flatnonzero(~in_block)
+    columns: list[tuple[int, str, np.ndarray, np.ndarray]] = [
+        (int(j), mark + free_names[j], np.array([j]), np.ones(1))
+        for j in np.flatnonzero(~in_block)
     ]
     for blk, (elim, _, _) in zip(blocks, parts, strict=True):
         if elim is not None and not svd:

@@ -80,8 +80,8 @@ import scipy.linalg as sla
 import scipy.sparse as sps
 from scipy.linalg.lapack import dpocon
 
-from chasm.cv.blas import blas_threads
 from chasm.errors import ChasmError, InputError
+from chasm.refine.blas import blas_threads
 from chasm.refine.problem import Dataset, Evaluation, Restraints, SolverOptions
 from chasm.refine.results import CycleInfo, DatasetFit, FitResult
 

@@ -19,6 +19,7 @@ import ctypes
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 __all__ = ["blas_threads", "openblas_handles"]
 
@@ -30,7 +31,7 @@ _NAMES = [
 
 
 @functools.cache
-def _handle(path: str):
+def _handle(path: str) -> tuple[Any, Any] | None:
     try:
         lib = ctypes.CDLL(path)
     except OSError:
@@ -60,7 +61,7 @@ def blas_threads(n: int | None) -> Iterator[int]:
     handles = openblas_handles() if n else []
     before = [get() for _, get in handles]
     for set_, _ in handles:
-        set_(int(n))
+        set_(int(n or 0))
     try:
         yield len(handles)
     finally:
