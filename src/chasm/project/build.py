@@ -83,6 +83,39 @@ def _group_labels(crystal, group: str, split: Sequence[str] = ()) -> list[str]:
     return [a.label for a in crystal.atoms if a.element == group]
 
 
+def add_user_constraints(
+    ref: Refinement, crystal, constraints: dict, src: str | None, split: Sequence[str] = ()
+) -> None:
+    """The project's ``constraints.same``, ``.equal`` and ``.linear`` entries, added to ``ref``.
+
+    Shared by the joint builder and the PND-only one (:mod:`chasm.project.pnd_build`).
+
+    Raises
+    ------
+    InputError
+        A group selecting fewer than two parameters, an unknown name, a bad row.
+    """
+    p = ref.params
+    for i, group in enumerate(constraints["same"]):
+        names_i = expand(p, crystal, group, f"constraints.same[{i}]", split)
+        if len(names_i) < 2:
+            raise InputError(
+                f"constraints.same[{i}]: {group!r} selects fewer than 2 parameters", src
+            )
+        ref.add_constraints(same_value(p, names_i))
+    for i, pair in enumerate(constraints["equal"]):
+        a = expand(p, crystal, pair["a"], f"constraints.equal[{i}].a", split)
+        b = expand(p, crystal, pair["b"], f"constraints.equal[{i}].b", split)
+        ref.add_constraints(equal_constraints(p, a, b))
+    for i, row in enumerate(constraints["linear"]):
+        lc = LinearConstraints(p)
+        try:
+            lc.add({k: float(v) for k, v in row["terms"].items()}, row["value"], row["description"])
+        except (UnknownNameError, ValueError, TypeError) as exc:
+            raise InputError(f"constraints.linear[{i}]: {exc}", src) from None
+        ref.add_constraints(lc)
+
+
 def expand(
     params: Parameters, crystal, patterns, where: str, split: Sequence[str] = ()
 ) -> list[str]:
@@ -672,24 +705,7 @@ def build(project: Project) -> Built:
         ref.add_constraints(ref.structure.charge_constraint(p, charge=c["charge"]))
     if c["total_spin"] is not None:
         ref.add_constraints(ref.structure.spin_constraint(p, float(c["total_spin"])))
-    for i, group in enumerate(c["same"]):
-        names_i = expand(p, crystal, group, f"constraints.same[{i}]", split)
-        if len(names_i) < 2:
-            raise InputError(
-                f"constraints.same[{i}]: {group!r} selects fewer than 2 parameters", src
-            )
-        ref.add_constraints(same_value(p, names_i))
-    for i, pair in enumerate(c["equal"]):
-        a = expand(p, crystal, pair["a"], f"constraints.equal[{i}].a", split)
-        b = expand(p, crystal, pair["b"], f"constraints.equal[{i}].b", split)
-        ref.add_constraints(equal_constraints(p, a, b))
-    for i, row in enumerate(c["linear"]):
-        lc = LinearConstraints(p)
-        try:
-            lc.add({k: float(v) for k, v in row["terms"].items()}, row["value"], row["description"])
-        except (UnknownNameError, ValueError, TypeError) as exc:
-            raise InputError(f"constraints.linear[{i}]: {exc}", src) from None
-        ref.add_constraints(lc)
+    add_user_constraints(ref, crystal, c, src, split)
     if riding_u:
         ref.add_constraints(riding_uiso(crystal, p, riding_u))
         ref.followers += [f"{h}.Uiso" for h, _, _ in riding_u]

@@ -239,13 +239,16 @@ def _datasets(project: Project, spin: PndSpinModel, cache: dict) -> tuple[list, 
 
 def build_pnd(project: Project):
     """The :class:`~chasm.project.build.Built` of a PND-only project (module docstring)."""
-    from chasm.project.build import Built, _conventions_note, _stage_data, expand
+    from chasm.project.build import (
+        Built,
+        _conventions_note,
+        _stage_data,
+        add_user_constraints,
+        expand,
+    )
     from chasm.project.restraints import add_restraints
-    from chasm.refine.constraints import LinearConstraints
-    from chasm.refine.parameters import UnknownNameError
     from chasm.refine.problem import SolverOptions
     from chasm.refine.refinement import Refinement, Stage
-    from chasm.refine.symmetry_constraints import equal_constraints, same_value
 
     d = project.data
     src = str(project.path)
@@ -291,25 +294,7 @@ def build_pnd(project: Project):
     )
     ref = Refinement(crystal, models, datasets, scheme=r["score"], options=options)
     p = ref.params
-    cons = d["constraints"]
-    for i, group in enumerate(cons["same"]):
-        names_i = expand(p, crystal, group, f"constraints.same[{i}]")
-        if len(names_i) < 2:
-            raise InputError(
-                f"constraints.same[{i}]: {group!r} selects fewer than 2 parameters", src
-            )
-        ref.add_constraints(same_value(p, names_i))
-    for i, pair in enumerate(cons["equal"]):
-        a = expand(p, crystal, pair["a"], f"constraints.equal[{i}].a")
-        bb = expand(p, crystal, pair["b"], f"constraints.equal[{i}].b")
-        ref.add_constraints(equal_constraints(p, a, bb))
-    for i, row in enumerate(cons["linear"]):
-        lc = LinearConstraints(p)
-        try:
-            lc.add({k: float(v) for k, v in row["terms"].items()}, row["value"], row["description"])
-        except (UnknownNameError, ValueError, TypeError) as exc:
-            raise InputError(f"constraints.linear[{i}]: {exc}", src) from None
-        ref.add_constraints(lc)
+    add_user_constraints(ref, crystal, d["constraints"], src)
     add_restraints(project, crystal, models, ref, expand, [])
     names = [x.name for x in datasets]
     stages = []
