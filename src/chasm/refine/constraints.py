@@ -25,7 +25,7 @@ from fractions import Fraction
 import numpy as np
 
 from chasm.errors import InputError
-from chasm.refine.parameters import Parameters, UnknownNameError, _did_you_mean
+from chasm.refine.parameters import Parameters, UnknownNameError, did_you_mean
 
 __all__ = ["LinearConstraints", "Reduction", "format_equation"]
 
@@ -114,7 +114,7 @@ class LinearConstraints:
             if name not in self._index:
                 raise UnknownNameError(
                     f"constraint refers to unknown parameter {name!r}"
-                    + _did_you_mean(name, self._names)
+                    + did_you_mean(name, self._names)
                 )
             coef = float(coef)
             if not np.isfinite(coef):
@@ -187,7 +187,8 @@ class LinearConstraints:
         p = values.values if isinstance(values, Parameters) else np.asarray(values, dtype=float)
         if p.shape != (len(self._names),):
             raise InputError(f"residual: expected {len(self._names)} values, got {p.shape}")
-        return self.A @ p - self.b
+        res: np.ndarray = self.A @ p - self.b
+        return res
 
     # ----------------------------------------------------------- reduction
     def reduce(self, params: Parameters, rtol: float = 1e-9) -> Reduction:
@@ -257,7 +258,7 @@ class LinearConstraints:
             n_redundant=n_active - rank,
         )
 
-    def _check_consistency(self, p0, free) -> None:
+    def _check_consistency(self, p0: np.ndarray, free: np.ndarray) -> None:
         res = np.array([sum(c * p0[j] for j, c in row.items()) for row in self._rows]) - self.b
         scale = np.abs(self.b) + np.array(
             [sum(abs(c) * abs(p0[j]) for j, c in row.items()) for row in self._rows]
@@ -295,7 +296,13 @@ class _Block:
     rank: int = 0
 
 
-def _blocks(rows, rhs, x, free, where) -> tuple[list[_Block], int]:
+def _blocks(
+    rows: Sequence[Mapping[int, float]],
+    rhs: Sequence[float],
+    x: np.ndarray,
+    free: np.ndarray,
+    where: np.ndarray,
+) -> tuple[list[_Block], int]:
     """The active rows (some free parameter) grouped by shared free parameters.
 
     Work and memory grow with the number of non-zero coefficients and the
@@ -349,7 +356,15 @@ def _blocks(rows, rhs, x, free, where) -> tuple[list[_Block], int]:
     return out, len(active)
 
 
-def _reduced_columns(blocks, nf: int, free_names: list[str], colmax: float) -> list:
+#: A column of T over the free parameters: (key, name, rows, values)
+_Column = tuple[int, str, np.ndarray, np.ndarray]
+#: The elimination basis of a group of rows and its independent positions (:func:`_null_space`)
+_Elimination = tuple[np.ndarray, np.ndarray]
+
+
+def _reduced_columns(
+    blocks: list[_Block], nf: int, free_names: list[str], colmax: float
+) -> list[_Column]:
     """The columns of T over the free parameters: (key, name, rows, values), in order.
 
     Free parameters in no constraint keep a unit column of their own; each
@@ -371,11 +386,11 @@ def _reduced_columns(blocks, nf: int, free_names: list[str], colmax: float) -> l
     conds = [cond for _, _, cond in parts if cond is not None]
     svd = failed or bool(conds and min(lo for lo, _ in conds) <= 1e-8 * max(hi for _, hi in conds))
     mark = "~" if svd else ""  # the SVD basis names every column after its largest entry
-    columns: list[tuple[int, str, np.ndarray, np.ndarray]] = [
-        (int(j), mark + free_names[j], np.array([j]), np.ones(1))
-        for j in np.flatnonzero(~in_block)
+    columns: list[_Column] = [
+        (int(j), mark + free_names[j], np.array([j]), np.ones(1)) for j in np.flatnonzero(~in_block)
     ]
     for blk, (elim, _, _) in zip(blocks, parts, strict=True):
+        keys: np.ndarray | list[int]
         if elim is not None and not svd:
             basis, keys = elim
             names = [free_names[blk.cols[k]] for k in keys]
@@ -389,7 +404,9 @@ def _reduced_columns(blocks, nf: int, free_names: list[str], colmax: float) -> l
     return columns
 
 
-def _null_space(As: np.ndarray, vt: np.ndarray, rank: int, free_names: list[str], colmax: float):
+def _null_space(
+    As: np.ndarray, vt: np.ndarray, rank: int, free_names: list[str], colmax: float
+) -> tuple[_Elimination | None, None, tuple[float, float] | None]:
     """Elimination basis of {y : As y = 0} for one group of rows.
 
     A set of ``rank`` "dependent" parameters whose columns of As are well
@@ -475,25 +492,29 @@ class Reduction:
     @property
     def n_reduced(self) -> int:
         """k, the number of unknowns left for the least squares."""
-        return self.T.shape[1]
+        return int(self.T.shape[1])
 
     def to_full(self, z: np.ndarray) -> np.ndarray:
         """``p = p0 + T z``."""
         z = np.asarray(z, dtype=float)
-        return self.p0 + self.T @ z
+        p: np.ndarray = self.p0 + self.T @ z
+        return p
 
     def to_reduced(self, p: np.ndarray) -> np.ndarray:
         """Least-squares ``z`` with ``p0 + T z`` closest to p (exact for admissible p)."""
         d = np.asarray(p, dtype=float) - self.p0
         if self.n_reduced == 0:
             return np.zeros(0)
-        return np.linalg.lstsq(self.T, d, rcond=None)[0]
+        z: np.ndarray = np.linalg.lstsq(self.T, d, rcond=None)[0]
+        return z
 
     def jacobian(self, J: np.ndarray) -> np.ndarray:
         """Jacobian with respect to z: ``J T`` for J (n_obs, n) over the full vector."""
-        return np.asarray(J) @ self.T
+        jz: np.ndarray = np.asarray(J) @ self.T
+        return jz
 
     def covariance_full(self, cov_z: np.ndarray) -> np.ndarray:
         """Covariance of p, ``T cov_z Tᵀ`` (n, n); zero for fixed parameters."""
         cov_z = np.asarray(cov_z, dtype=float)
-        return self.T @ cov_z @ self.T.T
+        cov: np.ndarray = self.T @ cov_z @ self.T.T
+        return cov

@@ -52,7 +52,13 @@ __all__ = [
     "column_names",
     "parameters_from_model",
     "apply_values",
+    "read_parameter",
+    "write_parameter",
+    "model_parameter",
+    "set_model_parameter",
     "suggest_names",
+    "did_you_mean",
+    "check_models",
 ]
 
 
@@ -77,7 +83,8 @@ def suggest_names(name: str, candidates: Sequence[str], n: int = 5) -> list[str]
     return close
 
 
-def _did_you_mean(name: str, candidates: Sequence[str]) -> str:
+def did_you_mean(name: str, candidates: Sequence[str]) -> str:
+    """``"; did you mean 'C1.x'?"`` for the names close to ``name`` ("" when none is)."""
     close = suggest_names(name, candidates)
     return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
@@ -179,7 +186,7 @@ class Parameters:
             return self._params[name]
         except KeyError:
             raise UnknownNameError(
-                f"unknown parameter {name!r}{_did_you_mean(name, self.names)}"
+                f"unknown parameter {name!r}{did_you_mean(name, self.names)}"
             ) from None
 
     def __contains__(self, name: object) -> bool:
@@ -292,17 +299,17 @@ class Parameters:
         if loose:
             return msg + f" (names are case-sensitive: {', '.join(loose[:5])} ...?)"
         if "." in token and not any(c in token for c in _GLOB_CHARS):
-            return msg + _did_you_mean(token, names)
+            return msg + did_you_mean(token, names)
         if "." in token:
             head, tail = token.split(".", 1)
             heads = sorted({n.split(".", 1)[0] for n in names})
             tails = sorted({n.split(".", 1)[1] for n in names if "." in n})
             if not _globmatch(heads, head):
-                return msg + f": no label matches {head!r}" + _did_you_mean(head, heads)
+                return msg + f": no label matches {head!r}" + did_you_mean(head, heads)
             if not _globmatch(tails, tail):
-                return msg + f": no parameter kind matches {tail!r}" + _did_you_mean(tail, tails)
+                return msg + f": no parameter kind matches {tail!r}" + did_you_mean(tail, tails)
             return msg + " (the label and kind exist, but not together)"
-        return msg + _did_you_mean(token, names)
+        return msg + did_you_mean(token, names)
 
     def fix(self, pattern: str | Sequence[str]) -> list[str]:
         """Fix the matching parameters; returns their names."""
@@ -384,7 +391,8 @@ def atom_parameter_names(atom: Atom, model: Any, tags: Mapping[str, str] | None 
     return out
 
 
-def _check_models(crystal: Crystal, models: Sequence[Any]) -> list:
+def check_models(crystal: Crystal, models: Sequence[Any]) -> list[Any]:
+    """The models as a list, one per atom of ``crystal`` (InputError otherwise)."""
     models = list(models)
     if len(models) != len(crystal.atoms):
         raise InputError(
@@ -402,14 +410,15 @@ def column_names(
     ``StructureFactorEngine(crystal, models, hkl).parameter_names``; with tags
     column j of that engine maps to ``column_names(...)[j]``.
     """
-    models = _check_models(crystal, models)
+    models = check_models(crystal, models)
     names: list[str] = []
     for atom, model in zip(crystal.atoms, models, strict=True):
         names += list(atom_parameter_names(atom, model, tags).values())
     return names
 
 
-def _read(atom: Atom, model: Any, kind: str) -> float:
+def read_parameter(atom: Atom, model: Any, kind: str) -> float:
+    """The value of one atomic parameter (``kind``: a column kind of :func:`atom_columns`)."""
     if kind in ("x", "y", "z"):
         return float(atom.xyz["xyz".index(kind)])
     if kind in U_LABELS:
@@ -420,6 +429,11 @@ def _read(atom: Atom, model: Any, kind: str) -> float:
         return float(atom.uiso)
     if kind == "occ":
         return float(atom.occupancy)
+    return model_parameter(model, kind)
+
+
+def model_parameter(model: Any, kind: str) -> float:
+    """Pv, κ, κ' or a population ``P<lm>`` of a Hansen-Coppens density model."""
     if kind == "Pv":
         return float(model.pv)
     if kind in ("kappa", "kappa_prime"):
@@ -427,7 +441,8 @@ def _read(atom: Atom, model: Any, kind: str) -> float:
     return float(model.plm[lm_labels(model.lmax).index(kind[1:])])
 
 
-def _write(atom: Atom, model: Any, kind: str, value: float) -> None:
+def write_parameter(atom: Atom, model: Any, kind: str, value: float) -> None:
+    """Set one atomic parameter in the atom or its model (in place; see :func:`read_parameter`)."""
     if kind in ("x", "y", "z"):
         atom.xyz["xyz".index(kind)] = value
     elif kind in U_LABELS:
@@ -437,7 +452,13 @@ def _write(atom: Atom, model: Any, kind: str, value: float) -> None:
         atom.uiso = value
     elif kind == "occ":
         atom.occupancy = value
-    elif kind == "Pv":
+    else:
+        set_model_parameter(model, kind, value)
+
+
+def set_model_parameter(model: Any, kind: str, value: float) -> None:
+    """Set Pv, κ, κ' or a population ``P<lm>`` of a Hansen-Coppens model (in place)."""
+    if kind == "Pv":
         model.pv = value
     elif kind in ("kappa", "kappa_prime"):
         setattr(model, kind, value)
@@ -484,11 +505,11 @@ def parameters_from_model(
         bounds for occupancies, diagonal U, Pv, kappa and kappa'. Callers add
         non-atomic parameters (``xray.scale``...) afterwards.
     """
-    models = _check_models(crystal, models)
+    models = check_models(crystal, models)
     params = Parameters()
     for atom, model in zip(crystal.atoms, models, strict=True):
         for kind, name in atom_parameter_names(atom, model, tags).items():
-            params.add(name, _read(atom, model, kind), bounds=_DEFAULT_BOUNDS.get(kind))
+            params.add(name, read_parameter(atom, model, kind), bounds=_DEFAULT_BOUNDS.get(kind))
     return params
 
 
@@ -509,10 +530,10 @@ def apply_values(
     UnknownNameError
         If a name of the layout is missing from ``params``.
     """
-    models = _check_models(crystal, models)
+    models = check_models(crystal, models)
     for atom, model in zip(crystal.atoms, models, strict=True):
         names = atom_parameter_names(atom, model, tags)
         for kind, name in names.items():
-            _write(atom, model, kind, params[name].value)
+            write_parameter(atom, model, kind, params[name].value)
         if atom.u_aniso is not None and "U11" in names:
             atom.uiso = float(ueq(atom.u_aniso, crystal.cell))

@@ -33,13 +33,22 @@ its first shell; every P_lm− (odd in y) is then zero.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from chasm.crystal.neighbours import bonded
 from chasm.errors import InputError
 from chasm.refine.refinement import Restraint
+
+if TYPE_CHECKING:
+    from chasm.crystal.structure import Crystal
+    from chasm.density.model import AtomModel
+    from chasm.refine.parameters import Parameters
+
+#: How an atom's local frame is built (:func:`frame_signature`)
+FrameSignature = tuple[str, str, str, str, bool]
 
 __all__ = [
     "HANDEDNESS_TOL",
@@ -56,7 +65,7 @@ __all__ = [
 HANDEDNESS_TOL = 0.1
 
 
-def _frame(crystal, models, i: int) -> np.ndarray | None:
+def _frame(crystal: Crystal, models: Sequence[AtomModel], i: int) -> np.ndarray | None:
     """Rows x, y, z of atom ``i``'s local frame in Cartesian Å (None: no axes)."""
     m = models[i]
     axes = getattr(m, "axes", None)
@@ -65,10 +74,11 @@ def _frame(crystal, models, i: int) -> np.ndarray | None:
     return np.asarray(axes.matrix(crystal, i), dtype=float).T
 
 
-def _shells(crystal, i: int) -> list[tuple[str, np.ndarray]]:
+def _shells(crystal: Crystal, i: int) -> list[tuple[str, np.ndarray]]:
     """(element, Cartesian position) of the first and second bonded shells of atom ``i``."""
     centre = crystal.frac_to_cart(crystal.atoms[i].xyz)
-    out, seen = [], [centre]
+    out: list[tuple[str, np.ndarray]] = []
+    seen = [centre]
     first = bonded(crystal, i)
     for n in first:
         out.append((crystal.atoms[n.index].element, np.asarray(n.cart, float)))
@@ -85,7 +95,7 @@ def _shells(crystal, i: int) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def handedness(crystal, models, i: int) -> int:
+def handedness(crystal: Crystal, models: Sequence[AtomModel], i: int) -> int:
     """+1 or −1: on which side (y sign) of its local xz plane atom ``i``'s environment lies.
 
     The sign of Σ_k Z_k y_k / d_k² over the first and second bonded shells
@@ -109,7 +119,7 @@ def handedness(crystal, models, i: int) -> int:
     return 1 if total > 0 else -1
 
 
-def frame_signature(crystal, models, i: int) -> tuple | None:
+def frame_signature(crystal: Crystal, models: Sequence[AtomModel], i: int) -> FrameSignature | None:
     """How atom ``i``'s frame is built: (element of atom0, ax1, element of atom2, ax2, hand).
 
     None without axes. Two atoms whose signatures agree have frames built
@@ -122,7 +132,7 @@ def frame_signature(crystal, models, i: int) -> tuple | None:
     return (el.get(axes.atom0, "?"), axes.ax1, el.get(axes.atom2, "?"), axes.ax2, axes.right_handed)
 
 
-def _population_names(params, label: str, patterns: Sequence[str]) -> list[str]:
+def _population_names(params: Parameters, label: str, patterns: Sequence[str]) -> list[str]:
     """``LABEL.FIELD`` names of the parameters matching ``patterns`` (fields, e.g. ``P*``)."""
     prefix = f"{label}."
     fields = [n[len(prefix) :] for n in params.names if n.startswith(prefix)]
@@ -138,9 +148,9 @@ def _population_names(params, label: str, patterns: Sequence[str]) -> list[str]:
 
 
 def similarity_restraints(
-    crystal,
-    models,
-    params,
+    crystal: Crystal,
+    models: Sequence[AtomModel],
+    params: Parameters,
     labels: Sequence[str],
     fields: Sequence[str],
     sigma: float,
@@ -227,7 +237,9 @@ def similarity_restraints(
     return out
 
 
-def is_planar_trigonal(crystal, models, i: int, tol: float = HANDEDNESS_TOL) -> bool:
+def is_planar_trigonal(
+    crystal: Crystal, models: Sequence[AtomModel], i: int, tol: float = HANDEDNESS_TOL
+) -> bool:
     """Three bonded neighbours within ``tol`` Å of the atom's local xz plane.
 
     Then the local mirror y → −y maps the atom's first shell onto itself.
@@ -241,7 +253,12 @@ def is_planar_trigonal(crystal, models, i: int, tol: float = HANDEDNESS_TOL) -> 
 
 
 def mirror_restraints(
-    crystal, models, params, label: str, sigma: float, where: str = "local_symmetry"
+    crystal: Crystal,
+    models: Sequence[AtomModel],
+    params: Parameters,
+    label: str,
+    sigma: float,
+    where: str = "local_symmetry",
 ) -> list[Restraint]:
     """``P_lm− = 0 ± σ`` for an atom whose environment has the local mirror y → −y.
 
@@ -273,7 +290,9 @@ def mirror_restraints(
     ]
 
 
-def restraint_summary(restraints, names: Sequence[str], p: np.ndarray) -> dict[str, dict]:
+def restraint_summary(
+    restraints: Iterable[Restraint], names: Sequence[str], p: np.ndarray
+) -> dict[str, dict[str, Any]]:
     """Per kind: count, χ² contribution Σ ((value − target)/σ)², rms misfit/σ, worst.
 
     Returns
@@ -282,7 +301,7 @@ def restraint_summary(restraints, names: Sequence[str], p: np.ndarray) -> dict[s
         ``{kind: {"n", "chi2", "rms_misfit_su", "worst": [label, value, target, sigma]}}``.
     """
     index = {n: k for k, n in enumerate(names)}
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
     for r in restraints:
         value = sum(c * float(p[index[n]]) for n, c in r.coefficients().items())
         z = (value - r.target) / r.sigma

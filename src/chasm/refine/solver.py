@@ -74,10 +74,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sps
+from numpy.typing import ArrayLike
 from scipy.linalg.lapack import dpocon
 
 from chasm.errors import ChasmError, InputError
@@ -130,7 +132,9 @@ class SingularMatrixError(RefinementError):
         The offending eigenvalues of the unit-diagonal scaled normal matrix.
     """
 
-    def __init__(self, message: str, parameters: Sequence[str], eigenvalues=()):
+    def __init__(
+        self, message: str, parameters: Sequence[str], eigenvalues: ArrayLike = ()
+    ) -> None:
         self.parameters = list(parameters)
         self.eigenvalues = np.asarray(eigenvalues, dtype=float)
         super().__init__(message)
@@ -159,26 +163,37 @@ class _System:
     d: np.ndarray  # sqrt(diag M)
     ms: np.ndarray  # M / (d d^T)
     bs: np.ndarray  # b / d
-    chol: tuple
+    chol: tuple[np.ndarray, bool]
     inv_s: np.ndarray  # (M / (d d^T))^-1
     grads: list[np.ndarray]  # c_e (J_e T)^T W_e r_e, one per set
     parts: list[np.ndarray] | None  # M_e, kept on request
 
     def step(self, lam: float) -> np.ndarray:
+        ds: np.ndarray
         if lam == 0.0:
             ds = sla.cho_solve(self.chol, self.bs, check_finite=False)
         else:
             a = self.ms + lam * np.eye(len(self.bs))
             ds = sla.cho_solve((np.linalg.cholesky(a), True), self.bs, check_finite=False)
-        return ds / self.d
+        dz: np.ndarray = ds / self.d
+        return dz
 
     def su_unit(self) -> np.ndarray:
         """sqrt(diag M^-1)."""
-        return np.sqrt(np.diag(self.inv_s)) / self.d
+        su: np.ndarray = np.sqrt(np.diag(self.inv_s)) / self.d
+        return su
 
 
 class _Solver:
-    def __init__(self, datasets, p0, T, names, scheme, opts):
+    def __init__(
+        self,
+        datasets: Sequence[Dataset | Restraints],
+        p0: ArrayLike,
+        T: ArrayLike | None,
+        names: Sequence[str] | None,
+        scheme: str,
+        opts: SolverOptions,
+    ) -> None:
         self.datasets = list(datasets)
         if not self.datasets:
             raise InputError("solve: no data sets")
@@ -210,6 +225,8 @@ class _Solver:
         T_U is the identity (no constraints) nothing else is needed; otherwise
         the (sparse) T_U is applied to the small matrix afterwards, not to J.
         """
+        self._cols: np.ndarray | None
+        self._TU: sps.csr_array | None
         if self.T is None:
             self._cols, self._TU = None, None
             return
@@ -222,7 +239,8 @@ class _Solver:
             self._TU = sps.csr_array(TU)
 
     def full(self, z: np.ndarray) -> np.ndarray:
-        return self.p0 + z if self.T is None else self.p0 + self.T @ z
+        p: np.ndarray = self.p0 + z if self.T is None else self.p0 + self.T @ z
+        return p
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, z: np.ndarray, held: _State | None = None) -> _State:
@@ -237,18 +255,21 @@ class _Solver:
         the two scores are identical.
         """
         p = self.full(z)
-        evals, chi2, n, chi2_held = [], [], [], []
+        evals: list[Evaluation] = []
+        chi2_list: list[float] = []
+        n_list: list[int] = []
+        chi2_held: list[float] = []
         for e, ds in enumerate(self.datasets):
             ev = ds.evaluate(p.copy())
             ev = self._checked(ds.name, ev, p.size)
             r = ev.y_obs - ev.y_calc
             evals.append(ev)
-            chi2.append(float(np.sum(ev.weights * r * r)))
-            n.append(np.count_nonzero(ev.weights))
+            chi2_list.append(float(np.sum(ev.weights * r * r)))
+            n_list.append(int(np.count_nonzero(ev.weights)))
             if held is not None:
                 w = held.evals[e].weights
-                chi2_held.append(float(np.sum(w * r * r)) if w.shape == r.shape else chi2[-1])
-        chi2, n = np.array(chi2), np.array(n, dtype=float)
+                chi2_held.append(float(np.sum(w * r * r)) if w.shape == r.shape else chi2_list[-1])
+        chi2, n = np.array(chi2_list), np.array(n_list, dtype=float)
         factors, terms = self._score_terms(chi2, n)
         state = _State(z, p, evals, chi2, n, factors, float(np.sum(terms)))
         if held is not None:
@@ -342,8 +363,10 @@ class _Solver:
 
     def system(self, state: _State, keep_parts: bool = False, curvature: bool = True) -> _System:
         k = self.k
-        M, b = None, np.zeros(k)
-        grads, parts = [], [] if keep_parts else None
+        M: np.ndarray | None = None
+        b = np.zeros(k)
+        grads: list[np.ndarray] = []
+        parts: list[np.ndarray] | None = [] if keep_parts else None
         for ev, c in zip(state.evals, state.factors, strict=True):
             Me, g = self.normal_part(ev, c)
             if M is None:  # the first set's matrix is the sum so far (one k x k array less)
@@ -352,8 +375,9 @@ class _Solver:
                 M += Me
             b += g
             grads.append(g)
-            if keep_parts:
+            if parts is not None:
                 parts.append(Me)
+        assert M is not None  # _Solver refuses an empty list of data sets
         if not (np.all(np.isfinite(M)) and np.all(np.isfinite(b))):
             raise RefinementError("normal equations are not finite (overflow in weights?)")
         d2 = np.diag(M).copy()
@@ -382,6 +406,7 @@ class _Solver:
             chol, rcond = _factor(ms)
             if chol is None or rcond < self.opts.singular_tol:
                 self._raise_singular(ms)
+            assert chol is not None  # _raise_singular raised otherwise
             inv = _inverse_from_cholesky(chol[0])
         return _System(d, ms, b / d, chol, inv, grads, parts)
 
@@ -402,7 +427,7 @@ class _Solver:
         """
         if self.scheme == "unit" or sum(not ds.absolute for ds in self.datasets) < 2:
             return None  # one set: same minimum as χ², and Gauss–Newton on χ² is the step
-        corr = None
+        corr: np.ndarray | None = None
         for e, (ds, g) in enumerate(zip(self.datasets, grads, strict=True)):
             n, chi2 = float(state.n[e]), float(state.chi2[e])
             if ds.absolute or ds.user_weight <= 0 or n <= 0:
@@ -415,13 +440,14 @@ class _Solver:
             corr -= 2.0 * k * np.outer(g, g)
         return corr
 
-    def _raise_singular(self, ms: np.ndarray) -> None:
+    def _raise_singular(self, ms: np.ndarray) -> NoReturn:
         w, v = np.linalg.eigh(ms)
         bad = np.flatnonzero(w < self.opts.singular_tol * max(w[-1], 0.0) * 10.0)
         if bad.size == 0:
             bad = np.array([0])
         bad = bad[:3]
-        groups, names = [], []
+        groups: list[str] = []
+        names: list[str] = []
         for j in bad:
             comp = np.abs(v[:, j])
             order = np.argsort(-comp)
@@ -457,8 +483,20 @@ class _Solver:
             return dz / ratio, True
         return dz, False
 
-    def info(self, state, stage, cycle, start, shift, worst, lam, trials, accepted, limited):
-        wr = {}
+    def info(
+        self,
+        state: _State,
+        stage: str,
+        cycle: int,
+        start: float,
+        shift: float,
+        worst: int,
+        lam: float,
+        trials: int,
+        accepted: bool,
+        limited: bool,
+    ) -> CycleInfo:
+        wr: dict[str, float] = {}
         for ds, ev, chi2 in zip(self.datasets, state.evals, state.chi2, strict=True):
             den = float(np.sum(ev.weights * ev.y_obs**2))
             wr[ds.name] = float(np.sqrt(chi2 / den)) if den > 0 else 0.0
@@ -487,9 +525,9 @@ class _Solver:
 # ----------------------------------------------------------------------------- driver
 def solve(
     datasets: Sequence[Dataset | Restraints],
-    p0,
-    T=None,
-    z0=None,
+    p0: ArrayLike,
+    T: ArrayLike | None = None,
+    z0: ArrayLike | None = None,
     names: Sequence[str] | None = None,
     scheme: str = "unit",
     options: SolverOptions | None = None,
@@ -580,11 +618,12 @@ def solve(
             rel = np.abs(dz) / su
             worst = int(np.argmax(rel)) if sv.k else 0
             shift = float(rel[worst]) if sv.k else 0.0
+            trial: _State | None
             try:
                 trial = sv.evaluate(z + dz, held=state)
             except ChasmError as err:
                 trial, note = None, str(err)
-            if trial is not None and trial.score_held < state.score:
+            if trial is not None and _score_held(trial) < state.score:
                 accepted = True
                 break
             # a failed trial means convergence only if the point itself passes the
@@ -615,7 +654,7 @@ def solve(
                     message += f" (last trial: {note})"
                 break
         start = state.score
-        if accepted:
+        if accepted and trial is not None:  # (accepted implies a trial)
             z, state = z + dz, trial
             lam = 0.0 if lam <= opts.lambda_first else lam / opts.lambda_factor
         info = sv.info(state, stage, cycle, start, shift, worst, lam, trials, accepted, limited)
@@ -674,7 +713,9 @@ class _Test:
         return f"undamped step {self.shift:.3g} su{where}, gradient {self.gradient:.3g} su"
 
 
-def _covariance(sv: _Solver, state: _State, system: _System, inv, h, s2):
+def _covariance(
+    sv: _Solver, state: _State, system: _System, inv: np.ndarray, h: np.ndarray, s2: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(cov(z), s_e² per set) by the rule of ``opts.covariance`` (module docstring)."""
     absolute = np.array([ds.absolute for ds in sv.datasets])
     if sv.opts.covariance != "gof" or np.sum(~absolute) <= 1:
@@ -682,12 +723,20 @@ def _covariance(sv: _Solver, state: _State, system: _System, inv, h, s2):
         return s2 * inv, np.where(absolute, 1.0, s2 / state.factors)  # c_e s_e² = s²
     se2 = _set_variances(sv, state, system, inv, h)
     middle = np.zeros_like(inv)
-    for e, me in enumerate(system.parts):
+    for e, me in enumerate(_parts(system)):
         middle += state.factors[e] * se2[e] * me  # c_e² s_e² (J_e T)ᵀ W_e (J_e T)
     return _symmetrise(inv @ middle @ inv), se2
 
 
-def _set_variances(sv: _Solver, state: _State, system: _System, inv, h) -> np.ndarray:
+def _parts(system: _System) -> list[np.ndarray]:
+    """The per-set matrices M_e of a system built with ``keep_parts=True``."""
+    assert system.parts is not None
+    return system.parts
+
+
+def _set_variances(
+    sv: _Solver, state: _State, system: _System, inv: np.ndarray, h: np.ndarray
+) -> np.ndarray:
     """s_e² of every set (1 for absolute sets) from E[χ²_e] (module docstring)."""
     absolute = np.array([ds.absolute for ds in sv.datasets])
     n, chi2, c = state.n, state.chi2, state.factors
@@ -695,7 +744,8 @@ def _set_variances(sv: _Solver, state: _State, system: _System, inv, h) -> np.nd
     s2 = np.where(absolute, 1.0, chi2 / simple)
     free = np.flatnonzero(~absolute)
     # H_e = M_e M⁻¹; E[χ²_e] = s_e² (N_e − 2 h_e) + Σ_f s_f² (c_f/c_e) tr(H_e H_f)
-    hs = [system.parts[e] @ inv for e in range(len(n))]
+    parts = _parts(system)
+    hs = [parts[e] @ inv for e in range(len(n))]
     a = np.zeros((len(n), len(n)))
     for e in range(len(n)):
         a[e, e] = n[e] - 2.0 * h[e]
@@ -703,7 +753,7 @@ def _set_variances(sv: _Solver, state: _State, system: _System, inv, h) -> np.nd
             a[e, f] += c[f] / c[e] * float(np.sum(hs[e] * hs[f].T))
     rhs = chi2[free] - a[np.ix_(free, np.flatnonzero(absolute))].sum(axis=1)
     try:
-        exact = np.linalg.solve(a[np.ix_(free, free)], rhs)
+        exact: np.ndarray = np.linalg.solve(a[np.ix_(free, free)], rhs)
     except np.linalg.LinAlgError:
         return s2
     if np.all(np.isfinite(exact)) and np.all(exact > 0.0):
@@ -711,7 +761,7 @@ def _set_variances(sv: _Solver, state: _State, system: _System, inv, h) -> np.nd
     return s2
 
 
-def _factor(ms: np.ndarray) -> tuple[tuple | None, float]:
+def _factor(ms: np.ndarray) -> tuple[tuple[np.ndarray, bool] | None, float]:
     """Cholesky factor (lower, True) of a unit-diagonal matrix and its rcond; (None, 0): not PD."""
     try:
         low = np.linalg.cholesky(ms)
@@ -724,13 +774,15 @@ def _factor(ms: np.ndarray) -> tuple[tuple | None, float]:
 
 def su_z_test(system: _System, s2: float) -> np.ndarray:
     """σ(z) of the convergence test: sqrt(diag M⁻¹) s with s² ≥ 1e-12 (as in the cycles)."""
-    return system.su_unit() * np.sqrt(max(s2, 1e-12))
+    su: np.ndarray = system.su_unit() * np.sqrt(max(s2, 1e-12))
+    return su
 
 
 def _inverse_from_cholesky(low: np.ndarray) -> np.ndarray:
     """M⁻¹ = L⁻ᵀ L⁻¹ from the lower Cholesky factor L (exactly symmetric: syrk)."""
     li = _tril_inverse(low)
-    return li.T @ li
+    inv: np.ndarray = li.T @ li
+    return inv
 
 
 def _tril_inverse(low: np.ndarray, leaf: int = 96) -> np.ndarray:
@@ -741,7 +793,8 @@ def _tril_inverse(low: np.ndarray, leaf: int = 96) -> np.ndarray:
     """
     n = len(low)
     if n <= leaf:
-        return np.tril(np.linalg.inv(low)) if n else low.copy()
+        small: np.ndarray = np.tril(np.linalg.inv(low)) if n else low.copy()
+        return small
     h = n // 2
     ai, ci = _tril_inverse(low[:h, :h], leaf), _tril_inverse(low[h:, h:], leaf)
     out = np.zeros_like(low)
@@ -775,19 +828,32 @@ def _symmetrise(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _score_held(trial: _State) -> float:
+    """The trial's score under the weights of the cycle's start (set by ``evaluate(held=)``)."""
+    assert trial.score_held is not None
+    return trial.score_held
+
+
 def _stationary(trial: _State, state: _State) -> bool:
     """No χ² (under the held weights) changed beyond rounding (1e-13 relative)."""
     chi2 = trial.chi2 if trial.chi2_held is None else trial.chi2_held
     return bool(np.all(np.abs(chi2 - state.chi2) <= 1e-13 * state.chi2))
 
 
-def _result(sv: _Solver, state: _State, cycles, converged, message, history) -> FitResult:
+def _result(
+    sv: _Solver,
+    state: _State,
+    cycles: int,
+    converged: bool,
+    message: str,
+    history: list[CycleInfo],
+) -> FitResult:
     # the covariance from the Gauss–Newton matrix Σ_e M_e (the information of the data;
     # the score-curvature term of NLOG/LOG only speeds up the steps)
     system = sv.system(state, keep_parts=True, curvature=False)
     s2 = sv.dof_factor(state)
     inv = system.inv_s / np.outer(system.d, system.d)
-    h = np.array([float(np.sum(me * inv)) for me in system.parts])
+    h = np.array([float(np.sum(me * inv)) for me in _parts(system)])
     cov, se2 = _covariance(sv, state, system, inv, h, s2)
     su_z = np.sqrt(np.maximum(np.diag(cov), 0.0))
     scale = np.where(su_z > 0, su_z, 1.0)

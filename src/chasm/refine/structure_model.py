@@ -44,31 +44,48 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any, cast
 
 import gemmi
 import numpy as np
+from numpy.typing import ArrayLike
 
 from chasm.crystal.adp import ueq
 from chasm.crystal.structure import Atom, Crystal
 from chasm.density.databank import spherical_atom
 from chasm.density.harmonics import lm_labels
-from chasm.density.model import HansenCoppensAtom, NuclearAtom, SplitAtom
+from chasm.density.model import (
+    AtomModel,
+    HansenCoppensAtom,
+    NuclearAtom,
+    SphericalAtom,
+    SplitAtom,
+)
 from chasm.errors import InputError
 from chasm.refine.constraints import LinearConstraints
 from chasm.refine.parameters import (
     Parameters,
-    _read,
-    _write,
     atom_parameter_names,
+    model_parameter,
     parameters_from_model,
+    read_parameter,
+    set_model_parameter,
+    write_parameter,
 )
 from chasm.refine.symmetry_constraints import (
-    _adp_rows,
-    _multipole_rows,
+    adp_rows,
+    multipole_rows,
     point_group_symbol,
     site_symmetry_constraints,
 )
-from chasm.scattering.engine import U_LABELS, ColumnMap, StructureFactorEngine, atom_columns
+from chasm.scattering.engine import (
+    U_LABELS,
+    ColumnMap,
+    StructureFactorEngine,
+    StructureFactors,
+    atom_columns,
+)
+from chasm.scattering.xray import RowFactors
 
 __all__ = ["StructureModel", "EngineView", "ADP_SETS_DEFAULT", "VIEW_KINDS"]
 
@@ -76,6 +93,13 @@ ADP_SETS_DEFAULT = {"xray": "X", "und": "N", "pnd": "N"}
 VIEW_KINDS = ("xray", "nuclear", "magnetic")
 BASES = ("updown", "chargespin")
 _SPINS = ("up", "dn")
+
+#: What the engine evaluates for one engine atom (a split atom is two or three of them).
+EngineModel = SphericalAtom | HansenCoppensAtom | NuclearAtom
+#: One target of a split-atom parameter: (spin "up"/"dn", kind "Pv"/"kappa"/"P21+"..., coefficient)
+Target = tuple[str, str, float]
+#: The recipe of a split atom: (parameter name, its targets) per parameter
+SplitRecipe = list[tuple[str, list[Target]]]
 
 
 def _population_kinds(lmax: int) -> list[str]:
@@ -85,7 +109,7 @@ def _population_kinds(lmax: int) -> list[str]:
 @dataclass
 class _EngineAtom:
     index: int  # atom of the structure's crystal
-    model: object  # what the engine evaluates
+    model: EngineModel  # what the engine evaluates
     sign: float  # +1, or -1 for the spin-down part in the magnetic view
     role: str  # "plain", "core", "up", "dn", "nuclear"
 
@@ -112,11 +136,11 @@ class StructureModel:
     def __init__(
         self,
         crystal: Crystal,
-        models: Sequence,
-        adp_sets: Mapping | Iterable[str] = (),
+        models: Sequence[AtomModel],
+        adp_sets: Mapping[str, Any] | Iterable[str] = (),
         basis: str = "updown",
-        scattering_lengths: Mapping[str, float] | None = None,
-    ):
+        scattering_lengths: Mapping[str, complex] | None = None,
+    ) -> None:
         if basis not in BASES:
             raise InputError(f"basis must be one of {BASES}, got {basis!r}")
         self.crystal = crystal
@@ -135,7 +159,9 @@ class StructureModel:
         self._build_names()
 
     # ------------------------------------------------------------------ ADP sets
-    def add_adp_set(self, name: str, values=None) -> None:
+    def add_adp_set(
+        self, name: str, values: Iterable[tuple[ArrayLike | None, float]] | None = None
+    ) -> None:
         """Add an ADP set (a copy of set X when ``values`` is None); no-op for X."""
         if name == "X" or name in self.adp:
             return
@@ -143,14 +169,12 @@ class StructureModel:
             raise InputError(f"invalid ADP set name {name!r}")
         atoms = self.crystal.atoms
         if values is None:
-            values = [
-                (None if a.u_aniso is None else a.u_aniso.copy(), float(a.uiso)) for a in atoms
-            ]
-        values = list(values)
-        if len(values) != len(atoms):
-            raise InputError(f"ADP set {name!r}: {len(values)} entries for {len(atoms)} atoms")
-        clean = []
-        for atom, (u6, uiso) in zip(atoms, values, strict=True):
+            values = [(None if a.u_aniso is None else a.u_aniso.copy(), _uiso(a)) for a in atoms]
+        given = list(values)
+        if len(given) != len(atoms):
+            raise InputError(f"ADP set {name!r}: {len(given)} entries for {len(atoms)} atoms")
+        clean: list[tuple[np.ndarray | None, float]] = []
+        for atom, (u6, uiso) in zip(atoms, given, strict=True):
             if (u6 is None) != (atom.u_aniso is None):
                 raise InputError(
                     f"ADP set {name!r}: atom {atom.label} must be "
@@ -168,16 +192,17 @@ class StructureModel:
     def _adp_of(self, i: int, adp_set: str) -> tuple[np.ndarray | None, float]:
         if adp_set == "X":
             a = self.crystal.atoms[i]
-            return a.u_aniso, float(a.uiso)
+            return a.u_aniso, _uiso(a)
         if adp_set not in self.adp:
             raise InputError(f"unknown ADP set {adp_set!r}; known: {', '.join(self.adp_set_names)}")
         return self.adp[adp_set][i]
 
-    def _scattering_lengths(self, given: Mapping[str, float]) -> list[float]:
+    def _scattering_lengths(self, given: Mapping[str, complex]) -> list[float]:
         from chasm.neutron.scattering_lengths import scattering_length
 
         out = []
         for atom in self.crystal.atoms:
+            b: complex
             if atom.label in given:
                 b = given[atom.label]
             elif atom.element in given:
@@ -188,9 +213,9 @@ class StructureModel:
         return out
 
     # ------------------------------------------------------------------ names
-    def _split_names(self, label: str, m: SplitAtom) -> list[tuple[str, list]]:
+    def _split_names(self, label: str, m: SplitAtom) -> SplitRecipe:
         """(name, [(spin, kind, coefficient)]) of the population/expansion parameters."""
-        out: list[tuple[str, list]] = []
+        out: SplitRecipe = []
         pops = _population_kinds(m.lmax)
         kap = [("kappa", m.share_kappa)]
         if m.lmax >= 0:
@@ -202,7 +227,9 @@ class StructureModel:
                     if shared and spin == "dn":
                         continue
                     name = f"{label}.{kind}" if shared else f"{label}.{kind}.{spin}"
-                    targets = [(s, kind, 1.0) for s in _SPINS] if shared else [(spin, kind, 1.0)]
+                    targets: list[Target] = (
+                        [(s, kind, 1.0) for s in _SPINS] if shared else [(spin, kind, 1.0)]
+                    )
                     out.append((name, targets))
         else:
             for kind in pops:
@@ -222,7 +249,7 @@ class StructureModel:
         plain_models = self._plain_models()
         base = parameters_from_model(cr, plain_models)
         params = Parameters()
-        self._split: dict[int, list[tuple[str, list]]] = {}
+        self._split: dict[int, SplitRecipe] = {}
         for i, (atom, m) in enumerate(zip(cr.atoms, self.models, strict=True)):
             for name in atom_parameter_names(atom, plain_models[i]).values():
                 p = base[name]
@@ -244,18 +271,18 @@ class StructureModel:
         self._names = params.names
         self._index = {n: k for k, n in enumerate(self._names)}
 
-    def _plain_models(self) -> list:
+    def _plain_models(self) -> list[AtomModel]:
         """The models with every split atom replaced by a position/ADP-only stand-in."""
         return [m if not isinstance(m, SplitAtom) else _Placeholder(m.element) for m in self.models]
 
-    def _split_value(self, m: SplitAtom, targets) -> float:
+    def _split_value(self, m: SplitAtom, targets: list[Target]) -> float:
         """Current value of a split-atom parameter from its up/dn parts."""
         if len(targets) == 2 and targets[0][2] == 0.5:  # charge or spin population
             sign = 1.0 if targets[1][2] > 0 else -1.0
             kind = targets[0][1]
-            return _read(None, m.up, kind) + sign * _read(None, m.dn, kind)
+            return model_parameter(m.up, kind) + sign * model_parameter(m.dn, kind)
         spin, kind, _ = targets[0]
-        return _read(None, getattr(m, spin), kind)
+        return model_parameter(getattr(m, spin), kind)
 
     def parameters(self) -> Parameters:
         """A fresh Parameters object with the current values (all free)."""
@@ -275,9 +302,9 @@ class StructureModel:
             zip(cr.atoms, self.models, self._plain_models(), strict=True)
         ):
             for kind, name in atom_parameter_names(atom, plain).items():
-                v[self._index[name]] = _read(atom, plain, kind)
-            for name, targets in self._split.get(i, []):
-                v[self._index[name]] = self._split_value(m, targets)
+                v[self._index[name]] = read_parameter(atom, plain, kind)
+            for name, targets in self._split.get(i, []):  # (only split atoms have a recipe)
+                v[self._index[name]] = self._split_value(cast(SplitAtom, m), targets)
         for set_name, values in self.adp.items():
             for atom, (u6, uiso) in zip(cr.atoms, values, strict=True):
                 if u6 is None:
@@ -295,7 +322,7 @@ class StructureModel:
         ):
             names = atom_parameter_names(atom, plain)
             for kind, name in names.items():
-                _write(atom, plain, kind, params[name].value)
+                write_parameter(atom, plain, kind, params[name].value)
             if atom.u_aniso is not None:
                 atom.uiso = float(ueq(atom.u_aniso, cr.cell))
             if i in self._split:
@@ -305,7 +332,7 @@ class StructureModel:
                     for spin, kind, coef in targets:
                         acc[spin, kind] = acc.get((spin, kind), 0.0) + coef * value
                 for (spin, kind), value in acc.items():
-                    _write(None, getattr(m, spin), kind, value)
+                    set_model_parameter(getattr(m, spin), kind, value)
         for set_name, values in self.adp.items():
             for k, atom in enumerate(cr.atoms):
                 u6, _ = values[k]
@@ -339,7 +366,7 @@ class StructureModel:
                 for set_name in self.adp:
                     names = {lab: f"{atom.label}.{lab}.{set_name}" for lab in U_LABELS}
                     head = f"site symmetry of {atom.label} ({group}), ADP set {set_name}"
-                    _adp_rows(out, rot[ops], names, head, nstar, 5e-5)
+                    adp_rows(out, rot[ops], names, head, nstar, 5e-5)
             m = self.models[i]
             if isinstance(m, SplitAtom) and m.lmax >= 0:
                 tags = ("up", "dn") if self.basis == "updown" else ("", "spin")
@@ -349,10 +376,12 @@ class StructureModel:
                         for s in lm_labels(m.lmax)
                     }
                     head = f"site symmetry of {atom.label} ({group}), {tag or 'charge'}"
-                    _multipole_rows(out, cart[ops], m.up, names, head, 5e-4)
+                    multipole_rows(out, cart[ops], m.up, names, head, 5e-4)
         return out
 
-    def _population_coefficients(self, which: str, labels=None) -> tuple[dict, float]:
+    def _population_coefficients(
+        self, which: str, labels: Iterable[str] | None = None
+    ) -> tuple[dict[str, float], float]:
         """Σ_j m_j (electrons or spin) as {name: coefficient} + constant."""
         cr = self.crystal
         coeffs: dict[str, float] = {}
@@ -386,7 +415,7 @@ class StructureModel:
         return coeffs, const
 
     def charge_constraint(
-        self, params: Parameters, charge: float = 0.0, labels=None
+        self, params: Parameters, charge: float = 0.0, labels: Iterable[str] | None = None
     ) -> LinearConstraints:
         """Charge of the asymmetric unit (or of ``labels``) = ``charge`` (electrons).
 
@@ -401,7 +430,9 @@ class StructureModel:
         out.add(coeffs, rhs, f"charge of the asymmetric unit = {float(charge):g} e")
         return out
 
-    def spin_constraint(self, params: Parameters, total: float, labels=None) -> LinearConstraints:
+    def spin_constraint(
+        self, params: Parameters, total: float, labels: Iterable[str] | None = None
+    ) -> LinearConstraints:
         """Total spin of the asymmetric unit (or of ``labels``) = ``total`` (μB).
 
         Σ_j m_j (Pv↑ − Pv↓ + P00↑ − P00↓) over the split atoms; ``total`` is the
@@ -487,18 +518,26 @@ class StructureModel:
 class _Placeholder(NuclearAtom):
     """Stand-in model of a split atom in the plain layout: x, U, occ only."""
 
-    def __init__(self, element: str):
+    def __init__(self, element: str) -> None:
         super().__init__(element, 0.0)
 
 
-def _bounds(targets) -> tuple[float, float] | None:
+def _uiso(atom: Atom) -> float:
+    """Uiso (or Ueq) of an atom of a crystal (set for every atom by :class:`Crystal`)."""
+    assert atom.uiso is not None
+    return float(atom.uiso)
+
+
+def _bounds(targets: list[Target]) -> tuple[float, float] | None:
     kind = targets[0][1]
     if kind in ("kappa", "kappa_prime"):
         return (0.5, 2.0)
     return None
 
 
-def _merge_split_atoms(structure: StructureModel, kind: str, atoms: list) -> list:
+def _merge_split_atoms(
+    structure: StructureModel, kind: str, atoms: list[_EngineAtom]
+) -> list[_EngineAtom]:
     """One engine atom per split atom with shared κ and κ' (see :class:`EngineView`)."""
     out: list[_EngineAtom] = []
     for ea in atoms:
@@ -513,11 +552,12 @@ def _merge_split_atoms(structure: StructureModel, kind: str, atoms: list) -> lis
             out.append(ea)
         elif ea.role == ("core" if kind == "xray" else "up"):  # the atom's first part
             role = "charge" if kind == "xray" else "spin"
-            out.append(_EngineAtom(ea.index, m.charge_model(), 1.0, role))  # refreshed later
+            merged = cast(SplitAtom, m).charge_model()  # (``shared`` implies a split atom)
+            out.append(_EngineAtom(ea.index, merged, 1.0, role))  # refreshed later
     return out
 
 
-def _merged_targets(split: list, kind: str, role: str) -> list[tuple[str, float]]:
+def _merged_targets(split: SplitRecipe, kind: str, role: str) -> list[tuple[str, float]]:
     """Parameters (and coefficients) of one column of a merged split atom.
 
     The merged populations are P↑ ± P↓ (+ for X-rays, − for the spin density):
@@ -568,7 +608,7 @@ class EngineView:
         adp_set: str,
         merge: bool = True,
         atoms: list[_EngineAtom] | None = None,
-    ):
+    ) -> None:
         self.structure, self.kind, self.adp_set = structure, kind, adp_set
         if atoms is not None:
             self.atoms = list(atoms)
@@ -603,12 +643,14 @@ class EngineView:
     def _build_map(self) -> None:
         st = self.structure
         index = st._index
-        src, dst, coef = [], [], []
+        src: list[int] = []
+        dst: list[int] = []
+        coef: list[float] = []
         col = 0
         for ea in self.atoms:
             atom = st.crystal.atoms[ea.index]
             label = atom.label
-            split = st._split.get(ea.index)
+            split = st._split.get(ea.index, [])  # (a split atom's roles only read it)
             for kind, _ in atom_columns(atom, ea.model):
                 targets: list[tuple[str, float]] = []
                 if kind in ("x", "y", "z"):
@@ -646,7 +688,7 @@ class EngineView:
         plain = self.prefix_identity and col == self.n_struct
         self.column_map = None if plain else ColumnMap(src_a, dst_a, coef_a, st._names)
         # rounds of unique destinations, so that J[:, dst] += c J_e[:, src] is vectorised
-        self._rounds = []
+        self._rounds: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         remaining = np.arange(len(src_a))
         while remaining.size:
             _, first = np.unique(dst_a[remaining], return_index=True)
@@ -665,34 +707,40 @@ class EngineView:
             a.xyz[:] = s.xyz
             u6, uiso = st._adp_of(ea.index, self.adp_set)
             if u6 is not None:
+                assert a.u_aniso is not None  # the copy is anisotropic as its atom is
                 a.u_aniso[:] = u6
             a.uiso = uiso
             a.occupancy = ea.sign * s.occupancy
-            if ea.role in ("charge", "spin"):
-                split = st.models[ea.index]
+            if ea.role in ("charge", "spin"):  # a merged split atom (_merge_split_atoms)
+                split = cast(SplitAtom, st.models[ea.index])
                 sign = 1.0 if ea.role == "charge" else -1.0
-                m, up, dn = ea.model, split.up, split.dn
+                m, up, dn = cast(HansenCoppensAtom, ea.model), split.up, split.dn
                 m.pv = up.pv + sign * dn.pv
                 m.plm[:] = up.plm + sign * dn.plm
                 m.kappa, m.kappa_prime = up.kappa, up.kappa_prime
                 m.pc = split.pc if ea.role == "charge" else 0.0
 
-    def engine(self, hkl, **kwargs) -> StructureFactorEngine:
+    def engine(self, hkl: ArrayLike, **kwargs: Any) -> StructureFactorEngine:
         """A structure-factor engine on the view's crystal (dispersion for X-rays only)."""
         kwargs.setdefault("anomalous", self.kind == "xray")
         roles = ("plain", "core", "charge")
         kwargs.setdefault("dispersion_atoms", [ea.role in roles for ea in self.atoms])
         return StructureFactorEngine(self.crystal, self.models, hkl, **kwargs)
 
-    def compute(self, engine: StructureFactorEngine, jacobian: bool = False):
+    def compute(
+        self, engine: StructureFactorEngine, jacobian: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """F (electrons, fm or μB) and dF/dp over the structural parameters (or None)."""
         self.refresh()
         res = engine.compute(jacobian=jacobian, column_map=self.column_map)
         return res.F, res.jacobian
 
     def compute_real(
-        self, engine: StructureFactorEngine, out: np.ndarray | None = None, row_factors=None
-    ):
+        self,
+        engine: StructureFactorEngine,
+        out: np.ndarray | None = None,
+        row_factors: RowFactors | None = None,
+    ) -> StructureFactors:
         """F and the real Jacobian over the structural parameters (engine's ``real=True``).
 
         Returns the engine's :class:`~chasm.scattering.engine.StructureFactors`

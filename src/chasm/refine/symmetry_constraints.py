@@ -21,18 +21,19 @@ from functools import cache
 import gemmi
 import numpy as np
 
+from chasm.crystal.structure import Atom, Crystal
 from chasm.density.databank import spherical_atom
 from chasm.density.harmonics import lm_labels
-from chasm.density.model import HansenCoppensAtom
+from chasm.density.model import AtomModel, HansenCoppensAtom
 from chasm.density.sitesym import POINT_GROUPS, multipole_projector, point_group_rotations
 from chasm.errors import InputError
 from chasm.refine.constraints import LinearConstraints, format_equation
 from chasm.refine.parameters import (
     Parameters,
     UnknownNameError,
-    _check_models,
-    _did_you_mean,
     atom_parameter_names,
+    check_models,
+    did_you_mean,
 )
 
 __all__ = [
@@ -41,6 +42,8 @@ __all__ = [
     "site_symmetry_constraints",
     "electroneutrality",
     "point_group_symbol",
+    "adp_rows",
+    "multipole_rows",
 ]
 
 
@@ -133,7 +136,8 @@ def point_group_symbol(rotations: np.ndarray) -> str:
     settings get one name ("3m" for 3m1 and 31m, "-42m" for -4m2).
     Returns ``"order n"`` for a set that is not a crystallographic group.
     """
-    return _point_group_table().get(_op_signature(rotations), f"order {len(rotations)}")
+    symbol: str = _point_group_table().get(_op_signature(rotations), f"order {len(rotations)}")
+    return symbol
 
 
 def _integer_rows(m: np.ndarray) -> np.ndarray:
@@ -199,7 +203,15 @@ def _ustar_action(r: np.ndarray) -> np.ndarray:
     return m
 
 
-def _position_rows(out, atom, rot, trans, names, head, frac_tol) -> None:
+def _position_rows(
+    out: LinearConstraints,
+    atom: Atom,
+    rot: np.ndarray,
+    trans: np.ndarray,
+    names: Mapping[str, str],
+    head: str,
+    frac_tol: np.ndarray,
+) -> None:
     """x on the fixed-point set of the site operations: ``C x = C x_sym``."""
     x = atom.xyz
     images = np.einsum("oij,j->oi", rot, x) + trans
@@ -217,8 +229,20 @@ def _position_rows(out, atom, rot, trans, names, head, frac_tol) -> None:
         )
 
 
-def _adp_rows(out, rot, names, head, nstar, u_tol) -> None:
-    """U invariant: ``R U* Rᵀ = U*`` (exact integers), rewritten for U_cif.
+def adp_rows(
+    out: LinearConstraints,
+    rot: np.ndarray,
+    names: Mapping[str, str],
+    head: str,
+    nstar: np.ndarray,
+    u_tol: float,
+) -> None:
+    """Add to ``out`` the rows that keep U invariant: ``R U* Rᵀ = U*``, rewritten for U_cif.
+
+    ``rot`` are the site's integer rotations (fractional), ``names`` maps
+    ``U11`` ... ``U23`` to parameter names, ``head`` starts every row's
+    description, ``nstar`` are |a*|, |b*|, |c*| (Å⁻¹) and ``u_tol`` (Å²) the
+    accepted misfit per unit coefficient. The invariance rows are exact integers.
 
     ``U*_ij = a*_i a*_j U_cif,ij``, so a row ``sum c_ij U*_ij = 0`` is
     ``sum c_ij a*_i a*_j U_cif,ij = 0``, scaled to keep its leading
@@ -240,8 +264,20 @@ def _adp_rows(out, rot, names, head, nstar, u_tol) -> None:
         )
 
 
-def _multipole_rows(out, cart_rot, model, names, head, p_tol) -> None:
-    """Populations in the range of the site projector Q: ``(I - Q) P = 0`` per l."""
+def multipole_rows(
+    out: LinearConstraints,
+    cart_rot: np.ndarray,
+    model: HansenCoppensAtom,
+    names: Mapping[str, str],
+    head: str,
+    p_tol: float,
+) -> None:
+    """Add to ``out`` the rows that keep the populations in the site projector's range.
+
+    ``(I - Q) P = 0`` per l, Q for the Cartesian site rotations ``cart_rot``
+    and the model's frame; ``names`` maps ``P00`` ... to parameter names and
+    ``p_tol`` (electrons) is the accepted misfit per unit coefficient.
+    """
     q = multipole_projector(cart_rot, model.frame, model.lmax)
     labels = lm_labels(model.lmax)
     for l in range(model.lmax + 1):
@@ -261,8 +297,8 @@ def _multipole_rows(out, cart_rot, model, names, head, p_tol) -> None:
 
 
 def site_symmetry_constraints(
-    crystal,
-    models,
+    crystal: Crystal,
+    models: Sequence[AtomModel],
     params: Parameters,
     tol: float = 1e-4,
     u_tol: float = 5e-5,
@@ -307,7 +343,7 @@ def site_symmetry_constraints(
     LinearConstraints
         Rows described as ``"site symmetry of C1 (mm2): x = 0"``.
     """
-    models = _check_models(crystal, models)
+    models = check_models(crystal, models)
     out = LinearConstraints(params)
     rot, trans = crystal.symops
     cart = crystal.cartesian_rotations()
@@ -320,16 +356,16 @@ def site_symmetry_constraints(
         head = f"site symmetry of {atom.label} ({point_group_symbol(rot[ops])})"
         _position_rows(out, atom, rot[ops], trans[ops], names, head, tol * nstar)
         if atom.u_aniso is not None:
-            _adp_rows(out, rot[ops], names, head, nstar, u_tol)
+            adp_rows(out, rot[ops], names, head, nstar, u_tol)
         if isinstance(model, HansenCoppensAtom) and model.lmax >= 0:
-            _multipole_rows(out, cart[ops], model, names, head, p_tol)
+            multipole_rows(out, cart[ops], model, names, head, p_tol)
     return out
 
 
 # -------------------------------------------------------------- electroneutrality
 def electroneutrality(
-    crystal,
-    models,
+    crystal: Crystal,
+    models: Sequence[AtomModel],
     params: Parameters,
     charge: float = 0.0,
     labels: Sequence[str] | None = None,
@@ -361,13 +397,13 @@ def electroneutrality(
     core); Pv and P00 count electrons. A spherical (IAM) atom adds the
     constant ``-m_j × charge`` (its electrons are ``Z - charge``).
     """
-    models = _check_models(crystal, models)
+    models = check_models(crystal, models)
     all_labels = [a.label for a in crystal.atoms]
     if labels is not None:
         for lab in labels:
             if lab not in all_labels:
                 raise UnknownNameError(
-                    f"electroneutrality: unknown atom {lab!r}" + _did_you_mean(lab, all_labels)
+                    f"electroneutrality: unknown atom {lab!r}" + did_you_mean(lab, all_labels)
                 )
     coeffs: dict[str, float] = {}
     const = 0.0

@@ -16,10 +16,13 @@ with the mean path length T̄ (µm) given as an option
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from chasm.data.agreement import Agreement
 from chasm.data.reflections import Reflections
@@ -30,6 +33,8 @@ from chasm.refine.structure_model import ADP_SETS_DEFAULT
 from chasm.scattering.engine import StructureFactorEngine
 from chasm.scattering.extinction import becker_coppens_type1, bragg_trig, shelx_exti
 from chasm.scattering.xray import (
+    ExtinctionFunction,
+    RowFactors,
     agreement_factors,
     chain_factors,
     f_from_f2,
@@ -40,6 +45,11 @@ from chasm.scattering.xray import (
     weights_sigma,
     xray_observables,
 )
+
+if TYPE_CHECKING:
+    from chasm.crystal.structure import Crystal
+    from chasm.density.model import AtomModel
+    from chasm.refine.structure_model import EngineView, StructureModel
 
 __all__ = ["XrayOptions", "XrayData", "UndData", "EXTINCTION_MODELS", "WEIGHT_SCHEMES"]
 
@@ -90,7 +100,7 @@ class XrayOptions:
     smin: float | None = None
     smax: float | None = None
     min_i_over_sigma: float | None = None
-    omit: list = field(default_factory=list)
+    omit: list[tuple[int, int, int]] = field(default_factory=list)
     omit_friedel: bool = True
 
     def __post_init__(self) -> None:
@@ -134,13 +144,13 @@ class XrayData:
         self,
         name: str,
         reflections: Reflections,
-        crystal,
-        options=None,
+        crystal: Crystal,
+        options: XrayOptions | None = None,
         adp_set: str | None = None,
-    ):
+    ) -> None:
         self.name = name
         self.adp_set = adp_set or ADP_SETS_DEFAULT[self.kind]
-        self._view = None
+        self._view: EngineView | None = None
         self.options = options or XrayOptions()
         if reflections.f2 is None or reflections.sigma is None:
             raise InputError(f"dataset {name!r}: X-ray data need F² and σ(F²) for every reflection")
@@ -167,7 +177,9 @@ class XrayData:
                 "in the dataset or _diffrn_radiation_wavelength in the CIF"
             )
         self.window: tuple[float | None, float | None] = (None, None)
-        self._engines: dict = {}
+        self._engines: dict[
+            tuple[float | None, float | None], tuple[StructureFactorEngine, np.ndarray]
+        ] = {}
         self._bound = False
         self._buffers: list[np.ndarray] = []
 
@@ -185,24 +197,36 @@ class XrayData:
         ext = self.extinction_name
         return [self.scale_name] + ([ext] if ext else [])
 
-    def attach(self, structure) -> None:
+    def attach(self, structure: StructureModel) -> None:
         """See the structure through its view of this data set's kind and ADP set."""
         self._view = structure.view(self.view_kind, self.adp_set)
         self._buffers = []
 
-    def _new_engine(self, crystal, models, hkl) -> StructureFactorEngine:
+    def _new_engine(
+        self, crystal: Crystal, models: Sequence[AtomModel], hkl: ArrayLike
+    ) -> StructureFactorEngine:
         if self._view is not None:
             return self._view.engine(hkl)
         return StructureFactorEngine(crystal, models, hkl)
 
-    def _compute(self, eng: StructureFactorEngine, jacobian: bool):
+    def _observed(self) -> tuple[np.ndarray, np.ndarray]:
+        """F² and σ(F²) of the kept reflections (both checked present on construction)."""
+        f2, sigma = self.reflections.f2, self.reflections.sigma
+        assert f2 is not None and sigma is not None
+        return f2, sigma
+
+    def _compute(
+        self, eng: StructureFactorEngine, jacobian: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """F and dF/dp over the structural parameters (engine columns when not attached)."""
         if self._view is not None:
             return self._view.compute(eng, jacobian)
         res = eng.compute(jacobian=jacobian)
         return res.F, res.jacobian
 
-    def _compute_observable(self, eng: StructureFactorEngine, out: np.ndarray, factors):
+    def _compute_observable(
+        self, eng: StructureFactorEngine, out: np.ndarray, factors: RowFactors
+    ) -> np.ndarray:
         """F, with dy_calc/dp over the structural parameters written into ``out``.
 
         The engine's real Jacobian (no complex array; no imaginary part at all
@@ -215,18 +239,21 @@ class XrayData:
             return self._view.compute_real(eng, out=out, row_factors=factors).F
         return eng.compute(jacobian=True, real=True, out=out, row_factors=factors).F
 
-    def initial_values(self, crystal, models) -> dict[str, float]:
+    def initial_values(self, crystal: Crystal, models: Sequence[AtomModel]) -> dict[str, float]:
         """Least-squares scale for the current model (and the extinction start)."""
         eng = self._new_engine(crystal, models, self.reflections.hkl)
         fc2 = np.abs(self._compute(eng, False)[0]) ** 2
-        w = weights_sigma(self.reflections.sigma)
-        k = float(np.sum(w * self.reflections.f2 * fc2) / np.sum(w * fc2 * fc2))
+        f2, sigma = self._observed()
+        w = weights_sigma(sigma)
+        k = float(np.sum(w * f2 * fc2) / np.sum(w * fc2 * fc2))
         out = {self.scale_name: k}
         if self.extinction_name:
             out[self.extinction_name] = self.options.extinction_start
         return out
 
-    def bind(self, crystal, models, names: list[str], n_struct: int) -> None:
+    def bind(
+        self, crystal: Crystal, models: Sequence[AtomModel], names: list[str], n_struct: int
+    ) -> None:
         """Attach to a refinement: full parameter names; the first n_struct are the engine's."""
         self.crystal, self.models = crystal, models
         self._names = list(names)
@@ -289,11 +316,14 @@ class XrayData:
         self._buffers = [b for b in self._buffers if b.shape == shape][-(_POOL - 1) :] + [buf]
         return buf
 
-    def _extinction(self, p: np.ndarray, mask: np.ndarray, rows: slice = slice(None)):
+    def _extinction(
+        self, p: np.ndarray, mask: np.ndarray, rows: slice = slice(None)
+    ) -> ExtinctionFunction | None:
         """The extinction function of the reflections ``mask`` (``rows`` of them) at p."""
         o = self.options
         if o.extinction == "none":
             return None
+        assert self.wavelength is not None and self._i_ext is not None  # checked, bound
         s2t, c2t = bragg_trig(self.stol[mask][rows], self.wavelength)
         value = float(p[self._i_ext])
         if o.extinction == "shelx":
@@ -309,17 +339,19 @@ class XrayData:
             distribution=o.extinction[3:],
         )
 
-    def calculate(self, p: np.ndarray, jacobian: bool = True):
+    def calculate(
+        self, p: np.ndarray, jacobian: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
         """(y_obs, sigma, y_calc, fc2 on the data scale, J full or None, mask)."""
         if not self._bound:
             raise RuntimeError("XrayData.bind must be called first")
         eng, mask = self._engine()
         scale, kind = float(p[self._i_scale]), self.options.observable
-        J = None
+        J: np.ndarray | None = None
         if jacobian:
             # the structural columns straight into the full-width Jacobian, the chain rule
             # to the observable applied by the engine block by block
-            def factors(rows: slice, f_rows: np.ndarray):
+            def factors(rows: slice, f_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 return chain_factors(f_rows, scale, self._extinction(p, mask, rows), kind)
 
             J = self._jacobian_buffer((int(mask.sum()), len(p)))
@@ -330,15 +362,18 @@ class XrayData:
         obs = xray_observables(
             f_calc, None, scale=scale, extinction=ext, kind=kind, jacobian=jacobian
         )
-        if jacobian:  # the scale (and extinction) columns
+        if J is not None and obs.jacobian is not None:  # the scale (and extinction) columns
             J[:, self._i_scale] = obs.jacobian[:, 0]
             if self._i_ext is not None:
                 J[:, self._i_ext] = obs.jacobian[:, 1]
-        fo2 = self.reflections.f2[mask]
-        s2 = self.reflections.sigma[mask]
+        f2, sigma = self._observed()
+        fo2 = f2[mask]
+        s2 = sigma[mask]
         return fo2, s2, obs.y_calc, obs.fc2, J, mask
 
-    def _weights_f2(self, fo2, s2, fc2, scale: float) -> np.ndarray:
+    def _weights_f2(
+        self, fo2: np.ndarray, s2: np.ndarray, fc2: np.ndarray, scale: float
+    ) -> np.ndarray:
         o = self.options
         if o.weights == "shelx":  # SHELXL's scheme on its absolute scale (see weights_shelx)
             return weights_shelx(fo2, s2, fc2, a=o.shelx_a, b=o.shelx_b, scale=abs(scale))
@@ -347,6 +382,7 @@ class XrayData:
     def evaluate(self, p: np.ndarray) -> Evaluation:
         """Observations, calculated values, weights and full Jacobian at p."""
         fo2, s2, y_calc, _, J, mask = self.calculate(p, jacobian=True)
+        assert J is not None  # (asked for)
         fc2 = y_calc if self.options.observable == "F2" else y_calc**2
         w = self._weights_f2(fo2, s2, fc2, p[self._i_scale])
         m = 1.0 if self.multiplicity is None else self.multiplicity[mask]
@@ -381,7 +417,7 @@ class XrayData:
             self.window = saved
 
 
-def _references(pool: list, i: int) -> int:
+def _references(pool: list[Any], i: int) -> int:
     """Reference count of pool[i] as seen from here (compared with _UNREFERENCED)."""
     return sys.getrefcount(pool[i])
 
@@ -406,7 +442,9 @@ class UndData(XrayData):
     kind = "und"
     view_kind = "nuclear"
 
-    def _new_engine(self, crystal, models, hkl) -> StructureFactorEngine:
+    def _new_engine(
+        self, crystal: Crystal, models: Sequence[AtomModel], hkl: ArrayLike
+    ) -> StructureFactorEngine:
         if self._view is None:
             raise InputError(
                 f"dataset {self.name!r}: unpolarised neutron data need a refinement's "

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from chasm.data.agreement import Agreement
 from chasm.errors import InputError
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 ExtinctionFunction = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+#: ``row_factors(rows, F_rows) -> (ga, gb)`` of ``StructureFactorEngine.compute(real=True)``:
+#: dy_calc/dp = ga dA/dp + gb dB/dp for the reflections ``rows`` (:func:`chain_factors`)
+RowFactors = Callable[[slice, np.ndarray], tuple[np.ndarray, np.ndarray]]
 _BLOCK_ROWS = 2048
 
 
@@ -77,8 +81,8 @@ class XrayObservables:
 
 
 def xray_observables(
-    F,
-    dF=None,
+    F: ArrayLike,
+    dF: ArrayLike | None = None,
     scale: float = 1.0,
     extinction: ExtinctionFunction | None = None,
     kind: str = "F2",
@@ -136,11 +140,11 @@ def xray_observables(
     n = F.size
     y_calc, fc2, y_ext, dy_dext, chain, g = _observable(F, scale, extinction, kind)
     n_struct = 0
-    if dF is not None:
-        dF = np.asarray(dF)
-        if dF.ndim != 2 or dF.shape[0] != n:
-            raise InputError(f"dF must have shape ({n}, n_par), got {dF.shape}")
-        n_struct = dF.shape[1]
+    dF_a = None if dF is None else np.asarray(dF)
+    if dF_a is not None:
+        if dF_a.ndim != 2 or dF_a.shape[0] != n:
+            raise InputError(f"dF must have shape ({n}, n_par), got {dF_a.shape}")
+        n_struct = dF_a.shape[1]
     if parameter_names is None:
         parameter_names = [f"p{i}" for i in range(n_struct)]
     if len(parameter_names) != n_struct:
@@ -158,22 +162,24 @@ def xray_observables(
         if out.shape != (n, n_col) or out.dtype != np.float64:
             raise InputError(f"out must be float64 with shape {(n, n_col)}")
         J = out
-    if n_struct:
+    if n_struct and dF_a is not None:
         ga, gb = g * F.real, g * F.imag
-        cplx = np.iscomplexobj(dF)
+        cplx = np.iscomplexobj(dF_a)
         for b0 in range(0, n, _BLOCK_ROWS):
             b1 = min(n, b0 + _BLOCK_ROWS)
             blk = J[b0:b1, :n_struct]
-            np.multiply(dF[b0:b1].real, ga[b0:b1, None], out=blk)
+            np.multiply(dF_a[b0:b1].real, ga[b0:b1, None], out=blk)
             if cplx:
-                blk += dF[b0:b1].imag * gb[b0:b1, None]
+                blk += dF_a[b0:b1].imag * gb[b0:b1, None]
     J[:, n_struct] = chain * y_ext * fc2
-    if extinction is not None:
+    if extinction is not None and dy_dext is not None:  # (dy_dext is set with extinction)
         J[:, n_struct + 1] = chain * scale * fc2 * dy_dext
     return XrayObservables(y_calc, J, names, fc2, y_ext, kind)
 
 
-def _observable(F: np.ndarray, scale: float, extinction, kind: str):
+def _observable(
+    F: np.ndarray, scale: float, extinction: ExtinctionFunction | None, kind: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """Per reflection: y_calc, |F|², y_ext, dy_ext/dε, chain = dy_calc/d(k y I), and g.
 
     g is the factor in dy_calc/dp = g (A dA/dp + B dB/dp), g = chain k (y + I dy/dI) 2.
@@ -182,11 +188,13 @@ def _observable(F: np.ndarray, scale: float, extinction, kind: str):
         raise InputError(f"unknown observable kind {kind!r}; use 'F2' or 'F'")
     n = F.size
     fc2 = F.real * F.real + F.imag * F.imag
+    dy_dext: np.ndarray | None
     if extinction is not None:
         y_ext, dy_dfc2, dy_dext = (np.asarray(v, dtype=float) for v in extinction(fc2))
     else:
         y_ext, dy_dfc2, dy_dext = np.ones(n), np.zeros(n), None
     ic = scale * y_ext * fc2
+    y_calc: np.ndarray
     if kind == "F":
         if np.any(ic < 0.0):
             raise InputError("kind 'F' needs k y |F|² ≥ 0 (scale factor is negative)")
@@ -201,7 +209,7 @@ def _observable(F: np.ndarray, scale: float, extinction, kind: str):
 
 
 def chain_factors(
-    F, scale: float = 1.0, extinction: ExtinctionFunction | None = None, kind: str = "F2"
+    F: ArrayLike, scale: float = 1.0, extinction: ExtinctionFunction | None = None, kind: str = "F2"
 ) -> tuple[np.ndarray, np.ndarray]:
     """(ga, gb) with dy_calc/dp = ga dA/dp + gb dB/dp for every reflection.
 
@@ -216,7 +224,7 @@ def chain_factors(
 
 
 # ----------------------------------------------------------------------------- weights
-def _check_sigma(sigma) -> np.ndarray:
+def _check_sigma(sigma: ArrayLike) -> np.ndarray:
     sigma = np.asarray(sigma, dtype=float)
     bad = ~(np.isfinite(sigma) & (sigma > 0.0))
     if np.any(bad):
@@ -228,7 +236,7 @@ def _check_sigma(sigma) -> np.ndarray:
     return sigma
 
 
-def weights_sigma(sigma) -> np.ndarray:
+def weights_sigma(sigma: ArrayLike) -> np.ndarray:
     """Statistical weights w = 1/σ².
 
     Parameters
@@ -241,13 +249,20 @@ def weights_sigma(sigma) -> np.ndarray:
     InputError
         Any σ ≤ 0 or not finite.
     """
-    sigma = _check_sigma(sigma)
-    return 1.0 / (sigma * sigma)
+    s = _check_sigma(sigma)
+    w: np.ndarray = 1.0 / (s * s)
+    return w
 
 
 def weights_shelx(
-    fo2, sigma, fc2, a: float = 0.1, b: float = 0.0, f: float = 1.0 / 3.0, scale: float = 1.0
-):
+    fo2: ArrayLike,
+    sigma: ArrayLike,
+    fc2: ArrayLike,
+    a: float = 0.1,
+    b: float = 0.0,
+    f: float = 1.0 / 3.0,
+    scale: float = 1.0,
+) -> np.ndarray:
     """SHELXL weights on F²: w = 1 / (σ² + (aP)² + b k P), P = f max(Fo², 0) + (1 − f) Fc².
 
     SHELXL's ``WGHT a b`` with its defaults c = d = e = 0 and f = 1/3. SHELXL
@@ -287,15 +302,16 @@ def weights_shelx(
     InputError
         σ ≤ 0, or a non-positive weight denominator.
     """
-    sigma = _check_sigma(sigma)
+    s = _check_sigma(sigma)
     p = f * np.maximum(np.asarray(fo2, dtype=float), 0.0) + (1.0 - f) * np.asarray(fc2, float)
-    den = sigma * sigma + (a * p) ** 2 + b * float(scale) * p
+    den = s * s + (a * p) ** 2 + b * float(scale) * p
     if np.any(den <= 0.0):
         raise InputError("SHELX weight denominator ≤ 0 (negative b or Fc²?)")
-    return 1.0 / den
+    w: np.ndarray = 1.0 / den
+    return w
 
 
-def f_from_f2(fo2, sigma_f2) -> tuple[np.ndarray, np.ndarray]:
+def f_from_f2(fo2: ArrayLike, sigma_f2: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """|Fo| and σ(|Fo|) from F² data, for a refinement on F.
 
     Fo = sqrt(max(Fo², 0)); σ(F) = sqrt(max(Fo², 0) + σ(F²)) − Fo
@@ -313,7 +329,13 @@ def f_from_f2(fo2, sigma_f2) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- agreement
-def agreement_factors(fo2, sigma, fc2, weights=None, n_par: int = 0) -> Agreement:
+def agreement_factors(
+    fo2: ArrayLike,
+    sigma: ArrayLike,
+    fc2: ArrayLike,
+    weights: ArrayLike | None = None,
+    n_par: int = 0,
+) -> Agreement:
     """R1, wR2, GOF and Rw(F) of F² data.
 
     Parameters
@@ -363,7 +385,9 @@ def agreement_factors(fo2, sigma, fc2, weights=None, n_par: int = 0) -> Agreemen
 
 
 # ----------------------------------------------------------------------------- masks
-def mask_resolution(stol, smin: float | None = None, smax: float | None = None) -> np.ndarray:
+def mask_resolution(
+    stol: ArrayLike, smin: float | None = None, smax: float | None = None
+) -> np.ndarray:
     """True for reflections with smin ≤ sinθ/λ ≤ smax (Å⁻¹); None = no limit."""
     s = np.asarray(stol, dtype=float)
     keep = np.ones(s.shape, dtype=bool)
@@ -374,13 +398,14 @@ def mask_resolution(stol, smin: float | None = None, smax: float | None = None) 
     return keep
 
 
-def mask_i_over_sigma(fo2, sigma, cutoff: float) -> np.ndarray:
+def mask_i_over_sigma(fo2: ArrayLike, sigma: ArrayLike, cutoff: float) -> np.ndarray:
     """True for reflections with Fo²/σ(Fo²) > cutoff (e.g. 2 for "I > 2σ(I)")."""
-    sigma = _check_sigma(sigma)
-    return np.asarray(fo2, dtype=float) > cutoff * sigma
+    s = _check_sigma(sigma)
+    keep: np.ndarray = np.asarray(fo2, dtype=float) > cutoff * s
+    return keep
 
 
-def mask_omitted(hkl, omitted, friedel: bool = False) -> np.ndarray:
+def mask_omitted(hkl: ArrayLike, omitted: ArrayLike, friedel: bool = False) -> np.ndarray:
     """True for reflections NOT in the list ``omitted`` (SHELXL's OMIT h k l).
 
     Parameters
@@ -392,13 +417,14 @@ def mask_omitted(hkl, omitted, friedel: bool = False) -> np.ndarray:
     friedel : bool
         Also leave out the Friedel mates −h −k −l of the listed reflections.
     """
-    hkl = np.asarray(hkl, dtype=np.int64).reshape(-1, 3)
+    h = np.asarray(hkl, dtype=np.int64).reshape(-1, 3)
     om = np.asarray(omitted, dtype=np.int64).reshape(-1, 3)
     if om.size == 0:
-        return np.ones(len(hkl), dtype=bool)
+        return np.ones(len(h), dtype=bool)
     if friedel:
         om = np.concatenate([om, -om])
-    return ~np.isin(_hkl_key(hkl), _hkl_key(om))
+    keep: np.ndarray = ~np.isin(_hkl_key(h), _hkl_key(om))
+    return keep
 
 
 def _hkl_key(hkl: np.ndarray) -> np.ndarray:
@@ -406,4 +432,5 @@ def _hkl_key(hkl: np.ndarray) -> np.ndarray:
     off, base = 1 << 19, 1 << 20
     if np.any(np.abs(hkl) >= off):
         raise InputError("Miller index too large for mask_omitted")
-    return ((hkl[:, 0] + off) * base + (hkl[:, 1] + off)) * base + (hkl[:, 2] + off)
+    key: np.ndarray = ((hkl[:, 0] + off) * base + (hkl[:, 1] + off)) * base + (hkl[:, 2] + off)
+    return key
