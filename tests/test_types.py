@@ -44,3 +44,21 @@ def test_mypy_sees_a_type_error(tmp_path):
         timeout=300,
     )
     assert run.returncode == 1 and "Incompatible return value" in run.stdout
+
+
+def test_model_capabilities_match_the_model_classes():
+    """has_valence / carries_spin / axes answer what the isinstance switches asked (issue 18)."""
+    import numpy as np
+
+    from chasm.density.model import HansenCoppensAtom, NuclearAtom, SphericalAtom, SplitAtom
+
+    hc = HansenCoppensAtom("C", 4.0, lmax=1, plm=np.zeros(4))
+    split = SplitAtom.from_charge_and_spin(hc, spin_pv=0.5)
+    models = [SphericalAtom("C"), NuclearAtom("C", 6.65), hc, split]
+    for m in models:
+        assert m.has_valence == isinstance(m, HansenCoppensAtom | SplitAtom), m
+        assert m.carries_spin == isinstance(m, SplitAtom), m
+        assert m.axes is None  # none was given
+    assert split.spin_pv == 0.5
+    # class-level flags, not dataclass fields: the constructors and reprs are unchanged
+    assert "has_valence" not in repr(models[0]) and "axes" not in repr(models[1])

@@ -1,8 +1,9 @@
 """Structure figures of src/chasm (issue 18): package lines, model-type switches, private imports.
 
-Run from the repository root: ``python tools/house_metrics.py [SRC]`` (SRC: a
-``src/chasm`` folder, default this checkout's; another one, e.g. a ``git archive`` of
-an older commit, gives the figures before). Prints
+Run from the repository root: ``python tools/house_metrics.py [SRC] [--by-file]`` (SRC:
+a ``src/chasm`` folder, default this checkout's; another one, e.g. a ``git archive`` of
+an older commit, gives the figures before; ``--by-file`` also lists where the switches
+and private imports are). Prints
 
 - the lines of every package (and of the top-level modules, as ``chasm``);
 - the number of ``isinstance`` calls whose class argument names a model type
@@ -40,8 +41,8 @@ def _names(node: ast.AST) -> set[str]:
 def metrics(src: Path = SRC) -> dict:
     """Lines per package, model-type isinstance switches and cross-module private imports."""
     lines: Counter[str] = Counter()
-    switches = 0
-    private = 0
+    switches: Counter[str] = Counter()
+    private: Counter[str] = Counter()
     for path in sorted(src.rglob("*.py")):
         rel = path.relative_to(src)
         package = rel.parts[0] if len(rel.parts) > 1 else "chasm (top level)"
@@ -56,24 +57,36 @@ def metrics(src: Path = SRC) -> dict:
                 and len(node.args) == 2
                 and _names(node.args[1]) & MODEL_TYPES
             ):
-                switches += 1
+                switches[str(rel)] += 1
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 if node.module.startswith("chasm") and node.module != module:
-                    private += sum(
+                    private[str(rel)] += sum(
                         a.name.startswith("_") and not a.name.startswith("__") for a in node.names
                     )
-    return {"lines": dict(sorted(lines.items())), "switches": switches, "private": private}
+    return {
+        "lines": dict(sorted(lines.items())),
+        "switches": sum(switches.values()),
+        "private": sum(private.values()),
+        "switches_by_file": {k: v for k, v in switches.most_common() if v},
+        "private_by_file": {k: v for k, v in private.most_common() if v},
+    }
 
 
 def main() -> None:
     import sys
 
-    m = metrics(Path(sys.argv[1]) if len(sys.argv) > 1 else SRC)
+    args = [a for a in sys.argv[1:] if a != "--by-file"]
+    m = metrics(Path(args[0]) if args else SRC)
     for package, n in m["lines"].items():
         print(f"{package:<20s} {n:6d}")
     print(f"{'total':<20s} {sum(m['lines'].values()):6d}")
     print(f"isinstance switches on model types: {m['switches']}")
     print(f"imports of private names from other chasm modules: {m['private']}")
+    if "--by-file" in sys.argv:
+        for title, key in (("switches", "switches_by_file"), ("private imports", "private_by_file")):
+            print(f"\n{title} by file:")
+            for path, n in m[key].items():
+                print(f"  {n:4d}  {path}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ density-normalised real harmonics in the atom's local frame.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -54,6 +55,12 @@ class SphericalAtom:
     @property
     def lmax(self) -> int:
         return -1
+
+    #: No valence populations (Pv, P_lm) to refine, no spin density, no local axes
+    #: (what :class:`HansenCoppensAtom` and :class:`SplitAtom` have).
+    has_valence: ClassVar[bool] = False
+    carries_spin: ClassVar[bool] = False
+    axes: ClassVar[None] = None
 
 
 @dataclass
@@ -106,6 +113,10 @@ class HansenCoppensAtom:
     valence: list[str] | None = None
     axes: LocalAxes | None = None
 
+    #: Refinable valence populations Pv (and P_lm); no separate spin density.
+    has_valence: ClassVar[bool] = True
+    carries_spin: ClassVar[bool] = False
+
     def __post_init__(self) -> None:
         if not -1 <= self.lmax <= 4:
             raise ValueError(f"lmax must be between -1 and 4, got {self.lmax}")
@@ -154,6 +165,12 @@ class NuclearAtom:
     def lmax(self) -> int:
         return -1
 
+    #: No valence populations (Pv, P_lm) to refine, no spin density, no local axes
+    #: (what :class:`HansenCoppensAtom` and :class:`SplitAtom` have).
+    has_valence: ClassVar[bool] = False
+    carries_spin: ClassVar[bool] = False
+    axes: ClassVar[None] = None
+
 
 @dataclass
 class SplitAtom:
@@ -181,6 +198,10 @@ class SplitAtom:
     pc: float = 1.0
     share_kappa: bool = False
     share_kappa_prime: bool = False
+
+    #: Valence populations of both spins, and a spin density ρ↑ − ρ↓ (``spin_pv``, ``spin_plm``).
+    has_valence: ClassVar[bool] = True
+    carries_spin: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         u, d = self.up, self.dn

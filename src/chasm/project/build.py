@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from chasm.crystal.cif import read_cif
+from chasm.crystal.structure import Crystal
 from chasm.density.databank import spherical_atom
 from chasm.density.frames import LocalAxes
 from chasm.density.harmonics import lm_labels
-from chasm.density.model import HansenCoppensAtom, SphericalAtom, SplitAtom
+from chasm.density.model import AtomModel, HansenCoppensAtom, SphericalAtom, SplitAtom
 from chasm.errors import InputError
 from chasm.io.shelx_cif import choose_block, embedded_reflections, is_shelx_cif, merge_shelxl
 from chasm.io.shelx_hkl import merge, read_reflections
@@ -41,6 +42,7 @@ from chasm.project.project import ATOM_SCHEMA, Project
 from chasm.project.restraints import add_restraints
 from chasm.project.schema import find_line
 from chasm.refine.constraints import LinearConstraints
+from chasm.refine.dataset import DataSet, adp_set_of
 from chasm.refine.parameters import Parameters, UnknownNameError
 from chasm.refine.problem import SolverOptions
 from chasm.refine.refinement import Refinement, Stage
@@ -52,14 +54,14 @@ from chasm.refine.xray_data import UndData, XrayData, XrayOptions
 __all__ = ["Built", "build", "expand", "build_models"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Built:
-    """Everything a run needs."""
+    """Everything a run needs (slots: nothing is attached to it after construction)."""
 
     project: Project
-    crystal: object
-    models: list
-    riders: list
+    crystal: Crystal
+    models: list[AtomModel]
+    riders: list[RidingHydrogen]
     refinement: Refinement
     stages: list[Stage]
     kappa_sets: dict[str, list[str]]
@@ -305,7 +307,7 @@ def _set_spin(m: SplitAtom, spin_pv: float, spin_plm) -> None:
     m.up.plm, m.dn.plm = 0.5 * (c_plm + spin_plm), 0.5 * (c_plm - spin_plm)
 
 
-def match_total_spin(crystal, models, total: float) -> str | None:
+def match_total_spin(crystal: Crystal, models: Sequence[AtomModel], total: float) -> str | None:
     """Scale the starting spin populations so that the total-spin constraint holds.
 
     The sum is Σ_j m_j (Pv↑ − Pv↓ + P00↑ − P00↓) over the split atoms, m_j =
@@ -320,7 +322,7 @@ def match_total_spin(crystal, models, total: float) -> str | None:
     str or None
         What was changed (for the listing), None if nothing was needed.
     """
-    split = [(i, m) for i, m in enumerate(models) if isinstance(m, SplitAtom)]
+    split = [(i, m) for i, m in enumerate(models) if m.carries_spin]
     weights = [crystal.atoms[i].occupancy / len(crystal.site_symmetry(i)) for i, _ in split]
     now = sum(
         w * (m.spin_pv + (m.spin_plm[0] if m.lmax >= 0 else 0.0))
@@ -419,8 +421,10 @@ def _data_file(project: Project, cfg: dict, i: int):
     return path
 
 
-def _f2_dataset(project: Project, crystal, cfg: dict, i: int):
-    """An X-ray or unpolarised-neutron data set from an HKLF 4 file."""
+def _f2_dataset(
+    project: Project, crystal: Crystal, cfg: dict, i: int
+) -> tuple[list[DataSet], list[str]]:
+    """An X-ray or unpolarised-neutron data set from an HKLF 4 file, and the doubts on its data."""
     src = str(project.path)
     path = _data_file(project, cfg, i)
     neutron = cfg["kind"] == "und"
@@ -464,13 +468,13 @@ def _f2_dataset(project: Project, crystal, cfg: dict, i: int):
     cls = UndData if neutron else XrayData
     data = cls(cfg["name"], refl, crystal, opts, adp_set=cfg["adp_set"])
     data.user_weight = cfg["user_weight"]
-    data.source = str(path)
-    data.checks = found
-    return [data]
+    return [data], found
 
 
-def _pnd_datasets(project: Project, crystal, cfg: dict, i: int):
-    """One FlippingData per flipping-ratio block of an rcif (or the named ``block``)."""
+def _pnd_datasets(
+    project: Project, crystal: Crystal, cfg: dict, i: int
+) -> tuple[list[DataSet], list[str]]:
+    """One FlippingData per flipping-ratio block of an rcif (or the named ``block``), and doubts."""
     from chasm.neutron.rcif import read_rcif
     from chasm.refine.flipping_data import FlippingData
     from chasm.refine.pnd_data import PndOptions
@@ -491,7 +495,8 @@ def _pnd_datasets(project: Project, crystal, cfg: dict, i: int):
             )
         blocks = chosen
     ext = {"file": None, "on": True, "off": False}[cfg["extinction"]]
-    out = []
+    out: list[DataSet] = []
+    checks: list[str] = []
     for block in blocks:
         name = cfg["name"] if len(blocks) == 1 else f"{cfg['name']}.{block.name}"
         if block.twins and cfg["twins"]:
@@ -515,15 +520,14 @@ def _pnd_datasets(project: Project, crystal, cfg: dict, i: int):
         except InputError as exc:
             raise InputError(f"datasets[{i}] ({path.name}): {exc.message}", src) from None
         data.user_weight = cfg["user_weight"]
-        data.source = str(path)
         if block.lambda_half and not cfg["lambda_half"]:  # never ignored without a word
-            data.checks = [
+            checks.append(
                 f"{name}: the file gives the lambda/2 ratio {block.lambda_half:g} "
                 f"(_setup_ratio_lambda/2) but datasets[{i}].lambda_half = 0 leaves it out; "
                 "set lambda_half (and lambda_half_model = 'unpolarised' for cryspy's model)"
-            ]
+            )
         out.append(data)
-    return out
+    return out, checks
 
 
 def _structure_model(crystal, models, datasets, model: dict):
@@ -532,7 +536,7 @@ def _structure_model(crystal, models, datasets, model: dict):
 
     b = conventions(model["conventions"]).b_overrides
     elements = {a.element for a in crystal.atoms}
-    sets = [getattr(x, "adp_set", "X") for x in datasets]
+    sets = [adp_set_of(x) for x in datasets]
     return StructureModel(
         crystal,
         models,
@@ -636,13 +640,13 @@ def build(project: Project) -> Built:
         crystal = read_cif(cif, d["structure"]["block"])
     symmetrise_special_positions(crystal)
     models, riders, sets = build_models(project, crystal)
-    split = [
-        a.label for a, m in zip(crystal.atoms, models, strict=True) if isinstance(m, SplitAtom)
-    ]
+    split = [a.label for a, m in zip(crystal.atoms, models, strict=True) if m.carries_spin]
     if riders:
         place_riding(crystal, riders)
     riding_u = riding_uiso_pairs(project, crystal, riders)
-    datasets, entries = [], {}
+    datasets: list[DataSet] = []
+    entries: dict[str, list[str]] = {}
+    checks: list[str] = []  # doubts on the data, per data set in file order
     for i, cfg in enumerate(d["datasets"]):
         if cfg["kind"] == "pnd":
             if not split:
@@ -651,17 +655,17 @@ def build(project: Project) -> Built:
                     "list the magnetic atoms in model.magnetic (or split = true per atom)",
                     src,
                 )
-            new = _pnd_datasets(project, crystal, cfg, i)
+            new, found = _pnd_datasets(project, crystal, cfg, i)
         else:
-            new = _f2_dataset(project, crystal, cfg, i)
+            new, found = _f2_dataset(project, crystal, cfg, i)
         entries[cfg["name"]] = [x.name for x in new]
         datasets += new
+        checks += found
     names = [x.name for x in datasets]
     if len(set(names)) != len(names):
         raise InputError(f"datasets: data-set names are not unique: {names}", src)
     c = d["constraints"]
     notes = [n for n in [_conventions_note(project)] if n]
-    checks = [w for x in datasets for w in getattr(x, "checks", [])]
     text = _text(project)
     if c["total_spin"] is not None:
         if not split:
@@ -675,7 +679,7 @@ def build(project: Project) -> Built:
         note = match_total_spin(crystal, models, float(c["total_spin"]))
         if note:
             notes.append(note)
-    hc = any(isinstance(m, HansenCoppensAtom | SplitAtom) for m in models)
+    hc = any(m.has_valence for m in models)
     if c["electroneutrality"] and hc:
         line = find_line(text, "constraints.charge")
         check_charge(crystal, models, float(c["charge"]), src, line)

@@ -19,6 +19,7 @@ from chasm.io.su_format import format_su
 from chasm.project.build import Built
 from chasm.project.checks import spin_warnings
 from chasm.project.defaults import obs_per_parameter_warning
+from chasm.refine.dataset import UsesAdpSet
 from chasm.refine.plausibility import check as check_plausibility
 from chasm.refine.result import Result, finite_or_none
 from chasm.scattering.engine import U_LABELS
@@ -217,13 +218,11 @@ def _listing(built: Built, result: Result, lines: list[str], peaks_table: str | 
         if spin is not None:
             out.append(f"  {atom.label:<6s} {atom.element:<3s} {kind}")
             continue
-        if hasattr(m, "spin_pv"):
+        if m.carries_spin:
             extra = f" spin Pv={m.spin_pv:.4f}"
-        if hasattr(m, "lmax"):
-            extra += f" lmax={m.lmax}"
-        axes = getattr(m, "axes", None)
-        if axes is not None:
-            extra += f" axes: {axes.as_text()}"
+        extra += f" lmax={m.lmax}"  # (every model has one: -1 without multipoles)
+        if m.axes is not None:
+            extra += f" axes: {m.axes.as_text()}"
         out.append(f"  {atom.label:<6s} {atom.element:<3s} {kind}{extra}")
     if built.kappa_sets:
         out.append(
@@ -331,7 +330,7 @@ def _describe(d) -> str:
         what = (
             f"{len(d.r_obs)} used; P {d.polarisation:+g}, e {d.efficiency:g}, "
             f"field {d.dataset.field:g} T, wavelength {d.wavelength:g} A, extinction {ext}, "
-            + (f"ADP set {d.adp_set}" if hasattr(d, "adp_set") else "structure fixed (rcif)")
+            + (f"ADP set {d.adp_set}" if isinstance(d, UsesAdpSet) else "structure fixed (rcif)")
         )
     else:
         what = (
