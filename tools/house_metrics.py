@@ -83,7 +83,10 @@ def main() -> None:
     print(f"isinstance switches on model types: {m['switches']}")
     print(f"imports of private names from other chasm modules: {m['private']}")
     if "--by-file" in sys.argv:
-        for title, key in (("switches", "switches_by_file"), ("private imports", "private_by_file")):
+        for title, key in (
+            ("switches", "switches_by_file"),
+            ("private imports", "private_by_file"),
+        ):
             print(f"\n{title} by file:")
             for path, n in m[key].items():
                 print(f"  {n:4d}  {path}")
