@@ -17,12 +17,17 @@ so ``import chasm`` stays fast):
   :func:`write_rhocif`;
 * density models: :class:`SphericalAtom`, :class:`HansenCoppensAtom`,
   :class:`SplitAtom`, :class:`LocalAxes`;
-* maps: :class:`Plane`, :func:`model_density`, :func:`deformation_density`,
-  :func:`spin_density`, :func:`plot_plane`, :func:`peaks`, :func:`plot_map`
-  (``chasm map``), :func:`map_plane`, :func:`default_planes`;
+* maps: :class:`Plane`, :class:`CellGrid`, :func:`model_density`,
+  :func:`deformation_density`, :func:`spin_density`, :func:`plot_plane`, :func:`peaks`,
+  :func:`plot_map` (``chasm map``), :func:`map_plane`, :func:`default_planes`,
+  :func:`residual_map`, :func:`write_cube`, :func:`write_xsf`;
 * properties and reports: :func:`refinement_properties`,
   :func:`format_properties`, :func:`moment_report`, :func:`format_moment_report`,
-  :func:`write_report`, :func:`xray_residual_map`;
+  :func:`write_report`, :func:`xray_residual_map`, :func:`format_su`;
+* electrostatics: :class:`PotentialField`, :func:`nuclear_field_gradients`,
+  :func:`dipole_moment` (the topology itself, :mod:`chasm.topology.analysis`, keeps
+  its module path: ``chasm.topology`` is the subpackage);
+* cross-validation: :func:`cross_validate`, :func:`write_cv`, :func:`dask_runner`;
 * polarised neutrons: :class:`PndData`, :class:`PndOptions`, :class:`PndSpinModel`,
   :class:`SpinSite`, :class:`DOrbitalSite`, :class:`OrbitalFormFactor`,
   :func:`ion_form_factor`;
@@ -77,6 +82,10 @@ _PUBLIC: dict[str, str] = {
     "plot_map": "chasm.report.figures",
     "map_plane": "chasm.maps.planes",
     "default_planes": "chasm.maps.default_planes",
+    "CellGrid": "chasm.maps.grids",
+    "residual_map": "chasm.maps.fourier",
+    "write_cube": "chasm.io.volumetric",
+    "write_xsf": "chasm.io.volumetric",
     # properties and reports
     "refinement_properties": "chasm.properties",
     "format_properties": "chasm.properties",
@@ -85,6 +94,15 @@ _PUBLIC: dict[str, str] = {
     "refinement_covariance": "chasm.neutron.moments",
     "write_report": "chasm.report.report",
     "xray_residual_map": "chasm.maps.residual",
+    "format_su": "chasm.io.su_format",
+    # electrostatics
+    "PotentialField": "chasm.topology.electrostatics",
+    "nuclear_field_gradients": "chasm.topology.electrostatics",
+    "dipole_moment": "chasm.topology.dipole",
+    # cross-validation
+    "cross_validate": "chasm.cv.run",
+    "write_cv": "chasm.cv.report",
+    "dask_runner": "chasm.cv.dask_backend",
     # polarised neutrons
     "PndData": "chasm.refine.pnd_data",
     "PndOptions": "chasm.refine.pnd_data",

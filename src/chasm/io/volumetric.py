@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import gemmi
 import numpy as np
@@ -41,6 +42,25 @@ import numpy as np
 from chasm.density.radial import BOHR
 from chasm.errors import InputError
 from chasm.io.atomic import write_text_atomic
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from chasm.crystal.structure import Crystal
+
+
+class VolumetricGrid(Protocol):
+    """What the writers read of a grid (:class:`chasm.maps.grids.CellGrid` has it)."""
+
+    shape: tuple[int, int, int]
+    origin: np.ndarray  # Cartesian Å
+    axes: np.ndarray  # (3, 3), one step per row, Å
+    periodic: bool
+
+    def atoms(self) -> list[tuple[str, str, np.ndarray]]:
+        """(element, label, Cartesian Å) of the atom copies in the grid's region."""
+        ...
+
 
 __all__ = ["write_cube", "write_xsf"]
 
@@ -92,9 +112,9 @@ def _block(values: np.ndarray, per_line: int, fmt: str) -> str:
 
 def write_cube(
     path: str | os.PathLike,
-    crystal,
-    grid,
-    values,
+    crystal: Crystal,
+    grid: VolumetricGrid,
+    values: ArrayLike,
     atoms: Sequence | None = None,
     *,
     comment: str | None = None,
@@ -149,9 +169,9 @@ def write_cube(
 
 def write_xsf(
     path: str | os.PathLike,
-    crystal,
-    grid,
-    values,
+    crystal: Crystal,
+    grid: VolumetricGrid,
+    values: ArrayLike,
     atoms: Sequence | None = None,
     *,
     name: str = "chasm_map",

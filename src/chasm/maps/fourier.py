@@ -49,6 +49,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
     from chasm.crystal.structure import Crystal
 
 __all__ = [
@@ -559,14 +561,14 @@ def _map_from(crystal, hkl, coeffs, smax, spacing, grid) -> FourierMap:
 
 
 def residual_map(
-    crystal,
-    hkl,
-    f_obs,
-    f_calc_complex,
+    crystal: Crystal,
+    hkl: ArrayLike,
+    f_obs: ArrayLike,
+    f_calc_complex: ArrayLike,
     scale: float = 1.0,
     smax: float | None = None,
     spacing: float = 0.1,
-    grid=None,
+    grid: tuple[int, int, int] | None = None,
 ) -> FourierMap:
     """Difference (residual) density with coefficients (Fo/scale − |Fc|) exp(iφc).
 

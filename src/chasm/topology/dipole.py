@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from math import gamma as gamma_fn
 from math import pi
+from typing import TYPE_CHECKING
 
 import gemmi
 import numpy as np
@@ -33,6 +34,11 @@ from chasm.crystal.neighbours import bonded
 from chasm.errors import InputError
 from chasm.topology.bcp import perturbed_pair
 from chasm.topology.density_derivatives import DensityField
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from chasm.crystal.structure import Crystal
 
 __all__ = ["EA_TO_DEBYE", "dipole_moment", "molecule"]
 
@@ -128,7 +134,11 @@ def _dipole(crystal, models, members) -> tuple[np.ndarray, float]:
 
 
 def dipole_moment(
-    crystal, models, label: str, names: Sequence[str] | None = None, cov=None
+    crystal: Crystal,
+    models: Sequence,
+    label: str,
+    names: Sequence[str] | None = None,
+    cov: ArrayLike | None = None,
 ) -> dict:
     """Dipole moment of the molecule containing ``label``, with su from a covariance.
 

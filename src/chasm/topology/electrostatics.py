@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from math import gamma as gamma_fn
 from math import pi, sqrt
+from typing import TYPE_CHECKING
 
 import gemmi
 import numpy as np
@@ -59,6 +60,9 @@ from chasm.topology.density_derivatives import (
 )
 from chasm.topology.harmonic_derivatives import polynomials_with_derivatives
 from chasm.topology.radial_table import RadialTable
+
+if TYPE_CHECKING:
+    from chasm.crystal.structure import Crystal
 
 __all__ = [
     "EA_TO_KCAL",
@@ -203,7 +207,9 @@ class PotentialField(DensityField):
     points; see the module docstring for the convention.
     """
 
-    def __init__(self, crystal, models: Sequence, *, sigma: float = 0.5, exact: bool = False):
+    def __init__(
+        self, crystal: Crystal, models: Sequence, *, sigma: float = 0.5, exact: bool = False
+    ) -> None:
         if not (np.isfinite(sigma) and 0.05 <= sigma <= 2.0):
             raise InputError(f"Ewald width sigma must be in 0.05..2 Å, got {sigma!r}")
         models = [m.charge_model() if isinstance(m, SplitAtom) else m for m in models]
@@ -441,7 +447,13 @@ class PotentialField(DensityField):
         return short.reshape(grid.shape) + smooth - self.mean_short
 
 
-def nuclear_field_gradients(crystal, models, *, sigma: float = 0.5, field=None) -> list[dict]:
+def nuclear_field_gradients(
+    crystal: Crystal,
+    models: Sequence,
+    *,
+    sigma: float = 0.5,
+    field: PotentialField | None = None,
+) -> list[dict]:
     """Potential, field and field gradient at each nucleus of the asymmetric unit.
 
     The nucleus's own charge is left out; the gradient tensor's trace
