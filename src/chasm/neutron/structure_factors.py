@@ -136,8 +136,10 @@ def magnetic_structure_factors(
     hkl : array_like (n, 3)
     moments : dict atom index -> ndarray (3,)
         Moment m_j of the atom as listed (Cartesian, μB).
-    form_factors : dict atom index -> ndarray (n,)
-        Magnetic form factor f_j(s) of each magnetic atom at the reflections.
+    form_factors : dict atom index -> ndarray (n,) or (n, n_ops)
+        Magnetic form factor f_j(s) of each magnetic atom at the reflections,
+        or one per operation (an aspherical spin density,
+        :class:`~chasm.neutron.spin_shape.SpinShape`).
     time_reversal : array_like (n_ops,) or None
         θ = ±1 per operation (None: all +1).
     p : float
@@ -155,7 +157,11 @@ def magnetic_structure_factors(
     for j, m in moments.items():
         terms, weight = site_sums(crystal, hkl, j)
         m_ops = axial @ np.asarray(m, dtype=float)  # (n_ops, 3)
-        out += (weight * np.asarray(form_factors[j]))[:, None] * (terms @ m_ops)
+        ff = np.asarray(form_factors[j])
+        if ff.ndim == 2:
+            out += weight * ((ff * terms) @ m_ops)
+        else:
+            out += (weight * ff)[:, None] * (terms @ m_ops)
     return p * out
 
 
@@ -174,7 +180,7 @@ def susceptibility_structure_tensor(
     hkl : array_like (n, 3)
     chi : dict atom index -> ndarray (3, 3)
         Site susceptibility tensor (μB/T) in chasm's Cartesian frame.
-    form_factors : dict atom index -> ndarray (n,)
+    form_factors : dict atom index -> ndarray (n,) or (n, n_ops)
     p : float
         fm per μB.
 
@@ -187,9 +193,11 @@ def susceptibility_structure_tensor(
     for j, chi_j in chi.items():
         terms, weight = site_sums(crystal, hkl, j)
         chi_ops = rc @ np.asarray(chi_j, dtype=float) @ rc.transpose(0, 2, 1)  # (n_ops, 3, 3)
-        out += (weight * np.asarray(form_factors[j]))[:, None, None] * np.einsum(
-            "no,oab->nab", terms, chi_ops
-        )
+        ff = np.asarray(form_factors[j])
+        if ff.ndim == 2:
+            out += weight * np.einsum("no,oab->nab", ff * terms, chi_ops)
+        else:
+            out += (weight * ff)[:, None, None] * np.einsum("no,oab->nab", terms, chi_ops)
     return p * out
 
 

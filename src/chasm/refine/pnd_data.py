@@ -126,6 +126,7 @@ from chasm.neutron.geometry import field_direction, field_geometry
 from chasm.neutron.magnetic_ff import IonFormFactor, c2_from_lande, ion_form_factor
 from chasm.neutron.model import PndModel, _located, constrain_site_tensor
 from chasm.neutron.rcif import PndCrystal, PndDataset
+from chasm.neutron.spin_shape import SpinShape
 from chasm.neutron.structure_factors import (
     P_FM,
     magnetic_structure_factors,
@@ -180,6 +181,10 @@ class SpinSite:
     axis : array_like (3,) or None
         With ``chi_local``: n as a direct-lattice direction [u v w]; None: the
         unique 3-, 4- or 6-fold axis of the site symmetry.
+    shape : SpinShape or None
+        A spin-multipole form factor (:mod:`chasm.neutron.spin_shape`, one
+        value per symmetry operation) in the place of ⟨j0⟩ + C2⟨j2⟩ (``table``,
+        ``c2`` and ``kappa`` are then not used).
     vector : array_like (3,) or None
         Start ordered moment (μB) on the normalised crystal axes (cryspy's
         ``_atom_site_moment_crystalaxis_x/y/z``), copied to the other sites by
@@ -198,6 +203,7 @@ class SpinSite:
     vector: np.ndarray | None = None
     chi_local: tuple[float, float] | None = None
     axis: np.ndarray | None = None
+    shape: SpinShape | None = None
 
     def __post_init__(self) -> None:
         given = [x is not None for x in (self.moment, self.chi, self.vector, self.chi_local)]
@@ -218,6 +224,12 @@ class SpinSite:
     def form_factor(self, stol) -> np.ndarray:
         """f(s) = ⟨j0⟩(s/κ) + C2⟨j2⟩(s/κ), s = sinθ/λ in Å⁻¹."""
         return self.table.dipole(stol, self.c2, self.kappa)[0]
+
+    def form_factors(self, crystal: Crystal, hkl, stol) -> np.ndarray:
+        """f per reflection (n,), or per reflection and operation (n, n_ops) with a ``shape``."""
+        if self.shape is not None:
+            return self.shape.per_operation(crystal, hkl)
+        return self.form_factor(stol)
 
 
 @dataclass(frozen=True)
@@ -485,7 +497,7 @@ class PndSpinModel:
                     )
                 out[:, k, :] = done[label][:, col.slot, None] * e
                 continue
-            ff = col.site.form_factor(stol)
+            ff = col.site.form_factors(crystal, hkl, stol)
             if col.vec is not None:  # ordered moment: independent of the field
                 out[:, k, :] = magnetic_structure_factors(
                     crystal,
@@ -497,7 +509,8 @@ class PndSpinModel:
                 )
             elif col.chi6 is None:
                 terms, weight = site_sums(crystal, hkl, col.atom)
-                out[:, k, :] = (self.p * weight * ff * terms.sum(axis=1))[:, None] * e
+                amp = (ff * terms).sum(axis=1) if ff.ndim == 2 else ff * terms.sum(axis=1)
+                out[:, k, :] = (self.p * weight * amp)[:, None] * e
             else:
                 chi = norm @ u6_to_matrix(col.chi6) @ norm.T
                 tensor = susceptibility_structure_tensor(
