@@ -5,7 +5,8 @@ Flipping ratios and Jacobians of YTiO₃ (three blocks), Ho₂Ti₂O₇, MnF₂
 perturbed point) and of the seed case's flipping-ratio set (the joint
 engine route) must equal the values the code computed before the refactor
 (commit a75060f, stored in ``tests/references/pnd_gate/gate.npz``) to 1e-10
-relative (absolute for entries below 1e-10 of the largest).
+relative (plus 1e-13 of the largest entry of each Jacobian column, for the rounding
+of entries far below their column's size).
 
 Regenerate the reference only from the code before a refactor:
 ``PYTHONPATH=src python tests/test_pnd_engine_gate.py --write``.
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 REFERENCE = HERE / "references" / "pnd_gate" / "gate.npz"
 SHARED = HERE.parent.parent / "shared" / "data" / "pnd"
 FILES = {
@@ -98,11 +100,39 @@ def _shrink(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _close(ours: np.ndarray, ref: np.ndarray, name: str) -> None:
+    """|Δ| ≤ 1e-10 |ref| + 1e-13 max|ref| (per Jacobian column): relative 1e-10, except that
+    an entry far below its column's size may carry the rounding of the column's larger terms
+    (MnF₂: Δ = 2.2e-16 on dR/dF.mz entries of 9e-7, 2.4e-10 of themselves)."""
     assert ours.shape == ref.shape, name
-    scale = max(float(np.max(np.abs(ref))), 1e-300)
-    big = np.abs(ref) > TOL * scale
-    np.testing.assert_allclose(ours[big], ref[big], rtol=TOL, atol=0, err_msg=name)
-    np.testing.assert_allclose(ours[~big], ref[~big], rtol=0, atol=TOL * scale, err_msg=name)
+    col = np.max(np.abs(ref), axis=0, keepdims=True) if ref.ndim == 2 else np.max(np.abs(ref))
+    bound = TOL * np.abs(ref) + 1e-13 * col
+    worst = float(np.max(np.abs(ours - ref) - bound))
+    assert worst <= 0.0, f"{name}: exceeds 1e-10 relative (worst excess {worst:.3g})"
+
+
+@pytest.mark.parametrize("make", ["_orthorhombic", "_trigonal", "_monoclinic_noncentro"])
+def test_engine_operation_terms_are_the_reference_sum(make):
+    """The engine's per-operation terms (its phases and Debye–Waller factors, which the PND
+    spin models now use) equal neutron.structure_factors.site_sums (the reference) × w."""
+    from chasm.density.model import NuclearAtom
+    from chasm.neutron.structure_factors import site_sums
+    from chasm.scattering.engine import StructureFactorEngine
+    from test_pnd_dorbital import _monoclinic_noncentro, _orthorhombic, _trigonal
+
+    crystal = {
+        "_orthorhombic": _orthorhombic,
+        "_trigonal": _trigonal,
+        "_monoclinic_noncentro": _monoclinic_noncentro,
+    }[make]()
+    hkl = np.array([[1, 2, 3], [0, 0, 2], [3, -1, 2], [2, 2, 0], [-4, 1, 5]])
+    models = [NuclearAtom(a.element, 1.0) for a in crystal.atoms]
+    engine = StructureFactorEngine(crystal, models, hkl, centric_fast_path=False)
+    for j in range(len(crystal.atoms)):
+        terms, weight = site_sums(crystal, hkl, j)
+        np.testing.assert_allclose(engine.operation_terms(j), weight * terms, rtol=0, atol=1e-14)
+    if crystal.inversion_at_origin:
+        with pytest.raises(ValueError, match="centric_fast_path=False"):
+            StructureFactorEngine(crystal, models, hkl).operation_terms(0)
 
 
 @pytest.mark.slow  # about 10 s: three projects and the seed simulation

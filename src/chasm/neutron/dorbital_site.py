@@ -91,7 +91,7 @@ from chasm.density.harmonics import density_harmonics
 from chasm.density.radial import g_integral
 from chasm.density.sitesym import allowed_multipoles
 from chasm.errors import InputError
-from chasm.neutron.structure_factors import site_sums
+from chasm.neutron.structure_factors import weighted_terms
 
 __all__ = [
     "EVEN_L",
@@ -101,6 +101,7 @@ __all__ = [
     "multipole_factors",
     "spin_form_factor",
     "dorbital_basis",
+    "dorbital_copies",
 ]
 
 EVEN_L: np.ndarray = np.array([0] + [2] * 5 + [4] * 9)
@@ -394,8 +395,32 @@ class DOrbitalSite:
         )
 
 
+def dorbital_copies(
+    crystal: Crystal, hkl, layout: DOrbitalLayout, table, kappa: float
+) -> np.ndarray:
+    """Form factor of each symmetry copy per unit value of each parameter, (n, n_ops, k).
+
+    Σ_lm (to_multipoles)_lm,k 4π i^l ⟨j_l⟩(s/κ) d_lm(Mᵀ R_cᵀ ĥ) (μB per μB).
+
+    Raises
+    ------
+    InputError
+        The (0 0 0) reflection.
+    """
+    hkl = np.asarray(hkl, dtype=float).reshape(-1, 3)
+    hc = hkl @ crystal.B.T
+    norm = np.linalg.norm(hc, axis=1)
+    if np.any(norm == 0):
+        raise InputError("d-orbital basis: the (0 0 0) reflection has no direction")
+    radial = table.radial(0.5 * norm, kappa)
+    rc = crystal.cartesian_rotations()
+    u = np.einsum("na,oab,bc->noc", hc / norm[:, None], rc, layout.frame)  # (n, ops, 3)
+    factors = multipole_factors(tuple(x[:, None] for x in radial), u)  # (n, ops, 15)
+    return factors @ layout.to_multipoles
+
+
 def dorbital_basis(
-    crystal: Crystal, hkl, layout: DOrbitalLayout, table, kappa: float, p: float
+    crystal: Crystal, hkl, layout: DOrbitalLayout, table, kappa: float, p: float, terms=None
 ) -> np.ndarray:
     """Scalar magnetic amplitude per unit value of each parameter of a d-orbital site.
 
@@ -413,21 +438,14 @@ def dorbital_basis(
     kappa : float
     p : float
         fm per μB.
+    terms : callable, optional
+        Per-operation terms of an atom, weight included
+        (:func:`chasm.neutron.structure_factors.weighted_terms`).
 
     Returns
     -------
     ndarray (n, k) complex
     """
-    hkl = np.asarray(hkl, dtype=float).reshape(-1, 3)
-    hc = hkl @ crystal.B.T
-    norm = np.linalg.norm(hc, axis=1)
-    if np.any(norm == 0):
-        raise InputError("d-orbital basis: the (0 0 0) reflection has no direction")
-    stol = 0.5 * norm
-    radial = table.radial(stol, kappa)
-    rc = crystal.cartesian_rotations()
-    u = np.einsum("na,oab,bc->noc", hc / norm[:, None], rc, layout.frame)  # (n, ops, 3)
-    factors = multipole_factors(tuple(x[:, None] for x in radial), u)  # (n, ops, 15)
-    terms, weight = site_sums(crystal, hkl, layout.index)
-    per_lm = np.einsum("no,nol->nl", terms, factors)  # (n, 15)
-    return p * weight * (per_lm @ layout.to_multipoles)
+    copies = dorbital_copies(crystal, hkl, layout, table, kappa)
+    t = weighted_terms(crystal, hkl, layout.index, terms)
+    return p * np.einsum("no,nok->nk", t, copies)

@@ -111,6 +111,7 @@ import numpy as np
 from chasm.crystal.adp import matrix_to_u6, u6_to_matrix
 from chasm.crystal.structure import Crystal
 from chasm.data.agreement import Agreement
+from chasm.density.model import NuclearAtom
 from chasm.errors import InputError
 from chasm.neutron.dorbital_site import DOrbitalLayout, DOrbitalSite, dorbital_basis
 from chasm.neutron.extinction import SphereExtinction
@@ -130,11 +131,12 @@ from chasm.neutron.spin_shape import SpinShape
 from chasm.neutron.structure_factors import (
     P_FM,
     magnetic_structure_factors,
+    moment_along_field,
     nuclear_structure_factors,
-    site_sums,
     susceptibility_structure_tensor,
 )
 from chasm.refine.problem import Evaluation
+from chasm.scattering.engine import StructureFactorEngine
 from chasm.scattering.xray import mask_resolution
 
 __all__ = [
@@ -465,11 +467,33 @@ class PndSpinModel:
         out.extend(given.values())
         return cls(nuclear.crystal, nuclear.b, out, p, block.time_reversal)
 
-    def nuclear(self, hkl) -> np.ndarray:
-        """F_N (fm), (n,) complex."""
-        return nuclear_structure_factors(self.crystal, hkl, self.b)
+    def operation_terms(self, hkl):
+        """The per-operation terms of the structure-factor engine for ``hkl`` (atom -> (n, n_ops)).
 
-    def basis(self, hkl, e, field: float) -> np.ndarray:
+        One :class:`~chasm.scattering.engine.StructureFactorEngine` per call
+        (all operations, no centric shortcut): its phases and Debye–Waller
+        factors are the symmetry sum of every nuclear and magnetic term here.
+
+        Raises
+        ------
+        InputError
+            Indices that are not integers (e.g. a twin matrix with fractions).
+        """
+        hkl = np.asarray(hkl, dtype=float).reshape(-1, 3)
+        if not np.array_equal(hkl, np.rint(hkl)):
+            raise InputError("reflection indices must be integers (a twin matrix with fractions?)")
+        models = [NuclearAtom(a.element, 0.0) for a in self.crystal.atoms]
+        engine = StructureFactorEngine(
+            self.crystal, models, hkl.astype(int), centric_fast_path=False, backend="numpy"
+        )
+        return engine.operation_terms
+
+    def nuclear(self, hkl, terms=None) -> np.ndarray:
+        """F_N (fm), (n,) complex (``terms``: :meth:`operation_terms` of ``hkl``, made if None)."""
+        terms = terms or self.operation_terms(hkl)
+        return nuclear_structure_factors(self.crystal, hkl, self.b, terms)
+
+    def basis(self, hkl, e, field: float, terms=None) -> np.ndarray:
         """G_k(h): F_M (fm, chasm Cartesian) per unit value of each parameter, (n, k, 3) complex.
 
         Parameters
@@ -479,9 +503,12 @@ class PndSpinModel:
             Field direction ê (chasm Cartesian frame; normalised here).
         field : float
             Field B (T); only |B| is used (its sign is in ê).
+        terms : callable, optional
+            :meth:`operation_terms` of ``hkl`` (made if None).
         """
         crystal = self.crystal
         hkl = np.asarray(hkl, dtype=float).reshape(-1, 3)
+        terms = terms or self.operation_terms(hkl)
         stol = 0.5 * np.linalg.norm(hkl @ crystal.B.T, axis=1)
         e = np.asarray(e, dtype=float) / np.linalg.norm(e)
         b_vec = abs(field) * e
@@ -489,15 +516,16 @@ class PndSpinModel:
         out = np.zeros((len(hkl), len(self._columns), 3), dtype=complex)
         done: dict[str, np.ndarray] = {}
         for k, col in enumerate(self._columns):
-            if isinstance(col.site, DOrbitalSite):
-                label = col.site.label
-                if label not in done:
-                    done[label] = dorbital_basis(
-                        crystal, hkl, self.layouts[label], col.site.table, col.site.kappa, self.p
+            site = col.site
+            if isinstance(site, DOrbitalSite):
+                if site.label not in done:
+                    layout = self.layouts[site.label]
+                    done[site.label] = dorbital_basis(
+                        crystal, hkl, layout, site.table, site.kappa, self.p, terms
                     )
-                out[:, k, :] = done[label][:, col.slot, None] * e
+                out[:, k, :] = done[site.label][:, col.slot, None] * e
                 continue
-            ff = col.site.form_factors(crystal, hkl, stol)
+            ff = site.form_factors(crystal, hkl, stol)
             if col.vec is not None:  # ordered moment: independent of the field
                 out[:, k, :] = magnetic_structure_factors(
                     crystal,
@@ -506,15 +534,15 @@ class PndSpinModel:
                     {col.atom: ff},
                     self.time_reversal,
                     self.p,
+                    terms,
                 )
             elif col.chi6 is None:
-                terms, weight = site_sums(crystal, hkl, col.atom)
-                amp = (ff * terms).sum(axis=1) if ff.ndim == 2 else ff * terms.sum(axis=1)
-                out[:, k, :] = (self.p * weight * amp)[:, None] * e
+                amp = moment_along_field(crystal, hkl, col.atom, ff, self.p, terms)
+                out[:, k, :] = amp[:, None] * e
             else:
                 chi = norm @ u6_to_matrix(col.chi6) @ norm.T
                 tensor = susceptibility_structure_tensor(
-                    crystal, hkl, {col.atom: chi}, {col.atom: ff}, self.p
+                    crystal, hkl, {col.atom: chi}, {col.atom: ff}, self.p, terms
                 )
                 out[:, k, :] = tensor @ b_vec
         return out
@@ -967,13 +995,14 @@ class PndData(FlippingRatioSet):
         self.spin = spin
         geom, keep = self._read(name, dataset, spin.crystal, options)
         self.q = geom.q[keep]
-        self.f_n = spin.nuclear(self.hkl)
+        terms = spin.operation_terms(self.hkl)  # the engine's symmetry sum of these rows
+        self.f_n = spin.nuclear(self.hkl, terms)
         h_unit = geom.h_unit[keep]
 
         def perp(g):  # G⊥ = G − (ĥ·G) ĥ; 2h has the direction of h
             return g - np.einsum("nka,na->nk", g, h_unit)[:, :, None] * h_unit[:, None, :]
 
-        self.g_perp = perp(spin.basis(self.hkl, self.e, dataset.field))
+        self.g_perp = perp(spin.basis(self.hkl, self.e, dataset.field, terms))
         # optional effects (chasm.neutron.flipping): fixed arrays, the structure is fixed
         self.f_hpol = self.f_hpol_half = None
         if self.p_h is not None:
@@ -981,13 +1010,14 @@ class PndData(FlippingRatioSet):
                 PROTON_SPIN_AMPLITUDE * self.p_h if a.element == "H" else 0.0
                 for a in spin.crystal.atoms
             ]
-            self.f_hpol = nuclear_structure_factors(spin.crystal, self.hkl, b)
+            self.f_hpol = nuclear_structure_factors(spin.crystal, self.hkl, b, terms)
         if self.half_on:
             hkl2 = 2 * np.asarray(self.hkl)
-            self.f_n_half = spin.nuclear(hkl2)
-            self.g_perp_half = perp(spin.basis(hkl2, self.e, dataset.field))
+            terms2 = spin.operation_terms(hkl2)
+            self.f_n_half = spin.nuclear(hkl2, terms2)
+            self.g_perp_half = perp(spin.basis(hkl2, self.e, dataset.field, terms2))
             if self.p_h is not None:
-                self.f_hpol_half = nuclear_structure_factors(spin.crystal, hkl2, b)
+                self.f_hpol_half = nuclear_structure_factors(spin.crystal, hkl2, b, terms2)
         # twin domains (cryspy's _jana_twin): h' = M h, same field direction, P and e
         self.twins = list(dataset.twins) if self.options.twins else []
         self._domains = []
@@ -1001,19 +1031,20 @@ class PndData(FlippingRatioSet):
 
             dom = {
                 "stol": geom_t.stol,
-                "f_n": spin.nuclear(hkl_t),
-                "g_perp": perp_t(spin.basis(hkl_t, self.e, dataset.field)),
+                "f_n": spin.nuclear(hkl_t, terms_t := spin.operation_terms(hkl_t)),
+                "g_perp": perp_t(spin.basis(hkl_t, self.e, dataset.field, terms_t)),
                 "f_hpol": None,
             }
             if self.p_h is not None:
-                dom["f_hpol"] = nuclear_structure_factors(spin.crystal, hkl_t, b)
+                dom["f_hpol"] = nuclear_structure_factors(spin.crystal, hkl_t, b, terms_t)
             if self.half_on:
-                dom["f_n_half"] = spin.nuclear(2 * hkl_t)
-                dom["g_perp_half"] = perp_t(spin.basis(2 * hkl_t, self.e, dataset.field))
+                terms_t2 = spin.operation_terms(2 * hkl_t)
+                dom["f_n_half"] = spin.nuclear(2 * hkl_t, terms_t2)
+                dom["g_perp_half"] = perp_t(spin.basis(2 * hkl_t, self.e, dataset.field, terms_t2))
                 dom["f_hpol_half"] = (
                     None
                     if self.p_h is None
-                    else nuclear_structure_factors(spin.crystal, 2 * hkl_t, b)
+                    else nuclear_structure_factors(spin.crystal, 2 * hkl_t, b, terms_t2)
                 )
             self._domains.append(dom)
 
