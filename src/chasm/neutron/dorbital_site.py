@@ -102,6 +102,7 @@ __all__ = [
     "spin_form_factor",
     "dorbital_basis",
     "dorbital_copies",
+    "copy_form_factors",
 ]
 
 EVEN_L: np.ndarray = np.array([0] + [2] * 5 + [4] * 9)
@@ -395,28 +396,51 @@ class DOrbitalSite:
         )
 
 
-def dorbital_copies(
-    crystal: Crystal, hkl, layout: DOrbitalLayout, table, kappa: float
+def copy_form_factors(
+    crystal: Crystal, hkl, frame: np.ndarray, table, kappa: float, to_multipoles: np.ndarray
 ) -> np.ndarray:
-    """Form factor of each symmetry copy per unit value of each parameter, (n, n_ops, k).
+    """Form factor of each symmetry copy per column of ``to_multipoles``, (n, n_ops, k).
 
-    Σ_lm (to_multipoles)_lm,k 4π i^l ⟨j_l⟩(s/κ) d_lm(Mᵀ R_cᵀ ĥ) (μB per μB).
+    Σ_lm (to_multipoles)_lm,k 4π i^l ⟨j_l⟩(s/κ) d_lm(Mᵀ R_cᵀ ĥ) (μB per unit column):
+    the copy made by (R, t) carries the density rotated by R_c. Only the l
+    with a non-zero row are evaluated (a p shell has no ⟨j4⟩).
 
     Raises
     ------
     InputError
-        The (0 0 0) reflection.
+        The (0 0 0) reflection, or a needed ⟨j_l⟩ the radial table lacks.
     """
     hkl = np.asarray(hkl, dtype=float).reshape(-1, 3)
     hc = hkl @ crystal.B.T
     norm = np.linalg.norm(hc, axis=1)
     if np.any(norm == 0):
-        raise InputError("d-orbital basis: the (0 0 0) reflection has no direction")
+        raise InputError("spin form factor: the (0 0 0) reflection has no direction")
     radial = table.radial(0.5 * norm, kappa)
-    rc = crystal.cartesian_rotations()
-    u = np.einsum("na,oab,bc->noc", hc / norm[:, None], rc, layout.frame)  # (n, ops, 3)
-    factors = multipole_factors(tuple(x[:, None] for x in radial), u)  # (n, ops, 15)
-    return factors @ layout.to_multipoles
+    u = np.einsum("na,oab,bc->noc", hc / norm[:, None], crystal.cartesian_rotations(), frame)
+    d = density_harmonics(u, 4)[..., list(EVEN_INDICES)]  # (n, ops, 15)
+    to_multipoles = np.asarray(to_multipoles, dtype=float)
+    out = np.zeros(u.shape[:2] + (to_multipoles.shape[1],))
+    for l in (0, 2, 4):
+        rows = (EVEN_L == l) & np.any(to_multipoles != 0.0, axis=1)
+        if not np.any(rows):
+            continue
+        j_l = radial[l // 2]
+        if not np.all(np.isfinite(j_l)):
+            name = getattr(table, "ion", table)
+            raise InputError(
+                f"spin form factor: the radial function {name} has no <j{l}> (its density has "
+                f"no l = {l} terms); set those populations to 0"
+            )
+        scale = _I_L[l] * _FOUR_PI * j_l[:, None, None]
+        out += scale * (d[..., rows] @ to_multipoles[rows])
+    return out
+
+
+def dorbital_copies(
+    crystal: Crystal, hkl, layout: DOrbitalLayout, table, kappa: float
+) -> np.ndarray:
+    """:func:`copy_form_factors` of a d-orbital site's parameters, (n, n_ops, k)."""
+    return copy_form_factors(crystal, hkl, layout.frame, table, kappa, layout.to_multipoles)
 
 
 def dorbital_basis(

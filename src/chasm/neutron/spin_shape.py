@@ -37,7 +37,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from math import pi
 
 import numpy as np
 
@@ -45,9 +44,8 @@ from chasm.crystal.structure import Crystal
 from chasm.density.databank import make_orbital
 from chasm.density.dorbitals import EVEN_INDICES, multipole_labels
 from chasm.density.frames import local_frame
-from chasm.density.harmonics import density_harmonics
 from chasm.errors import InputError
-from chasm.neutron.dorbital_site import OrbitalFormFactor
+from chasm.neutron.dorbital_site import OrbitalFormFactor, copy_form_factors
 
 __all__ = [
     "SpinShape",
@@ -60,8 +58,6 @@ __all__ = [
 
 #: chasm's names of the 15 even-l populations (order of ``EVEN_INDICES``)
 POPULATION_NAMES: tuple[str, ...] = tuple(f"P{x}" for x in multipole_labels())
-_L_OF = np.array([0] + [2] * 5 + [4] * 9)
-_I_L = {0: 1.0, 2: -1.0, 4: 1.0}
 _L_LETTER = "spdfghi"
 
 
@@ -194,26 +190,5 @@ class SpinShape:
         InputError
             The reflection (0 0 0), or an l whose ⟨j_l⟩ the orbital lacks (l = 4 of a p shell).
         """
-        hkl = np.asarray(hkl, dtype=float).reshape(-1, 3)
-        hc = hkl @ crystal.B.T
-        norm = np.linalg.norm(hc, axis=1)
-        if np.any(norm == 0):
-            raise InputError("spin multipoles: the (0 0 0) reflection has no direction")
-        radial = self.table.radial(0.5 * norm, self.kappa)
-        u = np.einsum(
-            "na,oab,bc->noc", hc / norm[:, None], crystal.cartesian_rotations(), self.frame
-        )
-        d = density_harmonics(u, 4)[..., list(EVEN_INDICES)]  # (n, ops, 15)
-        out = np.zeros(u.shape[:2])
-        for l in (0, 2, 4):
-            pick = (_L_OF == l) & (self.populations != 0.0)
-            if not np.any(pick):
-                continue
-            j_l = radial[l // 2]
-            if not np.all(np.isfinite(j_l)):
-                raise InputError(
-                    f"spin multipoles: the orbital {self.table.ion} has no <j{l}> "
-                    f"(its density has no l = {l} terms); set those populations to 0"
-                )
-            out += _I_L[l] * 4.0 * pi * j_l[:, None] * (d[..., pick] @ self.populations[pick])
-        return out
+        pops = self.populations[:, None]
+        return copy_form_factors(crystal, hkl, self.frame, self.table, self.kappa, pops)[..., 0]
