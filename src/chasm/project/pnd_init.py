@@ -165,6 +165,12 @@ def guess_magnetic(pnd: PndFile, crystal_name: str | None = None) -> tuple[dict,
     for lab, entry in sites.items():
         if lab in cryst.multipoles:
             why.append(_add_spin_multipoles(cryst, lab, entry))
+    unused = [lab for lab in cryst.multipoles if lab not in sites]
+    if unused:
+        why.append(
+            f"_atom_rho_multipole rows of {', '.join(unused)} not used: no moment or "
+            "susceptibility on those atoms (their spin density would scatter nothing)"
+        )
     if sites:
         return sites, why
     for atom in cryst.atoms:
@@ -218,7 +224,10 @@ def _add_spin_multipoles(cryst, lab: str, entry: dict) -> str:
     entry.update(orbital=rho.orbital, orbital_species=element, kappa=rho.kappa)
     entry["populations"] = {k: v for k, v in pops.items() if v != 0.0 or k == "P00"}
     axes = cryst.local_axes.get(lab)
-    text = "the Cartesian axes (the file gives no _atom_local_axes row)"
+    text = (
+        "the Cartesian axes (the file gives no _atom_local_axes row; cryspy then leaves the "
+        "multipole loop out and uses _atom_site_scat)"
+    )
     if axes is not None:
         xyz = {a.label: a.xyz for a in cryst.atoms}
         v1 = xyz[axes.atom0] - xyz[lab]
