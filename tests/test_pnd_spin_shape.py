@@ -318,3 +318,70 @@ def test_aspherical_populations_cryspy_frame(shared_data, tmp_path):
     # the ratios then differ by up to 1.9e-5 (median 1e-6), |F_M⊥| by up to 3.4e-5: a
     # residual of cryspy's aspherical route not traced (the spherical model agrees to 1e-13)
     assert results[1.0] > 0.1 and results[-1.0] < 5e-5
+
+
+# ------------------------------------------------------------------ κ of a spin shape
+@pytest.mark.parametrize("half", [None, "polarised", "unpolarised"])
+def test_kappa_jacobian_by_finite_differences(shared_data, tmp_path, half):
+    """dR/dκ (Mn 3d, F 2p) with the twin domain and λ/2: central differences to 1e-6."""
+    project = _init(tmp_path, shared_data / PRIOR)
+    if half:
+        text = project.read_text().replace(
+            "twins = true", f'twins = true\nlambda_half = 0.1\nlambda_half_model = "{half}"'
+        )
+        project.write_text(text)
+    ref = build(load_project(project)).refinement
+    data = ref.datasets[0]
+    names = ref.params.names
+    p = ref.params.values.copy()
+    p[names.index("Mn.kappa")] = 1.03  # away from the file's value: the bases are rebuilt
+    _, _, jac = data.calculate(p, jacobian=True)
+    for name in ("Mn.kappa", "F.kappa", "Mn.mz"):
+        i = names.index(name)
+        step = 1e-5
+        up, down = p.copy(), p.copy()
+        up[i] += step
+        down[i] -= step
+        fd = (data.ratios(up) - data.ratios(down)) / (2 * step)
+        assert np.max(np.abs(jac[:, i])) > 1e-4
+        np.testing.assert_allclose(jac[:, i], fd, rtol=0, atol=1e-6 * np.max(np.abs(fd)))
+    # the model at p is the model rebuilt at p (the κ moved the bases of every set)
+    again = build(load_project(project)).refinement
+    again.datasets[0].spin.set_values({"Mn.kappa": 1.03})
+    fresh = type(data)(data.name, data.dataset, again.datasets[0].spin, data.options)
+    fresh.bind(None, None, names, 0)
+    np.testing.assert_allclose(fresh.ratios(p), data.ratios(p), rtol=1e-12)
+
+
+def test_init_frees_the_kappa_cryspy_refined(shared_data, tmp_path, capsys):
+    text = (shared_data / PRIOR).read_text()
+    row = "  Mn   Mn2+   3d   1.011313   1.0   0.0   0.0"
+    project = _init(tmp_path, shared_data / PRIOR, text.replace(row, row.replace("313", "313(7)")))
+    assert "freeing Mn.kappa, F.mz" in capsys.readouterr().out
+    assert 'free = ["Mn.kappa", "F.mz"]' in project.read_text()
+
+
+@pytest.mark.slow  # 4 s: cryspy's orbitals only (no cryspy refinement)
+def test_kappa_refinement_finds_cryspy_s_kappas(shared_data, tmp_path):
+    """With cryspy's radial functions, κ(Mn 3d) and κ(F 2p) refined from 1.05 and 1.1 (moments,
+    extinction, twin at the file's values) land on the values cryspy refined and wrote into the
+    file, 1.011313 and 1.2376; the su are cryspy's (√diag of its inverse Hessian of χ², 7.1e-4
+    and 0.0285 in the file) times √2 GOF, the rule of docs/validation.md."""
+    pytest.importorskip("cryspy")
+    project = _init(tmp_path, shared_data / PRIOR)
+    _with_radial(project, "Mn", _cryspy_radial("Mn", "3d", {}))
+    _with_radial(project, "F", _cryspy_radial("F", "2p", {}))
+    text = re.sub(r"free = \[[^\]]*\]", 'free = ["Mn.kappa", "F.kappa"]', project.read_text())
+    text = text.replace("kappa = 1.011313", "kappa = 1.05").replace("kappa = 1.2376", "kappa = 1.1")
+    project.write_text(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert main(["refine", str(project), "--no-report", "--quiet"]) == 0
+    result = json.loads((tmp_path / "refined" / "result.json").read_text())
+    par = result["parameters"]
+    gof = result["datasets"]["pnd"]["gof"]
+    assert par["Mn.kappa"]["value"] == pytest.approx(1.011313, abs=2e-6)
+    assert par["F.kappa"]["value"] == pytest.approx(1.2376, abs=2e-5)
+    cryspy_su = {"Mn.kappa": np.sqrt(5.011e-7), "F.kappa": np.sqrt(8.134427e-4)}
+    for name, su in cryspy_su.items():
+        assert par[name]["su"] == pytest.approx(su * np.sqrt(2.0) * gof, rel=0.05)

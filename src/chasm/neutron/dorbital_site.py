@@ -183,6 +183,11 @@ class OrbitalFormFactor:
         K = 4.0 * pi * np.asarray(s, dtype=float) / kappa
         return self._jl(0, K), self._jl(2, K), self._jl(4, K)
 
+    def radial_dkappa(self, s, kappa: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """d⟨j_l⟩(s/κ)/dκ for l = 0, 2, 4: −(K/κ) d⟨j_l⟩/dK at K = 4πs/κ."""
+        K = 4.0 * pi * np.asarray(s, dtype=float) / kappa
+        return tuple(-K / kappa * self._jl(l, K, derivative=True)[1] for l in (0, 2, 4))
+
     def dipole(self, s, c2: float, kappa: float = 1.0) -> tuple[np.ndarray, dict]:
         """f = ⟨j0⟩ + C2⟨j2⟩ at s/κ and df/ds (Å), df/dκ, df/dC2 (as IonFormFactor.dipole)."""
         s = np.asarray(s, dtype=float)
@@ -397,13 +402,20 @@ class DOrbitalSite:
 
 
 def copy_form_factors(
-    crystal: Crystal, hkl, frame: np.ndarray, table, kappa: float, to_multipoles: np.ndarray
+    crystal: Crystal,
+    hkl,
+    frame: np.ndarray,
+    table,
+    kappa: float,
+    to_multipoles: np.ndarray,
+    dkappa: bool = False,
 ) -> np.ndarray:
     """Form factor of each symmetry copy per column of ``to_multipoles``, (n, n_ops, k).
 
     Σ_lm (to_multipoles)_lm,k 4π i^l ⟨j_l⟩(s/κ) d_lm(Mᵀ R_cᵀ ĥ) (μB per unit column):
     the copy made by (R, t) carries the density rotated by R_c. Only the l
-    with a non-zero row are evaluated (a p shell has no ⟨j4⟩).
+    with a non-zero row are evaluated (a p shell has no ⟨j4⟩). ``dkappa``: the
+    derivative with respect to κ instead (the table's ``radial_dkappa``).
 
     Raises
     ------
@@ -415,7 +427,7 @@ def copy_form_factors(
     norm = np.linalg.norm(hc, axis=1)
     if np.any(norm == 0):
         raise InputError("spin form factor: the (0 0 0) reflection has no direction")
-    radial = table.radial(0.5 * norm, kappa)
+    radial = (table.radial_dkappa if dkappa else table.radial)(0.5 * norm, kappa)
     u = np.einsum("na,oab,bc->noc", hc / norm[:, None], crystal.cartesian_rotations(), frame)
     d = density_harmonics(u, 4)[..., list(EVEN_INDICES)]  # (n, ops, 15)
     to_multipoles = np.asarray(to_multipoles, dtype=float)

@@ -182,8 +182,8 @@ class SpinShape:
         if not self.kappa > 0:
             raise InputError(f"spin multipoles: kappa must be > 0, got {self.kappa}")
 
-    def per_operation(self, crystal: Crystal, hkl) -> np.ndarray:
-        """f(R_cᵀ h) for every operation of ``crystal``, (n, n_ops) real.
+    def per_operation(self, crystal: Crystal, hkl, dkappa: bool = False) -> np.ndarray:
+        """f(R_cᵀ h) for every operation of ``crystal``, (n, n_ops) real (``dkappa``: df/dκ).
 
         Raises
         ------
@@ -191,4 +191,5 @@ class SpinShape:
             The reflection (0 0 0), or an l whose ⟨j_l⟩ the orbital lacks (l = 4 of a p shell).
         """
         pops = self.populations[:, None]
-        return copy_form_factors(crystal, hkl, self.frame, self.table, self.kappa, pops)[..., 0]
+        args = (crystal, hkl, self.frame, self.table, self.kappa, pops)
+        return copy_form_factors(*args, dkappa=dkappa)[..., 0]

@@ -164,7 +164,7 @@ def guess_magnetic(pnd: PndFile, crystal_name: str | None = None) -> tuple[dict,
             )
     for lab, entry in sites.items():
         if lab in cryst.multipoles:
-            why.append(_add_spin_multipoles(cryst, lab, entry))
+            why.append(_add_spin_multipoles(cryst, block, lab, entry))
     unused = [lab for lab in cryst.multipoles if lab not in sites]
     if unused:
         why.append(
@@ -202,7 +202,7 @@ def _uvw(v) -> str:
     return " ".join(_fmt(x) for x in np.round(np.asarray(v, dtype=float), 10) + 0.0)
 
 
-def _add_spin_multipoles(cryst, lab: str, entry: dict) -> str:
+def _add_spin_multipoles(cryst, block: RcifBlock, lab: str, entry: dict) -> str:
     """Put the file's ``_atom_rho_multipole`` model of ``lab`` into its spin entry; the note.
 
     Raises
@@ -222,6 +222,9 @@ def _add_spin_multipoles(cryst, lab: str, entry: dict) -> str:
     except InputError as exc:
         raise InputError(f"atom {lab}: {exc.message}", cryst.path, rho.line) from None
     entry.update(orbital=rho.orbital, orbital_species=element, kappa=rho.kappa)
+    toks = _loop_tokens(block, "_atom_rho_multipole_atom", lab)
+    if _marked(toks.get("_atom_rho_multipole_kappa")):  # cryspy refined it (value with an su)
+        entry["free"] = [*(entry.get("free") or []), "kappa"]
     entry["populations"] = {k: v for k, v in pops.items() if v != 0.0 or k == "P00"}
     axes = cryst.local_axes.get(lab)
     text = (
@@ -485,8 +488,10 @@ def pnd_project_text(
     for lab, s in sites.items():
         marked = [f"{lab}.{n}" for n in (s["free"] or [])]
         # what cryspy marked among the model's parameters (a component that follows the
-        # others by symmetry is not one); nothing marked (or a guess): all of them
-        names = [n for n in marked if n in params[lab]] or params[lab]
+        # others by symmetry is not one); nothing marked (or a guess): all of them, but not
+        # the kappa of a spin-multipole form factor (free only when the file marks it)
+        allowed = params[lab] + ([f"{lab}.kappa"] if s.get("orbital") else [])
+        names = [n for n in marked if n in allowed] or params[lab]
         free_spin += names
     for d in data:
         name = "pnd" if len(data) == 1 else f"pnd.{d.name}"

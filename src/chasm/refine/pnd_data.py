@@ -306,6 +306,9 @@ class PndSpinModel:
         labels = [a.label for a in crystal.atoms]
         self._columns: list[_Column] = []
         self.values: dict[str, float] = {}
+        #: κ of the spin-multipole sites (``LABEL.kappa``): name -> site; values in shape_values
+        self.shape_sites: dict[str, SpinSite] = {}
+        self.shape_values: dict[str, float] = {}
         self.layouts: dict[str, DOrbitalLayout] = {}
         seen: set[str] = set()
         for site in self.sites:
@@ -322,6 +325,9 @@ class PndSpinModel:
                     self._columns.append(_Column(name, site, index, None, slot))
                     self.values[name] = float(start)
                 continue
+            if site.shape is not None:
+                self.shape_sites[f"{site.label}.kappa"] = site
+                self.shape_values[f"{site.label}.kappa"] = float(site.shape.kappa)
             if site.vector is not None:
                 for name, vec, start in moment_site_columns(
                     crystal, index, site, self.time_reversal
@@ -359,9 +365,21 @@ class PndSpinModel:
         """χ6 per unit value of parameter k (normalised crystal axes), None if not a χ."""
         return self._columns[k].chi6
 
+    @property
+    def shape_parameter_names(self) -> list[str]:
+        """κ of the spin-multipole form factors (``LABEL.kappa``): not linear, not in the basis."""
+        return list(self.shape_sites)
+
     def set_values(self, values: Mapping[str, float]) -> None:
-        """Replace some parameter values (names as in :attr:`parameter_names`)."""
+        """Replace some parameter values (names as in :attr:`parameter_names`, or a κ)."""
         for name, value in values.items():
+            if name in self.shape_sites:
+                if not value > 0:
+                    raise InputError(f"{name} must be > 0, got {value}")
+                self.shape_values[name] = float(value)
+                self.shape_sites[name].shape.kappa = float(value)
+                self.shape_sites[name].kappa = float(value)
+                continue
             if name not in self.values:
                 raise InputError(f"{name!r} is not a parameter of the spin model")
             self.values[name] = float(value)
@@ -493,7 +511,7 @@ class PndSpinModel:
         terms = terms or self.operation_terms(hkl)
         return nuclear_structure_factors(self.crystal, hkl, self.b, terms)
 
-    def basis(self, hkl, e, field: float, terms=None) -> np.ndarray:
+    def basis(self, hkl, e, field: float, terms=None, dkappa: str | None = None) -> np.ndarray:
         """G_k(h): F_M (fm, chasm Cartesian) per unit value of each parameter, (n, k, 3) complex.
 
         Parameters
@@ -505,6 +523,9 @@ class PndSpinModel:
             Field B (T); only |B| is used (its sign is in ê).
         terms : callable, optional
             :meth:`operation_terms` of ``hkl`` (made if None).
+        dkappa : str, optional
+            A κ name (:attr:`shape_parameter_names`): dG_k/dκ instead, zero for
+            the columns of other sites.
         """
         crystal = self.crystal
         hkl = np.asarray(hkl, dtype=float).reshape(-1, 3)
@@ -517,6 +538,8 @@ class PndSpinModel:
         done: dict[str, np.ndarray] = {}
         for k, col in enumerate(self._columns):
             site = col.site
+            if dkappa is not None and site is not self.shape_sites[dkappa]:
+                continue
             if isinstance(site, DOrbitalSite):
                 if site.label not in done:
                     layout = self.layouts[site.label]
@@ -525,7 +548,10 @@ class PndSpinModel:
                     )
                 out[:, k, :] = done[site.label][:, col.slot, None] * e
                 continue
-            ff = site.form_factors(crystal, hkl, stol)
+            if dkappa is None:
+                ff = site.form_factors(crystal, hkl, stol)
+            else:
+                ff = site.shape.per_operation(crystal, hkl, dkappa=True)
             if col.vec is not None:  # ordered moment: independent of the field
                 out[:, k, :] = magnetic_structure_factors(
                     crystal,
@@ -999,10 +1025,11 @@ class PndData(FlippingRatioSet):
         self.f_n = spin.nuclear(self.hkl, terms)
         h_unit = geom.h_unit[keep]
 
-        def perp(g):  # G⊥ = G − (ĥ·G) ĥ; 2h has the direction of h
-            return g - np.einsum("nka,na->nk", g, h_unit)[:, :, None] * h_unit[:, None, :]
-
-        self.g_perp = perp(spin.basis(self.hkl, self.e, dataset.field, terms))
+        # the reflection sets whose magnetic basis depends on the spin model (κ may move):
+        # key -> (hkl, engine terms, unit vectors of the scattering vectors)
+        self._field = dataset.field
+        self._basis_sets: dict[tuple, tuple] = {("h",): (self.hkl, terms, h_unit)}
+        self.g_perp = self._perp_basis(("h",))
         # optional effects (chasm.neutron.flipping): fixed arrays, the structure is fixed
         self.f_hpol = self.f_hpol_half = None
         if self.p_h is not None:
@@ -1015,24 +1042,23 @@ class PndData(FlippingRatioSet):
             hkl2 = 2 * np.asarray(self.hkl)
             terms2 = spin.operation_terms(hkl2)
             self.f_n_half = spin.nuclear(hkl2, terms2)
-            self.g_perp_half = perp(spin.basis(hkl2, self.e, dataset.field, terms2))
+            self._basis_sets[("half",)] = (hkl2, terms2, h_unit)  # 2h has the direction of h
+            self.g_perp_half = self._perp_basis(("half",))
             if self.p_h is not None:
                 self.f_hpol_half = nuclear_structure_factors(spin.crystal, hkl2, b, terms2)
         # twin domains (cryspy's _jana_twin): h' = M h, same field direction, P and e
         self.twins = list(dataset.twins) if self.options.twins else []
         self._domains = []
-        for twin in self.twins:
+        for k, twin in enumerate(self.twins):
             hkl_t = np.asarray(self.hkl, dtype=float) @ np.asarray(twin.matrix, float).T
             geom_t = field_geometry(hkl_t, spin.crystal.B, self.e)
             u_t = geom_t.h_unit
-
-            def perp_t(g, u=u_t):
-                return g - np.einsum("nka,na->nk", g, u)[:, :, None] * u[:, None, :]
-
+            terms_t = spin.operation_terms(hkl_t)
+            self._basis_sets[("twin", k, "g_perp")] = (hkl_t, terms_t, u_t)
             dom = {
                 "stol": geom_t.stol,
-                "f_n": spin.nuclear(hkl_t, terms_t := spin.operation_terms(hkl_t)),
-                "g_perp": perp_t(spin.basis(hkl_t, self.e, dataset.field, terms_t)),
+                "f_n": spin.nuclear(hkl_t, terms_t),
+                "g_perp": self._perp_basis(("twin", k, "g_perp")),
                 "f_hpol": None,
             }
             if self.p_h is not None:
@@ -1040,13 +1066,58 @@ class PndData(FlippingRatioSet):
             if self.half_on:
                 terms_t2 = spin.operation_terms(2 * hkl_t)
                 dom["f_n_half"] = spin.nuclear(2 * hkl_t, terms_t2)
-                dom["g_perp_half"] = perp_t(spin.basis(2 * hkl_t, self.e, dataset.field, terms_t2))
+                self._basis_sets[("twin", k, "g_perp_half")] = (2 * hkl_t, terms_t2, u_t)
+                dom["g_perp_half"] = self._perp_basis(("twin", k, "g_perp_half"))
                 dom["f_hpol_half"] = (
                     None
                     if self.p_h is None
                     else nuclear_structure_factors(spin.crystal, 2 * hkl_t, b, terms_t2)
                 )
             self._domains.append(dom)
+        self._kappa_used = dict(spin.shape_values)
+
+    # ------------------------------------------------------------------ κ of spin shapes
+    def _perp_basis(self, key: tuple, dkappa: str | None = None) -> np.ndarray:
+        """G⊥ = G − (ĥ·G) ĥ of one reflection set (``dkappa``: dG⊥/dκ of that κ)."""
+        hkl, terms, u = self._basis_sets[key]
+        g = self.spin.basis(hkl, self.e, self._field, terms, dkappa)
+        return g - np.einsum("nka,na->nk", g, u)[:, :, None] * u[:, None, :]
+
+    def _set_basis(self, key: tuple, value: np.ndarray) -> None:
+        if key == ("h",):
+            self.g_perp = value
+        elif key == ("half",):
+            self.g_perp_half = value
+        else:
+            self._domains[key[1]][key[2]] = value
+
+    def _refresh(self, p: np.ndarray) -> None:
+        """Recompute the bases when a κ of the spin shapes moved (it is not linear)."""
+        if not self._i_kappa:
+            return
+        now = {n: float(p[i]) for n, i in self._i_kappa.items()}
+        if now == self._kappa_used:
+            return
+        self.spin.set_values(now)
+        for key in self._basis_sets:
+            self._set_basis(key, self._perp_basis(key))
+        self._kappa_used = now
+
+    def _kappa_columns(self, d: dict, mask: np.ndarray, spin: np.ndarray) -> dict[int, np.ndarray]:
+        """dR/dκ of every κ: the chain rule through F_M⊥ of h, 2h and the twin domains."""
+        channel = {("h",): "", ("half",): "half_"}
+        out = {}
+        for name, i in self._i_kappa.items():
+            col = 0.0
+            for key in self._basis_sets:
+                tag = channel.get(key)
+                if tag is None:
+                    tag = f"twin{key[1] + 1}_" + ("half_" if key[2] == "g_perp_half" else "")
+                dfm = np.einsum("nka,k->na", self._perp_basis(key, name)[mask], spin)
+                col = col + np.einsum("na,na->n", d[f"{tag}f_m_perp_real"], dfm.real)
+                col = col + np.einsum("na,na->n", d[f"{tag}f_m_perp_imag"], dfm.imag)
+            out[i] = col
+        return out
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -1083,7 +1154,7 @@ class PndData(FlippingRatioSet):
 
     def shared_values(self, crystal=None, models=None) -> dict[str, float]:
         """Spin-model parameters and their current values (μB, μB/T); shared by all PND sets."""
-        return dict(self.spin.values)
+        return {**self.spin.values, **self.spin.shape_values}
 
     def initial_values(self, crystal=None, models=None) -> dict[str, float]:
         """Start values of the private parameters (radius µm, mosaicity, P, α)."""
@@ -1107,11 +1178,13 @@ class PndData(FlippingRatioSet):
             A spin or private parameter is missing from ``names``.
         """
         names = list(names)
-        missing = [n for n in self.spin.parameter_names + self.parameter_names() if n not in names]
+        own = self.spin.parameter_names + self.spin.shape_parameter_names + self.parameter_names()
+        missing = [n for n in own if n not in names]
         if missing:
             raise InputError(f"dataset {self.name!r}: parameters {missing} are not in the vector")
         self._n_full = len(names)
         self._i_spin = np.array([names.index(n) for n in self.spin.parameter_names], dtype=int)
+        self._i_kappa = {n: names.index(n) for n in self.spin.shape_parameter_names}
         self._i_radius = names.index(self.radius_name) if self.radius_name else None
         self._i_mosaicity = names.index(self.mosaicity_name) if self.mosaicity_name else None
         self._i_pol = names.index(self.polarisation_name) if self.polarisation_name else None
@@ -1188,6 +1261,7 @@ class PndData(FlippingRatioSet):
         mask = self.active()
         if not np.any(mask):
             raise self._no_reflection()
+        self._refresh(p)
         g_perp = self.g_perp[mask]
         f_m_perp = np.einsum("nka,k->na", g_perp, p[self._i_spin])
         pol = self.polarisation if self._i_pol is None else float(p[self._i_pol])
@@ -1245,4 +1319,6 @@ class PndData(FlippingRatioSet):
                 J[:, self._i_spin] += np.einsum(
                     "na,nka->nk", d[f"twin{k}_half_f_m_perp_imag"], g_h.imag
                 )
+        for i, col in self._kappa_columns(d, mask, p[self._i_spin]).items():
+            J[:, i] = col
         return mask, ratio, J
