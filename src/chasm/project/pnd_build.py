@@ -17,7 +17,7 @@ model                     parameters                                  unit
 ``chi_iso``               ``LABEL.chi_iso``                            μB/T
 ``chi_aniso``             ``LABEL.chi11`` ... (free under the site     μB/T
                           symmetry, cryspy's rule)
-``orbital`` (any model)    ``LABEL.kappa`` (the radial function's κ)    1
+``orbital`` (any model)   ``LABEL.kappa`` (the radial function's κ)   1
 ========================  ==========================================  ===========
 
 and per data set ``NAME.extinction_radius``, ``NAME.mosaicity`` (extinction
