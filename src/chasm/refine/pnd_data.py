@@ -1103,21 +1103,37 @@ class PndData(FlippingRatioSet):
             self._set_basis(key, self._perp_basis(key))
         self._kappa_used = now
 
-    def _kappa_columns(self, d: dict, mask: np.ndarray, spin: np.ndarray) -> dict[int, np.ndarray]:
-        """dR/dκ of every κ: the chain rule through F_M⊥ of h, 2h and the twin domains."""
-        channel = {("h",): "", ("half",): "half_"}
-        out = {}
-        for name, i in self._i_kappa.items():
-            col = 0.0
-            for key in self._basis_sets:
-                tag = channel.get(key)
-                if tag is None:
-                    tag = f"twin{key[1] + 1}_" + ("half_" if key[2] == "g_perp_half" else "")
+    def _basis_of(self, key: tuple) -> np.ndarray:
+        """The current G⊥ of a reflection set (:attr:`_basis_sets` key)."""
+        if key == ("h",):
+            return self.g_perp
+        if key == ("half",):
+            return self.g_perp_half
+        return self._domains[key[1]][key[2]]
+
+    @staticmethod
+    def _channel(key: tuple) -> str:
+        """Prefix of the F_M⊥ derivatives of :func:`flipping_ratio` for a reflection set."""
+        if key[0] != "twin":
+            return {"h": "", "half": "half_"}[key[0]]
+        return f"twin{key[1] + 1}_" + ("half_" if key[2] == "g_perp_half" else "")
+
+    def _spin_jacobian(self, d: dict, mask: np.ndarray, spin: np.ndarray, J: np.ndarray) -> None:
+        """dR/dc (linear spin parameters) and dR/dκ: the chain rule through F_M⊥ of every set.
+
+        dR/dθ = Σ_sets Σ_a [∂R/∂Re F⊥,a Re dF⊥,a/dθ + ∂R/∂Im F⊥,a Im dF⊥,a/dθ], with
+        dF⊥/dc_k = G⊥_k and dF⊥/dκ = Σ_k c_k dG⊥_k/dκ.
+        """
+        for key in self._basis_sets:
+            tag = self._channel(key)
+            d_re, d_im = d[f"{tag}f_m_perp_real"], d[f"{tag}f_m_perp_imag"]
+            g = self._basis_of(key)[mask]
+            J[:, self._i_spin] += np.einsum("na,nka->nk", d_re, g.real)
+            J[:, self._i_spin] += np.einsum("na,nka->nk", d_im, g.imag)
+            for name, i in self._i_kappa.items():
                 dfm = np.einsum("nka,k->na", self._perp_basis(key, name)[mask], spin)
-                col = col + np.einsum("na,na->n", d[f"{tag}f_m_perp_real"], dfm.real)
-                col = col + np.einsum("na,na->n", d[f"{tag}f_m_perp_imag"], dfm.imag)
-            out[i] = col
-        return out
+                J[:, i] += np.einsum("na,na->n", d_re, dfm.real)
+                J[:, i] += np.einsum("na,na->n", d_im, dfm.imag)
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -1294,11 +1310,7 @@ class PndData(FlippingRatioSet):
             return mask, out, None
         ratio, d = out
         J = np.zeros((len(ratio), self._n_full))
-        J[:, self._i_spin] = np.einsum("na,nka->nk", d["f_m_perp_real"], g_perp.real)
-        J[:, self._i_spin] += np.einsum("na,nka->nk", d["f_m_perp_imag"], g_perp.imag)
-        if self.half_on:
-            J[:, self._i_spin] += np.einsum("na,nka->nk", d["half_f_m_perp_real"], g_half.real)
-            J[:, self._i_spin] += np.einsum("na,nka->nk", d["half_f_m_perp_imag"], g_half.imag)
+        self._spin_jacobian(d, mask, p[self._i_spin], J)
         if self.extinction_on:
             J[:, self._i_radius] = d["radius"]
             J[:, self._i_mosaicity] = d["mosaicity"]
@@ -1306,19 +1318,6 @@ class PndData(FlippingRatioSet):
             J[:, self._i_pol] = d["polarisation"]
         if self._i_half is not None:
             J[:, self._i_half] = d["lambda_half"]
-        for k, (dom, i_frac) in enumerate(zip(self._domains, self._i_twin, strict=True), 1):
+        for k, i_frac in enumerate(self._i_twin, 1):
             J[:, i_frac] = d[f"twin_fraction{k}"]
-            g_t = dom["g_perp"][mask]
-            J[:, self._i_spin] += np.einsum("na,nka->nk", d[f"twin{k}_f_m_perp_real"], g_t.real)
-            J[:, self._i_spin] += np.einsum("na,nka->nk", d[f"twin{k}_f_m_perp_imag"], g_t.imag)
-            if self.half_on:
-                g_h = dom["g_perp_half"][mask]
-                J[:, self._i_spin] += np.einsum(
-                    "na,nka->nk", d[f"twin{k}_half_f_m_perp_real"], g_h.real
-                )
-                J[:, self._i_spin] += np.einsum(
-                    "na,nka->nk", d[f"twin{k}_half_f_m_perp_imag"], g_h.imag
-                )
-        for i, col in self._kappa_columns(d, mask, p[self._i_spin]).items():
-            J[:, i] = col
         return mask, ratio, J
