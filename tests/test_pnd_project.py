@@ -83,7 +83,7 @@ def test_moment_site_symmetry_of_mnf2_is_cryspy_s(shared_data):
 def test_dummy_atoms_are_left_out(shared_data, tmp_path, capsys):
     text = (shared_data / "pnd" / "mnf2" / "MnF2_multipole_prior.rcif").read_text()
     project = _init(tmp_path, text, "prior.rcif")
-    assert "_atom_rho_multipole" in capsys.readouterr().out  # said: not read
+    assert "_atom_rho_multipole" in capsys.readouterr().out  # read (issue 17)
     built = build(load_project(project))
     assert [a.label for a in built.crystal.atoms] == ["Mn", "F"]
 

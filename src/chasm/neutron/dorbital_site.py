@@ -91,7 +91,7 @@ from chasm.density.harmonics import density_harmonics
 from chasm.density.radial import g_integral
 from chasm.density.sitesym import allowed_multipoles
 from chasm.errors import InputError
-from chasm.neutron.structure_factors import site_sums
+from chasm.neutron.structure_factors import weighted_terms
 
 __all__ = [
     "EVEN_L",
@@ -101,6 +101,8 @@ __all__ = [
     "multipole_factors",
     "spin_form_factor",
     "dorbital_basis",
+    "dorbital_copies",
+    "copy_form_factors",
 ]
 
 EVEN_L: np.ndarray = np.array([0] + [2] * 5 + [4] * 9)
@@ -180,6 +182,11 @@ class OrbitalFormFactor:
         """⟨j0⟩, ⟨j2⟩, ⟨j4⟩ at s/κ (dimensionless), s = sinθ/λ in Å⁻¹."""
         K = 4.0 * pi * np.asarray(s, dtype=float) / kappa
         return self._jl(0, K), self._jl(2, K), self._jl(4, K)
+
+    def radial_dkappa(self, s, kappa: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """d⟨j_l⟩(s/κ)/dκ for l = 0, 2, 4: −(K/κ) d⟨j_l⟩/dK at K = 4πs/κ."""
+        K = 4.0 * pi * np.asarray(s, dtype=float) / kappa
+        return tuple(-K / kappa * self._jl(l, K, derivative=True)[1] for l in (0, 2, 4))
 
     def dipole(self, s, c2: float, kappa: float = 1.0) -> tuple[np.ndarray, dict]:
         """f = ⟨j0⟩ + C2⟨j2⟩ at s/κ and df/ds (Å), df/dκ, df/dC2 (as IonFormFactor.dipole)."""
@@ -394,8 +401,62 @@ class DOrbitalSite:
         )
 
 
+def copy_form_factors(
+    crystal: Crystal,
+    hkl,
+    frame: np.ndarray,
+    table,
+    kappa: float,
+    to_multipoles: np.ndarray,
+    dkappa: bool = False,
+) -> np.ndarray:
+    """Form factor of each symmetry copy per column of ``to_multipoles``, (n, n_ops, k).
+
+    Σ_lm (to_multipoles)_lm,k 4π i^l ⟨j_l⟩(s/κ) d_lm(Mᵀ R_cᵀ ĥ) (μB per unit column):
+    the copy made by (R, t) carries the density rotated by R_c. Only the l
+    with a non-zero row are evaluated (a p shell has no ⟨j4⟩). ``dkappa``: the
+    derivative with respect to κ instead (the table's ``radial_dkappa``).
+
+    Raises
+    ------
+    InputError
+        The (0 0 0) reflection, or a needed ⟨j_l⟩ the radial table lacks.
+    """
+    hkl = np.asarray(hkl, dtype=float).reshape(-1, 3)
+    hc = hkl @ crystal.B.T
+    norm = np.linalg.norm(hc, axis=1)
+    if np.any(norm == 0):
+        raise InputError("spin form factor: the (0 0 0) reflection has no direction")
+    radial = (table.radial_dkappa if dkappa else table.radial)(0.5 * norm, kappa)
+    u = np.einsum("na,oab,bc->noc", hc / norm[:, None], crystal.cartesian_rotations(), frame)
+    d = density_harmonics(u, 4)[..., list(EVEN_INDICES)]  # (n, ops, 15)
+    to_multipoles = np.asarray(to_multipoles, dtype=float)
+    out = np.zeros(u.shape[:2] + (to_multipoles.shape[1],))
+    for l in (0, 2, 4):
+        rows = (EVEN_L == l) & np.any(to_multipoles != 0.0, axis=1)
+        if not np.any(rows):
+            continue
+        j_l = radial[l // 2]
+        if not np.all(np.isfinite(j_l)):
+            name = getattr(table, "ion", table)
+            raise InputError(
+                f"spin form factor: the radial function {name} has no <j{l}> (its density has "
+                f"no l = {l} terms); set those populations to 0"
+            )
+        scale = _I_L[l] * _FOUR_PI * j_l[:, None, None]
+        out += scale * (d[..., rows] @ to_multipoles[rows])
+    return out
+
+
+def dorbital_copies(
+    crystal: Crystal, hkl, layout: DOrbitalLayout, table, kappa: float
+) -> np.ndarray:
+    """:func:`copy_form_factors` of a d-orbital site's parameters, (n, n_ops, k)."""
+    return copy_form_factors(crystal, hkl, layout.frame, table, kappa, layout.to_multipoles)
+
+
 def dorbital_basis(
-    crystal: Crystal, hkl, layout: DOrbitalLayout, table, kappa: float, p: float
+    crystal: Crystal, hkl, layout: DOrbitalLayout, table, kappa: float, p: float, terms=None
 ) -> np.ndarray:
     """Scalar magnetic amplitude per unit value of each parameter of a d-orbital site.
 
@@ -413,21 +474,14 @@ def dorbital_basis(
     kappa : float
     p : float
         fm per μB.
+    terms : callable, optional
+        Per-operation terms of an atom, weight included
+        (:func:`chasm.neutron.structure_factors.weighted_terms`).
 
     Returns
     -------
     ndarray (n, k) complex
     """
-    hkl = np.asarray(hkl, dtype=float).reshape(-1, 3)
-    hc = hkl @ crystal.B.T
-    norm = np.linalg.norm(hc, axis=1)
-    if np.any(norm == 0):
-        raise InputError("d-orbital basis: the (0 0 0) reflection has no direction")
-    stol = 0.5 * norm
-    radial = table.radial(stol, kappa)
-    rc = crystal.cartesian_rotations()
-    u = np.einsum("na,oab,bc->noc", hc / norm[:, None], rc, layout.frame)  # (n, ops, 3)
-    factors = multipole_factors(tuple(x[:, None] for x in radial), u)  # (n, ops, 15)
-    terms, weight = site_sums(crystal, hkl, layout.index)
-    per_lm = np.einsum("no,nol->nl", terms, factors)  # (n, 15)
-    return p * weight * (per_lm @ layout.to_multipoles)
+    copies = dorbital_copies(crystal, hkl, layout, table, kappa)
+    t = weighted_terms(crystal, hkl, layout.index, terms)
+    return p * np.einsum("no,nok->nk", t, copies)

@@ -6,6 +6,12 @@ and either an ordered moment or a site susceptibility). :func:`calculate`
 evaluates one flipping-ratio data set: geometry from the UB matrix, F_N, F_M,
 F_M⊥, extinction, R and the agreement statistics.
 
+Its structure factors sum over symmetry with
+:func:`chasm.neutron.structure_factors.site_sums`, independently of the
+structure-factor engine that the refined PND models use
+(:class:`chasm.refine.pnd_data.PndSpinModel`): the tests hold the two against
+each other and against cryspy.
+
 Frames of the tensors in the file: cryspy gives χ_ij (and ordered-moment
 components) on the normalised crystal axes a/|a|, b/|b|, c/|c| and turns them
 into Cartesian ones with its ``m_m_norm`` matrix (``Crystal

@@ -22,7 +22,13 @@ Crystal blocks (those with ``_cell_length_a``):
 - ``_atom_site_susceptibility_*`` (chi type ``Ciso``/``Cani``, χ_ij in μB/T,
   optional moment type and moment_ij);
 - ``_atom_site_scat_*`` (magnetic form-factor ion, Landé factor, κ);
-- ``_atom_site_moment_*`` (crystal-axis components of an ordered moment, μB).
+- ``_atom_site_moment_*`` (crystal-axis components of an ordered moment, μB);
+- cryspy's spin-multipole model: ``_atom_rho_multipole_*`` (atom label, ion,
+  orbital of the radial function, κ, populations ``coeff_P00`` ...
+  ``coeff_P4-4``) and ``_atom_local_axes_*`` (the local frame: axis ``ax1``
+  from the atom to ``atom0``, axis ``ax2`` along ``atom1`` → ``atom2``),
+  kept as :class:`RhoMultipole` and :class:`LocalAxesRow` (dummy atoms of
+  ``_atom_site`` stay in :attr:`PndCrystal.atoms` for the frames).
 
 Diffraction blocks (those with ``_diffrn_refln_fr``): wavelength, field,
 signed polarisation, flipper efficiency, UB matrix and its type, extinction
@@ -79,6 +85,8 @@ __all__ = [
     "RcifAtom",
     "SiteSusceptibility",
     "SiteMagneticScattering",
+    "RhoMultipole",
+    "LocalAxesRow",
     "PndCrystal",
     "PndDataset",
     "RcifTwin",
@@ -332,6 +340,36 @@ class SiteMagneticScattering:
 
 
 @dataclass
+class RhoMultipole:
+    """``_atom_rho_multipole`` row: cryspy's spin-multipole form factor of one atom.
+
+    ``populations`` maps cryspy's names without the prefix (``"P00"``,
+    ``"P2-1"`` ...) to the values the file gives (others are zero).
+    """
+
+    label: str
+    type_symbol: str
+    orbital: str
+    kappa: float = 1.0
+    populations: dict[str, float] = field(default_factory=dict)
+    line: int = 0
+
+
+@dataclass
+class LocalAxesRow:
+    """``_atom_local_axes`` row: axis ``ax1`` (x/y/z) along atom → ``atom0``, ``ax2`` along
+    ``atom1`` → ``atom2`` (made orthogonal to the first), the third right-handed."""
+
+    label: str
+    atom0: str
+    ax1: str
+    atom1: str
+    atom2: str
+    ax2: str
+    line: int = 0
+
+
+@dataclass
 class PndCrystal:
     """A crystal block of a PND rcif file.
 
@@ -370,6 +408,8 @@ class PndCrystal:
     moments: dict[str, np.ndarray] = field(default_factory=dict)
     line: int = 0
     path: str | None = None
+    multipoles: dict[str, RhoMultipole] = field(default_factory=dict)
+    local_axes: dict[str, LocalAxesRow] = field(default_factory=dict)
 
 
 @dataclass
@@ -816,6 +856,86 @@ def _read_moments(conv: _Converter, block: RcifBlock, labels: set[str]):
     return out
 
 
+#: cryspy's population names (``_atom_rho_multipole_coeff_P...``), l <= 4
+RHO_MULTIPOLE_NAMES = tuple(
+    f"P{l}{m}" for l in range(5) for m in [0] + [s * k for k in range(1, l + 1) for s in (1, -1)]
+)
+
+
+def _read_rho_multipoles(conv: _Converter, block: RcifBlock, labels: set[str]):
+    """``_atom_rho_multipole`` rows (cryspy's spin-multipole form factors)."""
+    prefix = "_atom_rho_multipole_"
+    loop = conv.loop(block, prefix, ("atom_label", "atom_type_symbol", "orbital"))
+    out: dict[str, RhoMultipole] = {}
+    if loop is None:
+        return out
+    known = {f"{prefix}kappa"} | {f"{prefix}{t}" for t in ("atom_label", "atom_type_symbol")}
+    known |= {f"{prefix}orbital"} | {f"{prefix}coeff_{n}".lower() for n in RHO_MULTIPOLE_NAMES}
+    for tag in loop.tags:
+        if tag not in known and not tag.endswith(("_sigma", "_refinement", "_constraint")):
+            raise InputError(
+                f"{tag}: not a column of cryspy's _atom_rho_multipole loop (populations "
+                "coeff_P00 ... coeff_P4-4, l <= 4)",
+                conv.path,
+                loop.line,
+            )
+    kappa = loop.column(f"{prefix}kappa")
+    for k, lab in enumerate(loop.column(f"{prefix}atom_label")):
+        if lab.text not in labels:
+            raise InputError(
+                f"_atom_rho_multipole of unknown atom {lab.text!r}", conv.path, lab.line
+            )
+        pops = {}
+        for name in RHO_MULTIPOLE_NAMES:
+            col = loop.column(f"{prefix}coeff_{name}".lower())
+            if col is not None:
+                pops[name] = conv.number(col[k], f"{prefix}coeff_{name}")
+        out[lab.text] = RhoMultipole(
+            lab.text,
+            loop.column(f"{prefix}atom_type_symbol")[k].text,
+            loop.column(f"{prefix}orbital")[k].text.lower(),
+            1.0
+            if kappa is None
+            else conv.ranged(kappa[k], f"{prefix}kappa", 0.0, KAPPA_MAX, lo_open=True),
+            pops,
+            lab.line,
+        )
+    return out
+
+
+def _read_local_axes(conv: _Converter, block: RcifBlock, labels: set[str]):
+    """``_atom_local_axes`` rows (frames of the spin multipoles)."""
+    prefix = "_atom_local_axes_"
+    cols = ("atom_label", "atom0", "ax1", "atom1", "atom2", "ax2")
+    loop = conv.loop(block, prefix, cols)
+    out: dict[str, LocalAxesRow] = {}
+    if loop is None:
+        return out
+    for k, lab in enumerate(loop.column(f"{prefix}atom_label")):
+        row = [loop.column(f"{prefix}{c}")[k] for c in cols]
+        for tok, c in zip(row, cols, strict=True):
+            if c.startswith("ax") and tok.text.lower() not in ("x", "y", "z"):
+                raise InputError(f"{prefix}{c}: {tok.text!r} is not X, Y or Z", conv.path, tok.line)
+            if c.startswith("atom") and tok.text not in labels:
+                raise InputError(f"{prefix}{c}: unknown atom {tok.text!r}", conv.path, tok.line)
+        if row[2].text.lower() == row[5].text.lower():
+            raise InputError(
+                f"{prefix}ax2: the two axes of {lab.text} are both {row[2].text}",
+                conv.path,
+                row[5].line,
+            )
+        out[lab.text] = LocalAxesRow(
+            lab.text,
+            row[1].text,
+            row[2].text.lower(),
+            row[3].text,
+            row[4].text,
+            row[5].text.lower(),
+            lab.line,
+        )
+    return out
+
+
 def _read_crystal(conv: _Converter, block: RcifBlock) -> PndCrystal:
     cell = tuple(
         conv.item(block, f"_cell_{t}", required=True)
@@ -850,6 +970,8 @@ def _read_crystal(conv: _Converter, block: RcifBlock) -> PndCrystal:
         moments=_read_moments(conv, block, labels),
         line=block.line,
         path=conv.path,
+        multipoles=_read_rho_multipoles(conv, block, labels),
+        local_axes=_read_local_axes(conv, block, labels),
     )
 
 

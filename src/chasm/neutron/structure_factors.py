@@ -35,7 +35,7 @@ pass ``p=CRYSPY_P`` to reproduce it digit for digit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -46,11 +46,16 @@ __all__ = [
     "P_FM",
     "CRYSPY_P",
     "site_sums",
+    "weighted_terms",
+    "moment_along_field",
     "nuclear_structure_factors",
     "magnetic_structure_factors",
     "susceptibility_structure_tensor",
     "induced_magnetic_structure_factors",
 ]
+
+#: Per-operation terms of one atom (weight included): atom index -> (n, n_ops) complex.
+TermsFn = Callable[[int], np.ndarray]
 
 #: Magnetic scattering amplitude per Bohr magneton, γ r₀ / 2 (fm / μB), CONVENTIONS.md.
 P_FM = 2.69542
@@ -94,7 +99,23 @@ def site_sums(crystal: Crystal, hkl, index: int) -> tuple[np.ndarray, float]:
     return terms, weight
 
 
-def nuclear_structure_factors(crystal: Crystal, hkl, b: Sequence[complex]) -> np.ndarray:
+def weighted_terms(crystal: Crystal, hkl, index: int, terms: TermsFn | None = None) -> np.ndarray:
+    """w_j T_j(Rᵀh) exp[2πi h·(R x_j + t)] per operation, (n, n_ops) complex.
+
+    ``terms``: the per-operation terms of another symmetry sum, weight
+    included (the structure-factor engine's ``operation_terms``,
+    :mod:`chasm.scattering.engine`); None: :func:`site_sums` (the tests'
+    reference).
+    """
+    if terms is not None:
+        return terms(index)
+    t, weight = site_sums(crystal, hkl, index)
+    return weight * t
+
+
+def nuclear_structure_factors(
+    crystal: Crystal, hkl, b: Sequence[complex], terms: TermsFn | None = None
+) -> np.ndarray:
     """F_N(h) in fm.
 
     Parameters
@@ -104,6 +125,8 @@ def nuclear_structure_factors(crystal: Crystal, hkl, b: Sequence[complex]) -> np
     hkl : array_like (n, 3)
     b : sequence of complex
         Coherent scattering length of each atom of ``crystal.atoms`` (fm).
+    terms : callable, optional
+        Per-operation terms of an atom (:func:`weighted_terms`).
 
     Returns
     -------
@@ -115,8 +138,7 @@ def nuclear_structure_factors(crystal: Crystal, hkl, b: Sequence[complex]) -> np
     for j, b_j in enumerate(b):
         if b_j == 0:
             continue
-        terms, weight = site_sums(crystal, hkl, j)
-        total += weight * b_j * terms.sum(axis=1)
+        total += b_j * weighted_terms(crystal, hkl, j, terms).sum(axis=1)
     return total
 
 
@@ -127,6 +149,7 @@ def magnetic_structure_factors(
     form_factors: dict[int, np.ndarray],
     time_reversal=None,
     p: float = P_FM,
+    terms: TermsFn | None = None,
 ) -> np.ndarray:
     """F_M(h) (vector, fm) of ordered moments, chasm Cartesian frame.
 
@@ -136,12 +159,16 @@ def magnetic_structure_factors(
     hkl : array_like (n, 3)
     moments : dict atom index -> ndarray (3,)
         Moment m_j of the atom as listed (Cartesian, μB).
-    form_factors : dict atom index -> ndarray (n,)
-        Magnetic form factor f_j(s) of each magnetic atom at the reflections.
+    form_factors : dict atom index -> ndarray (n,) or (n, n_ops)
+        Magnetic form factor f_j(s) of each magnetic atom at the reflections,
+        or one per operation (an aspherical spin density,
+        :class:`~chasm.neutron.spin_shape.SpinShape`).
     time_reversal : array_like (n_ops,) or None
         θ = ±1 per operation (None: all +1).
     p : float
         fm per μB.
+    terms : callable, optional
+        Per-operation terms of an atom (:func:`weighted_terms`).
 
     Returns
     -------
@@ -153,10 +180,15 @@ def magnetic_structure_factors(
     axial = (theta * det)[:, None, None] * rc  # (n_ops, 3, 3)
     out = np.zeros((len(_hkl(hkl)), 3), dtype=complex)
     for j, m in moments.items():
-        terms, weight = site_sums(crystal, hkl, j)
         m_ops = axial @ np.asarray(m, dtype=float)  # (n_ops, 3)
-        out += (weight * np.asarray(form_factors[j]))[:, None] * (terms @ m_ops)
+        out += _copies(weighted_terms(crystal, hkl, j, terms), form_factors[j]) @ m_ops
     return p * out
+
+
+def _copies(terms: np.ndarray, ff) -> np.ndarray:
+    """terms × f per copy: f (n,) the same for every copy, or (n, n_ops) one per copy."""
+    ff = np.asarray(ff)
+    return terms * (ff if ff.ndim == 2 else ff[:, None])
 
 
 def susceptibility_structure_tensor(
@@ -165,6 +197,7 @@ def susceptibility_structure_tensor(
     chi: dict[int, np.ndarray],
     form_factors: dict[int, np.ndarray],
     p: float = P_FM,
+    terms: TermsFn | None = None,
 ) -> np.ndarray:
     """S(h) (fm/T) with F_M = S(h) · B for induced moments m = χ B.
 
@@ -174,9 +207,11 @@ def susceptibility_structure_tensor(
     hkl : array_like (n, 3)
     chi : dict atom index -> ndarray (3, 3)
         Site susceptibility tensor (μB/T) in chasm's Cartesian frame.
-    form_factors : dict atom index -> ndarray (n,)
+    form_factors : dict atom index -> ndarray (n,) or (n, n_ops)
     p : float
         fm per μB.
+    terms : callable, optional
+        Per-operation terms of an atom (:func:`weighted_terms`).
 
     Returns
     -------
@@ -185,12 +220,20 @@ def susceptibility_structure_tensor(
     rc = crystal.cartesian_rotations()
     out = np.zeros((len(_hkl(hkl)), 3, 3), dtype=complex)
     for j, chi_j in chi.items():
-        terms, weight = site_sums(crystal, hkl, j)
         chi_ops = rc @ np.asarray(chi_j, dtype=float) @ rc.transpose(0, 2, 1)  # (n_ops, 3, 3)
-        out += (weight * np.asarray(form_factors[j]))[:, None, None] * np.einsum(
-            "no,oab->nab", terms, chi_ops
-        )
+        copies = _copies(weighted_terms(crystal, hkl, j, terms), form_factors[j])
+        out += np.einsum("no,oab->nab", copies, chi_ops)
     return p * out
+
+
+def moment_along_field(
+    crystal: Crystal, hkl, index: int, form_factor, p: float = P_FM, terms: TermsFn | None = None
+) -> np.ndarray:
+    """Scalar F_M (fm per μB) of a unit moment along the field on every copy of one atom.
+
+    F_M = ê p Σ_(R,t) w T exp[2πi h·(R x + t)] f (f per copy allowed), (n,) complex.
+    """
+    return p * _copies(weighted_terms(crystal, hkl, index, terms), form_factor).sum(axis=1)
 
 
 def induced_magnetic_structure_factors(tensor: np.ndarray, field_vector) -> np.ndarray:

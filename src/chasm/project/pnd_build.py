@@ -17,6 +17,7 @@ model                     parameters                                  unit
 ``chi_iso``               ``LABEL.chi_iso``                            μB/T
 ``chi_aniso``             ``LABEL.chi11`` ... (free under the site     μB/T
                           symmetry, cryspy's rule)
+``orbital`` (any model)   ``LABEL.kappa`` (the radial function's κ)   1
 ========================  ==========================================  ===========
 
 and per data set ``NAME.extinction_radius``, ``NAME.mosaicity`` (extinction
@@ -32,12 +33,20 @@ from pathlib import Path
 
 import numpy as np
 
+from chasm.crystal.structure import parse_type_symbol
 from chasm.density.model import SphericalAtom
 from chasm.errors import InputError
 from chasm.neutron.conventions import conventions
+from chasm.neutron.dorbital_site import OrbitalFormFactor
 from chasm.neutron.magnetic_ff import c2_from_lande, ion_form_factor
 from chasm.neutron.model import rcif_crystal
 from chasm.neutron.rcif import PndCrystal, PndFile, read_rcif
+from chasm.neutron.spin_shape import (
+    SpinShape,
+    frame_from_text,
+    population_vector,
+    slater_form_factor,
+)
 from chasm.project.project import Project
 from chasm.project.schema import find_line
 from chasm.refine.pnd_data import PndData, PndOptions, PndSpinModel, SpinSite
@@ -96,7 +105,9 @@ def rcif_structure(project: Project) -> tuple[PndFile, PndCrystal]:
     return pnd, pnd.crystal(name)
 
 
-def spin_sites(project: Project, block: PndCrystal, labels: list[str]) -> list[SpinSite]:
+def spin_sites(
+    project: Project, block: PndCrystal, labels: list[str], crystal=None
+) -> list[SpinSite]:
     """One :class:`SpinSite` per ``[model.spin.LABEL]`` table, in atom order.
 
     Raises
@@ -122,6 +133,11 @@ def spin_sites(project: Project, block: PndCrystal, labels: list[str]) -> list[S
     for label in [x for x in labels if x in cfg_all]:
         cfg = cfg_all[label]
         where = f"model.spin.{label}"
+        if cfg["orbital"] is not None or any(cfg[k] is not None for k in _SHAPE_KEYS):
+            shape = _spin_shape(project, cfg, where, types[label], crystal, text)
+            common = {"label": label, "table": shape.table, "kappa": shape.kappa, "shape": shape}
+            out.append(_site(common, cfg, where, src, text))
+            continue
         ion = cfg["ion"] or types[label]
         try:
             table = tables.get(ion) or ion_form_factor(ion)
@@ -135,43 +151,107 @@ def spin_sites(project: Project, block: PndCrystal, labels: list[str]) -> list[S
             ) from None
         c2 = cfg["c2"] if cfg["c2"] is not None else c2_from_lande(cfg["lande"])
         common = {"label": label, "table": table, "c2": float(c2), "kappa": float(cfg["kappa"])}
-        model, moment, chi = cfg["model"], cfg["moment"], cfg["chi"]
-
-        def bad(key: str, need: str, where=where, model=model) -> InputError:
-            return InputError(
-                f"{where}.{key}: model = {model!r} needs {need}",
-                src,
-                find_line(text, f"{where}.{key}") or find_line(text, where),
-            )
-
-        if model == "moment":
-            if moment is not None and not isinstance(moment, list):
-                raise bad("moment", "[mx, my, mz] (muB, crystal axes)")
-            out.append(SpinSite(**common, vector=np.array(moment or [0.0, 0.0, 0.0])))
-        elif model == "field_moment":
-            if isinstance(moment, list):
-                raise bad("moment", "one number (muB along the field)")
-            out.append(SpinSite(**common, moment=float(moment or 0.0)))
-        elif model == "chi_iso":
-            if isinstance(chi, list):
-                raise bad("chi", "one number (muB/T)")
-            iso = float(chi or 0.0)
-            out.append(SpinSite(**common, chi=[iso, iso, iso, 0, 0, 0], isotropic=True))
-        elif model == "chi_local":
-            if chi is not None and not (isinstance(chi, list) and len(chi) == 2):
-                raise bad("chi", "[chi_par, chi_perp] (muB/T)")
-            out.append(SpinSite(**common, chi_local=tuple(chi or [0.0, 0.0]), axis=cfg["axis"]))
-        else:
-            if chi is not None and not (isinstance(chi, list) and len(chi) == 6):
-                raise bad("chi", "[chi11, chi22, chi33, chi12, chi13, chi23] (muB/T)")
-            out.append(SpinSite(**common, chi=np.array(chi or [0.0] * 6)))
-        if cfg["axis"] is not None and model != "chi_local":
-            raise bad("axis", "no axis (only chi_local has one)")
-        if model in ("field_moment", "moment") and chi is not None:
-            raise bad("chi", "no chi (it is a moment model)")
-        if model.startswith("chi") and moment is not None:
-            raise bad("moment", "no moment (it is a susceptibility model)")
+        out.append(_site(common, cfg, where, src, text))
     return out
+
+
+#: keys of a spin-multipole form factor besides ``orbital``
+_SHAPE_KEYS = (
+    "orbital_species",
+    "slater_n",
+    "slater_zeta",
+    "slater_coeff",
+    "populations",
+    "local_axes",
+)
+
+
+def _spin_shape(project: Project, cfg: dict, where: str, type_symbol: str, crystal, text):
+    """The :class:`~chasm.neutron.spin_shape.SpinShape` of ``[model.spin.LABEL]`` with ``orbital``.
+
+    Raises
+    ------
+    InputError
+        A shape key without ``orbital``, ion or c2 given with it, Slater lists
+        of different lengths, an unknown databank species or orbital, an unknown
+        population name, a bad ``local_axes``; naming the key and its line.
+    """
+    src = str(project.path)
+
+    def fail(key: str, message: str) -> InputError:
+        full = f"{where}.{key}"
+        line = find_line(text, full) or find_line(text, where)
+        return InputError(f"{full}: {message}", src, line)
+
+    if cfg["orbital"] is None:
+        key = next(k for k in _SHAPE_KEYS if cfg[k] is not None)
+        raise fail(key, "needs orbital = '3d' (or '2p' ...): the spin-multipole model")
+    for key in ("ion", "c2"):
+        if cfg[key] is not None:
+            raise fail(key, "the spin-multipole model (orbital) has its own form factor; delete it")
+    slater = [cfg[k] for k in ("slater_n", "slater_zeta", "slater_coeff")]
+    element = parse_type_symbol(type_symbol)[0]
+    step = "orbital"
+    try:
+        if any(x is not None for x in slater):
+            step = "slater_n"
+            if any(x is None for x in slater) or len({len(x) for x in slater}) != 1:
+                raise InputError("give slater_n, slater_zeta and slater_coeff, equally long")
+            if cfg["orbital_species"] is not None:
+                raise InputError("not with orbital_species (the radial function is given)")
+            table = slater_form_factor(element, cfg["orbital"], *slater)
+        else:
+            step = "orbital_species" if cfg["orbital_species"] else "orbital"
+            symbol, charge = parse_type_symbol(cfg["orbital_species"] or element)
+            table = OrbitalFormFactor.from_databank(symbol, cfg["orbital"], charge)
+        step = "populations"
+        populations = population_vector(cfg["populations"] or {"P00": 1.0})
+        frame = np.eye(3)
+        if cfg["local_axes"] is not None:
+            step = "local_axes"
+            frame = frame_from_text(crystal, cfg["local_axes"])
+    except InputError as exc:
+        raise fail(step, exc.message) from None
+    return SpinShape(table, populations, frame, float(cfg["kappa"]))
+
+
+def _site(common: dict, cfg: dict, where: str, src: str, text) -> SpinSite:
+    """The :class:`SpinSite` of one ``[model.spin.LABEL]`` table's model and start values."""
+    model, moment, chi = cfg["model"], cfg["moment"], cfg["chi"]
+
+    def bad(key: str, need: str) -> InputError:
+        return InputError(
+            f"{where}.{key}: model = {model!r} needs {need}",
+            src,
+            find_line(text, f"{where}.{key}") or find_line(text, where),
+        )
+
+    if cfg["axis"] is not None and model != "chi_local":
+        raise bad("axis", "no axis (only chi_local has one)")
+    if model in ("field_moment", "moment") and chi is not None:
+        raise bad("chi", "no chi (it is a moment model)")
+    if model.startswith("chi") and moment is not None:
+        raise bad("moment", "no moment (it is a susceptibility model)")
+    if model == "moment":
+        if moment is not None and not isinstance(moment, list):
+            raise bad("moment", "[mx, my, mz] (muB, crystal axes)")
+        return SpinSite(**common, vector=np.array(moment or [0.0, 0.0, 0.0]))
+    if model == "field_moment":
+        if isinstance(moment, list):
+            raise bad("moment", "one number (muB along the field)")
+        return SpinSite(**common, moment=float(moment or 0.0))
+    if model == "chi_iso":
+        if isinstance(chi, list):
+            raise bad("chi", "one number (muB/T)")
+        iso = float(chi or 0.0)
+        return SpinSite(**common, chi=[iso, iso, iso, 0, 0, 0], isotropic=True)
+    if model == "chi_local":
+        if chi is not None and not (isinstance(chi, list) and len(chi) == 2):
+            raise bad("chi", "[chi_par, chi_perp] (muB/T)")
+        return SpinSite(**common, chi_local=tuple(chi or [0.0, 0.0]), axis=cfg["axis"])
+    if chi is not None and not (isinstance(chi, list) and len(chi) == 6):
+        raise bad("chi", "[chi11, chi22, chi33, chi12, chi13, chi23] (muB/T)")
+    return SpinSite(**common, chi=np.array(chi or [0.0] * 6))
 
 
 def _blocks(project: Project, cfg: dict, i: int, path, pnd: PndFile):
@@ -257,7 +337,7 @@ def build_pnd(project: Project):
     c = conventions(d["model"]["conventions"])
     crystal, b = rcif_crystal(block, c.b_overrides)
     labels = [a.label for a in crystal.atoms]
-    sites = spin_sites(project, block, labels)
+    sites = spin_sites(project, block, labels, crystal)
     try:
         spin = PndSpinModel(crystal, b, sites, c.p, block.time_reversal)
     except InputError as exc:

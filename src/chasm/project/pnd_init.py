@@ -162,6 +162,15 @@ def guess_magnetic(pnd: PndFile, crystal_name: str | None = None) -> tuple[dict,
                 f"{lab}: ordered moment from the file's _atom_site_moment "
                 f"({', '.join(f'{x:g}' for x in cryst.moments[lab])} muB), ion {base['ion']}"
             )
+    for lab, entry in sites.items():
+        if lab in cryst.multipoles:
+            why.append(_add_spin_multipoles(cryst, block, lab, entry))
+    unused = [lab for lab in cryst.multipoles if lab not in sites]
+    if unused:
+        why.append(
+            f"_atom_rho_multipole rows of {', '.join(unused)} not used: no moment or "
+            "susceptibility on those atoms (their spin density would scatter nothing)"
+        )
     if sites:
         return sites, why
     for atom in cryst.atoms:
@@ -186,6 +195,63 @@ def guess_magnetic(pnd: PndFile, crystal_name: str | None = None) -> tuple[dict,
             f"Lande {g:.4g} (chemistry: the file has no susceptibility or moment loop)"
         )
     return sites, why
+
+
+def _uvw(v) -> str:
+    """A direction as ``u v w`` (rounded to 1e-10: differences of coordinates)."""
+    return " ".join(_fmt(x) for x in np.round(np.asarray(v, dtype=float), 10) + 0.0)
+
+
+def _add_spin_multipoles(cryst, block: RcifBlock, lab: str, entry: dict) -> str:
+    """Put the file's ``_atom_rho_multipole`` model of ``lab`` into its spin entry; the note.
+
+    Raises
+    ------
+    InputError
+        A non-zero odd-l population, or an orbital the databank lacks (file and line).
+    """
+    from chasm.neutron.dorbital_site import OrbitalFormFactor
+    from chasm.neutron.spin_shape import populations_from_cryspy
+
+    rho = cryst.multipoles[lab]
+    where = "_atom_rho_multipole_"
+    try:
+        pops = populations_from_cryspy(rho.populations, where)
+        element = parse_type_symbol(rho.type_symbol)[0]
+        OrbitalFormFactor.from_databank(element, rho.orbital)
+    except InputError as exc:
+        raise InputError(f"atom {lab}: {exc.message}", cryst.path, rho.line) from None
+    entry.update(orbital=rho.orbital, orbital_species=element, kappa=rho.kappa)
+    toks = _loop_tokens(block, "_atom_rho_multipole_atom", lab)
+    if _marked(toks.get("_atom_rho_multipole_kappa")):  # cryspy refined it (value with an su)
+        entry["free"] = [*(entry.get("free") or []), "kappa"]
+    entry["populations"] = {k: v for k, v in pops.items() if v != 0.0 or k == "P00"}
+    axes = cryst.local_axes.get(lab)
+    text = (
+        "the Cartesian axes (the file gives no _atom_local_axes row; cryspy then leaves the "
+        "multipole loop out and uses _atom_site_scat)"
+    )
+    if axes is not None:
+        xyz = {a.label: a.xyz for a in cryst.atoms}
+        v1 = xyz[axes.atom0] - xyz[lab]
+        v2 = xyz[axes.atom2] - xyz[axes.atom1]
+        entry["local_axes"] = f"{axes.ax1} {_uvw(v1)}, {axes.ax2} {_uvw(v2)}"
+        text = f"local axes '{entry['local_axes']}' (_atom_local_axes, line {axes.line})"
+    aspherical = [k for k, v in pops.items() if k != "P00" and v != 0.0]
+    note = (
+        f"{lab}: the file's spin-multipole form factor (_atom_rho_multipole, line {rho.line}): "
+        f"{element} {rho.orbital} from chasm's databank (Koga, neutral atom; cryspy uses "
+        f"Clementi-Roetti's: ratios of MnF2 move by up to 0.7 %, docs/validation.md; "
+        f"slater_n/zeta/coeff give another), kappa {rho.kappa:g}, "
+        + ", ".join(f"{k} {v:g}" for k, v in entry["populations"].items())
+        + f", {text}"
+    )
+    if aspherical:
+        note += (
+            "; cryspy applies the local frame transposed (its P22 acts as chasm's -P22 when x "
+            "is along [110]): compare aspherical populations with care (docs/validation.md)"
+        )
+    return note
 
 
 def _parameter_names(cryst, sites: dict) -> dict[str, list[str]]:
@@ -223,7 +289,7 @@ def _check_form_factors(cryst, sites: dict, path: str) -> None:
 
     tables = conventions("cryspy").form_factors
     for lab, s in sites.items():
-        if s["ion"] in tables:
+        if s["ion"] in tables or s.get("orbital"):
             continue
         try:
             ion_form_factor(s["ion"])
@@ -278,6 +344,23 @@ def _given_sites(cryst, sites: dict, magnetic: list[str], path: str) -> tuple[di
         out[lab] = entry
         why.append(f"{lab}: given (--magnetic), {entry['model']}, ion {entry['ion']}")
     return out, why
+
+
+def _shape_lines(s: dict) -> list[str]:
+    """Project lines of a spin-multipole form factor (:func:`_add_spin_multipoles`)."""
+    pops = ", ".join(
+        f"{_q(k) if k[-1] in '+-' else k} = {_fmt(v)}" for k, v in s["populations"].items()
+    )
+    out = [
+        f"orbital = {_q(s['orbital'])}   # spin-multipole form factor (_atom_rho_multipole)",
+        f"orbital_species = {_q(s['orbital_species'])}   # radial function: chasm's databank "
+        "(cryspy: Clementi-Roetti; slater_n/zeta/coeff give any)",
+        f"kappa = {_fmt(s['kappa'])}",
+        f"populations = {{{pops}}}   # even-l P_lm of the normalised spin density",
+    ]
+    if s.get("local_axes"):
+        out.append(f"local_axes = {_q(s['local_axes'])}   # axis, direct-lattice direction")
+    return out
 
 
 def pnd_project_text(
@@ -355,13 +438,6 @@ def pnd_project_text(
         ],
     ]
     guesses = ["magnetic atoms: " + "; ".join(why)]
-    cblock = _crystal_block(pnd, cryst.name)
-    if cblock.find_loop("_atom_rho_multipole_atom_label") is not None:
-        guesses.append(
-            "the file's spin-multipole model (_atom_rho_multipole: orbitals, kappa, P_lm) is not "
-            "read: the moments use the tabulated <j0> + C2 <j2> of _atom_site_scat (the "
-            "multipole model's ratios differ; docs/validation.md, MnF2)"
-        )
     L = [
         "# chasm project file (TOML), written by `chasm init` from a cryspy rcif.",
         "# Reference of every key: docs/project-file.md. Paths are relative to this file.",
@@ -392,11 +468,12 @@ def pnd_project_text(
             s["source"], "GUESSED (chemistry)"
         )
         L += [f"[model.spin.{lab}]", f"model = {_q(s['model'])}   # {tag}"]
-        L.append(f"ion = {_q(s['ion'])}   # form factor <j0> + C2 <j2>")
-        L.append(
-            f"lande = {_fmt(s['lande'])}   # C2 = 2/g - 1" + ("" if s["source"] == "file" else "")
-        )
-        L.append(f"kappa = {_fmt(s['kappa'])}")
+        if s.get("orbital"):
+            L += _shape_lines(s)
+        else:
+            L.append(f"ion = {_q(s['ion'])}   # form factor <j0> + C2 <j2>")
+            L.append(f"lande = {_fmt(s['lande'])}   # C2 = 2/g - 1")
+            L.append(f"kappa = {_fmt(s['kappa'])}")
         if s["model"] == "moment":
             L.append("moment = [" + ", ".join(_fmt(x) for x in s["moment"]) + "]   # muB, a b c")
         elif s["model"] == "chi_iso":
@@ -411,8 +488,10 @@ def pnd_project_text(
     for lab, s in sites.items():
         marked = [f"{lab}.{n}" for n in (s["free"] or [])]
         # what cryspy marked among the model's parameters (a component that follows the
-        # others by symmetry is not one); nothing marked (or a guess): all of them
-        names = [n for n in marked if n in params[lab]] or params[lab]
+        # others by symmetry is not one); nothing marked (or a guess): all of them, but not
+        # the kappa of a spin-multipole form factor (free only when the file marks it)
+        allowed = params[lab] + ([f"{lab}.kappa"] if s.get("orbital") else [])
+        names = [n for n in marked if n in allowed] or params[lab]
         free_spin += names
     for d in data:
         name = "pnd" if len(data) == 1 else f"pnd.{d.name}"

@@ -188,6 +188,60 @@ SPIN_SITE_SCHEMA = {
         le=1000.0,
         check=_number_list(6, 2),
     ),
+    # a spin-multipole form factor (cryspy's _atom_rho_multipole model, chasm.neutron.spin_shape)
+    "orbital": Field(
+        (str, type(None)),
+        None,
+        help="spin-multipole form factor: the radial orbital of the spin density ('3d', '2p'), "
+        "with populations, local_axes and kappa; replaces ion/lande/c2 (<j0> + C2 <j2>)",
+    ),
+    "orbital_species": Field(
+        (str, type(None)),
+        None,
+        help="with orbital: the wavefunction-databank species of the radial function ('Mn', "
+        "'Mn+', 'F-'; default the neutral atom, as cryspy)",
+    ),
+    "slater_n": Field(
+        (list, type(None)),
+        None,
+        help="with orbital: the radial function as Slater functions r^(n-1) exp(-zeta r) "
+        "instead of the databank's: their n",
+        item_types=(int,),
+        ge=1,
+        le=12,
+    ),
+    "slater_zeta": Field(
+        (list, type(None)),
+        None,
+        help="with slater_n: the exponents zeta (1/bohr)",
+        item_types=(float,),
+        gt=0.0,
+        le=1000.0,
+    ),
+    "slater_coeff": Field(
+        (list, type(None)),
+        None,
+        help="with slater_n: the coefficients over normalised Slater functions (the orbital "
+        "is normalised)",
+        item_types=(float,),
+        ge=-1000.0,
+        le=1000.0,
+    ),
+    "populations": Field(
+        (dict, type(None)),
+        None,
+        help="with orbital: even-l spin populations P00, P20, P21+ ... P44- of the normalised "
+        "density (default P00 = 1: spherical; the moment is the model's)",
+        item_types=(float,),
+        ge=-20.0,
+        le=20.0,
+    ),
+    "local_axes": Field(
+        (str, type(None)),
+        None,
+        help="with orbital: the populations' frame, 'x u v w, z u v w' (axis letter and a "
+        "direct-lattice direction, twice; default the Cartesian axes)",
+    ),
 }
 
 _COMMON_DATASET = {

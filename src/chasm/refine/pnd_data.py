@@ -111,6 +111,7 @@ import numpy as np
 from chasm.crystal.adp import matrix_to_u6, u6_to_matrix
 from chasm.crystal.structure import Crystal
 from chasm.data.agreement import Agreement
+from chasm.density.model import NuclearAtom
 from chasm.errors import InputError
 from chasm.neutron.dorbital_site import DOrbitalLayout, DOrbitalSite, dorbital_basis
 from chasm.neutron.extinction import SphereExtinction
@@ -126,14 +127,16 @@ from chasm.neutron.geometry import field_direction, field_geometry
 from chasm.neutron.magnetic_ff import IonFormFactor, c2_from_lande, ion_form_factor
 from chasm.neutron.model import PndModel, _located, constrain_site_tensor
 from chasm.neutron.rcif import PndCrystal, PndDataset
+from chasm.neutron.spin_shape import SpinShape
 from chasm.neutron.structure_factors import (
     P_FM,
     magnetic_structure_factors,
+    moment_along_field,
     nuclear_structure_factors,
-    site_sums,
     susceptibility_structure_tensor,
 )
 from chasm.refine.problem import Evaluation
+from chasm.scattering.engine import StructureFactorEngine
 from chasm.scattering.xray import mask_resolution
 
 __all__ = [
@@ -180,6 +183,10 @@ class SpinSite:
     axis : array_like (3,) or None
         With ``chi_local``: n as a direct-lattice direction [u v w]; None: the
         unique 3-, 4- or 6-fold axis of the site symmetry.
+    shape : SpinShape or None
+        A spin-multipole form factor (:mod:`chasm.neutron.spin_shape`, one
+        value per symmetry operation) in the place of ⟨j0⟩ + C2⟨j2⟩ (``table``,
+        ``c2`` and ``kappa`` are then not used).
     vector : array_like (3,) or None
         Start ordered moment (μB) on the normalised crystal axes (cryspy's
         ``_atom_site_moment_crystalaxis_x/y/z``), copied to the other sites by
@@ -198,6 +205,7 @@ class SpinSite:
     vector: np.ndarray | None = None
     chi_local: tuple[float, float] | None = None
     axis: np.ndarray | None = None
+    shape: SpinShape | None = None
 
     def __post_init__(self) -> None:
         given = [x is not None for x in (self.moment, self.chi, self.vector, self.chi_local)]
@@ -218,6 +226,12 @@ class SpinSite:
     def form_factor(self, stol) -> np.ndarray:
         """f(s) = ⟨j0⟩(s/κ) + C2⟨j2⟩(s/κ), s = sinθ/λ in Å⁻¹."""
         return self.table.dipole(stol, self.c2, self.kappa)[0]
+
+    def form_factors(self, crystal: Crystal, hkl, stol) -> np.ndarray:
+        """f per reflection (n,), or per reflection and operation (n, n_ops) with a ``shape``."""
+        if self.shape is not None:
+            return self.shape.per_operation(crystal, hkl)
+        return self.form_factor(stol)
 
 
 @dataclass(frozen=True)
@@ -292,6 +306,9 @@ class PndSpinModel:
         labels = [a.label for a in crystal.atoms]
         self._columns: list[_Column] = []
         self.values: dict[str, float] = {}
+        #: κ of the spin-multipole sites (``LABEL.kappa``): name -> site; values in shape_values
+        self.shape_sites: dict[str, SpinSite] = {}
+        self.shape_values: dict[str, float] = {}
         self.layouts: dict[str, DOrbitalLayout] = {}
         seen: set[str] = set()
         for site in self.sites:
@@ -308,6 +325,9 @@ class PndSpinModel:
                     self._columns.append(_Column(name, site, index, None, slot))
                     self.values[name] = float(start)
                 continue
+            if site.shape is not None:
+                self.shape_sites[f"{site.label}.kappa"] = site
+                self.shape_values[f"{site.label}.kappa"] = float(site.shape.kappa)
             if site.vector is not None:
                 for name, vec, start in moment_site_columns(
                     crystal, index, site, self.time_reversal
@@ -345,9 +365,21 @@ class PndSpinModel:
         """χ6 per unit value of parameter k (normalised crystal axes), None if not a χ."""
         return self._columns[k].chi6
 
+    @property
+    def shape_parameter_names(self) -> list[str]:
+        """κ of the spin-multipole form factors (``LABEL.kappa``): not linear, not in the basis."""
+        return list(self.shape_sites)
+
     def set_values(self, values: Mapping[str, float]) -> None:
-        """Replace some parameter values (names as in :attr:`parameter_names`)."""
+        """Replace some parameter values (names as in :attr:`parameter_names`, or a κ)."""
         for name, value in values.items():
+            if name in self.shape_sites:
+                if not value > 0:
+                    raise InputError(f"{name} must be > 0, got {value}")
+                self.shape_values[name] = float(value)
+                self.shape_sites[name].shape.kappa = float(value)
+                self.shape_sites[name].kappa = float(value)
+                continue
             if name not in self.values:
                 raise InputError(f"{name!r} is not a parameter of the spin model")
             self.values[name] = float(value)
@@ -453,11 +485,33 @@ class PndSpinModel:
         out.extend(given.values())
         return cls(nuclear.crystal, nuclear.b, out, p, block.time_reversal)
 
-    def nuclear(self, hkl) -> np.ndarray:
-        """F_N (fm), (n,) complex."""
-        return nuclear_structure_factors(self.crystal, hkl, self.b)
+    def operation_terms(self, hkl):
+        """The per-operation terms of the structure-factor engine for ``hkl`` (atom -> (n, n_ops)).
 
-    def basis(self, hkl, e, field: float) -> np.ndarray:
+        One :class:`~chasm.scattering.engine.StructureFactorEngine` per call
+        (all operations, no centric shortcut): its phases and Debye–Waller
+        factors are the symmetry sum of every nuclear and magnetic term here.
+
+        Raises
+        ------
+        InputError
+            Indices that are not integers (e.g. a twin matrix with fractions).
+        """
+        hkl = np.asarray(hkl, dtype=float).reshape(-1, 3)
+        if not np.array_equal(hkl, np.rint(hkl)):
+            raise InputError("reflection indices must be integers (a twin matrix with fractions?)")
+        models = [NuclearAtom(a.element, 0.0) for a in self.crystal.atoms]
+        engine = StructureFactorEngine(
+            self.crystal, models, hkl.astype(int), centric_fast_path=False, backend="numpy"
+        )
+        return engine.operation_terms
+
+    def nuclear(self, hkl, terms=None) -> np.ndarray:
+        """F_N (fm), (n,) complex (``terms``: :meth:`operation_terms` of ``hkl``, made if None)."""
+        terms = terms or self.operation_terms(hkl)
+        return nuclear_structure_factors(self.crystal, hkl, self.b, terms)
+
+    def basis(self, hkl, e, field: float, terms=None, dkappa: str | None = None) -> np.ndarray:
         """G_k(h): F_M (fm, chasm Cartesian) per unit value of each parameter, (n, k, 3) complex.
 
         Parameters
@@ -467,9 +521,15 @@ class PndSpinModel:
             Field direction ê (chasm Cartesian frame; normalised here).
         field : float
             Field B (T); only |B| is used (its sign is in ê).
+        terms : callable, optional
+            :meth:`operation_terms` of ``hkl`` (made if None).
+        dkappa : str, optional
+            A κ name (:attr:`shape_parameter_names`): dG_k/dκ instead, zero for
+            the columns of other sites.
         """
         crystal = self.crystal
         hkl = np.asarray(hkl, dtype=float).reshape(-1, 3)
+        terms = terms or self.operation_terms(hkl)
         stol = 0.5 * np.linalg.norm(hkl @ crystal.B.T, axis=1)
         e = np.asarray(e, dtype=float) / np.linalg.norm(e)
         b_vec = abs(field) * e
@@ -477,15 +537,21 @@ class PndSpinModel:
         out = np.zeros((len(hkl), len(self._columns), 3), dtype=complex)
         done: dict[str, np.ndarray] = {}
         for k, col in enumerate(self._columns):
-            if isinstance(col.site, DOrbitalSite):
-                label = col.site.label
-                if label not in done:
-                    done[label] = dorbital_basis(
-                        crystal, hkl, self.layouts[label], col.site.table, col.site.kappa, self.p
-                    )
-                out[:, k, :] = done[label][:, col.slot, None] * e
+            site = col.site
+            if dkappa is not None and site is not self.shape_sites[dkappa]:
                 continue
-            ff = col.site.form_factor(stol)
+            if isinstance(site, DOrbitalSite):
+                if site.label not in done:
+                    layout = self.layouts[site.label]
+                    done[site.label] = dorbital_basis(
+                        crystal, hkl, layout, site.table, site.kappa, self.p, terms
+                    )
+                out[:, k, :] = done[site.label][:, col.slot, None] * e
+                continue
+            if dkappa is None:
+                ff = site.form_factors(crystal, hkl, stol)
+            else:
+                ff = site.shape.per_operation(crystal, hkl, dkappa=True)
             if col.vec is not None:  # ordered moment: independent of the field
                 out[:, k, :] = magnetic_structure_factors(
                     crystal,
@@ -494,14 +560,15 @@ class PndSpinModel:
                     {col.atom: ff},
                     self.time_reversal,
                     self.p,
+                    terms,
                 )
             elif col.chi6 is None:
-                terms, weight = site_sums(crystal, hkl, col.atom)
-                out[:, k, :] = (self.p * weight * ff * terms.sum(axis=1))[:, None] * e
+                amp = moment_along_field(crystal, hkl, col.atom, ff, self.p, terms)
+                out[:, k, :] = amp[:, None] * e
             else:
                 chi = norm @ u6_to_matrix(col.chi6) @ norm.T
                 tensor = susceptibility_structure_tensor(
-                    crystal, hkl, {col.atom: chi}, {col.atom: ff}, self.p
+                    crystal, hkl, {col.atom: chi}, {col.atom: ff}, self.p, terms
                 )
                 out[:, k, :] = tensor @ b_vec
         return out
@@ -954,13 +1021,15 @@ class PndData(FlippingRatioSet):
         self.spin = spin
         geom, keep = self._read(name, dataset, spin.crystal, options)
         self.q = geom.q[keep]
-        self.f_n = spin.nuclear(self.hkl)
+        terms = spin.operation_terms(self.hkl)  # the engine's symmetry sum of these rows
+        self.f_n = spin.nuclear(self.hkl, terms)
         h_unit = geom.h_unit[keep]
 
-        def perp(g):  # G⊥ = G − (ĥ·G) ĥ; 2h has the direction of h
-            return g - np.einsum("nka,na->nk", g, h_unit)[:, :, None] * h_unit[:, None, :]
-
-        self.g_perp = perp(spin.basis(self.hkl, self.e, dataset.field))
+        # the reflection sets whose magnetic basis depends on the spin model (κ may move):
+        # key -> (hkl, engine terms, unit vectors of the scattering vectors)
+        self._field = dataset.field
+        self._basis_sets: dict[tuple, tuple] = {("h",): (self.hkl, terms, h_unit)}
+        self.g_perp = self._perp_basis(("h",))
         # optional effects (chasm.neutron.flipping): fixed arrays, the structure is fixed
         self.f_hpol = self.f_hpol_half = None
         if self.p_h is not None:
@@ -968,41 +1037,103 @@ class PndData(FlippingRatioSet):
                 PROTON_SPIN_AMPLITUDE * self.p_h if a.element == "H" else 0.0
                 for a in spin.crystal.atoms
             ]
-            self.f_hpol = nuclear_structure_factors(spin.crystal, self.hkl, b)
+            self.f_hpol = nuclear_structure_factors(spin.crystal, self.hkl, b, terms)
         if self.half_on:
             hkl2 = 2 * np.asarray(self.hkl)
-            self.f_n_half = spin.nuclear(hkl2)
-            self.g_perp_half = perp(spin.basis(hkl2, self.e, dataset.field))
+            terms2 = spin.operation_terms(hkl2)
+            self.f_n_half = spin.nuclear(hkl2, terms2)
+            self._basis_sets[("half",)] = (hkl2, terms2, h_unit)  # 2h has the direction of h
+            self.g_perp_half = self._perp_basis(("half",))
             if self.p_h is not None:
-                self.f_hpol_half = nuclear_structure_factors(spin.crystal, hkl2, b)
+                self.f_hpol_half = nuclear_structure_factors(spin.crystal, hkl2, b, terms2)
         # twin domains (cryspy's _jana_twin): h' = M h, same field direction, P and e
         self.twins = list(dataset.twins) if self.options.twins else []
         self._domains = []
-        for twin in self.twins:
+        for k, twin in enumerate(self.twins):
             hkl_t = np.asarray(self.hkl, dtype=float) @ np.asarray(twin.matrix, float).T
             geom_t = field_geometry(hkl_t, spin.crystal.B, self.e)
             u_t = geom_t.h_unit
-
-            def perp_t(g, u=u_t):
-                return g - np.einsum("nka,na->nk", g, u)[:, :, None] * u[:, None, :]
-
+            terms_t = spin.operation_terms(hkl_t)
+            self._basis_sets[("twin", k, "g_perp")] = (hkl_t, terms_t, u_t)
             dom = {
                 "stol": geom_t.stol,
-                "f_n": spin.nuclear(hkl_t),
-                "g_perp": perp_t(spin.basis(hkl_t, self.e, dataset.field)),
+                "f_n": spin.nuclear(hkl_t, terms_t),
+                "g_perp": self._perp_basis(("twin", k, "g_perp")),
                 "f_hpol": None,
             }
             if self.p_h is not None:
-                dom["f_hpol"] = nuclear_structure_factors(spin.crystal, hkl_t, b)
+                dom["f_hpol"] = nuclear_structure_factors(spin.crystal, hkl_t, b, terms_t)
             if self.half_on:
-                dom["f_n_half"] = spin.nuclear(2 * hkl_t)
-                dom["g_perp_half"] = perp_t(spin.basis(2 * hkl_t, self.e, dataset.field))
+                terms_t2 = spin.operation_terms(2 * hkl_t)
+                dom["f_n_half"] = spin.nuclear(2 * hkl_t, terms_t2)
+                self._basis_sets[("twin", k, "g_perp_half")] = (2 * hkl_t, terms_t2, u_t)
+                dom["g_perp_half"] = self._perp_basis(("twin", k, "g_perp_half"))
                 dom["f_hpol_half"] = (
                     None
                     if self.p_h is None
-                    else nuclear_structure_factors(spin.crystal, 2 * hkl_t, b)
+                    else nuclear_structure_factors(spin.crystal, 2 * hkl_t, b, terms_t2)
                 )
             self._domains.append(dom)
+        self._kappa_used = dict(spin.shape_values)
+
+    # ------------------------------------------------------------------ κ of spin shapes
+    def _perp_basis(self, key: tuple, dkappa: str | None = None) -> np.ndarray:
+        """G⊥ = G − (ĥ·G) ĥ of one reflection set (``dkappa``: dG⊥/dκ of that κ)."""
+        hkl, terms, u = self._basis_sets[key]
+        g = self.spin.basis(hkl, self.e, self._field, terms, dkappa)
+        return g - np.einsum("nka,na->nk", g, u)[:, :, None] * u[:, None, :]
+
+    def _set_basis(self, key: tuple, value: np.ndarray) -> None:
+        if key == ("h",):
+            self.g_perp = value
+        elif key == ("half",):
+            self.g_perp_half = value
+        else:
+            self._domains[key[1]][key[2]] = value
+
+    def _refresh(self, p: np.ndarray) -> None:
+        """Recompute the bases when a κ of the spin shapes moved (it is not linear)."""
+        if not self._i_kappa:
+            return
+        now = {n: float(p[i]) for n, i in self._i_kappa.items()}
+        if now == self._kappa_used:
+            return
+        self.spin.set_values(now)
+        for key in self._basis_sets:
+            self._set_basis(key, self._perp_basis(key))
+        self._kappa_used = now
+
+    def _basis_of(self, key: tuple) -> np.ndarray:
+        """The current G⊥ of a reflection set (:attr:`_basis_sets` key)."""
+        if key == ("h",):
+            return self.g_perp
+        if key == ("half",):
+            return self.g_perp_half
+        return self._domains[key[1]][key[2]]
+
+    @staticmethod
+    def _channel(key: tuple) -> str:
+        """Prefix of the F_M⊥ derivatives of :func:`flipping_ratio` for a reflection set."""
+        if key[0] != "twin":
+            return {"h": "", "half": "half_"}[key[0]]
+        return f"twin{key[1] + 1}_" + ("half_" if key[2] == "g_perp_half" else "")
+
+    def _spin_jacobian(self, d: dict, mask: np.ndarray, spin: np.ndarray, J: np.ndarray) -> None:
+        """dR/dc (linear spin parameters) and dR/dκ: the chain rule through F_M⊥ of every set.
+
+        dR/dθ = Σ_sets Σ_a [∂R/∂Re F⊥,a Re dF⊥,a/dθ + ∂R/∂Im F⊥,a Im dF⊥,a/dθ], with
+        dF⊥/dc_k = G⊥_k and dF⊥/dκ = Σ_k c_k dG⊥_k/dκ.
+        """
+        for key in self._basis_sets:
+            tag = self._channel(key)
+            d_re, d_im = d[f"{tag}f_m_perp_real"], d[f"{tag}f_m_perp_imag"]
+            g = self._basis_of(key)[mask]
+            J[:, self._i_spin] += np.einsum("na,nka->nk", d_re, g.real)
+            J[:, self._i_spin] += np.einsum("na,nka->nk", d_im, g.imag)
+            for name, i in self._i_kappa.items():
+                dfm = np.einsum("nka,k->na", self._perp_basis(key, name)[mask], spin)
+                J[:, i] += np.einsum("na,na->n", d_re, dfm.real)
+                J[:, i] += np.einsum("na,na->n", d_im, dfm.imag)
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -1039,7 +1170,7 @@ class PndData(FlippingRatioSet):
 
     def shared_values(self, crystal=None, models=None) -> dict[str, float]:
         """Spin-model parameters and their current values (μB, μB/T); shared by all PND sets."""
-        return dict(self.spin.values)
+        return {**self.spin.values, **self.spin.shape_values}
 
     def initial_values(self, crystal=None, models=None) -> dict[str, float]:
         """Start values of the private parameters (radius µm, mosaicity, P, α)."""
@@ -1063,11 +1194,13 @@ class PndData(FlippingRatioSet):
             A spin or private parameter is missing from ``names``.
         """
         names = list(names)
-        missing = [n for n in self.spin.parameter_names + self.parameter_names() if n not in names]
+        own = self.spin.parameter_names + self.spin.shape_parameter_names + self.parameter_names()
+        missing = [n for n in own if n not in names]
         if missing:
             raise InputError(f"dataset {self.name!r}: parameters {missing} are not in the vector")
         self._n_full = len(names)
         self._i_spin = np.array([names.index(n) for n in self.spin.parameter_names], dtype=int)
+        self._i_kappa = {n: names.index(n) for n in self.spin.shape_parameter_names}
         self._i_radius = names.index(self.radius_name) if self.radius_name else None
         self._i_mosaicity = names.index(self.mosaicity_name) if self.mosaicity_name else None
         self._i_pol = names.index(self.polarisation_name) if self.polarisation_name else None
@@ -1144,6 +1277,7 @@ class PndData(FlippingRatioSet):
         mask = self.active()
         if not np.any(mask):
             raise self._no_reflection()
+        self._refresh(p)
         g_perp = self.g_perp[mask]
         f_m_perp = np.einsum("nka,k->na", g_perp, p[self._i_spin])
         pol = self.polarisation if self._i_pol is None else float(p[self._i_pol])
@@ -1176,11 +1310,7 @@ class PndData(FlippingRatioSet):
             return mask, out, None
         ratio, d = out
         J = np.zeros((len(ratio), self._n_full))
-        J[:, self._i_spin] = np.einsum("na,nka->nk", d["f_m_perp_real"], g_perp.real)
-        J[:, self._i_spin] += np.einsum("na,nka->nk", d["f_m_perp_imag"], g_perp.imag)
-        if self.half_on:
-            J[:, self._i_spin] += np.einsum("na,nka->nk", d["half_f_m_perp_real"], g_half.real)
-            J[:, self._i_spin] += np.einsum("na,nka->nk", d["half_f_m_perp_imag"], g_half.imag)
+        self._spin_jacobian(d, mask, p[self._i_spin], J)
         if self.extinction_on:
             J[:, self._i_radius] = d["radius"]
             J[:, self._i_mosaicity] = d["mosaicity"]
@@ -1188,17 +1318,6 @@ class PndData(FlippingRatioSet):
             J[:, self._i_pol] = d["polarisation"]
         if self._i_half is not None:
             J[:, self._i_half] = d["lambda_half"]
-        for k, (dom, i_frac) in enumerate(zip(self._domains, self._i_twin, strict=True), 1):
+        for k, i_frac in enumerate(self._i_twin, 1):
             J[:, i_frac] = d[f"twin_fraction{k}"]
-            g_t = dom["g_perp"][mask]
-            J[:, self._i_spin] += np.einsum("na,nka->nk", d[f"twin{k}_f_m_perp_real"], g_t.real)
-            J[:, self._i_spin] += np.einsum("na,nka->nk", d[f"twin{k}_f_m_perp_imag"], g_t.imag)
-            if self.half_on:
-                g_h = dom["g_perp_half"][mask]
-                J[:, self._i_spin] += np.einsum(
-                    "na,nka->nk", d[f"twin{k}_half_f_m_perp_real"], g_h.real
-                )
-                J[:, self._i_spin] += np.einsum(
-                    "na,nka->nk", d[f"twin{k}_half_f_m_perp_imag"], g_h.imag
-                )
         return mask, ratio, J

@@ -387,6 +387,27 @@ class StructureFactorEngine:
         M = np.asarray(m.frame, dtype=float)
         return rotation_matrix_full(np.transpose(M.T @ self.q_ops, (0, 2, 1)), m.lmax)
 
+    def operation_terms(self, atom: int) -> np.ndarray:
+        """Per-operation terms of one atom: w T(R_oᵀh) exp[2πi h·(R_o x + t_o)], (n, n_ops).
+
+        The engine's own phases (``hs``, ``_eht``) and Debye–Waller factors
+        (``quad``, U of the atom now), w = occupancy / |site group|, for every
+        operation of the crystal in its order (needs ``centric_fast_path=False``).
+        A caller that weights each operation (a magnetic form factor per
+        symmetry copy, an axial moment R m, a tensor R χ Rᵀ) sums
+        Σ_o terms[:, o] weight_o: the symmetry sum of the PND spin models.
+        """
+        if self.centric:
+            raise ValueError("operation_terms needs the engine built with centric_fast_path=False")
+        a = self.crystal.atoms[atom]
+        phase = _unit_phase(self.hs @ np.asarray(a.xyz, dtype=float)) * self._eht  # (o, n)
+        if a.u_aniso is not None:
+            expo = -2.0 * np.pi**2 * (self.quad @ np.asarray(a.u_aniso, dtype=float))
+        else:
+            iso = -8.0 * np.pi**2 * self.stol**2 * float(a.uiso or 0.0)
+            expo = np.broadcast_to(iso, phase.shape)
+        return (phase * np.exp(expo) * (a.occupancy / self.site_order[atom])).T
+
     # -------------------------------------------------------------- compute
     def compute(
         self,
