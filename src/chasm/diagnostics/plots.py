@@ -97,6 +97,9 @@ def residual_analysis_png(analyses: list, labels: list[str], title: str = "") ->
     ax.set_ylabel("fractal dimension df(ρ0)")
     ax.set_ylim(bottom=0.0, top=3.0)
     ax.axvline(0.0, color="#888", lw=0.6)
+    noise = [a.df_noise for a in analyses if np.isfinite(getattr(a, "df_noise", np.nan))]
+    if noise:  # the ceiling a featureless (noise-like) map reaches at rho0 = 0
+        ax.axhline(noise[-1], color="#888", lw=0.8, ls="--", label="df(0) of pure noise")
     ax.legend(fontsize=8, loc="lower center")
     ax.set_title(title or "Residual-density analysis (Meindl & Henn 2008)", fontsize=10)
     return _png(fig)

@@ -116,13 +116,15 @@ def diagnostics_blocks(
             figure(
                 f"diag_residual_{tag}.png",
                 f"Fractal dimension df(ρ0) of the residual density of {fit.name} (Meindl & "
-                f"Henn 2008) on a {'×'.join(map(str, a.grid))} grid: df(0) = {a.df_zero:.3f}, "
+                f"Henn 2008) on a {'×'.join(map(str, a.grid))} grid: df(0) = {a.df_zero:.3f} "
+                f"(uncorrelated noise on this grid: {a.df_noise:.3f}), "
                 f"ρ0 from {a.rho_min:.3f} to {a.rho_max:.3f} e/Å³, rms {a.rms:.4f} e/Å³, "
                 f"e_gross = {a.e_gross:.3f} e per cell. For comparison, spherical atoms "
                 f"(IAM) at the same positions and ADPs: ρ0 from {iam.rho_min:.3f} to "
-                f"{iam.rho_max:.3f} e/Å³, e_gross = {iam.e_gross:.3f} e. A narrow, "
-                "symmetric, parabola-like curve is what featureless (noise-like) residuals "
-                "give; shoulders and long tails are features the model misses.",
+                f"{iam.rho_max:.3f} e/Å³, df(0) = {iam.df_zero:.3f}, e_gross = "
+                f"{iam.e_gross:.3f} e. A narrow, symmetric, parabola-like curve whose top "
+                "approaches the noise value is what featureless residuals give; shoulders, "
+                "long tails and a lower df(0) are features the model misses.",
                 plots.residual_analysis_png(
                     [iam, a], ["spherical atoms, same geometry", "final model"]
                 ),
