@@ -38,11 +38,17 @@ import chasm
 from chasm.cli import EXAMPLES, main
 from chasm.project.monitor import SigintStop
 from chasm.simulate.project import simulate_project
+from test_report import _su_problems  # the one su style (rule of 19)
 from test_simulate_project import _write_case  # the Cu fragment with its true model
 
 pytestmark = pytest.mark.slow
 
 TIMEOUT = 900  # seconds, per example; generous for a busy 2-core machine
+#: Text outputs whose values with su are checked for the one style.
+TEXT = {".md", ".html", ".txt", ".cif"}
+#: Outputs not (yet) in that style: cv.txt prints mean(sd) over the folds with a decimal sd,
+#: 0.0565(0.0012) (src/chasm/cv, not the report's; issue 19 left it to that module).
+OTHER_STYLE = {"cv.txt"}
 
 
 def _lines() -> list[tuple[str, str]]:
@@ -174,6 +180,7 @@ def test_the_example_runs(name, line, folders, tmp_path):
     shutil.copytree(folders.get(_start_folder(name, line)), work)
     for product in PRODUCTS[line]:  # a product must be written by the example itself
         (work / product).unlink(missing_ok=True)
+    before = {p: p.stat().st_mtime_ns for p in work.rglob("*") if p.is_file()}
     env = dict(os.environ, PYTHONPATH=str(Path(chasm.__file__).parents[1]), MPLBACKEND="Agg")
     argv = shlex.split(line)[1:]
     proc = subprocess.run(
@@ -189,6 +196,14 @@ def test_the_example_runs(name, line, folders, tmp_path):
     assert "Traceback" not in said, said[-3000:]
     for product in PRODUCTS[line]:
         assert (work / product).is_file(), f"{line}: {product} not written\n{said[-2000:]}"
+    written = [
+        p
+        for p in work.rglob("*")
+        if p.is_file() and p.suffix in TEXT and before.get(p) != p.stat().st_mtime_ns
+    ]
+    for path in written:  # every su the example printed follows the one style
+        if path.name not in OTHER_STYLE:
+            assert _su_problems(path.read_text(errors="replace")) == [], path
     if "--resume" in line:
         result = json.loads((work / "refined" / "result.json").read_text())
         assert "interrupted" not in result and result["converged"] is True

@@ -143,6 +143,12 @@ def diagnostics_blocks(
     return blocks, files
 
 
+def _signed(x: float) -> str:
+    """x with its sign and one decimal; 0.0 without a sign (no "-0.0")."""
+    text = f"{x:+.1f}"
+    return "0.0" if float(text) == 0.0 else text
+
+
 def _rigid_bond(crystal, result: dict) -> list[tuple]:
     from chasm.diagnostics import rigid_bond_test
     from chasm.diagnostics.rigid_bond import HIRSHFELD_LIMIT
@@ -164,7 +170,7 @@ def _rigid_bond(crystal, result: dict) -> list[tuple]:
                 f"{r.z2_1 * 1e4:.1f}",
                 f"{r.z2_2 * 1e4:.1f}",
                 format_su(r.delta * 1e4, None if r.su is None else r.su * 1e4, exact_decimals=1),
-                "-" if z is None else f"{z:+.1f}",
+                "-" if z is None else _signed(z),
             ]
         )
     worst = max(rows, key=lambda r: abs(r.delta))
