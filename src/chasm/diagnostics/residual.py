@@ -22,7 +22,7 @@ misses (a wrong scale, unmodelled density, thermal smearing) lower df(0),
 widen the curve and add shoulders or tails at large |ρ0|.
 
 df depends on the grid: Meindl & Henn tie it to the resolution (2|h|max − 1
-grid intervals along a, as many as the sign changes a Fourier series to
+grid intervals along a, about as many as the sign changes a Fourier series to
 |h|max can have along a line, so that neighbouring values are nearly
 independent); a finer grid samples the same band-limited map more densely,
 neighbours agree in sign more often and df(0) falls (docs/diagnostics.md).
