@@ -1,9 +1,11 @@
 """Diagnostics (chasm.diagnostics), each against an independent check.
 
-- residual analysis: the voxel count against a brute-force loop over the eight
-  corners of every voxel; df of a plane wave (iso-surfaces are planes: 2 n²
-  voxels) and of white noise (nearly every voxel: df -> 3); e_gross of
-  A cos(2πx) against the integral A V / π;
+- residual analysis: the count of crossed faces against a brute-force loop over
+  every pair of neighbouring grid points; df of a plane wave (iso-surfaces are
+  planes: 2 n² faces, df -> 2) and of white noise against Meindl & Henn's
+  published expectation (df(0) = 2.83721 for 49³, and 2.83723(41) from their
+  program jnk2RDA on Gaussian numbers); e_gross of A cos(2πx) against the
+  integral A V / π;
 - normal probability plot: quantiles against mpmath's erfinv, slope of a
   normal sample against its known σ;
 - DRK: ratios against a plain loop over bins of equal counts;
@@ -36,54 +38,63 @@ from chasm.diagnostics.plots import (
     normal_probability_png,
     residual_analysis_png,
 )
-from chasm.diagnostics.residual import voxel_ranges
+from chasm.diagnostics.residual import face_ranges, noise_df_zero
 from chasm.diagnostics.statistics import normal_quantiles
 
 
 # --------------------------------------------------------------------------- Meindl & Henn
 def _crossed_brute(v: np.ndarray, level: float) -> int:
+    """Faces crossed: neighbours along a, b or c (periodic) with lo <= level < hi."""
     n1, n2, n3 = v.shape
     count = 0
     for i in range(n1):
         for j in range(n2):
             for k in range(n3):
-                corners = [
-                    v[(i + a) % n1, (j + b) % n2, (k + c) % n3]
-                    for a in (0, 1)
-                    for b in (0, 1)
-                    for c in (0, 1)
-                ]
-                count += min(corners) <= level < max(corners)
+                for a, b, c in ((1, 0, 0), (0, 1, 0), (0, 0, 1)):
+                    pair = (v[i, j, k], v[(i + a) % n1, (j + b) % n2, (k + c) % n3])
+                    count += min(pair) <= level < max(pair)
     return count
 
 
-def test_voxel_count_matches_a_brute_force_loop():
+def test_face_count_matches_a_brute_force_loop():
     rng = np.random.default_rng(1)
     v = rng.normal(size=(5, 6, 4))
-    lo, hi = voxel_ranges(v)
+    lo, hi = face_ranges(v)
+    assert lo.size == 3 * v.size
     for level in (-1.0, -0.2, 0.0, 0.7):
         fast = int(np.sum((lo <= level) & (level < hi)))
         assert fast == _crossed_brute(v, level)
     a = residual_analysis(v, volume=100.0, n_levels=7)
     for level, df in zip(a.levels, a.df, strict=True):
         n = _crossed_brute(v, level)
-        expect = 3 * math.log(n) / math.log(v.size) if n else math.nan
+        expect = 3 * math.log(n) / math.log(3 * v.size) if n else math.nan
         assert df == pytest.approx(expect, nan_ok=True)
+    assert a.df_zero == pytest.approx(3 * math.log(_crossed_brute(v, 0.0)) / math.log(3 * v.size))
 
 
-def test_plane_wave_is_two_dimensional_and_noise_fills_space():
+def test_plane_wave_is_two_dimensional():
     n = 40
     x = (np.arange(n) + 0.5) / n  # grid not on the zero planes
     wave = np.cos(2 * np.pi * x)[:, None, None] * np.ones((1, n, n))
     a = residual_analysis(wave, volume=1000.0, n_levels=201)
-    # the iso-surface at 0 is the planes x = 1/4 and 3/4: 2 n^2 voxels
-    assert a.df_zero == pytest.approx(math.log(2 * n * n) / math.log(n), abs=1e-9)
-    assert a.df_zero < 2.2
-    noise = np.random.default_rng(2).normal(size=(n, n, n))
-    b = residual_analysis(noise, volume=1000.0)
-    assert b.df_zero > 2.95 and b.df_max > a.df_max
-    # wider than the wave's distribution, and NaN only where nothing is crossed
-    assert np.all(np.isfinite(b.df[1:-1]))
+    # the iso-surface at 0 is the planes x = 1/4 and 3/4: 2 n^2 faces of 3 n^3
+    assert a.df_zero == pytest.approx(3 * math.log(2 * n * n) / math.log(3 * n**3), abs=1e-12)
+    assert a.df_zero == pytest.approx(2.0, abs=0.01)
+
+
+def test_noise_gives_meindl_and_henns_published_df0():
+    # Meindl & Henn (Structure and Bonding 146 (2012), residual density analysis): for
+    # uncorrelated Gaussian noise half of the faces are crossed at 0; their eq. for
+    # 49 x 49 x 49 face layers gives 2.83721, their program jnk2RDA 2.83723(41) on
+    # Gaussian random numbers (20 grids)
+    assert noise_df_zero((49, 49, 49)) == pytest.approx(2.83721, abs=5e-6)
+    rng = np.random.default_rng(2)
+    runs = [residual_analysis(rng.normal(size=(49, 49, 49)), 1000.0) for _ in range(4)]
+    mean = float(np.mean([r.df_zero for r in runs]))
+    assert mean == pytest.approx(2.83723, abs=3 * 0.00041)
+    assert runs[0].df_noise == noise_df_zero((49, 49, 49))
+    # the noise distribution is wider than the plane wave's and finite inside its range
+    assert np.all(np.isfinite(runs[0].df[1:-1])) and runs[0].df_zero > 2.8
 
 
 def test_e_gross_is_half_the_integral_of_the_absolute_density():

@@ -144,7 +144,13 @@ def test_in_plane_and_near_plane_atoms_are_told_apart(cubic):
     flags = {a.label: f for a, f in zip(drawing.atoms, drawing.in_plane, strict=True)}
     assert flags["A1"] and flags["B1"] and flags["C1"]
     assert not flags["D1"]  # 0.2 Å above: an open circle
-    assert "E1" not in flags  # 0.5 Å above: not drawn
+    assert "E1" not in flags  # 0.5 Å above: no atom symbol ...
+    # ... but a cross at its projection, with its height, and the caption says so
+    ((e1,),) = [[a for a in drawing.projected if a.label == "E1"]]
+    assert e1.height == pytest.approx(0.5) and [a.label for a in drawing.projected] == ["E1"]
+    assert "×: non-H atoms 0.3–1 Å off the plane" in drawing.caption
+    marks = [t.get_text() for t in fig.axes[-1].texts]
+    assert "E1 (+0.50)" in marks or "E1 (-0.50)" in marks
     assert (0, 1) in drawing.bonds or (1, 0) in drawing.bonds  # A1-B1 1.0 Å, C-C bonded
 
 

@@ -204,13 +204,24 @@ SU = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?\(([^()]*)\)")
 
 
 def _su_problems(text: str) -> list[str]:
-    """Every value(su) that breaks the one style: su digits 1-9 or 10-19, never 0."""
+    """Every value(su) that breaks the one style (the rule of 19, IUCr notation).
+
+    The su in parentheses has one significant digit 1-9 or two 10-19, in units of
+    the last digit of the value, never 0; an su of 20 or more on an integer value
+    is written with the value's trailing zeros (1200(300), -10(20)).
+    """
     bad = []
     for m in SU.finditer(text):
         inner = m.group(1)
         if not inner.isdigit():
             continue  # not an su: "2(xray)" and the like
-        if not (1 <= int(inner) <= 19) or (len(inner) == 2 and int(inner) < 10):
+        value = m.group(0)[: -len(inner) - 2]
+        ok = bool(re.fullmatch(r"[1-9]|1\d", inner))
+        wide = re.fullmatch(r"(1\d|[1-9])(0+)", inner)
+        if not ok and wide:  # only on an integer value rounded to the same place
+            zeros = wide.group(2)
+            ok = "." not in value and (value.lstrip("-") == "0" or value.endswith(zeros))
+        if not ok:
             bad.append(m.group(0))
     # the older styles: a decimal su in parentheses, an su in e-notation in a table
     bad += re.findall(r"\d\(0?\.\d+\)", text)
@@ -234,13 +245,17 @@ def test_every_su_in_every_output_follows_one_style(run, tmp_path):
         seen += len(SU.findall(text))
     assert seen > 50  # the check did see values with su
     # the checker itself catches each wrong style
-    assert _su_problems("0.7905(0.0058) 0.79(58) 1.0(0) 3.1(05)\n| 2.5e-05 |") == [
+    assert _su_problems("0.7905(0.0058) 0.79(58) 1.0(0) 3.1(05) 1.5(20) 12(30)\n| 2.5e-05 |") == [
         "0.79(58)",
         "1.0(0)",
         "3.1(05)",
+        "1.5(20)",
+        "12(30)",
         "5(0.0058)",
         "2.5e-05",
     ]
+    # and lets the IUCr forms pass: su of 20 or more on a value rounded to its place
+    assert _su_problems("-10(20) 0(30) 1200(300) 0.123(3) 123.4(15) 1.006(10) 100(110)") == []
 
 
 def test_chasm_report_reads_the_observed_data_of_the_project_again(run, tmp_path):

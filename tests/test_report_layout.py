@@ -77,3 +77,27 @@ def test_charged_parameters_and_stage_rows():
     assert rows == [["s", "a, b", "400", "10", "40", "3", "1.500", "yes"]]
     del result["restraints"]
     assert stage_rows(result)[1][0][3] == "-"  # unknown, not 0
+
+
+def test_formula_of_the_formula_unit_in_hill_order():
+    from chasm.crystal.structure import Atom, Crystal
+    from chasm.examples.urea_model import example_structure
+    from chasm.report.sections import formula_text
+
+    # urea: C and O on 2-fold sites (multiplicity 2), N, H1, H2 general (4): Z = 2
+    assert formula_text(example_structure()) == "C H4 N2 O, Z = 2"
+    fluorite = Crystal.from_parts(
+        [5.46, 5.46, 5.46, 90, 90, 90],
+        "F m -3 m",
+        [
+            Atom("Ca1", "Ca", [0, 0, 0], uiso=0.005),
+            Atom("F1", "F", [0.25, 0.25, 0.25], uiso=0.005),
+        ],
+    )
+    assert formula_text(fluorite) == "Ca F2, Z = 4"  # no carbon: alphabetical
+    half = Crystal.from_parts(
+        [5.46, 5.46, 5.46, 90, 90, 90],
+        "P 1",
+        [Atom("Ca1", "Ca", [0, 0, 0], uiso=0.005, occupancy=0.5)],
+    )
+    assert formula_text(half) is None  # Z undefined with a partly occupied site

@@ -18,8 +18,9 @@ INTRO = """# The command line
 
 Every `chasm` command, with the help it prints (`chasm COMMAND --help`) and a
 worked example. This page is generated from the program itself by
-`python tools/build_cli_doc.py`; a test checks that it is current and that
-every example on it is a valid command line.
+`python tools/build_cli_doc.py`; a test checks that it is current, and
+tests/test_cli_examples.py runs every example on it (on the real data and a
+small simulated project) and checks that it succeeds and writes what it says.
 
 All commands that write use `-o/--output`; `refine` and `cv` take `-q/--quiet`,
 `refine` also `-v/--verbose`; errors in your input files are reported as

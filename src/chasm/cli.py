@@ -465,7 +465,10 @@ EXAMPLES = {
         "chasm init ho2ti2o7.rcif                # polarised neutrons: all from the cryspy rcif",
     ],
     "simulate": ["chasm simulate project.toml         # writes the data files the project names"],
-    "refine": ["chasm refine project.toml -o refined", "chasm refine project.toml --resume"],
+    "refine": [
+        "chasm refine project.toml -o refined",
+        "chasm refine project.toml -o refined --resume   # after Ctrl-C: on from the last cycle",
+    ],
     "cv": [
         "chasm cv project.toml --folds 10",
         "chasm cv --compare lmax3.toml lmax4.toml --folds 5",
@@ -473,7 +476,7 @@ EXAMPLES = {
     "report": ["chasm report refined                # report.html and report.md again"],
     "map": [
         "chasm map refined --plane Cu1,O1,N1 -o cu.png",
-        "chasm map refined --plane 'lsq(C1,C2,C3,C4,C5,C6)' --kind residual -o ring.svg",
+        "chasm map refined --plane 'lsq(Cu1,O1,N1,H1)' --kind residual -o residual.svg",
     ],
     "properties": [
         "chasm properties refined --topology --basins",

@@ -97,6 +97,12 @@ def residual_analysis_png(analyses: list, labels: list[str], title: str = "") ->
     ax.set_ylabel("fractal dimension df(ρ0)")
     ax.set_ylim(bottom=0.0, top=3.0)
     ax.axvline(0.0, color="#888", lw=0.6)
-    ax.legend(fontsize=8, loc="lower center")
+    noise = [a.df_noise for a in analyses if np.isfinite(getattr(a, "df_noise", np.nan))]
+    if noise:  # the ceiling a featureless (noise-like) map reaches at rho0 = 0
+        ax.axhline(noise[-1], color="#888", lw=0.8, ls="--", label="df(0) of pure noise")
+    # the legend below the axes: inside, it hides the tails of the curves
+    fig.set_size_inches(SIZE[0], SIZE[1] + 0.6)
+    fig.subplots_adjust(bottom=0.33, top=0.92)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     ax.set_title(title or "Residual-density analysis (Meindl & Henn 2008)", fontsize=10)
     return _png(fig)

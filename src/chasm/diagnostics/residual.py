@@ -1,19 +1,31 @@
 """Residual-density analysis of Meindl & Henn (Acta Cryst. A64 (2008) 404).
 
-On a grid over the unit cell (n1 × n2 × n3 points, periodic) every voxel is
-the cube of eight neighbouring grid points. The iso-surface ρ0 of the
-residual density passes through a voxel when ρ0 lies between the smallest
-and the largest of its corner values. With N(ρ0) such voxels among the
-n1·n2·n3 voxels, the box-counting estimate of the fractal dimension of the
-iso-surface at the grid's resolution is
+On a grid over the unit cell (n1 × n2 × n3 points, periodic) every grid point
+stands for a small box (voxel) of the cell, and two neighbouring boxes share
+a face. The iso-surface ρ0 of the residual density crosses the face between
+two neighbours when ρ0 lies between their values (lo <= ρ0 < hi). With
+N(ρ0) crossed faces among the T = 3·n1·n2·n3 faces of the grid, the
+box-counting estimate of the fractal dimension of the iso-surface is
 
-    df(ρ0) = log N(ρ0) / log (n1·n2·n3)^(1/3) = 3 log N(ρ0) / log(n1·n2·n3),
+    df(ρ0) = log N(ρ0) / log T^(1/3) = 3 log N(ρ0) / log T.
 
-2 for a smooth surface (N ∝ n²), approaching 3 for a surface that fills
-space (featureless noise at the grid's resolution, at ρ0 near 0). Plotted
-against ρ0, Gaussian noise gives a narrow parabola-like curve centred on 0;
-features the model misses (a wrong scale, unmodelled density, thermal
-smearing) widen it and add shoulders or tails at large |ρ0|.
+This is the count of Meindl & Henn's program jnk2RDA: their chapter
+"Residual density analysis" (Electron Density and Chemical Bonding I,
+Structure and Bonding 146, Springer 2012) derives from it the expectation
+for uncorrelated Gaussian noise, where each face is crossed at ρ0 = 0 with
+probability ½: df(0) = 3 log(T/2) / log T (2.8372 for their 49 × 49 × 49
+face layers, and 2.83723(41) from jnk2RDA on 50³ Gaussian numbers) —
+:func:`noise_df_zero`. A smooth surface gives 2 (N ∝ n²); the closer df(0)
+comes to the noise value, the more featureless the map. Plotted against ρ0,
+noise gives a narrow parabola-like curve centred on 0; features the model
+misses (a wrong scale, unmodelled density, thermal smearing) lower df(0),
+widen the curve and add shoulders or tails at large |ρ0|.
+
+df depends on the grid: Meindl & Henn tie it to the resolution (2|h|max − 1
+grid intervals along a, about as many as the sign changes a Fourier series to
+|h|max can have along a line, so that neighbouring values are nearly
+independent); a finer grid samples the same band-limited map more densely,
+neighbours agree in sign more often and df(0) falls (docs/diagnostics.md).
 
 The gross residual electrons e_gross = ½ ∫_cell |ρ0| dV (electrons per cell)
 measure how much density is left over, whatever its shape.
@@ -21,12 +33,19 @@ measure how much density is left over, whatever its shape.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["ResidualAnalysis", "residual_analysis", "spherical_atom_residual", "voxel_ranges"]
+__all__ = [
+    "ResidualAnalysis",
+    "face_ranges",
+    "noise_df_zero",
+    "residual_analysis",
+    "spherical_atom_residual",
+]
 
 
 @dataclass
@@ -45,6 +64,11 @@ class ResidualAnalysis:
         Extremes and rms deviation from the mean of the grid values, e/Å³.
     grid : tuple of int
         The grid (n1, n2, n3).
+    df_zero : float
+        df at ρ0 = 0 exactly (NaN for a map without sign changes).
+    df_noise : float
+        df(0) expected for uncorrelated Gaussian noise on this grid
+        (:func:`noise_df_zero`): the ceiling a featureless map approaches.
     """
 
     levels: np.ndarray
@@ -54,27 +78,38 @@ class ResidualAnalysis:
     rho_max: float
     rms: float
     grid: tuple
+    df_zero: float = float("nan")
+    df_noise: float = float("nan")
 
     @property
     def df_max(self) -> float:
         """The largest df(ρ0) (near ρ0 = 0 for a clean map)."""
         return float(np.nanmax(self.df))
 
-    @property
-    def df_zero(self) -> float:
-        """df at the level nearest ρ0 = 0."""
-        return float(self.df[int(np.argmin(np.abs(self.levels)))])
 
+def face_ranges(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Smaller and larger value of the two grid points on each face of a periodic grid.
 
-def voxel_ranges(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Smallest and largest corner value of every voxel of a periodic grid (flattened)."""
+    The faces are the pairs of neighbours along a, b and c in turn (3·n1·n2·n3
+    of them, flattened in that order).
+    """
     v = np.asarray(values, dtype=float)
-    lo = v.copy()
-    hi = v.copy()
-    for axis in range(3):  # corners along each axis in turn: 2 x 2 x 2 = 8 corners
-        lo = np.minimum(lo, np.roll(lo, -1, axis=axis))
-        hi = np.maximum(hi, np.roll(hi, -1, axis=axis))
-    return lo.ravel(), hi.ravel()
+    lo, hi = [], []
+    for axis in range(3):
+        other = np.roll(v, -1, axis=axis)
+        lo.append(np.minimum(v, other).ravel())
+        hi.append(np.maximum(v, other).ravel())
+    return np.concatenate(lo), np.concatenate(hi)
+
+
+def noise_df_zero(grid: tuple) -> float:
+    """df(0) of uncorrelated Gaussian noise on a periodic grid: 3 log(T/2) / log T.
+
+    T = 3·n1·n2·n3 faces, each crossed at ρ0 = 0 with probability ½
+    (Meindl & Henn's expectation, see the module docstring).
+    """
+    total = 3 * int(np.prod([int(n) for n in grid]))
+    return 3.0 * math.log(total / 2) / math.log(total)
 
 
 def residual_analysis(values: ArrayLike, volume: float, n_levels: int = 201) -> ResidualAnalysis:
@@ -99,24 +134,30 @@ def residual_analysis(values: ArrayLike, volume: float, n_levels: int = 201) -> 
         raise ValueError(
             f"a residual grid must be 3-D with at least 2 points a side, got {v.shape}"
         )
-    lo, hi = voxel_ranges(v)
+    lo, hi = face_ranges(v)
     lo.sort()
     hi.sort()
     levels = np.linspace(v.min(), v.max(), int(n_levels))
-    # crossed: lo <= rho0 < hi  ->  #(lo <= rho0) - #(hi <= rho0)
-    count = np.searchsorted(lo, levels, side="right") - np.searchsorted(hi, levels, side="right")
-    total = v.size
-    with np.errstate(divide="ignore"):
-        df = np.where(count > 0, 3.0 * np.log(np.maximum(count, 1)) / np.log(total), np.nan)
+    total = lo.size  # 3·n1·n2·n3 faces
+
+    def dimension(at: np.ndarray) -> np.ndarray:
+        # crossed: lo <= rho0 < hi  ->  #(lo <= rho0) - #(hi <= rho0)
+        count = np.searchsorted(lo, at, side="right") - np.searchsorted(hi, at, side="right")
+        with np.errstate(divide="ignore"):
+            return np.where(count > 0, 3.0 * np.log(np.maximum(count, 1)) / np.log(total), np.nan)
+
+    df = dimension(levels)
     mean = float(v.mean())
     return ResidualAnalysis(
         levels=levels,
         df=df,
-        e_gross=0.5 * float(np.abs(v).sum()) * float(volume) / total,
+        e_gross=0.5 * float(np.abs(v).sum()) * float(volume) / v.size,
         rho_min=float(v.min()),
         rho_max=float(v.max()),
         rms=float(np.sqrt(np.mean((v - mean) ** 2))),
         grid=tuple(int(n) for n in v.shape),
+        df_zero=float(dimension(np.zeros(1))[0]),
+        df_noise=noise_df_zero(v.shape),
     )
 
 

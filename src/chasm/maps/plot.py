@@ -5,6 +5,8 @@ Conventions of the drawings:
 * positive contours solid (blue), negative dashed (red), zero dotted (grey);
 * atoms (all symmetry copies) lying in the plane, |d| < 0.1 Å, are filled
   black dots; atoms within ±0.3 Å of it are open circles with grey labels;
+  other non-H atoms within ±1 Å are small grey crosses at their projection,
+  labelled with their height (a ligand just off the plane shows its density);
   labels sit in the widest gap between the atom's bonds, away from the lines;
 * bonds are the structure's bonded pairs (:func:`chasm.crystal.neighbours.bonded`:
   covalent radii + 0.4 Å) between the drawn atoms, and towards bonded atoms
@@ -81,6 +83,10 @@ KINDS = {
 IN_PLANE = 0.1
 #: Atoms closer than this (Å) are drawn as open circles.
 NEAR_PLANE = 0.3
+#: Non-H atoms farther than ``tolerance`` but closer than this (Å) are marked by a small
+#: grey cross at their projection, labelled with their height: a ligand just off the
+#: plane (the demo's N3, 0.43 Å) shows its density in the map and must be named.
+PROJECTED = 1.0
 #: Radius (Å) of the masked disc around heavy nuclei (deformation, residual maps).
 MASK_RADIUS = 0.4
 #: Nuclei with Z above this are masked.
@@ -198,6 +204,9 @@ class PlaneDrawing:
         Per atom: |height| < :data:`IN_PLANE` (filled dot) or not (open circle).
     masked : list of (PlaneAtom, float)
         Heavy nuclei whose surroundings are masked, and the disc radius (Å).
+    projected : list of PlaneAtom
+        Non-H atoms between ``tolerance`` and :data:`PROJECTED` Å from the plane,
+        inside the window, marked by a cross at their projection.
     stats : dict
         ``rms``, ``min``, ``max`` of the values on the plane (unmasked points).
     """
@@ -209,6 +218,7 @@ class PlaneDrawing:
     caption: str = ""
     in_plane: list = field(default_factory=list)
     masked: list = field(default_factory=list)
+    projected: list = field(default_factory=list)
     stats: dict = field(default_factory=dict)
 
 
@@ -461,6 +471,8 @@ def _draw_atoms(ax, plane, crystal, out: PlaneDrawing, tolerance, labels, radius
     out.atoms = [near[k] for k in keep]
     out.bonds = [(index[i], index[j]) for i, j in pairs if i in index and j in index]
     out.in_plane = [bool(abs(a.height) < IN_PLANE) for a in out.atoms]
+    if tolerance < PROJECTED:
+        _draw_projected(ax, plane, crystal, out, tolerance, labels, hu, hv)
     for a, r in out.masked:
         c = np.sqrt(max(r * r - a.height**2, 0.0))  # the sphere's cut by the plane
         ax.add_patch(Circle((a.u, a.v), c, color="0.85", zorder=2, linewidth=0))
@@ -494,6 +506,40 @@ def _draw_atoms(ax, plane, crystal, out: PlaneDrawing, tolerance, labels, radius
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.75},
                 annotation_clip=True,
             )
+
+
+def _draw_projected(ax, plane, crystal, out: PlaneDrawing, tolerance, labels, hu, hv) -> None:
+    """Grey crosses for the non-H atoms just off the plane, and a word in the caption."""
+    farther = plane.atoms(crystal, tolerance=PROJECTED, margin=0.0)
+    out.projected = [
+        a
+        for a in farther
+        if abs(a.height) >= tolerance
+        and atomic_number(a.element) > 1
+        and abs(a.u) <= hu + 1e-9
+        and abs(a.v) <= hv + 1e-9
+    ]
+    for a in out.projected:
+        ax.plot(a.u, a.v, "x", markersize=5, color="0.45", markeredgewidth=1.0, zorder=4)
+        if labels:
+            ax.annotate(
+                f"{a.label} ({a.height:+.2f})",
+                (a.u, a.v),
+                xytext=(4, -4),
+                textcoords="offset points",
+                fontsize=7,
+                ha="left",
+                va="top",
+                color="0.35",
+                zorder=5,
+                bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.75},
+                annotation_clip=True,
+            )
+    if out.projected:
+        out.caption += (
+            f"; ×: non-H atoms {tolerance:g}–{PROJECTED:g} Å off the plane, at their "
+            "projection (height in Å)"
+        )
 
 
 def plot_plane(

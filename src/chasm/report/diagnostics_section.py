@@ -116,13 +116,15 @@ def diagnostics_blocks(
             figure(
                 f"diag_residual_{tag}.png",
                 f"Fractal dimension df(ρ0) of the residual density of {fit.name} (Meindl & "
-                f"Henn 2008) on a {'×'.join(map(str, a.grid))} grid: df(0) = {a.df_zero:.3f}, "
+                f"Henn 2008) on a {'×'.join(map(str, a.grid))} grid: df(0) = {a.df_zero:.3f} "
+                f"(uncorrelated noise on this grid: {a.df_noise:.3f}), "
                 f"ρ0 from {a.rho_min:.3f} to {a.rho_max:.3f} e/Å³, rms {a.rms:.4f} e/Å³, "
                 f"e_gross = {a.e_gross:.3f} e per cell. For comparison, spherical atoms "
                 f"(IAM) at the same positions and ADPs: ρ0 from {iam.rho_min:.3f} to "
-                f"{iam.rho_max:.3f} e/Å³, e_gross = {iam.e_gross:.3f} e. A narrow, "
-                "symmetric, parabola-like curve is what featureless (noise-like) residuals "
-                "give; shoulders and long tails are features the model misses.",
+                f"{iam.rho_max:.3f} e/Å³, df(0) = {iam.df_zero:.3f}, e_gross = "
+                f"{iam.e_gross:.3f} e. A narrow, symmetric, parabola-like curve whose top "
+                "approaches the noise value is what featureless residuals give; shoulders, "
+                "long tails and a lower df(0) are features the model misses.",
                 plots.residual_analysis_png(
                     [iam, a], ["spherical atoms, same geometry", "final model"]
                 ),
@@ -139,6 +141,12 @@ def diagnostics_blocks(
     k += 1
     steps.step("diagnostics", k, n_steps, "correlations")
     return blocks, files
+
+
+def _signed(x: float) -> str:
+    """x with its sign and one decimal; 0.0 without a sign (no "-0.0")."""
+    text = f"{x:+.1f}"
+    return "0.0" if float(text) == 0.0 else text
 
 
 def _rigid_bond(crystal, result: dict) -> list[tuple]:
@@ -162,7 +170,7 @@ def _rigid_bond(crystal, result: dict) -> list[tuple]:
                 f"{r.z2_1 * 1e4:.1f}",
                 f"{r.z2_2 * 1e4:.1f}",
                 format_su(r.delta * 1e4, None if r.su is None else r.su * 1e4, exact_decimals=1),
-                "-" if z is None else f"{z:+.1f}",
+                "-" if z is None else _signed(z),
             ]
         )
     worst = max(rows, key=lambda r: abs(r.delta))

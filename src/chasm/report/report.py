@@ -59,6 +59,7 @@ from chasm.report.layout import render_html, render_markdown
 from chasm.report.sections import (
     charged_parameters,
     dataset_rows,
+    formula_text,
     implausible_rows,
     parameter_tables,
     side_by_side,
@@ -408,8 +409,10 @@ def _summary(result: dict, crystal, refinement, structure, props, snapshots, ste
         sg = crystal.spacegroup.hm if crystal.spacegroup is not None else "(given operations)"
         cell = ", ".join(f"{v:.4f}" for v in crystal.cell.parameters[:3])
         angles = ", ".join(f"{v:.3f}" for v in crystal.cell.parameters[3:])
+        formula = formula_text(crystal)
         what.append(
-            f"{crystal.name}: {len(crystal.atoms)} atoms in the asymmetric unit, space group "
+            f"{crystal.name}{f' ({formula})' if formula else ''}: "
+            f"{len(crystal.atoms)} atoms in the asymmetric unit, space group "
             f"{sg}, a, b, c = {cell} Å, α, β, γ = {angles}°, V = {crystal.volume:.2f} Å³."
         )
     kinds = {"xray": "X-ray", "und": "unpolarised neutron", "pnd": "polarised neutron"}

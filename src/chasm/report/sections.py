@@ -19,6 +19,7 @@ from chasm.properties import format_value
 
 __all__ = [
     "dataset_rows",
+    "formula_text",
     "implausible_rows",
     "parameter_tables",
     "side_by_side",
@@ -29,6 +30,39 @@ __all__ = [
 
 def _f(x, fmt: str = "{:.4f}") -> str:
     return "-" if x is None else fmt.format(float(x))
+
+
+def formula_text(crystal) -> str | None:
+    """Sum formula of the formula unit in Hill order and Z, e.g. "C H4 N2 O, Z = 2".
+
+    Counts are the cell content (occupancy × multiplicity of each site)
+    divided by Z (:func:`chasm.crystal.sums.formula_units`, the greatest
+    common divisor of the multiplicities); C first and H second when there is
+    carbon, the other elements alphabetically. None when Z is not defined
+    (partly occupied sites) or the crystal has no atoms.
+    """
+    from chasm.crystal.sums import formula_units
+    from chasm.errors import InputError
+
+    try:
+        z = formula_units(crystal)
+    except InputError:
+        return None
+    if not crystal.atoms or z < 1:
+        return None
+    count: dict[str, float] = {}
+    for i, atom in enumerate(crystal.atoms):
+        element = "H" if atom.element == "D" else atom.element.capitalize()
+        count[element] = count.get(element, 0.0) + atom.occupancy * crystal.multiplicity(i) / z
+    first = ["C", "H"] if "C" in count else []
+    order = [e for e in first if e in count] + sorted(e for e in count if e not in first)
+    parts = []
+    for e in order:
+        n = count[e]
+        k = round(n)
+        number = ("" if k == 1 else str(k)) if abs(n - k) < 1e-6 else f"{n:.2f}"
+        parts.append(e + number)
+    return f"{' '.join(parts)}, Z = {z}"
 
 
 def charged_parameters(result: dict) -> dict[str, float | None]:
