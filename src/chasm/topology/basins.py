@@ -328,21 +328,16 @@ def grid_basins(crystal, models, spacing: float = 0.1, method: str = "neargrid")
     maxima = np.unique(target)
     frac = np.stack(np.unravel_index(maxima, grid.shape), -1) / np.array(grid.shape)
     # nucleus copies in the cell: (atom index, fractional position)
-    owner = np.full(len(maxima), -1)
-    nna = 0
-    for k, f in enumerate(frac):
-        bestd, besti = np.inf, -1
-        for i in range(len(crystal.atoms)):
-            for s in atom_sites(crystal, i).frac:
-                d = f - s
-                d -= np.round(d)
-                dist = np.linalg.norm(crystal.A @ d)
-                if dist < bestd:
-                    bestd, besti = dist, i
-        if bestd < 0.5:
-            owner[k] = besti
-        else:
-            nna += 1
+    copies = [(i, s) for i in range(len(crystal.atoms)) for s in atom_sites(crystal, i).frac]
+    copy_atom = np.array([i for i, _ in copies])
+    copy_frac = np.array([s for _, s in copies])
+    d = frac[:, None, :] - copy_frac[None]
+    d -= np.round(d)
+    dist = np.linalg.norm(d @ crystal.A.T, axis=2)  # (maxima, copies), Å
+    nearest = np.argmin(dist, axis=1)
+    close = dist[np.arange(len(maxima)), nearest] < 0.5
+    owner = np.where(close, copy_atom[nearest], -1)
+    nna = int(np.sum(~close))
     which = owner[np.searchsorted(maxima, target)]
     dv = grid.voxel_volume
     n_at = len(crystal.atoms)
