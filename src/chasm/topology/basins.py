@@ -1,7 +1,8 @@
 """Atomic basins (QTAIM) on a periodic cell grid: charges, spin moments, volumes.
 
 Partition. The static charge density (core + valence + multipoles) is
-evaluated on a cell grid; every grid point is assigned to the maximum that
+evaluated on a cell grid (:func:`basin_grid`: rounded up to a shape the space
+group maps onto itself, evaluated once per orbit); every grid point is assigned to the maximum that
 on-grid steepest ascent reaches (Henkelman, Arnaldsson & Jónsson, Comput.
 Mater. Sci. 36 (2006) 354): from each point the neighbour (of 26) with the
 largest (ρ_nb − ρ)/|Δr| is followed until a point has no higher neighbour.

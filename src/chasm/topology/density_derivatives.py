@@ -23,6 +23,11 @@ most ~eps per copy.
 
 The nucleus itself (r = 0) is a cusp: the derivatives are not defined there
 and points closer than 1e-8 Å to a nucleus get that copy's value only.
+
+Evaluation: the sums run in the compiled kernel of
+:mod:`chasm.topology.density_kernel` (numba) when it is installed; the numpy
+path (:meth:`DensityField._call_numpy`, arrays of (copy, point) pairs) is the
+reference, used with ``exact=True`` or ``CHASM_ENGINE=numpy``.
 """
 
 from __future__ import annotations
