@@ -1,7 +1,8 @@
 """Atomic basins (QTAIM) on a periodic cell grid: charges, spin moments, volumes.
 
 Partition. The static charge density (core + valence + multipoles) is
-evaluated on a cell grid; every grid point is assigned to the maximum that
+evaluated on a cell grid (:func:`basin_grid`: rounded up to a shape the space
+group maps onto itself, evaluated once per orbit); every grid point is assigned to the maximum that
 on-grid steepest ascent reaches (Henkelman, Arnaldsson & Jónsson, Comput.
 Mater. Sci. 36 (2006) 354): from each point the neighbour (of 26) with the
 largest (ρ_nb − ρ)/|Δr| is followed until a point has no higher neighbour.
@@ -37,10 +38,11 @@ import numpy as np
 from chasm.density.databank import spherical_atom
 from chasm.density.model import HansenCoppensAtom, SphericalAtom, SplitAtom
 from chasm.errors import InputError
-from chasm.maps.density import model_density, spin_density
 from chasm.maps.grids import CellGrid, atom_sites
+from chasm.topology.density_derivatives import DensityField
+from chasm.topology.grid_values import on_grid as _on_grid
 
-__all__ = ["BasinResult", "MAX_GRID_POINTS", "basin_cubes", "grid_basins"]
+__all__ = ["BasinResult", "MAX_GRID_POINTS", "basin_cubes", "basin_grid", "grid_basins"]
 
 MAX_GRID_POINTS = 20_000_000
 """Largest cell grid accepted (≈ 1 GB of work arrays)."""
@@ -84,6 +86,42 @@ class BasinResult:
     nna: int
     spacing: float
     notes: list[str] = field(default_factory=list)
+
+
+def basin_grid(crystal, spacing: float) -> CellGrid:
+    """The cell grid of step at most ``spacing`` that the space group maps onto itself.
+
+    Each edge gets ceil(edge/spacing) points or up to 8 more, the fewest in
+    total for which every operation sends grid points to grid points (so the
+    density is evaluated once per orbit, and the basins of symmetry copies
+    see the same grid); the plain grid if no such shape is that close.
+    """
+    from itertools import product
+
+    base = np.array(CellGrid.cell(crystal, spacing=spacing).shape)
+    rot, trans = crystal.symops
+    best = None
+    for extra in product(range(9), repeat=3):
+        n = (base + np.array(extra)).astype(float)
+        m = rot * n[None, :, None] / n[None, None, :]
+        tn = trans * n[None, :]
+        if np.allclose(m, np.rint(m), atol=1e-9) and np.allclose(tn, np.rint(tn), atol=1e-9):
+            if best is None or np.prod(n) < np.prod(best):
+                best = n
+    shape = base if best is None else best.astype(int)
+    return CellGrid.cell(crystal, shape=tuple(int(k) for k in shape))
+
+
+def _charge_grids(crystal, charge, grid: CellGrid) -> tuple[np.ndarray, np.ndarray]:
+    """The static charge density on the grid and its part without the cores (e/Å³)."""
+    field_ = DensityField(crystal, charge, "charge")
+
+    def both(p):
+        rho, core = field_.density_and_core(p)
+        return rho, rho - core
+
+    rho, val = _on_grid(grid, both)
+    return rho, val
 
 
 def _charge_models(models):
@@ -269,7 +307,7 @@ def grid_basins(crystal, models, spacing: float = 0.1, method: str = "neargrid")
         raise InputError(f"basin method must be 'neargrid' or 'ongrid', got {method!r}")
     if not (np.isfinite(spacing) and 0.02 <= spacing <= 0.5):
         raise InputError(f"basin grid spacing must be 0.02-0.5 Å, got {spacing!r}")
-    grid = CellGrid.cell(crystal, spacing=spacing)
+    grid = basin_grid(crystal, spacing)
     if grid.n_points > MAX_GRID_POINTS:
         raise InputError(
             f"a basin grid of step {spacing} Å has {grid.n_points:,} points, more than "
@@ -280,34 +318,27 @@ def grid_basins(crystal, models, spacing: float = 0.1, method: str = "neargrid")
     for atom, m in zip(crystal.atoms, charge, strict=True):
         if m is not None and not isinstance(m, (HansenCoppensAtom, SphericalAtom)):
             raise InputError(f"atom {atom.label}: a {type(m).__name__} has no static density")
-    rho = grid.map(lambda p: model_density(crystal, charge, p))
-    val = grid.map(lambda p: model_density(crystal, charge, p, core=False))
+    rho, val = _charge_grids(crystal, charge, grid)
     nuclear, nuclear_exact = _nuclear_valence(crystal, charge, grid)
     val -= nuclear
     split = any(isinstance(m, SplitAtom) for m in models)
     if split:
-        up = [m.up if isinstance(m, SplitAtom) else None for m in models]
-        dn = [m.dn if isinstance(m, SplitAtom) else None for m in models]
-        spin = grid.map(lambda p: spin_density(crystal, up, dn, p))
+        spin_field = DensityField(crystal, models, "spin")
+        (spin,) = _on_grid(grid, lambda p: (spin_field(p, order=0)[0],))
     target = (_neargrid_targets if method == "neargrid" else _ascent_targets)(rho, grid.axes)
     maxima = np.unique(target)
     frac = np.stack(np.unravel_index(maxima, grid.shape), -1) / np.array(grid.shape)
     # nucleus copies in the cell: (atom index, fractional position)
-    owner = np.full(len(maxima), -1)
-    nna = 0
-    for k, f in enumerate(frac):
-        bestd, besti = np.inf, -1
-        for i in range(len(crystal.atoms)):
-            for s in atom_sites(crystal, i).frac:
-                d = f - s
-                d -= np.round(d)
-                dist = np.linalg.norm(crystal.A @ d)
-                if dist < bestd:
-                    bestd, besti = dist, i
-        if bestd < 0.5:
-            owner[k] = besti
-        else:
-            nna += 1
+    copies = [(i, s) for i in range(len(crystal.atoms)) for s in atom_sites(crystal, i).frac]
+    copy_atom = np.array([i for i, _ in copies])
+    copy_frac = np.array([s for _, s in copies])
+    d = frac[:, None, :] - copy_frac[None]
+    d -= np.round(d)
+    dist = np.linalg.norm(d @ crystal.A.T, axis=2)  # (maxima, copies), Å
+    nearest = np.argmin(dist, axis=1)
+    close = dist[np.arange(len(maxima)), nearest] < 0.5
+    owner = np.where(close, copy_atom[nearest], -1)
+    nna = int(np.sum(~close))
     which = owner[np.searchsorted(maxima, target)]
     dv = grid.voxel_volume
     n_at = len(crystal.atoms)
@@ -369,12 +400,11 @@ def basin_cubes(folder, crystal, models, spacing: float = 0.1) -> dict:
 
     if not (np.isfinite(spacing) and 0.02 <= spacing <= 0.5):
         raise InputError(f"basin grid spacing must be 0.02-0.5 Å, got {spacing!r}")
-    grid = CellGrid.cell(crystal, spacing=spacing)
+    grid = basin_grid(crystal, spacing)
     if grid.n_points > MAX_GRID_POINTS:
         raise InputError(f"a basin grid of step {spacing} Å has {grid.n_points:,} points")
     charge = _charge_models(list(models))
-    rho = grid.map(lambda p: model_density(crystal, charge, p))
-    val = grid.map(lambda p: model_density(crystal, charge, p, core=False))
+    rho, val = _charge_grids(crystal, charge, grid)
     nuclear, nuclear_exact = _nuclear_valence(crystal, charge, grid)
     val -= nuclear
     atoms = grid.atoms()

@@ -114,17 +114,21 @@ def _orbit(crystal, frac: np.ndarray, tol: float) -> np.ndarray:
     rot, trans = crystal.symops
     x = np.einsum("oij,j->oi", rot, frac) + trans
     x -= np.floor(x)
-    keep: list[np.ndarray] = []
-    for y in x:
-        if not any(_frac_distance(crystal, y, k) < tol for k in keep):
-            keep.append(y)
-    return np.array(keep)
+    keep = [0]
+    for i in range(1, len(x)):
+        if _min_distance(crystal.A, x[i], x[keep]) >= tol:
+            keep.append(i)
+    return x[keep]
 
 
-def _frac_distance(crystal, a: np.ndarray, b: np.ndarray) -> float:
-    d = a - b
+def _min_distance(A: np.ndarray, a: np.ndarray, others: np.ndarray) -> float:
+    """Smallest distance (Å) from fractional a to the points ``others`` (n, 3), modulo lattice."""
+    if len(others) == 0:
+        return np.inf
+    d = others - a
     d -= np.round(d)
-    return float(np.linalg.norm(crystal.A @ d))
+    c = d @ A.T
+    return float(np.sqrt(np.min(np.einsum("ij,ij->i", c, c))))
 
 
 def _nuclei(crystal):
@@ -389,8 +393,10 @@ def find_critical_points(
     if spin:
         rho_min = -np.inf
     nuc_pos, _ = _nuclei(crystal)
+    A = crystal.A
     found: list[tuple[np.ndarray, np.ndarray]] = []  # (frac rep, orbit)
     points: list[CriticalPoint] = []
+    known = [np.zeros((0, 3))]  # every orbit point found so far
 
     def converge(seeds_) -> int:
         x, ok = _newton(field, seeds_, gtol, max_step, max_iter, rho_min)
@@ -404,13 +410,13 @@ def find_critical_points(
                 rejected += 1
                 continue
             frac = np.round(crystal.cart_to_frac(xi), 10) % 1.0
-            if any(
-                min(_frac_distance(crystal, frac, o) for o in orbit) < merge_tol
-                for _, orbit in found
-            ):
+            if len(known) > 1:
+                known[:] = [np.concatenate(known)]
+            if _min_distance(A, frac, known[0]) < merge_tol:
                 continue
             orbit = _orbit(crystal, frac, merge_tol)
             found.append((frac, orbit))
+            known.append(orbit)
             sig = int(np.sum(np.sign(w)))
             points.append(
                 CriticalPoint(

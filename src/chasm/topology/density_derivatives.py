@@ -23,6 +23,11 @@ most ~eps per copy.
 
 The nucleus itself (r = 0) is a cusp: the derivatives are not defined there
 and points closer than 1e-8 Å to a nucleus get that copy's value only.
+
+Evaluation: the sums run in the compiled kernel of
+:mod:`chasm.topology.density_kernel` (numba) when it is installed; the numpy
+path (:meth:`DensityField._call_numpy`, arrays of (copy, point) pairs) is the
+reference, used with ``exact=True`` or ``CHASM_ENGINE=numpy``.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from chasm.density.harmonics import density_to_wavefunction, rotation_matrix_ful
 from chasm.density.model import HansenCoppensAtom, SphericalAtom, SplitAtom
 from chasm.errors import InputError
 from chasm.maps.grids import atom_sites, check_points, lattice_candidates
+from chasm.topology.density_kernel import PackedField, use_kernel
 from chasm.topology.harmonic_derivatives import monomial_basis, polynomials_with_derivatives
 from chasm.topology.radial_table import QuinticTable, exponential_sum
 
@@ -77,14 +83,16 @@ class _AtomSum:
     Z: list = field(default_factory=list)
     W: list = field(default_factory=list)
     tables: list = field(default_factory=list)  # (table, scale, kappa)
+    is_core: list = field(default_factory=list)  # per table: a core density
     multipoles: list = field(default_factory=list)  # (lmax, n_l, zeta, plm, frame)
 
-    def spherical(self, terms, scale: float, kappa: float = 1.0) -> None:
-        """Add scale κ³ Σ w (κr)^k e^(−Zκr)."""
+    def spherical(self, terms, scale: float, kappa: float = 1.0, core: bool = False) -> None:
+        """Add scale κ³ Σ w (κr)^k e^(−Zκr) (``core``: a core density)."""
         if scale == 0.0:
             return
         k, Z, w, table = terms
         self.tables.append((table, scale, kappa))
+        self.is_core.append(core)
         self.k.append(k)
         self.Z.append(Z * kappa)
         self.W.append(scale * w * kappa ** (3.0 + k))
@@ -95,7 +103,7 @@ class _AtomSum:
         if isinstance(model, SphericalAtom):
             ct, vt, nv = _species_terms(model.element, int(model.charge), None)
             if core:
-                self.spherical(ct, sign)
+                self.spherical(ct, sign, core=True)
             if valence:
                 self.spherical(vt, sign * nv)
             return
@@ -109,7 +117,7 @@ class _AtomSum:
         vkey = tuple(model.valence) if model.valence else None
         ct, vt, _ = _species_terms(model.element, int(model.charge), vkey)
         if core:
-            self.spherical(ct, sign * model.pc)
+            self.spherical(ct, sign * model.pc, core=True)
         if valence:
             self.spherical(vt, sign * model.pv, float(model.kappa))
         if model.lmax >= 0 and np.any(model.plm != 0.0):
@@ -318,6 +326,7 @@ class DensityField:
                 "use kind='charge' or refine a joint (X-ray + polarised neutron) model"
             )
         self.crystal, self.kind, self.exact = crystal, kind, exact
+        self.models, self.eps = models, eps
         self.atoms: list[tuple[_AtomSum, float]] = []
         for i, (atom, m) in enumerate(zip(crystal.atoms, models, strict=True)):
             t = _AtomSum()
@@ -355,6 +364,49 @@ class DensityField:
         p = check_points(points)
         shape = p.shape[:-1]
         p = p.reshape(-1, 3)
+        if self._kernel_ok(order):
+            rho, grad, hess, _ = self._packed()(p, order)
+            return (
+                rho.reshape(shape),
+                grad.reshape(shape + (3,)) if order >= 1 else None,
+                hess.reshape(shape + (3, 3)) if order >= 2 else None,
+            )
+        return self._call_numpy(p, shape, order)
+
+    def _kernel_ok(self, order: int) -> bool:
+        """Whether the compiled kernel evaluates (numba, tables, not CHASM_ENGINE=numpy)."""
+        return use_kernel() and not self.exact
+
+    def _packed(self) -> PackedField:
+        if getattr(self, "_packed_field", None) is None:
+            self._packed_field = PackedField(
+                self.crystal,
+                self.atoms,
+                core_flags=[t.is_core for t, _ in self.atoms],
+            )
+        return self._packed_field
+
+    def density_and_core(self, points) -> tuple[np.ndarray, np.ndarray]:
+        """ρ and its core part (Σ Pc ρ_core over the copies) at Cartesian points, e/Å³."""
+        p = check_points(points)
+        shape = p.shape[:-1]
+        p = p.reshape(-1, 3)
+        if self._kernel_ok(0):
+            rho, _, _, core = self._packed()(p, 0)
+        else:
+            rho = self._call_numpy(p, shape, 0)[0].reshape(-1)
+            core = rho - self._valence_field()._call_numpy(p, shape, 0)[0].reshape(-1)
+        return rho.reshape(shape), core.reshape(shape)
+
+    def _valence_field(self) -> DensityField:
+        if getattr(self, "_valence", None) is None:
+            self._valence = DensityField(
+                self.crystal, self.models, self.kind, eps=self.eps, core=False, exact=self.exact
+            )
+        return self._valence
+
+    def _call_numpy(self, p: np.ndarray, shape: tuple, order: int):
+        """The reference path: arrays of (copy, point) pairs per atom and block."""
         n = len(p)
         rho = np.zeros(n)
         grad = np.zeros((n, 3))
@@ -402,8 +454,9 @@ class DensityField:
     @staticmethod
     def _pairs(t: _AtomSum, v: np.ndarray, site: np.ndarray, order: int, exact: bool):
         r = np.sqrt(np.einsum("ij,ij->i", v, v))
+        u = v / np.maximum(r, _NUCLEUS)[:, None]
+        u[r < _NUCLEUS] = 0.0  # at the nucleus: that copy's value only
         r = np.maximum(r, _NUCLEUS)
-        u = v / r[:, None]
         w = t.sites.weight[site]
         val = np.zeros(len(r))
         grad = np.zeros((len(r), 3))

@@ -58,6 +58,8 @@ from chasm.topology.density_derivatives import (
     _spherical_derivs,
     radial_times_angular,
 )
+from chasm.topology.density_kernel import PackedField, use_kernel
+from chasm.topology.grid_values import on_grid
 from chasm.topology.harmonic_derivatives import polynomials_with_derivatives
 from chasm.topology.radial_table import RadialTable
 
@@ -250,16 +252,28 @@ class PotentialField(DensityField):
         return _AtomCharges(z, n_e, sph, mult, r_max)
 
     @staticmethod
-    def _monomials(exps, k):
-        """k^e_m |k|^(l−deg m) for each monomial m and l = deg m + 2j: {l: (n_mono, n_k)}."""
+    def _monomials(exps, k) -> dict:
+        """Per l: the rows k^e_m |k|^(l−deg m) (n_sel, n_k) and which monomials m they are.
+
+        The monomials of a harmonic of order l have the parity of l and degree
+        at most l; multiplied by |k|^(l−deg m) they make it homogeneous.
+        """
         kk2 = np.einsum("ij,ij->i", k, k)
         pw = np.ones((5, len(k), 3))
         for p in range(1, 5):
             pw[p] = pw[p - 1] * k
-        mono = pw[exps[:, 0], :, 0] * pw[exps[:, 1], :, 1] * pw[exps[:, 2], :, 2]
         deg = exps.sum(axis=1)
-        k2pow = [np.ones(len(k)), kk2, kk2 * kk2]
-        return {l: mono * np.stack([k2pow[max(l - d, 0) // 2] for d in deg]) for l in range(5)}
+        out = {}
+        for l in range(5):
+            sel = np.flatnonzero((deg <= l) & (deg % 2 == l % 2))
+            rows = np.empty((len(sel), len(k)))
+            for c, m in enumerate(sel):
+                e = exps[m]
+                rows[c] = pw[e[0], :, 0] * pw[e[1], :, 1] * pw[e[2], :, 2]
+                if l > deg[m]:
+                    rows[c] *= kk2 ** ((l - deg[m]) // 2)
+            out[l] = (rows, sel)
+        return out
 
     def _setup_reciprocal(self) -> None:
         cr = self.crystal
@@ -277,11 +291,12 @@ class PotentialField(DensityField):
         damp = np.exp(-0.5 * k2 * sigma * sigma)
         F = np.zeros(len(k2), complex)
         mean, F0 = 0.0, 0.0
+        monos: dict = {}  # per monomial set (the same for every atom of one lmax)
         for t, _ in self.atoms:
             a: _AtomCharges = t.charges
             w = t.sites.weight
-            phase = np.exp(1j * (self.k @ (cr.A @ t.sites.frac.T)))  # (n_k, n_site)
-            F += (a.znuc - a.n_e) * damp * (phase @ w)
+            phase = np.exp(1j * ((t.sites.frac @ cr.A.T) @ self.k.T))  # (n_site, n_k)
+            F += (a.znuc - a.n_e) * damp * (w @ phase)
             F0 += (a.znuc - a.n_e) * float(w.sum())
             # cell average of the short-ranged part: −(2π/3V) Σ ∫ r² ρ_short d³r
             r2 = -3.0 * sigma**2 * (a.znuc - a.n_e)
@@ -305,10 +320,14 @@ class PotentialField(DensityField):
                     l, _, moment, norm = ch
                     pref = -norm * moment / _gauss_norm(l, sigma) * (2 * pi * sigma**2) ** 1.5
                     if mono is None:
-                        mono = self._monomials(exps, self.k)
-                    poly = mono[l].T @ coefs[l]  # the homogeneous harmonic polynomial at k
+                        key = exps.tobytes()
+                        if key not in monos:
+                            monos[key] = self._monomials(exps, self.k)
+                        mono = monos[key]
+                    rows, sel = mono[l]
+                    poly = coefs[l][sel].T @ rows  # the homogeneous harmonic polynomial at k
                     F += (
-                        pref * (1j * sigma**2) ** l * damp * np.einsum("ks,ks,s->k", poly, phase, w)
+                        pref * (1j * sigma**2) ** l * damp * np.einsum("sk,sk,s->k", poly, phase, w)
                     )
                     if l == 0:
                         a0 = coefs[0][0] @ w  # constant monomial
@@ -329,6 +348,30 @@ class PotentialField(DensityField):
         self.net_charge = float(F0)
 
     # ------------------------------------------------------------------ evaluation
+    def _kernel_ok(self, order: int) -> bool:
+        """The compiled kernel does the short-ranged sum at order 0 (values only)."""
+        return order == 0 and use_kernel() and not self.exact
+
+    def _packed(self) -> PackedField:
+        if getattr(self, "_packed_field", None) is None:
+            atoms = []
+            for t, _ in self.atoms:
+                a: _AtomCharges = t.charges
+                atoms.append(
+                    {
+                        "z": a.znuc,
+                        "sph": a.sph.table if a.sph is not None else None,
+                        "channels": [
+                            [None if ch is None else (ch[0], ch[1].table, ch[1].scale) for ch in c]
+                            for c in a.mult
+                        ],
+                    }
+                )
+            self._packed_field = PackedField(
+                self.crystal, self.atoms, potential={"sigma": self.sigma, "atoms": atoms}
+            )
+        return self._packed_field
+
     def _pairs(self, t, v, site, order, exact):
         r0 = np.sqrt(np.einsum("ij,ij->i", v, v))
         r = np.maximum(r0, 1e-8)
@@ -435,7 +478,7 @@ class PotentialField(DensityField):
         if not grid.periodic:
             raise InputError("the potential on a grid needs the periodic cell grid")
         shape = np.array(grid.shape)
-        short, _, _ = DensityField.__call__(self, grid.points.reshape(-1, 3), 0)
+        (short,) = on_grid(grid, lambda p: (DensityField.__call__(self, p, 0)[0],))
         # an FFT grid holding every k of the sum, a multiple of the output grid
         need = 2 * np.abs(self.hkl).max(axis=0) + 1
         mult = np.maximum(np.ceil(need / shape).astype(int), 1)

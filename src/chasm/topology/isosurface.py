@@ -25,6 +25,7 @@ from chasm.errors import InputError
 from chasm.maps.grids import CellGrid
 from chasm.topology.density_derivatives import DensityField
 from chasm.topology.electrostatics import EA_TO_KCAL, PotentialField
+from chasm.topology.grid_values import on_grid
 
 __all__ = [
     "ISO_AU",
@@ -104,8 +105,8 @@ def esp_on_isodensity(
         raise InputError(f"isodensity value must be positive (e/bohr³), got {iso_au!r}")
     grid = check_grid(crystal, spacing)
     pot = field if field is not None else PotentialField(crystal, models)
-    rho, _, _ = DensityField(crystal, models, "charge")(grid.points.reshape(-1, 3), order=0)
-    rho = rho.reshape(grid.shape)
+    dens = DensityField(crystal, models, "charge")
+    (rho,) = on_grid(grid, lambda p: (dens(p, order=0)[0],))
     phi = pot.on_grid(grid)
     iso = iso_au / BOHR**3
     pts, vals = [], []
