@@ -23,6 +23,7 @@ import numpy as np
 from chasm.density.model import HansenCoppensAtom, SplitAtom
 from chasm.errors import InputError
 from chasm.io.atomic import write_text_atomic
+from chasm.io.su_format import format_su
 from chasm.topology.bcp import (
     BondCriticalPoint,
     bcp_uncertainties,
@@ -400,9 +401,8 @@ def _esp_lines(d: dict) -> list[str]:
         )
     m = d.get("dipole")
     if m:
-        su = f"({m['su_magnitude_D']:.2f})" if m.get("su_magnitude_D") is not None else ""
+        value = format_su(m["magnitude_D"], m.get("su_magnitude_D"), exact_decimals=2)
         out.append(
-            f"  dipole of the molecule of {m['atoms'][0]} ({len(m['atoms'])} atoms): "
-            f"{m['magnitude_D']:.2f}{su} D"
+            f"  dipole of the molecule of {m['atoms'][0]} ({len(m['atoms'])} atoms): {value} D"
         )
     return out
