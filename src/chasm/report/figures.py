@@ -370,13 +370,21 @@ def report_maps(
     if not planes:
         notes.append("no maps: no plane could be chosen (fewer than three non-H atoms?)")
         return []
+    # spherical atoms only (IAM, or the fixed nuclear structure of a PND-only
+    # project): the static deformation density is zero by construction
+    deformed = any(getattr(m, "has_valence", False) for m in models)
+    if not deformed:
+        notes.append(
+            "no deformation map: every atom is spherical (no valence or multipole "
+            "populations), so the static deformation density is zero everywhere"
+        )
     todo = []
     for k, (mp, kinds, contours) in enumerate(planes):
         if kinds is None and k > 0:
-            kinds = ["deformation"]  # further planes: one map each (the report stays quick)
+            kinds = ["deformation"] * deformed  # further planes: one map each (quick report)
         elif kinds is None:
             kinds = (
-                ["deformation"]
+                ["deformation"] * deformed
                 + ["spin"] * has_spin(models)
                 + ["residual"] * (refinement is not None)
             )
