@@ -623,9 +623,13 @@ class Project:
         return self.path.parent
 
     def resolve(self, relative: str) -> Path:
-        """A path of the project file made absolute (relative to its folder)."""
+        """A path of the project file made absolute (relative to its folder).
+
+        A relative path is resolved (symbolic links and ``..`` followed), so
+        that messages name ``/data/x.cif``, not ``/work/p/../../data/x.cif``.
+        """
         p = Path(relative).expanduser()
-        return p if p.is_absolute() else self.folder / p
+        return p if p.is_absolute() else (self.folder / p).resolve()
 
     @property
     def output(self) -> Path:
