@@ -236,7 +236,7 @@ def _extinction_lines(wavelength, start: float | None = None) -> list[str]:
         return ['extinction = "shelx"     # EXTI of the CIF', f"extinction_start = {start!r}"]
     return [
         'extinction = "shelx"     # GUESSED: EXTI refined from 0 with the valence model '
-        '(docs/physics.md); "none" to leave it out'
+        '(docs/physics.md); "none" if it ends within 3 su of 0'
     ]
 
 
