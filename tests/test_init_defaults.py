@@ -562,3 +562,37 @@ def test_hexaaqua_magnesium_chloride_refines_to_an_ion_model(tmp_path):
     for k in (1, 2, 3):
         v = p[f"O{k}.Pv"]
         assert abs(v["value"] - 6.3) < 3 * v["su"], (k, v)
+
+
+def test_multipole_project_refines_extinction_with_the_valence_model(urea_init, tmp_path):
+    """EXTI from 0, freed from the monopole stage on (not against spherical atoms); an IAM
+    project and a CIF without wavelength keep extinction = "none" (docs/physics.md)."""
+    data = load_project(urea_init).data
+    assert data["datasets"][0]["extinction"] == "shelx"
+    assert data["datasets"][0]["extinction_start"] == 0.0
+    frees = {st["name"]: "*.extinction" in st["free"] for st in data["stages"]}
+    assert frees == {
+        "scale": False,
+        "high-order": False,
+        "monopoles": True,
+        "multipoles": True,
+        "all": True,
+    }
+    assert build(load_project(urea_init)).refinement.params["xray.extinction"].value == 0.0
+    cif = urea_init.parent / "urea.cif"
+    hkl = urea_init.parent / "urea.hkl"
+    iam = tmp_path / "iam.toml"
+    assert main(["init", str(cif), "--xray", str(hkl), "-o", str(iam), "--no-multipoles"]) == 0
+    data = load_project(iam).data
+    assert data["datasets"][0]["extinction"] == "none"
+    assert not any("*.extinction" in st["free"] for st in data["stages"])
+    no_wl = tmp_path / "no_wavelength.cif"
+    text = cif.read_text()
+    assert "_diffrn_radiation_wavelength" in text
+    no_wl.write_text(
+        "\n".join(x for x in text.splitlines() if "_diffrn_radiation_wavelength" not in x)
+    )
+    out = tmp_path / "no_wl.toml"
+    assert main(["init", str(no_wl), "--xray", str(hkl), "-o", str(out), "--multipoles"]) == 0
+    assert 'extinction = "none"      # CHECK: give the wavelength' in out.read_text()
+    assert not any("*.extinction" in st["free"] for st in load_project(out).data["stages"])

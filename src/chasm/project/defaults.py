@@ -39,6 +39,12 @@ reasons at length; the short form:
   that ties between equivalent atoms were needed on every data set they
   tested. A planar three-coordinated atom gets the local-mirror restraint
   (P_lm− = 0).
+- Extinction: every X-ray data set of a multipole project refines SHELXL's
+  EXTI from 0 together with the valence model (the monopole, multipole and
+  last stages; :data:`chasm.project.init.EXTINCTION_NOTE`): extinction weakens
+  the strongest low-angle reflections, which carry the valence density, and
+  left out it is absorbed by κ and Pv (urea: EXTI 0.095(7), R1(all) 0.0257 →
+  0.0246). A spherical-atom project keeps the CIF's choice (SHELXL parity).
 - Observations per parameter: a stage refining more than one parameter per
   :data:`MIN_OBS_PER_PARAMETER` observations is flagged
   (:func:`obs_per_parameter_warning`).

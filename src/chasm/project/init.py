@@ -224,16 +224,14 @@ EXTINCTION_NOTE = (
 )
 
 
-def _extinction_lines(wavelength, start: float | None = None) -> list[str]:
-    """``extinction`` (and ``extinction_start``) of an X-ray data set of a multipole project.
+def _extinction_lines(wavelength) -> list[str]:
+    """The ``extinction`` line of an X-ray data set of a multipole project.
 
-    Refined (SHELXL's EXTI, :data:`EXTINCTION_NOTE`) when the wavelength is known; without
-    it the correction cannot be computed and the line says so.
+    Refined from 0 (SHELXL's EXTI, :data:`EXTINCTION_NOTE`) when the wavelength is known;
+    without it the correction cannot be computed and the line says so.
     """
     if not wavelength:
         return ['extinction = "none"      # CHECK: give the wavelength to refine EXTI ("shelx")']
-    if start is not None:
-        return ['extinction = "shelx"     # EXTI of the CIF', f"extinction_start = {start!r}"]
     return [
         'extinction = "shelx"     # GUESSED: EXTI refined from 0 with the valence model '
         '(docs/physics.md); "none" if it ends within 3 su of 0'
