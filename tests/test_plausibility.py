@@ -134,3 +134,17 @@ def test_magnetic_moment_and_runaway_susceptibility_are_named():
     # within 3 su of g_J·J: not flagged
     params2 = Parameters([Parameter("Ho1.moment", 10.2, su=0.1)])
     assert check(crystal, models, params2) == []
+
+
+def test_negative_extinction_is_flagged_beyond_three_su():
+    """A data set's EXTI below 0 by more than 3 su is named with its cure; at 0 it is not."""
+    from chasm.refine.parameters import Parameter, Parameters
+
+    crystal, models, params = _urea()
+    for value, su, flagged in ((-0.05, 0.01, True), (-0.02, 0.01, False), (0.09, 0.007, False)):
+        extra = Parameters([*params, Parameter("xray.extinction", value, su=su)])
+        found = check(crystal, models, extra)
+        assert [f.name for f in found] == (["xray.extinction"] if flagged else []), value
+        if flagged:
+            msg = found[0].message()
+            assert "data set xray" in msg and "[0, inf]" in msg and 'extinction = "none"' in msg

@@ -16,10 +16,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+
+def absolute_pythonpath() -> None:
+    """Make PYTHONPATH absolute: the chasm runs start in other folders, where a relative
+    ``PYTHONPATH=src`` would silently fall back to the installed chasm."""
+    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if parts:
+        os.environ["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) for p in parts)
+
 
 CASES = [
     ("urea", "xray/urea/iam.cif", ["--xray", "xray/urea/iam.hkl"]),
@@ -53,14 +63,19 @@ def _summary(name: str, folder: Path, rc: int, seconds: float) -> str:
         figs.append(
             " ".join(f"{k}={d[k]:.4f}" for k in ("R1", "wR2", "gof") if d.get(k) is not None)
         )
-    kap = []
+    kap, ext = [], []
     for pname, p in r["parameters"].items():
         kind = pname.split(".")[1] if "." in pname else ""
         if kind in ("kappa", "kappa_prime") and p["su"]:
             kap.append(f"{pname}={p['value']:.3f}({p['su'] * 1000:.0f})")
+        if kind == "extinction":
+            ext.append(f"{pname}={p['value']:.4g}({(p['su'] or 0):.2g})")
+    rd = r.get("residual_density") or {}
+    rms = f"residual rms {rd['rms']:.4f}; " if rd.get("rms") is not None else ""
     return (
         f"{name}: exit {rc} in {seconds:.0f} s; stages converged {conv}/{len(stages)}; "
-        f"{'; '.join(figs)}; implausible {len(r.get('implausible', []))}; "
+        f"{'; '.join(figs)}; {rms}{' '.join(ext) or 'no extinction'}; "
+        f"implausible {len(r.get('implausible', []))}; "
         f"refined kappa: {', '.join(kap) or 'none'}"
     )
 
@@ -71,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="/tmp/chasm-sweep")
     ap.add_argument("--only", nargs="*", help="names of the cases to run")
     args = ap.parse_args(argv)
+    absolute_pythonpath()
     data, out = Path(args.data).resolve(), Path(args.out)
     for name, cif, extra in CASES:
         if args.only and name not in args.only:

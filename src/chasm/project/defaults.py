@@ -39,6 +39,12 @@ reasons at length; the short form:
   that ties between equivalent atoms were needed on every data set they
   tested. A planar three-coordinated atom gets the local-mirror restraint
   (P_lm− = 0).
+- Extinction: every X-ray data set of a multipole project refines SHELXL's
+  EXTI from 0 together with the valence model (the monopole, multipole and
+  last stages; :data:`chasm.project.init.EXTINCTION_NOTE`): extinction weakens
+  the strongest low-angle reflections, which carry the valence density, and
+  left out it is absorbed by κ and Pv (urea: EXTI 0.095(7), R1(all) 0.0257 →
+  0.0246). A spherical-atom project keeps the CIF's choice (SHELXL parity).
 - Observations per parameter: a stage refining more than one parameter per
   :data:`MIN_OBS_PER_PARAMETER` observations is flagged
   (:func:`obs_per_parameter_warning`).
@@ -540,16 +546,17 @@ def _n_multipoles(crystal, i: int, axes, lmax: int) -> int:
     return int(sum(1 for col in basis.T if abs(col[0]) < 0.5))  # column 0 is P00
 
 
-def estimate_parameters(crystal, choices, plan_: Plan, lmax: int) -> int:
+def estimate_parameters(crystal, choices, plan_: Plan, lmax: int, n_data: int = 0) -> int:
     """Parameters of the last default stage with the non-H atoms at ``lmax``.
 
     Scale, positions and U allowed by the site symmetry (riding H: none; riding
     Uiso: none), Pv, the allowed P_lm (l ≥ 1; H: P10, and P20 with h_lmax 2),
-    one κ per element with a free κ, minus the electroneutrality row. κ′ fixed.
+    one κ per element with a free κ, minus the electroneutrality row, plus
+    ``n_data`` parameters of the data sets beyond the scale (extinction). κ′ fixed.
     """
     from chasm.refine.riding import HYDROGENS
 
-    n, kappas = 1, set()
+    n, kappas = 1 + n_data, set()
     fixed = set(plan_.fix)
     for i, (a, c) in enumerate(zip(crystal.atoms, choices, strict=True)):
         nx, nu = _site_dof(crystal, i)
@@ -567,19 +574,22 @@ def estimate_parameters(crystal, choices, plan_: Plan, lmax: int) -> int:
     return n + len(kappas) - 1
 
 
-def parameter_note(crystal, choices, plan_: Plan, n_obs: int, lmax: int) -> str | None:
+def parameter_note(
+    crystal, choices, plan_: Plan, n_obs: int, lmax: int, n_data: int = 0
+) -> str | None:
     """A note when the multipole stages would have fewer than 10 observations per parameter.
 
     Names the level at which the ratio would reach :data:`MIN_OBS_PER_PARAMETER`
-    (the level itself is left as asked: a user's choice).
+    (the level itself is left as asked: a user's choice). ``n_data``: see
+    :func:`estimate_parameters`.
     """
-    n_par = estimate_parameters(crystal, choices, plan_, lmax)
+    n_par = estimate_parameters(crystal, choices, plan_, lmax, n_data)
     if n_obs >= MIN_OBS_PER_PARAMETER * n_par:
         return None
     better = [
         lv
         for lv in range(lmax - 1, 0, -1)
-        if n_obs >= MIN_OBS_PER_PARAMETER * estimate_parameters(crystal, choices, plan_, lv)
+        if n_obs >= MIN_OBS_PER_PARAMETER * estimate_parameters(crystal, choices, plan_, lv, n_data)
     ]
     hint = f"--lmax {better[0]}" if better else "fewer parameters (IAM, or more data)"
     return (

@@ -134,11 +134,14 @@ def _stages(
     stage); ``kappa_prime``: refine κ′ (default: fixed, docs/physics.md).
     """
     hp = ["@H.P10"] + (["@H.P20"] if h_lmax >= 2 else [])
+    # extinction is refined with the valence model (monopoles on): both act on the strongest
+    # low-angle reflections, and against spherical atoms it would absorb the missing bonding
+    # density (EXTINCTION_NOTE)
     ext = ["*.extinction"] if extinction else []
     pos = ["@nonH.x", "@nonH.y", "@nonH.z", "@nonH.U*"]
     hi = 0.7 if smax >= 0.9 else None
     scale = list(scale)
-    st = [("scale", scale + ext, None, "scale (and extinction) only")]
+    st = [("scale", scale, None, "scale only")]
     st.append(
         (
             "high-order",
@@ -153,9 +156,10 @@ def _stages(
     st.append(
         (
             "monopoles",
-            scale + ["*.Pv", "@nonH.kappa"],
+            scale + ["*.Pv", "@nonH.kappa"] + ext,
             None,
-            "valence populations and kappa (electroneutrality holds)",
+            "valence populations and kappa (electroneutrality holds)"
+            + (", extinction" if ext else ""),
         )
     )
     # charge multipoles l >= 1 by exact shape (a trailing * would cross the dot into
@@ -164,7 +168,7 @@ def _stages(
     st.append(
         (
             "multipoles",
-            scale + ["*.Pv", "@nonH.kappa"] + mult,
+            scale + ["*.Pv", "@nonH.kappa"] + mult + ext,
             None,
             "multipoles (P00 is left out: it duplicates Pv)",
         )
@@ -174,7 +178,7 @@ def _stages(
         st.append(
             (
                 "kappa-prime",
-                scale + ["@nonH.kappa_prime"] + mult,
+                scale + ["@nonH.kappa_prime"] + mult + ext,
                 None,
                 "kappa' once the multipoles are non-zero (before, no data depend on it)",
             )
@@ -212,8 +216,44 @@ def _names(prefix: str, files) -> list[str]:
     return [prefix] if len(files) == 1 else [f"{prefix}{i + 1}" for i in range(len(files))]
 
 
-def _hkl_entry(kind: str, name: str, f: Path, folder: Path, crystal) -> tuple[list[str], float]:
-    """Lines of an xray/und data-set table and the file's highest sin(theta)/lambda."""
+#: What init says about the extinction it refines in a multipole project (docs/physics.md).
+EXTINCTION_NOTE = (
+    "SHELXL's isotropic EXTI, refined from 0 with the valence model: extinction weakens the "
+    "strongest low-angle reflections, which carry the valence density; left out, it is "
+    "absorbed by kappa and Pv"
+)
+
+
+def _extinction_lines(wavelength) -> list[str]:
+    """The ``extinction`` line of an X-ray data set of a multipole project.
+
+    Refined from 0 (SHELXL's EXTI, :data:`EXTINCTION_NOTE`) when the wavelength is known;
+    without it the correction cannot be computed and the line says so.
+    """
+    if not wavelength:
+        return ['extinction = "none"      # CHECK: give the wavelength to refine EXTI ("shelx")']
+    return [
+        'extinction = "shelx"     # GUESSED: EXTI refined from 0 with the valence model '
+        '(docs/physics.md); "none" if it ends within 3 su of 0'
+    ]
+
+
+def _refines_extinction(lines: list[str]) -> bool:
+    """A data-set table (lines of :func:`_hkl_entry`, :func:`_shelx_entry`) with extinction."""
+    return any(
+        x.startswith("extinction =") and x.split("#")[0].split("=")[1].strip() != '"none"'
+        for x in lines
+    )
+
+
+def _hkl_entry(
+    kind: str, name: str, f: Path, folder: Path, crystal, extinction: bool = False
+) -> tuple[list[str], float]:
+    """Lines of an xray/und data-set table and the file's highest sin(theta)/lambda.
+
+    ``extinction``: an X-ray set of a multipole project, which refines EXTI
+    (:func:`_extinction_lines`).
+    """
     refl = read_hkl4(f)
     found = check_f2_data(refl, crystal, f"{name} ({f.name})", merged=True)[1]
     stol = sinthl(refl.hkl, crystal)
@@ -229,9 +269,12 @@ def _hkl_entry(kind: str, name: str, f: Path, folder: Path, crystal) -> tuple[li
         "merge = true             # merge equivalents in the Laue class",
         'observable = "F2"',
         'weights = "sigma"        # w = 1/sigma^2 ("shelx": set shelx_a, shelx_b)',
-        'extinction = "none"      # CHECK: "shelx", "bc-gauss" or "bc-lorentz" if needed',
     ]
     wl = crystal.wavelength
+    if kind == "xray" and extinction:
+        L += _extinction_lines(wl)
+    else:
+        L.append('extinction = "none"      # CHECK: "shelx", "bc-gauss" or "bc-lorentz" if needed')
     if kind == "xray":
         L.append(
             f"wavelength = {wl}       # CHECK: from the CIF"
@@ -363,17 +406,21 @@ def _shelx_entry(
     else:
         L.append('weights = "sigma"        # no WGHT in the CIF: w = 1/sigma^2')
         src.append("weights: w = 1/sigma^2 (no WGHT in the CIF)")
-    if ins is not None and ins.exti is not None:
+    wl = (ins.wavelength if ins is not None else None) or crystal.wavelength
+    exti = ins.exti if ins is not None else None
+    if exti is not None:
         L += [
             'extinction = "shelx"     # EXTI of the CIF',
-            f"extinction_start = {ins.exti!r}",
+            f"extinction_start = {exti!r}",
         ]
-        src.append(f"extinction: EXTI {ins.exti} (_shelx_res_file, line {lines.get('EXTI')})")
+        src.append(f"extinction: EXTI {exti} (_shelx_res_file, line {lines.get('EXTI')})")
+    elif not iam:  # a multipole project refines EXTI (docs/physics.md)
+        L += _extinction_lines(wl)
+        src.append("extinction: no EXTI in the CIF; EXTI refined from 0 (multipole project)")
     else:
         L.append('extinction = "none"      # no EXTI in the CIF')
     if ins is not None and ins.swat:
         src.append("SWAT (diffuse solvent) in the CIF: not modelled by chasm; R-values will differ")
-    wl = (ins.wavelength if ins is not None else None) or crystal.wavelength
     if wl:
         L.append(f"wavelength = {wl!r}")
         src.append(
@@ -517,7 +564,10 @@ def project_text(
         n_obs = sum(_n_unique(Path(f), crystal) for f in xray)
         if embedded is not None:
             n_obs += len(merge(embedded, crystal)[0].hkl)
-        note = parameter_note(crystal, choices, practice, n_obs, lmax)
+        # every X-ray set of a multipole project with a known wavelength refines EXTI
+        wl = crystal.wavelength or (ins.wavelength if ins is not None else None)
+        n_ext = (len(xray) + (embedded is not None)) if wl else 0
+        note = parameter_note(crystal, choices, practice, n_obs, lmax, n_ext)
         if note:
             practice.guesses.append(note)
             practice.restraint_lines[:0] = [f"# CHECK: {note}", ""]
@@ -661,15 +711,22 @@ def project_text(
                 guesses.append(f"{ch.label}: rides on {ch.parent} at {ch.xh_distance} A")
         L.append("")
     smax_all = 0.0
+    x_ext = False  # some X-ray data set refines extinction
     xnames, unames, pnames = _names("xray", xray), _names("und", und), _names("pnd", pnd)
     for name, f in zip(xnames, xray, strict=True):
-        lines, smax = _hkl_entry("xray", name, f, folder, crystal)
+        lines, smax = _hkl_entry("xray", name, f, folder, crystal, extinction=not iam)
         L += lines
+        x_ext = x_ext or _refines_extinction(lines)
         smax_all = max(smax_all, smax)
         sources.append(f"reflections ({name}): {f.name}, HKLF 4, sin(theta)/lambda <= {smax:.3f}")
+        ext = (
+            EXTINCTION_NOTE
+            if not iam and crystal.wavelength
+            else "no extinction" + ("" if iam else " (no wavelength: give it to refine EXTI)")
+        )
         guesses.append(
             f"dataset {name}: HKLF 4, wavelength {crystal.wavelength or 'unknown'}, "
-            "no extinction, w = 1/sigma^2"
+            f"w = 1/sigma^2, {ext}"
         )
     for name, f in zip(unames, und, strict=True):
         L += _hkl_entry("und", name, f, folder, crystal)[0]
@@ -681,6 +738,7 @@ def project_text(
     if embedded is not None:
         lines, src = _shelx_entry(cif, block, folder, crystal, ins, embedded, smax_data, iam)
         L += lines
+        x_ext = x_ext or _refines_extinction(lines)
         sources += src
         smax_all = smax_data
         guesses.append(
@@ -749,7 +807,7 @@ def project_text(
         fix = neutron_adp + (["*.spin"] if split else []) + practice.fix
         data = xnames if joint else None
         for name, free, smin, comment in _stages(
-            has_h, h_lmax, smax_all or 1.0, False, scale, h_u=practice.h_u_free
+            has_h, h_lmax, smax_all or 1.0, x_ext, scale, h_u=practice.h_u_free
         ):
             stages.append((name, free, smin, comment, fix, data))
         if smax_all and smax_all < KAPPA_PRIME_SMAX:

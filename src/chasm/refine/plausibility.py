@@ -27,6 +27,9 @@ m_max (:func:`chasm.neutron.magnetic_ff.max_moment`: g_J·J of the free f ion,
 2S + 1 for a quenched d ion; 7 μB for other elements); a susceptibility
 component within ±2 m_max μB/T (saturation reached at 0.5 T) and a diagonal
 one ≥ 0 (paramagnetic; the diamagnetic part is ~1e-5 μB/T per atom).
+Extinction (``NAME.extinction`` of a data set, SHELXL's EXTI or the
+Becker–Coppens mosaic parameter g): ≥ 0; a negative value brightens the
+strongest reflections, which no crystal does.
 """
 
 from __future__ import annotations
@@ -182,6 +185,15 @@ RANGES: tuple[Range, ...] = (
         "more unpaired electrons than a shell holds: check constraints.total_spin and the "
         "magnetic atoms",
     ),
+    Range(
+        "extinction",
+        ("*",),
+        0.0,
+        float("inf"),
+        "a negative extinction parameter makes the strongest reflections brighter than "
+        "kinematic: a model error (scale, missing multipoles, overloaded or clipped low-angle "
+        'data), not extinction; find it, or leave extinction out (extinction = "none")',
+    ),
 )
 
 
@@ -296,6 +308,11 @@ def check(
             continue
         label, _, rest = p.name.partition(".")
         if label not in by_label:
+            if rest == "extinction":  # a data set's extinction parameter
+                r = _range("extinction", "")
+                if r is not None and _outside(p.value, p.su, r):
+                    where = f"data set {label}"
+                    out.append(Finding(p.name, p.value, p.su, r.lo, r.hi, where, r.cure))
             continue
         kind = rest.split(".")[0]
         touched.setdefault(label, set()).add(kind)
