@@ -10,6 +10,7 @@ reflections.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -28,7 +29,7 @@ from chasm.project.build import build
 from chasm.project.project import load_project
 from chasm.refine.pnd_data import PndData, PndOptions, PndSpinModel, SpinSite
 from chasm.refine.refinement import Refinement, Stage
-from chasm.refine.xray_data import XrayData, XrayOptions
+from chasm.refine.xray_data import XrayData
 from cv_helpers import simulated_urea, write_hkl
 from test_pnd_refinement import _dataset, _hkl, _present, _refinement, _rotation
 
@@ -76,9 +77,9 @@ def test_xray_hold_out_equals_omitted_reflections(project):
     ref = built.refinement
     d = ref.datasets[0]
     held = stratified_folds(d.stol, 4, 1) == 0
-    omitted = XrayData(
-        "xray", d.reflections, built.crystal, XrayOptions(omit=d.reflections.hkl[held].tolist())
-    )
+    # the same options (init's extinction included) with the held reflections omitted
+    options = dataclasses.replace(d.options, omit=d.reflections.hkl[held].tolist())
+    omitted = XrayData("xray", d.reflections, built.crystal, options)
     other = Refinement(built.crystal, built.models, [omitted])
     p = ref.params.values
     assert other.params.names == ref.params.names
