@@ -254,7 +254,7 @@ def test_failure_in_a_stage_leaves_the_last_good_model_and_resume_continues(
 
 def test_a_singular_stage_keeps_the_previous_stage_on_disk(simulated, tmp_path, capsys):  # noqa: F811
     # no multipoles yet: no observation depends on kappa' in the monopoles stage
-    p = _variant(simulated, tmp_path, '"@nonH.kappa"]', '"@nonH.kappa", "O1.kappa_prime"]')
+    p = _variant(simulated, tmp_path, '"@nonH.kappa",', '"@nonH.kappa", "O1.kappa_prime",')
     assert _refine(p, tmp_path / "out", "-q") == 2
     assert "singular" in capsys.readouterr().err
     res = json.loads((tmp_path / "out" / "result.json").read_text())
