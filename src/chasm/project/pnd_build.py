@@ -310,7 +310,6 @@ def _datasets(project: Project, spin: PndSpinModel, cache: dict) -> tuple[list, 
             except InputError as exc:
                 raise InputError(f"datasets[{i}] ({path.name}): {exc.message}", src) from None
             data.user_weight = cfg["user_weight"]
-            data.source = str(path)
             out.append(data)
             names.append(name)
         entries[cfg["name"]] = names
