@@ -499,14 +499,7 @@ def _pnd_datasets(
     checks: list[str] = []
     for block in blocks:
         name = cfg["name"] if len(blocks) == 1 else f"{cfg['name']}.{block.name}"
-        if block.twins and cfg["twins"]:
-            raise InputError(
-                f"datasets[{i}].twins: block {block.name} of {path.name} has "
-                f"{len(block.twins)} twin domain(s) (_jana_twin), which only a PND-only model "
-                "(model.spin) computes; set twins = false to fit the first domain alone",
-                src,
-            )
-        opts = PndOptions.from_config(cfg, ext)
+        opts = PndOptions.from_config(cfg, ext, twins=cfg["twins"])
         try:
             data = FlippingData(
                 name,
