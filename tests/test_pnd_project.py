@@ -299,7 +299,7 @@ def test_magnetic_option_chooses_the_atoms(shared_data, tmp_path, capsys):
 def test_joint_route_computes_the_twins(shared_data, tmp_path):
     """FlippingData (joint route) computes the block's twin domains through the one data-set
     core (NAME.twin1, the file's fraction); twins = false fits the first domain alone."""
-    from chasm.neutron.model import rcif_crystal
+    from chasm.neutron.rcif_sites import rcif_crystal
     from chasm.project.build import _pnd_datasets
     from chasm.project.project import _COMMON_DATASET, PND_DATASET
 

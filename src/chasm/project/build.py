@@ -625,7 +625,7 @@ def build(project: Project) -> Built:
     from chasm.project.pnd_init import is_rcif
 
     if is_rcif(cif):  # a cryspy rcif: its crystal block (chasm.project.pnd_build)
-        from chasm.neutron.model import rcif_crystal
+        from chasm.neutron.rcif_sites import rcif_crystal
         from chasm.project.pnd_build import rcif_structure
 
         crystal = rcif_crystal(rcif_structure(project)[1])[0]

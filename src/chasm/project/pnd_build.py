@@ -39,8 +39,8 @@ from chasm.errors import InputError
 from chasm.neutron.conventions import conventions
 from chasm.neutron.dorbital_site import OrbitalFormFactor
 from chasm.neutron.magnetic_ff import c2_from_lande, ion_form_factor
-from chasm.neutron.model import rcif_crystal
 from chasm.neutron.rcif import PndCrystal, PndFile, read_rcif
+from chasm.neutron.rcif_sites import rcif_crystal
 from chasm.neutron.spin_shape import (
     SpinShape,
     frame_from_text,

@@ -54,9 +54,12 @@ Adding a route means writing a source, never a second ratio or chain rule.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from chasm.data.agreement import Agreement
 from chasm.errors import InputError
@@ -72,6 +75,10 @@ from chasm.neutron.geometry import field_direction, field_geometry
 from chasm.neutron.rcif import PndDataset
 from chasm.refine.problem import Evaluation
 from chasm.scattering.xray import mask_resolution
+
+if TYPE_CHECKING:
+    from chasm.crystal.structure import Crystal
+    from chasm.density.model import AtomModel
 
 __all__ = [
     "LAMBDA_HALF_MODELS",
@@ -214,7 +221,7 @@ class PndOptions:
     asymmetry: bool = False
 
     @classmethod
-    def from_config(cls, cfg: dict, extinction: bool | None, **extra: object) -> PndOptions:
+    def from_config(cls, cfg: dict[str, Any], extinction: bool | None, **extra: Any) -> PndOptions:
         """The options of a project file's pnd data set (``datasets[i]``, validated).
 
         ``extinction`` is the resolved extinction kind; ``extra`` adds fields
@@ -239,7 +246,7 @@ class PndOptions:
         )
 
 
-def asymmetry_observed(r_obs, sigma) -> tuple[np.ndarray, np.ndarray]:
+def asymmetry_observed(r_obs: ArrayLike, sigma: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """A = (R − 1)/(R + 1) and cryspy's σ(A) = √2 σ(R) √(R² + 1)/(R + 1)².
 
     cryspy's ``_chi2_asymmetry`` (procedure_rhochi/rhochi_diffrn.py) fits A with
@@ -253,7 +260,9 @@ def asymmetry_observed(r_obs, sigma) -> tuple[np.ndarray, np.ndarray]:
     return a, s
 
 
-def _hydrogen_polarisation(name: str, o: PndOptions, field: float, crystal) -> float | None:
+def _hydrogen_polarisation(
+    name: str, o: PndOptions, field: float, crystal: Crystal
+) -> float | None:
     """P_H of a data set from its options (None: off); InputError naming the key."""
     setting = o.hydrogen_polarisation
     if setting is False:
@@ -302,11 +311,11 @@ class FlippingRatioSet:
         self,
         name: str,
         dataset: PndDataset,
-        crystal,
+        crystal: Crystal,
         options: PndOptions | None,
-        field_direction_cart=None,
-    ):
-        """Keep the observations; returns the field geometry and the kept mask.
+        field_direction_cart: ArrayLike | None = None,
+    ) -> None:
+        """Keep the observations and make the reflection sets (:attr:`sets`).
 
         ``field_direction_cart`` (chasm Cartesian frame) replaces the direction
         derived from the data set's UB matrix (simulations, direction-cosine files).
@@ -377,9 +386,10 @@ class FlippingRatioSet:
         self._bound = False
         self.volume = float(crystal.volume)
         self.sets = self._reflection_sets(dataset, crystal, geom.h_unit[keep])
-        return geom, keep
 
-    def _reflection_sets(self, dataset: PndDataset, crystal, h_unit) -> dict[str, ReflectionSet]:
+    def _reflection_sets(
+        self, dataset: PndDataset, crystal: Crystal, h_unit: np.ndarray
+    ) -> dict[str, ReflectionSet]:
         """h, 2h (λ/2 on), and h' = M h and 2h' of each twin domain (``options.twins``)."""
         sets = {"": ReflectionSet(self.hkl, h_unit, self.stol)}
         if self.half_on:  # 2h has the direction of h
@@ -427,7 +437,9 @@ class FlippingRatioSet:
         ]
         return [n for n in names if n]
 
-    def initial_values(self, crystal=None, models=None) -> dict[str, float]:
+    def initial_values(
+        self, crystal: Crystal | None = None, models: Sequence[AtomModel] | None = None
+    ) -> dict[str, float]:
         """Start values of the private parameters (radius µm, mosaicity, P, α, fractions)."""
         values = {
             f"{self.name}.extinction_radius": self.radius,
@@ -439,7 +451,13 @@ class FlippingRatioSet:
         }
         return {n: values[n] for n in self.parameter_names()}
 
-    def bind(self, crystal, models, names: list[str], n_struct: int) -> None:
+    def bind(
+        self,
+        crystal: Crystal | None,
+        models: Sequence[AtomModel] | None,
+        names: list[str],
+        n_struct: int,
+    ) -> None:
         """Attach to the refinement's parameter vector (the first n_struct are structural).
 
         Raises
@@ -475,7 +493,7 @@ class FlippingRatioSet:
     def hold_out(self, mask: np.ndarray | None) -> None:
         """Leave the ratios ``mask`` out of fits and agreement figures (None: none)."""
         self.held_out = None if mask is None else np.array(mask, dtype=bool)
-        self._engines = {}
+        self._engines: dict[Any, Any] = {}
 
     def active(self) -> np.ndarray:
         """Mask of the reflections inside the current stage window and not held out."""
@@ -488,7 +506,9 @@ class FlippingRatioSet:
             f"sinθ/λ {self.window}; widen it"
         )
 
-    def _extinction(self, p: np.ndarray, mask: np.ndarray, rset: ReflectionSet):
+    def _extinction(
+        self, p: np.ndarray, mask: np.ndarray, rset: ReflectionSet
+    ) -> SphereExtinction | None:
         """Sphere extinction of one reflection set's rows in ``mask`` at p, or None when off.
 
         A λ/2 set sees the extinction at λ/2 with the polarised model and that
@@ -528,11 +548,13 @@ class FlippingRatioSet:
     asymmetry = False
 
     # ------------------------------------------------------------------ the ratio
-    def _amplitudes(self, p: np.ndarray, mask: np.ndarray, jacobian: bool) -> dict:
+    def _amplitudes(self, p: np.ndarray, mask: np.ndarray, jacobian: bool) -> dict[str, Amplitudes]:
         """{prefix: :class:`Amplitudes`} of every reflection set over ``mask`` (the source)."""
         raise NotImplementedError
 
-    def calculate(self, p: np.ndarray, jacobian: bool = True):
+    def calculate(
+        self, p: np.ndarray, jacobian: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Calculated ratios at p over the stage window.
 
         Returns
@@ -605,6 +627,7 @@ class FlippingRatioSet:
     def evaluate(self, p: np.ndarray) -> Evaluation:
         """R_obs, R_calc, w = 1/σ(R)² and dR/dp (full vector) at p (A and dA/dp with asymmetry)."""
         mask, ratio, J = self.calculate(p, jacobian=True)
+        assert J is not None  # asked for
         m = 1.0 if self.multiplicity is None else self.multiplicity[mask]
         if self.asymmetry:
             a_obs, s_a = asymmetry_observed(self.r_obs[mask], self.sigma[mask])

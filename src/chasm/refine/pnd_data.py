@@ -32,11 +32,11 @@ What is refined in the PND-only stage
     crystal axes a/|a|, b/|b|, c/|c|). Anisotropic (``Cani``): the parameters
     are the independent components under the site symmetry, taken with
     cryspy's rule (the first independent ones in the order 11 22 33 12 13 23,
-    :func:`chasm.neutron.model.constrain_site_tensor` with ``"first"``), named
+    :func:`chasm.neutron.rcif_sites.constrain_site_tensor` with ``"first"``), named
     ``LABEL.chi11``, ``LABEL.chi12``...; the other components follow linearly
     (on the Ho site of Ho2Ti2O7, χ11 = χ22 = χ33 and χ12 = χ13 = χ23, two
     parameters). Isotropic (``Ciso``): one parameter ``LABEL.chi_iso``,
-    χ = chi_iso · 1 on the normalised axes (as in :mod:`chasm.neutron.model`;
+    χ = chi_iso · 1 on the normalised axes (as in :mod:`chasm.neutron.model`, the reference;
     in an orthogonal cell it is the moment model with m = chi_iso |B|).
     F_M = S(h) B with S the susceptibility structure tensor
     (:mod:`chasm.neutron.structure_factors`) and B = |B| ê in T.
@@ -114,8 +114,13 @@ from chasm.errors import InputError
 from chasm.neutron.dorbital_site import DOrbitalLayout, DOrbitalSite, dorbital_basis
 from chasm.neutron.flipping import PROTON_SPIN_AMPLITUDE
 from chasm.neutron.magnetic_ff import IonFormFactor, c2_from_lande, ion_form_factor
-from chasm.neutron.model import PndModel, _located, constrain_site_tensor
 from chasm.neutron.rcif import PndCrystal, PndDataset
+from chasm.neutron.rcif_sites import (
+    check_scat_rows,
+    constrain_site_tensor,
+    located,
+    rcif_crystal,
+)
 from chasm.neutron.spin_shape import SpinShape
 from chasm.neutron.structure_factors import (
     P_FM,
@@ -402,8 +407,13 @@ class PndSpinModel:
             Sites described by a moment along the field, with start values (μB).
         c2 : mapping label -> float, optional
             Explicit C2 per site; the others get ``c2_rule(Landé factor)``.
-        b_overrides, form_factors, c2_rule
-            As in :meth:`chasm.neutron.model.PndModel.from_rcif`.
+        b_overrides : mapping, optional
+            Scattering lengths (fm) replacing periodictable's, by element or
+            species (:func:`chasm.neutron.rcif_sites.rcif_crystal`).
+        form_factors : mapping, optional
+            Ion name -> :class:`IonFormFactor` replacing periodictable's coefficients.
+        c2_rule : callable
+            Landé factor of ``_atom_site_scat_Lande`` -> C2 (cryspy's 2/g − 1 by default).
         p : float
             fm per μB.
         sites : mapping label -> SpinSite or DOrbitalSite, optional
@@ -449,7 +459,8 @@ class PndSpinModel:
                 block.path,
                 block.line,
             )
-        nuclear = PndModel.from_rcif(block, b_overrides, form_factors, c2_rule)
+        check_scat_rows(block)
+        crystal, b = rcif_crystal(block, b_overrides)
         out: list[SpinSite | DOrbitalSite] = []
         for label, scat in block.scattering.items():
             if label in given:
@@ -458,7 +469,7 @@ class PndSpinModel:
             ordered = block.moments.get(label)
             if label not in moments and sus is None and ordered is None:
                 continue
-            table = (form_factors or {}).get(scat.type_symbol) or _located(
+            table = (form_factors or {}).get(scat.type_symbol) or located(
                 ion_form_factor, block, scat.line, scat.type_symbol
             )
             common = {
@@ -475,7 +486,7 @@ class PndSpinModel:
                 iso = sus.chi_type.lower() == "ciso"
                 out.append(SpinSite(**common, chi=sus.chi, isotropic=iso))
         out.extend(given.values())
-        return cls(nuclear.crystal, nuclear.b, out, p, block.time_reversal)
+        return cls(crystal, b, out, p, block.time_reversal)
 
     def operation_terms(self, hkl):
         """The per-operation terms of the structure-factor engine for ``hkl`` (atom -> (n, n_ops)).
@@ -645,7 +656,7 @@ def moment_site_columns(crystal: Crystal, index: int, site: SpinSite, time_rever
     The moment m of a site obeys its magnetic site group: m = θ det(R) R_f m
     for every operation (R, t, θ) that maps the site onto itself (R_f: R on the
     normalised axes a/|a|, b/|b|, c/|c|). The free components are taken with
-    the rule of :func:`~chasm.neutron.model.constrain_site_tensor` (the first
+    the rule of :func:`~chasm.neutron.rcif_sites.constrain_site_tensor` (the first
     independent ones in the order x, y, z); the others follow linearly. On the
     Mn site of MnF₂ (P4₂'/mnm') only ``Mn.mz`` is free (cryspy's ``0,0,mz``).
     """
