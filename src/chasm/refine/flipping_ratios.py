@@ -516,28 +516,33 @@ class FlippingRatioSet:
         """
         if not self.extinction_on:
             return None
-        lam, stol = self.wavelength, rset.stol[mask]
-        if rset.half and not self.half_unpolarised:
-            lam, stol = 0.5 * lam, 2.0 * stol
-        return SphereExtinction.from_stol(
-            self.extinction_model,
+        return self.sphere_extinction(
             self._value(p, "mosaicity", self.mosaicity),
             self._value(p, "extinction_radius", self.radius),
-            lam,
             self.volume,
-            stol,
+            mask,
+            rset.half and not self.half_unpolarised,
+            rset.stol,
         )
 
     def sphere_extinction(
-        self, mosaicity: float, radius: float, volume: float, mask: np.ndarray, half: bool = False
+        self,
+        mosaicity: float,
+        radius: float,
+        volume: float,
+        mask: np.ndarray,
+        half: bool = False,
+        stol: np.ndarray | None = None,
     ) -> SphereExtinction:
         """The extinction model of the reflections in ``mask`` (radius µm).
 
         With ``half``, that of their reflections 2h at λ/2: sinθ/λ doubles and
         λ halves, so θ (cos 2θ = 1 − 2(λ sinθ/λ)²) is that of h, while the
-        extinction arguments (∝ λ², λ³) see λ/2.
+        extinction arguments (∝ λ², λ³) see λ/2. ``stol``: the sinθ/λ of
+        another reflection set at λ (a twin domain's h'), default that of h.
         """
-        lam, stol = self.wavelength, self.stol[mask]
+        lam = self.wavelength
+        stol = (self.stol if stol is None else stol)[mask]
         if half:
             lam, stol = 0.5 * lam, 2.0 * stol
         return SphereExtinction.from_stol(
