@@ -46,6 +46,8 @@ block's twin domains (``PndOptions.twins``; their indices must be integers).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from chasm.errors import InputError
@@ -53,6 +55,14 @@ from chasm.neutron.flipping import PROTON_SPIN_AMPLITUDE
 from chasm.neutron.rcif import PndDataset
 from chasm.neutron.structure_factors import P_FM
 from chasm.refine.flipping_ratios import Amplitudes, Block, FlippingRatioSet, PndOptions
+
+if TYPE_CHECKING:
+    from chasm.crystal.structure import Crystal
+    from chasm.refine.structure_model import EngineView, StructureModel
+    from chasm.scattering.engine import StructureFactorEngine
+
+#: (mask, F_N, F_spin, dF_N/dθ or None, dF_spin/dθ or None)
+Computed = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 
 __all__ = ["FlippingData"]
 
@@ -87,13 +97,13 @@ class FlippingData(FlippingRatioSet):
         self,
         name: str,
         dataset: PndDataset,
-        crystal,
+        crystal: Crystal,
         options: PndOptions | None = None,
         adp_set: str = "N",
         p: float = P_FM,
         magnetisation_scale: bool = False,
         field_direction: np.ndarray | None = None,
-    ):
+    ) -> None:
         self.adp_set = adp_set
         self.p = float(p)
         self.magnetisation_scale = magnetisation_scale
@@ -111,9 +121,9 @@ class FlippingData(FlippingRatioSet):
         }
         self.q_vec = self._q_vecs[""]
         self._hydrogens = [i for i, a in enumerate(crystal.atoms) if a.element == "H"]
-        self._views = None
-        self._hpol_view = None
-        self._engines: dict = {}
+        self._views: tuple[EngineView, EngineView] | None = None
+        self._hpol_view: EngineView | None = None
+        self._engines = {}
 
     # ------------------------------------------------------------------ parameters
     def _source_names(self) -> list[str]:
@@ -122,7 +132,7 @@ class FlippingData(FlippingRatioSet):
     def _source_values(self) -> dict[str, float]:
         return {f"{self.name}.mscale": 1.0}
 
-    def attach(self, structure) -> None:
+    def attach(self, structure: StructureModel) -> None:
         """Nuclear and magnetic views of the structure model (ADP set ``adp_set``).
 
         With polarised protons also the view of the H atoms with b = 14.56 P_H fm.
@@ -144,37 +154,52 @@ class FlippingData(FlippingRatioSet):
             raise InputError(f"dataset {self.name!r}: FlippingData needs a structure model")
 
     # ------------------------------------------------------------------ evaluation
-    def _engine_pair(self):
+    def _attached(self) -> tuple[EngineView, EngineView]:
+        if self._views is None:
+            raise RuntimeError("FlippingData.attach must be called first")
+        return self._views
+
+    def _engine_pair(self) -> tuple[StructureFactorEngine, StructureFactorEngine, np.ndarray]:
         """(nuclear engine, magnetic engine, mask) of the stage window: every set's rows stacked."""
         key = self.window
         if key not in self._engines:
             mask = self.active()
             if not np.any(mask):
                 raise self._no_reflection()
-            nuc, mag = self._views
+            nuc, mag = self._attached()
             hkl = np.vstack([rset.hkl[mask] for rset in self.sets.values()]).astype(int)
             self._engines[key] = (nuc.engine(hkl), mag.engine(hkl), mask)
             if self._hpol_view is not None:
                 self._engines[key, "hpol"] = self._hpol_view.engine(hkl)
-        return self._engines[key]
+        pair: tuple[StructureFactorEngine, StructureFactorEngine, np.ndarray]
+        pair = self._engines[key]
+        return pair
 
-    def _computed(self, jacobian: bool):
+    def _computed(self, jacobian: bool) -> Computed:
         """(mask, F_N, F_spin, dF_N/dθ, dF_spin/dθ) of every engine row (the sets in order)."""
-        nuc, mag = self._views
+        nuc, mag = self._attached()
         e_n, e_m, mask = self._engine_pair()
         f_n, j_n = nuc.compute(e_n, jacobian)
         f_s, j_s = mag.compute(e_m, jacobian)
         return mask, f_n, f_s, j_n, j_s
 
-    def structure_factors(self, p: np.ndarray, jacobian: bool = False):
+    def structure_factors(self, p: np.ndarray, jacobian: bool = False) -> Computed:
         """(mask, F_N fm, F_spin μB, dF_N/dθ, dF_spin/dθ) of h over the stage window."""
         mask, f_n, f_s, j_n, j_s = self._computed(jacobian)
         if len(self.sets) == 1:
             return mask, f_n, f_s, j_n, j_s
         n = int(mask.sum())
-        return mask, f_n[:n], f_s[:n], *(None if j is None else j[:n] for j in (j_n, j_s))
+        return (
+            mask,
+            f_n[:n],
+            f_s[:n],
+            None if j_n is None else j_n[:n],
+            None if j_s is None else j_s[:n],
+        )
 
-    def hydrogen_structure_factors(self, jacobian: bool = False):
+    def hydrogen_structure_factors(
+        self, jacobian: bool = False
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(F_Hpol fm, dF_Hpol/dθ) over the stage window: the sets' rows in order (h first).
 
         None, None without polarised protons.
@@ -184,7 +209,7 @@ class FlippingData(FlippingRatioSet):
         self._engine_pair()
         return self._hpol_view.compute(self._engines[self.window, "hpol"], jacobian)
 
-    def _amplitudes(self, p: np.ndarray, mask: np.ndarray, jacobian: bool) -> dict:
+    def _amplitudes(self, p: np.ndarray, mask: np.ndarray, jacobian: bool) -> dict[str, Amplitudes]:
         """F_N, F_M⊥ = p s F_spin (ê − (ĥ·ê) ĥ), F_Hpol of every set, with the engine columns."""
         _, f_n, f_s, j_n, j_s = self._computed(jacobian)
         f_h, j_h = self.hydrogen_structure_factors(jacobian)
@@ -198,6 +223,7 @@ class FlippingData(FlippingRatioSet):
                 f_n[rows], (ms * f_s[rows])[:, None] * q, None if f_h is None else f_h[rows]
             )
             if jacobian:
+                assert j_n is not None and j_s is not None  # asked for
                 amp.blocks.append(
                     Block(
                         slice(0, ns),
@@ -209,7 +235,7 @@ class FlippingData(FlippingRatioSet):
                 )
                 if "mscale" in self._i:
                     amp.blocks.append(
-                        Block([self._i["mscale"]], d_m=f_s[rows][:, None], direction=q)
+                        Block(np.array([self._i["mscale"]]), d_m=f_s[rows][:, None], direction=q)
                     )
             out[tag] = amp
         return out
