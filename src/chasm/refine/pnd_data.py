@@ -104,6 +104,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -138,6 +139,12 @@ from chasm.refine.flipping_ratios import (  # noqa: F401  (PndOptions... importa
     asymmetry_observed,
 )
 from chasm.scattering.engine import StructureFactorEngine
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from chasm.density.model import AtomModel
+    from chasm.neutron.structure_factors import TermsFn
 
 __all__ = [
     "SpinSite",
@@ -220,11 +227,11 @@ class SpinSite:
         if self.vector is not None:
             self.vector = np.asarray(self.vector, dtype=float).reshape(3)
 
-    def form_factor(self, stol) -> np.ndarray:
+    def form_factor(self, stol: ArrayLike) -> np.ndarray:
         """f(s) = ⟨j0⟩(s/κ) + C2⟨j2⟩(s/κ), s = sinθ/λ in Å⁻¹."""
         return self.table.dipole(stol, self.c2, self.kappa)[0]
 
-    def form_factors(self, crystal: Crystal, hkl, stol) -> np.ndarray:
+    def form_factors(self, crystal: Crystal, hkl: ArrayLike, stol: ArrayLike) -> np.ndarray:
         """f per reflection (n,), or per reflection and operation (n, n_ops) with a ``shape``."""
         if self.shape is not None:
             return self.shape.per_operation(crystal, hkl)
@@ -283,9 +290,9 @@ class PndSpinModel:
         self,
         crystal: Crystal,
         b: Sequence[complex],
-        sites: Sequence[SpinSite],
+        sites: Sequence[SpinSite | DOrbitalSite],
         p: float = P_FM,
-        time_reversal: Sequence[int] | None = None,
+        time_reversal: ArrayLike | None = None,
     ):
         self.crystal = crystal
         self.b = list(b)
@@ -374,8 +381,9 @@ class PndSpinModel:
                 if not value > 0:
                     raise InputError(f"{name} must be > 0, got {value}")
                 self.shape_values[name] = float(value)
-                self.shape_sites[name].shape.kappa = float(value)
-                self.shape_sites[name].kappa = float(value)
+                site = self.shape_sites[name]
+                assert site.shape is not None  # a shape site by construction
+                site.shape.kappa = site.kappa = float(value)
                 continue
             if name not in self.values:
                 raise InputError(f"{name!r} is not a parameter of the spin model")
@@ -472,23 +480,18 @@ class PndSpinModel:
             table = (form_factors or {}).get(scat.type_symbol) or located(
                 ion_form_factor, block, scat.line, scat.type_symbol
             )
-            common = {
-                "label": label,
-                "table": table,
-                "c2": c2.get(label, c2_rule(scat.lande)),
-                "kappa": scat.kappa,
-            }
+            head = (label, table, c2.get(label, c2_rule(scat.lande)), scat.kappa)
             if label in moments:
-                out.append(SpinSite(**common, moment=float(moments[label])))
+                out.append(SpinSite(*head, moment=float(moments[label])))
             elif sus is None:
-                out.append(SpinSite(**common, vector=ordered))
+                out.append(SpinSite(*head, vector=ordered))
             else:
                 iso = sus.chi_type.lower() == "ciso"
-                out.append(SpinSite(**common, chi=sus.chi, isotropic=iso))
+                out.append(SpinSite(*head, chi=sus.chi, isotropic=iso))
         out.extend(given.values())
         return cls(crystal, b, out, p, block.time_reversal)
 
-    def operation_terms(self, hkl):
+    def operation_terms(self, hkl: ArrayLike) -> TermsFn:
         """The per-operation terms of the structure-factor engine for ``hkl`` (atom -> (n, n_ops)).
 
         One :class:`~chasm.scattering.engine.StructureFactorEngine` per call
@@ -509,12 +512,19 @@ class PndSpinModel:
         )
         return engine.operation_terms
 
-    def nuclear(self, hkl, terms=None) -> np.ndarray:
+    def nuclear(self, hkl: ArrayLike, terms: TermsFn | None = None) -> np.ndarray:
         """F_N (fm), (n,) complex (``terms``: :meth:`operation_terms` of ``hkl``, made if None)."""
         terms = terms or self.operation_terms(hkl)
         return nuclear_structure_factors(self.crystal, hkl, self.b, terms)
 
-    def basis(self, hkl, e, field: float, terms=None, dkappa: str | None = None) -> np.ndarray:
+    def basis(
+        self,
+        hkl: ArrayLike,
+        e: ArrayLike,
+        field: float,
+        terms: TermsFn | None = None,
+        dkappa: str | None = None,
+    ) -> np.ndarray:
         """G_k(h): F_M (fm, chasm Cartesian) per unit value of each parameter, (n, k, 3) complex.
 
         Parameters
@@ -534,8 +544,9 @@ class PndSpinModel:
         hkl = np.asarray(hkl, dtype=float).reshape(-1, 3)
         terms = terms or self.operation_terms(hkl)
         stol = 0.5 * np.linalg.norm(hkl @ crystal.B.T, axis=1)
-        e = np.asarray(e, dtype=float) / np.linalg.norm(e)
-        b_vec = abs(field) * e
+        e_unit = np.asarray(e, dtype=float)
+        e_unit = e_unit / np.linalg.norm(e_unit)
+        b_vec = abs(field) * e_unit
         norm = crystal.A / np.linalg.norm(crystal.A, axis=0)[None, :]  # normalised axes
         out = np.zeros((len(hkl), len(self._columns), 3), dtype=complex)
         done: dict[str, np.ndarray] = {}
@@ -549,11 +560,12 @@ class PndSpinModel:
                     done[site.label] = dorbital_basis(
                         crystal, hkl, layout, site.table, site.kappa, self.p, terms
                     )
-                out[:, k, :] = done[site.label][:, col.slot, None] * e
+                out[:, k, :] = done[site.label][:, col.slot, None] * e_unit
                 continue
             if dkappa is None:
                 ff = site.form_factors(crystal, hkl, stol)
             else:
+                assert site.shape is not None  # dkappa: a shape site
                 ff = site.shape.per_operation(crystal, hkl, dkappa=True)
             if col.vec is not None:  # ordered moment: independent of the field
                 out[:, k, :] = magnetic_structure_factors(
@@ -567,7 +579,7 @@ class PndSpinModel:
                 )
             elif col.chi6 is None:
                 amp = moment_along_field(crystal, hkl, col.atom, ff, self.p, terms)
-                out[:, k, :] = amp[:, None] * e
+                out[:, k, :] = amp[:, None] * e_unit
             else:
                 chi = norm @ u6_to_matrix(col.chi6) @ norm.T
                 tensor = susceptibility_structure_tensor(
@@ -577,7 +589,9 @@ class PndSpinModel:
         return out
 
 
-def local_axis(crystal: Crystal, index: int, label: str, uvw=None) -> np.ndarray:
+def local_axis(
+    crystal: Crystal, index: int, label: str, uvw: ArrayLike | None = None
+) -> np.ndarray:
     """Unit Cartesian axis n of a uniaxial site tensor, checked against the site symmetry.
 
     ``uvw``: a direct-lattice direction; None: the unique 3-, 4- or 6-fold axis
@@ -609,22 +623,26 @@ def local_axis(crystal: Crystal, index: int, label: str, uvw=None) -> np.ndarray
                 "6, not one; give axis = [u, v, w] (a direct-lattice direction)"
             )
         return found[0]
-    n = crystal.A @ np.asarray(uvw, dtype=float)
+    uvw_f = np.asarray(uvw, dtype=float).reshape(3)
+    n = crystal.A @ uvw_f
     if not np.linalg.norm(n) > 0:
         raise InputError(f"model.spin.{label}.axis: [0, 0, 0] is not a direction")
     n /= np.linalg.norm(n)
     for k in ops:
         if abs(abs(n @ (rc[k] @ n)) - 1.0) > 1e-6:
             raise InputError(
-                f"model.spin.{label}.axis: [{', '.join(f'{x:g}' for x in uvw)}] is not mapped "
+                f"model.spin.{label}.axis: [{', '.join(f'{x:g}' for x in uvw_f)}] is not mapped "
                 "onto itself by the site "
                 f"symmetry (operation {k + 1}): a uniaxial chi about it breaks the site "
                 "symmetry; give the site's own axis"
             )
-    return n
+    axis: np.ndarray = n
+    return axis
 
 
-def _site_columns(crystal: Crystal, index: int, site: SpinSite):
+def _site_columns(
+    crystal: Crystal, index: int, site: SpinSite
+) -> list[tuple[str, np.ndarray | None, float]]:
     """(name, χ6 per unit value or None, start value) of the parameters of one site."""
     if site.moment is not None:
         return [(f"{site.label}.moment", None, float(site.moment))]
@@ -638,6 +656,7 @@ def _site_columns(crystal: Crystal, index: int, site: SpinSite):
             (f"{site.label}.chi_par", matrix_to_u6(cols[0]), site.chi_local[0]),
             (f"{site.label}.chi_perp", matrix_to_u6(cols[1]), site.chi_local[1]),
         ]
+    assert site.chi is not None  # the one of the four left
     if site.isotropic:
         iso = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
         return [(f"{site.label}.chi_iso", iso, float(site.chi[0]))]
@@ -650,7 +669,9 @@ def _site_columns(crystal: Crystal, index: int, site: SpinSite):
 _AXES = ("mx", "my", "mz")
 
 
-def moment_site_columns(crystal: Crystal, index: int, site: SpinSite, time_reversal=None):
+def moment_site_columns(
+    crystal: Crystal, index: int, site: SpinSite, time_reversal: ArrayLike | None = None
+) -> list[tuple[str, np.ndarray, float]]:
     """(name, unit moment on the normalised axes, start) of an ordered moment's parameters.
 
     The moment m of a site obeys its magnetic site group: m = θ det(R) R_f m
@@ -760,7 +781,8 @@ class PndData(FlippingRatioSet):
         rset = self.sets[tag]
         u = rset.h_unit
         g = self.spin.basis(rset.hkl, self.e, self._field, self._terms[tag], dkappa)
-        return g - np.einsum("nka,na->nk", g, u)[:, :, None] * u[:, None, :]
+        g_perp: np.ndarray = g - np.einsum("nka,na->nk", g, u)[:, :, None] * u[:, None, :]
+        return g_perp
 
     def _refresh(self, p: np.ndarray) -> None:
         """Recompute the bases when a κ of the spin shapes moved (it is not linear)."""
@@ -775,7 +797,9 @@ class PndData(FlippingRatioSet):
         self._kappa_used = now
 
     # ------------------------------------------------------------------ parameters
-    def shared_values(self, crystal=None, models=None) -> dict[str, float]:
+    def shared_values(
+        self, crystal: Crystal | None = None, models: Sequence[AtomModel] | None = None
+    ) -> dict[str, float]:
         """Spin-model parameters and their current values (μB, μB/T); shared by all PND sets."""
         return {**self.spin.values, **self.spin.shape_values}
 
