@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ from chasm.neutron.flipping import (
     proton_polarisation,
 )
 from chasm.neutron.magnetic_ff import ion_form_factor
+from chasm.neutron.rcif import RcifTwin
 from chasm.neutron.structure_factors import nuclear_structure_factors
 from chasm.refine.flipping_data import FlippingData
 from chasm.refine.pnd_data import PndData, PndOptions, PndSpinModel, SpinSite
@@ -64,13 +66,14 @@ def _joint_crystal(rng) -> Crystal:
     return cr
 
 
-def _joint(options: PndOptions, seed: int = 5, **kw):
-    """(refinement, FlippingData) of the joint test structure with ``options``."""
+def _joint(options: PndOptions, seed: int = 5, twins=(), **kw):
+    """(refinement, FlippingData) of the joint test structure with ``options`` (and ``twins``)."""
     rng = np.random.default_rng(seed)
     cr = _joint_crystal(rng)
     split, _ = _models(rng)
     models = split + [HansenCoppensAtom("H", pv=0.95, kappa=1.15, lmax=0)]
-    data = FlippingData("p", pnd_dataset("p", HKL), cr, options, **kw)
+    block = dataclasses.replace(pnd_dataset("p", HKL), twins=list(twins))
+    data = FlippingData("p", block, cr, options, **kw)
     ref = Refinement(cr, models, [data], basis="chargespin")
     ref.set_values(ref.params.values)
     return ref, data
@@ -305,6 +308,29 @@ def test_flipping_data_unpolarised_lambda_half_by_finite_differences():
     r_unpol = data.ratios(ref.params.values)
     r_pol = pol.ratios(ref_pol.params.values)
     assert np.max(np.abs(r_unpol / r_pol - 1)) > 1e-3
+
+
+def test_flipping_data_twin_domains_by_finite_differences():
+    """The joint route computes twin domains (h' = M h) through the one data-set core: every
+    column (structure, P, α, the fraction) by finite differences with λ/2 and polarised
+    protons; twins = False leaves the domain out and changes R."""
+    twin = RcifTwin(np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]), 0.3)
+    kw = dict(
+        refine_polarisation=True, refine_lambda_half=True, lambda_half=0.2,
+        hydrogen_polarisation=0.6,
+    )  # fmt: skip
+    ref, data = _joint(PndOptions(**kw), twins=[twin], magnetisation_scale=True)
+    assert list(data.sets) == ["", "half_", "twin1_", "twin1_half_"]
+    errs = _fd_columns(ref, data, ref.params.names)
+    assert max(errs.values()) < 1e-6
+    assert errs["p.twin1"] > 0 and errs["Cu1.x"] > 0  # columns with signal
+    ref1, one = _joint(PndOptions(**kw, twins=False), twins=[twin], magnetisation_scale=True)
+    assert "p.twin1" not in ref1.params.names and list(one.sets) == ["", "half_"]
+    r_two, r_one = data.ratios(ref.params.values), one.ratios(ref1.params.values)
+    assert np.max(np.abs(r_two / r_one - 1)) > 1e-3
+    bad = RcifTwin(np.array([[0.5, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 2.0]]), 0.1)
+    with pytest.raises(InputError, match="twin1_ has indices that are not integers"):
+        _joint(PndOptions(), twins=[bad])
 
 
 def test_flipping_data_polarised_protons_from_temperature():

@@ -296,12 +296,16 @@ def test_magnetic_option_chooses_the_atoms(shared_data, tmp_path, capsys):
     assert "--magnetic: no atom 'Xx'" in capsys.readouterr().err
 
 
-def test_joint_route_refuses_twins_it_would_drop(shared_data, tmp_path):
-    """FlippingData (joint route) computes one domain: a twinned block needs twins = false."""
+def test_joint_route_computes_the_twins(shared_data, tmp_path):
+    """FlippingData (joint route) computes the block's twin domains through the one data-set
+    core (NAME.twin1, the file's fraction); twins = false fits the first domain alone."""
+    from chasm.neutron.rcif_sites import rcif_crystal
     from chasm.project.build import _pnd_datasets
+    from chasm.project.project import _COMMON_DATASET, PND_DATASET
 
     rcif = tmp_path / "main.rcif"
     rcif.write_text((shared_data / "pnd" / "mnf2" / "main.rcif").read_text())
+    crystal = rcif_crystal(read_rcif(rcif).crystal())[0]
 
     class _P:
         path = tmp_path / "p.toml"
@@ -310,9 +314,15 @@ def test_joint_route_refuses_twins_it_would_drop(shared_data, tmp_path):
         def resolve(self, f):
             return tmp_path / f
 
-    cfg = {"name": "pnd", "file": "main.rcif", "block": None, "twins": True, "extinction": "file"}
-    with pytest.raises(InputError, match="datasets\\[0\\].twins: block exp1 of main.rcif has 1"):
-        _pnd_datasets(_P(), None, cfg, 0)
+    schema = {**_COMMON_DATASET, **PND_DATASET}
+    cfg = {k: f.default for k, f in schema.items() if hasattr(f, "default")}
+    cfg.update(name="pnd", file="main.rcif", block=None, extinction="file", twins=True)
+    (data,), _ = _pnd_datasets(_P(), crystal, cfg, 0)
+    assert list(data.sets) == ["", "twin1_"] and data.twin_names == ["pnd.twin1"]
+    assert data.initial_values()["pnd.twin1"] == pytest.approx(0.124)
+    cfg["twins"] = False
+    (one,), _ = _pnd_datasets(_P(), crystal, cfg, 0)
+    assert list(one.sets) == [""] and "pnd.twin1" not in one.parameter_names()
 
 
 def test_chi_local_equals_the_site_symmetric_tensor(shared_data, tmp_path):

@@ -176,6 +176,11 @@ def test_init_reads_the_spin_multipoles_and_refine_runs(shared_data, tmp_path, c
     result = json.loads((tmp_path / "refined" / "result.json").read_text())
     blob = json.dumps(result)
     assert "Mn.mz" in blob and "F.mz" in blob
+    # the listing's spin-model lines name the shape's kappa among the site's parameters
+    listing = (tmp_path / "refined" / "listing.txt").read_text()
+    mn_line = next(x for x in listing.splitlines() if x.strip().startswith("Mn "))
+    assert "spin multipoles of Mn 3d" in mn_line and "C2 =" not in mn_line, mn_line
+    assert mn_line.endswith("parameters Mn.mz, Mn.kappa"), mn_line
 
 
 @pytest.mark.parametrize(

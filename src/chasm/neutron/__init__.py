@@ -10,7 +10,10 @@ Modules
 - :mod:`.extinction`: cryspy's sphere extinction (primary × secondary Becker–Coppens).
 - :mod:`.flipping`: collinear and vector flipping ratios, derivatives, statistics.
 - :mod:`.fm_from_ratio`: the classical route, γ = F_M/F_N from R (centrosymmetric).
-- :mod:`.model`: a model built from an rcif crystal block and :func:`calculate`.
+- :mod:`.rcif_sites`: the crystal of an rcif block, site tensors on the normalised axes.
+- :mod:`.model`: the independent reference (test oracle): a model built from
+  an rcif crystal block and :func:`calculate`; loaded only when one of its
+  names is used (the refined route never imports it).
 
 Typical use::
 
@@ -40,8 +43,8 @@ from .magnetic_ff import (
     ion_form_factor,
     radial_integrals,
 )
-from .model import FlippingCalculation, MagneticSite, PndModel, calculate, constrain_site_tensor
 from .rcif import PndCrystal, PndDataset, PndFile, read_rcif
+from .rcif_sites import constrain_site_tensor
 from .scattering_lengths import scattering_length, scattering_lengths
 from .structure_factors import (
     CRYSPY_P,
@@ -89,3 +92,14 @@ __all__ = [
     "scattering_lengths",
     "susceptibility_structure_tensor",
 ]
+
+#: names of the reference :mod:`.model`, imported on first use (PEP 562)
+_ORACLE = ("FlippingCalculation", "MagneticSite", "PndModel", "calculate")
+
+
+def __getattr__(name: str):
+    if name in _ORACLE:
+        from . import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'chasm.neutron' has no attribute {name!r}")

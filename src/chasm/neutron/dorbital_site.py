@@ -66,7 +66,7 @@ independent. Two names for the same model (:class:`DOrbitalSite`):
 When the site symmetry couples several populations (no single-entry mask),
 the parameters are the first independent ones in the order of the list above
 (pivots), and the others follow linearly, as cryspy's rule for χ
-(:func:`chasm.neutron.model.constrain_site_tensor`).
+(:func:`chasm.neutron.rcif_sites.constrain_site_tensor`).
 """
 
 from __future__ import annotations

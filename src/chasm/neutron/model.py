@@ -1,16 +1,25 @@
-"""A polarised-neutron model built from an rcif crystal block, and its flipping ratios.
+"""The independent reference of the PND route: a model of an rcif block and its ratios.
+
+**Test oracle only.** No production path imports this module (the refined
+route is :mod:`chasm.refine.flipping_ratios` with its sources
+:class:`~chasm.refine.pnd_data.PndData` and
+:class:`~chasm.refine.flipping_data.FlippingData`; tests/test_pnd_oracle.py
+checks that importing and running them never loads it). What the refined
+route shares with it lives in :mod:`.rcif_sites` (the crystal of an rcif
+block, the site-tensor rule) and :mod:`.structure_factors` (the
+per-operation weights of moments and tensors); what is independent here is
+the symmetry sum (:func:`~chasm.neutron.structure_factors.site_sums`, its own
+phases and Debye–Waller factors, where the refined route uses the
+structure-factor engine), the assembly of F_M from the file's χ and moments
+(no linear basis), and one plain call of the ratio per data set (no reflection
+sets, no Jacobian chain). The tests hold the two routes against each other and
+against cryspy.
 
 :class:`PndModel` ties together the crystal (chasm :class:`Crystal`, neutron
 ADPs), the scattering lengths, and the magnetic sites (form-factor ion, C2, κ,
 and either an ordered moment or a site susceptibility). :func:`calculate`
 evaluates one flipping-ratio data set: geometry from the UB matrix, F_N, F_M,
 F_M⊥, extinction, R and the agreement statistics.
-
-Its structure factors sum over symmetry with
-:func:`chasm.neutron.structure_factors.site_sums`, independently of the
-structure-factor engine that the refined PND models use
-(:class:`chasm.refine.pnd_data.PndSpinModel`): the tests hold the two against
-each other and against cryspy.
 
 Frames of the tensors in the file: cryspy gives χ_ij (and ordered-moment
 components) on the normalised crystal axes a/|a|, b/|b|, c/|c| and turns them
@@ -39,16 +48,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chasm.crystal.adp import matrix_to_u6, u6_to_matrix
-from chasm.crystal.structure import Atom, Crystal, parse_type_symbol
-from chasm.errors import InputError
+from chasm.crystal.adp import u6_to_matrix
+from chasm.crystal.structure import Crystal
 
 from .extinction import SphereExtinction
 from .flipping import FlippingStatistics, flipping_ratio, flipping_statistics
 from .geometry import FieldGeometry, field_direction, field_geometry
 from .magnetic_ff import IonFormFactor, c2_from_lande, ion_form_factor
 from .rcif import PndCrystal, PndDataset
-from .scattering_lengths import scattering_length
+from .rcif_sites import (  # re-exported: their home was here
+    check_scat_rows,
+    constrain_site_tensor,
+    is_dummy,
+    located,
+    normalised_axes,
+    rcif_crystal,
+)
 from .structure_factors import (
     P_FM,
     magnetic_structure_factors,
@@ -64,9 +79,9 @@ __all__ = [
     "constrain_site_tensor",
     "rcif_crystal",
     "is_dummy",
+    "located",
+    "normalised_axes",
 ]
-
-_CHI_RULES = ("first", "average")
 
 
 @dataclass
@@ -150,7 +165,7 @@ class PndModel:
             :func:`constrain_site_tensor`); "first" is cryspy's rule.
         """
         crystal, b = rcif_crystal(block, b_overrides)
-        norm = _axes_to_cartesian(crystal)
+        norm = normalised_axes(crystal)
         labels = [a.label for a in crystal.atoms]
         sites = []
         for label, scat in block.scattering.items():
@@ -164,18 +179,11 @@ class PndModel:
                 moment = norm @ block.moments[label]
             if chi is None and moment is None:
                 continue
-            table = (form_factors or {}).get(scat.type_symbol) or _located(
+            table = (form_factors or {}).get(scat.type_symbol) or located(
                 ion_form_factor, block, scat.line, scat.type_symbol
             )
             sites.append(MagneticSite(index, table, c2_rule(scat.lande), scat.kappa, chi, moment))
-        for label in set(block.susceptibility) | set(block.moments):
-            if label not in block.scattering:
-                raise InputError(
-                    f"atom {label} has a susceptibility or moment but no _atom_site_scat row "
-                    "(form factor unknown)",
-                    block.path,
-                    block.line,
-                )
+        check_scat_rows(block)
         return cls(crystal, b, sites, block.time_reversal)
 
     def nuclear(self, hkl) -> np.ndarray:
@@ -199,120 +207,6 @@ class PndModel:
         if moments:
             out += magnetic_structure_factors(self.crystal, hkl, moments, ff, self.time_reversal, p)
         return out
-
-
-def is_dummy(type_symbol: str) -> bool:
-    """cryspy's dummy atoms (type ``Dummy``): points for local axes, not scatterers."""
-    return type_symbol.strip().lower() == "dummy"
-
-
-def rcif_crystal(
-    block: PndCrystal, b_overrides: Mapping[str, complex] | None = None
-) -> tuple[Crystal, list[complex]]:
-    """The crystal of an rcif block (dummy atoms left out) and each atom's b (fm).
-
-    Raises
-    ------
-    InputError
-        A type symbol without an element, an unknown space group or operation,
-        an element without a scattering length (file and line).
-    """
-    atoms, real = [], [a for a in block.atoms if not is_dummy(a.type_symbol)]
-    for a in real:
-        try:
-            element, charge = parse_type_symbol(a.type_symbol)
-        except ValueError:
-            raise InputError(
-                f"atom {a.label}: no element in type symbol {a.type_symbol!r}",
-                block.path,
-                a.line,
-            ) from None
-        atoms.append(
-            Atom(
-                a.label,
-                element,
-                a.xyz,
-                occupancy=a.occupancy,
-                uiso=a.uiso,
-                u_aniso=a.u_aniso,
-                charge=charge,
-                type_symbol=a.type_symbol,
-            )
-        )
-    group = block.symops if block.symops is not None else block.spacegroup
-    try:
-        crystal = Crystal.from_parts(block.cell, group, atoms, name=block.name)
-    except ValueError as exc:
-        raise InputError(
-            f"crystal block data_{block.name}: {exc}", block.path, block.line
-        ) from None
-    b = [_located(scattering_length, block, a.line, a.type_symbol, b_overrides) for a in real]
-    return crystal, b
-
-
-def constrain_site_tensor(crystal: Crystal, index: int, chi6, rule: str = "first") -> np.ndarray:
-    """Make a site tensor (6 components on the normalised axes) obey the site symmetry.
-
-    The symmetric tensors of the site form the range of the projector
-    P = ⟨R_f ⊗ R_f⟩ averaged over the site group, with R_f = N⁻¹ R_c N the site
-    rotations on the normalised axes (χ_cart = N χ Nᵀ, see the module docstring).
-
-    Parameters
-    ----------
-    crystal : Crystal
-    index : int
-        Atom index.
-    chi6 : array_like (6,)
-        χ11 χ22 χ33 χ12 χ13 χ23.
-    rule : {"first", "average"}
-        "average": P χ (what the sum over all operations does anyway).
-        "first": cryspy's rule (``AtomSiteSusceptibility
-        .apply_space_group_constraint`` with ``calc_constr_matrix``): the first
-        independent components in the order 11 22 33 12 13 23 are kept and the
-        others follow from them. The two differ only when the input is not
-        already symmetric (the Ho2Ti2O7 file gives χ11 = 3.3290 and
-        χ22 = χ33 = 3.32909, cryspy uses 3.3290 for all three).
-
-    Returns
-    -------
-    ndarray (6,)
-    """
-    if rule not in _CHI_RULES:
-        raise InputError(f"unknown chi rule {rule!r}; use one of {_CHI_RULES}")
-    chi6 = np.asarray(chi6, dtype=float)
-    norm = _axes_to_cartesian(crystal)
-    inv = np.linalg.inv(norm)
-    rc = crystal.cartesian_rotations()[crystal.site_symmetry(index)]
-    basis = np.eye(6)
-    proj = np.zeros((6, 6))
-    for r in rc:
-        rf = inv @ r @ norm
-        for k in range(6):
-            proj[:, k] += matrix_to_u6(rf @ u6_to_matrix(basis[k]) @ rf.T)
-    proj /= len(rc)
-    if rule == "average":
-        return proj @ chi6
-    u, sv, _ = np.linalg.svd(proj)
-    v = u[:, sv > 1e-8]
-    keep: list[int] = []
-    for k in range(6):
-        if np.linalg.matrix_rank(v[keep + [k], :], tol=1e-8) == len(keep) + 1:
-            keep.append(k)
-    return v @ np.linalg.solve(v[keep, :], chi6[keep])
-
-
-def _located(func, block: PndCrystal, line: int, *args):
-    """func(*args), with the file and line of the rcif row added to an InputError."""
-    try:
-        return func(*args)
-    except InputError as exc:
-        raise InputError(exc.message, block.path, line) from None
-
-
-def _axes_to_cartesian(crystal: Crystal) -> np.ndarray:
-    """N = A diag(1/a, 1/b, 1/c): normalised crystal axes -> chasm Cartesian."""
-    a = crystal.A
-    return a / np.linalg.norm(a, axis=0)[None, :]
 
 
 @dataclass

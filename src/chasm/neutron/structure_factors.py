@@ -28,6 +28,16 @@ Magnetic, induced moments (susceptibility model, cryspy ``Cani``/``Ciso``)
     This is cryspy's ``calc_sft_ccs`` (there called the structure-factor
     tensor, multiplied by the field vector ``field · U[2, :]``).
 
+Roles: production and reference
+    The refined route passes ``terms``, the structure-factor engine's
+    per-operation phases × Debye–Waller factors (weight included,
+    :meth:`chasm.scattering.engine.StructureFactorEngine.operation_terms`);
+    this module then only adds the per-operation weights of each model
+    (b, axial moments with time reversal, R χ Rᵀ, per-copy form factors).
+    :func:`site_sums` (used when ``terms`` is None) is the independent
+    reference sum, a test oracle with :mod:`chasm.neutron.model`: the refined
+    route never calls it (tests/test_pnd_oracle.py).
+
 p, the magnetic scattering amplitude of one μB, is γ r₀/2 = 2.69542 fm
 (CONVENTIONS.md) by default; cryspy hard-codes 0.2695 × 10⁻¹² cm = 2.695 fm,
 pass ``p=CRYSPY_P`` to reproduce it digit for digit.

@@ -499,14 +499,7 @@ def _pnd_datasets(
     checks: list[str] = []
     for block in blocks:
         name = cfg["name"] if len(blocks) == 1 else f"{cfg['name']}.{block.name}"
-        if block.twins and cfg["twins"]:
-            raise InputError(
-                f"datasets[{i}].twins: block {block.name} of {path.name} has "
-                f"{len(block.twins)} twin domain(s) (_jana_twin), which only a PND-only model "
-                "(model.spin) computes; set twins = false to fit the first domain alone",
-                src,
-            )
-        opts = PndOptions.from_config(cfg, ext)
+        opts = PndOptions.from_config(cfg, ext, twins=cfg["twins"])
         try:
             data = FlippingData(
                 name,
@@ -632,7 +625,7 @@ def build(project: Project) -> Built:
     from chasm.project.pnd_init import is_rcif
 
     if is_rcif(cif):  # a cryspy rcif: its crystal block (chasm.project.pnd_build)
-        from chasm.neutron.model import rcif_crystal
+        from chasm.neutron.rcif_sites import rcif_crystal
         from chasm.project.pnd_build import rcif_structure
 
         crystal = rcif_crystal(rcif_structure(project)[1])[0]

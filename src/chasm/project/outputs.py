@@ -313,10 +313,16 @@ def _spin_model_lines(spin) -> list[str]:
         else:
             kind = type(site).__name__
         names = [spin.parameter_names[k] for k in spin.column_indices(site.label)]
-        table = getattr(site, "table", None)
-        ion = getattr(table, "ion", None) or getattr(table, "name", "")
+        shape = getattr(site, "shape", None)
+        if shape is not None:  # spin multipoles: their kappa is a (non-linear) parameter
+            names.append(f"{site.label}.kappa")
+            form = f"spin multipoles of {shape.table.ion}"
+        else:
+            table = getattr(site, "table", None)
+            ion = getattr(table, "ion", None) or getattr(table, "name", "")
+            form = f"{ion} C2 = {getattr(site, 'c2', 0.0):g}"
         out.append(
-            f"  {site.label:<6s} {kind}; form factor {ion} C2 = {getattr(site, 'c2', 0.0):g}, "
+            f"  {site.label:<6s} {kind}; form factor {form}, "
             f"kappa = {site.kappa:g}; parameters {', '.join(names)}"
         )
     return out

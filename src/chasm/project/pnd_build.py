@@ -39,8 +39,8 @@ from chasm.errors import InputError
 from chasm.neutron.conventions import conventions
 from chasm.neutron.dorbital_site import OrbitalFormFactor
 from chasm.neutron.magnetic_ff import c2_from_lande, ion_form_factor
-from chasm.neutron.model import rcif_crystal
 from chasm.neutron.rcif import PndCrystal, PndFile, read_rcif
+from chasm.neutron.rcif_sites import rcif_crystal
 from chasm.neutron.spin_shape import (
     SpinShape,
     frame_from_text,
@@ -310,7 +310,6 @@ def _datasets(project: Project, spin: PndSpinModel, cache: dict) -> tuple[list, 
             except InputError as exc:
                 raise InputError(f"datasets[{i}] ({path.name}): {exc.message}", src) from None
             data.user_weight = cfg["user_weight"]
-            data.source = str(path)
             out.append(data)
             names.append(name)
         entries[cfg["name"]] = names

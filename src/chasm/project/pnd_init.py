@@ -36,8 +36,8 @@ import periodictable
 from chasm.crystal.structure import parse_type_symbol
 from chasm.errors import InputError
 from chasm.neutron.magnetic_ff import _DIVALENT, _SHELLS, hund_moment
-from chasm.neutron.model import is_dummy
 from chasm.neutron.rcif import PndFile, RcifBlock, read_rcif
+from chasm.neutron.rcif_sites import is_dummy
 
 __all__ = ["is_rcif", "pnd_project_text", "open_shell", "guess_magnetic"]
 
@@ -257,7 +257,7 @@ def _add_spin_multipoles(cryst, block: RcifBlock, lab: str, entry: dict) -> str:
 def _parameter_names(cryst, sites: dict) -> dict[str, list[str]]:
     """The spin parameters each site's model will have (site symmetry applied)."""
     from chasm.neutron.magnetic_ff import IonFormFactor
-    from chasm.neutron.model import rcif_crystal
+    from chasm.neutron.rcif_sites import rcif_crystal
     from chasm.refine.pnd_data import SpinSite, _site_columns, moment_site_columns
 
     crystal, _ = rcif_crystal(cryst, {a.type_symbol: 1.0 for a in cryst.atoms})

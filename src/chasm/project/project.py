@@ -406,8 +406,8 @@ PND_DATASET = {
     "twins": Field(
         (bool,),
         True,
-        help="PND-only model: the block's twin domains (_jana_twin; NAME.twin1 ... their "
-        "fractions, free them in a stage)",
+        help="the block's twin domains (_jana_twin; NAME.twin1 ... their fractions, free "
+        "them in a stage); false: the first domain alone",
     ),
     "adp_set": Field(
         (str,),
