@@ -78,6 +78,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sps
+from scipy.linalg.blas import dsyrk as _dsyrk
 from scipy.linalg.lapack import dpocon
 
 from chasm.errors import ChasmError, InputError
@@ -101,6 +102,8 @@ __all__ = [
 SCHEMES = ("unit", "nlog", "log")
 _ROWS = 4096  # rows of J per block when forming the normal matrix
 _BLOCK_BYTES = 1 << 25  # at most 32 MiB per block (fewer rows when J is wide)
+#: a set's columns are sliced as one run (not gathered) when run width² <= this x count²
+_SPAN_SLACK = 1.25
 #: OpenBLAS threads of the Cholesky factorisation, rcond and M⁻¹ below FACTOR_THREADS_UP_TO
 #: reduced parameters (above it, and for the normal matrix itself, the default). Measured on
 #: the 2-core machine of docs/benchmarks.md (chol + rcond + M⁻¹, medians): at loads 8-13,
@@ -160,9 +163,24 @@ class _System:
     ms: np.ndarray  # M / (d d^T)
     bs: np.ndarray  # b / d
     chol: tuple
-    inv_s: np.ndarray  # (M / (d d^T))^-1
     grads: list[np.ndarray]  # c_e (J_e T)^T W_e r_e, one per set
     parts: list[np.ndarray] | None  # M_e, kept on request
+    _li: np.ndarray | None = None  # L⁻¹ of the Cholesky factor, made on first use
+    _inv: np.ndarray | None = None
+
+    @property
+    def inv_s(self) -> np.ndarray:
+        """(M / (d dᵀ))⁻¹ = L⁻ᵀ L⁻¹, formed on first use (only the su's are needed per cycle)."""
+        if self._inv is None:
+            li = self._l_inverse()
+            self._inv = li.T @ li
+        return self._inv
+
+    def _l_inverse(self) -> np.ndarray:
+        if self._li is None:
+            with blas_threads(_factor_threads(len(self.bs))):
+                self._li = _tril_inverse(self.chol[0])
+        return self._li
 
     def step(self, lam: float) -> np.ndarray:
         if lam == 0.0:
@@ -173,8 +191,11 @@ class _System:
         return ds / self.d
 
     def su_unit(self) -> np.ndarray:
-        """sqrt(diag M^-1)."""
-        return np.sqrt(np.diag(self.inv_s)) / self.d
+        """sqrt(diag M⁻¹): the column norms of L⁻¹ (M⁻¹ itself is not formed)."""
+        if self._inv is not None:
+            return np.sqrt(np.diag(self._inv)) / self.d
+        li = self._l_inverse()
+        return np.sqrt(np.einsum("ij,ij->j", li, li)) / self.d
 
 
 class _Solver:
@@ -269,7 +290,7 @@ class _Solver:
             )
         if np.any(~np.isfinite(w)) or np.any(w < 0.0) or np.any(~np.isfinite(y_obs)):
             raise InputError(f"data set {name!r}: weights must be finite and ≥ 0, y_obs finite")
-        if not (np.all(np.isfinite(y_calc)) and np.all(np.isfinite(J))):
+        if not (np.all(np.isfinite(y_calc)) and _all_finite(J)):
             raise RefinementError(f"data set {name!r}: calculated values or derivatives not finite")
         return Evaluation(y_obs, y_calc, w, J)
 
@@ -311,22 +332,33 @@ class _Solver:
         live = _nonzero_columns(J, used)  # positions in `used` of the non-zero columns
         cols = used[live]
         u, k = used.size, cols.size
-        Mk = np.zeros((k, k))
-        gk = np.zeros(k)
-        run = (int(cols[0]), int(cols[-1]) + 1) if k and cols[-1] - cols[0] == k - 1 else None
-        rows = min(_ROWS, max(256, _BLOCK_BYTES // (8 * max(k, 1))))  # wide J: fewer rows
-        buf = np.empty((min(n, rows), k))
-        prod = np.empty((k, k))  # one work matrix, not a fresh one per block
+        # the columns are sliced as one run when they nearly are one (a few fixed
+        # columns inside, e.g. occupancies): a slightly wider syrk costs less than a
+        # gather (15,060 x 858 of 891: 8 % more syrk, against a gather of a third of it)
+        span = int(cols[-1]) - int(cols[0]) + 1 if k else 0
+        run = (int(cols[0]), int(cols[0]) + span) if span * span <= _SPAN_SLACK * k * k else None
+        w = span if run is not None else k  # columns of the products
+        # the weighted residuals ride along as column w: one syrk gives
+        # [[Aᵀ A, .], [rᵀ A, .]], i.e. M and b, in one pass over the block
+        rows = min(_ROWS, max(256, _BLOCK_BYTES // (8 * (w + 1))))  # wide J: fewer rows
+        buf = np.empty((min(n, rows), w + 1))
+        acc = np.zeros((w + 1, w + 1), order="F")  # lower triangle accumulated in place
         for b0 in range(0, n if k else 0, rows):
             b1 = min(n, b0 + rows)
-            A = buf[: b1 - b0]
+            B = buf[: b1 - b0]
+            A = B[:, :w]
             if run is not None:
                 np.multiply(J[b0:b1, run[0] : run[1]], sw[b0:b1, None], out=A)
             else:
                 np.take(J[b0:b1], cols, axis=1, out=A)
                 A *= sw[b0:b1, None]
-            Mk += np.matmul(A.T, A, out=prod)
-            gk += rw[b0:b1] @ A
+            B[:, w] = rw[b0:b1]
+            acc = _syrk_lower(B, acc)
+        Mk, gk = acc[:w, :w], acc[w, :w].copy()
+        if run is not None and w != k:  # drop the run's zero (or unused) columns
+            pick = cols - run[0]
+            Mk, gk = Mk[np.ix_(pick, pick)], gk[pick]
+        Mk = _symmetrise(np.ascontiguousarray(Mk))
         if k == u:
             M, g = Mk, gk
         else:
@@ -372,18 +404,16 @@ class _Solver:
         correction = self._curvature(state, grads) if curvature else None
         if correction is None:
             del M  # not needed any more: one k x k array less at the factorisation
-        with blas_threads(FACTOR_THREADS if self.k < FACTOR_THREADS_UP_TO else None):
+        with blas_threads(_factor_threads(self.k)):
             if correction is not None:  # the score's own curvature, when positive definite
                 mc = (M + correction) / np.outer(d, d)
                 chol, rcond = _factor(mc)
                 if chol is not None and rcond >= self.opts.singular_tol:
-                    inv = _inverse_from_cholesky(chol[0])
-                    return _System(d, mc, b / d, chol, inv, grads, parts)
+                    return _System(d, mc, b / d, chol, grads, parts)
             chol, rcond = _factor(ms)
             if chol is None or rcond < self.opts.singular_tol:
                 self._raise_singular(ms)
-            inv = _inverse_from_cholesky(chol[0])
-        return _System(d, ms, b / d, chol, inv, grads, parts)
+        return _System(d, ms, b / d, chol, grads, parts)
 
     def _curvature(self, state: _State, grads: list[np.ndarray]) -> np.ndarray | None:
         """−2 Σ_e k_e b_e b_eᵀ: what turns M into half the Hessian of NLOG or LOG (None: UNIT).
@@ -727,10 +757,9 @@ def su_z_test(system: _System, s2: float) -> np.ndarray:
     return system.su_unit() * np.sqrt(max(s2, 1e-12))
 
 
-def _inverse_from_cholesky(low: np.ndarray) -> np.ndarray:
-    """M⁻¹ = L⁻ᵀ L⁻¹ from the lower Cholesky factor L (exactly symmetric: syrk)."""
-    li = _tril_inverse(low)
-    return li.T @ li
+def _factor_threads(k: int) -> int | None:
+    """OpenBLAS threads of the factorisation and inverse of k parameters (None: default)."""
+    return FACTOR_THREADS if k < FACTOR_THREADS_UP_TO else None
 
 
 def _tril_inverse(low: np.ndarray, leaf: int = 96) -> np.ndarray:
@@ -750,6 +779,14 @@ def _tril_inverse(low: np.ndarray, leaf: int = 96) -> np.ndarray:
     return out
 
 
+def _all_finite(a: np.ndarray) -> bool:
+    """Every entry of a finite: one sum (any inf or NaN makes it non-finite), exact when not."""
+    with np.errstate(all="ignore"):
+        if np.isfinite(np.sum(a)):  # a finite sum of finite numbers; NaN and inf propagate
+            return True
+    return bool(np.all(np.isfinite(a)))  # an overflowing sum says nothing: look at each
+
+
 def _nonzero_columns(J: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Positions in ``cols`` of the columns of J with a non-zero entry (read in row blocks)."""
     if cols.size == 0 or J.shape[0] == 0:
@@ -766,6 +803,16 @@ def _scaled(M: np.ndarray, d: np.ndarray, rows: int = 256) -> np.ndarray:
     for r0 in range(0, len(M), rows):
         np.divide(M[r0 : r0 + rows], np.outer(d[r0 : r0 + rows], d), out=out[r0 : r0 + rows])
     return out
+
+
+def _syrk_lower(B: np.ndarray, acc: np.ndarray) -> np.ndarray:
+    """acc + Bᵀ B in acc's lower triangle (BLAS syrk, in place; the upper triangle untouched).
+
+    B is a C-contiguous row block, acc a Fortran-ordered square matrix: Bᵀ is
+    read as the Fortran matrix it is, without a copy, and the sum is formed by
+    BLAS itself (no k x k temporary, no symmetric copy per block).
+    """
+    return _dsyrk(1.0, B.T, beta=1.0, c=acc, trans=0, lower=1, overwrite_c=1)
 
 
 def _symmetrise(a: np.ndarray) -> np.ndarray:

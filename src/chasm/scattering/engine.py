@@ -517,6 +517,9 @@ class StructureFactorEngine:
     def _compiled_block(self, sl: slice, F, sinks, call, args, jacobian, work) -> None:
         """One block of reflections by the kernels (module :mod:`chasm.scattering.kernel`)."""
         dA, dB, none2, none1 = work
+        if call.radial_plan is not None:  # this block's columns of the radial tables
+            jl, djl = call.radial[:2]
+            _kernel.radial_block(sl.start, sl.stop, *call.radial_plan, jacobian, jl, djl)
         if not jacobian:
             _kernel.sf_block(sl.start, sl.stop, *args, self.centric, False, False, F, none2, none2)
             return
@@ -734,7 +737,8 @@ class StructureFactorEngine:
             ]
         call.anomalous = bool(np.any(self.fanom != 0))
         if hc.size:
-            call.radial = self._radial(hc, jacobian)
+            jl, djl, index, call.radial_plan = self._radial(hc, jacobian, deferred=compiled)
+            call.radial = (jl, djl, index)
         if hc.size and not compiled:
             rotations = [self._rotations_for(models[a]) for a in hc]
             call.wang = self._angular_weights(hc, rotations)
@@ -922,13 +926,19 @@ class StructureFactorEngine:
             put(call.cols_kappa_prime, dk * occ[call.hc_sel])
         sinks.flush(sl)
 
-    def _radial(self, hc, jacobian: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _radial(
+        self, hc, jacobian: bool, deferred: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple | None]:
         """<j_l>(K) with zeta kappa' and d/dkappa', once per distinct (l, n_l, zeta kappa').
 
         Returns the distinct transforms and their derivatives, (n_distinct + 1, n), the
         last row zero, and for every (l, HC atom) the row to use, (lmax+1, n_hc): the
         zero row beyond the atom's lmax. The transforms of one (l, n_l) are computed
-        together.
+        together. With ``deferred`` (the compiled engine) the tables are only
+        allocated: the fourth item is the plan of
+        :func:`chasm.scattering.kernel.radial_block`, by which each engine thread
+        fills the columns of its block of reflections just before using them (the
+        same numbers, on every core instead of one); otherwise it is None.
         """
         K = self.K
         users: dict = {}  # (l, n_l, zeta kappa', zeta) -> [(l, HC atom)]
@@ -946,18 +956,21 @@ class StructureFactorEngine:
             self._radial_tables = (np.zeros(shape), np.zeros(shape))
         jl, djl = self._radial_tables
         row = 0
+        plan: list = []
         for (l, n_l), keys in same.items():
             zk = np.array([key[2] for key in keys])
-            v, dv = _slater_bessel_kappa(
-                l, n_l, zk, zk / np.array([key[3] for key in keys]), K, jacobian
-            )
-            jl[row : row + len(keys)] = v
-            djl[row : row + len(keys)] = 0.0 if dv is None else dv
+            kp = zk / np.array([key[3] for key in keys])
+            if deferred:
+                plan += [(l, n_l, z, k) for z, k in zip(zk, kp, strict=True)]
+            else:
+                v, dv = _slater_bessel_kappa(l, n_l, zk, kp, K, jacobian)
+                jl[row : row + len(keys)] = v
+                djl[row : row + len(keys)] = 0.0 if dv is None else dv
             for key in keys:
                 for lh in users[key]:
                     index[lh] = row
                 row += 1
-        return jl, djl, index
+        return jl, djl, index, (_radial_plan(plan, K) if deferred else None)
 
     @staticmethod
     def _radial_block(radial, which: int, sl: slice) -> np.ndarray:
@@ -1088,6 +1101,7 @@ class _Call:
     anomalous: bool = False
     wang: np.ndarray | None = None
     radial: tuple | None = None
+    radial_plan: tuple | None = None  # the compiled engine's tables are filled block by block
     fv: np.ndarray | None = None
     dfv: np.ndarray | None = None
     pv: np.ndarray | None = None
@@ -1173,6 +1187,34 @@ def _slater_bessel_kappa(l: int, n: int, zk, kappa_prime, K: np.ndarray, derivat
         bracket -= l * t * p
     front /= np.asarray(kappa_prime, dtype=float)[:, None]
     return value, front * bracket
+
+
+def _radial_plan(rows: list, K: np.ndarray) -> tuple:
+    """Arguments of :func:`chasm.scattering.kernel.radial_block` for table rows (l, n_l, zk, kp).
+
+    The polynomials of :func:`_radial_polynomials` of every row side by side
+    (offsets and lengths), so that the kernel evaluates exactly what
+    :func:`_slater_bessel_kappa` does.
+    """
+    polys = [_radial_polynomials(int(l), int(n)) for l, n, _, _ in rows]
+    vlen = np.array([len(v) for v, _, _ in polys], dtype=np.intp)
+    slen = np.array([len(sp) for _, sp, _ in polys], dtype=np.intp)
+    voff = np.concatenate([[0], np.cumsum(vlen)[:-1]]).astype(np.intp)
+    soff = np.concatenate([[0], np.cumsum(slen)[:-1]]).astype(np.intp)
+    cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
+    return (
+        np.ascontiguousarray(K, dtype=float),
+        np.array([int(r[0]) for r in rows], dtype=np.intp),
+        np.array([p for _, _, p in polys], dtype=np.intp),
+        np.array([float(r[2]) for r in rows]),
+        np.array([float(r[3]) for r in rows]),
+        voff,
+        vlen,
+        soff,
+        slen,
+        cat([v for v, _, _ in polys]),
+        cat([sp for _, sp, _ in polys]),
+    )
 
 
 @cache

@@ -391,6 +391,68 @@ def sf_block(
         F[n] = complex(f_re, f_im)
 
 
+@_jit
+def _ipow(a, p):  # pragma: no cover - compiled
+    """a**p (p >= 1) by the squarings of engine._int_power, in the same order."""
+    out = 0.0
+    have = False
+    base = a
+    while True:
+        if p & 1:
+            out = out * base if have else base
+            have = True
+        p >>= 1
+        if p == 0:
+            return out
+        base = base * base
+
+
+@_jit
+def _poly(coef, off, n, t):  # pragma: no cover - compiled
+    """sum_k coef[off + k] t^k by Horner's rule, in the order of engine._horner."""
+    if n == 1:
+        return coef[off]
+    out = coef[off + n - 1] * t
+    out += coef[off + n - 2]
+    for k in range(n - 3, -1, -1):
+        out *= t
+        out += coef[off + k]
+    return out
+
+
+@_jit
+def radial_block(
+    r0, r1, K, ls, power, zk, kp, voff, vlen, soff, slen, vcoef, scoef, derivative, jl, djl
+):  # pragma: no cover - compiled
+    """Columns r0 <= n < r1 of the radial tables <j_l>(K) (and d/dkappa'), row by row.
+
+    Row j is the Slater-Bessel transform of engine._slater_bessel_kappa with
+    l = ls[j], zeta kappa' = zk[j], kappa' = kp[j], its polynomials at
+    vcoef[voff[j]:][:vlen[j]] and scoef[soff[j]:][:slen[j]] and x^power[j]:
+    the same operations in the same order, hence the same numbers.
+    """
+    for j in range(ls.shape[0]):
+        l = ls[j]
+        z = zk[j]
+        for n in range(r0, r1):
+            k = K[n]
+            inv = math.sqrt(k * k + z * z)
+            inv = 1.0 / inv
+            x = z * inv
+            y = k * inv
+            front = _ipow(x, power[j])
+            if l:
+                front *= _ipow(y, l)
+            t = x * x
+            p = _poly(vcoef, voff[j], vlen[j], t)
+            jl[j, n] = front * p
+            if derivative:
+                b = _poly(scoef, soff[j], slen[j], t) * (y * y)
+                if l:
+                    b -= l * t * p
+                djl[j, n] = (front / kp[j]) * b
+
+
 _SCATTER_SIGNATURE = (
     "void(f8[:, :], f8[:, :], intp[::1], intp[::1], f8[::1], f8[::1], int64, f8[:, :], f8[:, :])"
 )
