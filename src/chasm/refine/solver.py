@@ -85,6 +85,7 @@ from chasm.errors import ChasmError, InputError
 from chasm.refine.blas import blas_threads
 from chasm.refine.problem import Dataset, Evaluation, Restraints, SolverOptions
 from chasm.refine.results import CycleInfo, DatasetFit, FitResult
+from chasm.scattering import kernel as _kernel
 
 __all__ = [
     "RefinementError",
@@ -342,6 +343,11 @@ class _Solver:
         # [[Aᵀ A, .], [rᵀ A, .]], i.e. M and b, in one pass over the block
         rows = min(_ROWS, max(256, _BLOCK_BYTES // (8 * (w + 1))))  # wide J: fewer rows
         buf = np.empty((min(n, rows), w + 1))
+        target = none = none_i = none_1 = None
+        if run is None and k and _kernel.HAVE_NUMBA:  # position in A of each column of J
+            target = np.full(J.shape[1], -1, dtype=np.intp)
+            target[cols] = np.arange(k)
+            none, none_i, none_1 = np.empty((0, 0)), np.empty(0, dtype=np.intp), np.empty(0)
         acc = np.zeros((w + 1, w + 1), order="F")  # lower triangle accumulated in place
         for b0 in range(0, n if k else 0, rows):
             b1 = min(n, b0 + rows)
@@ -349,6 +355,8 @@ class _Solver:
             A = B[:, :w]
             if run is not None:
                 np.multiply(J[b0:b1, run[0] : run[1]], sw[b0:b1, None], out=A)
+            elif target is not None:  # gathered and weighted in one compiled pass
+                _kernel.scatter(J[b0:b1], none, target, none_i, sw[b0:b1], none_1, 2, A, none)
             else:
                 np.take(J[b0:b1], cols, axis=1, out=A)
                 A *= sw[b0:b1, None]
