@@ -79,7 +79,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sps
 from scipy.linalg.blas import dsyrk as _dsyrk
-from scipy.linalg.lapack import dpocon
+from scipy.linalg.lapack import dpocon, dtrtri
 
 from chasm.errors import ChasmError, InputError
 from chasm.refine.blas import blas_threads
@@ -180,7 +180,7 @@ class _System:
     def _l_inverse(self) -> np.ndarray:
         if self._li is None:
             with blas_threads(_factor_threads(len(self.bs))):
-                self._li = _tril_inverse(self.chol[0])
+                self._li = _tril_inverse(self.chol[0])  # zeros above the diagonal
         return self._li
 
     def step(self, lam: float) -> np.ndarray:
@@ -366,7 +366,7 @@ class _Solver:
         if run is not None and w != k:  # drop the run's zero (or unused) columns
             pick = cols - run[0]
             Mk, gk = Mk[np.ix_(pick, pick)], gk[pick]
-        Mk = _symmetrise(np.ascontiguousarray(Mk))
+        Mk = _symmetrise(Mk)  # (a view of acc when nothing was dropped: no copy)
         if k == u:
             M, g = Mk, gk
         else:
@@ -394,6 +394,7 @@ class _Solver:
             grads.append(g)
             if keep_parts:
                 parts.append(Me)
+        del Me  # (the first set's matrix may be M itself: freed with it below)
         if not (np.all(np.isfinite(M)) and np.all(np.isfinite(b))):
             raise RefinementError("normal equations are not finite (overflow in weights?)")
         d2 = np.diag(M).copy()
@@ -770,21 +771,12 @@ def _factor_threads(k: int) -> int | None:
     return FACTOR_THREADS if k < FACTOR_THREADS_UP_TO else None
 
 
-def _tril_inverse(low: np.ndarray, leaf: int = 96) -> np.ndarray:
-    """Inverse of a lower-triangular matrix by recursive 2 x 2 blocking.
-
-    [[A, 0], [B, C]]⁻¹ = [[A⁻¹, 0], [-C⁻¹ B A⁻¹, C⁻¹]]: the work is in matrix
-    products (numpy's BLAS), about a third of a general inverse.
-    """
-    n = len(low)
-    if n <= leaf:
-        return np.tril(np.linalg.inv(low)) if n else low.copy()
-    h = n // 2
-    ai, ci = _tril_inverse(low[:h, :h], leaf), _tril_inverse(low[h:, h:], leaf)
-    out = np.zeros_like(low)
-    out[:h, :h], out[h:, h:] = ai, ci
-    out[h:, :h] = -(ci @ (low[h:, :h] @ ai))
-    return out
+def _tril_inverse(low: np.ndarray) -> np.ndarray:
+    """Inverse of a lower-triangular matrix (LAPACK trtri on a copy; the upper triangle stays 0)."""
+    inv, info = dtrtri(low, lower=1)
+    if info != 0:
+        raise SingularMatrixError("singular Cholesky factor", [], [])
+    return inv
 
 
 def _all_finite(a: np.ndarray) -> bool:
@@ -823,10 +815,18 @@ def _syrk_lower(B: np.ndarray, acc: np.ndarray) -> np.ndarray:
     return _dsyrk(1.0, B.T, beta=1.0, c=acc, trans=0, lower=1, overwrite_c=1)
 
 
-def _symmetrise(a: np.ndarray) -> np.ndarray:
-    """Copy the lower triangle of a square matrix onto its upper one (in place)."""
-    il = np.tril_indices(len(a), -1)
-    a[il[1], il[0]] = a[il]
+def _symmetrise(a: np.ndarray, block: int = 256) -> np.ndarray:
+    """Copy the lower triangle of a square matrix onto its upper one (in place).
+
+    Block of columns by block of columns: no index arrays or temporaries of
+    the matrix's size (for k = 3,429 those were 141 MiB at the memory peak).
+    """
+    n = len(a)
+    for j0 in range(0, n, block):
+        j1 = min(n, j0 + block)
+        d = a[j0:j1, j0:j1]
+        d[...] = np.tril(d) + np.tril(d, -1).T
+        a[j0:j1, j1:] = a[j1:, j0:j1].T
     return a
 
 

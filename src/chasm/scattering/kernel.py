@@ -461,13 +461,17 @@ _SCATTER_SIGNATURE = (
 _COMPILE_LOCK = threading.Lock()
 
 
+_SCATTER_READY = [False]  # compiled (reading the dispatcher's signatures costs ~50 µs a call)
+
+
 def scatter(dA, dB, target_re, target_im, ga, gb, mode, out_re, out_im) -> None:
     """:func:`_scatter`, compiled once for arrays of any layout (not once per layout)."""
-    if HAVE_NUMBA and not _scatter.signatures:
+    if HAVE_NUMBA and not _SCATTER_READY[0]:
         with _COMPILE_LOCK:  # the engine's threads may all arrive here first
             if not _scatter.signatures:
                 _scatter.compile(_SCATTER_SIGNATURE)
                 _scatter.disable_compile()
+            _SCATTER_READY[0] = True
     _scatter(dA, dB, target_re, target_im, ga, gb, int(mode), out_re, out_im)
 
 
