@@ -185,10 +185,10 @@ class _System:
 
     def step(self, lam: float) -> np.ndarray:
         if lam == 0.0:
-            ds = sla.cho_solve(self.chol, self.bs, check_finite=False)
+            ds = _cho_solve(self.chol[0], self.bs)
         else:
             a = self.ms + lam * np.eye(len(self.bs))
-            ds = sla.cho_solve((np.linalg.cholesky(a), True), self.bs, check_finite=False)
+            ds = _cho_solve(np.linalg.cholesky(a), self.bs)
         return ds / self.d
 
     def su_unit(self) -> np.ndarray:
@@ -764,6 +764,16 @@ def _factor(ms: np.ndarray) -> tuple[tuple | None, float]:
 def su_z_test(system: _System, s2: float) -> np.ndarray:
     """σ(z) of the convergence test: sqrt(diag M⁻¹) s with s² ≥ 1e-12 (as in the cycles)."""
     return system.su_unit() * np.sqrt(max(s2, 1e-12))
+
+
+def _cho_solve(low: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """x with L Lᵀ x = b for a C-ordered lower factor L, without copying L.
+
+    LAPACK wants Fortran order: Lᵀ is L's memory read in Fortran order, the
+    upper factor U = Lᵀ of the same matrix (scipy would copy a C-ordered L,
+    a k x k array at the memory peak of every step).
+    """
+    return sla.cho_solve((low.T, False), b, check_finite=False)
 
 
 def _factor_threads(k: int) -> int | None:

@@ -147,6 +147,7 @@ def sf_block(
     sign_l,
     jl,
     djl,
+    joff,
     rad_index,
     fv,
     dfv,
@@ -169,7 +170,8 @@ def sf_block(
     uhat (n, 3), fsph (atom, n), rot (o, n_hc, 3, 3) the matrices M^T Q_o,
     plm (n_hc, 25) P_lm, wrot (o, n_hc, 25) c_lm P_lm rotated onto y(h) (F
     alone), ylm (n, 25) y(h), cnorm (25) c_lm N_lm (harmonics' coefficients),
-    jl/djl (rows, n) radial tables with rad_index (lmax+1, n_hc), fv/dfv
+    jl/djl (rows, n') radial tables whose column n - joff is reflection n, with
+    rad_index (lmax+1, n_hc), fv/dfv
     (n_val, n) (rows of reflections: each thread reads its part of a row).
     """
     n_ops = hs.shape[0]
@@ -204,9 +206,9 @@ def sf_block(
             far = fa_re[a]
             fai = fa_im[a]
             for l in range(L):
-                jl_l[l] = FOUR_PI * sign_l[l] * jl[rad_index[l, h], n]
+                jl_l[l] = FOUR_PI * sign_l[l] * jl[rad_index[l, h], n - joff]
                 if jacobian:
-                    djl_l[l] = FOUR_PI * sign_l[l] * djl[rad_index[l, h], n]
+                    djl_l[l] = FOUR_PI * sign_l[l] * djl[rad_index[l, h], n - joff]
             gR = 0.0
             gI = 0.0
             for k in range(3):
@@ -424,7 +426,9 @@ def _poly(coef, off, n, t):  # pragma: no cover - compiled
 def radial_block(
     r0, r1, K, ls, power, zk, kp, voff, vlen, soff, slen, vcoef, scoef, derivative, jl, djl
 ):  # pragma: no cover - compiled
-    """Columns r0 <= n < r1 of the radial tables <j_l>(K) (and d/dkappa'), row by row.
+    """Radial tables <j_l>(K) (and d/dkappa') of reflections r0 <= n < r1, row by row.
+
+    Column n - r0 of jl (djl) is reflection n.
 
     Row j is the Slater-Bessel transform of engine._slater_bessel_kappa with
     l = ls[j], zeta kappa' = zk[j], kappa' = kp[j], its polynomials at
@@ -445,12 +449,12 @@ def radial_block(
                 front *= _ipow(y, l)
             t = x * x
             p = _poly(vcoef, voff[j], vlen[j], t)
-            jl[j, n] = front * p
+            jl[j, n - r0] = front * p
             if derivative:
                 b = _poly(scoef, soff[j], slen[j], t) * (y * y)
                 if l:
                     b -= l * t * p
-                djl[j, n] = (front / kp[j]) * b
+                djl[j, n - r0] = (front / kp[j]) * b
 
 
 _SCATTER_SIGNATURE = (
