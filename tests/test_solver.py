@@ -481,7 +481,7 @@ def test_set_variance_factors_are_unbiased(scheme, weight, monkeypatch):
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["numba gather", "numpy gather"])
 @pytest.mark.parametrize("constrained", [False, True], ids=["T = 1", "T sparse"])
-@pytest.mark.parametrize("pattern", ["run", "scattered", "far", "none"])
+@pytest.mark.parametrize("pattern", ["run", "scattered", "far", "none", "all"])
 def test_normal_part_over_the_non_zero_columns_equals_the_dense_product(
     pattern, constrained, compiled, monkeypatch
 ):
@@ -489,7 +489,8 @@ def test_normal_part_over_the_non_zero_columns_equals_the_dense_product(
 
     The columns are sliced as one run (pattern "run", and "none" or "scattered"
     with few zero columns inside the run) or gathered ("far": half the columns
-    zero), by the compiled kernel or by numpy.
+    zero), by the compiled kernel or by numpy; "all": a set without any
+    non-zero column.
     """
     from chasm.refine.solver import _ROWS, _Solver
     from chasm.scattering import kernel
@@ -505,6 +506,7 @@ def test_normal_part_over_the_non_zero_columns_equals_the_dense_product(
         "scattered": np.r_[1, 4, 9, 22, 23, 37],
         "far": np.r_[1:40:2],
         "none": [],
+        "all": np.arange(p),  # a set that sees none of the parameters
     }
     J[:, zero[pattern]] = 0.0
     T = np.eye(p)

@@ -318,12 +318,15 @@ class _Solver:
         parameters it does not see: the X-ray set in the spin populations,
         the neutron sets in most multipoles); the zero rows and columns of
         the set's matrix are filled in afterwards. J is read block of rows by
-        block of rows: the columns are copied (a slice when they are one
-        contiguous run, a gather otherwise) and weighted in a buffer of a few
-        thousand rows, whose symmetric product (``A.T @ A``, which numpy
-        hands to BLAS syrk) is accumulated. Few blocks: each switch between
-        numpy's single-threaded copying and the threaded syrk costs thread
-        hand-overs, badly so on a busy machine.
+        block of rows: the columns are copied and weighted into a buffer of a
+        few thousand rows (a slice when they are one contiguous run or nearly
+        one, the few columns inside it that are not wanted dropped from the
+        product afterwards; a gather by the compiled copy kernel otherwise),
+        with the weighted residuals as one more column, and BLAS syrk
+        accumulates the buffer's symmetric product in place: M and b from one
+        product per block. Few blocks: each switch between the single-threaded
+        copying and the threaded syrk costs thread hand-overs, badly so on a
+        busy machine.
         """
         J = ev.jacobian
         n = J.shape[0]
@@ -337,7 +340,7 @@ class _Solver:
         # columns inside, e.g. occupancies): a slightly wider syrk costs less than a
         # gather (15,060 x 858 of 891: 8 % more syrk, against a gather of a third of it)
         span = int(cols[-1]) - int(cols[0]) + 1 if k else 0
-        run = (int(cols[0]), int(cols[0]) + span) if span * span <= _SPAN_SLACK * k * k else None
+        run = (int(cols[0]), int(cols[0]) + span) if k and span**2 <= _SPAN_SLACK * k * k else None
         w = span if run is not None else k  # columns of the products
         # the weighted residuals ride along as column w: one syrk gives
         # [[Aᵀ A, .], [rᵀ A, .]], i.e. M and b, in one pass over the block
