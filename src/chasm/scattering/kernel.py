@@ -29,7 +29,11 @@ sf_block
     F and (optionally) the engine-ordered Jacobian of a block of reflections.
 scatter
     Copy engine columns of a block into the caller's columns (optionally as
-    ga dA/dp + gb dB/dp, the chain rule to a real observable).
+    ga dA/dp + gb dB/dp, the chain rule to a real observable); also the
+    solver's weighted gather of scattered Jacobian columns.
+radial_block
+    The radial tables <j_l>(kappa' K) and their kappa' derivatives of a
+    block of reflections (each engine thread makes those of its blocks).
 """
 
 from __future__ import annotations
