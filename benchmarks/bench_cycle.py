@@ -26,7 +26,12 @@ is a median of --runs runs; the ratio is the median of the per-run ratios
 cycle / floor. Target: cycle <= 2 x floor (issue 21). The breakdown times each phase on
 its own (same calls), so its sum differs a little from the cycle.
 
-Usage: python benchmarks/bench_cycle.py [--runs 7]
+With --cpu (and CHASM_ENGINE_THREADS=1 OPENBLAS_NUM_THREADS=1 in the
+environment) every time is the CPU time of the one thread doing the work
+(time.thread_time): the one-thread ratio, far less sensitive to other
+processes on a busy machine than the wall-clock ratio of the default threads.
+
+Usage: python benchmarks/bench_cycle.py [--runs 7] [--cpu]
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import statistics
 import numpy as np
 import scipy
 
-from bench_sf import hc_models, load_problem, median_time
+from bench_sf import hc_models, load_problem, median_time, use_cpu_clock
 from chasm.io.shelx_hkl import Reflections
 from chasm.refine.parameters import apply_values, parameters_from_model
 from chasm.refine.solver import Dataset, _Solver
@@ -47,6 +52,10 @@ from chasm.refine.xray_refinement import XrayRefinement
 from chasm.scattering.engine import StructureFactorEngine
 
 TARGET = 2.0  # issue 21 (was 3 × the floor, issue 3)
+CPU_HELP = (
+    "time with time.thread_time (needs CHASM_ENGINE_THREADS=1 OPENBLAS_NUM_THREADS=1): "
+    "one-thread CPU-time ratios, robust to the load of other processes"
+)
 
 
 def blas_name() -> str:
@@ -154,7 +163,11 @@ def simulated_problem(seed: int = 7):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=7)
-    runs = max(5, ap.parse_args().runs)
+    ap.add_argument("--cpu", action="store_true", help=CPU_HELP)
+    args = ap.parse_args()
+    runs = max(5, args.runs)
+    if args.cpu:
+        use_cpu_clock()
 
     crystal, models, refl, source = simulated_problem()
     ref = XrayRefinement(crystal, models, refl)

@@ -26,7 +26,8 @@ median of --runs runs; the ratio is the median of the per-run ratios
 cycle / floor. Target: cycle ≤ 3 × floor. The breakdown times each phase on
 its own (same calls), per data set kind and per phase.
 
-Usage: python benchmarks/bench_joint.py [--runs 7] [--no-route]
+Usage: python benchmarks/bench_joint.py [--runs 7] [--no-route] [--cpu] (--cpu: as in
+bench_cycle.py, one-thread CPU time)
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ import time
 
 import numpy as np
 
-from bench_cycle import against_floor, load_average, machine, one_cycle, print_ratio
-from bench_sf import median_time
+from bench_cycle import CPU_HELP, against_floor, load_average, machine, one_cycle, print_ratio
+from bench_sf import median_time, use_cpu_clock
 from chasm.examples import seed
 from chasm.refine.solver import Dataset, _Solver
 
@@ -98,8 +99,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--no-route", action="store_true", help="skip part 1 (cycle at the start)")
+    ap.add_argument("--cpu", action="store_true", help=CPU_HELP)
     args = ap.parse_args()
     runs = max(5, args.runs)
+    if args.cpu:
+        use_cpu_clock()
 
     print(machine())
     print(f"load average at start: {load_average()}")

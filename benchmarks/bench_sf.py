@@ -85,12 +85,30 @@ def hc_models(crystal, rng):
     return models
 
 
+#: the clock of median_time: wall time, or this thread's CPU time (use_cpu_clock)
+CLOCK = {"now": time.perf_counter}
+
+
+def use_cpu_clock() -> None:
+    """Time with time.thread_time (CPU of this thread): one-thread ratios robust to load.
+
+    Only meaningful when nothing runs on other threads, so CHASM_ENGINE_THREADS
+    and OPENBLAS_NUM_THREADS must both be 1 (set before the process starts).
+    """
+    for var in ("CHASM_ENGINE_THREADS", "OPENBLAS_NUM_THREADS"):
+        if os.environ.get(var) != "1":
+            raise SystemExit(f"--cpu needs {var}=1 in the environment (one-thread CPU time)")
+    CLOCK["now"] = time.thread_time
+    print("clock: time.thread_time (CPU time of one thread; engine and BLAS on one thread)")
+
+
 def median_time(fn, runs):
     times = []
+    now = CLOCK["now"]
     for _ in range(runs):
-        t0 = time.perf_counter()
+        t0 = now()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(now() - t0)
     return statistics.median(times)
 
 

@@ -479,16 +479,35 @@ def test_set_variance_factors_are_unbiased(scheme, weight, monkeypatch):
     assert np.max(np.abs(run(300, 7) / true_s2 - 1.0)) > 0.05
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba gather", "numpy gather"])
 @pytest.mark.parametrize("constrained", [False, True], ids=["T = 1", "T sparse"])
-@pytest.mark.parametrize("pattern", ["run", "scattered", "none"])
-def test_normal_part_over_the_non_zero_columns_equals_the_dense_product(pattern, constrained):
-    """A set's M and b from its non-zero columns only equal c (J T)ᵀ W (J T), c (J T)ᵀ W r."""
+@pytest.mark.parametrize("pattern", ["run", "scattered", "far", "none", "all"])
+def test_normal_part_over_the_non_zero_columns_equals_the_dense_product(
+    pattern, constrained, compiled, monkeypatch
+):
+    """A set's M and b from its non-zero columns only equal c (J T)ᵀ W (J T), c (J T)ᵀ W r.
+
+    The columns are sliced as one run (pattern "run", and "none" or "scattered"
+    with few zero columns inside the run) or gathered ("far": half the columns
+    zero), by the compiled kernel or by numpy; "all": a set without any
+    non-zero column.
+    """
     from chasm.refine.solver import _ROWS, _Solver
+    from chasm.scattering import kernel
+
+    if not compiled:
+        monkeypatch.setattr(kernel, "HAVE_NUMBA", False)
 
     rng = np.random.default_rng(11)
     n, p = _ROWS + 700, 40  # two row blocks
     J = rng.normal(size=(n, p))
-    zero = {"run": np.r_[0:5, 30:40], "scattered": np.r_[1, 4, 9, 22, 23, 37], "none": []}
+    zero = {
+        "run": np.r_[0:5, 30:40],
+        "scattered": np.r_[1, 4, 9, 22, 23, 37],
+        "far": np.r_[1:40:2],
+        "none": [],
+        "all": np.arange(p),  # a set that sees none of the parameters
+    }
     J[:, zero[pattern]] = 0.0
     T = np.eye(p)
     if constrained:  # parameter 7 fixed, 12 tied to 11 (p12 = 2 p11): sparse T_U

@@ -40,7 +40,7 @@ Populations of the density basis are rotated through the orthonormal basis
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from math import pi, sqrt
 
 import numpy as np
@@ -162,14 +162,22 @@ def lm_labels(lmax: int) -> list[str]:
     Returns
     -------
     list of str
+        A new list on every call (made once per lmax: parameter names are
+        looked up in it for every parameter written, thousands of times a
+        refinement).
     """
+    return list(_lm_labels(int(lmax)))
+
+
+@cache
+def _lm_labels(lmax: int) -> tuple[str, ...]:
     labels = []
     for l, m in lm_index(lmax):
         if m == 0:
             labels.append(f"{l}0")
         else:
             labels.append(f"{l}{abs(m)}{'+' if m > 0 else '-'}")
-    return labels
+    return tuple(labels)
 
 
 def density_norms(lmax: int) -> np.ndarray:

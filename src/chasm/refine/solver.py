@@ -80,12 +80,14 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sps
 from numpy.typing import ArrayLike
-from scipy.linalg.lapack import dpocon
+from scipy.linalg.blas import dsyrk as _dsyrk
+from scipy.linalg.lapack import dpocon, dtrtri
 
 from chasm.errors import ChasmError, InputError
 from chasm.refine.blas import blas_threads
 from chasm.refine.problem import Dataset, Evaluation, Restraints, SolverOptions
 from chasm.refine.results import CycleInfo, DatasetFit, FitResult
+from chasm.scattering import kernel as _kernel
 
 __all__ = [
     "RefinementError",
@@ -103,6 +105,8 @@ __all__ = [
 SCHEMES = ("unit", "nlog", "log")
 _ROWS = 4096  # rows of J per block when forming the normal matrix
 _BLOCK_BYTES = 1 << 25  # at most 32 MiB per block (fewer rows when J is wide)
+#: a set's columns are sliced as one run (not gathered) when run width² <= this x count²
+_SPAN_SLACK = 1.25
 #: OpenBLAS threads of the Cholesky factorisation, rcond and M⁻¹ below FACTOR_THREADS_UP_TO
 #: reduced parameters (above it, and for the normal matrix itself, the default). Measured on
 #: the 2-core machine of docs/benchmarks.md (chol + rcond + M⁻¹, medians): at loads 8-13,
@@ -164,24 +168,43 @@ class _System:
     ms: np.ndarray  # M / (d d^T)
     bs: np.ndarray  # b / d
     chol: tuple[np.ndarray, bool]
-    inv_s: np.ndarray  # (M / (d d^T))^-1
     grads: list[np.ndarray]  # c_e (J_e T)^T W_e r_e, one per set
     parts: list[np.ndarray] | None  # M_e, kept on request
+    _li: np.ndarray | None = None  # L⁻¹ of the Cholesky factor, made on first use
+    _inv: np.ndarray | None = None
+
+    @property
+    def inv_s(self) -> np.ndarray:
+        """(M / (d dᵀ))⁻¹ = L⁻ᵀ L⁻¹, formed on first use (only the su's are needed per cycle)."""
+        if self._inv is None:
+            li = self._l_inverse()
+            self._inv = li.T @ li
+        return self._inv
+
+    def _l_inverse(self) -> np.ndarray:
+        if self._li is None:
+            with blas_threads(_factor_threads(len(self.bs))):
+                self._li = _tril_inverse(self.chol[0])  # zeros above the diagonal
+        return self._li
 
     def step(self, lam: float) -> np.ndarray:
         ds: np.ndarray
         if lam == 0.0:
-            ds = sla.cho_solve(self.chol, self.bs, check_finite=False)
+            ds = _cho_solve(self.chol[0], self.bs)
         else:
             a = self.ms + lam * np.eye(len(self.bs))
-            ds = sla.cho_solve((np.linalg.cholesky(a), True), self.bs, check_finite=False)
+            ds = _cho_solve(np.linalg.cholesky(a), self.bs)
         dz: np.ndarray = ds / self.d
         return dz
 
     def su_unit(self) -> np.ndarray:
-        """sqrt(diag M^-1)."""
-        su: np.ndarray = np.sqrt(np.diag(self.inv_s)) / self.d
-        return su
+        """sqrt(diag M⁻¹): the column norms of L⁻¹ (M⁻¹ itself is not formed)."""
+        if self._inv is not None:
+            su: np.ndarray = np.sqrt(np.diag(self._inv)) / self.d
+            return su
+        li = self._l_inverse()
+        out: np.ndarray = np.sqrt(np.einsum("ij,ij->j", li, li)) / self.d
+        return out
 
 
 class _Solver:
@@ -290,7 +313,7 @@ class _Solver:
             )
         if np.any(~np.isfinite(w)) or np.any(w < 0.0) or np.any(~np.isfinite(y_obs)):
             raise InputError(f"data set {name!r}: weights must be finite and ≥ 0, y_obs finite")
-        if not (np.all(np.isfinite(y_calc)) and np.all(np.isfinite(J))):
+        if not (np.all(np.isfinite(y_calc)) and _all_finite(J)):
             raise RefinementError(f"data set {name!r}: calculated values or derivatives not finite")
         return Evaluation(y_obs, y_calc, w, J)
 
@@ -317,12 +340,15 @@ class _Solver:
         parameters it does not see: the X-ray set in the spin populations,
         the neutron sets in most multipoles); the zero rows and columns of
         the set's matrix are filled in afterwards. J is read block of rows by
-        block of rows: the columns are copied (a slice when they are one
-        contiguous run, a gather otherwise) and weighted in a buffer of a few
-        thousand rows, whose symmetric product (``A.T @ A``, which numpy
-        hands to BLAS syrk) is accumulated. Few blocks: each switch between
-        numpy's single-threaded copying and the threaded syrk costs thread
-        hand-overs, badly so on a busy machine.
+        block of rows: the columns are copied and weighted into a buffer of a
+        few thousand rows (a slice when they are one contiguous run or nearly
+        one, the few columns inside it that are not wanted dropped from the
+        product afterwards; a gather by the compiled copy kernel otherwise),
+        with the weighted residuals as one more column, and BLAS syrk
+        accumulates the buffer's symmetric product in place: M and b from one
+        product per block. Few blocks: each switch between the single-threaded
+        copying and the threaded syrk costs thread hand-overs, badly so on a
+        busy machine.
         """
         J = ev.jacobian
         n = J.shape[0]
@@ -332,22 +358,40 @@ class _Solver:
         live = _nonzero_columns(J, used)  # positions in `used` of the non-zero columns
         cols = used[live]
         u, k = used.size, cols.size
-        Mk = np.zeros((k, k))
-        gk = np.zeros(k)
-        run = (int(cols[0]), int(cols[-1]) + 1) if k and cols[-1] - cols[0] == k - 1 else None
-        rows = min(_ROWS, max(256, _BLOCK_BYTES // (8 * max(k, 1))))  # wide J: fewer rows
-        buf = np.empty((min(n, rows), k))
-        prod = np.empty((k, k))  # one work matrix, not a fresh one per block
+        # the columns are sliced as one run when they nearly are one (a few fixed
+        # columns inside, e.g. occupancies): a slightly wider syrk costs less than a
+        # gather (15,060 x 858 of 891: 8 % more syrk, against a gather of a third of it)
+        span = int(cols[-1]) - int(cols[0]) + 1 if k else 0
+        run = (int(cols[0]), int(cols[0]) + span) if k and span**2 <= _SPAN_SLACK * k * k else None
+        w = span if run is not None else k  # columns of the products
+        # the weighted residuals ride along as column w: one syrk gives
+        # [[Aᵀ A, .], [rᵀ A, .]], i.e. M and b, in one pass over the block
+        rows = min(_ROWS, max(256, _BLOCK_BYTES // (8 * (w + 1))))  # wide J: fewer rows
+        buf = np.empty((min(n, rows), w + 1))
+        target = none = none_i = none_1 = None
+        if run is None and k and _kernel.HAVE_NUMBA:  # position in A of each column of J
+            target = np.full(J.shape[1], -1, dtype=np.intp)
+            target[cols] = np.arange(k)
+            none, none_i, none_1 = np.empty((0, 0)), np.empty(0, dtype=np.intp), np.empty(0)
+        acc = np.zeros((w + 1, w + 1), order="F")  # lower triangle accumulated in place
         for b0 in range(0, n if k else 0, rows):
             b1 = min(n, b0 + rows)
-            A = buf[: b1 - b0]
+            B = buf[: b1 - b0]
+            A = B[:, :w]
             if run is not None:
                 np.multiply(J[b0:b1, run[0] : run[1]], sw[b0:b1, None], out=A)
+            elif target is not None:  # gathered and weighted in one compiled pass
+                _kernel.scatter(J[b0:b1], none, target, none_i, sw[b0:b1], none_1, 2, A, none)
             else:
                 np.take(J[b0:b1], cols, axis=1, out=A)
                 A *= sw[b0:b1, None]
-            Mk += np.matmul(A.T, A, out=prod)
-            gk += rw[b0:b1] @ A
+            B[:, w] = rw[b0:b1]
+            acc = _syrk_lower(B, acc)
+        Mk, gk = acc[:w, :w], acc[w, :w].copy()
+        if run is not None and w != k:  # drop the run's zero (or unused) columns
+            pick = cols - run[0]
+            Mk, gk = Mk[np.ix_(pick, pick)], gk[pick]
+        Mk = _symmetrise(Mk)  # (a view of acc when nothing was dropped: no copy)
         if k == u:
             M, g = Mk, gk
         else:
@@ -378,6 +422,7 @@ class _Solver:
             if parts is not None:
                 parts.append(Me)
         assert M is not None  # _Solver refuses an empty list of data sets
+        del Me  # (the first set's matrix may be M itself: freed with it below)
         if not (np.all(np.isfinite(M)) and np.all(np.isfinite(b))):
             raise RefinementError("normal equations are not finite (overflow in weights?)")
         d2 = np.diag(M).copy()
@@ -396,19 +441,17 @@ class _Solver:
         correction = self._curvature(state, grads) if curvature else None
         if correction is None:
             del M  # not needed any more: one k x k array less at the factorisation
-        with blas_threads(FACTOR_THREADS if self.k < FACTOR_THREADS_UP_TO else None):
+        with blas_threads(_factor_threads(self.k)):
             if correction is not None:  # the score's own curvature, when positive definite
                 mc = (M + correction) / np.outer(d, d)
                 chol, rcond = _factor(mc)
                 if chol is not None and rcond >= self.opts.singular_tol:
-                    inv = _inverse_from_cholesky(chol[0])
-                    return _System(d, mc, b / d, chol, inv, grads, parts)
+                    return _System(d, mc, b / d, chol, grads, parts)
             chol, rcond = _factor(ms)
             if chol is None or rcond < self.opts.singular_tol:
                 self._raise_singular(ms)
             assert chol is not None  # _raise_singular raised otherwise
-            inv = _inverse_from_cholesky(chol[0])
-        return _System(d, ms, b / d, chol, inv, grads, parts)
+        return _System(d, ms, b / d, chol, grads, parts)
 
     def _curvature(self, state: _State, grads: list[np.ndarray]) -> np.ndarray | None:
         """−2 Σ_e k_e b_e b_eᵀ: what turns M into half the Hessian of NLOG or LOG (None: UNIT).
@@ -778,29 +821,37 @@ def su_z_test(system: _System, s2: float) -> np.ndarray:
     return su
 
 
-def _inverse_from_cholesky(low: np.ndarray) -> np.ndarray:
-    """M⁻¹ = L⁻ᵀ L⁻¹ from the lower Cholesky factor L (exactly symmetric: syrk)."""
-    li = _tril_inverse(low)
-    inv: np.ndarray = li.T @ li
-    return inv
+def _cho_solve(low: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """x with L Lᵀ x = b for a C-ordered lower factor L, without copying L.
 
-
-def _tril_inverse(low: np.ndarray, leaf: int = 96) -> np.ndarray:
-    """Inverse of a lower-triangular matrix by recursive 2 x 2 blocking.
-
-    [[A, 0], [B, C]]⁻¹ = [[A⁻¹, 0], [-C⁻¹ B A⁻¹, C⁻¹]]: the work is in matrix
-    products (numpy's BLAS), about a third of a general inverse.
+    LAPACK wants Fortran order: Lᵀ is L's memory read in Fortran order, the
+    upper factor U = Lᵀ of the same matrix (scipy would copy a C-ordered L,
+    a k x k array at the memory peak of every step).
     """
-    n = len(low)
-    if n <= leaf:
-        small: np.ndarray = np.tril(np.linalg.inv(low)) if n else low.copy()
-        return small
-    h = n // 2
-    ai, ci = _tril_inverse(low[:h, :h], leaf), _tril_inverse(low[h:, h:], leaf)
-    out = np.zeros_like(low)
-    out[:h, :h], out[h:, h:] = ai, ci
-    out[h:, :h] = -(ci @ (low[h:, :h] @ ai))
+    x: np.ndarray = sla.cho_solve((low.T, False), b, check_finite=False)
+    return x
+
+
+def _factor_threads(k: int) -> int | None:
+    """OpenBLAS threads of the factorisation and inverse of k parameters (None: default)."""
+    return FACTOR_THREADS if k < FACTOR_THREADS_UP_TO else None
+
+
+def _tril_inverse(low: np.ndarray) -> np.ndarray:
+    """Inverse of a lower-triangular matrix (LAPACK trtri on a copy; the upper triangle stays 0)."""
+    inv, info = dtrtri(low, lower=1)
+    if info != 0:
+        raise SingularMatrixError("singular Cholesky factor", [], [])
+    out: np.ndarray = inv
     return out
+
+
+def _all_finite(a: np.ndarray) -> bool:
+    """Every entry of a finite: one sum (any inf or NaN makes it non-finite), exact when not."""
+    with np.errstate(all="ignore"):
+        if np.isfinite(np.sum(a)):  # a finite sum of finite numbers; NaN and inf propagate
+            return True
+    return bool(np.all(np.isfinite(a)))  # an overflowing sum says nothing: look at each
 
 
 def _nonzero_columns(J: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -821,10 +872,29 @@ def _scaled(M: np.ndarray, d: np.ndarray, rows: int = 256) -> np.ndarray:
     return out
 
 
-def _symmetrise(a: np.ndarray) -> np.ndarray:
-    """Copy the lower triangle of a square matrix onto its upper one (in place)."""
-    il = np.tril_indices(len(a), -1)
-    a[il[1], il[0]] = a[il]
+def _syrk_lower(B: np.ndarray, acc: np.ndarray) -> np.ndarray:
+    """acc + Bᵀ B in acc's lower triangle (BLAS syrk, in place; the upper triangle untouched).
+
+    B is a C-contiguous row block, acc a Fortran-ordered square matrix: Bᵀ is
+    read as the Fortran matrix it is, without a copy, and the sum is formed by
+    BLAS itself (no k x k temporary, no symmetric copy per block).
+    """
+    out: np.ndarray = _dsyrk(1.0, B.T, beta=1.0, c=acc, trans=0, lower=1, overwrite_c=1)
+    return out
+
+
+def _symmetrise(a: np.ndarray, block: int = 256) -> np.ndarray:
+    """Copy the lower triangle of a square matrix onto its upper one (in place).
+
+    Block of columns by block of columns: no index arrays or temporaries of
+    the matrix's size (for k = 3,429 those were 141 MiB at the memory peak).
+    """
+    n = len(a)
+    for j0 in range(0, n, block):
+        j1 = min(n, j0 + block)
+        d = a[j0:j1, j0:j1]
+        d[...] = np.tril(d) + np.tril(d, -1).T
+        a[j0:j1, j1:] = a[j1:, j0:j1].T
     return a
 
 

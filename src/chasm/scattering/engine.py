@@ -507,7 +507,7 @@ class StructureFactorEngine:
         counter = itertools.count()
 
         def run(sk) -> None:
-            work = self._work_arrays(call, jacobian, step)
+            work = self._work_arrays(call, jacobian, step) + self._radial_work(call, step)
             while (k := next(counter)) < n_blocks:
                 sl = slice(k * step, min(n, (k + 1) * step))
                 self._compiled_block(sl, F, sk, call, args, jacobian, work)
@@ -535,9 +535,20 @@ class StructureFactorEngine:
         dB = np.empty((step, n_e)) if want_imag else none2
         return np.empty((step, n_e)), dB, none2, np.empty(0)
 
+    def _radial_work(self, call: _Call, step: int) -> tuple:
+        """One thread's radial tables for a block of reflections ((rows, step); last row 0)."""
+        if call.radial_plan is None:
+            return np.zeros((1, 1)), np.zeros((1, 1))
+        rows = len(call.radial_plan[1]) + 1
+        return np.zeros((rows, step)), np.zeros((rows, step))
+
     def _compiled_block(self, sl: slice, F, sinks, call, args, jacobian, work) -> None:
         """One block of reflections by the kernels (module :mod:`chasm.scattering.kernel`)."""
-        dA, dB, none2, none1 = work
+        dA, dB, none2, none1, jl, djl = work
+        head, tail = args
+        if call.radial_plan is not None:  # this block's radial tables, columns from sl.start
+            _kernel.radial_block(sl.start, sl.stop, *call.radial_plan, jacobian, jl, djl)
+        args = (*head, jl, djl, sl.start, *tail)
         if not jacobian:
             _kernel.sf_block(sl.start, sl.stop, *args, self.centric, False, False, F, none2, none2)
             return
@@ -561,8 +572,12 @@ class StructureFactorEngine:
             _kernel.scatter(a, b, t_re, t_im, none1, none1, 0, sinks.re.rows(sl), im)
         sinks.flush(sl)
 
-    def _kernel_args(self, call: _Call) -> tuple:
-        """The arrays :func:`chasm.scattering.kernel.sf_block` reads, in its order."""
+    def _kernel_args(self, call: _Call) -> tuple[tuple, tuple]:
+        """The arrays :func:`chasm.scattering.kernel.sf_block` reads, in its order.
+
+        Two parts: those before and those after the radial tables (jl, djl and
+        their first column's reflection), which each thread makes for its block.
+        """
         k = self._kernel_fixed()
         n_at = len(call.X)
         models = self.models
@@ -583,17 +598,13 @@ class StructureFactorEngine:
             coef = self.clm[:L2] * plm[j, :L2]
             wrot[:, j, :L2] = np.einsum("okm,m->ok", self._rotations_cached(a), coef)
         n = len(self.hkl)
-        if call.radial is None:
-            jl = djl = np.zeros((1, n))
-            rad_index = np.zeros((1, 0), dtype=np.intp)
-        else:
-            jl, djl, rad_index = call.radial
+        rad_index = np.zeros((1, 0), dtype=np.intp) if call.radial is None else call.radial[2]
         fv = np.zeros((0, n)) if call.fv is None else call.fv.T
         dfv = np.zeros((0, n)) if call.dfv is None else call.dfv.T
         pv = np.zeros(0) if call.pv is None else call.pv
         kappa = np.zeros(0) if call.kappa is None else call.kappa
         tabs = call.phase_tables or [np.zeros((1, 1), dtype=complex)] * 3
-        return (
+        head = (
             *k[:3],
             k[3],
             *tabs,
@@ -621,14 +632,15 @@ class StructureFactorEngine:
             k[9],
             k[8],
             _SIGN_L,
-            jl,
-            djl,
+        )
+        tail = (
             np.ascontiguousarray(rad_index, dtype=np.intp),
             fv,
             dfv,
             np.ascontiguousarray(pv, dtype=float),
             np.ascontiguousarray(kappa, dtype=float),
         )
+        return head, tail
 
     def _rotations_cached(self, a: int) -> np.ndarray:
         """D((M^T Q_o)^T) of atom a (:meth:`_rotations_for`), kept while its frame is unchanged."""
@@ -755,7 +767,8 @@ class StructureFactorEngine:
             ]
         call.anomalous = bool(np.any(self.fanom != 0))
         if hc.size:
-            call.radial = self._radial(hc, jacobian)
+            jl, djl, index, call.radial_plan = self._radial(hc, jacobian, deferred=compiled)
+            call.radial = (jl, djl, index)
         if hc.size and not compiled:
             rotations = [self._rotations_for(models[a]) for a in hc]
             call.wang = self._angular_weights(hc, rotations)
@@ -943,13 +956,21 @@ class StructureFactorEngine:
             put(call.cols_kappa_prime, dk * occ[call.hc_sel])
         sinks.flush(sl)
 
-    def _radial(self, hc, jacobian: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _radial(
+        self, hc, jacobian: bool, deferred: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple | None]:
         """<j_l>(K) with zeta kappa' and d/dkappa', once per distinct (l, n_l, zeta kappa').
 
         Returns the distinct transforms and their derivatives, (n_distinct + 1, n), the
         last row zero, and for every (l, HC atom) the row to use, (lmax+1, n_hc): the
         zero row beyond the atom's lmax. The transforms of one (l, n_l) are computed
-        together.
+        together. With ``deferred`` (the compiled engine) the tables are not made
+        (None): the fourth item is the plan of
+        :func:`chasm.scattering.kernel.radial_block`, by which each engine thread
+        fills tables of its block of reflections just before using them (the same
+        numbers, on every core instead of one, and (rows, 128) per thread instead of
+        (rows, n): 130 MiB for 132 atoms and 16,555 reflections); otherwise it is
+        None.
         """
         K = self.K
         users: dict = {}  # (l, n_l, zeta kappa', zeta) -> [(l, HC atom)]
@@ -962,23 +983,30 @@ class StructureFactorEngine:
             same.setdefault(key[:2], []).append(key)
         index = np.full((self.lmax + 1, len(hc)), len(users), dtype=np.intp)
         # the tables are private to one compute call: reuse the last call's arrays
+        # (none with ``deferred``: the threads make tables of their blocks)
         shape = (len(users) + 1, len(K))
-        if self._radial_tables is None or self._radial_tables[0].shape != shape:
-            self._radial_tables = (np.zeros(shape), np.zeros(shape))
-        jl, djl = self._radial_tables
+        if deferred:
+            jl = djl = None
+        else:
+            if self._radial_tables is None or self._radial_tables[0].shape != shape:
+                self._radial_tables = (np.zeros(shape), np.zeros(shape))
+            jl, djl = self._radial_tables
         row = 0
+        plan: list = []
         for (l, n_l), keys in same.items():
             zk = np.array([key[2] for key in keys])
-            v, dv = _slater_bessel_kappa(
-                l, n_l, zk, zk / np.array([key[3] for key in keys]), K, jacobian
-            )
-            jl[row : row + len(keys)] = v
-            djl[row : row + len(keys)] = 0.0 if dv is None else dv
+            kp = zk / np.array([key[3] for key in keys])
+            if deferred:
+                plan += [(l, n_l, z, k) for z, k in zip(zk, kp, strict=True)]
+            else:
+                v, dv = _slater_bessel_kappa(l, n_l, zk, kp, K, jacobian)
+                jl[row : row + len(keys)] = v
+                djl[row : row + len(keys)] = 0.0 if dv is None else dv
             for key in keys:
                 for lh in users[key]:
                     index[lh] = row
                 row += 1
-        return jl, djl, index
+        return jl, djl, index, (_radial_plan(plan, K) if deferred else None)
 
     @staticmethod
     def _radial_block(radial, which: int, sl: slice) -> np.ndarray:
@@ -1109,6 +1137,7 @@ class _Call:
     anomalous: bool = False
     wang: np.ndarray | None = None
     radial: tuple | None = None
+    radial_plan: tuple | None = None  # the compiled engine's tables are filled block by block
     fv: np.ndarray | None = None
     dfv: np.ndarray | None = None
     pv: np.ndarray | None = None
@@ -1194,6 +1223,34 @@ def _slater_bessel_kappa(l: int, n: int, zk, kappa_prime, K: np.ndarray, derivat
         bracket -= l * t * p
     front /= np.asarray(kappa_prime, dtype=float)[:, None]
     return value, front * bracket
+
+
+def _radial_plan(rows: list, K: np.ndarray) -> tuple:
+    """Arguments of :func:`chasm.scattering.kernel.radial_block` for table rows (l, n_l, zk, kp).
+
+    The polynomials of :func:`_radial_polynomials` of every row side by side
+    (offsets and lengths), so that the kernel evaluates exactly what
+    :func:`_slater_bessel_kappa` does.
+    """
+    polys = [_radial_polynomials(int(l), int(n)) for l, n, _, _ in rows]
+    vlen = np.array([len(v) for v, _, _ in polys], dtype=np.intp)
+    slen = np.array([len(sp) for _, sp, _ in polys], dtype=np.intp)
+    voff = np.concatenate([[0], np.cumsum(vlen)[:-1]]).astype(np.intp)
+    soff = np.concatenate([[0], np.cumsum(slen)[:-1]]).astype(np.intp)
+    cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
+    return (
+        np.ascontiguousarray(K, dtype=float),
+        np.array([int(r[0]) for r in rows], dtype=np.intp),
+        np.array([p for _, _, p in polys], dtype=np.intp),
+        np.array([float(r[2]) for r in rows]),
+        np.array([float(r[3]) for r in rows]),
+        voff,
+        vlen,
+        soff,
+        slen,
+        cat([v for v, _, _ in polys]),
+        cat([sp for _, sp, _ in polys]),
+    )
 
 
 @cache

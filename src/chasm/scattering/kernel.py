@@ -29,7 +29,11 @@ sf_block
     F and (optionally) the engine-ordered Jacobian of a block of reflections.
 scatter
     Copy engine columns of a block into the caller's columns (optionally as
-    ga dA/dp + gb dB/dp, the chain rule to a real observable).
+    ga dA/dp + gb dB/dp, the chain rule to a real observable); also the
+    solver's weighted gather of scattered Jacobian columns.
+radial_block
+    The radial tables <j_l>(kappa' K) and their kappa' derivatives of a
+    block of reflections (each engine thread makes those of its blocks).
 """
 
 from __future__ import annotations
@@ -147,6 +151,7 @@ def sf_block(
     sign_l,
     jl,
     djl,
+    joff,
     rad_index,
     fv,
     dfv,
@@ -169,7 +174,8 @@ def sf_block(
     uhat (n, 3), fsph (atom, n), rot (o, n_hc, 3, 3) the matrices M^T Q_o,
     plm (n_hc, 25) P_lm, wrot (o, n_hc, 25) c_lm P_lm rotated onto y(h) (F
     alone), ylm (n, 25) y(h), cnorm (25) c_lm N_lm (harmonics' coefficients),
-    jl/djl (rows, n) radial tables with rad_index (lmax+1, n_hc), fv/dfv
+    jl/djl (rows, n') radial tables whose column n - joff is reflection n, with
+    rad_index (lmax+1, n_hc), fv/dfv
     (n_val, n) (rows of reflections: each thread reads its part of a row).
     """
     n_ops = hs.shape[0]
@@ -204,9 +210,9 @@ def sf_block(
             far = fa_re[a]
             fai = fa_im[a]
             for l in range(L):
-                jl_l[l] = FOUR_PI * sign_l[l] * jl[rad_index[l, h], n]
+                jl_l[l] = FOUR_PI * sign_l[l] * jl[rad_index[l, h], n - joff]
                 if jacobian:
-                    djl_l[l] = FOUR_PI * sign_l[l] * djl[rad_index[l, h], n]
+                    djl_l[l] = FOUR_PI * sign_l[l] * djl[rad_index[l, h], n - joff]
             gR = 0.0
             gI = 0.0
             for k in range(3):
@@ -391,6 +397,70 @@ def sf_block(
         F[n] = complex(f_re, f_im)
 
 
+@_jit
+def _ipow(a, p):  # pragma: no cover - compiled
+    """a**p (p >= 1) by the squarings of engine._int_power, in the same order."""
+    out = 0.0
+    have = False
+    base = a
+    while True:
+        if p & 1:
+            out = out * base if have else base
+            have = True
+        p >>= 1
+        if p == 0:
+            return out
+        base = base * base
+
+
+@_jit
+def _poly(coef, off, n, t):  # pragma: no cover - compiled
+    """sum_k coef[off + k] t^k by Horner's rule, in the order of engine._horner."""
+    if n == 1:
+        return coef[off]
+    out = coef[off + n - 1] * t
+    out += coef[off + n - 2]
+    for k in range(n - 3, -1, -1):
+        out *= t
+        out += coef[off + k]
+    return out
+
+
+@_jit
+def radial_block(
+    r0, r1, K, ls, power, zk, kp, voff, vlen, soff, slen, vcoef, scoef, derivative, jl, djl
+):  # pragma: no cover - compiled
+    """Radial tables <j_l>(K) (and d/dkappa') of reflections r0 <= n < r1, row by row.
+
+    Column n - r0 of jl (djl) is reflection n.
+
+    Row j is the Slater-Bessel transform of engine._slater_bessel_kappa with
+    l = ls[j], zeta kappa' = zk[j], kappa' = kp[j], its polynomials at
+    vcoef[voff[j]:][:vlen[j]] and scoef[soff[j]:][:slen[j]] and x^power[j]:
+    the same operations in the same order, hence the same numbers.
+    """
+    for j in range(ls.shape[0]):
+        l = ls[j]
+        z = zk[j]
+        for n in range(r0, r1):
+            k = K[n]
+            inv = math.sqrt(k * k + z * z)
+            inv = 1.0 / inv
+            x = z * inv
+            y = k * inv
+            front = _ipow(x, power[j])
+            if l:
+                front *= _ipow(y, l)
+            t = x * x
+            p = _poly(vcoef, voff[j], vlen[j], t)
+            jl[j, n - r0] = front * p
+            if derivative:
+                b = _poly(scoef, soff[j], slen[j], t) * (y * y)
+                if l:
+                    b -= l * t * p
+                djl[j, n - r0] = (front / kp[j]) * b
+
+
 _SCATTER_SIGNATURE = (
     "void(f8[:, :], f8[:, :], intp[::1], intp[::1], f8[::1], f8[::1], int64, f8[:, :], f8[:, :])"
 )
@@ -399,13 +469,17 @@ _SCATTER_SIGNATURE = (
 _COMPILE_LOCK = threading.Lock()
 
 
+_SCATTER_READY = [False]  # compiled (reading the dispatcher's signatures costs ~50 µs a call)
+
+
 def scatter(dA, dB, target_re, target_im, ga, gb, mode, out_re, out_im) -> None:
     """:func:`_scatter`, compiled once for arrays of any layout (not once per layout)."""
-    if HAVE_NUMBA and not _scatter.signatures:
+    if HAVE_NUMBA and not _SCATTER_READY[0]:
         with _COMPILE_LOCK:  # the engine's threads may all arrive here first
             if not _scatter.signatures:
                 _scatter.compile(_SCATTER_SIGNATURE)
                 _scatter.disable_compile()
+            _SCATTER_READY[0] = True
     _scatter(dA, dB, target_re, target_im, ga, gb, int(mode), out_re, out_im)
 
 
