@@ -315,3 +315,5 @@ class SplitAtom:
 
 
 AtomModel = SphericalAtom | HansenCoppensAtom | NuclearAtom | SplitAtom
+#: What the structure-factor engine evaluates for one atom (a split atom is two or three).
+EngineModel = SphericalAtom | HansenCoppensAtom | NuclearAtom
