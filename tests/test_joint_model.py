@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from chasm.crystal.structure import Atom, Crystal
-from chasm.density.model import HansenCoppensAtom, SplitAtom
+from chasm.density.model import HansenCoppensAtom, NuclearAtom, SphericalAtom, SplitAtom
 from chasm.io.shelx_hkl import Reflections
 from chasm.neutron.rcif import PndDataset
 from chasm.neutron.structure_factors import nuclear_structure_factors
@@ -72,6 +72,25 @@ def test_xray_view_is_the_charge_model():
     charge = [m.charge_model() if isinstance(m, SplitAtom) else m for m in split]
     f_ref = StructureFactorEngine(copy.deepcopy(cr), charge, HKL).compute().F
     assert np.max(np.abs(f_view - f_ref)) < 1e-10 * np.max(np.abs(f_ref))
+
+
+def test_every_model_answers_charge_model_and_spin_parts():
+    """charge_model() and spin_parts() on every model type: no caller switches on the type."""
+    rng = np.random.default_rng(5)
+    split, _ = _models(rng)
+    cu, o = split[0], split[2]
+    plain = [o, SphericalAtom("C"), NuclearAtom("Ni", 10.3)]
+    for m in plain:  # one density: the model itself, no spin parts
+        assert m.charge_model() is m
+        assert m.spin_parts() == (None, None)
+    up, dn = cu.spin_parts()
+    assert up is cu.up and dn is cu.dn
+    charge = cu.charge_model()  # P = P(up) + P(dn), element by element
+    assert isinstance(charge, HansenCoppensAtom) and charge is not cu.up
+    assert charge.pv == pytest.approx(cu.up.pv + cu.dn.pv)
+    for k in range(25):
+        assert charge.plm[k] == pytest.approx(cu.up.plm[k] + cu.dn.plm[k])
+    assert charge.pc == cu.pc and charge.kappa == cu.up.kappa
 
 
 def test_magnetic_view_is_the_spin_density():

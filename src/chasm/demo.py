@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from chasm.density.model import SplitAtom
 from chasm.examples import seed
 from chasm.io.atomic import write_text_atomic
 from chasm.io.su_format import format_su
@@ -119,9 +118,9 @@ def _maps(ref, out: Path) -> list[Path]:
     cr, models = ref.crystal, ref.models
     plane = Plane.through_atoms(cr, ["Cu1", "O1", "N1"], size=(6.0, 6.0), step=0.08, centre=0)
     pts = plane.points
-    charge = [m.charge_model() if isinstance(m, SplitAtom) else m for m in models]
-    up = [m.up if isinstance(m, SplitAtom) else None for m in models]
-    dn = [m.dn if isinstance(m, SplitAtom) else None for m in models]
+    charge = [m.charge_model() for m in models]
+    up = [m.spin_parts()[0] for m in models]
+    dn = [m.spin_parts()[1] for m in models]
     files = []
     deform = deformation_density(cr, charge, pts)
     path = out / "deformation_Cu1_O1_N1.png"

@@ -17,7 +17,7 @@ density-normalised real harmonics in the atom's local frame.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import numpy as np
 
@@ -27,8 +27,24 @@ from chasm.density.radial import default_slater
 IAM_SOURCES = ("it92", "koga")
 
 
+class _WholeAtom:
+    """What an atom with one density (not spin-split) answers; :class:`SplitAtom` differs.
+
+    Callers that need the charge density or the spin parts of any model ask the
+    model (``m.charge_model()``, ``m.spin_parts()``) instead of switching on its type.
+    """
+
+    def charge_model(self) -> Self:
+        """The model of the atom's charge density: the atom itself."""
+        return self
+
+    def spin_parts(self) -> tuple[None, None]:
+        """The spin-up and spin-down parts: none (only a split atom has them)."""
+        return None, None
+
+
 @dataclass
-class SphericalAtom:
+class SphericalAtom(_WholeAtom):
     """Independent-atom-model form factor of a free (or ionic) atom.
 
     Parameters
@@ -64,7 +80,7 @@ class SphericalAtom:
 
 
 @dataclass
-class HansenCoppensAtom:
+class HansenCoppensAtom(_WholeAtom):
     """Hansen-Coppens pseudo-atom parameters.
 
     Parameters
@@ -138,7 +154,7 @@ class HansenCoppensAtom:
 
 
 @dataclass
-class NuclearAtom:
+class NuclearAtom(_WholeAtom):
     """A nucleus for neutron scattering: a constant coherent scattering length.
 
     Parameters
@@ -294,6 +310,10 @@ class SplitAtom:
         """Spin multipoles P↑ − P↓ (μB)."""
         return self.up.plm - self.dn.plm
 
+    def spin_parts(self) -> tuple[HansenCoppensAtom, HansenCoppensAtom]:
+        """The spin-up and spin-down parts (``up``, ``dn``)."""
+        return self.up, self.dn
+
     def charge_model(self) -> HansenCoppensAtom:
         """The unsplit charge model: P = P↑ + P↓ (κ, κ' of the up part)."""
         u = self.up
@@ -315,3 +335,5 @@ class SplitAtom:
 
 
 AtomModel = SphericalAtom | HansenCoppensAtom | NuclearAtom | SplitAtom
+#: What the structure-factor engine evaluates for one atom (a split atom is two or three).
+EngineModel = SphericalAtom | HansenCoppensAtom | NuclearAtom

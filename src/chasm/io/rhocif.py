@@ -232,17 +232,19 @@ def _loop(tags: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def _check_input(crystal: Crystal, models: list) -> None:
+    """One written model per atom, each a type rhoCIF holds, a charge model's frame sound."""
     if len(models) != len(crystal.atoms):
         raise ValueError(
             f"{len(crystal.atoms)} atoms but {len(models)} density models: give one per atom"
         )
     for atom, model in zip(crystal.atoms, models, strict=True):
         _word(atom.label, "atom label")
-        if not isinstance(model, SphericalAtom | HansenCoppensAtom):
+        if not isinstance(model, SphericalAtom | HansenCoppensAtom | SplitAtom):
             raise TypeError(
                 f"atom {atom.label}: density model {type(model).__name__} cannot be written "
                 "(expected SphericalAtom, HansenCoppensAtom or SplitAtom)"
             )
+        model = model.charge_model()  # (what the standard multipole items hold)
         if isinstance(model, HansenCoppensAtom):
             frame = np.asarray(model.frame, dtype=float)
             if frame.shape != (3, 3) or not np.all(np.isfinite(frame)):
@@ -511,8 +513,8 @@ def rhocif_text(
         for atom, m in zip(crystal.atoms, models, strict=True):
             if isinstance(m, SplitAtom):
                 _word(f"{atom.label}.up", "spin part id")
-    charge = [m.charge_model() if isinstance(m, SplitAtom) else m for m in models]
-    _check_input(crystal, charge)
+    _check_input(crystal, models)
+    charge = [m.charge_model() for m in models]
     lines = _header(crystal, extra)
     lines += _atom_loops(crystal)
     lines += _multipole_loops(crystal, charge)

@@ -215,14 +215,15 @@ def hund_moment(l_shell: int, n: int) -> tuple[float, float, float, float]:
 
 
 #: (first Z, last Z, l, electrons below the shell, usual charges)
-_SHELLS = (
+MAGNETIC_SHELLS = (
     (21, 30, 2, 18, (2, 3)),  # 3d: d^n, n = Z − 18 − charge
     (39, 48, 2, 36, (2, 3, 4)),  # 4d
     (72, 80, 2, 68, (2, 3, 4)),  # 5d (after 4f14)
-    (57, 71, 3, 54, (3,)),  # 4f: Ln3+ 4f^(Z−57); Sm, Eu, Yb also 2+ (_DIVALENT)
+    (57, 71, 3, 54, (3,)),  # 4f: Ln3+ 4f^(Z−57); Sm, Eu, Yb also 2+ (DIVALENT_LANTHANIDES)
     (89, 103, 3, 86, (3, 4, 5, 6)),  # 5f: U3+ 5f3, U4+ 5f2
 )
-_DIVALENT = {"Sm", "Eu", "Tm", "Yb"}
+#: lanthanides with a usual 2+ ion besides 3+ (max_moment; project.pnd_init)
+DIVALENT_LANTHANIDES = {"Sm", "Eu", "Tm", "Yb"}
 #: orbital allowance (μB) above the spin-only moment of a d ion (quenched L; Co²⁺ ≈ 1)
 D_ORBITAL_ALLOWANCE = 1.0
 
@@ -240,10 +241,10 @@ def max_moment(element: str) -> float | None:
         z = int(periodictable.elements.symbol(element).number)
     except ValueError:
         return None
-    for first, last, l_shell, core, charges in _SHELLS:
+    for first, last, l_shell, core, charges in MAGNETIC_SHELLS:
         if not first <= z <= last:
             continue
-        if element in _DIVALENT:
+        if element in DIVALENT_LANTHANIDES:
             charges = (2, *charges)
         best = 0.0
         for q in charges:

@@ -539,7 +539,7 @@ def _structure_model(crystal, models, datasets, model: dict):
     )
 
 
-def _conventions_note(project: Project) -> str | None:
+def conventions_note(project: Project) -> str | None:
     """One line when a cryspy rcif is refined with chasm's own constants."""
     if project.data["model"]["conventions"] != "chasm":
         return None
@@ -552,7 +552,10 @@ def _conventions_note(project: Project) -> str | None:
     )
 
 
-def _stage_data(built_entries: dict[str, list[str]], names: list[str], s: dict, i: int, src):
+def stage_data(
+    built_entries: dict[str, list[str]], names: list[str], s: dict, i: int, src: str
+) -> list[str] | None:
+    """The data sets stage i fits (``s["data"]``: set names or entry names), None: all."""
     if s["data"] is None:
         return None
     out: list[str] = []
@@ -658,7 +661,7 @@ def build(project: Project) -> Built:
     if len(set(names)) != len(names):
         raise InputError(f"datasets: data-set names are not unique: {names}", src)
     c = d["constraints"]
-    notes = [n for n in [_conventions_note(project)] if n]
+    notes = [n for n in [conventions_note(project)] if n]
     text = _text(project)
     if c["total_spin"] is not None:
         if not split:
@@ -715,7 +718,7 @@ def build(project: Project) -> Built:
             if s["fix"]
             else []
         )
-        data = _stage_data(entries, names, s, i, src)
+        data = stage_data(entries, names, s, i, src)
         stages.append(
             Stage(s["name"], free, fix, s["smin"], s["smax"], s["max_cycles"], s["tol"], data)
         )

@@ -320,10 +320,10 @@ def build_pnd(project: Project):
     """The :class:`~chasm.project.build.Built` of a PND-only project (module docstring)."""
     from chasm.project.build import (
         Built,
-        _conventions_note,
-        _stage_data,
         add_user_constraints,
+        conventions_note,
         expand,
+        stage_data,
     )
     from chasm.project.restraints import add_restraints
     from chasm.refine.problem import SolverOptions
@@ -362,7 +362,7 @@ def build_pnd(project: Project):
         )
     cache = {Path(pnd.path).resolve(): pnd}
     datasets, entries, notes = _datasets(project, spin, cache)
-    notes = [n for n in [_conventions_note(project)] if n] + notes
+    notes = [n for n in [conventions_note(project)] if n] + notes
     models = [SphericalAtom(a.element) for a in crystal.atoms]
     r = d["refinement"]
     options = SolverOptions(
@@ -380,7 +380,7 @@ def build_pnd(project: Project):
     for i, s in enumerate(d["stages"]):
         free = expand(p, crystal, s["free"], f"stages[{i}].free ({s['name']})")
         fix = expand(p, crystal, s["fix"], f"stages[{i}].fix ({s['name']})") if s["fix"] else []
-        data = _stage_data(entries, names, s, i, src)
+        data = stage_data(entries, names, s, i, src)
         stages.append(
             Stage(s["name"], free, fix, s["smin"], s["smax"], s["max_cycles"], s["tol"], data)
         )

@@ -35,7 +35,7 @@ import periodictable
 
 from chasm.crystal.structure import parse_type_symbol
 from chasm.errors import InputError
-from chasm.neutron.magnetic_ff import _DIVALENT, _SHELLS, hund_moment
+from chasm.neutron.magnetic_ff import DIVALENT_LANTHANIDES, MAGNETIC_SHELLS, hund_moment
 from chasm.neutron.rcif import PndFile, RcifBlock, read_rcif
 from chasm.neutron.rcif_sites import is_dummy
 
@@ -67,10 +67,10 @@ def open_shell(type_symbol: str) -> tuple[str, int, int, float] | None:
     except (ValueError, AttributeError):
         return None
     names = {(21, 2): "3d", (39, 2): "4d", (72, 2): "5d", (57, 3): "4f", (89, 3): "5f"}
-    for first, last, l_shell, core, charges in _SHELLS:
+    for first, last, l_shell, core, charges in MAGNETIC_SHELLS:
         if not first <= z <= last:
             continue
-        q = charge or (3 if l_shell == 3 or element in _DIVALENT else charges[0])
+        q = charge or (3 if l_shell == 3 or element in DIVALENT_LANTHANIDES else charges[0])
         n = z - core - q
         if 0 < n < 2 * (2 * l_shell + 1):
             spin, orbital, j, gj = hund_moment(l_shell, n)
@@ -258,7 +258,7 @@ def _parameter_names(cryst, sites: dict) -> dict[str, list[str]]:
     """The spin parameters each site's model will have (site symmetry applied)."""
     from chasm.neutron.magnetic_ff import IonFormFactor
     from chasm.neutron.rcif_sites import rcif_crystal
-    from chasm.refine.pnd_data import SpinSite, _site_columns, moment_site_columns
+    from chasm.refine.pnd_data import SpinSite, moment_site_columns, site_columns
 
     crystal, _ = rcif_crystal(cryst, {a.type_symbol: 1.0 for a in cryst.atoms})
     table = IonFormFactor("none", (0.0,) * 7, None, None)  # shapes do not matter here
@@ -269,9 +269,9 @@ def _parameter_names(cryst, sites: dict) -> dict[str, list[str]]:
             site = SpinSite(lab, table, vector=s["moment"])
             cols = moment_site_columns(crystal, index, site, cryst.time_reversal)
         elif s["model"] == "chi_iso":
-            cols = _site_columns(crystal, index, SpinSite(lab, table, chi=[0] * 6, isotropic=True))
+            cols = site_columns(crystal, index, SpinSite(lab, table, chi=[0] * 6, isotropic=True))
         else:
-            cols = _site_columns(crystal, index, SpinSite(lab, table, chi=s["chi"]))
+            cols = site_columns(crystal, index, SpinSite(lab, table, chi=s["chi"]))
         out[lab] = [c[0] for c in cols]
     return out
 

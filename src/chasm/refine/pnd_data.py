@@ -152,6 +152,7 @@ __all__ = [
     "PndOptions",
     "PndData",
     "moment_site_columns",
+    "site_columns",
     "local_axis",
 ]
 
@@ -345,7 +346,7 @@ class PndSpinModel:
                     "ferromagnetic or paramagnetic site; this magnetic group has time-reversed "
                     "operations (an antiferromagnet): give the ordered moment (vector) instead"
                 )
-            for name, chi6, start in _site_columns(crystal, index, site):
+            for name, chi6, start in site_columns(crystal, index, site):
                 self._columns.append(_Column(name, site, index, chi6))
                 self.values[name] = start
 
@@ -640,7 +641,7 @@ def local_axis(
     return axis
 
 
-def _site_columns(
+def site_columns(
     crystal: Crystal, index: int, site: SpinSite
 ) -> list[tuple[str, np.ndarray | None, float]]:
     """(name, χ6 per unit value or None, start value) of the parameters of one site."""

@@ -381,6 +381,7 @@ class _Solver:
             if run is not None:
                 np.multiply(J[b0:b1, run[0] : run[1]], sw[b0:b1, None], out=A)
             elif target is not None:  # gathered and weighted in one compiled pass
+                assert none is not None and none_i is not None and none_1 is not None
                 _kernel.scatter(J[b0:b1], none, target, none_i, sw[b0:b1], none_1, 2, A, none)
             else:
                 np.take(J[b0:b1], cols, axis=1, out=A)

@@ -56,9 +56,9 @@ from chasm.density.databank import spherical_atom
 from chasm.density.harmonics import lm_labels
 from chasm.density.model import (
     AtomModel,
+    EngineModel,
     HansenCoppensAtom,
     NuclearAtom,
-    SphericalAtom,
     SplitAtom,
 )
 from chasm.errors import InputError
@@ -94,8 +94,6 @@ VIEW_KINDS = ("xray", "nuclear", "magnetic")
 BASES = ("updown", "chargespin")
 _SPINS = ("up", "dn")
 
-#: What the engine evaluates for one engine atom (a split atom is two or three of them).
-EngineModel = SphericalAtom | HansenCoppensAtom | NuclearAtom
 #: One target of a split-atom parameter: (spin "up"/"dn", kind "Pv"/"kappa"/"P21+"..., coefficient)
 Target = tuple[str, str, float]
 #: The recipe of a split atom: (parameter name, its targets) per parameter

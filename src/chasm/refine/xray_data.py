@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -48,7 +48,7 @@ from chasm.scattering.xray import (
 
 if TYPE_CHECKING:
     from chasm.crystal.structure import Crystal
-    from chasm.density.model import AtomModel
+    from chasm.density.model import AtomModel, EngineModel
     from chasm.refine.structure_model import EngineView, StructureModel
 
 __all__ = ["XrayOptions", "XrayData", "UndData", "EXTINCTION_MODELS", "WEIGHT_SCHEMES"]
@@ -207,7 +207,8 @@ class XrayData:
     ) -> StructureFactorEngine:
         if self._view is not None:
             return self._view.engine(hkl)
-        return StructureFactorEngine(crystal, models, hkl)
+        # without a structure's view there are no split atoms (StructureModel splits them)
+        return StructureFactorEngine(crystal, cast("Sequence[EngineModel]", models), hkl)
 
     def _observed(self) -> tuple[np.ndarray, np.ndarray]:
         """F² and σ(F²) of the kept reflections (both checked present on construction)."""

@@ -138,9 +138,7 @@ def _rebuild(folder: Path | None, result: dict):
 
 
 def _charge(models) -> list:
-    from chasm.density.model import SplitAtom
-
-    return [m.charge_model() if isinstance(m, SplitAtom) else m for m in models]
+    return [m.charge_model() for m in models]
 
 
 def has_spin(models) -> bool:
@@ -189,10 +187,8 @@ def plane_field(model: ResultModel, plane, kind: str) -> tuple[np.ndarray, dict,
                 "the model has no spin-split atoms, so there is no spin density; "
                 "use --kind deformation (or refine a model with magnetic atoms)"
             )
-        from chasm.density.model import SplitAtom
-
-        up = [m.up if isinstance(m, SplitAtom) else None for m in models]
-        dn = [m.dn if isinstance(m, SplitAtom) else None for m in models]
+        up = [m.spin_parts()[0] for m in models]
+        dn = [m.spin_parts()[1] for m in models]
         return spin_density(cr, up, dn, pts), {"kind": "spin"}, ""
     if kind == "laplacian":
         from chasm.topology.density_derivatives import DensityField

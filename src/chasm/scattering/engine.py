@@ -62,29 +62,55 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from math import factorial
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from chasm.density.harmonics import (
     density_to_wavefunction,
     rotation_matrix_full,
     wavefunction_harmonics,
+    wavefunction_norms,
 )
 from chasm.density.harmonics import lm_labels as _lm_labels
-from chasm.density.model import HansenCoppensAtom, NuclearAtom, SphericalAtom
+from chasm.density.model import EngineModel, HansenCoppensAtom, NuclearAtom, SphericalAtom
 from chasm.errors import InputError, ModelError
 from chasm.scattering import formfactors
 from chasm.scattering import kernel as _kernel
 
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chasm.crystal.structure import Atom, Crystal
+    from chasm.scattering.xray import RowFactors
+
 TWO_PI = 2.0 * np.pi
 FOUR_PI = 4.0 * np.pi
 U_LABELS = ("U11", "U22", "U33", "U12", "U13", "U23")
+#: Arguments of :func:`chasm.scattering.kernel.radial_block` after r0, r1 (:func:`_radial_plan`):
+#: K, l, power, zeta kappa', kappa', then offsets and lengths of the value and slope polynomials
+#: and the two coefficient arrays.
+RadialPlan = tuple[
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+]
 
 
-def atom_columns(atom, model) -> list[tuple[str, str]]:
+def atom_columns(atom: Atom, model: EngineModel) -> list[tuple[str, str]]:
     """Jacobian columns of one atom, in the engine's order, as (kind, group) pairs.
 
     kinds: x, y, z; U11 U22 U33 U12 U13 U23 (anisotropic) or Uiso; occ; for a
@@ -224,15 +250,15 @@ class StructureFactorEngine:
 
     def __init__(
         self,
-        crystal,
-        models,
-        hkl,
+        crystal: Crystal,
+        models: Sequence[EngineModel],
+        hkl: ArrayLike,
         block_size: int = 8192,
         anomalous: bool = True,
         centric_fast_path: bool = True,
-        dispersion_atoms=None,
+        dispersion_atoms: ArrayLike | None = None,
         backend: str | None = None,
-    ):
+    ) -> None:
         self.backend = engine_backend(backend)
         self.crystal = crystal
         self.models = list(models)
@@ -250,10 +276,10 @@ class StructureFactorEngine:
         self._setup_symmetry()
         self._setup_geometry()
         self._setup_layout()
-        self._plans: dict = {}
-        self._radial_tables: tuple | None = None
-        self._rot_cache: dict = {}
-        self._kfixed: tuple | None = None
+        self._plans: dict[tuple[bool, ColumnMap | None], tuple[_ColumnPlan, _ColumnPlan]] = {}
+        self._radial_tables: tuple[np.ndarray, np.ndarray] | None = None
+        self._rot_cache: dict[int, tuple[tuple[bytes, int], np.ndarray]] = {}
+        self._kfixed: tuple[np.ndarray, ...] | None = None
 
     # ------------------------------------------------------------------ setup
     def _setup_symmetry(self) -> None:
@@ -289,7 +315,7 @@ class StructureFactorEngine:
         hsi = np.rint(self.hs).astype(np.intp)
         self._kmin = hsi.min(axis=(0, 1)) if hsi.size else np.zeros(3, dtype=np.intp)
         self._kcount = (hsi.max(axis=(0, 1)) - self._kmin + 1) if hsi.size else np.ones(3, int)
-        self._kidx = np.moveaxis(hsi - self._kmin, -1, 0).copy()  # (3, o, n)
+        self._kidx: np.ndarray | None = np.moveaxis(hsi - self._kmin, -1, 0).copy()  # (3, o, n)
         if not np.array_equal(hsi, self.hs):  # rotations not integral: direct phases
             self._kidx = None
         self._eht = _unit_phase(np.einsum("nk,ok->on", h, self.trans))
@@ -315,7 +341,7 @@ class StructureFactorEngine:
             self.clm = density_to_wavefunction(self.lmax)
             self.l_of = np.concatenate([[l] * (2 * l + 1) for l in range(self.lmax + 1)])
         # spherical parts that do not change during a refinement
-        self._fixed_f = {}
+        self._fixed_f: dict[tuple[Any, ...], np.ndarray] = {}
         for m in self.models:
             key = self._fixed_key(m)
             if key not in self._fixed_f:
@@ -331,14 +357,14 @@ class StructureFactorEngine:
         )
 
     @staticmethod
-    def _fixed_key(m) -> tuple:
+    def _fixed_key(m: EngineModel) -> tuple[Any, ...]:
         if isinstance(m, SphericalAtom):
             return ("iam", m.source, m.element, m.charge)
         if isinstance(m, NuclearAtom):
             return ("nuclear", m.b)
         return ("core", m.element, m.charge, tuple(m.valence or ()))
 
-    def _fixed_form_factor(self, m) -> np.ndarray:
+    def _fixed_form_factor(self, m: EngineModel) -> np.ndarray:
         if isinstance(m, SphericalAtom):
             if m.source == "it92":
                 return formfactors.it92(m.element, self.stol)
@@ -346,7 +372,8 @@ class StructureFactorEngine:
         if isinstance(m, NuclearAtom):
             return np.full(len(self.stol), m.b)
         atom = formfactors.koga_atom(m.element, m.charge, tuple(m.valence) if m.valence else None)
-        return atom.core(self.stol)
+        core: np.ndarray = atom.core(self.stol)
+        return core
 
     def _setup_layout(self) -> None:
         names: list[str] = []
@@ -371,7 +398,7 @@ class StructureFactorEngine:
         self.parameter_names = names
 
     # ---------------------------------------------------------------- helpers
-    def _atom_arrays(self):
+    def _atom_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         atoms = self.crystal.atoms
         X = np.array([a.xyz for a in atoms], dtype=float)
         occ = np.array([a.occupancy for a in atoms], dtype=float)
@@ -381,6 +408,10 @@ class StructureFactorEngine:
         )
         uiso = np.array([a.uiso for a in atoms], dtype=float)
         return X, occ, aniso, U6, uiso
+
+    def _hc_atom(self, a: int) -> HansenCoppensAtom:
+        """The model of atom a, one of the Hansen-Coppens atoms (``_Call.hc``, ``_Call.val``)."""
+        return cast(HansenCoppensAtom, self.models[a])  # the indices are chosen by type
 
     def _rotations_for(self, m: HansenCoppensAtom) -> np.ndarray:
         """D((M^T Q_o)^T) for every operation: (n_ops, nlm, nlm)."""
@@ -406,7 +437,8 @@ class StructureFactorEngine:
         else:
             iso = -8.0 * np.pi**2 * self.stol**2 * float(a.uiso or 0.0)
             expo = np.broadcast_to(iso, phase.shape)
-        return (phase * np.exp(expo) * (a.occupancy / self.site_order[atom])).T
+        terms: np.ndarray = (phase * np.exp(expo) * (a.occupancy / self.site_order[atom])).T
+        return terms
 
     # -------------------------------------------------------------- compute
     def compute(
@@ -415,7 +447,7 @@ class StructureFactorEngine:
         real: bool = False,
         out: np.ndarray | None = None,
         column_map: ColumnMap | None = None,
-        row_factors=None,
+        row_factors: RowFactors | None = None,
     ) -> StructureFactors:
         """Evaluate F (and dF/dp when ``jacobian``) at the current parameters.
 
@@ -460,7 +492,16 @@ class StructureFactorEngine:
             self._block(slice(b0, min(n, b0 + step)), F, sinks, call)
         return res
 
-    def _sinks(self, res, call, jacobian, real, out, row_factors, step) -> _Output | None:
+    def _sinks(
+        self,
+        res: StructureFactors,
+        call: _Call,
+        jacobian: bool,
+        real: bool,
+        out: np.ndarray | None,
+        row_factors: RowFactors | None,
+        step: int,
+    ) -> _Output | None:
         """Where the Jacobian of a compute call goes (None: no Jacobian); sets res's arrays."""
         n = len(self.hkl)
         sinks = None
@@ -488,7 +529,9 @@ class StructureFactorEngine:
                 )
         return sinks
 
-    def _compute_compiled(self, F, sinks, call: _Call, jacobian: bool, step: int) -> None:
+    def _compute_compiled(
+        self, F: np.ndarray, sinks: _Output | None, call: _Call, jacobian: bool, step: int
+    ) -> None:
         """F (and the Jacobian into ``sinks``) by the compiled kernels, on several threads.
 
         The threads (:func:`engine_threads`) take blocks of reflections from a
@@ -506,7 +549,7 @@ class StructureFactorEngine:
         workers = max(1, min(engine_threads(), n // min_rows, n_blocks))
         counter = itertools.count()
 
-        def run(sk) -> None:
+        def run(sk: _Output | None) -> None:
             work = self._work_arrays(call, jacobian, step) + self._radial_work(call, step)
             while (k := next(counter)) < n_blocks:
                 sl = slice(k * step, min(n, (k + 1) * step))
@@ -525,7 +568,7 @@ class StructureFactorEngine:
             for fut in pending:
                 fut.result()
 
-    def _work_arrays(self, call: _Call, jacobian: bool, step: int) -> tuple:
+    def _work_arrays(self, call: _Call, jacobian: bool, step: int) -> tuple[np.ndarray, ...]:
         """One thread's arrays: dA/dp and dB/dp of a block in engine columns, and empties."""
         none2 = np.empty((0, 0))
         if not jacobian:
@@ -535,34 +578,45 @@ class StructureFactorEngine:
         dB = np.empty((step, n_e)) if want_imag else none2
         return np.empty((step, n_e)), dB, none2, np.empty(0)
 
-    def _radial_work(self, call: _Call, step: int) -> tuple:
+    def _radial_work(self, call: _Call, step: int) -> tuple[np.ndarray, np.ndarray]:
         """One thread's radial tables for a block of reflections ((rows, step); last row 0)."""
         if call.radial_plan is None:
             return np.zeros((1, 1)), np.zeros((1, 1))
         rows = len(call.radial_plan[1]) + 1
         return np.zeros((rows, step)), np.zeros((rows, step))
 
-    def _compiled_block(self, sl: slice, F, sinks, call, args, jacobian, work) -> None:
+    def _compiled_block(
+        self,
+        sl: slice,
+        F: np.ndarray,
+        sinks: _Output | None,
+        call: _Call,
+        args: tuple[tuple[Any, ...], tuple[Any, ...]],
+        jacobian: bool,
+        work: tuple[np.ndarray, ...],
+    ) -> None:
         """One block of reflections by the kernels (module :mod:`chasm.scattering.kernel`)."""
         dA, dB, none2, none1, jl, djl = work
         head, tail = args
         if call.radial_plan is not None:  # this block's radial tables, columns from sl.start
             _kernel.radial_block(sl.start, sl.stop, *call.radial_plan, jacobian, jl, djl)
-        args = (*head, jl, djl, sl.start, *tail)
         if not jacobian:
-            _kernel.sf_block(sl.start, sl.stop, *args, self.centric, False, False, F, none2, none2)
+            kargs = (*head, jl, djl, sl.start, *tail, self.centric, False, False, F, none2, none2)
+            _kernel.sf_block(sl.start, sl.stop, *kargs)
             return
+        assert sinks is not None  # a Jacobian has sinks (_sinks)
         # the block's Jacobian is made in the engine's column order in the work arrays,
         # then copied to the sinks' columns (times the row factors when there are any)
         want_imag = dB.size > 0
         t_re, t_im = (plan.target for plan in call.plans)
         nb = sl.stop - sl.start
-        _kernel.sf_block(sl.start, sl.stop, *args, self.centric, True, want_imag, F, dA, dB)
+        kargs = (*head, jl, djl, sl.start, *tail, self.centric, True, want_imag, F, dA, dB)
+        _kernel.sf_block(sl.start, sl.stop, *kargs)
         a = dA[:nb]
         b = dB[:nb] if want_imag else none2
         if sinks.row_factors is not None:
             ga, gb = (
-                np.require(np.broadcast_to(np.asarray(g, dtype=float), (nb,)), None, "CW")
+                np.require(np.broadcast_to(np.asarray(g, dtype=float), (nb,)), None, ("C", "W"))
                 for g in sinks.row_factors(sl, F[sl])
             )
             mode = 1 if want_imag else 2
@@ -572,7 +626,7 @@ class StructureFactorEngine:
             _kernel.scatter(a, b, t_re, t_im, none1, none1, 0, sinks.re.rows(sl), im)
         sinks.flush(sl)
 
-    def _kernel_args(self, call: _Call) -> tuple[tuple, tuple]:
+    def _kernel_args(self, call: _Call) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         """The arrays :func:`chasm.scattering.kernel.sf_block` reads, in its order.
 
         Two parts: those before and those after the radial tables (jl, djl and
@@ -591,7 +645,7 @@ class StructureFactorEngine:
         plm = np.zeros((call.hc.size, 25))
         wrot = np.zeros((n_ops, call.hc.size, 25))
         for j, a in enumerate(call.hc):
-            m = models[a]
+            m = self._hc_atom(a)
             rot[:, j] = np.asarray(m.frame, dtype=float).T @ self.q_ops
             L2 = (m.lmax + 1) ** 2
             plm[j, :L2] = np.asarray(m.plm, dtype=float)[:L2]
@@ -644,18 +698,16 @@ class StructureFactorEngine:
 
     def _rotations_cached(self, a: int) -> np.ndarray:
         """D((M^T Q_o)^T) of atom a (:meth:`_rotations_for`), kept while its frame is unchanged."""
-        m = self.models[a]
+        m = self._hc_atom(a)
         key = (np.asarray(m.frame, dtype=float).tobytes(), m.lmax)
         cached = self._rot_cache.get(a)
         if cached is None or cached[0] != key:
             cached = self._rot_cache[a] = (key, self._rotations_for(m))
         return cached[1]
 
-    def _kernel_fixed(self) -> tuple:
+    def _kernel_fixed(self) -> tuple[np.ndarray, ...]:
         """Kernel arrays that depend on the reflections and the layout only (made once)."""
         if self._kfixed is None:
-            from chasm.density.harmonics import _N as ylm_norm
-
             n = len(self.hkl)
             kidx = self._kidx if self._kidx is not None else np.zeros((3, 1, 1), dtype=np.intp)
             B = np.asarray(self.crystal.B, dtype=float)
@@ -668,7 +720,7 @@ class StructureFactorEngine:
             cnorm = np.zeros(25)
             ylm = np.zeros((n, 25))
             if self.lmax >= 0:
-                cnorm[: (self.lmax + 1) ** 2] = self.clm * ylm_norm[: (self.lmax + 1) ** 2]
+                cnorm[: (self.lmax + 1) ** 2] = self.clm * wavefunction_norms(self.lmax)
                 ylm[:, : (self.lmax + 1) ** 2] = self.ylm
             htc = self.ht / TWO_PI
             self._kfixed = (
@@ -696,7 +748,9 @@ class StructureFactorEngine:
                 cols.append(lay.occ)
         return np.array(sorted(cols), dtype=np.intp)
 
-    def _column_plans(self, real: bool, column_map: ColumnMap | None):
+    def _column_plans(
+        self, real: bool, column_map: ColumnMap | None
+    ) -> tuple[_ColumnPlan, _ColumnPlan]:
         """Where the real and the imaginary parts of each engine column are written."""
         key = (real, column_map)
         if key not in self._plans:
@@ -720,7 +774,11 @@ class StructureFactorEngine:
         return self._plans[key]
 
     def _prepare(
-        self, jacobian: bool, real: bool = False, column_map=None, compiled: bool = False
+        self,
+        jacobian: bool,
+        real: bool = False,
+        column_map: ColumnMap | None = None,
+        compiled: bool = False,
     ) -> _Call:
         """What depends on the current parameters but not on the reflection block."""
         X, occ, aniso, U6, uiso = self._atom_arrays()
@@ -736,7 +794,7 @@ class StructureFactorEngine:
         # stored atom by atom ((a, n): contiguous rows), used as (n, a) views
         fsph = np.empty((n_at, n))
         fv, dfv = np.empty((len(val), n)), np.empty((len(val), n))
-        cache: dict = {}
+        cache: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
         for a, m in enumerate(models):
             if isinstance(m, HansenCoppensAtom) and not (m.kappa > 0 and m.kappa_prime > 0):
                 raise ModelError(
@@ -770,13 +828,13 @@ class StructureFactorEngine:
             jl, djl, index, call.radial_plan = self._radial(hc, jacobian, deferred=compiled)
             call.radial = (jl, djl, index)
         if hc.size and not compiled:
-            rotations = [self._rotations_for(models[a]) for a in hc]
+            rotations = [self._rotations_for(self._hc_atom(a)) for a in hc]
             call.wang = self._angular_weights(hc, rotations)
         if not jacobian:
             return call
         call.fv, call.dfv = fv.T, dfv.T
-        call.pv = np.array([models[a].pv for a in val], dtype=float)
-        call.kappa = np.array([models[a].kappa for a in val], dtype=float)
+        call.pv = np.array([self._hc_atom(a).pv for a in val], dtype=float)
+        call.kappa = np.array([self._hc_atom(a).kappa for a in val], dtype=float)
         if compiled:
             call.plans = self._column_plans(real, column_map)
             return call
@@ -795,7 +853,9 @@ class StructureFactorEngine:
         call.groups = [] if not hc.size else self._multipole_groups(hc, rotations, targets)
         return call
 
-    def _multipole_groups(self, hc, rotations, targets) -> list[_MultipoleGroup]:
+    def _multipole_groups(
+        self, hc: np.ndarray, rotations: list[np.ndarray], targets: tuple[np.ndarray, ...]
+    ) -> list[_MultipoleGroup]:
         """HC atoms grouped by lmax, with their rotation blocks D^l side by side.
 
         D is block diagonal in l, so the P_lm columns of one l need only the
@@ -806,8 +866,9 @@ class StructureFactorEngine:
         for L in sorted({self.models[a].lmax + 1 for a in hc}):
             members = [k for k, a in enumerate(hc) if self.models[a].lmax + 1 == L]
             atoms = hc[members]
-            start = np.array([self.layout[a].plm.start for a in atoms])
-            D, cols = [], []
+            start = np.array([cast(slice, self.layout[a].plm).start for a in atoms])
+            D: list[np.ndarray] = []
+            cols: list[_Group] = []
             for l in range(L):
                 k0, k1 = l * l, (l + 1) ** 2
                 blocks = [rotations[k][:, k0:k1, k0:k1] * self.clm[k0:k1] for k in members]
@@ -821,7 +882,7 @@ class StructureFactorEngine:
             )
         return groups
 
-    def _block(self, sl: slice, F, sinks, call: _Call) -> None:
+    def _block(self, sl: slice, F: np.ndarray, sinks: _Output | None, call: _Call) -> None:
         hs = self.hs[:, sl]  # (o, nb, 3)
         quad = self.quad[:, sl]  # (o, nb, 6)
         s = self.stol[sl]
@@ -858,8 +919,10 @@ class StructureFactorEngine:
         fR = np.empty((n_ops, nb, n_at))
         fR[:] = call.fsph[sl]
         if hc.size:
+            radial = call.radial
+            assert call.wang is not None and radial is not None  # _prepare, with HC atoms
             ang = self._angular_sums(sl, call.wang)  # (nb, o, lmax+1, n_hc)
-            jl = self._radial_block(call.radial, 0, sl)  # (nb, lmax+1, n_hc)
+            jl = self._radial_block(radial, 0, sl)  # (nb, lmax+1, n_hc)
             mR, mI = _radial_sums(ang, jl)
             fR[:, :, call.hc_sel] += mR
             fI = np.zeros((n_ops, nb, n_at))
@@ -872,6 +935,7 @@ class StructureFactorEngine:
         else:
             XR, XI = C * fR, S * fR
         del fR
+        Gu: np.ndarray
         if centric:  # the inversion partner: 2 Re(E0 f) + 2 f_anom Re(E0)
             Gu = 2.0 * XR
             if call.anomalous:
@@ -892,9 +956,11 @@ class StructureFactorEngine:
         if sinks.row_factors is not None:
             ga, gb = (np.asarray(g, dtype=float) for g in sinks.row_factors(sl, F[sl]))
 
-        def put(cols: _Group, v):
+        def put(cols: _Group | None, v: np.ndarray) -> None:
+            assert sinks is not None and cols is not None  # set by _prepare with a Jacobian
             cols.write(sinks.re, sinks.im, sl, v, ga, gb)
 
+        Gx: np.ndarray
         if centric:
             Gx = -2.0 * XI
             if call.anomalous:
@@ -909,6 +975,7 @@ class StructureFactorEngine:
         Gsum = Gu.sum(axis=0)  # (nb, a)
         put(call.cols_occ, Gsum)
         ia, ii = call.ia, call.ii
+        assert call.cols_aniso is not None and call.cols_uiso is not None and ii is not None
         if call.cols_aniso.size:  # sum_o quad[o, n, k] Gu[o, n, a] for the six U_k: (n, k, a)
             du = _sum_ops_outer(quad, Gu[..., ia])
             du *= -2.0 * np.pi**2 * occ[ia]
@@ -919,6 +986,9 @@ class StructureFactorEngine:
 
         val = call.val_sel
         if call.val.size:
+            assert call.fv is not None and call.dfv is not None
+            assert call.pv is not None and call.kappa is not None
+            Esum: np.ndarray
             if centric:
                 Esum = 2.0 * C[:, :, val].sum(axis=0)
             else:
@@ -946,9 +1016,10 @@ class StructureFactorEngine:
                         put(cols, accS + 1j * accC if odd else accC + 1j * accS)
 
             # kappa': sum_l 4 pi i^l d<j_l>/dkappa' S_l, i.e. E0 (dkR + i dkI)
-            dkR, dkI = _radial_sums(ang, self._radial_block(call.radial, 1, sl))
+            assert radial is not None  # (as above: mypy forgets it across the blocks)
+            dkR, dkI = _radial_sums(ang, self._radial_block(radial, 1, sl))
             Ch, Sh = C[:, :, call.hc_sel], S[:, :, call.hc_sel]
-            dk = (Ch * dkR - Sh * dkI).sum(axis=0)
+            dk: np.ndarray = (Ch * dkR - Sh * dkI).sum(axis=0)
             if centric:
                 dk = 2.0 * dk
             else:
@@ -957,8 +1028,8 @@ class StructureFactorEngine:
         sinks.flush(sl)
 
     def _radial(
-        self, hc, jacobian: bool, deferred: bool = False
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple | None]:
+        self, hc: np.ndarray, jacobian: bool, deferred: bool = False
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, RadialPlan | None]:
         """<j_l>(K) with zeta kappa' and d/dkappa', once per distinct (l, n_l, zeta kappa').
 
         Returns the distinct transforms and their derivatives, (n_distinct + 1, n), the
@@ -973,18 +1044,21 @@ class StructureFactorEngine:
         None.
         """
         K = self.K
-        users: dict = {}  # (l, n_l, zeta kappa', zeta) -> [(l, HC atom)]
-        for h, a in enumerate(hc):
-            m = self.models[a]
+        users: dict[tuple[int, int, float, float], list[tuple[int, int]]] = {}
+        for h, a in enumerate(hc):  # (l, n_l, zeta kappa', zeta) -> [(l, HC atom)]
+            m = self._hc_atom(a)
+            assert m.n_l is not None and m.zeta is not None  # set by HansenCoppensAtom
             for l in range(m.lmax + 1):
                 users.setdefault((l, m.n_l[l], m.zeta * m.kappa_prime, m.zeta), []).append((l, h))
-        same: dict = {}
+        same: dict[tuple[int, int], list[tuple[int, int, float, float]]] = {}
         for key in users:
             same.setdefault(key[:2], []).append(key)
         index = np.full((self.lmax + 1, len(hc)), len(users), dtype=np.intp)
         # the tables are private to one compute call: reuse the last call's arrays
         # (none with ``deferred``: the threads make tables of their blocks)
         shape = (len(users) + 1, len(K))
+        jl: np.ndarray | None
+        djl: np.ndarray | None
         if deferred:
             jl = djl = None
         else:
@@ -992,13 +1066,14 @@ class StructureFactorEngine:
                 self._radial_tables = (np.zeros(shape), np.zeros(shape))
             jl, djl = self._radial_tables
         row = 0
-        plan: list = []
+        plan: list[tuple[int, int, float, float]] = []
         for (l, n_l), keys in same.items():
             zk = np.array([key[2] for key in keys])
             kp = zk / np.array([key[3] for key in keys])
             if deferred:
                 plan += [(l, n_l, z, k) for z, k in zip(zk, kp, strict=True)]
             else:
+                assert jl is not None and djl is not None
                 v, dv = _slater_bessel_kappa(l, n_l, zk, kp, K, jacobian)
                 jl[row : row + len(keys)] = v
                 djl[row : row + len(keys)] = 0.0 if dv is None else dv
@@ -1009,18 +1084,18 @@ class StructureFactorEngine:
         return jl, djl, index, (_radial_plan(plan, K) if deferred else None)
 
     @staticmethod
-    def _radial_block(radial, which: int, sl: slice) -> np.ndarray:
+    def _radial_block(radial: tuple[Any, ...], which: int, sl: slice) -> np.ndarray:
         """<j_l> (which 0) or d<j_l>/dkappa' (which 1) on a block, (nb, lmax+1, n_hc)."""
         rows = np.take(radial[which][:, sl], radial[2], axis=0)  # (lmax+1, n_hc, nb)
         return np.moveaxis(rows, -1, 0)  # a view: its users make new arrays from it anyway
 
-    def _angular_weights(self, hc, rotations) -> np.ndarray:
+    def _angular_weights(self, hc: np.ndarray, rotations: list[np.ndarray]) -> np.ndarray:
         """Rotated coefficients, (nlm, (o, lmax+1, n_hc)), zero beyond an atom's lmax."""
         lmax = self.lmax
         nlm = (lmax + 1) ** 2
         W = np.zeros((nlm, len(self.rot), lmax + 1, len(hc)))
         for k, a in enumerate(hc):
-            m = self.models[a]
+            m = self._hc_atom(a)
             L = m.lmax + 1
             coeff = self.clm[: L * L] * m.plm  # orthonormal-basis coefficients
             rc = np.einsum("okm,m->ok", rotations[k], coeff)  # rotated coefficients
@@ -1029,7 +1104,7 @@ class StructureFactorEngine:
                 W[k0:k1, :, l, k] = rc[:, k0:k1].T
         return W.reshape(nlm, -1)
 
-    def _angular_sums(self, sl, W) -> np.ndarray:
+    def _angular_sums(self, sl: slice, W: np.ndarray) -> np.ndarray:
         """sum_m a_lm y_lm(S h) for every op, l and HC atom, (nb, o, lmax+1, n_hc)."""
         S = _serial_matmul(self.ylm[sl], W)
         return S.reshape(S.shape[0], len(self.rot), self.lmax + 1, -1)
@@ -1046,7 +1121,7 @@ BACKENDS = ("numba", "numpy")
 _MIN_ROWS_F, _MIN_ROWS_JACOBIAN = 1024, 128
 # reflections per block of the compiled kernels for F alone
 _KERNEL_ROWS_F = 1024
-_POOLS: dict = {}
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def engine_threads() -> int:
@@ -1069,7 +1144,7 @@ def engine_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _pool(workers: int):
+def _pool(workers: int) -> ThreadPoolExecutor:
     """A shared thread pool with at least ``workers`` threads (made on first use).
 
     Pools are kept per process: a child made by fork has none of its
@@ -1117,8 +1192,8 @@ class _MultipoleGroup:
 
     atoms: slice | np.ndarray  # atom indices
     hc: slice | np.ndarray  # positions in the list of HC atoms (radial tables)
-    D: list  # per l: (2l+1, (o, m, atom)), c_lm-scaled rotation blocks side by side
-    cols: list  # per l: _Group of the P_lm in the same (m, atom) order
+    D: list[np.ndarray]  # per l: (2l+1, (o, m, atom)), c_lm-scaled rotation blocks side by side
+    cols: list[_Group]  # per l: _Group of the P_lm in the same (m, atom) order
 
 
 @dataclass
@@ -1133,16 +1208,17 @@ class _Call:
     hc: np.ndarray
     val: np.ndarray
     fsph: np.ndarray
-    phase_tables: list = field(default_factory=list)
+    phase_tables: list[np.ndarray] = field(default_factory=list)
     anomalous: bool = False
     wang: np.ndarray | None = None
-    radial: tuple | None = None
-    radial_plan: tuple | None = None  # the compiled engine's tables are filled block by block
+    radial: tuple[Any, ...] | None = None  # jl, djl (None when compiled), row index
+    # the compiled engine's tables are filled block by block
+    radial_plan: RadialPlan | None = None
     fv: np.ndarray | None = None
     dfv: np.ndarray | None = None
     pv: np.ndarray | None = None
     kappa: np.ndarray | None = None
-    plans: tuple = ()
+    plans: tuple[_ColumnPlan, ...] = ()
     cols_xyz: _Group | None = None
     cols_occ: _Group | None = None
     hc_sel: slice | np.ndarray | None = None
@@ -1154,7 +1230,7 @@ class _Call:
     cols_pv: _Group | None = None
     cols_kappa: _Group | None = None
     cols_kappa_prime: _Group | None = None
-    groups: list = field(default_factory=list)
+    groups: list[_MultipoleGroup] = field(default_factory=list)
 
 
 def _serial_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -1168,7 +1244,8 @@ def _serial_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     n = b.shape[1]
     rows = max(1, _SERIAL_GEMM // max(1, n * k))
     if rows >= m:
-        return a @ b
+        prod: np.ndarray = a @ b
+        return prod
     out = np.empty((m, n))
     for r in range(0, m, rows):
         np.matmul(a[r : r + rows], b, out=out[r : r + rows])
@@ -1185,7 +1262,9 @@ def _unit_phase(cycles: np.ndarray) -> np.ndarray:
     return out
 
 
-def _slater_bessel_kappa(l: int, n: int, zk, kappa_prime, K: np.ndarray, derivative: bool):
+def _slater_bessel_kappa(
+    l: int, n: int, zk: ArrayLike, kappa_prime: ArrayLike, K: np.ndarray, derivative: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
     """<j_l>(K) of Slater functions r^n exp(-zk r) and d<j_l>/dkappa', zk = zeta kappa'.
 
     Several exponents at once, (n_zk, n_K) each. With x = zk/rho, y = K/rho,
@@ -1205,10 +1284,10 @@ def _slater_bessel_kappa(l: int, n: int, zk, kappa_prime, K: np.ndarray, derivat
     engine needs of the general function).
     """
     value_poly, slope_poly, power = _radial_polynomials(l, n)
-    zk = np.asarray(zk, dtype=float)[:, None]
-    inv = np.sqrt(K * K + zk * zk)
+    zk2 = np.asarray(zk, dtype=float)[:, None]
+    inv = np.sqrt(K * K + zk2 * zk2)
     np.divide(1.0, inv, out=inv)
-    x = zk * inv
+    x = zk2 * inv
     y = np.multiply(K, inv, out=inv)
     front = _int_power(x, power)
     if l:
@@ -1225,7 +1304,7 @@ def _slater_bessel_kappa(l: int, n: int, zk, kappa_prime, K: np.ndarray, derivat
     return value, front * bracket
 
 
-def _radial_plan(rows: list, K: np.ndarray) -> tuple:
+def _radial_plan(rows: list[tuple[int, int, float, float]], K: np.ndarray) -> RadialPlan:
     """Arguments of :func:`chasm.scattering.kernel.radial_block` for table rows (l, n_l, zk, kp).
 
     The polynomials of :func:`_radial_polynomials` of every row side by side
@@ -1237,7 +1316,10 @@ def _radial_plan(rows: list, K: np.ndarray) -> tuple:
     slen = np.array([len(sp) for _, sp, _ in polys], dtype=np.intp)
     voff = np.concatenate([[0], np.cumsum(vlen)[:-1]]).astype(np.intp)
     soff = np.concatenate([[0], np.cumsum(slen)[:-1]]).astype(np.intp)
-    cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
+
+    def cat(parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0)
+
     return (
         np.ascontiguousarray(K, dtype=float),
         np.array([int(r[0]) for r in rows], dtype=np.intp),
@@ -1274,11 +1356,12 @@ def _radial_polynomials(l: int, n: int) -> tuple[np.ndarray, np.ndarray, int]:
     return c * gegen[p::2], c * slope[p::2], m + p
 
 
-def _horner(coef: np.ndarray, t: np.ndarray):
+def _horner(coef: np.ndarray, t: np.ndarray) -> np.ndarray | float:
     """sum_k coef[k] t^k."""
     if len(coef) == 1:
-        return coef[0]
-    out = coef[-1] * t
+        c0: float = coef[0]
+        return c0
+    out: np.ndarray = coef[-1] * t
     out += coef[-2]
     for c in coef[-3::-1]:
         out *= t
@@ -1288,12 +1371,14 @@ def _horner(coef: np.ndarray, t: np.ndarray):
 
 def _int_power(a: np.ndarray, p: int) -> np.ndarray:
     """a**p for an integer p >= 1 by repeated squaring (no pow calls)."""
-    out, base = None, a
+    out: np.ndarray | None = None
+    base = a
     while True:
         if p & 1:
             out = base.copy() if out is None else out * base
         p >>= 1
         if not p:
+            assert out is not None  # set at the highest bit of p
             return out
         base = base * base
 
@@ -1303,35 +1388,40 @@ def _radial_sums(ang: np.ndarray, radial: np.ndarray) -> tuple[np.ndarray, np.nd
 
     ang (nb, o, L, n_hc), radial (nb, L' >= L, n_hc); returns two (o, nb, n_hc) views.
     """
-    parts = [None, None]
+    parts: list[np.ndarray | None] = [None, None]
     for l in range(ang.shape[2]):
         term = ang[:, :, l] * (FOUR_PI * _SIGN_L[l] * radial[:, l])[:, None, :]
-        if parts[l % 2] is None:
+        part = parts[l % 2]
+        if part is None:
             parts[l % 2] = term
         else:
-            parts[l % 2] += term
-    if parts[1] is None:
-        parts[1] = np.zeros_like(parts[0])
-    return parts[0].transpose(1, 0, 2), parts[1].transpose(1, 0, 2)
+            part += term
+    even, odd = parts
+    assert even is not None  # l = 0 is always there
+    if odd is None:
+        odd = np.zeros_like(even)
+    return even.transpose(1, 0, 2), odd.transpose(1, 0, 2)
 
 
 def _sum_ops_outer(v: np.ndarray, g: np.ndarray) -> np.ndarray:
     """sum_o v[o, n, k] g[o, n, a] -> (n, k, a), v real, g real or complex."""
     if np.iscomplexobj(g):  # einsum's mixed real/complex path is slow
         return _sum_ops_outer(v, g.real) + 1j * _sum_ops_outer(v, g.imag)
-    return np.einsum("onk,ona->nka", v, g)
+    out: np.ndarray = np.einsum("onk,ona->nka", v, g)
+    return out
 
 
-def _sum_ops_weighted(p, w, y, negate: bool) -> np.ndarray:
+def _sum_ops_weighted(p: np.ndarray, w: np.ndarray, y: np.ndarray, negate: bool) -> np.ndarray:
     """(-) sum_o p[o, n, a] w[n, a] y[n, (o, m, a)] -> (n, (m, a))."""
     n, na = w.shape
     q = p.transpose(1, 0, 2) * (-w if negate else w)[:, None, :]  # (n, o, a)
-    return np.einsum("noma,noa->nma", y.reshape(n, len(p), -1, na), q).reshape(n, -1)
+    out: np.ndarray = np.einsum("noma,noa->nma", y.reshape(n, len(p), -1, na), q)
+    return out.reshape(n, -1)
 
 
-def _selector(index: np.ndarray) -> slice | np.ndarray:
+def _selector(indices: ArrayLike) -> slice | np.ndarray:
     """A slice when the indices are a contiguous increasing range (views, no copies)."""
-    index = np.asarray(index, dtype=np.intp).reshape(-1)
+    index = np.asarray(indices, dtype=np.intp).reshape(-1)
     if index.size and np.array_equal(index, np.arange(index[0], index[0] + index.size)):
         return slice(int(index[0]), int(index[0]) + index.size)
     return index
@@ -1346,12 +1436,12 @@ class _Columns:
     faster than fancy indexing.
     """
 
-    def __init__(self, cols):
-        cols = np.asarray(cols, dtype=np.intp)
+    def __init__(self, columns: ArrayLike) -> None:
+        cols = np.asarray(columns, dtype=np.intp)
         c2 = cols.reshape(1, -1) if cols.ndim == 1 else cols
         self.cols = cols.reshape(-1)
-        self.size = self.cols.size
-        self.affine = None
+        self.size: int = self.cols.size
+        self.affine: tuple[int, tuple[int, ...], int, int] | None = None
         if self.size:
             di = int(c2[1, 0] - c2[0, 0]) if c2.shape[0] > 1 else 0
             dj = int(c2[0, 1] - c2[0, 0]) if c2.shape[1] > 1 else 0
@@ -1360,7 +1450,9 @@ class _Columns:
             if np.array_equal(grid, c2) and di >= 0 and dj >= 0:
                 self.affine = (c0, c2.shape, di, dj)
 
-    def write(self, buf: np.ndarray, values, factor: np.ndarray | None = None) -> None:
+    def write(
+        self, buf: np.ndarray, values: np.ndarray | float, factor: np.ndarray | None = None
+    ) -> None:
         """buf[:, cols] = values (values of shape (rows, ...) with size columns, or a scalar).
 
         ``factor`` (one per row) multiplies the values on the way.
@@ -1369,13 +1461,14 @@ class _Columns:
             self.fill(self.strided(buf), values, factor)
             return
         if not np.isscalar(values):
-            values = values.reshape(len(buf), -1)
+            values = np.reshape(values, (len(buf), -1))
             if factor is not None:
                 values = values * factor[:, None]
         buf[:, self.cols] = values
 
     def strided(self, buf: np.ndarray) -> np.ndarray:
         """The (affine) columns of buf as a (rows, k, m) strided view."""
+        assert self.affine is not None  # callers check
         c0, shape, di, dj = self.affine
         row, col = buf.strides
         return np.lib.stride_tricks.as_strided(
@@ -1383,7 +1476,9 @@ class _Columns:
         )
 
     @staticmethod
-    def fill(view: np.ndarray, values, factor: np.ndarray | None = None) -> None:
+    def fill(
+        view: np.ndarray, values: np.ndarray | float, factor: np.ndarray | None = None
+    ) -> None:
         """view[...] = values (times factor, one per row), values reshaped to the view."""
         if np.isscalar(values):
             view[...] = values
@@ -1420,7 +1515,16 @@ class _ColumnPlan:
         What the output columns are (for a compact imaginary part); default all.
     """
 
-    def __init__(self, n_engine, sources, src, dst, coef, n_out, columns=None):
+    def __init__(
+        self,
+        n_engine: int,
+        sources: ArrayLike,
+        src: np.ndarray,
+        dst: np.ndarray,
+        coef: np.ndarray,
+        n_out: int,
+        columns: ArrayLike | None = None,
+    ) -> None:
         sources = np.asarray(sources, dtype=np.intp)
         by_src: dict[int, list[tuple[int, float]]] = {}
         for s, d, c in zip(src.tolist(), dst.tolist(), coef.tolist(), strict=True):
@@ -1448,9 +1552,9 @@ class _ColumnPlan:
         ]
 
 
-def _runs(entries) -> list:
+def _runs(entries: Iterable[tuple[int, int, float]]) -> list[list[Any]]:
     """(d, s, c) entries as runs d0..d1 <- s0..s1 of consecutive columns and one coefficient."""
-    out: list = []
+    out: list[list[Any]] = []
     for d, s, c in sorted(entries, key=lambda e: (e[1] - e[0], e[2], e[0])):
         if out and d == out[-1][1] + 1 and s == out[-1][3] + 1 and c == out[-1][4]:
             out[-1][1], out[-1][3] = d, s
@@ -1462,10 +1566,10 @@ def _runs(entries) -> list:
 class _Sink:
     """One part of the Jacobian being filled: the output rows, or a block buffer first."""
 
-    def __init__(self, plan: _ColumnPlan, out: np.ndarray, rows: int):
+    def __init__(self, plan: _ColumnPlan, out: np.ndarray, rows: int) -> None:
         self.plan, self.out = plan, out
         self.buf = None if plan.direct else np.zeros((rows, plan.width))
-        self._views: dict = {}
+        self._views: dict[_Columns, np.ndarray] = {}
 
     def clone(self) -> _Sink:
         """The same plan and output with a work buffer of its own."""
@@ -1478,7 +1582,13 @@ class _Sink:
             return self.out[sl]
         return self.buf[: sl.stop - sl.start]
 
-    def put(self, cols: _Columns, sl: slice, values, factor=None) -> None:
+    def put(
+        self,
+        cols: _Columns,
+        sl: slice,
+        values: np.ndarray | float,
+        factor: np.ndarray | None = None,
+    ) -> None:
         """Write a block's values to the columns ``cols`` (strided views made once per call)."""
         if cols.affine is None:
             cols.write(self.rows(sl), values, factor)
@@ -1510,7 +1620,7 @@ class _Output:
 
     re: _Sink
     im: _Sink | None
-    row_factors: object = None
+    row_factors: RowFactors | None = None
 
     def flush(self, sl: slice) -> None:
         self.re.flush(sl)
@@ -1531,7 +1641,7 @@ class _Group:
     whose columns are imaginary sources of the plan; none when there are none.
     """
 
-    def __init__(self, targets: tuple[np.ndarray, np.ndarray], index):
+    def __init__(self, targets: tuple[np.ndarray, ...], index: ArrayLike) -> None:
         index = np.asarray(index, dtype=np.intp)
         t_re, t_im = targets
         self.shape = index.shape
@@ -1551,7 +1661,15 @@ class _Group:
     def size(self) -> int:
         return self.re.size
 
-    def write(self, re: _Sink, im: _Sink | None, sl: slice, v, ga=None, gb=None) -> None:
+    def write(
+        self,
+        re: _Sink,
+        im: _Sink | None,
+        sl: slice,
+        v: np.ndarray,
+        ga: np.ndarray | None = None,
+        gb: np.ndarray | None = None,
+    ) -> None:
         """Write a block's values v (rows, then the index shape, maybe flattened).
 
         With row factors ga, gb: ga Re v + gb Im v into the real part alone.
@@ -1561,6 +1679,7 @@ class _Group:
             re.put(self.re, sl, v, ga)
             return
         if ga is not None:
+            assert gb is not None  # row factors come in pairs
             shape = (len(ga),) + (1,) * (np.ndim(v) - 1)
             w = v.real * ga.reshape(shape)
             w += v.imag * gb.reshape(shape)

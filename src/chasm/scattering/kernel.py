@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -48,22 +50,33 @@ try:  # numba is a runtime dependency; the numpy path works without it
 
     HAVE_NUMBA = True
 except ImportError:  # pragma: no cover - exercised only without numba
-    numba = None
+    numba = None  # type: ignore[assignment]  # (read only when HAVE_NUMBA)
     HAVE_NUMBA = False
 
 TWO_PI = 2.0 * math.pi
 FOUR_PI = 4.0 * math.pi
 
 
-def _jit(fn):
-    """Compiled, GIL released, cached on disk (the plain function without numba)."""
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
+
+
+def _jit(fn: _Fn) -> _Fn:
+    """Compiled, GIL released, cached on disk (the plain function without numba).
+
+    Typed as returning ``fn`` itself: mypy checks the kernels as the Python
+    functions they are written as (numba ignores the annotations and types
+    every call from its arguments at compile time).
+    """
     if not HAVE_NUMBA:
         return fn
-    return numba.njit(nogil=True, cache=True)(fn)
+    compiled: Any = numba.njit(nogil=True, cache=True)(fn)  # a numba Dispatcher
+    return cast(_Fn, compiled)
 
 
 @_jit
-def _harmonics(ux, uy, uz, lmax, coef, out):  # pragma: no cover - compiled
+def _harmonics(
+    ux: float, uy: float, uz: float, lmax: int, coef: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
     """coef[k] poly_k(u) for k < (lmax+1)², the polynomials of harmonics._evaluate."""
     out[0] = coef[0]
     if lmax < 1:
@@ -116,54 +129,54 @@ def _harmonics(ux, uy, uz, lmax, coef, out):  # pragma: no cover - compiled
 
 @_jit
 def sf_block(
-    r0,
-    r1,
-    hs,
-    quad,
-    stol,
-    kidx,
-    tab0,
-    tab1,
-    tab2,
-    eht,
-    htc,
-    use_tables,
-    uhat,
-    X,
-    occ,
-    aniso,
-    U6,
-    uiso,
-    site_order,
-    fa_re,
-    fa_im,
-    fsph,
-    hc_of,
-    lmax_of,
-    val_of,
-    col0,
-    n_adp,
-    rot,
-    plm,
-    wrot,
-    ylm,
-    cnorm,
-    sign_l,
-    jl,
-    djl,
-    joff,
-    rad_index,
-    fv,
-    dfv,
-    pv,
-    kappa,
-    centric,
-    jacobian,
-    want_imag,
-    F,
-    dA,
-    dB,
-):  # pragma: no cover - compiled
+    r0: int,
+    r1: int,
+    hs: np.ndarray,
+    quad: np.ndarray,
+    stol: np.ndarray,
+    kidx: np.ndarray,
+    tab0: np.ndarray,
+    tab1: np.ndarray,
+    tab2: np.ndarray,
+    eht: np.ndarray,
+    htc: np.ndarray,
+    use_tables: bool,
+    uhat: np.ndarray,
+    X: np.ndarray,
+    occ: np.ndarray,
+    aniso: np.ndarray,
+    U6: np.ndarray,
+    uiso: np.ndarray,
+    site_order: np.ndarray,
+    fa_re: np.ndarray,
+    fa_im: np.ndarray,
+    fsph: np.ndarray,
+    hc_of: np.ndarray,
+    lmax_of: np.ndarray,
+    val_of: np.ndarray,
+    col0: np.ndarray,
+    n_adp: np.ndarray,
+    rot: np.ndarray,
+    plm: np.ndarray,
+    wrot: np.ndarray,
+    ylm: np.ndarray,
+    cnorm: np.ndarray,
+    sign_l: np.ndarray,
+    jl: np.ndarray,
+    djl: np.ndarray,
+    joff: int,
+    rad_index: np.ndarray,
+    fv: np.ndarray,
+    dfv: np.ndarray,
+    pv: np.ndarray,
+    kappa: np.ndarray,
+    centric: bool,
+    jacobian: bool,
+    want_imag: bool,
+    F: np.ndarray,
+    dA: np.ndarray,
+    dB: np.ndarray,
+) -> None:  # pragma: no cover - compiled
     """F (and the Jacobian) of reflections r0 <= n < r1.
 
     F[n] is overwritten; with ``jacobian`` row n - r0 of dA (dB: with
@@ -398,7 +411,7 @@ def sf_block(
 
 
 @_jit
-def _ipow(a, p):  # pragma: no cover - compiled
+def _ipow(a: float, p: int) -> float:  # pragma: no cover - compiled
     """a**p (p >= 1) by the squarings of engine._int_power, in the same order."""
     out = 0.0
     have = False
@@ -414,11 +427,12 @@ def _ipow(a, p):  # pragma: no cover - compiled
 
 
 @_jit
-def _poly(coef, off, n, t):  # pragma: no cover - compiled
+def _poly(coef: np.ndarray, off: int, n: int, t: float) -> float:  # pragma: no cover - compiled
     """sum_k coef[off + k] t^k by Horner's rule, in the order of engine._horner."""
     if n == 1:
-        return coef[off]
-    out = coef[off + n - 1] * t
+        c0: float = coef[off]
+        return c0
+    out: float = coef[off + n - 1] * t
     out += coef[off + n - 2]
     for k in range(n - 3, -1, -1):
         out *= t
@@ -428,8 +442,23 @@ def _poly(coef, off, n, t):  # pragma: no cover - compiled
 
 @_jit
 def radial_block(
-    r0, r1, K, ls, power, zk, kp, voff, vlen, soff, slen, vcoef, scoef, derivative, jl, djl
-):  # pragma: no cover - compiled
+    r0: int,
+    r1: int,
+    K: np.ndarray,
+    ls: np.ndarray,
+    power: np.ndarray,
+    zk: np.ndarray,
+    kp: np.ndarray,
+    voff: np.ndarray,
+    vlen: np.ndarray,
+    soff: np.ndarray,
+    slen: np.ndarray,
+    vcoef: np.ndarray,
+    scoef: np.ndarray,
+    derivative: bool,
+    jl: np.ndarray,
+    djl: np.ndarray,
+) -> None:  # pragma: no cover - compiled
     """Radial tables <j_l>(K) (and d/dkappa') of reflections r0 <= n < r1, row by row.
 
     Column n - r0 of jl (djl) is reflection n.
@@ -472,19 +501,40 @@ _COMPILE_LOCK = threading.Lock()
 _SCATTER_READY = [False]  # compiled (reading the dispatcher's signatures costs ~50 µs a call)
 
 
-def scatter(dA, dB, target_re, target_im, ga, gb, mode, out_re, out_im) -> None:
+def scatter(
+    dA: np.ndarray,
+    dB: np.ndarray,
+    target_re: np.ndarray,
+    target_im: np.ndarray,
+    ga: np.ndarray,
+    gb: np.ndarray,
+    mode: int,
+    out_re: np.ndarray,
+    out_im: np.ndarray,
+) -> None:
     """:func:`_scatter`, compiled once for arrays of any layout (not once per layout)."""
     if HAVE_NUMBA and not _SCATTER_READY[0]:
         with _COMPILE_LOCK:  # the engine's threads may all arrive here first
-            if not _scatter.signatures:
-                _scatter.compile(_SCATTER_SIGNATURE)
-                _scatter.disable_compile()
+            dispatcher: Any = _scatter  # numba's dispatcher (mypy sees the Python function)
+            if not dispatcher.signatures:
+                dispatcher.compile(_SCATTER_SIGNATURE)
+                dispatcher.disable_compile()
             _SCATTER_READY[0] = True
     _scatter(dA, dB, target_re, target_im, ga, gb, int(mode), out_re, out_im)
 
 
 @_jit
-def _scatter(dA, dB, target_re, target_im, ga, gb, mode, out_re, out_im):  # pragma: no cover
+def _scatter(
+    dA: np.ndarray,
+    dB: np.ndarray,
+    target_re: np.ndarray,
+    target_im: np.ndarray,
+    ga: np.ndarray,
+    gb: np.ndarray,
+    mode: int,
+    out_re: np.ndarray,
+    out_im: np.ndarray,
+) -> None:  # pragma: no cover
     # (compiled)
     """Copy engine columns of a block into output columns.
 

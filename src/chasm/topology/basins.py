@@ -125,7 +125,7 @@ def _charge_grids(crystal, charge, grid: CellGrid) -> tuple[np.ndarray, np.ndarr
 
 
 def _charge_models(models):
-    return [m.charge_model() if isinstance(m, SplitAtom) else m for m in models]
+    return [m.charge_model() for m in models]
 
 
 def _core_and_monopole(atom, model) -> tuple[float, float, float]:

@@ -49,7 +49,6 @@ import gemmi
 import numpy as np
 from scipy.special import erfc, gammainc, gammaincc
 
-from chasm.density.model import SplitAtom
 from chasm.density.radial import BOHR
 from chasm.errors import InputError
 from chasm.maps.grids import check_points
@@ -214,7 +213,7 @@ class PotentialField(DensityField):
     ) -> None:
         if not (np.isfinite(sigma) and 0.05 <= sigma <= 2.0):
             raise InputError(f"Ewald width sigma must be in 0.05..2 Å, got {sigma!r}")
-        models = [m.charge_model() if isinstance(m, SplitAtom) else m for m in models]
+        models = [m.charge_model() for m in models]
         super().__init__(crystal, models, "charge", exact=exact)
         self.sigma = float(sigma)
         self.nucleus_radius = _R_NUC
