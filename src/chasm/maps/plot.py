@@ -68,6 +68,7 @@ __all__ = [
     "PlaneDrawing",
     "contour_levels",
     "draw_plane",
+    "figure_png",
     "plot_plane",
 ]
 
@@ -560,6 +561,7 @@ def plot_plane(
     unit: str | None = None,
     size: float = 6.0,
     dpi: int = 150,
+    palette: int | None = None,
 ) -> PlaneDrawing:
     """Contour plot of a plane map written to a PNG, SVG or PDF file (by suffix).
 
@@ -575,6 +577,9 @@ def plot_plane(
         Figure width in inches.
     dpi : int
         Resolution of a PNG.
+    palette : int, optional
+        A PNG with this many colours (a palette image, 4-5 times smaller;
+        :func:`figure_png`); default full RGB.
 
     Returns
     -------
@@ -605,10 +610,49 @@ def plot_plane(
         unit=unit,
         size=size,
     )
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=dpi)
-    write_bytes_atomic(path, buf.getvalue())
+    if fmt == "png":
+        data = figure_png(fig, dpi, palette)
+    else:
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=dpi)
+        data = buf.getvalue()
+    write_bytes_atomic(path, data)
     return drawing
+
+
+def figure_png(fig: Figure, dpi: int = 150, palette: int | None = None) -> bytes:
+    """The PNG bytes of a Figure on an Agg canvas, drawn once and encoded once.
+
+    The canvas's RGBA buffer goes straight to Pillow: the pixels are those of
+    ``fig.savefig(format="png", dpi=dpi)`` (the figure's background is
+    opaque), without the intermediate RGBA PNG that a palette image would
+    otherwise be made from.
+
+    Parameters
+    ----------
+    fig : Figure
+        With a :class:`~matplotlib.backends.backend_agg.FigureCanvasAgg`.
+    dpi : int
+        Resolution, dots per inch.
+    palette : int, optional
+        Number of colours of a palette PNG (fast octree quantisation: contour
+        maps hold a few line colours on white); None: an RGB PNG.
+
+    Returns
+    -------
+    bytes
+    """
+    from PIL import Image
+
+    fig.set_dpi(dpi)
+    canvas = fig.canvas
+    canvas.draw()
+    image = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
+    if palette:
+        image = image.quantize(colors=int(palette), method=Image.Quantize.FASTOCTREE)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
 
 
 def plane_figure(plane, values, crystal=None, *, title=None, size: float = 6.0, **options):
