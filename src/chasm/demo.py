@@ -25,6 +25,7 @@ from pathlib import Path
 from chasm.examples import seed
 from chasm.io.atomic import write_text_atomic
 from chasm.io.su_format import format_su
+from chasm.refine.blas import blas_threads
 from chasm.refine.refinement import share_gof
 
 __all__ = ["run_demo", "spin_table"]
@@ -193,9 +194,15 @@ def run_demo(
     write_text_atomic(files[1], "\n".join(lines) + "\n\n" + table + "\n")
     from chasm.report import write_report
 
-    # the maps are drawn once, by the report, on the demo's plane
+    # the maps are drawn once, by the report, on the demo's plane; the report's
+    # products are small, and on a busy 2-core machine a second OpenBLAS thread that
+    # is not scheduled stalls each of them (demo --full at load 3.8: 3.0-4.2 s on one
+    # thread against 4.3-4.7 s with two, three runs each, same pages)
     planes = [demo_plane(crystal)] if maps else None
-    report = write_report(out, refinement=ref, maps=maps, progress=echo is not None, planes=planes)
+    with blas_threads(1):
+        report = write_report(
+            out, refinement=ref, maps=maps, progress=echo is not None, planes=planes
+        )
     files += [report["html"], report["md"]]
     files += [path for name, path in report.items() if name.startswith("report_")]
     seconds = time.perf_counter() - t0
