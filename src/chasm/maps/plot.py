@@ -68,6 +68,7 @@ __all__ = [
     "PlaneDrawing",
     "contour_levels",
     "draw_plane",
+    "figure_png",
     "plot_plane",
 ]
 
@@ -560,6 +561,7 @@ def plot_plane(
     unit: str | None = None,
     size: float = 6.0,
     dpi: int = 150,
+    palette: int | None = None,
 ) -> PlaneDrawing:
     """Contour plot of a plane map written to a PNG, SVG or PDF file (by suffix).
 
@@ -575,6 +577,9 @@ def plot_plane(
         Figure width in inches.
     dpi : int
         Resolution of a PNG.
+    palette : int, optional
+        A PNG with this many colours (a palette image, 4-5 times smaller;
+        :func:`figure_png`); default full RGB.
 
     Returns
     -------
@@ -605,28 +610,98 @@ def plot_plane(
         unit=unit,
         size=size,
     )
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=dpi)
-    write_bytes_atomic(path, buf.getvalue())
+    if fmt == "png":
+        data = figure_png(fig, dpi, palette)
+    else:
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=dpi)
+        data = buf.getvalue()
+    write_bytes_atomic(path, data)
     return drawing
+
+
+def figure_png(fig: Figure, dpi: int = 150, palette: int | None = None) -> bytes:
+    """The PNG bytes of a Figure on an Agg canvas, drawn once and encoded once.
+
+    The canvas's RGBA buffer goes straight to Pillow: the pixels are those of
+    ``fig.savefig(format="png", dpi=dpi)`` (the figure's background is
+    opaque), without the intermediate RGBA PNG that a palette image would
+    otherwise be made from.
+
+    Parameters
+    ----------
+    fig : Figure
+        With a :class:`~matplotlib.backends.backend_agg.FigureCanvasAgg`.
+    dpi : int
+        Resolution, dots per inch.
+    palette : int, optional
+        Number of colours of a palette PNG (fast octree quantisation: contour
+        maps hold a few line colours on white); None: an RGB PNG.
+
+    Returns
+    -------
+    bytes
+    """
+    from PIL import Image
+
+    fig.set_dpi(dpi)
+    canvas = fig.canvas
+    canvas.draw()
+    image = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
+    if palette:
+        image = image.quantize(colors=int(palette), method=Image.Quantize.FASTOCTREE)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
 
 
 def plane_figure(plane, values, crystal=None, *, title=None, size: float = 6.0, **options):
     """The matplotlib Figure of :func:`plot_plane` (not written) and its PlaneDrawing.
 
     The title and the caption are wrapped to the figure's width and the
-    layout leaves room for both, so neither is clipped.
+    margins leave room for both, so neither is clipped. The margins are
+    computed from the numbers of title and caption lines and the widest tick
+    label (:func:`_margins`), not by a layout pass (``tight_layout`` draws
+    every text once more).
     """
     ratio = plane.size[1] / plane.size[0]
     fig = Figure(figsize=(size, size * ratio + 1.2))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(111)
     drawing = draw_plane(ax, plane, values, crystal, **options)
+    title_lines = 0
     if title:
-        ax.set_title(_wrap(title, 0.95 * size, 10), fontsize=10)
+        wrapped = _wrap(title, 0.95 * size, 10)
+        ax.set_title(wrapped, fontsize=10)
+        title_lines = wrapped.count("\n") + 1
     caption = _wrap(drawing.caption, 0.95 * size, 8)
     lines = caption.count("\n") + 1
     fig.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=8)
-    bottom = (lines * 8 * 1.3 / 72 + 0.1) / fig.get_figheight()
-    fig.tight_layout(rect=(0, bottom, 1, 1))
+    left, right, bottom, top = _margins(ax, title_lines, lines)
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(
+        left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height
+    )
     return fig, drawing
+
+
+def _margins(ax, title_lines: int, caption_lines: int) -> tuple[float, float, float, float]:
+    """Left, right, bottom and top margins (inches) of a plane map's axes.
+
+    From the font sizes (ticks and axis labels 10 pt, title 10 pt, caption
+    8 pt): left = tick + pad + the widest y tick label (0.6 em per
+    character) + the axis label; bottom = the caption block (1.3 line
+    spacing) + ticks, their labels and the axis label; top = the title lines
+    (1.25 line spacing) and its pad. The axes keep their equal aspect inside
+    the box.
+    """
+    pt = 1.0 / 72.0
+    lo, hi = ax.get_ylim()
+    ticks = [t for t in ax.yaxis.get_major_locator().tick_values(lo, hi) if lo <= t <= hi]
+    labels = ax.yaxis.get_major_formatter().format_ticks(ticks) if ticks else ["0"]
+    chars = max(len(s) for s in labels)
+    left = (3.5 + 3.5 + 0.6 * 10 * chars + 4 + 10 * 1.2 + 8) * pt
+    right = 0.2
+    bottom = caption_lines * 8 * 1.3 * pt + 0.1 + (3.5 + 3.5 + 10 * 1.2 + 4 + 10 * 1.2 + 4) * pt
+    top = (title_lines * 10 * 1.25 + 6 + 8) * pt if title_lines else 0.2
+    return left, right, bottom, top

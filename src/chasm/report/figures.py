@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from chasm.errors import InputError
-from chasm.io.atomic import write_bytes_atomic
 from chasm.project.map_settings import MAP_KINDS, contour_options
 
 if TYPE_CHECKING:
@@ -51,6 +50,8 @@ TITLES = {
 
 #: Planes drawn in the report at most (each costs a few seconds).
 REPORT_PLANES = 3
+#: Colours of the report's map PNGs (a palette image; see :func:`small_png`).
+REPORT_COLOURS = 64
 
 
 @dataclass
@@ -217,9 +218,10 @@ def plane_field(model: ResultModel, plane, kind: str) -> tuple[np.ndarray, dict,
     return fourier_on_plane(fmap, plane), {"kind": "residual"}, f" ({name})"
 
 
-def draw_map(path, model: ResultModel, mplane, kind: str, contours=None, title=None):
+def draw_map(path, model: ResultModel, mplane, kind: str, contours=None, title=None, palette=None):
     """Compute one field on a :class:`~chasm.maps.planes.MapPlane` and draw it to ``path``.
 
+    ``palette``: colours of a palette PNG (:func:`chasm.maps.plot.figure_png`).
     Returns the :class:`~chasm.maps.plot.PlaneDrawing`.
     """
     from chasm.maps.plot import plot_plane
@@ -227,7 +229,9 @@ def draw_map(path, model: ResultModel, mplane, kind: str, contours=None, title=N
     values, options, note = plane_field(model, mplane.plane, kind)
     options.update(contour_options(kind, contours))
     title = title or f"{TITLES[kind]}{note}, {mplane.name}"
-    return plot_plane(path, mplane.plane, values, model.crystal, title=title, **options)
+    return plot_plane(
+        path, mplane.plane, values, model.crystal, title=title, palette=palette, **options
+    )
 
 
 def plot_map(
@@ -307,11 +311,13 @@ def _project_maps(result: dict, notes: list[str]) -> list[dict] | None:
     return data["maps"] or None
 
 
-def _planes_for_report(model: ResultModel, notes: list[str]) -> list[tuple]:
-    """(MapPlane, kinds or None, contours, name) of the report's maps."""
+def _planes_for_report(model: ResultModel, notes: list[str], planes=None) -> list[tuple]:
+    """(MapPlane, kinds or None, contours) of the report's maps (``planes``: the caller's)."""
     from chasm.maps.default_planes import default_planes
     from chasm.maps.planes import map_plane
 
+    if planes:
+        return [(mp, None, None) for mp in planes[:REPORT_PLANES]]
     out = []
     entries = _project_maps(model.result, notes)
     if entries:
@@ -340,6 +346,7 @@ def report_maps(
     progress: bool = False,
     result=None,
     steps=None,
+    planes=None,
 ) -> list[tuple[str, str, bytes]]:
     """The map figures of the refinement report: (file name, caption, PNG bytes) each.
 
@@ -352,8 +359,8 @@ def report_maps(
     files are ``report_KIND.png``, the others ``report_KIND_2.png``, ...
     Problems (no plane, a map that cannot be made) become ``notes``. With
     ``steps`` (:class:`chasm.report.steps.Steps`) each map prints a progress
-    line instead of the progress bar. The PNG files are written with a
-    64-colour palette (:func:`small_png`).
+    line instead of the progress bar. The PNG files are written once, with a
+    palette of :data:`REPORT_COLOURS` colours (:func:`chasm.maps.plot.figure_png`).
     """
     from chasm.progress import Progress
     from chasm.report.report import _read_result
@@ -362,7 +369,7 @@ def report_maps(
     if result is None:
         result = _read_result(folder) or {}
     model = ResultModel(crystal, list(models), result, folder, refinement)
-    planes = _planes_for_report(model, notes)
+    planes = _planes_for_report(model, notes, planes)
     if not planes:
         notes.append("no maps: no plane could be chosen (fewer than three non-H atoms?)")
         return []
@@ -393,16 +400,14 @@ def report_maps(
     for i, (k, mp, kind, contours) in enumerate(todo):
         name = f"report_{kind}.png" if k == 0 else f"report_{kind}_{k + 1}.png"
         try:
-            drawing = draw_map(folder / name, model, mp, kind, contours)
+            drawing = draw_map(folder / name, model, mp, kind, contours, palette=REPORT_COLOURS)
         except InputError as exc:
             notes.append(f"no {kind} map on {mp.name}: {exc.message}")
         else:
             caption = (
                 f"{TITLES[kind]}, {mp.name}. {drawing.caption[:1].upper()}{drawing.caption[1:]}."
             )
-            data = small_png((folder / name).read_bytes())
-            write_bytes_atomic(folder / name, data)
-            out.append((name, caption, data))
+            out.append((name, caption, (folder / name).read_bytes()))
         bar.advance()
         if steps is not None:
             steps.step("maps", i + 1, len(todo), f"{kind} on {mp.name}")

@@ -563,6 +563,7 @@ def write_report(
     progress: bool = False,
     observed: Refinement | None = None,
     extra_notes: list[str] | None = None,
+    planes: list | None = None,
 ) -> dict[str, Path]:
     """Write report.html and report.md (+ PNG figures) into a result folder.
 
@@ -600,6 +601,10 @@ def write_report(
         the reflection diagnostics come from the folder's model.fcf.
     extra_notes : list of str, optional
         Lines for the report's notes (e.g. where the observed data came from).
+    planes : list of MapPlane, optional
+        The map planes (:class:`chasm.maps.planes.MapPlane`), instead of the
+        project's ``[[maps]]`` or the default planes (``chasm demo``: the
+        Cu1-O1-N1 plane).
 
     Returns
     -------
@@ -663,7 +668,9 @@ def write_report(
     if maps and crystal is not None:
         from chasm.report.figures import report_maps
 
-        pictures = report_maps(folder, crystal, models, observed, notes, result=result, steps=steps)
+        pictures = report_maps(
+            folder, crystal, models, observed, notes, result=result, steps=steps, planes=planes
+        )
     for name, caption, data in pictures:
         blocks.append(("img", name, caption, data))
         files[name] = folder / name
