@@ -24,7 +24,7 @@ SRC = Path(__file__).parents[1] / "src" / "chasm"
 
 #: Lowest first. A module belongs to the layer of its longest matching prefix.
 LAYERS: list[tuple[str, ...]] = [
-    # base: errors, atomic writes, text input, number formatting, locks, progress bars
+    # base: errors, atomic writes, text input, number formatting, locks, progress bars, BLAS threads
     (
         "chasm.errors",
         "chasm.progress",
@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
         "chasm.io.textio",
         "chasm.io.su_format",
         "chasm.io.lock",
+        "chasm.blas",
         "chasm.__version__",
     ),
     ("chasm.crystal", "chasm.geometry"),  # cells, symmetry, atoms, neighbours

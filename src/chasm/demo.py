@@ -22,10 +22,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from chasm.blas import blas_threads
 from chasm.examples import seed
 from chasm.io.atomic import write_text_atomic
 from chasm.io.su_format import format_su
-from chasm.refine.blas import blas_threads
 from chasm.refine.refinement import share_gof
 
 __all__ = ["run_demo", "spin_table"]

@@ -33,13 +33,13 @@ from pathlib import Path
 import numpy as np
 
 from chasm import __version__
+from chasm.blas import blas_threads
 from chasm.cv.folds import check_folds, fingerprint, fold_seed, stratified_folds
 from chasm.errors import ChasmError, InputError
 from chasm.progress import Progress
 from chasm.project.build import Built, build
 from chasm.project.project import load_project
 from chasm.project.run import select_stages as _select
-from chasm.refine.blas import blas_threads
 
 __all__ = [
     "AllFoldsFailed",
@@ -80,7 +80,7 @@ class FoldTask:
         Data-set name -> weight factor of every observation in the fit (a
         bootstrap replicate's draw counts; :mod:`chasm.cv.bootstrap`).
     blas_threads : int or None
-        OpenBLAS threads while the fold runs (:mod:`chasm.refine.blas`; default 1,
+        OpenBLAS threads while the fold runs (:mod:`chasm.blas`; default 1,
         as on a Dask worker, so that serial and Dask results are identical).
     """
 

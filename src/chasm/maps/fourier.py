@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from chasm.refine.blas import blas_threads
+from chasm.blas import blas_threads
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike

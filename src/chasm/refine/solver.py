@@ -83,8 +83,8 @@ from numpy.typing import ArrayLike
 from scipy.linalg.blas import dsyrk as _dsyrk
 from scipy.linalg.lapack import dpocon, dtrtri
 
+from chasm.blas import blas_threads
 from chasm.errors import ChasmError, InputError
-from chasm.refine.blas import blas_threads
 from chasm.refine.problem import Dataset, Evaluation, Restraints, SolverOptions
 from chasm.refine.results import CycleInfo, DatasetFit, FitResult
 from chasm.scattering import kernel as _kernel
