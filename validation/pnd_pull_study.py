@@ -271,8 +271,10 @@ def main() -> None:
         f"{len(names)} free parameters, {elapsed:.1f} s"
     )
     pulls = np.array([r["pulls"] for r in runs])  # (realisations, parameters)
-    print(f"{'parameter':18s} {'truth':>8s} {'mean est':>9s} {'mean su':>8s} "
-          f"{'sd est':>8s} {'pull mean':>9s} {'pull sd':>8s} {'max|pull|':>9s}")
+    print(
+        f"{'parameter':18s} {'truth':>8s} {'mean est':>9s} {'mean su':>8s} "
+        f"{'sd est':>8s} {'pull mean':>9s} {'pull sd':>8s} {'max|pull|':>9s}"
+    )
     for k, name in enumerate(names):
         est = np.array([r["values"][k] for r in runs])
         su = np.array([r["su"][k] for r in runs])
