@@ -144,8 +144,13 @@ def test_report_from_the_refinement(run, tmp_path):
 
 
 def test_bad_folder(tmp_path):
-    with pytest.raises(InputError, match="no result.json"):
+    with pytest.raises(InputError, match="no result.json.*output folder of `chasm refine`"):
         write_report(tmp_path)
+    demo = tmp_path / "demo"  # what `chasm demo` leaves: its own report, no result.json
+    demo.mkdir()
+    (demo / "table1.txt").write_text("Table 1\n")
+    with pytest.raises(InputError, match="`chasm demo` folder.*--write-project"):
+        write_report(demo)
     with pytest.raises(InputError, match="does not exist"):
         write_report(tmp_path / "absent")
     (tmp_path / "result.json").write_text("{not json")

@@ -624,8 +624,17 @@ def write_report(
         )
     result = _read_result(folder)
     if result is None and refinement is None:
+        if (folder / "table1.txt").is_file():  # what `chasm demo` writes (no result.json)
+            raise InputError(
+                "this is a `chasm demo` folder: its report is already there (report.html); "
+                "to refine and report the demo yourself, write it as a project with "
+                "`chasm demo --write-project DIR`, then `chasm simulate DIR/project.toml` and "
+                "`chasm refine DIR/project.toml`",
+                str(folder),
+            )
         raise InputError(
-            "no result.json in the folder; run the refinement first or pass the Refinement",
+            "no result.json in the folder; give the output folder of `chasm refine` "
+            "(from Python: pass the Refinement)",
             str(folder),
         )
     if result is None:
