@@ -42,6 +42,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from chasm.blas import limit_openblas_spin
+
+limit_openblas_spin()  # before numpy or scipy loads OpenBLAS (chasm.blas imports neither)
+
 __version__ = "0.1.0"
 
 #: public name -> module that defines it (imported on first access)

@@ -11,17 +11,45 @@ numpy and scipy wheels bundle OpenBLAS with prefixed symbols
 shared objects mapped into the process (``/proc/self/maps``). Where that
 fails (another BLAS, another OS) nothing is changed and
 :func:`blas_threads` reports it.
+
+:func:`limit_openblas_spin` (called by ``import chasm``, before numpy is
+loaded) shortens the time OpenBLAS's idle threads spin between calls, which
+otherwise takes the cores from the engine's threads (issue 21,
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["blas_threads", "openblas_handles"]
+__all__ = ["SPIN_TIMEOUT", "blas_threads", "limit_openblas_spin", "openblas_handles"]
+
+#: OPENBLAS_THREAD_TIMEOUT chasm asks for: after a call, OpenBLAS's worker
+#: threads wait for the next one busy (2**n CPU cycles, then asleep). The
+#: library's default, n = 28 (about 0.1 s), is as long as the engine's
+#: threaded phase of a cycle: numpy's and scipy's OpenBLAS (two pools) then
+#: spin on the cores the engine's threads need. 2**16 cycles (tens of
+#: microseconds) still bridges back-to-back calls.
+SPIN_TIMEOUT = "16"
+
+
+def limit_openblas_spin() -> bool:
+    """Set ``OPENBLAS_THREAD_TIMEOUT`` (unless the user did) before OpenBLAS is loaded.
+
+    OpenBLAS reads the variable once, when numpy or scipy first loads it:
+    ``import chasm`` does this first (the command line always), so a script
+    that imports numpy before chasm keeps OpenBLAS's default. Results do not
+    depend on it, only the time. Returns whether the variable now holds
+    chasm's value.
+    """
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", SPIN_TIMEOUT)
+    return os.environ["OPENBLAS_THREAD_TIMEOUT"] == SPIN_TIMEOUT
+
 
 _NAMES = [
     (f"{p}openblas_set_num_threads{s}", f"{p}openblas_get_num_threads{s}")
