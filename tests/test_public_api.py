@@ -26,9 +26,13 @@ def test_unknown_name_is_an_attribute_error():
 
 
 def test_import_chasm_is_light():
-    code = "import sys, chasm; print(sorted(m for m in sys.modules if m.startswith('chasm')))"
+    """``import chasm`` loads the facade and chasm.blas (OpenBLAS's timeout, set before numpy)."""
+    code = (
+        "import sys, chasm; print(sorted(m for m in sys.modules if m.startswith('chasm')),"
+        " 'numpy' in sys.modules, 'scipy' in sys.modules)"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert run.stdout.strip() == "['chasm']"
+    assert run.stdout.strip() == "['chasm', 'chasm.blas'] False False"
 
 
 #: Deep imports a docs page may keep, with the reason (a name the facade cannot carry).
