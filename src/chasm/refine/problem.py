@@ -25,7 +25,7 @@ import numpy as np
 
 from chasm.errors import InputError
 
-__all__ = ["Evaluation", "Dataset", "Restraints", "SolverOptions"]
+__all__ = ["Evaluation", "WeightedEvaluation", "Dataset", "Restraints", "SolverOptions"]
 
 
 @dataclass
@@ -44,6 +44,56 @@ class Evaluation:
     y_calc: np.ndarray
     weights: np.ndarray
     jacobian: np.ndarray
+
+
+class WeightedEvaluation(Evaluation):
+    """An :class:`Evaluation` whose Jacobian comes with its rows already weighted.
+
+    The solver's own form of a data set's derivatives: one C-ordered array
+
+        rows = [√w J | √w (y_obs − y_calc)],   shape (n_e, n_full + 1),
+
+    from which the normal matrix and the right-hand side are one BLAS syrk
+    over a run of its columns, with no weighted copy of J (a data set can
+    fold √w into its rows while it makes them, e.g. in the engine's chain
+    rule). ``jacobian`` (dy_calc/dp, unweighted) is formed from ``rows`` on
+    first use, for whoever else reads it; every weight must therefore be > 0
+    (a data set with zero weights returns a plain :class:`Evaluation`).
+
+    Attributes
+    ----------
+    rows : ndarray, shape (n_e, n_full + 1)
+        √w J in the first n_full columns, the weighted residuals in the last;
+        unit column stride (rows may be padded).
+    columns : ndarray of int or None
+        The columns of J that can be non-zero, ascending (None: any); the
+        others are zero in every row and left out of the products.
+    """
+
+    def __init__(
+        self,
+        y_obs: np.ndarray,
+        y_calc: np.ndarray,
+        weights: np.ndarray,
+        rows: np.ndarray,
+        columns: np.ndarray | None = None,
+    ) -> None:
+        self.y_obs, self.y_calc, self.weights = y_obs, y_calc, weights
+        self.rows = rows
+        self.columns = columns
+        self._jacobian: np.ndarray | None = None
+
+    @property  # type: ignore[override]
+    def jacobian(self) -> np.ndarray:
+        """dy_calc/dp, shape (n_e, n_full): the rows divided by √w (made once, on request)."""
+        if self._jacobian is None:
+            sw = np.sqrt(np.asarray(self.weights, dtype=float))
+            self._jacobian = self.rows[:, :-1] / sw[:, None]
+        return self._jacobian
+
+    @jacobian.setter
+    def jacobian(self, value: np.ndarray) -> None:  # (the dataclass field of the base)
+        raise AttributeError("WeightedEvaluation.jacobian is derived from rows")
 
 
 @dataclass

@@ -28,7 +28,7 @@ from chasm.data.agreement import Agreement
 from chasm.data.reflections import Reflections
 from chasm.data.reflections import stol as sinthl
 from chasm.errors import InputError
-from chasm.refine.problem import Evaluation
+from chasm.refine.problem import Evaluation, WeightedEvaluation
 from chasm.refine.structure_model import ADP_SETS_DEFAULT
 from chasm.scattering.engine import StructureFactorEngine
 from chasm.scattering.extinction import becker_coppens_type1, bragg_trig, shelx_exti
@@ -355,7 +355,7 @@ class XrayData:
             def factors(rows: slice, f_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 return chain_factors(f_rows, scale, self._extinction(p, mask, rows), kind)
 
-            J = self._jacobian_buffer((int(mask.sum()), len(p)))
+            J = self._jacobian_buffer((int(mask.sum()), len(p) + 1))[:, :-1]
             f_calc = self._compute_observable(eng, J[:, : self._n_struct], factors)
         else:
             f_calc = self._compute(eng, False)[0]
@@ -380,18 +380,82 @@ class XrayData:
             return weights_shelx(fo2, s2, fc2, a=o.shelx_a, b=o.shelx_b, scale=abs(scale))
         return weights_sigma(s2)
 
+    def _weights(
+        self, fo2: np.ndarray, s2: np.ndarray, y_calc: np.ndarray, scale: float, m: Any
+    ) -> np.ndarray:
+        """Weights of the observable (F² or |F|) times the multiplicity m (1.0: none)."""
+        fc2 = y_calc if self.options.observable == "F2" else y_calc**2
+        w = self._weights_f2(fo2, s2, fc2, scale)
+        if self.options.observable == "F":
+            sf = f_from_f2(fo2, s2)[1]
+            wf = 4.0 * np.maximum(fo2, 0.0) * w if self.options.weights == "shelx" else sf**-2.0
+            out: np.ndarray = m * wf
+            return out
+        out = m * w
+        return out
+
     def evaluate(self, p: np.ndarray) -> Evaluation:
-        """Observations, calculated values, weights and full Jacobian at p."""
+        """Observations, calculated values, weights and full Jacobian at p.
+
+        The Jacobian comes with its rows weighted by √w, made so by the
+        engine's chain rule block by block (:meth:`_evaluate_weighted`), with
+        the weighted residuals as one more column: the solver's normal matrix
+        is then one syrk over that array. With a zero weight (a bootstrap
+        replicate that leaves a reflection out) the plain Jacobian is returned.
+        """
+        m = 1.0 if self.multiplicity is None else self.multiplicity[self._engine()[1]]
+        if np.all(np.asarray(m) > 0.0):
+            return self._evaluate_weighted(p, m)
         fo2, s2, y_calc, _, J, mask = self.calculate(p, jacobian=True)
         assert J is not None  # (asked for)
-        fc2 = y_calc if self.options.observable == "F2" else y_calc**2
-        w = self._weights_f2(fo2, s2, fc2, p[self._i_scale])
-        m = 1.0 if self.multiplicity is None else self.multiplicity[mask]
-        if self.options.observable == "F":
-            fo, sf = f_from_f2(fo2, s2)
-            wf = 4.0 * np.maximum(fo2, 0.0) * w if self.options.weights == "shelx" else sf**-2.0
-            return Evaluation(fo, y_calc, m * wf, J)
-        return Evaluation(fo2, y_calc, m * w, J)
+        w = self._weights(fo2, s2, y_calc, p[self._i_scale], m)
+        y_obs = fo2 if self.options.observable == "F2" else f_from_f2(fo2, s2)[0]
+        return Evaluation(y_obs, y_calc, w, J)
+
+    def _evaluate_weighted(self, p: np.ndarray, m: Any) -> WeightedEvaluation:
+        """:meth:`evaluate` with √w folded into the rows of J where the engine makes them."""
+        eng, mask = self._engine()
+        scale, kind = float(p[self._i_scale]), self.options.observable
+        f2, sigma = self._observed()
+        fo2, s2 = f2[mask], sigma[mask]
+        n = fo2.size
+        mb = np.broadcast_to(np.asarray(m, dtype=float), (n,))
+        sw = np.full(n, np.nan)  # √w of every row, set block by block (NaN: not reached)
+        fixed = (
+            None
+            if self.options.weights == "shelx"
+            else np.sqrt(self._weights(fo2, s2, fo2, scale, mb))
+        )
+
+        def factors(rows: slice, f_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            ext = self._extinction(p, mask, rows)
+            ga, gb = chain_factors(f_rows, scale, ext, kind)
+            if fixed is None:  # SHELXL weights: from this block's F_c²
+                y = xray_observables(f_rows, None, scale=scale, extinction=ext, kind=kind).y_calc
+                sw[rows] = np.sqrt(self._weights(fo2[rows], s2[rows], y, scale, mb[rows]))
+            else:
+                sw[rows] = fixed[rows]
+            return ga * sw[rows], gb * sw[rows]
+
+        A = self._jacobian_buffer((n, len(p) + 1))
+        f_calc = self._compute_observable(eng, A[:, : self._n_struct], factors)
+        ext = self._extinction(p, mask)
+        obs = xray_observables(f_calc, None, scale=scale, extinction=ext, kind=kind)
+        w = self._weights(fo2, s2, obs.y_calc, scale, m)
+        y_obs = fo2 if kind == "F2" else f_from_f2(fo2, s2)[0]
+        assert obs.jacobian is not None  # (the default jacobian=True)
+        np.multiply(obs.jacobian[:, 0], sw, out=A[:, self._i_scale])
+        if self._i_ext is not None:
+            np.multiply(obs.jacobian[:, 1], sw, out=A[:, self._i_ext])
+        A[:, -1] = sw * (y_obs - obs.y_calc)
+        return WeightedEvaluation(y_obs, obs.y_calc, w, A, self._columns())
+
+    def _columns(self) -> np.ndarray:
+        """The columns of the full Jacobian this data set can make non-zero (ascending)."""
+        cmap = None if self._view is None else self._view.column_map
+        struct = np.arange(self._n_struct) if cmap is None else np.unique(cmap.dst)
+        own = [self._i_scale] + ([] if self._i_ext is None else [self._i_ext])
+        return np.union1d(struct, np.array(own, dtype=np.intp))
 
     def agreement(self, p: np.ndarray, n_par: int = 0) -> Agreement:
         """R1 (F, all), R1(>2σ), wR2 (F²), Rw(F), χ², GOF at p over the whole data set."""

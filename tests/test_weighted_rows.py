@@ -1,0 +1,123 @@
+"""Weighted Jacobian rows (WeightedEvaluation): the normal matrix without a copy of J.
+
+Checked against independent dense products (numpy), the plain route of the
+same data set, and finite differences (through tests/test_xray_data.py, which
+reads the unweighted ``jacobian`` of the same evaluations).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chasm.refine import syrk
+from chasm.refine.problem import Dataset, Evaluation, SolverOptions, WeightedEvaluation
+from chasm.refine.refinement import Refinement
+from chasm.refine.solver import _ROWS, RefinementError, _Solver, solve
+from chasm.refine.xray_data import XrayData, XrayOptions
+from test_xray_data import _problem
+
+
+@pytest.mark.parametrize("copy", [False, True], ids=["strided", "copied (no C entry point)"])
+def test_syrk_lower_of_a_strided_view_equals_numpy(copy, monkeypatch):
+    if copy:
+        monkeypatch.setattr(syrk, "_dsyrk", lambda: None)
+    rng = np.random.default_rng(5)
+    big = rng.normal(size=(301, 17))
+    a = big[:, 4:]  # a run of columns: row stride 17, not contiguous
+    c = np.asfortranarray(np.tril(rng.normal(size=(13, 13))))
+    want = 0.5 * a.T @ a + 2.0 * c
+    out = syrk.syrk_lower(a, c, 0.5, 2.0)
+    assert out is c
+    np.testing.assert_allclose(np.tril(c), np.tril(want), rtol=1e-13, atol=1e-13)
+    assert syrk.have_strided_syrk() is not copy
+
+
+def _weighted(J, w, y_obs, y_calc, columns=None):
+    sw = np.sqrt(w)
+    rows = np.empty((J.shape[0], J.shape[1] + 1))
+    rows[:, :-1] = J * sw[:, None]
+    rows[:, -1] = sw * (y_obs - y_calc)
+    return WeightedEvaluation(y_obs, y_calc, w, rows, columns)
+
+
+@pytest.mark.parametrize("constrained", [False, True], ids=["T = 1", "T sparse"])
+@pytest.mark.parametrize("pattern", ["run", "far", "undeclared", "none seen"])
+def test_weighted_normal_part_equals_the_dense_product(pattern, constrained):
+    """One syrk over a run of the rows (run), a gather (far), all columns (undeclared)."""
+    rng = np.random.default_rng(2)
+    n, p = _ROWS + 300, 40
+    seen = {
+        "run": np.r_[3:40],  # through the last column: the run reaches the residuals
+        "far": np.r_[0:40:3],  # scattered: gathered block by block
+        "undeclared": None,
+        "none seen": np.arange(0),
+    }[pattern]
+    J = rng.normal(size=(n, p))
+    if seen is not None:
+        J[:, np.setdiff1d(np.arange(p), seen)] = 0.0
+    T = np.eye(p)
+    if constrained:  # parameter 7 fixed, 12 tied to 11: sparse T_U
+        T[12] = 2.0 * T[11]
+        T = np.delete(T, [7, 12], axis=1)
+    w = rng.uniform(0.5, 2.0, n)
+    y_obs, y_calc = rng.normal(size=n), rng.normal(size=n)
+    ev = _weighted(J, w, y_obs, y_calc, seen)
+    sv = _Solver([Dataset("d", lambda q: ev)], np.zeros(p), T, None, "unit", SolverOptions())
+    M, g = sv.normal_part(ev, 0.7)
+    JT = J @ T
+    np.testing.assert_allclose(M, 0.7 * JT.T @ (w[:, None] * JT), rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(g, 0.7 * JT.T @ (w * (y_obs - y_calc)), rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(ev.jacobian, J, rtol=1e-15, atol=0)  # unweighted on request
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["plain", "weighted rows"])
+def test_non_finite_derivatives_stop_with_the_set_named(weighted):
+    """A NaN in J (not in y_calc) is found on M's diagonal: same message as before."""
+    rng = np.random.default_rng(4)
+    A = rng.normal(size=(30, 3))
+    y = A @ np.array([1.0, 2.0, 3.0])
+
+    def evaluate(p):
+        J = A.copy()
+        J[7, 1] = np.nan
+        w = np.ones(30)
+        return _weighted(J, w, y, A @ p) if weighted else Evaluation(y, A @ p, w, J)
+
+    with pytest.raises(RefinementError, match="data set 'bad': calculated values or derivatives"):
+        solve([Dataset("bad", evaluate)], np.zeros(3))
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        XrayOptions(),
+        XrayOptions(weights="shelx", shelx_a=0.05, shelx_b=2.0),
+        XrayOptions(observable="F", weights="shelx", shelx_a=0.05, extinction="shelx"),
+        XrayOptions(observable="F", extinction="bc-gauss", extinction_start=50.0),
+    ],
+    ids=["F2 sigma", "F2 shelx", "F shelx exti", "F sigma bc"],
+)
+def test_xray_rows_are_the_plain_jacobian_times_sqrt_w(opts):
+    """XrayData's weighted rows = √w J of its plain route; zero weights fall back to it."""
+    rng = np.random.default_rng(3)
+    cr, models, refl = _problem(rng)
+    d = XrayData("a", refl, cr, opts)
+    ref = Refinement(cr, models, [d])
+    p = ref.params.values.copy()
+    ref.set_values(p)
+    ev = d.evaluate(p)
+    assert isinstance(ev, WeightedEvaluation)
+    d.multiplicity = np.ones(len(d.reflections))
+    d.multiplicity[5] = 0.0  # a bootstrap draw that leaves reflection 5 out
+    plain = d.evaluate(p)
+    assert not isinstance(plain, WeightedEvaluation)
+    keep = np.arange(len(d.reflections)) != 5
+    np.testing.assert_array_equal(plain.weights[keep], ev.weights[keep])
+    np.testing.assert_array_equal(plain.y_calc, ev.y_calc)
+    sw = np.sqrt(ev.weights)
+    want = np.column_stack([plain.jacobian * sw[:, None], sw * (ev.y_obs - ev.y_calc)])
+    np.testing.assert_allclose(ev.rows[keep], want[keep], rtol=1e-14, atol=1e-300)
+    # the declared columns hold every non-zero column
+    nonzero = np.flatnonzero(np.any(plain.jacobian != 0.0, axis=0))
+    assert set(nonzero) <= set(ev.columns)
