@@ -34,41 +34,51 @@ def test_syrk_lower_of_a_strided_view_equals_numpy(copy, monkeypatch):
 
 
 def _weighted(J, w, y_obs, y_calc, columns=None):
+    """WeightedEvaluation of J's ``columns`` (in that order; None: all of them)."""
     sw = np.sqrt(w)
-    rows = np.empty((J.shape[0], J.shape[1] + 1))
-    rows[:, :-1] = J * sw[:, None]
+    cols = np.arange(J.shape[1]) if columns is None else np.asarray(columns)
+    rows = np.empty((J.shape[0], cols.size + 1))
+    rows[:, :-1] = J[:, cols] * sw[:, None]
     rows[:, -1] = sw * (y_obs - y_calc)
-    return WeightedEvaluation(y_obs, y_calc, w, rows, columns)
+    return WeightedEvaluation(y_obs, y_calc, w, rows, columns, J.shape[1])
 
 
 @pytest.mark.parametrize("constrained", [False, True], ids=["T = 1", "T sparse"])
-@pytest.mark.parametrize("pattern", ["run", "far", "undeclared", "none seen"])
+@pytest.mark.parametrize("pattern", ["run", "fixed first", "shuffled", "far", "all", "none seen"])
 def test_weighted_normal_part_equals_the_dense_product(pattern, constrained):
-    """One syrk over a run of the rows (run), a gather (far), all columns (undeclared)."""
+    """One syrk over the trailing run of the rows, or a gather (far), in any column order."""
     rng = np.random.default_rng(2)
     n, p = _ROWS + 300, 40
+    T = np.eye(p)
+    if constrained:  # parameter 7 fixed, 12 tied to 11: sparse T_U
+        T[12] = 2.0 * T[11]
+        T = np.delete(T, [7, 12], axis=1)
+    used = np.flatnonzero(np.any(T != 0.0, axis=1))
     seen = {
-        "run": np.r_[3:40],  # through the last column: the run reaches the residuals
-        "far": np.r_[0:40:3],  # scattered: gathered block by block
-        "undeclared": None,
+        "run": np.r_[3:40],
+        "fixed first": np.r_[np.setdiff1d(np.r_[3:40], used), np.intersect1d(np.r_[3:40], used)],
+        "shuffled": rng.permutation(np.r_[0:30]),
+        "far": np.arange(p),  # every column, a third of them used: gathered
+        "all": None,
         "none seen": np.arange(0),
     }[pattern]
     J = rng.normal(size=(n, p))
     if seen is not None:
         J[:, np.setdiff1d(np.arange(p), seen)] = 0.0
-    T = np.eye(p)
-    if constrained:  # parameter 7 fixed, 12 tied to 11: sparse T_U
-        T[12] = 2.0 * T[11]
-        T = np.delete(T, [7, 12], axis=1)
+    if pattern == "far":  # two thirds of the columns fixed
+        T[np.arange(p) % 3 != 0] = 0.0
     w = rng.uniform(0.5, 2.0, n)
     y_obs, y_calc = rng.normal(size=n), rng.normal(size=n)
     ev = _weighted(J, w, y_obs, y_calc, seen)
     sv = _Solver([Dataset("d", lambda q: ev)], np.zeros(p), T, None, "unit", SolverOptions())
     M, g = sv.normal_part(ev, 0.7)
-    JT = J @ T
+    Jseen = np.zeros_like(J)
+    cols = np.arange(p) if seen is None else seen
+    Jseen[:, cols] = J[:, cols]
+    JT = Jseen @ T
     np.testing.assert_allclose(M, 0.7 * JT.T @ (w[:, None] * JT), rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(g, 0.7 * JT.T @ (w * (y_obs - y_calc)), rtol=1e-12, atol=1e-9)
-    np.testing.assert_allclose(ev.jacobian, J, rtol=1e-15, atol=0)  # unweighted on request
+    np.testing.assert_allclose(ev.jacobian, Jseen, rtol=1e-15, atol=0)  # unweighted on request
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["plain", "weighted rows"])
@@ -116,8 +126,32 @@ def test_xray_rows_are_the_plain_jacobian_times_sqrt_w(opts):
     np.testing.assert_array_equal(plain.weights[keep], ev.weights[keep])
     np.testing.assert_array_equal(plain.y_calc, ev.y_calc)
     sw = np.sqrt(ev.weights)
-    want = np.column_stack([plain.jacobian * sw[:, None], sw * (ev.y_obs - ev.y_calc)])
+    want = np.column_stack(
+        [plain.jacobian[:, ev.columns] * sw[:, None], sw * (ev.y_obs - ev.y_calc)]
+    )
     np.testing.assert_allclose(ev.rows[keep], want[keep], rtol=1e-14, atol=1e-300)
-    # the declared columns hold every non-zero column
+    # the listed columns hold every non-zero column
     nonzero = np.flatnonzero(np.any(plain.jacobian != 0.0, axis=0))
     assert set(nonzero) <= set(ev.columns)
+
+
+def test_xray_rows_put_the_solver_columns_last():
+    """Told the solver's columns, XrayData lays them last: M from one syrk, = the plain route's."""
+    rng = np.random.default_rng(3)
+    cr, models, refl = _problem(rng)
+    d = XrayData("a", refl, cr, XrayOptions(weights="shelx", shelx_a=0.05))
+    ref = Refinement(cr, models, [d])
+    p = ref.params.values.copy()
+    n = len(p)
+    used = np.flatnonzero(np.arange(n) % 5 != 2)  # every fifth parameter fixed
+    sv = _Solver([ref.solver_dataset(d)], p, np.eye(n)[:, used], None, "unit", SolverOptions())
+    state = sv.evaluate(np.zeros(used.size))
+    ev = state.evals[0]
+    assert isinstance(ev, WeightedEvaluation)
+    k = np.isin(ev.columns, used).sum()
+    assert np.all(np.isin(ev.columns[-k:], used)) and np.all(np.diff(ev.columns[-k:]) > 0)
+    M, g = sv.normal_part(ev, 1.0)
+    J = ev.jacobian[:, used]
+    r = ev.y_obs - ev.y_calc
+    np.testing.assert_allclose(M, J.T @ (ev.weights[:, None] * J), rtol=1e-11, atol=1e-6)
+    np.testing.assert_allclose(g, J.T @ (ev.weights * r), rtol=1e-11, atol=1e-6)

@@ -233,6 +233,11 @@ class _Solver:
             raise InputError(f"T must have shape ({self.p0.size}, n_z), got {self.T.shape}")
         self.k = self.p0.size if self.T is None else self.T.shape[1]
         self._plan_reduction()
+        used = np.arange(self.p0.size) if self._cols is None else self._cols
+        for ds in self.datasets:  # sets that lay out their weighted rows by it
+            hook = getattr(ds, "use_columns", None)
+            if hook is not None:
+                hook(used)
         if names is None:
             names = [f"z{i}" for i in range(self.k)]
         if len(names) != self.k:
@@ -314,7 +319,21 @@ class _Solver:
         w = np.asarray(ev.weights, dtype=float).reshape(-1)
         weighted = isinstance(ev, WeightedEvaluation)
         J = ev.rows if weighted else np.asarray(ev.jacobian, dtype=float)
-        shape = (n, n_full + 1) if weighted else (n, n_full)
+        shape = (n, J.shape[1]) if weighted else (n, n_full)
+        if weighted:
+            assert isinstance(ev, WeightedEvaluation)
+            cols = ev.columns
+            if (
+                ev.n_params != n_full
+                or cols.shape != (J.shape[1] - 1,)
+                or (cols.size and (cols.min() < 0 or cols.max() >= n_full))
+                or np.unique(cols).size != cols.size
+            ):
+                raise InputError(
+                    f"data set {name!r}: weighted rows for {ev.n_params} parameters, columns "
+                    f"{cols.shape} of {J.shape}; expected distinct columns in 0..{n_full - 1}, "
+                    "one per column of the rows but the last"
+                )
         if y_calc.size != n or w.size != n or J.shape != shape:
             what = "weighted rows" if weighted else "jacobian"
             raise InputError(
@@ -329,7 +348,7 @@ class _Solver:
         # of J makes its column's diagonal non-finite, without a pass over J here
         if weighted:
             assert isinstance(ev, WeightedEvaluation)
-            return WeightedEvaluation(y_obs, y_calc, w, ev.rows, ev.columns)
+            return WeightedEvaluation(y_obs, y_calc, w, ev.rows, ev.columns, ev.n_params)
         return Evaluation(y_obs, y_calc, w, J)
 
     def _score_terms(self, chi2: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -403,26 +422,29 @@ class _Solver:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(positions in ``used`` of the product's columns, c Aᵀ A lower, c Aᵀ (√w r))."""
         A = ev.rows
-        n, n_full = A.shape[0], A.shape[1] - 1
-        if ev.columns is None:
-            live = np.arange(used.size)
-        else:
-            live = np.flatnonzero(np.isin(used, ev.columns, assume_unique=True))
-        cols = used[live]
-        k = cols.size
+        n, m = A.shape[0], A.shape[1] - 1
+        where = np.full(ev.n_params, -1, dtype=np.intp)  # column of A of each parameter
+        where[ev.columns] = np.arange(m)
+        at = where[used]
+        live = np.flatnonzero(at >= 0)
+        pos = at[live]  # columns of A, in the order of `used`
+        k = pos.size
         if k == 0 or n == 0:
-            return live[:0], np.zeros((0, 0), order="F"), np.zeros(0)
-        # one run from the first column through the residuals (the last column) when the
-        # columns nearly are one: a slightly wider syrk costs less than a gather
-        span = n_full - int(cols[0])
+            return live, np.zeros((0, 0), order="F"), np.zeros(0)
+        # one run from the first wanted column through the residuals (the last column) when
+        # the wanted columns nearly are one: a slightly wider syrk costs less than a gather
+        first = int(pos.min())
+        span = m - first
         if span**2 <= _SPAN_SLACK * k * k:
-            acc = syrk_lower(A[:, int(cols[0]) :], np.zeros((span + 1, span + 1), order="F"), c)
+            acc = syrk_lower(A[:, first:], np.zeros((span + 1, span + 1), order="F"), c)
             Mk, gk = acc[:span, :span], acc[span, :span].copy()
-            if span != k:  # drop the run's unwanted columns
-                pick = cols - int(cols[0])
-                Mk, gk = Mk[np.ix_(pick, pick)], gk[pick]
-            return live, Mk, gk
-        take = np.append(cols, n_full)  # the columns and the residuals, gathered
+            pick = pos - first
+            if span == k and np.array_equal(pick, np.arange(k)):
+                return live, Mk, gk
+            if np.any(np.diff(pick) < 0):  # not in the order of `used`: both triangles
+                Mk = _symmetrise(Mk)
+            return live, Mk[np.ix_(pick, pick)], gk[pick]
+        take = np.append(pos, m)  # the columns and the residuals, gathered
         rows = min(_ROWS, max(256, _BLOCK_BYTES // (8 * (k + 1))))
         buf = np.empty((min(n, rows), k + 1))
         acc = np.zeros((k + 1, k + 1), order="F")

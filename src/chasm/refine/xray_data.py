@@ -30,7 +30,7 @@ from chasm.data.reflections import stol as sinthl
 from chasm.errors import InputError
 from chasm.refine.problem import Evaluation, WeightedEvaluation
 from chasm.refine.structure_model import ADP_SETS_DEFAULT
-from chasm.scattering.engine import StructureFactorEngine
+from chasm.scattering.engine import ColumnMap, StructureFactorEngine
 from chasm.scattering.extinction import becker_coppens_type1, bragg_trig, shelx_exti
 from chasm.scattering.xray import (
     ExtinctionFunction,
@@ -182,6 +182,8 @@ class XrayData:
         ] = {}
         self._bound = False
         self._buffers: list[np.ndarray] = []
+        self._wanted: np.ndarray | None = None  # the parameters the solver uses
+        self._layout_cache: tuple[np.ndarray, np.ndarray, ColumnMap] | None = None
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -201,6 +203,7 @@ class XrayData:
         """See the structure through its view of this data set's kind and ADP set."""
         self._view = structure.view(self.view_kind, self.adp_set)
         self._buffers = []
+        self._layout_cache = None
 
     def _new_engine(
         self, crystal: Crystal, models: Sequence[AtomModel], hkl: ArrayLike
@@ -226,7 +229,11 @@ class XrayData:
         return res.F, res.jacobian
 
     def _compute_observable(
-        self, eng: StructureFactorEngine, out: np.ndarray, factors: RowFactors
+        self,
+        eng: StructureFactorEngine,
+        out: np.ndarray,
+        factors: RowFactors,
+        column_map: ColumnMap | None = None,
     ) -> np.ndarray:
         """F, with dy_calc/dp over the structural parameters written into ``out``.
 
@@ -234,11 +241,16 @@ class XrayData:
         for a centrosymmetric structure without dispersion), mapped to the
         structural parameters by the view and turned into the observable's
         derivatives (``factors``, :func:`~chasm.scattering.xray.chain_factors`)
-        block by block, while each block is in cache.
+        block by block, while each block is in cache; ``column_map`` (over
+        the engine's own columns) places them in ``out`` (default: the
+        structural parameters' order).
         """
         if self._view is not None:
-            return self._view.compute_real(eng, out=out, row_factors=factors).F
-        return eng.compute(jacobian=True, real=True, out=out, row_factors=factors).F
+            return self._view.compute_real(eng, out, factors, column_map).F
+        res = eng.compute(
+            jacobian=True, real=True, out=out, row_factors=factors, column_map=column_map
+        )
+        return res.F
 
     def initial_values(self, crystal: Crystal, models: Sequence[AtomModel]) -> dict[str, float]:
         """Least-squares scale for the current model (and the extinction start)."""
@@ -264,6 +276,7 @@ class XrayData:
         self._i_ext = self._names.index(ext) if ext else None
         self._engines = {}
         self._buffers = []
+        self._layout_cache = None
         self._bound = True
 
     # ------------------------------------------------------------------ evaluation
@@ -355,7 +368,7 @@ class XrayData:
             def factors(rows: slice, f_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 return chain_factors(f_rows, scale, self._extinction(p, mask, rows), kind)
 
-            J = self._jacobian_buffer((int(mask.sum()), len(p) + 1))[:, :-1]
+            J = self._jacobian_buffer((int(mask.sum()), len(p)))
             f_calc = self._compute_observable(eng, J[:, : self._n_struct], factors)
         else:
             f_calc = self._compute(eng, False)[0]
@@ -412,14 +425,14 @@ class XrayData:
         y_obs = fo2 if self.options.observable == "F2" else f_from_f2(fo2, s2)[0]
         return Evaluation(y_obs, y_calc, w, J)
 
-    def _evaluate_weighted(self, p: np.ndarray, m: Any) -> WeightedEvaluation:
+    def _evaluate_weighted(self, p: np.ndarray, mult: Any) -> WeightedEvaluation:
         """:meth:`evaluate` with √w folded into the rows of J where the engine makes them."""
         eng, mask = self._engine()
         scale, kind = float(p[self._i_scale]), self.options.observable
         f2, sigma = self._observed()
         fo2, s2 = f2[mask], sigma[mask]
         n = fo2.size
-        mb = np.broadcast_to(np.asarray(m, dtype=float), (n,))
+        mb = np.broadcast_to(np.asarray(mult, dtype=float), (n,))
         sw = np.full(n, np.nan)  # √w of every row, set block by block (NaN: not reached)
         fixed = (
             None
@@ -437,25 +450,56 @@ class XrayData:
                 sw[rows] = fixed[rows]
             return ga * sw[rows], gb * sw[rows]
 
-        A = self._jacobian_buffer((n, len(p) + 1))
-        f_calc = self._compute_observable(eng, A[:, : self._n_struct], factors)
+        order, where, cmap = self._layout(len(p))
+        m = order.size
+        A = self._jacobian_buffer((n, m + 1))
+        f_calc = self._compute_observable(eng, A[:, :m], factors, cmap)
         ext = self._extinction(p, mask)
         obs = xray_observables(f_calc, None, scale=scale, extinction=ext, kind=kind)
-        w = self._weights(fo2, s2, obs.y_calc, scale, m)
+        w = self._weights(fo2, s2, obs.y_calc, scale, mult)
         y_obs = fo2 if kind == "F2" else f_from_f2(fo2, s2)[0]
         assert obs.jacobian is not None  # (the default jacobian=True)
-        np.multiply(obs.jacobian[:, 0], sw, out=A[:, self._i_scale])
+        np.multiply(obs.jacobian[:, 0], sw, out=A[:, where[self._i_scale]])
         if self._i_ext is not None:
-            np.multiply(obs.jacobian[:, 1], sw, out=A[:, self._i_ext])
-        A[:, -1] = sw * (y_obs - obs.y_calc)
-        return WeightedEvaluation(y_obs, obs.y_calc, w, A, self._columns())
+            np.multiply(obs.jacobian[:, 1], sw, out=A[:, where[self._i_ext]])
+        A[:, m] = sw * (y_obs - obs.y_calc)
+        return WeightedEvaluation(y_obs, obs.y_calc, w, A, order, len(p))
 
-    def _columns(self) -> np.ndarray:
-        """The columns of the full Jacobian this data set can make non-zero (ascending)."""
-        cmap = None if self._view is None else self._view.column_map
-        struct = np.arange(self._n_struct) if cmap is None else np.unique(cmap.dst)
-        own = [self._i_scale] + ([] if self._i_ext is None else [self._i_ext])
-        return np.union1d(struct, np.array(own, dtype=np.intp))
+    def use_columns(self, used: np.ndarray) -> None:
+        """The parameters the solver uses (:attr:`~chasm.refine.problem.Dataset.use_columns`).
+
+        The weighted rows put them last (before the residuals), so that the
+        normal matrix is one syrk over a run of exactly those columns.
+        """
+        self._wanted = np.asarray(used, dtype=np.intp)
+        self._layout_cache = None
+
+    def _layout(self, n_params: int) -> tuple[np.ndarray, np.ndarray, ColumnMap]:
+        """(parameter of each column of the weighted rows, column of each parameter, engine map).
+
+        The columns are those this set can make non-zero (the structural
+        columns its engine writes, its scale and extinction): first those the
+        solver does not use, then those it uses, each in ascending order.
+        """
+        if self._layout_cache is None or self._layout_cache[1].size != n_params:
+            struct = (
+                np.arange(self._n_struct) if self._view is None else self._view.columns_written()
+            )
+            own = [self._i_scale] + ([] if self._i_ext is None else [self._i_ext])
+            seen = np.union1d(struct, np.array(own, dtype=np.intp))
+            if self._wanted is not None:
+                last = np.isin(seen, self._wanted)
+                seen = np.concatenate([seen[~last], seen[last]])
+            where = np.full(n_params, -1, dtype=np.intp)
+            where[seen] = np.arange(seen.size)
+            names = [self._names[i] for i in seen]
+            if self._view is not None:
+                cmap = self._view.permuted_map(where, names)
+            else:
+                src = np.arange(self._n_struct)
+                cmap = ColumnMap(src, where[src], np.ones(src.size), names)
+            self._layout_cache = (seen, where, cmap)
+        return self._layout_cache
 
     def agreement(self, p: np.ndarray, n_par: int = 0) -> Agreement:
         """R1 (F, all), R1(>2σ), wR2 (F²), Rw(F), χ², GOF at p over the whole data set."""
