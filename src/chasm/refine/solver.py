@@ -80,7 +80,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sps
 from numpy.typing import ArrayLike
-from scipy.linalg.lapack import dpocon, dtrtri
+from scipy.linalg.lapack import dlange, dpocon, dpotrf, dtrtri
 
 from chasm.blas import blas_threads
 from chasm.errors import ChasmError, InputError
@@ -200,7 +200,10 @@ class _System:
         else:  # (on the factorisation's threads: a damped step is one more Cholesky)
             a = self.ms + lam * np.eye(len(self.bs))
             with blas_threads(_factor_threads(len(self.bs))):
-                ds = _cho_solve(np.linalg.cholesky(a), self.bs)
+                low = _cholesky(a)
+                if low is None:  # (M + λ diag M with M positive definite: not expected)
+                    raise np.linalg.LinAlgError("damped normal matrix not positive definite")
+                ds = _cho_solve(low, self.bs)
         dz: np.ndarray = ds / self.d
         return dz
 
@@ -902,13 +905,26 @@ def _set_variances(
 
 def _factor(ms: np.ndarray) -> tuple[tuple[np.ndarray, bool] | None, float]:
     """Cholesky factor (lower, True) of a unit-diagonal matrix and its rcond; (None, 0): not PD."""
-    try:
-        low = np.linalg.cholesky(ms)
-    except np.linalg.LinAlgError:
+    low = _cholesky(ms)
+    if low is None:
         return None, 0.0
-    anorm = float(np.max(np.sum(np.abs(ms), axis=0)))
-    rcond, info = dpocon(low, anorm, uplo="L")
+    anorm = float(dlange(b"1", ms.T))  # (ms symmetric: its memory read as a Fortran matrix)
+    rcond, info = dpocon(low.T, anorm, uplo="U")  # Lᵀ = U, Fortran-ordered: no copy
     return (low, True), (float(rcond) if info == 0 else 0.0)
+
+
+def _cholesky(a: np.ndarray) -> np.ndarray | None:
+    """Lower Cholesky factor L (C order, zeros above the diagonal) of a symmetric a; None: not PD.
+
+    LAPACK potrf reads a's memory as the Fortran matrix aᵀ = a and returns its
+    upper factor U = Lᵀ in Fortran order (one copy of a, which is kept), whose
+    transpose is L in C order without another copy.
+    """
+    u, info = dpotrf(a.T, lower=0, clean=1)
+    if info != 0:
+        return None
+    low: np.ndarray = u.T
+    return low
 
 
 def su_z_test(system: _System, s2: float) -> np.ndarray:
@@ -934,11 +950,15 @@ def _factor_threads(k: int) -> int | None:
 
 
 def _tril_inverse(low: np.ndarray) -> np.ndarray:
-    """Inverse of a lower-triangular matrix (LAPACK trtri on a copy; the upper triangle stays 0)."""
-    inv, info = dtrtri(low, lower=1)
+    """Inverse of a lower-triangular matrix (C order; the upper triangle stays 0).
+
+    LAPACK trtri on a copy of Lᵀ (the Fortran reading of L's memory): (Lᵀ)⁻¹
+    in Fortran order is L⁻¹ in C order.
+    """
+    inv, info = dtrtri(low.T, lower=0)
     if info != 0:
         raise SingularMatrixError("singular Cholesky factor", [], [])
-    out: np.ndarray = inv
+    out: np.ndarray = inv.T
     return out
 
 
