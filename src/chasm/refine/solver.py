@@ -398,6 +398,24 @@ class _Solver:
             Non-finite derivatives (seen on the diagonal of the product: a
             non-finite entry of J makes its column's diagonal non-finite).
         """
+        live, Mk, gk = self._used_part(ev, c, name)
+        u = self._n_used()
+        if live.size == u:
+            M, g = Mk, gk
+        else:
+            M, g = np.zeros((u, u)), np.zeros(u)
+            M[np.ix_(live, live)] = Mk
+            g[live] = gk
+        return self._reduced(M), self._reduced_g(g)
+
+    def _n_used(self) -> int:
+        """Number of columns of J that T uses."""
+        return self.p0.size if self._cols is None else self._cols.size
+
+    def _used_part(
+        self, ev: Evaluation, c: float, name: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(positions among the used columns, c (J_U)ᵀ W J_U over them, c (J_U)ᵀ W r) of a set."""
         used = np.arange(self.p0.size) if self._cols is None else self._cols
         if isinstance(ev, WeightedEvaluation):
             live, Mk, gk = self._weighted_product(ev, c, used)
@@ -406,19 +424,19 @@ class _Solver:
         if not (np.all(np.isfinite(np.diagonal(Mk))) and np.all(np.isfinite(gk))):
             raise RefinementError(_not_finite(name))
         Mk = _symmetrise(Mk)  # (a view of the accumulator when nothing was dropped: no copy)
-        u, k = used.size, live.size
-        if k == u:
-            M, g = Mk, gk
-        else:
-            M, g = np.zeros((u, u)), np.zeros(u)
-            M[np.ix_(live, live)] = Mk
-            g[live] = gk
-        if self._TU is not None:
-            TU = self._TU
-            M = np.asarray(TU.T @ (TU.T @ M).T)  # T_Uᵀ M T_U (M symmetric)
-            M = _symmetrise(np.ascontiguousarray(M))
-            g = TU.T @ g
-        return M, g
+        return live, Mk, gk
+
+    def _reduced(self, M: np.ndarray) -> np.ndarray:
+        """T_Uᵀ M T_U of a symmetric matrix over the used columns (M itself when T_U = 1)."""
+        if self._TU is None:
+            return M
+        TU = self._TU
+        out = np.asarray(TU.T @ (TU.T @ M).T)  # (M symmetric)
+        return _symmetrise(np.ascontiguousarray(out))
+
+    def _reduced_g(self, g: np.ndarray) -> np.ndarray:
+        """T_Uᵀ g of a vector over the used columns."""
+        return g if self._TU is None else np.asarray(self._TU.T @ g)
 
     def _weighted_product(
         self, ev: WeightedEvaluation, c: float, used: np.ndarray
@@ -510,18 +528,17 @@ class _Solver:
         b = np.zeros(k)
         grads: list[np.ndarray] = []
         parts: list[np.ndarray] | None = [] if keep_parts else None
-        for ds, ev, c in zip(self.datasets, state.evals, state.factors, strict=True):
-            Me, g = self.normal_part(ev, c, ds.name)
-            if M is None:  # the first set's matrix is the sum so far (one k x k array less)
-                M = Me.copy() if keep_parts else Me
-            else:
-                M += Me
-            b += g
-            grads.append(g)
-            if parts is not None:
+        if keep_parts:
+            for ds, ev, c in zip(self.datasets, state.evals, state.factors, strict=True):
+                Me, g = self.normal_part(ev, c, ds.name)
+                M = Me.copy() if M is None else M + Me
+                b += g
+                grads.append(g)
                 parts.append(Me)
+        else:
+            M, grads = self._summed(state)
+            b = np.sum(grads, axis=0) if len(grads) > 1 else grads[0].copy()
         assert M is not None  # _Solver refuses an empty list of data sets
-        del Me  # (the first set's matrix may be M itself: freed with it below)
         if not (np.all(np.isfinite(M)) and np.all(np.isfinite(b))):
             raise RefinementError("normal equations are not finite (overflow in weights?)")
         d2 = np.diag(M).copy()
@@ -551,6 +568,33 @@ class _Solver:
                 self._raise_singular(ms)
             assert chol is not None  # _raise_singular raised otherwise
         return _System(d, ms, b / d, chol, grads, parts)
+
+    def _summed(self, state: _State) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Σ_e M_e and every set's c_e (J_e T)ᵀ W_e r_e (T applied once, to the sum).
+
+        Each set's product over its own columns is added into one matrix over
+        the used columns (the first set's, when it spans them all, is that
+        matrix): no k x k matrix per set, and T_Uᵀ (.) T_U once.
+        """
+        u = self._n_used()
+        M: np.ndarray | None = None
+        grads: list[np.ndarray] = []
+        for ds, ev, c in zip(self.datasets, state.evals, state.factors, strict=True):
+            live, Mk, gk = self._used_part(ev, c, ds.name)
+            if M is None and live.size == u:
+                M = Mk
+            else:
+                if M is None:
+                    M = np.zeros((u, u))
+                if live.size == u:
+                    M += Mk
+                elif live.size:
+                    M[np.ix_(live, live)] += Mk
+            g = np.zeros(u)
+            g[live] = gk
+            grads.append(self._reduced_g(g))
+        assert M is not None  # _Solver refuses an empty list of data sets
+        return self._reduced(M), grads
 
     def _curvature(self, state: _State, grads: list[np.ndarray]) -> np.ndarray | None:
         """−2 Σ_e k_e b_e b_eᵀ: what turns M into half the Hessian of NLOG or LOG (None: UNIT).
