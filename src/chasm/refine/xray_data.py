@@ -182,6 +182,7 @@ class XrayData:
         ] = {}
         self._bound = False
         self._buffers: list[np.ndarray] = []
+        self._weighted_buffers: list[np.ndarray] = []
         self._wanted: np.ndarray | None = None  # the parameters the solver uses
         self._layout_cache: tuple[np.ndarray, np.ndarray, ColumnMap] | None = None
 
@@ -203,6 +204,7 @@ class XrayData:
         """See the structure through its view of this data set's kind and ADP set."""
         self._view = structure.view(self.view_kind, self.adp_set)
         self._buffers = []
+        self._weighted_buffers = []
         self._layout_cache = None
 
     def _new_engine(
@@ -276,6 +278,7 @@ class XrayData:
         self._i_ext = self._names.index(ext) if ext else None
         self._engines = {}
         self._buffers = []
+        self._weighted_buffers = []
         self._layout_cache = None
         self._bound = True
 
@@ -311,7 +314,7 @@ class XrayData:
             self._engines[key] = (self._new_engine(self.crystal, self.models, hkl), mask)
         return self._engines[key]
 
-    def _jacobian_buffer(self, shape: tuple[int, int]) -> np.ndarray:
+    def _jacobian_buffer(self, shape: tuple[int, int], weighted: bool = False) -> np.ndarray:
         """A zeroed full-width Jacobian array, or an earlier one nobody holds any more.
 
         Every evaluation writes the same columns of it (the structural columns
@@ -320,14 +323,18 @@ class XrayData:
         overwritten: no fresh 100 MB array to be zeroed and faulted in by the
         kernel in every cycle (slow and erratic on a shared VM). An array is
         reused only when no reference to it (or to a view of it) is left
-        outside this pool; at most _POOL arrays are kept.
+        outside this pool; at most _POOL arrays are kept. The weighted rows
+        (``weighted``, every column written by every evaluation, in the
+        current layout) have their own pool: a plain Jacobian never gets an
+        array whose other columns hold weighted values.
         """
-        pool = self._buffers
+        attr = "_weighted_buffers" if weighted else "_buffers"
+        pool = getattr(self, attr)
         for i in range(len(pool)):  # (no loop variable bound to the arrays: it would count)
             if pool[i].shape == shape and _references(pool, i) <= _UNREFERENCED:
-                return pool[i]
+                return cast(np.ndarray, pool[i])
         buf = np.zeros(shape)
-        self._buffers = [b for b in self._buffers if b.shape == shape][-(_POOL - 1) :] + [buf]
+        setattr(self, attr, [b for b in pool if b.shape == shape][-(_POOL - 1) :] + [buf])
         return buf
 
     def _extinction(
@@ -452,7 +459,7 @@ class XrayData:
 
         order, where, cmap = self._layout(len(p))
         m = order.size
-        A = self._jacobian_buffer((n, m + 1))
+        A = self._jacobian_buffer((n, m + 1), weighted=True)
         f_calc = self._compute_observable(eng, A[:, :m], factors, cmap)
         ext = self._extinction(p, mask)
         obs = xray_observables(f_calc, None, scale=scale, extinction=ext, kind=kind)
