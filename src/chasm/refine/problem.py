@@ -91,7 +91,7 @@ class WeightedEvaluation(Evaluation):
         self.n_params = m if n_params is None else int(n_params)
         self._jacobian: np.ndarray | None = None
 
-    @property  # type: ignore[override]
+    @property
     def jacobian(self) -> np.ndarray:
         """dy_calc/dp, shape (n_e, n_params): the rows divided by √w (made once, on request)."""
         if self._jacobian is None:

@@ -321,10 +321,9 @@ class _Solver:
         y_calc = np.asarray(ev.y_calc, dtype=float).reshape(-1)
         w = np.asarray(ev.weights, dtype=float).reshape(-1)
         weighted = isinstance(ev, WeightedEvaluation)
-        J = ev.rows if weighted else np.asarray(ev.jacobian, dtype=float)
+        J = ev.rows if isinstance(ev, WeightedEvaluation) else np.asarray(ev.jacobian, float)
         shape = (n, J.shape[1]) if weighted else (n, n_full)
-        if weighted:
-            assert isinstance(ev, WeightedEvaluation)
+        if isinstance(ev, WeightedEvaluation):
             cols = ev.columns
             if (
                 ev.n_params != n_full
@@ -349,8 +348,7 @@ class _Solver:
             raise RefinementError(_not_finite(name))
         # the derivatives are checked on the normal matrix (normal_part): a non-finite entry
         # of J makes its column's diagonal non-finite, without a pass over J here
-        if weighted:
-            assert isinstance(ev, WeightedEvaluation)
+        if isinstance(ev, WeightedEvaluation):
             return WeightedEvaluation(y_obs, y_calc, w, ev.rows, ev.columns, ev.n_params)
         return Evaluation(y_obs, y_calc, w, J)
 
@@ -527,8 +525,9 @@ class _Solver:
         M: np.ndarray | None = None
         b = np.zeros(k)
         grads: list[np.ndarray] = []
-        parts: list[np.ndarray] | None = [] if keep_parts else None
+        parts: list[np.ndarray] | None = None
         if keep_parts:
+            parts = []
             for ds, ev, c in zip(self.datasets, state.evals, state.factors, strict=True):
                 Me, g = self.normal_part(ev, c, ds.name)
                 M = Me.copy() if M is None else M + Me
