@@ -155,3 +155,15 @@ def test_xray_rows_put_the_solver_columns_last():
     r = ev.y_obs - ev.y_calc
     np.testing.assert_allclose(M, J.T @ (ev.weights[:, None] * J), rtol=1e-11, atol=1e-6)
     np.testing.assert_allclose(g, J.T @ (ev.weights * r), rtol=1e-11, atol=1e-6)
+
+
+def test_syrk_lower_with_beta_zero_ignores_what_c_held():
+    """beta = 0: c is not read (an uninitialised accumulator), also without rows."""
+    rng = np.random.default_rng(8)
+    a = rng.normal(size=(50, 6))
+    c = np.full((6, 6), np.nan, order="F")
+    syrk.syrk_lower(a, c, 1.0, 0.0)
+    np.testing.assert_allclose(np.tril(c), np.tril(a.T @ a), rtol=1e-13)
+    c = np.full((6, 6), np.nan, order="F")
+    syrk.syrk_lower(a[:0], c, 1.0, 0.0)
+    assert np.all(c == 0.0)

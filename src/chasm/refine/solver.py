@@ -455,7 +455,8 @@ class _Solver:
         first = int(pos.min())
         span = m - first
         if span**2 <= _SPAN_SLACK * k * k:
-            acc = syrk_lower(A[:, first:], np.zeros((span + 1, span + 1), order="F"), c)
+            # (beta = 0: the accumulator is not read, and only its lower triangle is used)
+            acc = syrk_lower(A[:, first:], np.empty((span + 1, span + 1), order="F"), c)
             Mk, gk = acc[:span, :span], acc[span, :span].copy()
             pick = pos - first
             if span == k and np.array_equal(pick, np.arange(k)):
@@ -556,17 +557,20 @@ class _Solver:
         correction = self._curvature(state, grads) if curvature else None
         if correction is None:
             del M  # not needed any more: one k x k array less at the factorisation
+        # L⁻¹ (the su's of every cycle) on the same threads, in the same thread switch
         with blas_threads(_factor_threads(self.k)):
             if correction is not None:  # the score's own curvature, when positive definite
                 mc = (M + correction) / np.outer(d, d)
                 chol, rcond = _factor(mc)
                 if chol is not None and rcond >= self.opts.singular_tol:
-                    return _System(d, mc, b / d, chol, grads, parts)
+                    li = _tril_inverse(chol[0])
+                    return _System(d, mc, b / d, chol, grads, parts, _li=li)
             chol, rcond = _factor(ms)
             if chol is None or rcond < self.opts.singular_tol:
                 self._raise_singular(ms)
             assert chol is not None  # _raise_singular raised otherwise
-        return _System(d, ms, b / d, chol, grads, parts)
+            li = _tril_inverse(chol[0])
+        return _System(d, ms, b / d, chol, grads, parts, _li=li)
 
     def _summed(self, state: _State) -> tuple[np.ndarray, list[np.ndarray]]:
         """Σ_e M_e and every set's c_e (J_e T)ᵀ W_e r_e (T applied once, to the sum).

@@ -104,8 +104,11 @@ def syrk_lower(a: np.ndarray, c: np.ndarray, alpha: float = 1.0, beta: float = 0
         if out is not c:  # (f2py returns c itself for a Fortran-ordered c)
             c[...] = out
         return c
-    if n == 0:  # C = beta C
-        c *= beta
+    if n == 0:  # C = beta C (beta = 0: zero, whatever C held)
+        if beta == 0.0:
+            c[...] = 0.0
+        else:
+            c *= beta
         return c
     cint = ctypes.c_int
     fn(
