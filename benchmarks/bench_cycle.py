@@ -85,6 +85,13 @@ def load_average() -> str:
         return "unknown"
 
 
+def solver_dataset(ref, data) -> Dataset:
+    """The solver's Dataset of one data set as Refinement.run_free makes it (older code: here)."""
+    if hasattr(ref, "solver_dataset"):
+        return ref.solver_dataset(data)
+    return Dataset(data.name, ref._evaluator(data), user_weight=getattr(data, "user_weight", 1.0))
+
+
 def one_cycle(sv: _Solver, z: np.ndarray):
     """One cycle as solve() does it at z: evaluate, normal equations, su, limited step."""
     state = sv.evaluate(z)
@@ -176,7 +183,7 @@ def main() -> None:
     data = ref.datasets[0]
     # what Refinement.run_free hands to solve()
     sv = _Solver(
-        [Dataset(data.name, ref._evaluator(data))],
+        [solver_dataset(ref, data)],
         red.p0,
         red.T,
         red.reduced_names,

@@ -37,10 +37,18 @@ import time
 
 import numpy as np
 
-from bench_cycle import CPU_HELP, against_floor, load_average, machine, one_cycle, print_ratio
+from bench_cycle import (
+    CPU_HELP,
+    against_floor,
+    load_average,
+    machine,
+    one_cycle,
+    print_ratio,
+    solver_dataset,
+)
 from bench_sf import median_time, use_cpu_clock
 from chasm.examples import seed
-from chasm.refine.solver import Dataset, _Solver
+from chasm.refine.solver import _Solver
 
 ROUTE_TARGET = 300.0  # seconds, stages a-d
 
@@ -87,10 +95,7 @@ def joint_solver(ref, p_start: np.ndarray | None):
     for d in ref.datasets:
         d.window = (stage.smin, stage.smax)
     red = ref.all_constraints().reduce(ref.params)
-    sets = [
-        Dataset(d.name, ref._evaluator(d), user_weight=getattr(d, "user_weight", 1.0))
-        for d in ref.stage_datasets(stage)
-    ]
+    sets = [solver_dataset(ref, d) for d in ref.stage_datasets(stage)]
     sv = _Solver(sets, red.p0, red.T, red.reduced_names, ref.scheme, ref.options)
     return sv, red
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from chasm.errors import InputError
 
-__all__ = ["Evaluation", "Dataset", "Restraints", "SolverOptions"]
+__all__ = ["Evaluation", "WeightedEvaluation", "Dataset", "Restraints", "SolverOptions"]
 
 
 @dataclass
@@ -46,6 +46,66 @@ class Evaluation:
     jacobian: np.ndarray
 
 
+class WeightedEvaluation(Evaluation):
+    """An :class:`Evaluation` whose Jacobian comes with its rows already weighted.
+
+    The solver's own form of a data set's derivatives: one C-ordered array
+
+        rows = [√w J[:, columns] | √w (y_obs − y_calc)],   shape (n_e, m + 1),
+
+    from which the normal matrix and the right-hand side are one BLAS syrk
+    over a run of its columns, with no weighted copy of J (a data set can
+    fold √w into its rows while it makes them, e.g. in the engine's chain
+    rule). ``columns`` says which parameter each of the first m columns is;
+    the columns of J not listed are zero. A data set told which parameters
+    the solver uses (:attr:`Dataset.use_columns`) puts those last, so that
+    they and the residuals are one run. ``jacobian`` (dy_calc/dp, unweighted,
+    full width) is formed from ``rows`` on first use, for whoever else reads
+    it; every weight must therefore be > 0 (a data set with zero weights
+    returns a plain :class:`Evaluation`).
+
+    Attributes
+    ----------
+    rows : ndarray, shape (n_e, m + 1)
+        √w times the derivatives of the parameters ``columns``, then the
+        weighted residuals; unit column stride (rows may be padded).
+    columns : ndarray of int, shape (m,)
+        The parameter (index into p) of each column; distinct. Default: 0..m−1.
+    n_params : int
+        Length of p (default m).
+    """
+
+    def __init__(
+        self,
+        y_obs: np.ndarray,
+        y_calc: np.ndarray,
+        weights: np.ndarray,
+        rows: np.ndarray,
+        columns: np.ndarray | None = None,
+        n_params: int | None = None,
+    ) -> None:
+        self.y_obs, self.y_calc, self.weights = y_obs, y_calc, weights
+        self.rows = rows
+        m = rows.shape[1] - 1
+        self.columns = np.arange(m) if columns is None else np.asarray(columns, dtype=np.intp)
+        self.n_params = m if n_params is None else int(n_params)
+        self._jacobian: np.ndarray | None = None
+
+    @property
+    def jacobian(self) -> np.ndarray:
+        """dy_calc/dp, shape (n_e, n_params): the rows divided by √w (made once, on request)."""
+        if self._jacobian is None:
+            sw = np.sqrt(np.asarray(self.weights, dtype=float))
+            J = np.zeros((self.rows.shape[0], self.n_params))
+            J[:, self.columns] = self.rows[:, :-1] / sw[:, None]
+            self._jacobian = J
+        return self._jacobian
+
+    @jacobian.setter
+    def jacobian(self, value: np.ndarray) -> None:  # (the dataclass field of the base)
+        raise AttributeError("WeightedEvaluation.jacobian is derived from rows")
+
+
 @dataclass
 class Dataset:
     """One set of observations.
@@ -59,12 +119,17 @@ class Dataset:
         u_e, multiplies the set's term of the score.
     absolute : bool
         Enter the score as u_e χ²_e whatever the scheme (σ taken at face value).
+    use_columns : callable, optional
+        Told once, before the first evaluation, which entries of p the solver
+        uses (ascending indices; the others are fixed): a set returning
+        :class:`WeightedEvaluation` lays its rows out with those last.
     """
 
     name: str
     evaluate: Callable[[np.ndarray], Evaluation]
     user_weight: float = 1.0
     absolute: bool = False
+    use_columns: Callable[[np.ndarray], None] | None = None
 
 
 @dataclass

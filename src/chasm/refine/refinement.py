@@ -288,6 +288,15 @@ class Refinement:
 
         return evaluate
 
+    def solver_dataset(self, dataset: DataSet) -> Dataset:
+        """The solver's view of one data set: evaluator, user weight, column layout hook."""
+        return Dataset(
+            dataset.name,
+            self._evaluator(dataset),
+            user_weight=getattr(dataset, "user_weight", 1.0),
+            use_columns=getattr(dataset, "use_columns", None),
+        )
+
     def _restraint_set(self) -> Restraints | None:
         if not self.restraints:
             return None
@@ -347,10 +356,7 @@ class Refinement:
             if callback is not None:
                 callback(info)
 
-        sets: list = [
-            Dataset(d.name, self._evaluator(d), user_weight=d.user_weight)
-            for d in self.stage_datasets(stage)
-        ]
+        sets: list = [self.solver_dataset(d) for d in self.stage_datasets(stage)]
         rs = self._restraint_set()
         if rs is not None:
             sets.append(rs)

@@ -80,13 +80,19 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sps
 from numpy.typing import ArrayLike
-from scipy.linalg.blas import dsyrk as _dsyrk
-from scipy.linalg.lapack import dpocon, dtrtri
+from scipy.linalg.lapack import dlange, dpocon, dpotrf, dtrtri
 
 from chasm.blas import blas_threads
 from chasm.errors import ChasmError, InputError
-from chasm.refine.problem import Dataset, Evaluation, Restraints, SolverOptions
+from chasm.refine.problem import (
+    Dataset,
+    Evaluation,
+    Restraints,
+    SolverOptions,
+    WeightedEvaluation,
+)
 from chasm.refine.results import CycleInfo, DatasetFit, FitResult
+from chasm.refine.syrk import syrk_lower
 from chasm.scattering import kernel as _kernel
 
 __all__ = [
@@ -191,9 +197,13 @@ class _System:
         ds: np.ndarray
         if lam == 0.0:
             ds = _cho_solve(self.chol[0], self.bs)
-        else:
+        else:  # (on the factorisation's threads: a damped step is one more Cholesky)
             a = self.ms + lam * np.eye(len(self.bs))
-            ds = _cho_solve(np.linalg.cholesky(a), self.bs)
+            with blas_threads(_factor_threads(len(self.bs))):
+                low = _cholesky(a)
+                if low is None:  # (M + λ diag M with M positive definite: not expected)
+                    raise np.linalg.LinAlgError("damped normal matrix not positive definite")
+                ds = _cho_solve(low, self.bs)
         dz: np.ndarray = ds / self.d
         return dz
 
@@ -226,6 +236,11 @@ class _Solver:
             raise InputError(f"T must have shape ({self.p0.size}, n_z), got {self.T.shape}")
         self.k = self.p0.size if self.T is None else self.T.shape[1]
         self._plan_reduction()
+        used = np.arange(self.p0.size) if self._cols is None else self._cols
+        for ds in self.datasets:  # sets that lay out their weighted rows by it
+            hook = getattr(ds, "use_columns", None)
+            if hook is not None:
+                hook(used)
         if names is None:
             names = [f"z{i}" for i in range(self.k)]
         if len(names) != self.k:
@@ -305,16 +320,36 @@ class _Solver:
         n = y_obs.size
         y_calc = np.asarray(ev.y_calc, dtype=float).reshape(-1)
         w = np.asarray(ev.weights, dtype=float).reshape(-1)
-        J = np.asarray(ev.jacobian, dtype=float)
-        if y_calc.size != n or w.size != n or J.shape != (n, n_full):
+        weighted = isinstance(ev, WeightedEvaluation)
+        J = ev.rows if isinstance(ev, WeightedEvaluation) else np.asarray(ev.jacobian, float)
+        shape = (n, J.shape[1]) if weighted else (n, n_full)
+        if isinstance(ev, WeightedEvaluation):
+            cols = ev.columns
+            if (
+                ev.n_params != n_full
+                or cols.shape != (J.shape[1] - 1,)
+                or (cols.size and (cols.min() < 0 or cols.max() >= n_full))
+                or np.unique(cols).size != cols.size
+            ):
+                raise InputError(
+                    f"data set {name!r}: weighted rows for {ev.n_params} parameters, columns "
+                    f"{cols.shape} of {J.shape}; expected distinct columns in 0..{n_full - 1}, "
+                    "one per column of the rows but the last"
+                )
+        if y_calc.size != n or w.size != n or J.shape != shape:
+            what = "weighted rows" if weighted else "jacobian"
             raise InputError(
                 f"data set {name!r}: y_obs {n}, y_calc {y_calc.size}, weights {w.size}, "
-                f"jacobian {J.shape}; expected jacobian ({n}, {n_full})"
+                f"{what} {J.shape}; expected {what} {shape}"
             )
         if np.any(~np.isfinite(w)) or np.any(w < 0.0) or np.any(~np.isfinite(y_obs)):
             raise InputError(f"data set {name!r}: weights must be finite and ≥ 0, y_obs finite")
-        if not (np.all(np.isfinite(y_calc)) and _all_finite(J)):
-            raise RefinementError(f"data set {name!r}: calculated values or derivatives not finite")
+        if not np.all(np.isfinite(y_calc)):
+            raise RefinementError(_not_finite(name))
+        # the derivatives are checked on the normal matrix (normal_part): a non-finite entry
+        # of J makes its column's diagonal non-finite, without a pass over J here
+        if isinstance(ev, WeightedEvaluation):
+            return WeightedEvaluation(y_obs, y_calc, w, ev.rows, ev.columns, ev.n_params)
         return Evaluation(y_obs, y_calc, w, J)
 
     def _score_terms(self, chi2: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -332,32 +367,124 @@ class _Solver:
         return factors, terms
 
     # ------------------------------------------------------------------ normal equations
-    def normal_part(self, ev: Evaluation, c: float) -> tuple[np.ndarray, np.ndarray]:
+    def normal_part(
+        self, ev: Evaluation, c: float, name: str = ""
+    ) -> tuple[np.ndarray, np.ndarray]:
         """c (J T)ᵀ W (J T) and c (J T)ᵀ W r of one data set.
 
         Only the columns of J that T uses and that are not all zero in this
         evaluation enter the products (a data set's Jacobian is zero in the
         parameters it does not see: the X-ray set in the spin populations,
         the neutron sets in most multipoles); the zero rows and columns of
-        the set's matrix are filled in afterwards. J is read block of rows by
-        block of rows: the columns are copied and weighted into a buffer of a
-        few thousand rows (a slice when they are one contiguous run or nearly
-        one, the few columns inside it that are not wanted dropped from the
-        product afterwards; a gather by the compiled copy kernel otherwise),
-        with the weighted residuals as one more column, and BLAS syrk
-        accumulates the buffer's symmetric product in place: M and b from one
-        product per block. Few blocks: each switch between the single-threaded
-        copying and the threaded syrk costs thread hand-overs, badly so on a
-        busy machine.
+        the set's matrix are filled in afterwards.
+
+        A :class:`~chasm.refine.problem.WeightedEvaluation` brings its rows
+        weighted, with the weighted residuals as their last column, and the
+        columns that can be non-zero: when those (through the residuals)
+        nearly are one run, one BLAS syrk over that run of the array itself
+        gives M and b (no copy of J, no scan of it; the few columns inside the
+        run that are not wanted are dropped from the small product); when
+        they are scattered, they are gathered block by block into a buffer.
+        A plain :class:`~chasm.refine.problem.Evaluation` is scanned for its
+        non-zero columns, which are copied and weighted by √(c w) into a
+        buffer of a few thousand rows, with the weighted residuals as one
+        more column, and accumulated by syrk block by block.
+
+        Raises
+        ------
+        RefinementError
+            Non-finite derivatives (seen on the diagonal of the product: a
+            non-finite entry of J makes its column's diagonal non-finite).
         """
+        live, Mk, gk = self._used_part(ev, c, name)
+        u = self._n_used()
+        if live.size == u:
+            M, g = Mk, gk
+        else:
+            M, g = np.zeros((u, u)), np.zeros(u)
+            M[np.ix_(live, live)] = Mk
+            g[live] = gk
+        return self._reduced(M), self._reduced_g(g)
+
+    def _n_used(self) -> int:
+        """Number of columns of J that T uses."""
+        return self.p0.size if self._cols is None else self._cols.size
+
+    def _used_part(
+        self, ev: Evaluation, c: float, name: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(positions among the used columns, c (J_U)ᵀ W J_U over them, c (J_U)ᵀ W r) of a set."""
+        used = np.arange(self.p0.size) if self._cols is None else self._cols
+        if isinstance(ev, WeightedEvaluation):
+            live, Mk, gk = self._weighted_product(ev, c, used)
+        else:
+            live, Mk, gk = self._plain_product(ev, c, used)
+        if not (np.all(np.isfinite(np.diagonal(Mk))) and np.all(np.isfinite(gk))):
+            raise RefinementError(_not_finite(name))
+        Mk = _symmetrise(Mk)  # (a view of the accumulator when nothing was dropped: no copy)
+        return live, Mk, gk
+
+    def _reduced(self, M: np.ndarray) -> np.ndarray:
+        """T_Uᵀ M T_U of a symmetric matrix over the used columns (M itself when T_U = 1)."""
+        if self._TU is None:
+            return M
+        TU = self._TU
+        out = np.asarray(TU.T @ (TU.T @ M).T)  # (M symmetric)
+        return _symmetrise(np.ascontiguousarray(out))
+
+    def _reduced_g(self, g: np.ndarray) -> np.ndarray:
+        """T_Uᵀ g of a vector over the used columns."""
+        return g if self._TU is None else np.asarray(self._TU.T @ g)
+
+    def _weighted_product(
+        self, ev: WeightedEvaluation, c: float, used: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(positions in ``used`` of the product's columns, c Aᵀ A lower, c Aᵀ (√w r))."""
+        A = ev.rows
+        n, m = A.shape[0], A.shape[1] - 1
+        where = np.full(ev.n_params, -1, dtype=np.intp)  # column of A of each parameter
+        where[ev.columns] = np.arange(m)
+        at = where[used]
+        live = np.flatnonzero(at >= 0)
+        pos = at[live]  # columns of A, in the order of `used`
+        k = pos.size
+        if k == 0 or n == 0:
+            return live, np.zeros((0, 0), order="F"), np.zeros(0)
+        # one run from the first wanted column through the residuals (the last column) when
+        # the wanted columns nearly are one: a slightly wider syrk costs less than a gather
+        first = int(pos.min())
+        span = m - first
+        if span**2 <= _SPAN_SLACK * k * k:
+            # (beta = 0: the accumulator is not read, and only its lower triangle is used)
+            acc = syrk_lower(A[:, first:], np.empty((span + 1, span + 1), order="F"), c)
+            Mk, gk = acc[:span, :span], acc[span, :span].copy()
+            pick = pos - first
+            if span == k and np.array_equal(pick, np.arange(k)):
+                return live, Mk, gk
+            if np.any(np.diff(pick) < 0):  # not in the order of `used`: both triangles
+                Mk = _symmetrise(Mk)
+            return live, Mk[np.ix_(pick, pick)], gk[pick]
+        take = np.append(pos, m)  # the columns and the residuals, gathered
+        rows = min(_ROWS, max(256, _BLOCK_BYTES // (8 * (k + 1))))
+        buf = np.empty((min(n, rows), k + 1))
+        acc = np.zeros((k + 1, k + 1), order="F")
+        for b0 in range(0, n, rows):
+            B = buf[: min(n, b0 + rows) - b0]
+            np.take(A[b0 : b0 + B.shape[0]], take, axis=1, out=B)
+            acc = syrk_lower(B, acc, c, 1.0)
+        return live, acc[:k, :k], acc[k, :k].copy()
+
+    def _plain_product(
+        self, ev: Evaluation, c: float, used: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As :meth:`_weighted_product` for an unweighted J (weighted into a buffer here)."""
         J = ev.jacobian
         n = J.shape[0]
         sw = np.sqrt(c * ev.weights)
         rw = sw * (ev.y_obs - ev.y_calc)
-        used = np.arange(J.shape[1]) if self._cols is None else self._cols
         live = _nonzero_columns(J, used)  # positions in `used` of the non-zero columns
         cols = used[live]
-        u, k = used.size, cols.size
+        k = cols.size
         # the columns are sliced as one run when they nearly are one (a few fixed
         # columns inside, e.g. occupancies): a slightly wider syrk costs less than a
         # gather (15,060 x 858 of 891: 8 % more syrk, against a gather of a third of it)
@@ -387,43 +514,31 @@ class _Solver:
                 np.take(J[b0:b1], cols, axis=1, out=A)
                 A *= sw[b0:b1, None]
             B[:, w] = rw[b0:b1]
-            acc = _syrk_lower(B, acc)
+            acc = syrk_lower(B, acc, 1.0, 1.0)
         Mk, gk = acc[:w, :w], acc[w, :w].copy()
         if run is not None and w != k:  # drop the run's zero (or unused) columns
             pick = cols - run[0]
             Mk, gk = Mk[np.ix_(pick, pick)], gk[pick]
-        Mk = _symmetrise(Mk)  # (a view of acc when nothing was dropped: no copy)
-        if k == u:
-            M, g = Mk, gk
-        else:
-            M, g = np.zeros((u, u)), np.zeros(u)
-            M[np.ix_(live, live)] = Mk
-            g[live] = gk
-        if self._TU is not None:
-            TU = self._TU
-            M = np.asarray(TU.T @ (TU.T @ M).T)  # T_Uᵀ M T_U (M symmetric)
-            M = _symmetrise(np.ascontiguousarray(M))
-            g = TU.T @ g
-        return M, g
+        return live, Mk, gk
 
     def system(self, state: _State, keep_parts: bool = False, curvature: bool = True) -> _System:
         k = self.k
         M: np.ndarray | None = None
         b = np.zeros(k)
         grads: list[np.ndarray] = []
-        parts: list[np.ndarray] | None = [] if keep_parts else None
-        for ev, c in zip(state.evals, state.factors, strict=True):
-            Me, g = self.normal_part(ev, c)
-            if M is None:  # the first set's matrix is the sum so far (one k x k array less)
-                M = Me.copy() if keep_parts else Me
-            else:
-                M += Me
-            b += g
-            grads.append(g)
-            if parts is not None:
+        parts: list[np.ndarray] | None = None
+        if keep_parts:
+            parts = []
+            for ds, ev, c in zip(self.datasets, state.evals, state.factors, strict=True):
+                Me, g = self.normal_part(ev, c, ds.name)
+                M = Me.copy() if M is None else M + Me
+                b += g
+                grads.append(g)
                 parts.append(Me)
+        else:
+            M, grads = self._summed(state)
+            b = np.sum(grads, axis=0) if len(grads) > 1 else grads[0].copy()
         assert M is not None  # _Solver refuses an empty list of data sets
-        del Me  # (the first set's matrix may be M itself: freed with it below)
         if not (np.all(np.isfinite(M)) and np.all(np.isfinite(b))):
             raise RefinementError("normal equations are not finite (overflow in weights?)")
         d2 = np.diag(M).copy()
@@ -442,17 +557,47 @@ class _Solver:
         correction = self._curvature(state, grads) if curvature else None
         if correction is None:
             del M  # not needed any more: one k x k array less at the factorisation
+        # L⁻¹ (the su's of every cycle) on the same threads, in the same thread switch
         with blas_threads(_factor_threads(self.k)):
             if correction is not None:  # the score's own curvature, when positive definite
                 mc = (M + correction) / np.outer(d, d)
                 chol, rcond = _factor(mc)
                 if chol is not None and rcond >= self.opts.singular_tol:
-                    return _System(d, mc, b / d, chol, grads, parts)
+                    li = _tril_inverse(chol[0])
+                    return _System(d, mc, b / d, chol, grads, parts, _li=li)
             chol, rcond = _factor(ms)
             if chol is None or rcond < self.opts.singular_tol:
                 self._raise_singular(ms)
             assert chol is not None  # _raise_singular raised otherwise
-        return _System(d, ms, b / d, chol, grads, parts)
+            li = _tril_inverse(chol[0])
+        return _System(d, ms, b / d, chol, grads, parts, _li=li)
+
+    def _summed(self, state: _State) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Σ_e M_e and every set's c_e (J_e T)ᵀ W_e r_e (T applied once, to the sum).
+
+        Each set's product over its own columns is added into one matrix over
+        the used columns (the first set's, when it spans them all, is that
+        matrix): no k x k matrix per set, and T_Uᵀ (.) T_U once.
+        """
+        u = self._n_used()
+        M: np.ndarray | None = None
+        grads: list[np.ndarray] = []
+        for ds, ev, c in zip(self.datasets, state.evals, state.factors, strict=True):
+            live, Mk, gk = self._used_part(ev, c, ds.name)
+            if M is None and live.size == u:
+                M = Mk
+            else:
+                if M is None:
+                    M = np.zeros((u, u))
+                if live.size == u:
+                    M += Mk
+                elif live.size:
+                    M[np.ix_(live, live)] += Mk
+            g = np.zeros(u)
+            g[live] = gk
+            grads.append(self._reduced_g(g))
+        assert M is not None  # _Solver refuses an empty list of data sets
+        return self._reduced(M), grads
 
     def _curvature(self, state: _State, grads: list[np.ndarray]) -> np.ndarray | None:
         """−2 Σ_e k_e b_e b_eᵀ: what turns M into half the Hessian of NLOG or LOG (None: UNIT).
@@ -807,13 +952,26 @@ def _set_variances(
 
 def _factor(ms: np.ndarray) -> tuple[tuple[np.ndarray, bool] | None, float]:
     """Cholesky factor (lower, True) of a unit-diagonal matrix and its rcond; (None, 0): not PD."""
-    try:
-        low = np.linalg.cholesky(ms)
-    except np.linalg.LinAlgError:
+    low = _cholesky(ms)
+    if low is None:
         return None, 0.0
-    anorm = float(np.max(np.sum(np.abs(ms), axis=0)))
-    rcond, info = dpocon(low, anorm, uplo="L")
+    anorm = float(dlange(b"1", ms.T))  # (ms symmetric: its memory read as a Fortran matrix)
+    rcond, info = dpocon(low.T, anorm, uplo="U")  # Lᵀ = U, Fortran-ordered: no copy
     return (low, True), (float(rcond) if info == 0 else 0.0)
+
+
+def _cholesky(a: np.ndarray) -> np.ndarray | None:
+    """Lower Cholesky factor L (C order, zeros above the diagonal) of a symmetric a; None: not PD.
+
+    LAPACK potrf reads a's memory as the Fortran matrix aᵀ = a and returns its
+    upper factor U = Lᵀ in Fortran order (one copy of a, which is kept), whose
+    transpose is L in C order without another copy.
+    """
+    u, info = dpotrf(a.T, lower=0, clean=1)
+    if info != 0:
+        return None
+    low: np.ndarray = u.T
+    return low
 
 
 def su_z_test(system: _System, s2: float) -> np.ndarray:
@@ -839,20 +997,21 @@ def _factor_threads(k: int) -> int | None:
 
 
 def _tril_inverse(low: np.ndarray) -> np.ndarray:
-    """Inverse of a lower-triangular matrix (LAPACK trtri on a copy; the upper triangle stays 0)."""
-    inv, info = dtrtri(low, lower=1)
+    """Inverse of a lower-triangular matrix (C order; the upper triangle stays 0).
+
+    LAPACK trtri on a copy of Lᵀ (the Fortran reading of L's memory): (Lᵀ)⁻¹
+    in Fortran order is L⁻¹ in C order.
+    """
+    inv, info = dtrtri(low.T, lower=0)
     if info != 0:
         raise SingularMatrixError("singular Cholesky factor", [], [])
-    out: np.ndarray = inv
+    out: np.ndarray = inv.T
     return out
 
 
-def _all_finite(a: np.ndarray) -> bool:
-    """Every entry of a finite: one sum (any inf or NaN makes it non-finite), exact when not."""
-    with np.errstate(all="ignore"):
-        if np.isfinite(np.sum(a)):  # a finite sum of finite numbers; NaN and inf propagate
-            return True
-    return bool(np.all(np.isfinite(a)))  # an overflowing sum says nothing: look at each
+def _not_finite(name: str) -> str:
+    """The message of a data set whose calculated values or derivatives are not finite."""
+    return f"data set {name!r}: calculated values or derivatives not finite"
 
 
 def _nonzero_columns(J: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -870,17 +1029,6 @@ def _scaled(M: np.ndarray, d: np.ndarray, rows: int = 256) -> np.ndarray:
     out = np.empty_like(M)
     for r0 in range(0, len(M), rows):
         np.divide(M[r0 : r0 + rows], np.outer(d[r0 : r0 + rows], d), out=out[r0 : r0 + rows])
-    return out
-
-
-def _syrk_lower(B: np.ndarray, acc: np.ndarray) -> np.ndarray:
-    """acc + Bᵀ B in acc's lower triangle (BLAS syrk, in place; the upper triangle untouched).
-
-    B is a C-contiguous row block, acc a Fortran-ordered square matrix: Bᵀ is
-    read as the Fortran matrix it is, without a copy, and the sum is formed by
-    BLAS itself (no k x k temporary, no symmetric copy per block).
-    """
-    out: np.ndarray = _dsyrk(1.0, B.T, beta=1.0, c=acc, trans=0, lower=1, overwrite_c=1)
     return out
 
 

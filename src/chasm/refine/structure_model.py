@@ -738,6 +738,7 @@ class EngineView:
         engine: StructureFactorEngine,
         out: np.ndarray | None = None,
         row_factors: RowFactors | None = None,
+        column_map: ColumnMap | None = None,
     ) -> StructureFactors:
         """F and the real Jacobian over the structural parameters (engine's ``real=True``).
 
@@ -747,11 +748,32 @@ class EngineView:
         ``jacobian_imag`` = dB/dp of the structural columns ``imag_columns``;
         with ``row_factors`` the Jacobian of a real observable instead (see
         :meth:`~chasm.scattering.engine.StructureFactorEngine.compute`).
+        ``column_map`` replaces the view's own (e.g. the same map with its
+        output columns permuted, :meth:`permuted_map`).
         """
         self.refresh()
+        cmap = self.column_map if column_map is None else column_map
         return engine.compute(
-            jacobian=True, real=True, out=out, column_map=self.column_map, row_factors=row_factors
+            jacobian=True, real=True, out=out, column_map=cmap, row_factors=row_factors
         )
+
+    def permuted_map(self, where: np.ndarray, names: list[str]) -> ColumnMap:
+        """The view's column map with structural column j written to column ``where[j]``.
+
+        ``where`` maps every structural column the view writes to a column of
+        an output of ``len(names)`` columns.
+        """
+        if self.column_map is None:  # the engine's columns are the parameters
+            src = np.arange(self.n_engine_columns)
+            return ColumnMap(src, where[src], np.ones(src.size), names)
+        cm = self.column_map
+        return ColumnMap(cm.src, where[cm.dst], cm.coef, names)
+
+    def columns_written(self) -> np.ndarray:
+        """The structural columns this view's engine writes (ascending)."""
+        if self.column_map is None:
+            return np.arange(self.n_engine_columns)
+        return np.unique(self.column_map.dst)
 
     def map_columns(self, j_engine: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Engine Jacobian (n, n_engine) -> structural Jacobian (n, n_struct)."""

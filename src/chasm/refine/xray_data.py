@@ -28,9 +28,9 @@ from chasm.data.agreement import Agreement
 from chasm.data.reflections import Reflections
 from chasm.data.reflections import stol as sinthl
 from chasm.errors import InputError
-from chasm.refine.problem import Evaluation
+from chasm.refine.problem import Evaluation, WeightedEvaluation
 from chasm.refine.structure_model import ADP_SETS_DEFAULT
-from chasm.scattering.engine import StructureFactorEngine
+from chasm.scattering.engine import ColumnMap, StructureFactorEngine
 from chasm.scattering.extinction import becker_coppens_type1, bragg_trig, shelx_exti
 from chasm.scattering.xray import (
     ExtinctionFunction,
@@ -182,6 +182,9 @@ class XrayData:
         ] = {}
         self._bound = False
         self._buffers: list[np.ndarray] = []
+        self._weighted_buffers: list[np.ndarray] = []
+        self._wanted: np.ndarray | None = None  # the parameters the solver uses
+        self._layout_cache: tuple[np.ndarray, np.ndarray, ColumnMap] | None = None
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -201,6 +204,8 @@ class XrayData:
         """See the structure through its view of this data set's kind and ADP set."""
         self._view = structure.view(self.view_kind, self.adp_set)
         self._buffers = []
+        self._weighted_buffers = []
+        self._layout_cache = None
 
     def _new_engine(
         self, crystal: Crystal, models: Sequence[AtomModel], hkl: ArrayLike
@@ -226,7 +231,11 @@ class XrayData:
         return res.F, res.jacobian
 
     def _compute_observable(
-        self, eng: StructureFactorEngine, out: np.ndarray, factors: RowFactors
+        self,
+        eng: StructureFactorEngine,
+        out: np.ndarray,
+        factors: RowFactors,
+        column_map: ColumnMap | None = None,
     ) -> np.ndarray:
         """F, with dy_calc/dp over the structural parameters written into ``out``.
 
@@ -234,11 +243,16 @@ class XrayData:
         for a centrosymmetric structure without dispersion), mapped to the
         structural parameters by the view and turned into the observable's
         derivatives (``factors``, :func:`~chasm.scattering.xray.chain_factors`)
-        block by block, while each block is in cache.
+        block by block, while each block is in cache; ``column_map`` (over
+        the engine's own columns) places them in ``out`` (default: the
+        structural parameters' order).
         """
         if self._view is not None:
-            return self._view.compute_real(eng, out=out, row_factors=factors).F
-        return eng.compute(jacobian=True, real=True, out=out, row_factors=factors).F
+            return self._view.compute_real(eng, out, factors, column_map).F
+        res = eng.compute(
+            jacobian=True, real=True, out=out, row_factors=factors, column_map=column_map
+        )
+        return res.F
 
     def initial_values(self, crystal: Crystal, models: Sequence[AtomModel]) -> dict[str, float]:
         """Least-squares scale for the current model (and the extinction start)."""
@@ -264,6 +278,8 @@ class XrayData:
         self._i_ext = self._names.index(ext) if ext else None
         self._engines = {}
         self._buffers = []
+        self._weighted_buffers = []
+        self._layout_cache = None
         self._bound = True
 
     # ------------------------------------------------------------------ evaluation
@@ -298,7 +314,7 @@ class XrayData:
             self._engines[key] = (self._new_engine(self.crystal, self.models, hkl), mask)
         return self._engines[key]
 
-    def _jacobian_buffer(self, shape: tuple[int, int]) -> np.ndarray:
+    def _jacobian_buffer(self, shape: tuple[int, int], weighted: bool = False) -> np.ndarray:
         """A zeroed full-width Jacobian array, or an earlier one nobody holds any more.
 
         Every evaluation writes the same columns of it (the structural columns
@@ -307,14 +323,18 @@ class XrayData:
         overwritten: no fresh 100 MB array to be zeroed and faulted in by the
         kernel in every cycle (slow and erratic on a shared VM). An array is
         reused only when no reference to it (or to a view of it) is left
-        outside this pool; at most _POOL arrays are kept.
+        outside this pool; at most _POOL arrays are kept. The weighted rows
+        (``weighted``, every column written by every evaluation, in the
+        current layout) have their own pool: a plain Jacobian never gets an
+        array whose other columns hold weighted values.
         """
-        pool = self._buffers
+        attr = "_weighted_buffers" if weighted else "_buffers"
+        pool = getattr(self, attr)
         for i in range(len(pool)):  # (no loop variable bound to the arrays: it would count)
             if pool[i].shape == shape and _references(pool, i) <= _UNREFERENCED:
-                return pool[i]
+                return cast(np.ndarray, pool[i])
         buf = np.zeros(shape)
-        self._buffers = [b for b in self._buffers if b.shape == shape][-(_POOL - 1) :] + [buf]
+        setattr(self, attr, [b for b in pool if b.shape == shape][-(_POOL - 1) :] + [buf])
         return buf
 
     def _extinction(
@@ -380,18 +400,113 @@ class XrayData:
             return weights_shelx(fo2, s2, fc2, a=o.shelx_a, b=o.shelx_b, scale=abs(scale))
         return weights_sigma(s2)
 
+    def _weights(
+        self, fo2: np.ndarray, s2: np.ndarray, y_calc: np.ndarray, scale: float, m: Any
+    ) -> np.ndarray:
+        """Weights of the observable (F² or |F|) times the multiplicity m (1.0: none)."""
+        fc2 = y_calc if self.options.observable == "F2" else y_calc**2
+        w = self._weights_f2(fo2, s2, fc2, scale)
+        if self.options.observable == "F":
+            sf = f_from_f2(fo2, s2)[1]
+            wf = 4.0 * np.maximum(fo2, 0.0) * w if self.options.weights == "shelx" else sf**-2.0
+            out: np.ndarray = m * wf
+            return out
+        out = m * w
+        return out
+
     def evaluate(self, p: np.ndarray) -> Evaluation:
-        """Observations, calculated values, weights and full Jacobian at p."""
+        """Observations, calculated values, weights and full Jacobian at p.
+
+        The Jacobian comes with its rows weighted by √w, made so by the
+        engine's chain rule block by block (:meth:`_evaluate_weighted`), with
+        the weighted residuals as one more column: the solver's normal matrix
+        is then one syrk over that array. With a zero weight (a bootstrap
+        replicate that leaves a reflection out) the plain Jacobian is returned.
+        """
+        m = 1.0 if self.multiplicity is None else self.multiplicity[self._engine()[1]]
+        if np.all(np.asarray(m) > 0.0):
+            return self._evaluate_weighted(p, m)
         fo2, s2, y_calc, _, J, mask = self.calculate(p, jacobian=True)
         assert J is not None  # (asked for)
-        fc2 = y_calc if self.options.observable == "F2" else y_calc**2
-        w = self._weights_f2(fo2, s2, fc2, p[self._i_scale])
-        m = 1.0 if self.multiplicity is None else self.multiplicity[mask]
-        if self.options.observable == "F":
-            fo, sf = f_from_f2(fo2, s2)
-            wf = 4.0 * np.maximum(fo2, 0.0) * w if self.options.weights == "shelx" else sf**-2.0
-            return Evaluation(fo, y_calc, m * wf, J)
-        return Evaluation(fo2, y_calc, m * w, J)
+        w = self._weights(fo2, s2, y_calc, p[self._i_scale], m)
+        y_obs = fo2 if self.options.observable == "F2" else f_from_f2(fo2, s2)[0]
+        return Evaluation(y_obs, y_calc, w, J)
+
+    def _evaluate_weighted(self, p: np.ndarray, mult: Any) -> WeightedEvaluation:
+        """:meth:`evaluate` with √w folded into the rows of J where the engine makes them."""
+        eng, mask = self._engine()
+        scale, kind = float(p[self._i_scale]), self.options.observable
+        f2, sigma = self._observed()
+        fo2, s2 = f2[mask], sigma[mask]
+        n = fo2.size
+        mb = np.broadcast_to(np.asarray(mult, dtype=float), (n,))
+        sw = np.full(n, np.nan)  # √w of every row, set block by block (NaN: not reached)
+        fixed = (
+            None
+            if self.options.weights == "shelx"
+            else np.sqrt(self._weights(fo2, s2, fo2, scale, mb))
+        )
+
+        def factors(rows: slice, f_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            ext = self._extinction(p, mask, rows)
+            ga, gb = chain_factors(f_rows, scale, ext, kind)
+            if fixed is None:  # SHELXL weights: from this block's F_c²
+                y = xray_observables(f_rows, None, scale=scale, extinction=ext, kind=kind).y_calc
+                sw[rows] = np.sqrt(self._weights(fo2[rows], s2[rows], y, scale, mb[rows]))
+            else:
+                sw[rows] = fixed[rows]
+            return ga * sw[rows], gb * sw[rows]
+
+        order, where, cmap = self._layout(len(p))
+        m = order.size
+        A = self._jacobian_buffer((n, m + 1), weighted=True)
+        f_calc = self._compute_observable(eng, A[:, :m], factors, cmap)
+        ext = self._extinction(p, mask)
+        obs = xray_observables(f_calc, None, scale=scale, extinction=ext, kind=kind)
+        w = self._weights(fo2, s2, obs.y_calc, scale, mult)
+        y_obs = fo2 if kind == "F2" else f_from_f2(fo2, s2)[0]
+        assert obs.jacobian is not None  # (the default jacobian=True)
+        np.multiply(obs.jacobian[:, 0], sw, out=A[:, where[self._i_scale]])
+        if self._i_ext is not None:
+            np.multiply(obs.jacobian[:, 1], sw, out=A[:, where[self._i_ext]])
+        A[:, m] = sw * (y_obs - obs.y_calc)
+        return WeightedEvaluation(y_obs, obs.y_calc, w, A, order, len(p))
+
+    def use_columns(self, used: np.ndarray) -> None:
+        """The parameters the solver uses (:attr:`~chasm.refine.problem.Dataset.use_columns`).
+
+        The weighted rows put them last (before the residuals), so that the
+        normal matrix is one syrk over a run of exactly those columns.
+        """
+        self._wanted = np.asarray(used, dtype=np.intp)
+        self._layout_cache = None
+
+    def _layout(self, n_params: int) -> tuple[np.ndarray, np.ndarray, ColumnMap]:
+        """(parameter of each column of the weighted rows, column of each parameter, engine map).
+
+        The columns are those this set can make non-zero (the structural
+        columns its engine writes, its scale and extinction): first those the
+        solver does not use, then those it uses, each in ascending order.
+        """
+        if self._layout_cache is None or self._layout_cache[1].size != n_params:
+            struct = (
+                np.arange(self._n_struct) if self._view is None else self._view.columns_written()
+            )
+            own = [self._i_scale] + ([] if self._i_ext is None else [self._i_ext])
+            seen = np.union1d(struct, np.array(own, dtype=np.intp))
+            if self._wanted is not None:
+                last = np.isin(seen, self._wanted)
+                seen = np.concatenate([seen[~last], seen[last]])
+            where = np.full(n_params, -1, dtype=np.intp)
+            where[seen] = np.arange(seen.size)
+            names = [self._names[i] for i in seen]
+            if self._view is not None:
+                cmap = self._view.permuted_map(where, names)
+            else:
+                src = np.arange(self._n_struct)
+                cmap = ColumnMap(src, where[src], np.ones(src.size), names)
+            self._layout_cache = (seen, where, cmap)
+        return self._layout_cache
 
     def agreement(self, p: np.ndarray, n_par: int = 0) -> Agreement:
         """R1 (F, all), R1(>2σ), wR2 (F²), Rw(F), χ², GOF at p over the whole data set."""
