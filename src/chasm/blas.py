@@ -70,14 +70,29 @@ def _handle(path: str) -> tuple[Any, Any] | None:
     return None
 
 
+#: the handles once numpy's and scipy's OpenBLAS have both been found (no more to come)
+_FOUND: list[tuple] = []
+
+
 def openblas_handles() -> list[tuple]:
-    """(set, get) functions of every OpenBLAS mapped into this process."""
+    """(set, get) functions of every OpenBLAS mapped into this process.
+
+    The process's mapped files are read until two libraries (numpy's and
+    scipy's) have been seen, then the answer is kept: reading
+    ``/proc/self/maps`` costs about a millisecond, and the solver asks once
+    per cycle.
+    """
+    if len(_FOUND) >= 2:
+        return list(_FOUND)
     try:
         with open("/proc/self/maps") as fh:
             paths = {line.split()[-1] for line in fh if "openblas" in line.lower()}
     except OSError:
         return []
-    return [h for h in (_handle(p) for p in sorted(paths) if p.startswith("/")) if h is not None]
+    found = [h for h in (_handle(p) for p in sorted(paths) if p.startswith("/")) if h is not None]
+    if len(found) >= 2:
+        _FOUND[:] = found
+    return found
 
 
 @contextmanager
