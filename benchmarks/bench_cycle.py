@@ -36,6 +36,10 @@ Usage: python benchmarks/bench_cycle.py [--runs 7] [--cpu]
 
 from __future__ import annotations
 
+# isort: off
+import chasm.blas as _first  # noqa: F401 - import chasm first: it sets OpenBLAS's thread timeout
+
+# isort: on
 import argparse
 import os
 import platform
@@ -73,7 +77,8 @@ def machine() -> str:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
         f"BLAS {blas_name() or 'unknown'}, "
-        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+        f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'unset')}"
     )
 
 

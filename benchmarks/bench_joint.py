@@ -32,6 +32,10 @@ bench_cycle.py, one-thread CPU time)
 
 from __future__ import annotations
 
+# isort: off
+import chasm.blas as _first  # noqa: F401 - import chasm first: it sets OpenBLAS's thread timeout
+
+# isort: on
 import argparse
 import time
 

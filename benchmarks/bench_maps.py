@@ -28,6 +28,10 @@ Usage: python benchmarks/bench_maps.py [--runs 3] [--grid 100] [--before]
 
 from __future__ import annotations
 
+# isort: off
+import chasm.blas as _first  # noqa: F401 - import chasm first: it sets OpenBLAS's thread timeout
+
+# isort: on
 import argparse
 import os
 import platform

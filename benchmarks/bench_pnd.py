@@ -48,6 +48,10 @@ Usage: python benchmarks/bench_pnd.py [--runs 7] [--only a|b|c]
 
 from __future__ import annotations
 
+# isort: off
+import chasm.blas as _first  # noqa: F401 - import chasm first: it sets OpenBLAS's thread timeout
+
+# isort: on
 import argparse
 import logging
 import os

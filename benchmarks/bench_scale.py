@@ -21,6 +21,10 @@ Usage: python benchmarks/bench_scale.py [--smax 0.8] [--runs 3] [--copies 4]
 
 from __future__ import annotations
 
+# isort: off
+import chasm.blas as _first  # noqa: F401 - import chasm first: it sets OpenBLAS's thread timeout
+
+# isort: on
 import argparse
 import json
 import os
