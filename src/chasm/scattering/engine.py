@@ -280,6 +280,7 @@ class StructureFactorEngine:
         self._radial_tables: tuple[np.ndarray, np.ndarray] | None = None
         self._rot_cache: dict[int, tuple[tuple[bytes, int], np.ndarray]] = {}
         self._kfixed: tuple[np.ndarray, ...] | None = None
+        self._kfixed_t: tuple[np.ndarray, ...] | None = None
 
     # ------------------------------------------------------------------ setup
     def _setup_symmetry(self) -> None:
@@ -542,6 +543,8 @@ class StructureFactorEngine:
         """
         n = len(self.hkl)
         args = self._kernel_args(call)
+        if jacobian:
+            args = self._jacobian_args(call, *args)
         if not jacobian:
             step = _KERNEL_ROWS_F
         n_blocks = -(-n // step)
@@ -601,8 +604,8 @@ class StructureFactorEngine:
         if call.radial_plan is not None:  # this block's radial tables, columns from sl.start
             _kernel.radial_block(sl.start, sl.stop, *call.radial_plan, jacobian, jl, djl)
         if not jacobian:
-            kargs = (*head, jl, djl, sl.start, *tail, self.centric, False, False, F, none2, none2)
-            _kernel.sf_block(sl.start, sl.stop, *kargs)
+            fargs = (*head[:8], head[9], *head[11:22], head[27], head[28], head[30], jl)
+            _kernel.sf_block(sl.start, sl.stop, *fargs, sl.start, tail[0], self.centric, F)
             return
         assert sinks is not None  # a Jacobian has sinks (_sinks)
         # the block's Jacobian is made in the engine's column order in the work arrays,
@@ -610,8 +613,8 @@ class StructureFactorEngine:
         want_imag = dB.size > 0
         t_re, t_im = (plan.target for plan in call.plans)
         nb = sl.stop - sl.start
-        kargs = (*head, jl, djl, sl.start, *tail, self.centric, True, want_imag, F, dA, dB)
-        _kernel.sf_block(sl.start, sl.stop, *kargs)
+        kargs = (*head, jl, djl, sl.start, *tail, self.centric, want_imag, F, dA, dB)
+        _kernel.sfj_block(sl.start, sl.stop, *kargs)
         a = dA[:nb]
         b = dB[:nb] if want_imag else none2
         if sinks.row_factors is not None:
@@ -695,6 +698,37 @@ class StructureFactorEngine:
             np.ascontiguousarray(kappa, dtype=float),
         )
         return head, tail
+
+    def _jacobian_args(
+        self, call: _Call, head: tuple[Any, ...], tail: tuple[Any, ...]
+    ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """The arrays of :func:`chasm.scattering.kernel.sfj_block` (reflections last)."""
+        hsT, quadT, uhatT, ehtR, ehtI = self._kernel_fixed_t()
+        n_at = len(call.X)
+        if call.phase_tables:
+            kmax = max(t.shape[0] for t in call.phase_tables)
+            tabs = np.zeros((3, n_at, kmax), dtype=complex)
+            for c, t in enumerate(call.phase_tables):
+                tabs[c, :, : t.shape[0]] = t.T
+        else:
+            tabs = np.zeros((3, n_at, 1), dtype=complex)
+        tabR, tabI = np.ascontiguousarray(tabs.real), np.ascontiguousarray(tabs.imag)
+        jhead = (hsT, quadT, head[2], head[3], tabR, tabI, ehtR, ehtI, head[8], head[9], uhatT)
+        jhead += head[11:27] + head[29:31]
+        return jhead, tail
+
+    def _kernel_fixed_t(self) -> tuple[np.ndarray, ...]:
+        """The reflection arrays of :meth:`_kernel_fixed` with reflections last (made once)."""
+        if self._kfixed_t is None:
+            hs, quad, _, _, _, uhat, *_ = self._kernel_fixed()
+            self._kfixed_t = (
+                np.ascontiguousarray(hs.transpose(0, 2, 1)),
+                np.ascontiguousarray(quad.transpose(0, 2, 1)),
+                np.ascontiguousarray(uhat.T),
+                np.ascontiguousarray(self._eht.real),
+                np.ascontiguousarray(self._eht.imag),
+            )
+        return self._kfixed_t
 
     def _rotations_cached(self, a: int) -> np.ndarray:
         """D((M^T Q_o)^T) of atom a (:meth:`_rotations_for`), kept while its frame is unchanged."""

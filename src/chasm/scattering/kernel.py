@@ -74,60 +74,6 @@ def _jit(fn: _Fn) -> _Fn:
 
 
 @_jit
-def _harmonics(
-    ux: float, uy: float, uz: float, lmax: int, coef: np.ndarray, out: np.ndarray
-) -> None:  # pragma: no cover - compiled
-    """coef[k] poly_k(u) for k < (lmax+1)², the polynomials of harmonics._evaluate."""
-    out[0] = coef[0]
-    if lmax < 1:
-        return
-    x, y, z = ux, uy, uz
-    out[1] = z * coef[1]
-    out[2] = x * coef[2]
-    out[3] = y * coef[3]
-    if lmax < 2:
-        return
-    z2 = z * z
-    xz = x * z
-    yz = y * z
-    xy = x * y
-    x2my2 = x * x - y * y
-    out[4] = 3.0 * coef[4] * z2 - coef[4]
-    out[5] = xz * coef[5]
-    out[6] = yz * coef[6]
-    out[7] = x2my2 * coef[7]
-    out[8] = xy * coef[8]
-    if lmax < 3:
-        return
-    f = 5.0 * z2 - 3.0
-    out[9] = f * z * coef[9]
-    f1 = 5.0 * z2 - 1.0
-    out[10] = f1 * coef[10] * x
-    out[11] = f1 * coef[11] * y
-    out[12] = x2my2 * z * coef[12]
-    out[13] = xy * z * coef[13]
-    x2 = x * x
-    y2 = y * y
-    a3x = (x2 - 3.0 * y2) * x
-    b3y = (3.0 * x2 - y2) * y
-    out[14] = a3x * coef[14]
-    out[15] = b3y * coef[15]
-    if lmax < 4:
-        return
-    out[16] = ((35.0 * z2 - 30.0) * z2 + 3.0) * coef[16]
-    g = 7.0 * z2 - 3.0
-    out[17] = g * coef[17] * xz
-    out[18] = g * coef[18] * yz
-    g = 7.0 * z2 - 1.0
-    out[19] = g * x2my2 * coef[19]
-    out[20] = g * xy * coef[20]
-    out[21] = a3x * z * coef[21]
-    out[22] = b3y * z * coef[22]
-    out[23] = (x2my2 * x2my2 - 4.0 * xy * xy) * coef[23]
-    out[24] = xy * x2my2 * coef[24]
-
-
-@_jit
 def sf_block(
     r0: int,
     r1: int,
@@ -139,9 +85,7 @@ def sf_block(
     tab1: np.ndarray,
     tab2: np.ndarray,
     eht: np.ndarray,
-    htc: np.ndarray,
     use_tables: bool,
-    uhat: np.ndarray,
     X: np.ndarray,
     occ: np.ndarray,
     aniso: np.ndarray,
@@ -153,94 +97,46 @@ def sf_block(
     fsph: np.ndarray,
     hc_of: np.ndarray,
     lmax_of: np.ndarray,
-    val_of: np.ndarray,
-    col0: np.ndarray,
-    n_adp: np.ndarray,
-    rot: np.ndarray,
-    plm: np.ndarray,
     wrot: np.ndarray,
     ylm: np.ndarray,
-    cnorm: np.ndarray,
     sign_l: np.ndarray,
     jl: np.ndarray,
-    djl: np.ndarray,
     joff: int,
     rad_index: np.ndarray,
-    fv: np.ndarray,
-    dfv: np.ndarray,
-    pv: np.ndarray,
-    kappa: np.ndarray,
     centric: bool,
-    jacobian: bool,
-    want_imag: bool,
     F: np.ndarray,
-    dA: np.ndarray,
-    dB: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """F (and the Jacobian) of reflections r0 <= n < r1.
+    """F of reflections r0 <= n < r1 (F[n] is overwritten).
 
-    F[n] is overwritten; with ``jacobian`` row n - r0 of dA (dB: with
-    ``want_imag``) gets dA/dp (dB/dp) of every engine column. Arrays as the
-    engine prepares them (``StructureFactorEngine._kernel_args``): hs, quad
-    (o, n, 3 | 6), kidx (3, o, n), tab_c (k, atom) complex, eht (o, n)
-    complex, htc (o, n) h.t in cycles (direct phases when not use_tables),
-    uhat (n, 3), fsph (atom, n), rot (o, n_hc, 3, 3) the matrices M^T Q_o,
-    plm (n_hc, 25) P_lm, wrot (o, n_hc, 25) c_lm P_lm rotated onto y(h) (F
-    alone), ylm (n, 25) y(h), cnorm (25) c_lm N_lm (harmonics' coefficients),
-    jl/djl (rows, n') radial tables whose column n - joff is reflection n, with
-    rad_index (lmax+1, n_hc), fv/dfv
-    (n_val, n) (rows of reflections: each thread reads its part of a row).
+    Arrays as the engine prepares them (``StructureFactorEngine._kernel_args``):
+    hs, quad (o, n, 3 | 6), kidx (3, o, n), tab_c (k, atom) complex, eht (o, n)
+    complex (direct phases from hs when not use_tables), fsph (atom, n), wrot
+    (o, n_hc, 25) c_lm P_lm rotated onto y(h), ylm (n, 25) y(h), jl (rows, n')
+    radial tables whose column n - joff is reflection n, with rad_index
+    (lmax+1, n_hc). The Jacobian is :func:`sfj_block`'s.
     """
     n_ops = hs.shape[0]
     n_at = X.shape[0]
-    two = 2.0 if centric else 1.0
     anomalous = False
     for a in range(n_at):
         if fa_re[a] != 0.0 or fa_im[a] != 0.0:
             anomalous = True
-    yr = np.empty(25)
     jl_l = np.empty(5)
-    djl_l = np.empty(5)
-    ang = np.empty(5)
-    dxR = np.empty(3)
-    dxI = np.empty(3)
-    duR = np.empty(6)
-    duI = np.empty(6)
-    accR = np.empty(25)
-    accI = np.empty(25)
     for n in range(r0, r1):
-        r = n - r0
         s = stol[n]
-        ux, uy, uz = uhat[n, 0], uhat[n, 1], uhat[n, 2]
         f_re = 0.0
         f_im = 0.0
         for a in range(n_at):
             h = hc_of[a]
             L = lmax_of[a] + 1 if h >= 0 else 0
-            v = val_of[a]
             oc = occ[a]
             so = site_order[a]
             far = fa_re[a]
             fai = fa_im[a]
             for l in range(L):
                 jl_l[l] = FOUR_PI * sign_l[l] * jl[rad_index[l, h], n - joff]
-                if jacobian:
-                    djl_l[l] = FOUR_PI * sign_l[l] * djl[rad_index[l, h], n - joff]
             gR = 0.0
             gI = 0.0
-            for k in range(3):
-                dxR[k] = 0.0
-                dxI[k] = 0.0
-            for k in range(6):
-                duR[k] = 0.0
-                duI[k] = 0.0
-            for k in range(L * L):
-                accR[k] = 0.0
-                accI[k] = 0.0
-            cs = 0.0
-            ss = 0.0
-            dkR = 0.0
-            dkI = 0.0
             T_iso = math.exp(-8.0 * math.pi**2 * s * s * uiso[a]) / so
             for o in range(n_ops):
                 # Debye-Waller factor and phase: E0 = (C + i S) = T exp(2 pi i h.(R x + t))
@@ -261,10 +157,10 @@ def sf_block(
                     E = complex(math.cos(t), math.sin(t)) * eht[o, n]
                 C = E.real * T
                 S = E.imag * T
-                # form factor f = fR + i fI (odd l imaginary)
+                # form factor f = fR + i fI (odd l imaginary): rotated populations on y(h)
                 fR = fsph[a, n]
                 fI = 0.0
-                if L > 0 and not jacobian:  # rotated populations on y(h)
+                if L > 0:
                     mR = 0.0
                     mI = 0.0
                     for l in range(L):
@@ -275,25 +171,6 @@ def sf_block(
                             mR += al * jl_l[l]
                         else:
                             mI += al * jl_l[l]
-                    fR += mR
-                    fI = mI
-                elif L > 0:  # y(rotated h), also for the P_lm columns
-                    px = rot[o, h, 0, 0] * ux + rot[o, h, 0, 1] * uy + rot[o, h, 0, 2] * uz
-                    py = rot[o, h, 1, 0] * ux + rot[o, h, 1, 1] * uy + rot[o, h, 1, 2] * uz
-                    pz = rot[o, h, 2, 0] * ux + rot[o, h, 2, 1] * uy + rot[o, h, 2, 2] * uz
-                    _harmonics(px, py, pz, L - 1, cnorm, yr)  # c_lm y_lm
-                    mR = 0.0
-                    mI = 0.0
-                    for l in range(L):
-                        al = 0.0
-                        for k in range(l * l, (l + 1) * (l + 1)):
-                            al += plm[h, k] * yr[k]
-                        ang[l] = al
-                        term = al * jl_l[l]
-                        if l % 2 == 0:
-                            mR += term
-                        else:
-                            mI += term
                     fR += mR
                     fI = mI
                 XR = C * fR - S * fI
@@ -312,102 +189,464 @@ def sf_block(
                         GuI += far * S + fai * C
                 gR += GuR
                 gI += GuI
-                if not jacobian:
-                    continue
-                if centric:
-                    GxR = -2.0 * XI
-                    GxI = 0.0
-                    if anomalous:
-                        GxR -= 2.0 * far * S
-                        GxI = -2.0 * fai * S
+            f_re += oc * gR
+            f_im += oc * gI
+        F[n] = complex(f_re, f_im)
+
+
+@_jit
+def _harmonics_v(
+    px: np.ndarray,
+    py: np.ndarray,
+    pz: np.ndarray,
+    m: int,
+    lmax: int,
+    coef: np.ndarray,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """out[k, r] = coef[k] poly_k(u_r), k < (lmax+1)², for m unit vectors u_r = (px, py, pz)[r].
+
+    poly_k are the polynomials of :func:`chasm.density.harmonics._evaluate`
+    (the real harmonics up to their normalisation), one loop over the vectors
+    per l so that the compiler vectorises it.
+    """
+    for r in range(m):
+        out[0, r] = coef[0]
+    if lmax < 1:
+        return
+    for r in range(m):
+        x = px[r]
+        y = py[r]
+        z = pz[r]
+        out[1, r] = z * coef[1]
+        out[2, r] = x * coef[2]
+        out[3, r] = y * coef[3]
+    if lmax < 2:
+        return
+    for r in range(m):
+        x = px[r]
+        y = py[r]
+        z = pz[r]
+        z2 = z * z
+        xy = x * y
+        x2my2 = x * x - y * y
+        out[4, r] = 3.0 * coef[4] * z2 - coef[4]
+        out[5, r] = (x * z) * coef[5]
+        out[6, r] = (y * z) * coef[6]
+        out[7, r] = x2my2 * coef[7]
+        out[8, r] = xy * coef[8]
+    if lmax < 3:
+        return
+    for r in range(m):
+        x = px[r]
+        y = py[r]
+        z = pz[r]
+        z2 = z * z
+        xy = x * y
+        x2my2 = x * x - y * y
+        f = 5.0 * z2 - 3.0
+        out[9, r] = f * z * coef[9]
+        f1 = 5.0 * z2 - 1.0
+        out[10, r] = f1 * coef[10] * x
+        out[11, r] = f1 * coef[11] * y
+        out[12, r] = x2my2 * z * coef[12]
+        out[13, r] = xy * z * coef[13]
+        x2 = x * x
+        y2 = y * y
+        out[14, r] = ((x2 - 3.0 * y2) * x) * coef[14]
+        out[15, r] = ((3.0 * x2 - y2) * y) * coef[15]
+    if lmax < 4:
+        return
+    for r in range(m):
+        x = px[r]
+        y = py[r]
+        z = pz[r]
+        z2 = z * z
+        xz = x * z
+        yz = y * z
+        xy = x * y
+        x2my2 = x * x - y * y
+        x2 = x * x
+        y2 = y * y
+        a3x = (x2 - 3.0 * y2) * x
+        b3y = (3.0 * x2 - y2) * y
+        out[16, r] = ((35.0 * z2 - 30.0) * z2 + 3.0) * coef[16]
+        g = 7.0 * z2 - 3.0
+        out[17, r] = g * coef[17] * xz
+        out[18, r] = g * coef[18] * yz
+        g = 7.0 * z2 - 1.0
+        out[19, r] = g * x2my2 * coef[19]
+        out[20, r] = g * xy * coef[20]
+        out[21, r] = a3x * z * coef[21]
+        out[22, r] = b3y * z * coef[22]
+        out[23, r] = (x2my2 * x2my2 - 4.0 * xy * xy) * coef[23]
+        out[24, r] = xy * x2my2 * coef[24]
+
+
+#: reflections a Jacobian kernel works on at once (its per-reflection arrays stay in L1/L2)
+CHUNK = 64
+
+
+@_jit
+def sfj_block(
+    r0: int,
+    r1: int,
+    hsT: np.ndarray,
+    quadT: np.ndarray,
+    stol: np.ndarray,
+    kidx: np.ndarray,
+    tabR: np.ndarray,
+    tabI: np.ndarray,
+    ehtR: np.ndarray,
+    ehtI: np.ndarray,
+    htc: np.ndarray,
+    use_tables: bool,
+    uhatT: np.ndarray,
+    X: np.ndarray,
+    occ: np.ndarray,
+    aniso: np.ndarray,
+    U6: np.ndarray,
+    uiso: np.ndarray,
+    site_order: np.ndarray,
+    fa_re: np.ndarray,
+    fa_im: np.ndarray,
+    fsph: np.ndarray,
+    hc_of: np.ndarray,
+    lmax_of: np.ndarray,
+    val_of: np.ndarray,
+    col0: np.ndarray,
+    n_adp: np.ndarray,
+    rot: np.ndarray,
+    plm: np.ndarray,
+    cnorm: np.ndarray,
+    sign_l: np.ndarray,
+    jl: np.ndarray,
+    djl: np.ndarray,
+    joff: int,
+    rad_index: np.ndarray,
+    fv: np.ndarray,
+    dfv: np.ndarray,
+    pv: np.ndarray,
+    kappa: np.ndarray,
+    centric: bool,
+    want_imag: bool,
+    F: np.ndarray,
+    dA: np.ndarray,
+    dB: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """F and the Jacobian of reflections r0 <= n < r1, vectorised over reflections.
+
+    The sums of :func:`sf_block` with ``jacobian`` (the same operations in the
+    same order for every reflection, hence the same numbers), organised for
+    SIMD: for each atom and operation, every quantity is a loop over
+    :data:`CHUNK` reflections on contiguous arrays. Arrays as for
+    :func:`sf_block`, but with reflections last: hsT (o, 3, n), quadT (o, 6,
+    n), uhatT (3, n), the phase tables split into real and imaginary parts
+    (3, atom, k) and exp(2 pi i h.t) as ehtR, ehtI (o, n).
+    """
+    n_ops = hsT.shape[0]
+    n_at = X.shape[0]
+    two = 2.0 if centric else 1.0
+    anomalous = False
+    for a in range(n_at):
+        if fa_re[a] != 0.0 or fa_im[a] != 0.0:
+            anomalous = True
+    M = CHUNK
+    yr = np.empty((25, M))
+    accR = np.empty((25, M))
+    accI = np.empty((25, M))
+    ang = np.empty((5, M))
+    jl_l = np.empty((5, M))
+    djl_l = np.empty((5, M))
+    dxR = np.empty((3, M))
+    dxI = np.empty((3, M))
+    duR = np.empty((6, M))
+    duI = np.empty((6, M))
+    v1 = np.empty((22, M))
+    Tv, Cv, Sv, px, py, pz, mR, mI = v1[0], v1[1], v1[2], v1[3], v1[4], v1[5], v1[6], v1[7]
+    GuR, GuI, GxR, GxI, gR, gI, cs, ss = (
+        v1[8],
+        v1[9],
+        v1[10],
+        v1[11],
+        v1[12],
+        v1[13],
+        v1[14],
+        v1[15],
+    )
+    dkR, dkI, f_re, f_im, Tiso, ev = v1[16], v1[17], v1[18], v1[19], v1[20], v1[21]
+    pi2 = math.pi**2
+    for c0 in range(r0, r1, M):
+        m = min(M, r1 - c0)
+        q0 = c0 - r0  # first row of the chunk in dA, dB
+        for r in range(m):
+            f_re[r] = 0.0
+            f_im[r] = 0.0
+        for a in range(n_at):
+            h = hc_of[a]
+            L = lmax_of[a] + 1 if h >= 0 else 0
+            v = val_of[a]
+            oc = occ[a]
+            so = site_order[a]
+            far = fa_re[a]
+            fai = fa_im[a]
+            for l in range(L):
+                i = rad_index[l, h]
+                w = FOUR_PI * sign_l[l]
+                for r in range(m):
+                    jl_l[l, r] = w * jl[i, c0 - joff + r]
+                    djl_l[l, r] = w * djl[i, c0 - joff + r]
+            for r in range(m):
+                gR[r] = 0.0
+                gI[r] = 0.0
+                cs[r] = 0.0
+                ss[r] = 0.0
+                dkR[r] = 0.0
+                dkI[r] = 0.0
+            for k in range(3):
+                for r in range(m):
+                    dxR[k, r] = 0.0
+                    dxI[k, r] = 0.0
+            for k in range(6):
+                for r in range(m):
+                    duR[k, r] = 0.0
+                    duI[k, r] = 0.0
+            for k in range(L * L):
+                for r in range(m):
+                    accR[k, r] = 0.0
+                    accI[k, r] = 0.0
+            if not aniso[a]:
+                for r in range(m):
+                    s = stol[c0 + r]
+                    Tiso[r] = -8.0 * pi2 * s * s * uiso[a]
+                for r in range(m):
+                    Tiso[r] = math.exp(Tiso[r]) / so
+            for o in range(n_ops):
+                # Debye-Waller factor and phase: (C + i S) = T exp(2 pi i h.(R x + t))
+                if aniso[a]:
+                    for r in range(m):
+                        e = 0.0
+                        for k in range(6):
+                            e += quadT[o, k, c0 + r] * U6[a, k]
+                        ev[r] = -2.0 * pi2 * e
+                    for r in range(m):
+                        Tv[r] = math.exp(ev[r]) / so
                 else:
-                    GxR = -GuI
-                    GxI = GuR
+                    for r in range(m):
+                        Tv[r] = Tiso[r]
+                if use_tables:
+                    for r in range(m):
+                        n = c0 + r
+                        i0 = kidx[0, o, n]
+                        i1 = kidx[1, o, n]
+                        i2 = kidx[2, o, n]
+                        aR = tabR[0, a, i0]
+                        aI = tabI[0, a, i0]
+                        bR = tabR[1, a, i1]
+                        bI = tabI[1, a, i1]
+                        pR = aR * bR - aI * bI
+                        pI = aR * bI + aI * bR
+                        bR = tabR[2, a, i2]
+                        bI = tabI[2, a, i2]
+                        qR = pR * bR - pI * bI
+                        qI = pR * bI + pI * bR
+                        bR = ehtR[o, n]
+                        bI = ehtI[o, n]
+                        Cv[r] = (qR * bR - qI * bI) * Tv[r]
+                        Sv[r] = (qR * bI + qI * bR) * Tv[r]
+                else:
+                    for r in range(m):
+                        n = c0 + r
+                        t = hsT[o, 0, n] * X[a, 0] + hsT[o, 1, n] * X[a, 1] + hsT[o, 2, n] * X[a, 2]
+                        t = TWO_PI * (t - np.rint(t))
+                        qR = math.cos(t)
+                        qI = math.sin(t)
+                        bR = ehtR[o, n]
+                        bI = ehtI[o, n]
+                        Cv[r] = (qR * bR - qI * bI) * Tv[r]
+                        Sv[r] = (qR * bI + qI * bR) * Tv[r]
+                # form factor f = fR + i fI (odd l imaginary), y of the rotated h
+                if L > 0:
+                    for r in range(m):
+                        n = c0 + r
+                        ux = uhatT[0, n]
+                        uy = uhatT[1, n]
+                        uz = uhatT[2, n]
+                        px[r] = rot[o, h, 0, 0] * ux + rot[o, h, 0, 1] * uy + rot[o, h, 0, 2] * uz
+                        py[r] = rot[o, h, 1, 0] * ux + rot[o, h, 1, 1] * uy + rot[o, h, 1, 2] * uz
+                        pz[r] = rot[o, h, 2, 0] * ux + rot[o, h, 2, 1] * uy + rot[o, h, 2, 2] * uz
+                    _harmonics_v(px, py, pz, m, L - 1, cnorm, yr)  # c_lm y_lm
+                    for r in range(m):
+                        mR[r] = 0.0
+                        mI[r] = 0.0
+                    for l in range(L):
+                        for r in range(m):
+                            ang[l, r] = 0.0
+                        for k in range(l * l, (l + 1) * (l + 1)):
+                            p = plm[h, k]
+                            for r in range(m):
+                                ang[l, r] += p * yr[k, r]
+                        if l % 2 == 0:
+                            for r in range(m):
+                                mR[r] += ang[l, r] * jl_l[l, r]
+                        else:
+                            for r in range(m):
+                                mI[r] += ang[l, r] * jl_l[l, r]
+                    for r in range(m):
+                        fR = fsph[a, c0 + r]
+                        fR += mR[r]
+                        fI = mI[r]
+                        XR = Cv[r] * fR - Sv[r] * fI
+                        XI = Sv[r] * fR + Cv[r] * fI
+                        GuR[r] = XR
+                        GuI[r] = XI
+                else:
+                    for r in range(m):
+                        fR = fsph[a, c0 + r]
+                        XR = Cv[r] * fR - Sv[r] * 0.0
+                        XI = Sv[r] * fR + Cv[r] * 0.0
+                        GuR[r] = XR
+                        GuI[r] = XI
+                # GuR, GuI hold XR, XI: the derivative factors of the pair / operation
+                if centric:
+                    for r in range(m):
+                        XR = GuR[r]
+                        XI = GuI[r]
+                        GuR[r] = 2.0 * XR
+                        GuI[r] = 0.0
+                        GxR[r] = -2.0 * XI
+                        GxI[r] = 0.0
+                    if anomalous:
+                        for r in range(m):
+                            GuR[r] += 2.0 * far * Cv[r]
+                            GuI[r] = 2.0 * fai * Cv[r]
+                            GxR[r] -= 2.0 * far * Sv[r]
+                            GxI[r] = -2.0 * fai * Sv[r]
+                else:
+                    if anomalous:
+                        for r in range(m):
+                            GuR[r] += far * Cv[r] - fai * Sv[r]
+                            GuI[r] += far * Sv[r] + fai * Cv[r]
+                    for r in range(m):
+                        GxR[r] = -GuI[r]
+                        GxI[r] = GuR[r]
+                for r in range(m):
+                    gR[r] += GuR[r]
+                    gI[r] += GuI[r]
+                    cs[r] += Cv[r]
+                    ss[r] += Sv[r]
                 for k in range(3):
-                    dxR[k] += hs[o, n, k] * GxR
+                    for r in range(m):
+                        dxR[k, r] += hsT[o, k, c0 + r] * GxR[r]
                 if aniso[a]:
                     for k in range(6):
-                        duR[k] += quad[o, n, k] * GuR
+                        for r in range(m):
+                            duR[k, r] += quadT[o, k, c0 + r] * GuR[r]
                 if want_imag:
                     for k in range(3):
-                        dxI[k] += hs[o, n, k] * GxI
+                        for r in range(m):
+                            dxI[k, r] += hsT[o, k, c0 + r] * GxI[r]
                     if aniso[a]:
                         for k in range(6):
-                            duI[k] += quad[o, n, k] * GuI
-                cs += C
-                ss += S
+                            for r in range(m):
+                                duI[k, r] += quadT[o, k, c0 + r] * GuI[r]
                 if L > 0:
-                    qR = 0.0
-                    qI = 0.0
+                    for r in range(m):
+                        mR[r] = 0.0
+                        mI[r] = 0.0
                     for l in range(L):
-                        t = djl_l[l] * ang[l]
                         k0 = l * l
                         k1 = k0 + 2 * l + 1
                         if l % 2 == 0:
-                            qR += t
+                            for r in range(m):
+                                mR[r] += djl_l[l, r] * ang[l, r]
                             for k in range(k0, k1):
-                                accR[k] += C * yr[k]
+                                for r in range(m):
+                                    accR[k, r] += Cv[r] * yr[k, r]
                             if not centric:
                                 for k in range(k0, k1):
-                                    accI[k] += S * yr[k]
+                                    for r in range(m):
+                                        accI[k, r] += Sv[r] * yr[k, r]
                         else:
-                            qI += t
+                            for r in range(m):
+                                mI[r] += djl_l[l, r] * ang[l, r]
                             for k in range(k0, k1):
-                                accR[k] -= S * yr[k]
+                                for r in range(m):
+                                    accR[k, r] -= Sv[r] * yr[k, r]
                             if not centric:
                                 for k in range(k0, k1):
-                                    accI[k] += C * yr[k]
-                    dkR += C * qR - S * qI
-                    dkI += S * qR + C * qI
-            f_re += oc * gR
-            f_im += oc * gI
-            if not jacobian:
-                continue
+                                    for r in range(m):
+                                        accI[k, r] += Cv[r] * yr[k, r]
+                    for r in range(m):
+                        dkR[r] += Cv[r] * mR[r] - Sv[r] * mI[r]
+                        dkI[r] += Sv[r] * mR[r] + Cv[r] * mI[r]
+            for r in range(m):
+                f_re[r] += oc * gR[r]
+                f_im[r] += oc * gI[r]
             # ---- the atom's columns
             c = col0[a]
             for k in range(3):
-                dA[r, c + k] = TWO_PI * oc * dxR[k]
+                for r in range(m):
+                    dA[q0 + r, c + k] = TWO_PI * oc * dxR[k, r]
                 if want_imag:
-                    dB[r, c + k] = TWO_PI * oc * dxI[k]
+                    for r in range(m):
+                        dB[q0 + r, c + k] = TWO_PI * oc * dxI[k, r]
             c += 3
             if aniso[a]:
                 for k in range(6):
-                    dA[r, c + k] = -2.0 * math.pi**2 * oc * duR[k]
+                    for r in range(m):
+                        dA[q0 + r, c + k] = -2.0 * pi2 * oc * duR[k, r]
                     if want_imag:
-                        dB[r, c + k] = -2.0 * math.pi**2 * oc * duI[k]
+                        for r in range(m):
+                            dB[q0 + r, c + k] = -2.0 * pi2 * oc * duI[k, r]
             else:
-                dA[r, c] = -8.0 * math.pi**2 * s * s * gR * oc
+                for r in range(m):
+                    s = stol[c0 + r]
+                    dA[q0 + r, c] = -8.0 * pi2 * s * s * gR[r] * oc
                 if want_imag:
-                    dB[r, c] = -8.0 * math.pi**2 * s * s * gI * oc
+                    for r in range(m):
+                        s = stol[c0 + r]
+                        dB[q0 + r, c] = -8.0 * pi2 * s * s * gI[r] * oc
             c += n_adp[a]
-            dA[r, c] = gR
+            for r in range(m):
+                dA[q0 + r, c] = gR[r]
             if want_imag:
-                dB[r, c] = gI
+                for r in range(m):
+                    dB[q0 + r, c] = gI[r]
             c += 1
             if v < 0:
                 continue
-            eR = two * cs * oc
-            eI = 0.0 if centric else ss * oc
-            dA[r, c] = eR * fv[v, n]
-            kfac = pv[v] * dfv[v, n] * (-s / kappa[v] ** 2)
-            dA[r, c + 1] = eR * kfac
+            for r in range(m):
+                n = c0 + r
+                eR = two * cs[r] * oc
+                dA[q0 + r, c] = eR * fv[v, n]
+                dA[q0 + r, c + 1] = eR * (pv[v] * dfv[v, n] * (-stol[n] / kappa[v] ** 2))
             if want_imag:
-                dB[r, c] = eI * fv[v, n]
-                dB[r, c + 1] = eI * kfac
+                for r in range(m):
+                    n = c0 + r
+                    eI = 0.0 if centric else ss[r] * oc
+                    dB[q0 + r, c] = eI * fv[v, n]
+                    dB[q0 + r, c + 1] = eI * (pv[v] * dfv[v, n] * (-stol[n] / kappa[v] ** 2))
             c += 2
             if L == 0:
                 continue
             for l in range(L):
-                w = jl_l[l] * (oc * two)
                 for k in range(l * l, (l + 1) * (l + 1)):
-                    dA[r, c + k] = accR[k] * w
+                    for r in range(m):
+                        dA[q0 + r, c + k] = accR[k, r] * (jl_l[l, r] * (oc * two))
                     if want_imag:
-                        dB[r, c + k] = 0.0 if centric else accI[k] * w
+                        for r in range(m):
+                            dB[q0 + r, c + k] = (
+                                0.0 if centric else accI[k, r] * (jl_l[l, r] * (oc * two))
+                            )
             c += L * L
-            dA[r, c] = two * dkR * oc
+            for r in range(m):
+                dA[q0 + r, c] = two * dkR[r] * oc
             if want_imag:
-                dB[r, c] = 0.0 if centric else dkI * oc
-        F[n] = complex(f_re, f_im)
+                for r in range(m):
+                    dB[q0 + r, c] = 0.0 if centric else dkI[r] * oc
+        for r in range(m):
+            F[c0 + r] = complex(f_re[r], f_im[r])
 
 
 @_jit
