@@ -280,7 +280,6 @@ class StructureFactorEngine:
         self._radial_tables: tuple[np.ndarray, np.ndarray] | None = None
         self._rot_cache: dict[int, tuple[tuple[bytes, int], np.ndarray]] = {}
         self._kfixed: tuple[np.ndarray, ...] | None = None
-        self._kfixed_t: tuple[np.ndarray, ...] | None = None
 
     # ------------------------------------------------------------------ setup
     def _setup_symmetry(self) -> None:
@@ -543,8 +542,6 @@ class StructureFactorEngine:
         """
         n = len(self.hkl)
         args = self._kernel_args(call)
-        if jacobian:
-            args = self._jacobian_args(call, *args)
         if not jacobian:
             step = _KERNEL_ROWS_F
         n_blocks = -(-n // step)
@@ -604,8 +601,8 @@ class StructureFactorEngine:
         if call.radial_plan is not None:  # this block's radial tables, columns from sl.start
             _kernel.radial_block(sl.start, sl.stop, *call.radial_plan, jacobian, jl, djl)
         if not jacobian:
-            fargs = (*head[:8], head[9], *head[11:22], head[27], head[28], head[30], jl)
-            _kernel.sf_block(sl.start, sl.stop, *fargs, sl.start, tail[0], self.centric, F)
+            kargs = (*head, jl, djl, sl.start, *tail, self.centric, False, False, F, none2, none2)
+            _kernel.sf_block(sl.start, sl.stop, *kargs)
             return
         assert sinks is not None  # a Jacobian has sinks (_sinks)
         # the block's Jacobian is made in the engine's column order in the work arrays,
@@ -613,8 +610,8 @@ class StructureFactorEngine:
         want_imag = dB.size > 0
         t_re, t_im = (plan.target for plan in call.plans)
         nb = sl.stop - sl.start
-        kargs = (*head, jl, djl, sl.start, *tail, self.centric, want_imag, F, dA, dB)
-        _kernel.sfj_block(sl.start, sl.stop, *kargs)
+        kargs = (*head, jl, djl, sl.start, *tail, self.centric, True, want_imag, F, dA, dB)
+        _kernel.sf_block(sl.start, sl.stop, *kargs)
         a = dA[:nb]
         b = dB[:nb] if want_imag else none2
         if sinks.row_factors is not None:
@@ -660,15 +657,18 @@ class StructureFactorEngine:
         dfv = np.zeros((0, n)) if call.dfv is None else call.dfv.T
         pv = np.zeros(0) if call.pv is None else call.pv
         kappa = np.zeros(0) if call.kappa is None else call.kappa
-        tabs = call.phase_tables or [np.zeros((1, 1), dtype=complex)] * 3
+        # the phase tables exp(2 pi i k x_c), real and imaginary parts as (3, atom, k)
+        kmax = max([t.shape[0] for t in call.phase_tables or []] + [1])
+        tabs = np.zeros((3, n_at, kmax), dtype=complex)
+        for c, t in enumerate(call.phase_tables or []):
+            tabs[c, :, : t.shape[0]] = t.T
         head = (
-            *k[:3],
-            k[3],
-            *tabs,
-            self._eht,
-            k[4],
+            *k[:4],
+            np.ascontiguousarray(tabs.real),
+            np.ascontiguousarray(tabs.imag),
+            *k[4:7],
             self._kidx is not None,
-            k[5],
+            k[7],
             call.X,
             call.occ,
             call.aniso,
@@ -681,13 +681,13 @@ class StructureFactorEngine:
             hc_of,
             lmax_of,
             val_of,
-            k[6],
-            k[7],
+            k[8],
+            k[9],
             rot,
             plm,
             wrot,
-            k[9],
-            k[8],
+            k[11],
+            k[10],
             _SIGN_L,
         )
         tail = (
@@ -699,37 +699,6 @@ class StructureFactorEngine:
         )
         return head, tail
 
-    def _jacobian_args(
-        self, call: _Call, head: tuple[Any, ...], tail: tuple[Any, ...]
-    ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-        """The arrays of :func:`chasm.scattering.kernel.sfj_block` (reflections last)."""
-        hsT, quadT, uhatT, ehtR, ehtI = self._kernel_fixed_t()
-        n_at = len(call.X)
-        if call.phase_tables:
-            kmax = max(t.shape[0] for t in call.phase_tables)
-            tabs = np.zeros((3, n_at, kmax), dtype=complex)
-            for c, t in enumerate(call.phase_tables):
-                tabs[c, :, : t.shape[0]] = t.T
-        else:
-            tabs = np.zeros((3, n_at, 1), dtype=complex)
-        tabR, tabI = np.ascontiguousarray(tabs.real), np.ascontiguousarray(tabs.imag)
-        jhead = (hsT, quadT, head[2], head[3], tabR, tabI, ehtR, ehtI, head[8], head[9], uhatT)
-        jhead += head[11:27] + head[29:31]
-        return jhead, tail
-
-    def _kernel_fixed_t(self) -> tuple[np.ndarray, ...]:
-        """The reflection arrays of :meth:`_kernel_fixed` with reflections last (made once)."""
-        if self._kfixed_t is None:
-            hs, quad, _, _, _, uhat, *_ = self._kernel_fixed()
-            self._kfixed_t = (
-                np.ascontiguousarray(hs.transpose(0, 2, 1)),
-                np.ascontiguousarray(quad.transpose(0, 2, 1)),
-                np.ascontiguousarray(uhat.T),
-                np.ascontiguousarray(self._eht.real),
-                np.ascontiguousarray(self._eht.imag),
-            )
-        return self._kfixed_t
-
     def _rotations_cached(self, a: int) -> np.ndarray:
         """D((M^T Q_o)^T) of atom a (:meth:`_rotations_for`), kept while its frame is unchanged."""
         m = self._hc_atom(a)
@@ -740,7 +709,10 @@ class StructureFactorEngine:
         return cached[1]
 
     def _kernel_fixed(self) -> tuple[np.ndarray, ...]:
-        """Kernel arrays that depend on the reflections and the layout only (made once)."""
+        """Kernel arrays that depend on the reflections and the layout only (made once).
+
+        Reflections are the last axis (contiguous): the kernel's loops run over them.
+        """
         if self._kfixed is None:
             n = len(self.hkl)
             kidx = self._kidx if self._kidx is not None else np.zeros((3, 1, 1), dtype=np.intp)
@@ -752,18 +724,20 @@ class StructureFactorEngine:
             col0 = np.array([lay.xyz.start for lay in self.layout], dtype=np.intp)
             n_adp = np.array([lay.adp.stop - lay.adp.start for lay in self.layout], dtype=np.intp)
             cnorm = np.zeros(25)
-            ylm = np.zeros((n, 25))
+            ylm = np.zeros((25, n))
             if self.lmax >= 0:
                 cnorm[: (self.lmax + 1) ** 2] = self.clm * wavefunction_norms(self.lmax)
-                ylm[:, : (self.lmax + 1) ** 2] = self.ylm
+                ylm[: (self.lmax + 1) ** 2] = self.ylm.T
             htc = self.ht / TWO_PI
             self._kfixed = (
-                np.ascontiguousarray(self.hs),
-                np.ascontiguousarray(self.quad),
+                np.ascontiguousarray(self.hs.transpose(0, 2, 1)),
+                np.ascontiguousarray(self.quad.transpose(0, 2, 1)),
                 np.ascontiguousarray(self.stol),
                 np.ascontiguousarray(kidx, dtype=np.intp),
+                np.ascontiguousarray(self._eht.real),
+                np.ascontiguousarray(self._eht.imag),
                 np.ascontiguousarray(htc) if n else np.zeros((len(self.rot), 0)),
-                np.ascontiguousarray(uhat),
+                np.ascontiguousarray(uhat.T),
                 col0,
                 n_adp,
                 cnorm,

@@ -74,127 +74,6 @@ def _jit(fn: _Fn) -> _Fn:
 
 
 @_jit
-def sf_block(
-    r0: int,
-    r1: int,
-    hs: np.ndarray,
-    quad: np.ndarray,
-    stol: np.ndarray,
-    kidx: np.ndarray,
-    tab0: np.ndarray,
-    tab1: np.ndarray,
-    tab2: np.ndarray,
-    eht: np.ndarray,
-    use_tables: bool,
-    X: np.ndarray,
-    occ: np.ndarray,
-    aniso: np.ndarray,
-    U6: np.ndarray,
-    uiso: np.ndarray,
-    site_order: np.ndarray,
-    fa_re: np.ndarray,
-    fa_im: np.ndarray,
-    fsph: np.ndarray,
-    hc_of: np.ndarray,
-    lmax_of: np.ndarray,
-    wrot: np.ndarray,
-    ylm: np.ndarray,
-    sign_l: np.ndarray,
-    jl: np.ndarray,
-    joff: int,
-    rad_index: np.ndarray,
-    centric: bool,
-    F: np.ndarray,
-) -> None:  # pragma: no cover - compiled
-    """F of reflections r0 <= n < r1 (F[n] is overwritten).
-
-    Arrays as the engine prepares them (``StructureFactorEngine._kernel_args``):
-    hs, quad (o, n, 3 | 6), kidx (3, o, n), tab_c (k, atom) complex, eht (o, n)
-    complex (direct phases from hs when not use_tables), fsph (atom, n), wrot
-    (o, n_hc, 25) c_lm P_lm rotated onto y(h), ylm (n, 25) y(h), jl (rows, n')
-    radial tables whose column n - joff is reflection n, with rad_index
-    (lmax+1, n_hc). The Jacobian is :func:`sfj_block`'s.
-    """
-    n_ops = hs.shape[0]
-    n_at = X.shape[0]
-    anomalous = False
-    for a in range(n_at):
-        if fa_re[a] != 0.0 or fa_im[a] != 0.0:
-            anomalous = True
-    jl_l = np.empty(5)
-    for n in range(r0, r1):
-        s = stol[n]
-        f_re = 0.0
-        f_im = 0.0
-        for a in range(n_at):
-            h = hc_of[a]
-            L = lmax_of[a] + 1 if h >= 0 else 0
-            oc = occ[a]
-            so = site_order[a]
-            far = fa_re[a]
-            fai = fa_im[a]
-            for l in range(L):
-                jl_l[l] = FOUR_PI * sign_l[l] * jl[rad_index[l, h], n - joff]
-            gR = 0.0
-            gI = 0.0
-            T_iso = math.exp(-8.0 * math.pi**2 * s * s * uiso[a]) / so
-            for o in range(n_ops):
-                # Debye-Waller factor and phase: E0 = (C + i S) = T exp(2 pi i h.(R x + t))
-                if aniso[a]:
-                    e = 0.0
-                    for k in range(6):
-                        e += quad[o, n, k] * U6[a, k]
-                    T = math.exp(-2.0 * math.pi**2 * e) / so
-                else:
-                    T = T_iso
-                if use_tables:
-                    E = tab0[kidx[0, o, n], a] * tab1[kidx[1, o, n], a]
-                    E = E * tab2[kidx[2, o, n], a]
-                    E = E * eht[o, n]
-                else:
-                    t = hs[o, n, 0] * X[a, 0] + hs[o, n, 1] * X[a, 1] + hs[o, n, 2] * X[a, 2]
-                    t = TWO_PI * (t - np.rint(t))
-                    E = complex(math.cos(t), math.sin(t)) * eht[o, n]
-                C = E.real * T
-                S = E.imag * T
-                # form factor f = fR + i fI (odd l imaginary): rotated populations on y(h)
-                fR = fsph[a, n]
-                fI = 0.0
-                if L > 0:
-                    mR = 0.0
-                    mI = 0.0
-                    for l in range(L):
-                        al = 0.0
-                        for k in range(l * l, (l + 1) * (l + 1)):
-                            al += ylm[n, k] * wrot[o, h, k]
-                        if l % 2 == 0:
-                            mR += al * jl_l[l]
-                        else:
-                            mI += al * jl_l[l]
-                    fR += mR
-                    fI = mI
-                XR = C * fR - S * fI
-                XI = S * fR + C * fI
-                if centric:
-                    GuR = 2.0 * XR
-                    GuI = 0.0
-                    if anomalous:
-                        GuR += 2.0 * far * C
-                        GuI = 2.0 * fai * C
-                else:
-                    GuR = XR
-                    GuI = XI
-                    if anomalous:
-                        GuR += far * C - fai * S
-                        GuI += far * S + fai * C
-                gR += GuR
-                gI += GuI
-            f_re += oc * gR
-            f_im += oc * gI
-        F[n] = complex(f_re, f_im)
-
-
-@_jit
 def _harmonics_v(
     px: np.ndarray,
     py: np.ndarray,
@@ -288,7 +167,7 @@ CHUNK = 64
 
 
 @_jit
-def sfj_block(
+def sf_block(
     r0: int,
     r1: int,
     hsT: np.ndarray,
@@ -318,6 +197,8 @@ def sfj_block(
     n_adp: np.ndarray,
     rot: np.ndarray,
     plm: np.ndarray,
+    wrot: np.ndarray,
+    ylmT: np.ndarray,
     cnorm: np.ndarray,
     sign_l: np.ndarray,
     jl: np.ndarray,
@@ -329,20 +210,29 @@ def sfj_block(
     pv: np.ndarray,
     kappa: np.ndarray,
     centric: bool,
+    jacobian: bool,
     want_imag: bool,
     F: np.ndarray,
     dA: np.ndarray,
     dB: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """F and the Jacobian of reflections r0 <= n < r1, vectorised over reflections.
+    """F (and the Jacobian) of reflections r0 <= n < r1, vectorised over reflections.
 
-    The sums of :func:`sf_block` with ``jacobian`` (the same operations in the
-    same order for every reflection, hence the same numbers), organised for
-    SIMD: for each atom and operation, every quantity is a loop over
-    :data:`CHUNK` reflections on contiguous arrays. Arrays as for
-    :func:`sf_block`, but with reflections last: hsT (o, 3, n), quadT (o, 6,
-    n), uhatT (3, n), the phase tables split into real and imaginary parts
-    (3, atom, k) and exp(2 pi i h.t) as ehtR, ehtI (o, n).
+    F[n] is overwritten; with ``jacobian`` row n - r0 of dA (dB: with
+    ``want_imag``) gets dA/dp (dB/dp) of every engine column. For every atom
+    and operation each quantity is a loop over up to :data:`CHUNK`
+    reflections on contiguous arrays (the compiler makes SIMD code of it);
+    every reflection sees the same operations in the same order as in a
+    reflection-by-reflection loop. Arrays as the engine prepares them
+    (``StructureFactorEngine._kernel_args``), reflections last: hsT (o, 3, n)
+    the rows h R, quadT (o, 6, n), kidx (3, o, n), tabR, tabI (3, atom, k)
+    the phase tables exp(2 pi i k x_c), ehtR, ehtI (o, n) exp(2 pi i h.t)
+    (direct phases from hsT when not use_tables), uhatT (3, n), fsph (atom,
+    n), rot (o, n_hc, 3, 3) the matrices M^T Q_o, plm (n_hc, 25) P_lm, wrot
+    (o, n_hc, 25) c_lm P_lm rotated onto y(h) and ylmT (25, n) y(h) (F
+    alone), cnorm (25) c_lm N_lm (the harmonics' coefficients), jl/djl (rows,
+    n') radial tables whose column n - joff is reflection n, with rad_index
+    (lmax+1, n_hc), fv/dfv (n_val, n).
     """
     n_ops = hsT.shape[0]
     n_at = X.shape[0]
@@ -353,18 +243,18 @@ def sfj_block(
             anomalous = True
     M = CHUNK
     yr = np.empty((25, M))
-    accR = np.empty((25, M))
-    accI = np.empty((25, M))
     ang = np.empty((5, M))
     jl_l = np.empty((5, M))
     djl_l = np.empty((5, M))
-    dxR = np.empty((3, M))
-    dxI = np.empty((3, M))
-    duR = np.empty((6, M))
-    duI = np.empty((6, M))
-    v1 = np.empty((22, M))
+    # sums over the operations: dx (3), du (6), y_lm sums (25), real then imaginary parts,
+    # then g, C, dk (real, imaginary)
+    acc = np.empty((2, 37, M))
+    accR, accI = acc[0], acc[1]  # rows: x 0-2, U 3-8, y_lm 9-33, g 34, C 35, dk 36
+    gR, cs, dkR = accR[34], accR[35], accR[36]
+    gI, ss, dkI = accI[34], accI[35], accI[36]
+    v1 = np.empty((16, M))
     Tv, Cv, Sv, px, py, pz, mR, mI = v1[0], v1[1], v1[2], v1[3], v1[4], v1[5], v1[6], v1[7]
-    GuR, GuI, GxR, GxI, gR, gI, cs, ss = (
+    GuR, GuI, GxR, GxI, f_re, f_im, Tiso, ev = (
         v1[8],
         v1[9],
         v1[10],
@@ -374,14 +264,11 @@ def sfj_block(
         v1[14],
         v1[15],
     )
-    dkR, dkI, f_re, f_im, Tiso, ev = v1[16], v1[17], v1[18], v1[19], v1[20], v1[21]
     pi2 = math.pi**2
     for c0 in range(r0, r1, M):
         m = min(M, r1 - c0)
         q0 = c0 - r0  # first row of the chunk in dA, dB
-        for r in range(m):
-            f_re[r] = 0.0
-            f_im[r] = 0.0
+        _zero(v1, 12, 14, m)  # f_re, f_im
         for a in range(n_at):
             h = hc_of[a]
             L = lmax_of[a] + 1 if h >= 0 else 0
@@ -395,26 +282,15 @@ def sfj_block(
                 w = FOUR_PI * sign_l[l]
                 for r in range(m):
                     jl_l[l, r] = w * jl[i, c0 - joff + r]
-                    djl_l[l, r] = w * djl[i, c0 - joff + r]
-            for r in range(m):
-                gR[r] = 0.0
-                gI[r] = 0.0
-                cs[r] = 0.0
-                ss[r] = 0.0
-                dkR[r] = 0.0
-                dkI[r] = 0.0
-            for k in range(3):
-                for r in range(m):
-                    dxR[k, r] = 0.0
-                    dxI[k, r] = 0.0
-            for k in range(6):
-                for r in range(m):
-                    duR[k, r] = 0.0
-                    duI[k, r] = 0.0
-            for k in range(L * L):
-                for r in range(m):
-                    accR[k, r] = 0.0
-                    accI[k, r] = 0.0
+                if jacobian:
+                    for r in range(m):
+                        djl_l[l, r] = w * djl[i, c0 - joff + r]
+            nz = 9 + L * L  # rows x, U, y_lm in use
+            _zero(accR, 0, nz, m)
+            _zero(accR, 34, 37, m)
+            _zero(accI, 34, 37, m)
+            if want_imag or not centric:
+                _zero(accI, 0, nz, m)
             if not aniso[a]:
                 for r in range(m):
                     s = stol[c0 + r]
@@ -466,7 +342,18 @@ def sfj_block(
                         Cv[r] = (qR * bR - qI * bI) * Tv[r]
                         Sv[r] = (qR * bI + qI * bR) * Tv[r]
                 # form factor f = fR + i fI (odd l imaginary), y of the rotated h
-                if L > 0:
+                for r in range(m):
+                    mR[r] = 0.0
+                    mI[r] = 0.0
+                if L > 0 and not jacobian:  # rotated populations on y(h)
+                    _zero(ang, 0, L, m)
+                    for l in range(L):
+                        for k in range(l * l, (l + 1) * (l + 1)):
+                            wk = wrot[o, h, k]
+                            for r in range(m):
+                                ang[l, r] += ylmT[k, c0 + r] * wk
+                        _madd(mR if l % 2 == 0 else mI, ang, jl_l, l, m)
+                elif L > 0:  # y(rotated h), also for the P_lm columns
                     for r in range(m):
                         n = c0 + r
                         ux = uhatT[0, n]
@@ -476,9 +363,6 @@ def sfj_block(
                         py[r] = rot[o, h, 1, 0] * ux + rot[o, h, 1, 1] * uy + rot[o, h, 1, 2] * uz
                         pz[r] = rot[o, h, 2, 0] * ux + rot[o, h, 2, 1] * uy + rot[o, h, 2, 2] * uz
                     _harmonics_v(px, py, pz, m, L - 1, cnorm, yr)  # c_lm y_lm
-                    for r in range(m):
-                        mR[r] = 0.0
-                        mI[r] = 0.0
                     for l in range(L):
                         for r in range(m):
                             ang[l, r] = 0.0
@@ -492,22 +376,13 @@ def sfj_block(
                         else:
                             for r in range(m):
                                 mI[r] += ang[l, r] * jl_l[l, r]
-                    for r in range(m):
-                        fR = fsph[a, c0 + r]
-                        fR += mR[r]
-                        fI = mI[r]
-                        XR = Cv[r] * fR - Sv[r] * fI
-                        XI = Sv[r] * fR + Cv[r] * fI
-                        GuR[r] = XR
-                        GuI[r] = XI
-                else:
-                    for r in range(m):
-                        fR = fsph[a, c0 + r]
-                        XR = Cv[r] * fR - Sv[r] * 0.0
-                        XI = Sv[r] * fR + Cv[r] * 0.0
-                        GuR[r] = XR
-                        GuI[r] = XI
-                # GuR, GuI hold XR, XI: the derivative factors of the pair / operation
+                for r in range(m):
+                    fR = fsph[a, c0 + r]
+                    fR += mR[r]
+                    fI = mI[r] if L > 0 else 0.0
+                    GuR[r] = Cv[r] * fR - Sv[r] * fI  # XR
+                    GuI[r] = Sv[r] * fR + Cv[r] * fI  # XI
+                # the derivative factors of the pair (centric) or of the operation
                 if centric:
                     for r in range(m):
                         XR = GuR[r]
@@ -530,6 +405,11 @@ def sfj_block(
                     for r in range(m):
                         GxR[r] = -GuI[r]
                         GxI[r] = GuR[r]
+                if not jacobian:
+                    for r in range(m):
+                        gR[r] += GuR[r]
+                        gI[r] += GuI[r]
+                    continue
                 for r in range(m):
                     gR[r] += GuR[r]
                     gI[r] += GuI[r]
@@ -537,68 +417,65 @@ def sfj_block(
                     ss[r] += Sv[r]
                 for k in range(3):
                     for r in range(m):
-                        dxR[k, r] += hsT[o, k, c0 + r] * GxR[r]
+                        accR[k, r] += hsT[o, k, c0 + r] * GxR[r]
                 if aniso[a]:
                     for k in range(6):
                         for r in range(m):
-                            duR[k, r] += quadT[o, k, c0 + r] * GuR[r]
+                            accR[3 + k, r] += quadT[o, k, c0 + r] * GuR[r]
                 if want_imag:
                     for k in range(3):
                         for r in range(m):
-                            dxI[k, r] += hsT[o, k, c0 + r] * GxI[r]
+                            accI[k, r] += hsT[o, k, c0 + r] * GxI[r]
                     if aniso[a]:
                         for k in range(6):
                             for r in range(m):
-                                duI[k, r] += quadT[o, k, c0 + r] * GuI[r]
-                if L > 0:
-                    for r in range(m):
-                        mR[r] = 0.0
-                        mI[r] = 0.0
-                    for l in range(L):
-                        k0 = l * l
-                        k1 = k0 + 2 * l + 1
-                        if l % 2 == 0:
+                                accI[3 + k, r] += quadT[o, k, c0 + r] * GuI[r]
+                if L == 0:
+                    continue
+                for r in range(m):  # mR, mI: sums of the kappa' derivative
+                    mR[r] = 0.0
+                    mI[r] = 0.0
+                for l in range(L):
+                    k0 = l * l
+                    k1 = k0 + 2 * l + 1
+                    if l % 2 == 0:
+                        for r in range(m):
+                            mR[r] += djl_l[l, r] * ang[l, r]
+                        for k in range(k0, k1):
                             for r in range(m):
-                                mR[r] += djl_l[l, r] * ang[l, r]
+                                accR[9 + k, r] += Cv[r] * yr[k, r]
+                        if not centric:
                             for k in range(k0, k1):
                                 for r in range(m):
-                                    accR[k, r] += Cv[r] * yr[k, r]
-                            if not centric:
-                                for k in range(k0, k1):
-                                    for r in range(m):
-                                        accI[k, r] += Sv[r] * yr[k, r]
-                        else:
+                                    accI[9 + k, r] += Sv[r] * yr[k, r]
+                    else:
+                        for r in range(m):
+                            mI[r] += djl_l[l, r] * ang[l, r]
+                        for k in range(k0, k1):
                             for r in range(m):
-                                mI[r] += djl_l[l, r] * ang[l, r]
+                                accR[9 + k, r] -= Sv[r] * yr[k, r]
+                        if not centric:
                             for k in range(k0, k1):
                                 for r in range(m):
-                                    accR[k, r] -= Sv[r] * yr[k, r]
-                            if not centric:
-                                for k in range(k0, k1):
-                                    for r in range(m):
-                                        accI[k, r] += Cv[r] * yr[k, r]
-                    for r in range(m):
-                        dkR[r] += Cv[r] * mR[r] - Sv[r] * mI[r]
-                        dkI[r] += Sv[r] * mR[r] + Cv[r] * mI[r]
+                                    accI[9 + k, r] += Cv[r] * yr[k, r]
+                for r in range(m):
+                    dkR[r] += Cv[r] * mR[r] - Sv[r] * mI[r]
+                    dkI[r] += Sv[r] * mR[r] + Cv[r] * mI[r]
             for r in range(m):
                 f_re[r] += oc * gR[r]
                 f_im[r] += oc * gI[r]
+            if not jacobian:
+                continue
             # ---- the atom's columns
             c = col0[a]
-            for k in range(3):
-                for r in range(m):
-                    dA[q0 + r, c + k] = TWO_PI * oc * dxR[k, r]
-                if want_imag:
-                    for r in range(m):
-                        dB[q0 + r, c + k] = TWO_PI * oc * dxI[k, r]
+            _put(dA, q0, c, TWO_PI * oc, accR, 0, 3, m)
+            if want_imag:
+                _put(dB, q0, c, TWO_PI * oc, accI, 0, 3, m)
             c += 3
             if aniso[a]:
-                for k in range(6):
-                    for r in range(m):
-                        dA[q0 + r, c + k] = -2.0 * pi2 * oc * duR[k, r]
-                    if want_imag:
-                        for r in range(m):
-                            dB[q0 + r, c + k] = -2.0 * pi2 * oc * duI[k, r]
+                _put(dA, q0, c, -2.0 * pi2 * oc, accR, 3, 6, m)
+                if want_imag:
+                    _put(dB, q0, c, -2.0 * pi2 * oc, accI, 3, 6, m)
             else:
                 for r in range(m):
                     s = stol[c0 + r]
@@ -608,11 +485,9 @@ def sfj_block(
                         s = stol[c0 + r]
                         dB[q0 + r, c] = -8.0 * pi2 * s * s * gI[r] * oc
             c += n_adp[a]
-            for r in range(m):
-                dA[q0 + r, c] = gR[r]
+            _put(dA, q0, c, 1.0, accR, 34, 1, m)  # occupancy: g
             if want_imag:
-                for r in range(m):
-                    dB[q0 + r, c] = gI[r]
+                _put(dB, q0, c, 1.0, accI, 34, 1, m)
             c += 1
             if v < 0:
                 continue
@@ -633,20 +508,45 @@ def sfj_block(
             for l in range(L):
                 for k in range(l * l, (l + 1) * (l + 1)):
                     for r in range(m):
-                        dA[q0 + r, c + k] = accR[k, r] * (jl_l[l, r] * (oc * two))
+                        dA[q0 + r, c + k] = accR[9 + k, r] * (jl_l[l, r] * (oc * two))
                     if want_imag:
                         for r in range(m):
                             dB[q0 + r, c + k] = (
-                                0.0 if centric else accI[k, r] * (jl_l[l, r] * (oc * two))
+                                0.0 if centric else accI[9 + k, r] * (jl_l[l, r] * (oc * two))
                             )
             c += L * L
-            for r in range(m):
-                dA[q0 + r, c] = two * dkR[r] * oc
+            _put(dA, q0, c, two * oc, accR, 36, 1, m)  # kappa': (two dk) oc = (two oc) dk
             if want_imag:
-                for r in range(m):
-                    dB[q0 + r, c] = 0.0 if centric else dkI[r] * oc
+                _put(dB, q0, c, 0.0 if centric else oc, accI, 36, 1, m)
         for r in range(m):
             F[c0 + r] = complex(f_re[r], f_im[r])
+
+
+@_jit
+def _zero(a: np.ndarray, k0: int, k1: int, m: int) -> None:  # pragma: no cover - compiled
+    """a[k, :m] = 0 for k0 <= k < k1."""
+    for k in range(k0, k1):
+        for r in range(m):
+            a[k, r] = 0.0
+
+
+@_jit
+def _madd(
+    acc: np.ndarray, x: np.ndarray, y: np.ndarray, l: int, m: int
+) -> None:  # pragma: no cover
+    """acc[r] += x[l, r] y[l, r] for r < m (compiled)."""
+    for r in range(m):
+        acc[r] += x[l, r] * y[l, r]
+
+
+@_jit
+def _put(
+    out: np.ndarray, q0: int, c: int, f: float, v: np.ndarray, j0: int, nk: int, m: int
+) -> None:  # pragma: no cover - compiled
+    """out[q0 + r, c + k] = f v[j0 + k, r] for k < nk, r < m."""
+    for k in range(nk):
+        for r in range(m):
+            out[q0 + r, c + k] = f * v[j0 + k, r]
 
 
 @_jit
