@@ -280,6 +280,7 @@ class StructureFactorEngine:
         self._radial_tables: tuple[np.ndarray, np.ndarray] | None = None
         self._rot_cache: dict[int, tuple[tuple[bytes, int], np.ndarray]] = {}
         self._kfixed: tuple[np.ndarray, ...] | None = None
+        self._valence_cache: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ setup
     def _setup_symmetry(self) -> None:
@@ -802,6 +803,9 @@ class StructureFactorEngine:
         # stored atom by atom ((a, n): contiguous rows), used as (n, a) views
         fsph = np.empty((n_at, n))
         fv, dfv = np.empty((len(val), n)), np.empty((len(val), n))
+        # valence form factors by (species, kappa), kept from the previous call: a call at
+        # the same kappa (F after F + J, a line search, a step that leaves kappa) reuses them
+        previous = self._valence_cache
         cache: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
         for a, m in enumerate(models):
             if isinstance(m, HansenCoppensAtom) and not (m.kappa > 0 and m.kappa_prime > 0):
@@ -817,13 +821,17 @@ class StructureFactorEngine:
                 fsph[a] = fixed
                 continue
             if (key, m.kappa) not in cache:
-                sp = formfactors.koga_atom(
-                    m.element, m.charge, tuple(m.valence) if m.valence else None
-                )
-                cache[key, m.kappa] = sp.valence(self.stol / m.kappa, derivative=True)
+                if (key, m.kappa) in previous:
+                    cache[key, m.kappa] = previous[key, m.kappa]
+                else:
+                    sp = formfactors.koga_atom(
+                        m.element, m.charge, tuple(m.valence) if m.valence else None
+                    )
+                    cache[key, m.kappa] = sp.valence(self.stol / m.kappa, derivative=True)
             fv[k], dfv[k] = cache[key, m.kappa]
             fsph[a] = m.pc * fixed + m.pv * fv[k]
             k += 1
+        self._valence_cache = cache
         call = _Call(X=X, occ=occ, aniso=aniso, U6=U6, uiso=uiso, hc=hc, val=val, fsph=fsph.T)
         call.hc_sel, call.val_sel = _selector(hc), _selector(val)
         if self._kidx is not None:

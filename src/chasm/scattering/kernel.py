@@ -136,7 +136,7 @@ def _harmonics_v(
         out[15, r] = ((3.0 * x2 - y2) * y) * coef[15]
     if lmax < 4:
         return
-    for r in range(m):
+    for r in range(m):  # (l = 4 in two loops: few enough stores for the vectoriser)
         x = px[r]
         y = py[r]
         z = pz[r]
@@ -145,10 +145,6 @@ def _harmonics_v(
         yz = y * z
         xy = x * y
         x2my2 = x * x - y * y
-        x2 = x * x
-        y2 = y * y
-        a3x = (x2 - 3.0 * y2) * x
-        b3y = (3.0 * x2 - y2) * y
         out[16, r] = ((35.0 * z2 - 30.0) * z2 + 3.0) * coef[16]
         g = 7.0 * z2 - 3.0
         out[17, r] = g * coef[17] * xz
@@ -156,6 +152,16 @@ def _harmonics_v(
         g = 7.0 * z2 - 1.0
         out[19, r] = g * x2my2 * coef[19]
         out[20, r] = g * xy * coef[20]
+    for r in range(m):
+        x = px[r]
+        y = py[r]
+        z = pz[r]
+        xy = x * y
+        x2my2 = x * x - y * y
+        x2 = x * x
+        y2 = y * y
+        a3x = (x2 - 3.0 * y2) * x
+        b3y = (3.0 * x2 - y2) * y
         out[21, r] = a3x * z * coef[21]
         out[22, r] = b3y * z * coef[22]
         out[23, r] = (x2my2 * x2my2 - 4.0 * xy * xy) * coef[23]
