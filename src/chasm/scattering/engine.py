@@ -616,10 +616,7 @@ class StructureFactorEngine:
         a = dA[:nb]
         b = dB[:nb] if want_imag else none2
         if sinks.row_factors is not None:
-            ga, gb = (
-                np.require(np.broadcast_to(np.asarray(g, dtype=float), (nb,)), None, ("C", "W"))
-                for g in sinks.row_factors(sl, F[sl])
-            )
+            ga, gb = (_row_vector(g, nb) for g in sinks.row_factors(sl, F[sl]))
             mode = 1 if want_imag else 2
             _kernel.scatter(a, b, t_re, t_im, ga, gb, mode, sinks.re.rows(sl), none2)
         else:
@@ -1247,6 +1244,19 @@ class _Call:
     cols_kappa: _Group | None = None
     cols_kappa_prime: _Group | None = None
     groups: list[_MultipoleGroup] = field(default_factory=list)
+
+
+def _row_vector(g: ArrayLike, rows: int) -> np.ndarray:
+    """g as a writable, contiguous float64 vector of ``rows`` values (a scalar is broadcast)."""
+    if (
+        isinstance(g, np.ndarray)
+        and g.dtype == np.float64
+        and g.shape == (rows,)
+        and g.flags.c_contiguous
+        and g.flags.writeable
+    ):
+        return g
+    return np.require(np.broadcast_to(np.asarray(g, dtype=float), (rows,)), None, ("C", "W"))
 
 
 def _serial_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
