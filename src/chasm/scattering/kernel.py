@@ -256,8 +256,7 @@ def sf_block(
     # then g, C, dk (real, imaginary)
     acc = np.empty((2, 37, M))
     accR, accI = acc[0], acc[1]  # rows: x 0-2, U 3-8, y_lm 9-33, g 34, C 35, dk 36
-    gR, cs, dkR = accR[34], accR[35], accR[36]
-    gI, ss, dkI = accI[34], accI[35], accI[36]
+    gR, gI = accR[34], accI[34]
     v1 = np.empty((16, M))
     Tv, Cv, Sv, px, py, pz, mR, mI = v1[0], v1[1], v1[2], v1[3], v1[4], v1[5], v1[6], v1[7]
     GuR, GuI, GxR, GxI, f_re, f_im, Tiso, ev = (
@@ -278,7 +277,6 @@ def sf_block(
         for a in range(n_at):
             h = hc_of[a]
             L = lmax_of[a] + 1 if h >= 0 else 0
-            v = val_of[a]
             oc = occ[a]
             so = site_order[a]
             far = fa_re[a]
@@ -416,116 +414,216 @@ def sf_block(
                         gR[r] += GuR[r]
                         gI[r] += GuI[r]
                     continue
-                for r in range(m):
-                    gR[r] += GuR[r]
-                    gI[r] += GuI[r]
-                    cs[r] += Cv[r]
-                    ss[r] += Sv[r]
-                for k in range(3):
-                    for r in range(m):
-                        accR[k, r] += hsT[o, k, c0 + r] * GxR[r]
-                if aniso[a]:
-                    for k in range(6):
-                        for r in range(m):
-                            accR[3 + k, r] += quadT[o, k, c0 + r] * GuR[r]
-                if want_imag:
-                    for k in range(3):
-                        for r in range(m):
-                            accI[k, r] += hsT[o, k, c0 + r] * GxI[r]
-                    if aniso[a]:
-                        for k in range(6):
-                            for r in range(m):
-                                accI[3 + k, r] += quadT[o, k, c0 + r] * GuI[r]
-                if L == 0:
-                    continue
-                for r in range(m):  # mR, mI: sums of the kappa' derivative
-                    mR[r] = 0.0
-                    mI[r] = 0.0
-                for l in range(L):
-                    k0 = l * l
-                    k1 = k0 + 2 * l + 1
-                    if l % 2 == 0:
-                        for r in range(m):
-                            mR[r] += djl_l[l, r] * ang[l, r]
-                        for k in range(k0, k1):
-                            for r in range(m):
-                                accR[9 + k, r] += Cv[r] * yr[k, r]
-                        if not centric:
-                            for k in range(k0, k1):
-                                for r in range(m):
-                                    accI[9 + k, r] += Sv[r] * yr[k, r]
-                    else:
-                        for r in range(m):
-                            mI[r] += djl_l[l, r] * ang[l, r]
-                        for k in range(k0, k1):
-                            for r in range(m):
-                                accR[9 + k, r] -= Sv[r] * yr[k, r]
-                        if not centric:
-                            for k in range(k0, k1):
-                                for r in range(m):
-                                    accI[9 + k, r] += Cv[r] * yr[k, r]
-                for r in range(m):
-                    dkR[r] += Cv[r] * mR[r] - Sv[r] * mI[r]
-                    dkI[r] += Sv[r] * mR[r] + Cv[r] * mI[r]
+                _accumulate(o, c0, m, L, aniso[a], centric, want_imag, hsT, quadT, v1, acc)
+                _accumulate_kappa(m, L, centric, v1, ang, djl_l, yr, acc)
             for r in range(m):
                 f_re[r] += oc * gR[r]
                 f_im[r] += oc * gI[r]
-            if not jacobian:
-                continue
-            # ---- the atom's columns
-            c = col0[a]
-            _put(dA, q0, c, TWO_PI * oc, accR, 0, 3, m)
-            if want_imag:
-                _put(dB, q0, c, TWO_PI * oc, accI, 0, 3, m)
-            c += 3
-            if aniso[a]:
-                _put(dA, q0, c, -2.0 * pi2 * oc, accR, 3, 6, m)
-                if want_imag:
-                    _put(dB, q0, c, -2.0 * pi2 * oc, accI, 3, 6, m)
-            else:
-                for r in range(m):
-                    s = stol[c0 + r]
-                    dA[q0 + r, c] = -8.0 * pi2 * s * s * gR[r] * oc
-                if want_imag:
-                    for r in range(m):
-                        s = stol[c0 + r]
-                        dB[q0 + r, c] = -8.0 * pi2 * s * s * gI[r] * oc
-            c += n_adp[a]
-            _put(dA, q0, c, 1.0, accR, 34, 1, m)  # occupancy: g
-            if want_imag:
-                _put(dB, q0, c, 1.0, accI, 34, 1, m)
-            c += 1
-            if v < 0:
-                continue
-            for r in range(m):
-                n = c0 + r
-                eR = two * cs[r] * oc
-                dA[q0 + r, c] = eR * fv[v, n]
-                dA[q0 + r, c + 1] = eR * (pv[v] * dfv[v, n] * (-stol[n] / kappa[v] ** 2))
-            if want_imag:
-                for r in range(m):
-                    n = c0 + r
-                    eI = 0.0 if centric else ss[r] * oc
-                    dB[q0 + r, c] = eI * fv[v, n]
-                    dB[q0 + r, c + 1] = eI * (pv[v] * dfv[v, n] * (-stol[n] / kappa[v] ** 2))
-            c += 2
-            if L == 0:
-                continue
-            for l in range(L):
-                for k in range(l * l, (l + 1) * (l + 1)):
-                    for r in range(m):
-                        dA[q0 + r, c + k] = accR[9 + k, r] * (jl_l[l, r] * (oc * two))
-                    if want_imag:
-                        for r in range(m):
-                            dB[q0 + r, c + k] = (
-                                0.0 if centric else accI[9 + k, r] * (jl_l[l, r] * (oc * two))
-                            )
-            c += L * L
-            _put(dA, q0, c, two * oc, accR, 36, 1, m)  # kappa': (two dk) oc = (two oc) dk
-            if want_imag:
-                _put(dB, q0, c, 0.0 if centric else oc, accI, 36, 1, m)
+            if jacobian:
+                _atom_columns(
+                    q0,
+                    c0,
+                    m,
+                    col0[a],
+                    n_adp[a],
+                    aniso[a],
+                    val_of[a],
+                    L,
+                    oc,
+                    two,
+                    centric,
+                    want_imag,
+                    stol,
+                    fv,
+                    dfv,
+                    pv,
+                    kappa,
+                    jl_l,
+                    acc,
+                    dA,
+                    dB,
+                )
         for r in range(m):
             F[c0 + r] = complex(f_re[r], f_im[r])
+
+
+@_jit
+def _accumulate(
+    o: int,
+    c0: int,
+    m: int,
+    L: int,
+    aniso: bool,
+    centric: bool,
+    want_imag: bool,
+    hsT: np.ndarray,
+    quadT: np.ndarray,
+    v1: np.ndarray,
+    acc: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Add operation o's terms to the atom's sums over the operations (:func:`sf_block`).
+
+    v1 rows: 1, 2 C, S; 8-11 the factors GuR, GuI, GxR, GxI. acc (2, 37, m):
+    real and imaginary parts of x (rows 0-2), U (3-8), g (34), C or S (35).
+    """
+    accR = acc[0]
+    accI = acc[1]
+    for r in range(m):
+        accR[34, r] += v1[8, r]
+        accI[34, r] += v1[9, r]
+        accR[35, r] += v1[1, r]
+        accI[35, r] += v1[2, r]
+    for k in range(3):
+        for r in range(m):
+            accR[k, r] += hsT[o, k, c0 + r] * v1[10, r]
+    if aniso:
+        for k in range(6):
+            for r in range(m):
+                accR[3 + k, r] += quadT[o, k, c0 + r] * v1[8, r]
+    if want_imag:
+        for k in range(3):
+            for r in range(m):
+                accI[k, r] += hsT[o, k, c0 + r] * v1[11, r]
+        if aniso:
+            for k in range(6):
+                for r in range(m):
+                    accI[3 + k, r] += quadT[o, k, c0 + r] * v1[9, r]
+
+
+@_jit
+def _accumulate_kappa(
+    m: int,
+    L: int,
+    centric: bool,
+    v1: np.ndarray,
+    ang: np.ndarray,
+    djl_l: np.ndarray,
+    yr: np.ndarray,
+    acc: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Add an operation's terms to the P_lm (acc rows 9-33) and kappa' (row 36) sums.
+
+    v1 rows 1, 2 are C, S; rows 6, 7 are work space.
+    """
+    if L == 0:
+        return
+    accR = acc[0]
+    accI = acc[1]
+    for r in range(m):  # sums of the kappa' derivative
+        v1[6, r] = 0.0
+        v1[7, r] = 0.0
+    for l in range(L):
+        k0 = l * l
+        k1 = k0 + 2 * l + 1
+        if l % 2 == 0:
+            for r in range(m):
+                v1[6, r] += djl_l[l, r] * ang[l, r]
+            for k in range(k0, k1):
+                for r in range(m):
+                    accR[9 + k, r] += v1[1, r] * yr[k, r]
+            if not centric:
+                for k in range(k0, k1):
+                    for r in range(m):
+                        accI[9 + k, r] += v1[2, r] * yr[k, r]
+        else:
+            for r in range(m):
+                v1[7, r] += djl_l[l, r] * ang[l, r]
+            for k in range(k0, k1):
+                for r in range(m):
+                    accR[9 + k, r] -= v1[2, r] * yr[k, r]
+            if not centric:
+                for k in range(k0, k1):
+                    for r in range(m):
+                        accI[9 + k, r] += v1[1, r] * yr[k, r]
+    for r in range(m):
+        C = v1[1, r]
+        S = v1[2, r]
+        accR[36, r] += C * v1[6, r] - S * v1[7, r]
+        accI[36, r] += S * v1[6, r] + C * v1[7, r]
+
+
+@_jit
+def _atom_columns(
+    q0: int,
+    c0: int,
+    m: int,
+    c: int,
+    n_adp: int,
+    aniso: bool,
+    v: int,
+    L: int,
+    oc: float,
+    two: float,
+    centric: bool,
+    want_imag: bool,
+    stol: np.ndarray,
+    fv: np.ndarray,
+    dfv: np.ndarray,
+    pv: np.ndarray,
+    kappa: np.ndarray,
+    jl_l: np.ndarray,
+    acc: np.ndarray,
+    dA: np.ndarray,
+    dB: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Write one atom's Jacobian columns (from column c) to a chunk's rows q0, q0 + 1, ...
+
+    The sums over the operations are those of :func:`sf_block` (acc), the
+    column layout the engine's (:func:`chasm.scattering.engine.atom_columns`).
+    """
+    pi2 = math.pi**2
+    accR = acc[0]
+    accI = acc[1]
+    _put(dA, q0, c, TWO_PI * oc, accR, 0, 3, m)
+    if want_imag:
+        _put(dB, q0, c, TWO_PI * oc, accI, 0, 3, m)
+    c += 3
+    if aniso:
+        _put(dA, q0, c, -2.0 * pi2 * oc, accR, 3, 6, m)
+        if want_imag:
+            _put(dB, q0, c, -2.0 * pi2 * oc, accI, 3, 6, m)
+    else:
+        for r in range(m):
+            s = stol[c0 + r]
+            dA[q0 + r, c] = -8.0 * pi2 * s * s * accR[34, r] * oc
+        if want_imag:
+            for r in range(m):
+                s = stol[c0 + r]
+                dB[q0 + r, c] = -8.0 * pi2 * s * s * accI[34, r] * oc
+    c += n_adp
+    _put(dA, q0, c, 1.0, accR, 34, 1, m)  # occupancy: g
+    if want_imag:
+        _put(dB, q0, c, 1.0, accI, 34, 1, m)
+    c += 1
+    if v < 0:
+        return
+    for r in range(m):
+        n = c0 + r
+        eR = two * accR[35, r] * oc
+        dA[q0 + r, c] = eR * fv[v, n]
+        dA[q0 + r, c + 1] = eR * (pv[v] * dfv[v, n] * (-stol[n] / kappa[v] ** 2))
+    if want_imag:
+        for r in range(m):
+            n = c0 + r
+            eI = 0.0 if centric else accI[35, r] * oc
+            dB[q0 + r, c] = eI * fv[v, n]
+            dB[q0 + r, c + 1] = eI * (pv[v] * dfv[v, n] * (-stol[n] / kappa[v] ** 2))
+    c += 2
+    if L == 0:
+        return
+    for l in range(L):
+        for k in range(l * l, (l + 1) * (l + 1)):
+            for r in range(m):
+                dA[q0 + r, c + k] = accR[9 + k, r] * (jl_l[l, r] * (oc * two))
+            if want_imag:
+                for r in range(m):
+                    dB[q0 + r, c + k] = (
+                        0.0 if centric else accI[9 + k, r] * (jl_l[l, r] * (oc * two))
+                    )
+    c += L * L
+    _put(dA, q0, c, two * oc, accR, 36, 1, m)  # kappa': (two dk) oc = (two oc) dk
+    if want_imag:
+        _put(dB, q0, c, 0.0 if centric else oc, accI, 36, 1, m)
 
 
 @_jit
