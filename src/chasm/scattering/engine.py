@@ -281,6 +281,8 @@ class StructureFactorEngine:
         self._rot_cache: dict[int, tuple[tuple[bytes, int], np.ndarray]] = {}
         self._kfixed: tuple[np.ndarray, ...] | None = None
         self._valence_cache: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
+        self._valence_stack: tuple[tuple[Any, ...], np.ndarray] | None = None
+        self._fixed_atoms: np.ndarray | None = None
 
     # ------------------------------------------------------------------ setup
     def _setup_symmetry(self) -> None:
@@ -651,8 +653,9 @@ class StructureFactorEngine:
             wrot[:, j, :L2] = np.einsum("okm,m->ok", self._rotations_cached(a), coef)
         n = len(self.hkl)
         rad_index = np.zeros((1, 0), dtype=np.intp) if call.radial is None else call.radial[2]
-        fv = np.zeros((0, n)) if call.fv is None else call.fv.T
-        dfv = np.zeros((0, n)) if call.dfv is None else call.dfv.T
+        valence = np.zeros((2, 1, n)) if call.valence is None else call.valence
+        vrow = np.zeros(0, dtype=np.intp) if call.valence_rows is None else call.valence_rows
+        fixed, pc_a, pv_a = self._spherical_parts()
         pv = np.zeros(0) if call.pv is None else call.pv
         kappa = np.zeros(0) if call.kappa is None else call.kappa
         # the phase tables exp(2 pi i k x_c), real and imaginary parts as (3, atom, k)
@@ -675,7 +678,9 @@ class StructureFactorEngine:
             self.site_order,
             np.ascontiguousarray(self.fanom.real),
             np.ascontiguousarray(self.fanom.imag),
-            call.fsph.T,
+            fixed,
+            pc_a,
+            pv_a,
             hc_of,
             lmax_of,
             val_of,
@@ -690,12 +695,44 @@ class StructureFactorEngine:
         )
         tail = (
             np.ascontiguousarray(rad_index, dtype=np.intp),
-            fv,
-            dfv,
+            valence[0],
+            valence[1],
+            vrow,
             np.ascontiguousarray(pv, dtype=float),
             np.ascontiguousarray(kappa, dtype=float),
         )
         return head, tail
+
+    def _valence_table(
+        self, cache: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]]
+    ) -> np.ndarray:
+        """The valence form factors and slopes of ``cache`` as one (2, rows, n) array.
+
+        Kept while the (species, kappa) entries are the same (a call at the same
+        kappa values reuses it).
+        """
+        ids = tuple(cache)  # (species, kappa): the same keys, the same values
+        if self._valence_stack is None or self._valence_stack[0] != ids:
+            n = len(self.hkl)
+            table = np.zeros((2, max(1, len(cache)), n))
+            for j, (f, df) in enumerate(cache.values()):
+                table[0, j], table[1, j] = f, df
+            self._valence_stack = (ids, table)
+        return self._valence_stack[1]
+
+    def _spherical_parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per atom: the fixed spherical form factor (atom, n), P_c and P_v (0 when not HC).
+
+        The compiled kernels form f_sph = P_c f_fixed + P_v f_v(s / kappa) (as
+        :meth:`_prepare` does for the numpy path, the same operations).
+        """
+        if self._fixed_atoms is None:
+            self._fixed_atoms = np.ascontiguousarray(
+                [self._fixed_f[self._fixed_key(m)] for m in self.models], dtype=float
+            ).reshape(len(self.models), len(self.hkl))
+        pc = np.array([getattr(m, "pc", 0.0) for m in self.models], dtype=float)
+        pv = np.array([getattr(m, "pv", 0.0) for m in self.models], dtype=float)
+        return self._fixed_atoms, pc, pv
 
     def _rotations_cached(self, a: int) -> np.ndarray:
         """D((M^T Q_o)^T) of atom a (:meth:`_rotations_for`), kept while its frame is unchanged."""
@@ -797,9 +834,12 @@ class StructureFactorEngine:
         val = np.array([i for i, m in enumerate(models) if isinstance(m, HansenCoppensAtom)])
         val = val.astype(int)
         # spherical form factors, kappa-expanded valence parts once per (species, kappa);
-        # stored atom by atom ((a, n): contiguous rows), used as (n, a) views
-        fsph = np.empty((n_at, n))
-        fv, dfv = np.empty((len(val), n)), np.empty((len(val), n))
+        # stored atom by atom ((a, n): contiguous rows), used as (n, a) views (the compiled
+        # kernels form them from the valence rows themselves: only those are made here)
+        fsph = np.empty((n_at, n)) if not compiled else np.empty((0, n))
+        fv = np.empty((len(val) if not compiled else 0, n))
+        dfv = np.empty_like(fv)
+        vrow = np.zeros(len(val), dtype=np.intp)  # row of each valence atom in the cache
         # valence form factors by (species, kappa), kept from the previous call: a call at
         # the same kappa (F after F + J, a line search, a step that leaves kappa) reuses them
         previous = self._valence_cache
@@ -815,7 +855,8 @@ class StructureFactorEngine:
             key = self._fixed_key(m)
             fixed = self._fixed_f[key]
             if not isinstance(m, HansenCoppensAtom):
-                fsph[a] = fixed
+                if not compiled:
+                    fsph[a] = fixed
                 continue
             if (key, m.kappa) not in cache:
                 if (key, m.kappa) in previous:
@@ -825,11 +866,16 @@ class StructureFactorEngine:
                         m.element, m.charge, tuple(m.valence) if m.valence else None
                     )
                     cache[key, m.kappa] = sp.valence(self.stol / m.kappa, derivative=True)
-            fv[k], dfv[k] = cache[key, m.kappa]
-            fsph[a] = m.pc * fixed + m.pv * fv[k]
+            vrow[k] = list(cache).index((key, m.kappa))
+            if not compiled:
+                fv[k], dfv[k] = cache[key, m.kappa]
+                fsph[a] = m.pc * fixed + m.pv * fv[k]
             k += 1
         self._valence_cache = cache
         call = _Call(X=X, occ=occ, aniso=aniso, U6=U6, uiso=uiso, hc=hc, val=val, fsph=fsph.T)
+        if compiled:
+            call.valence_rows = vrow
+            call.valence = self._valence_table(cache)
         call.hc_sel, call.val_sel = _selector(hc), _selector(val)
         if self._kidx is not None:
             call.phase_tables = [
@@ -845,7 +891,8 @@ class StructureFactorEngine:
             call.wang = self._angular_weights(hc, rotations)
         if not jacobian:
             return call
-        call.fv, call.dfv = fv.T, dfv.T
+        if not compiled:
+            call.fv, call.dfv = fv.T, dfv.T
         call.pv = np.array([self._hc_atom(a).pv for a in val], dtype=float)
         call.kappa = np.array([self._hc_atom(a).kappa for a in val], dtype=float)
         if compiled:
@@ -1229,6 +1276,9 @@ class _Call:
     radial_plan: RadialPlan | None = None
     fv: np.ndarray | None = None
     dfv: np.ndarray | None = None
+    # compiled: the valence form factors and slopes (2, rows, n), a row per atom of val
+    valence: np.ndarray | None = None
+    valence_rows: np.ndarray | None = None
     pv: np.ndarray | None = None
     kappa: np.ndarray | None = None
     plans: tuple[_ColumnPlan, ...] = ()

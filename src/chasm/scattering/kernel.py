@@ -195,7 +195,9 @@ def sf_block(
     site_order: np.ndarray,
     fa_re: np.ndarray,
     fa_im: np.ndarray,
-    fsph: np.ndarray,
+    fixed: np.ndarray,
+    pc: np.ndarray,
+    pv_a: np.ndarray,
     hc_of: np.ndarray,
     lmax_of: np.ndarray,
     val_of: np.ndarray,
@@ -213,6 +215,7 @@ def sf_block(
     rad_index: np.ndarray,
     fv: np.ndarray,
     dfv: np.ndarray,
+    vrow: np.ndarray,
     pv: np.ndarray,
     kappa: np.ndarray,
     centric: bool,
@@ -233,12 +236,15 @@ def sf_block(
     (``StructureFactorEngine._kernel_args``), reflections last: hsT (o, 3, n)
     the rows h R, quadT (o, 6, n), kidx (3, o, n), tabR, tabI (3, atom, k)
     the phase tables exp(2 pi i k x_c), ehtR, ehtI (o, n) exp(2 pi i h.t)
-    (direct phases from hsT when not use_tables), uhatT (3, n), fsph (atom,
-    n), rot (o, n_hc, 3, 3) the matrices M^T Q_o, plm (n_hc, 25) P_lm, wrot
-    (o, n_hc, 25) c_lm P_lm rotated onto y(h) and ylmT (25, n) y(h) (F
-    alone), cnorm (25) c_lm N_lm (the harmonics' coefficients), jl/djl (rows,
-    n') radial tables whose column n - joff is reflection n, with rad_index
-    (lmax+1, n_hc), fv/dfv (n_val, n).
+    (direct phases from hsT when not use_tables), uhatT (3, n), fixed (atom,
+    n) the fixed spherical form factors (the core of a multipolar atom), pc
+    and pv_a (atom) its P_c and P_v, rot (o, n_hc, 3, 3) the matrices M^T
+    Q_o, plm (n_hc, 25) P_lm, wrot (o, n_hc, 25) c_lm P_lm rotated onto y(h)
+    and ylmT (25, n) y(h) (F alone), cnorm (25) c_lm N_lm (the harmonics'
+    coefficients), jl/djl (rows, n') radial tables whose column n - joff is
+    reflection n, with rad_index (lmax+1, n_hc), fv/dfv (rows, n) the valence
+    form factors f_v(s / kappa) and their slopes, row vrow[v] for the v-th
+    multipolar atom, pv and kappa (v) its P_v and kappa.
     """
     n_ops = hsT.shape[0]
     n_at = X.shape[0]
@@ -278,6 +284,10 @@ def sf_block(
             h = hc_of[a]
             L = lmax_of[a] + 1 if h >= 0 else 0
             oc = occ[a]
+            v = val_of[a]
+            vr = vrow[v] if v >= 0 else 0  # its valence row in fv, dfv
+            pca = pc[a]
+            pva = pv_a[a]
             so = site_order[a]
             far = fa_re[a]
             fai = fa_im[a]
@@ -380,8 +390,9 @@ def sf_block(
                         else:
                             for r in range(m):
                                 mI[r] += ang[l, r] * jl_l[l, r]
-                for r in range(m):
-                    fR = fsph[a, c0 + r]
+                for r in range(m):  # f_sph = P_c f_fixed + P_v f_v, as the numpy path
+                    n = c0 + r
+                    fR = fixed[a, n] if v < 0 else pca * fixed[a, n] + pva * fv[vr, n]
                     fR += mR[r]
                     fI = mI[r] if L > 0 else 0.0
                     GuR[r] = Cv[r] * fR - Sv[r] * fI  # XR
@@ -427,7 +438,8 @@ def sf_block(
                     col0[a],
                     n_adp[a],
                     aniso[a],
-                    val_of[a],
+                    v,
+                    vr,
                     L,
                     oc,
                     two,
@@ -551,6 +563,7 @@ def _atom_columns(
     n_adp: int,
     aniso: bool,
     v: int,
+    w: int,
     L: int,
     oc: float,
     two: float,
@@ -600,14 +613,14 @@ def _atom_columns(
     for r in range(m):
         n = c0 + r
         eR = two * accR[35, r] * oc
-        dA[q0 + r, c] = eR * fv[v, n]
-        dA[q0 + r, c + 1] = eR * (pv[v] * dfv[v, n] * (-stol[n] / kappa[v] ** 2))
+        dA[q0 + r, c] = eR * fv[w, n]
+        dA[q0 + r, c + 1] = eR * (pv[v] * dfv[w, n] * (-stol[n] / kappa[v] ** 2))
     if want_imag:
         for r in range(m):
             n = c0 + r
             eI = 0.0 if centric else accI[35, r] * oc
-            dB[q0 + r, c] = eI * fv[v, n]
-            dB[q0 + r, c + 1] = eI * (pv[v] * dfv[v, n] * (-stol[n] / kappa[v] ** 2))
+            dB[q0 + r, c] = eI * fv[w, n]
+            dB[q0 + r, c + 1] = eI * (pv[v] * dfv[w, n] * (-stol[n] / kappa[v] ** 2))
     c += 2
     if L == 0:
         return
