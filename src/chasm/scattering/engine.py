@@ -40,9 +40,9 @@ How the work is organised (this is what makes a numpy engine fast):
   more than it computes, and far more on a busy machine.
 
 Two implementations of these sums: compiled kernels
-(:mod:`chasm.scattering.kernel`, numba; the default) that work reflection by
-reflection on every core, and the numpy path described above, which stays as
-the reference (``backend="numpy"`` or ``CHASM_ENGINE=numpy``; the two agree to
+(:mod:`chasm.scattering.kernel`, numba; the default) that work on chunks of
+reflections (vectorised loops) on every core, and the numpy path described
+above, which stays as the reference (``backend="numpy"`` or ``CHASM_ENGINE=numpy``; the two agree to
 1e-12, tests/test_engine_kernel.py). ``CHASM_ENGINE_THREADS`` sets the
 compiled engine's threads (default every usable core).
 

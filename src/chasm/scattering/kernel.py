@@ -2,18 +2,21 @@
 
 The numpy path of :class:`chasm.scattering.engine.StructureFactorEngine` works
 on arrays of (operation, reflection, atom) and pays Python dispatch for every
-block, l and column group. These kernels do the same sums reflection by
-reflection in compiled code; they release the GIL, so the engine runs them on
-disjoint ranges of reflections in several threads at once. For one
-reflection, every atom and every
-operation, they form the Debye–Waller factor, the phase (products of the
-per-atom tables exp(2πi k x_c), as the numpy path does), the real harmonics of
-the rotated scattering vector (explicit polynomials, those of
-:mod:`chasm.density.harmonics`), the form factor, F and, on request, every
+block, l and column group. These kernels do the same sums in compiled code;
+they release the GIL, so the engine runs them on disjoint ranges of
+reflections in several threads at once. For every atom and every operation
+they form, over a chunk of reflections at a time (loops over contiguous
+arrays that the compiler vectorises), the Debye–Waller factor, the phase
+(products of the per-atom tables exp(2πi k x_c), as the numpy path does), the
+real harmonics of the rotated scattering vector (explicit polynomials, those
+of :mod:`chasm.density.harmonics`), the form factor, F and, on request, every
 Jacobian column of the atom (the engine's column layout, see
-:func:`chasm.scattering.engine.atom_columns`). The formulas are those of the
-engine's module docstring; the numpy path stays the reference (tests compare
-the two to 1e-12, and ``CHASM_ENGINE=numpy`` selects it).
+:func:`chasm.scattering.engine.atom_columns`). Each reflection sees the same
+operations in the same order as in a loop over single reflections, and no
+``fastmath`` is used: the numbers do not depend on the chunking or the
+threads. The formulas are those of the engine's module docstring; the numpy
+path stays the reference (tests compare the two to 1e-12, and
+``CHASM_ENGINE=numpy`` selects it).
 
 Why numba: it installs from PyPI wheels (numba and llvmlite, manylinux,
 macOS and Windows, CPython 3.10–3.13), so ``pip install .`` stays one command
