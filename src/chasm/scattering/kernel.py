@@ -727,26 +727,86 @@ def radial_block(
     vcoef[voff[j]:][:vlen[j]] and scoef[soff[j]:][:slen[j]] and x^power[j]:
     the same operations in the same order, hence the same numbers.
     """
+    nb = r1 - r0
+    w = np.empty((7, nb))
+    x, y, t, front, base, p, b = w[0], w[1], w[2], w[3], w[4], w[5], w[6]
     for j in range(ls.shape[0]):
         l = ls[j]
         z = zk[j]
-        for n in range(r0, r1):
-            k = K[n]
+        for r in range(nb):  # (each step a loop over the block: vectorised)
+            k = K[r0 + r]
             inv = math.sqrt(k * k + z * z)
             inv = 1.0 / inv
-            x = z * inv
-            y = k * inv
-            front = _ipow(x, power[j])
-            if l:
-                front *= _ipow(y, l)
-            t = x * x
-            p = _poly(vcoef, voff[j], vlen[j], t)
-            jl[j, n - r0] = front * p
-            if derivative:
-                b = _poly(scoef, soff[j], slen[j], t) * (y * y)
+            x[r] = z * inv
+            y[r] = k * inv
+            t[r] = x[r] * x[r]
+        _ipow_v(x, power[j], base, front, nb, False)
+        if l:
+            _ipow_v(y, l, base, front, nb, True)
+        _poly_v(vcoef, voff[j], vlen[j], t, p, nb)
+        for r in range(nb):
+            jl[j, r] = front[r] * p[r]
+        if derivative:
+            _poly_v(scoef, soff[j], slen[j], t, b, nb)
+            kpj = kp[j]
+            for r in range(nb):
+                bb = b[r] * (y[r] * y[r])
                 if l:
-                    b -= l * t * p
-                djl[j, n - r0] = (front / kp[j]) * b
+                    bb -= l * t[r] * p[r]
+                djl[j, r] = (front[r] / kpj) * bb
+
+
+@_jit
+def _ipow_v(
+    a: np.ndarray, power: int, base: np.ndarray, out: np.ndarray, m: int, multiply: bool
+) -> None:  # pragma: no cover - compiled
+    """out[r] = a[r]**power (times out[r] when ``multiply``) by :func:`_ipow`'s squarings."""
+    for r in range(m):
+        base[r] = a[r]
+    have = False
+    q = power
+    tmp = out if not multiply else np.empty(m)
+    while True:
+        if q & 1:
+            if have:
+                for r in range(m):
+                    tmp[r] = tmp[r] * base[r]
+            else:
+                for r in range(m):
+                    tmp[r] = base[r]
+            have = True
+        q >>= 1
+        if q == 0:
+            break
+        for r in range(m):
+            base[r] = base[r] * base[r]
+    if not have:  # power 0 (not used): 0, as _ipow
+        for r in range(m):
+            tmp[r] = 0.0
+    if multiply:
+        for r in range(m):
+            out[r] *= tmp[r]
+
+
+@_jit
+def _poly_v(
+    coef: np.ndarray, off: int, n: int, t: np.ndarray, out: np.ndarray, m: int
+) -> None:  # pragma: no cover - compiled
+    """out[r] = :func:`_poly` (coef, off, n, t[r]): Horner's rule, the same operations."""
+    if n == 1:
+        for r in range(m):
+            out[r] = coef[off]
+        return
+    c1 = coef[off + n - 1]
+    c0 = coef[off + n - 2]
+    for r in range(m):
+        out[r] = c1 * t[r]
+        out[r] += c0
+    for k in range(n - 3, -1, -1):
+        ck = coef[off + k]
+        for r in range(m):
+            out[r] *= t[r]
+            out[r] += ck
 
 
 _SCATTER_SIGNATURE = (
