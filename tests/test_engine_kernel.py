@@ -92,6 +92,40 @@ def test_compiled_row_factors_column_map_and_strided_out(case):
         assert _column_error(ca.jacobian, cb.jacobian) < TOL
 
 
+@pytest.mark.parametrize("case", ["P1 (acentric triclinic)", "P63/mmc (centric, -6m2 site)"])
+def test_direct_phases_equal_the_phase_tables(case):
+    """The kernels' cosine-and-sine path (rotations not integral) against the tables."""
+    crystal, models, hkl, _ = _structure(case, True)
+    tables, _ = _pair(crystal, models, hkl)
+    direct = StructureFactorEngine(crystal, models, hkl, backend="numba")
+    direct._kidx = None  # as for a setting whose rotations are not integral
+    assert _f_error(direct.compute().F, tables.compute().F) < TOL
+    a, b = direct.compute(jacobian=True, real=True), tables.compute(jacobian=True, real=True)
+    assert _f_error(a.F, b.F) < TOL
+    assert _column_error(_full(a), _full(b)) < TOL
+    assert direct._kernel_args(direct._prepare(False, compiled=True))[0][9] is False
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_kept_valence_form_factors_follow_kappa_pc_and_pv(backend):
+    """Valence tables kept from the previous call: a changed kappa, P_c or P_v is seen."""
+    crystal, models, hkl, _ = _structure("P1 (acentric triclinic)", True)
+    eng = StructureFactorEngine(crystal, models, hkl, backend=backend)
+    first = eng.compute(jacobian=True)
+    hc = [m for m in models if hasattr(m, "kappa")]
+    assert hc
+    hc[0].kappa *= 1.07
+    hc[-1].pv += 0.3
+    hc[-1].pc = 0.9
+    again = eng.compute(jacobian=True)
+    other = StructureFactorEngine(crystal, models, hkl, backend=backend)
+    fresh = other.compute(jacobian=True)
+    assert np.array_equal(again.F, fresh.F)
+    assert np.array_equal(again.jacobian, fresh.jacobian)
+    assert np.array_equal(eng.compute().F, other.compute().F)
+    assert not np.array_equal(again.F, first.F)
+
+
 def test_threads_give_the_same_numbers(monkeypatch):
     crystal, models, _, rng = _structure("P212121 (acentric)", True)
     hkl = np.unique(rng.integers(-9, 10, size=(3000, 3)), axis=0)

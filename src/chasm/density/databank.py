@@ -650,11 +650,15 @@ def _hermite_coefficients(f: np.ndarray, d: np.ndarray, h: float) -> np.ndarray:
 
 
 def _hermite_eval(coef: np.ndarray, h: float, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Value and slope of the cubic pieces ``coef`` (per interval h) at s >= 0.
+
+    Each coefficient is gathered on its own (one contiguous array per
+    coefficient instead of an (n, 4) gather with strided columns).
+    """
     x = s / h
     i = np.minimum(x.astype(np.intp), coef.shape[0] - 1)
     t = x - i
-    c = coef[i]
-    c0, c1, c2, c3 = c[..., 0], c[..., 1], c[..., 2], c[..., 3]
+    c0, c1, c2, c3 = (coef[:, k].take(i) for k in range(4))
     f = c0 + t * (c1 + t * (c2 + t * c3))
     df = (c1 + t * (2.0 * c2 + 3.0 * t * c3)) / h
     return f, df

@@ -40,9 +40,9 @@ How the work is organised (this is what makes a numpy engine fast):
   more than it computes, and far more on a busy machine.
 
 Two implementations of these sums: compiled kernels
-(:mod:`chasm.scattering.kernel`, numba; the default) that work reflection by
-reflection on every core, and the numpy path described above, which stays as
-the reference (``backend="numpy"`` or ``CHASM_ENGINE=numpy``; the two agree to
+(:mod:`chasm.scattering.kernel`, numba; the default) that work on chunks of
+reflections (vectorised loops) on every core, and the numpy path described
+above, which stays as the reference (``backend="numpy"`` or ``CHASM_ENGINE=numpy``; the two agree to
 1e-12, tests/test_engine_kernel.py). ``CHASM_ENGINE_THREADS`` sets the
 compiled engine's threads (default every usable core).
 
@@ -280,6 +280,9 @@ class StructureFactorEngine:
         self._radial_tables: tuple[np.ndarray, np.ndarray] | None = None
         self._rot_cache: dict[int, tuple[tuple[bytes, int], np.ndarray]] = {}
         self._kfixed: tuple[np.ndarray, ...] | None = None
+        self._valence_cache: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
+        self._valence_stack: tuple[tuple[Any, ...], np.ndarray] | None = None
+        self._fixed_atoms: np.ndarray | None = None
 
     # ------------------------------------------------------------------ setup
     def _setup_symmetry(self) -> None:
@@ -615,10 +618,7 @@ class StructureFactorEngine:
         a = dA[:nb]
         b = dB[:nb] if want_imag else none2
         if sinks.row_factors is not None:
-            ga, gb = (
-                np.require(np.broadcast_to(np.asarray(g, dtype=float), (nb,)), None, ("C", "W"))
-                for g in sinks.row_factors(sl, F[sl])
-            )
+            ga, gb = (_row_vector(g, nb) for g in sinks.row_factors(sl, F[sl]))
             mode = 1 if want_imag else 2
             _kernel.scatter(a, b, t_re, t_im, ga, gb, mode, sinks.re.rows(sl), none2)
         else:
@@ -653,19 +653,23 @@ class StructureFactorEngine:
             wrot[:, j, :L2] = np.einsum("okm,m->ok", self._rotations_cached(a), coef)
         n = len(self.hkl)
         rad_index = np.zeros((1, 0), dtype=np.intp) if call.radial is None else call.radial[2]
-        fv = np.zeros((0, n)) if call.fv is None else call.fv.T
-        dfv = np.zeros((0, n)) if call.dfv is None else call.dfv.T
+        valence = np.zeros((2, 1, n)) if call.valence is None else call.valence
+        vrow = np.zeros(0, dtype=np.intp) if call.valence_rows is None else call.valence_rows
+        fixed, pc_a, pv_a = self._spherical_parts()
         pv = np.zeros(0) if call.pv is None else call.pv
         kappa = np.zeros(0) if call.kappa is None else call.kappa
-        tabs = call.phase_tables or [np.zeros((1, 1), dtype=complex)] * 3
+        # the phase tables exp(2 pi i k x_c), real and imaginary parts as (3, atom, k)
+        kmax = max([t.shape[0] for t in call.phase_tables or []] + [1])
+        tabs = np.zeros((3, n_at, kmax), dtype=complex)
+        for c, t in enumerate(call.phase_tables or []):
+            tabs[c, :, : t.shape[0]] = t.T
         head = (
-            *k[:3],
-            k[3],
-            *tabs,
-            self._eht,
-            k[4],
+            *k[:4],
+            np.ascontiguousarray(tabs.real),
+            np.ascontiguousarray(tabs.imag),
+            *k[4:7],
             self._kidx is not None,
-            k[5],
+            k[7],
             call.X,
             call.occ,
             call.aniso,
@@ -674,27 +678,61 @@ class StructureFactorEngine:
             self.site_order,
             np.ascontiguousarray(self.fanom.real),
             np.ascontiguousarray(self.fanom.imag),
-            call.fsph.T,
+            fixed,
+            pc_a,
+            pv_a,
             hc_of,
             lmax_of,
             val_of,
-            k[6],
-            k[7],
+            k[8],
+            k[9],
             rot,
             plm,
             wrot,
-            k[9],
-            k[8],
+            k[11],
+            k[10],
             _SIGN_L,
         )
         tail = (
             np.ascontiguousarray(rad_index, dtype=np.intp),
-            fv,
-            dfv,
+            valence[0],
+            valence[1],
+            vrow,
             np.ascontiguousarray(pv, dtype=float),
             np.ascontiguousarray(kappa, dtype=float),
         )
         return head, tail
+
+    def _valence_table(
+        self, cache: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]]
+    ) -> np.ndarray:
+        """The valence form factors and slopes of ``cache`` as one (2, rows, n) array.
+
+        Kept while the (species, kappa) entries are the same (a call at the same
+        kappa values reuses it).
+        """
+        ids = tuple(cache)  # (species, kappa): the same keys, the same values
+        if self._valence_stack is None or self._valence_stack[0] != ids:
+            n = len(self.hkl)
+            table = np.zeros((2, max(1, len(cache)), n))
+            for j, (f, df) in enumerate(cache.values()):
+                table[0, j], table[1, j] = f, df
+            self._valence_stack = (ids, table)
+        return self._valence_stack[1]
+
+    def _spherical_parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per atom: the fixed spherical form factor (atom, n), P_c and P_v (0 when not HC).
+
+        The compiled kernels form f_sph = P_c f_fixed + P_v f_v(s / kappa) (as
+        :meth:`_prepare` does for the numpy path, the same operations).
+        """
+        if self._fixed_atoms is None:
+            self._fixed_atoms = np.ascontiguousarray(
+                [self._fixed_f[self._fixed_key(m)] for m in self.models], dtype=float
+            ).reshape(len(self.models), len(self.hkl))
+        pc = np.array([getattr(m, "pc", 0.0) for m in self.models], dtype=float)
+        pv = np.array([getattr(m, "pv", 0.0) for m in self.models], dtype=float)
+        return self._fixed_atoms, pc, pv
 
     def _rotations_cached(self, a: int) -> np.ndarray:
         """D((M^T Q_o)^T) of atom a (:meth:`_rotations_for`), kept while its frame is unchanged."""
@@ -706,7 +744,10 @@ class StructureFactorEngine:
         return cached[1]
 
     def _kernel_fixed(self) -> tuple[np.ndarray, ...]:
-        """Kernel arrays that depend on the reflections and the layout only (made once)."""
+        """Kernel arrays that depend on the reflections and the layout only (made once).
+
+        Reflections are the last axis (contiguous): the kernel's loops run over them.
+        """
         if self._kfixed is None:
             n = len(self.hkl)
             kidx = self._kidx if self._kidx is not None else np.zeros((3, 1, 1), dtype=np.intp)
@@ -718,18 +759,20 @@ class StructureFactorEngine:
             col0 = np.array([lay.xyz.start for lay in self.layout], dtype=np.intp)
             n_adp = np.array([lay.adp.stop - lay.adp.start for lay in self.layout], dtype=np.intp)
             cnorm = np.zeros(25)
-            ylm = np.zeros((n, 25))
+            ylm = np.zeros((25, n))
             if self.lmax >= 0:
                 cnorm[: (self.lmax + 1) ** 2] = self.clm * wavefunction_norms(self.lmax)
-                ylm[:, : (self.lmax + 1) ** 2] = self.ylm
+                ylm[: (self.lmax + 1) ** 2] = self.ylm.T
             htc = self.ht / TWO_PI
             self._kfixed = (
-                np.ascontiguousarray(self.hs),
-                np.ascontiguousarray(self.quad),
+                np.ascontiguousarray(self.hs.transpose(0, 2, 1)),
+                np.ascontiguousarray(self.quad.transpose(0, 2, 1)),
                 np.ascontiguousarray(self.stol),
                 np.ascontiguousarray(kidx, dtype=np.intp),
+                np.ascontiguousarray(self._eht.real),
+                np.ascontiguousarray(self._eht.imag),
                 np.ascontiguousarray(htc) if n else np.zeros((len(self.rot), 0)),
-                np.ascontiguousarray(uhat),
+                np.ascontiguousarray(uhat.T),
                 col0,
                 n_adp,
                 cnorm,
@@ -791,9 +834,15 @@ class StructureFactorEngine:
         val = np.array([i for i, m in enumerate(models) if isinstance(m, HansenCoppensAtom)])
         val = val.astype(int)
         # spherical form factors, kappa-expanded valence parts once per (species, kappa);
-        # stored atom by atom ((a, n): contiguous rows), used as (n, a) views
-        fsph = np.empty((n_at, n))
-        fv, dfv = np.empty((len(val), n)), np.empty((len(val), n))
+        # stored atom by atom ((a, n): contiguous rows), used as (n, a) views (the compiled
+        # kernels form them from the valence rows themselves: only those are made here)
+        fsph = np.empty((n_at, n)) if not compiled else np.empty((0, n))
+        fv = np.empty((len(val) if not compiled else 0, n))
+        dfv = np.empty_like(fv)
+        vrow = np.zeros(len(val), dtype=np.intp)  # row of each valence atom in the cache
+        # valence form factors by (species, kappa), kept from the previous call: a call at
+        # the same kappa (F after F + J, a line search, a step that leaves kappa) reuses them
+        previous = self._valence_cache
         cache: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
         for a, m in enumerate(models):
             if isinstance(m, HansenCoppensAtom) and not (m.kappa > 0 and m.kappa_prime > 0):
@@ -806,17 +855,27 @@ class StructureFactorEngine:
             key = self._fixed_key(m)
             fixed = self._fixed_f[key]
             if not isinstance(m, HansenCoppensAtom):
-                fsph[a] = fixed
+                if not compiled:
+                    fsph[a] = fixed
                 continue
             if (key, m.kappa) not in cache:
-                sp = formfactors.koga_atom(
-                    m.element, m.charge, tuple(m.valence) if m.valence else None
-                )
-                cache[key, m.kappa] = sp.valence(self.stol / m.kappa, derivative=True)
-            fv[k], dfv[k] = cache[key, m.kappa]
-            fsph[a] = m.pc * fixed + m.pv * fv[k]
+                if (key, m.kappa) in previous:
+                    cache[key, m.kappa] = previous[key, m.kappa]
+                else:
+                    sp = formfactors.koga_atom(
+                        m.element, m.charge, tuple(m.valence) if m.valence else None
+                    )
+                    cache[key, m.kappa] = sp.valence(self.stol / m.kappa, derivative=True)
+            vrow[k] = list(cache).index((key, m.kappa))
+            if not compiled:
+                fv[k], dfv[k] = cache[key, m.kappa]
+                fsph[a] = m.pc * fixed + m.pv * fv[k]
             k += 1
+        self._valence_cache = cache
         call = _Call(X=X, occ=occ, aniso=aniso, U6=U6, uiso=uiso, hc=hc, val=val, fsph=fsph.T)
+        if compiled:
+            call.valence_rows = vrow
+            call.valence = self._valence_table(cache)
         call.hc_sel, call.val_sel = _selector(hc), _selector(val)
         if self._kidx is not None:
             call.phase_tables = [
@@ -832,7 +891,8 @@ class StructureFactorEngine:
             call.wang = self._angular_weights(hc, rotations)
         if not jacobian:
             return call
-        call.fv, call.dfv = fv.T, dfv.T
+        if not compiled:
+            call.fv, call.dfv = fv.T, dfv.T
         call.pv = np.array([self._hc_atom(a).pv for a in val], dtype=float)
         call.kappa = np.array([self._hc_atom(a).kappa for a in val], dtype=float)
         if compiled:
@@ -1216,6 +1276,9 @@ class _Call:
     radial_plan: RadialPlan | None = None
     fv: np.ndarray | None = None
     dfv: np.ndarray | None = None
+    # compiled: the valence form factors and slopes (2, rows, n), a row per atom of val
+    valence: np.ndarray | None = None
+    valence_rows: np.ndarray | None = None
     pv: np.ndarray | None = None
     kappa: np.ndarray | None = None
     plans: tuple[_ColumnPlan, ...] = ()
@@ -1231,6 +1294,19 @@ class _Call:
     cols_kappa: _Group | None = None
     cols_kappa_prime: _Group | None = None
     groups: list[_MultipoleGroup] = field(default_factory=list)
+
+
+def _row_vector(g: ArrayLike, rows: int) -> np.ndarray:
+    """g as a writable, contiguous float64 vector of ``rows`` values (a scalar is broadcast)."""
+    if (
+        isinstance(g, np.ndarray)
+        and g.dtype == np.float64
+        and g.shape == (rows,)
+        and g.flags.c_contiguous
+        and g.flags.writeable
+    ):
+        return g
+    return np.require(np.broadcast_to(np.asarray(g, dtype=float), (rows,)), None, ("C", "W"))
 
 
 def _serial_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
