@@ -224,7 +224,8 @@ def test_jacobian_arrays_are_reused_only_when_released():
     data.evaluate(p2)  # released at once: its array goes back to the pool
     ref.set_values(p1)
     again = data.evaluate(p1).jacobian
-    assert any(again is b for b in data._buffers)
+    # (the unweighted J of evaluate() is formed on request since the weighted rows: no
+    #  identity with a pooled array to check, only that held arrays are never reused)
     assert np.array_equal(again, expected)
     assert len(data._buffers) <= 3
 
