@@ -22,6 +22,10 @@ Usage: python benchmarks/bench_sf.py [--runs 5] [--yardstick-only] [--numpy] [--
 
 from __future__ import annotations
 
+# isort: off
+import chasm.blas as _first  # noqa: F401 - import chasm first: it sets OpenBLAS's thread timeout
+
+# isort: on
 import argparse
 import os
 import platform
@@ -137,7 +141,8 @@ def main() -> None:
     )
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"numpy {np.__version__}, gemmi {gemmi.__version__}"
+        f"numpy {np.__version__}, gemmi {gemmi.__version__}, "
+        f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'unset')}"
     )
 
     iam = StructureFactorEngine(crystal, [SphericalAtom(a.element) for a in crystal.atoms], hkl)

@@ -84,6 +84,7 @@ from scipy.linalg.lapack import dlange, dpocon, dpotrf, dtrtri
 
 from chasm.blas import blas_threads
 from chasm.errors import ChasmError, InputError
+from chasm.refine.dense import add_into, symmetrise_lower
 from chasm.refine.problem import (
     Dataset,
     Evaluation,
@@ -592,7 +593,7 @@ class _Solver:
                 if live.size == u:
                     M += Mk
                 elif live.size:
-                    M[np.ix_(live, live)] += Mk
+                    add_into(M, Mk, live)  # (M[np.ix_(live, live)] += Mk, compiled)
             g = np.zeros(u)
             g[live] = gk
             grads.append(self._reduced_g(g))
@@ -1025,26 +1026,26 @@ def _nonzero_columns(J: np.ndarray, cols: np.ndarray) -> np.ndarray:
 
 
 def _scaled(M: np.ndarray, d: np.ndarray, rows: int = 256) -> np.ndarray:
-    """M / outer(d, d), row block by row block (no k x k temporary; the same numbers)."""
-    out = np.empty_like(M)
+    """M / outer(d, d), row block by row block (no k x k temporary; the same numbers).
+
+    M is symmetric (bit for bit): a column-major M is read as its transpose,
+    the row-major reading of the same memory, which gives the same quotients.
+    """
+    if M.ndim == 2 and M.strides[0] < M.strides[1]:
+        M = M.T
+    out = np.empty((len(M), len(M)))
     for r0 in range(0, len(M), rows):
         np.divide(M[r0 : r0 + rows], np.outer(d[r0 : r0 + rows], d), out=out[r0 : r0 + rows])
     return out
 
 
-def _symmetrise(a: np.ndarray, block: int = 256) -> np.ndarray:
+def _symmetrise(a: np.ndarray) -> np.ndarray:
     """Copy the lower triangle of a square matrix onto its upper one (in place).
 
-    Block of columns by block of columns: no index arrays or temporaries of
-    the matrix's size (for k = 3,429 those were 141 MiB at the memory peak).
+    No index arrays or temporaries of the matrix's size (for k = 3,429 those
+    were 141 MiB at the memory peak); see :func:`chasm.refine.dense.symmetrise_lower`.
     """
-    n = len(a)
-    for j0 in range(0, n, block):
-        j1 = min(n, j0 + block)
-        d = a[j0:j1, j0:j1]
-        d[...] = np.tril(d) + np.tril(d, -1).T
-        a[j0:j1, j1:] = a[j1:, j0:j1].T
-    return a
+    return symmetrise_lower(a)
 
 
 def _score_held(trial: _State) -> float:
