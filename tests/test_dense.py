@@ -80,28 +80,3 @@ def test_compiled_path_is_taken_when_numba_is_present():
     from chasm.scattering.kernel import HAVE_NUMBA
 
     assert dense._compiled() is HAVE_NUMBA
-
-
-@pytest.mark.parametrize("order", ["C", "F"])
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_reduce_symmetric_equals_the_sparse_products(order, seed):
-    """T_Uᵀ M T_U: the numbers of scipy's two sparse-dense products, lower copied up."""
-    import scipy.sparse as sps
-
-    rng = np.random.default_rng(seed)
-    u, k = 180, 150
-    t = np.zeros((u, k))
-    t[rng.permutation(u)[:k], np.arange(k)] = 1.0  # mostly a selection ...
-    for _ in range(40):  # ... with combinations (riding, symmetry: coefficients not 1)
-        t[rng.integers(u), rng.integers(k)] = rng.choice([-1.0, 0.5, 2.0 / 3.0, rng.normal()])
-    t = t[np.any(t != 0, axis=1)]
-    tu = sps.csr_array(t)
-    a = rng.normal(size=(300, len(t)))
-    m = a.T @ a
-    m = np.tril(m) + np.tril(m, -1).T
-    want = np.asarray(tu.T @ (tu.T @ m).T)
-    want = np.tril(want) + np.tril(want, -1).T
-    got = dense.reduce_symmetric(tu, np.asarray(m, order=order))
-    assert np.array_equal(got, want)
-    assert got.flags.c_contiguous
-    assert np.allclose(got, t.T @ m @ t, rtol=1e-12, atol=1e-9)

@@ -15,11 +15,10 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import scipy.sparse as sps
 
 from chasm.scattering.kernel import HAVE_NUMBA, _jit
 
-__all__ = ["symmetrise_lower", "add_into", "reduce_symmetric"]
+__all__ = ["symmetrise_lower", "add_into"]
 
 _TILE = 64  # square tiles of the triangle copy: both sides stay in cache
 _MIN_COMPILED = 64  # below this order the numpy path is as fast (no compile at all)
@@ -27,7 +26,6 @@ _MIN_COMPILED = 64  # below this order the numpy path is as fast (no compile at 
 _SIGNATURES = {
     "_symmetrise_tiles": "void(f8[:, :], int64)",
     "_add_into": "void(f8[:, :], f8[:, :], intp[::1])",
-    "_reduce_lower": "void(f8[:, :], i4[::1], i4[::1], f8[::1], f8[:, ::1])",
 }
 _READY = [False]
 _LOCK = threading.Lock()
@@ -98,45 +96,6 @@ def add_into(m: np.ndarray, part: np.ndarray, live: np.ndarray) -> None:
     m[np.ix_(live, live)] += part
 
 
-def reduce_symmetric(tu: sps.csr_array, m: np.ndarray) -> np.ndarray:
-    """T_Uᵀ M T_U of a symmetric M for a sparse T_U, as a new C-ordered symmetric array.
-
-    The same numbers as scipy's ``TU.T @ (TU.T @ M).T`` with its lower
-    triangle copied onto the upper one (the order of every sum is kept:
-    element (b, a) is Σ_j T[j, b] (Σ_i T[i, a] M[i, j]) over i and j in
-    ascending order), without the two sparse-dense products' copies and
-    temporaries of M's size.
-
-    Parameters
-    ----------
-    tu : scipy.sparse.csr_array, shape (u, k)
-        The rows of T in use (canonical: sorted indices, no duplicates).
-    m : ndarray, float64, shape (u, u)
-        Symmetric (bit for bit), any layout.
-
-    Returns
-    -------
-    ndarray, shape (k, k)
-    """
-    u, k = tu.shape
-    if k < _MIN_COMPILED or m.dtype != np.float64 or not _compiled():
-        out = np.asarray(tu.T @ (tu.T @ m).T)
-        return symmetrise_lower(np.ascontiguousarray(out))
-    csc = sps.csc_array(tu)
-    csc.sort_indices()
-    if m.strides[0] < m.strides[1]:  # column-major: its transpose is the same matrix, row-major
-        m = m.T
-    out = np.empty((k, k))
-    _reduce_lower(
-        m,
-        csc.indptr.astype(np.int32, copy=False),
-        csc.indices.astype(np.int32, copy=False),
-        csc.data.astype(np.float64, copy=False),
-        out,
-    )
-    return out
-
-
 @_jit
 def _symmetrise_tiles(a: np.ndarray, tile: int) -> None:  # pragma: no cover - compiled
     n = a.shape[0]
@@ -147,24 +106,6 @@ def _symmetrise_tiles(a: np.ndarray, tile: int) -> None:  # pragma: no cover - c
             for i in range(i0, i1):
                 for j in range(j0, min(j1, i)):
                     a[j, i] = a[i, j]
-
-
-@_jit
-def _reduce_lower(
-    m: np.ndarray, ptr: np.ndarray, rows: np.ndarray, val: np.ndarray, out: np.ndarray
-) -> None:  # pragma: no cover - compiled
-    k = out.shape[0]
-    for a in range(k):
-        for b in range(a, k):
-            s = 0.0
-            for q in range(ptr[b], ptr[b + 1]):
-                j = rows[q]
-                inner = 0.0
-                for p in range(ptr[a], ptr[a + 1]):
-                    inner += val[p] * m[rows[p], j]
-                s += val[q] * inner
-            out[b, a] = s
-            out[a, b] = s
 
 
 @_jit

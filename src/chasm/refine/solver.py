@@ -84,7 +84,7 @@ from scipy.linalg.lapack import dlange, dpocon, dpotrf, dtrtri
 
 from chasm.blas import blas_threads
 from chasm.errors import ChasmError, InputError
-from chasm.refine.dense import add_into, reduce_symmetric, symmetrise_lower
+from chasm.refine.dense import add_into, symmetrise_lower
 from chasm.refine.problem import (
     Dataset,
     Evaluation,
@@ -429,7 +429,9 @@ class _Solver:
         """T_Uᵀ M T_U of a symmetric matrix over the used columns (M itself when T_U = 1)."""
         if self._TU is None:
             return M
-        return reduce_symmetric(self._TU, M)  # (M symmetric)
+        TU = self._TU
+        out = np.asarray(TU.T @ (TU.T @ M).T)  # (M symmetric)
+        return _symmetrise(np.ascontiguousarray(out))
 
     def _reduced_g(self, g: np.ndarray) -> np.ndarray:
         """T_Uᵀ g of a vector over the used columns."""
