@@ -11,7 +11,7 @@ threads), and printed as wall time, CPU time of this process and wall/yardstick:
   full demo simulates them, the refinement built at the starting model (the
   cost does not depend on the parameter values), then
   ``report.xray_residual_map`` (two engine calls + the FFT synthesis) and
-  ``fourier_on_plane`` on the report's 121 x 121 plane (6 x 6 Å, 0.05 Å);
+  ``fourier_on_plane`` on the report's first plane (``default_planes``);
   target < 1 s for both;
 * the deformation density of the truth model on a 200 x 200 plane through
   Cu1, O1 and N1, the spin density on it, and on a 100 x 100 x 100 cell grid
@@ -42,9 +42,10 @@ import numpy as np
 from chasm.crystal.neighbours import neighbours
 from chasm.density.model import SplitAtom
 from chasm.examples import seed
+from chasm.maps.default_planes import default_planes
 from chasm.maps.density import deformation_density, spin_density
 from chasm.maps.grids import CellGrid, Plane, fourier_on_plane
-from chasm.report.report import _plane_atoms, xray_residual_map
+from chasm.report.report import xray_residual_map
 
 _YARD = np.random.default_rng(0).normal(size=(1000, 1000))
 
@@ -114,8 +115,8 @@ def main() -> None:
     )
     crystal = seed.seed_crystal()
     ref = seed.build_refinement(crystal, seed.start_models(crystal), data)
-    specs, what = _plane_atoms(crystal, ref.models)
-    plane = Plane.through_atoms(crystal, specs, size=(6.0, 6.0), step=0.05, centre=0)
+    first = default_planes(crystal)[0]  # the report's first plane (no [[maps]] in the project)
+    plane, what = first.plane, first.name
     print(
         f"full demo: {len(data.xray)} X-ray reflections; report plane {what}, "
         f"{plane.shape[0]} x {plane.shape[1]} points"
