@@ -301,3 +301,27 @@ def test_metal_metal_contacts_are_not_bonds():
     rows = rigid_bond_test(crystal)
     assert [(r.atom1, r.atom2.split(" ")[0]) for r in rows] == [("Ca", "F")]
     assert rows[0].delta == pytest.approx(0.0033 - 0.0048)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_crossed_face_counts_compiled_equal_the_sorted_faces(seed, monkeypatch):
+    """The one-pass face histogram counts exactly what sorting the faces counts (ties too)."""
+    from chasm.diagnostics import residual as rd
+
+    rng = np.random.default_rng(seed)
+    v = np.round(rng.normal(size=(7, 9, 5)), 1)  # many equal values: ties at the levels
+    v[0, 0, 0] = 0.0
+    lo, hi = rd.face_ranges(v)
+    for levels in (
+        np.linspace(v.min(), v.max(), 41),
+        np.linspace(-0.3, 0.2, 6),
+        np.full(5, v.min()),  # equal levels (a flat map)
+    ):
+        want = np.array([np.sum(lo <= x) - np.sum(hi <= x) for x in levels])
+        want0 = int(np.sum(lo <= 0.0) - np.sum(hi <= 0.0))
+        count, zero = rd._crossed(v, levels)
+        assert np.array_equal(count, want) and zero == want0
+        monkeypatch.setattr(rd, "HAVE_NUMBA", False)
+        count, zero = rd._crossed(v, levels)
+        assert np.array_equal(count, want) and zero == want0
+        monkeypatch.setattr(rd, "HAVE_NUMBA", True)

@@ -6,8 +6,6 @@ small figures (5 × 3.6 in at 100 dpi) so that a report stays light.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
 __all__ = ["drk_png", "fo_fc_png", "normal_probability_png", "residual_analysis_png"]
@@ -28,9 +26,10 @@ def _figure():
 
 
 def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
-    return buf.getvalue()
+    """Drawn once and encoded once (the pixels of ``savefig``, without its second pass)."""
+    from chasm.maps.plot import figure_png
+
+    return figure_png(fig, dpi=DPI)
 
 
 def fo_fc_png(data, title: str = "") -> bytes:

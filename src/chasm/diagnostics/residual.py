@@ -39,6 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from chasm.scattering.kernel import HAVE_NUMBA, _jit
+
 __all__ = [
     "ResidualAnalysis",
     "face_ranges",
@@ -134,19 +136,16 @@ def residual_analysis(values: ArrayLike, volume: float, n_levels: int = 201) -> 
         raise ValueError(
             f"a residual grid must be 3-D with at least 2 points a side, got {v.shape}"
         )
-    lo, hi = face_ranges(v)
-    lo.sort()
-    hi.sort()
     levels = np.linspace(v.min(), v.max(), int(n_levels))
-    total = lo.size  # 3·n1·n2·n3 faces
+    total = 3 * v.size  # 3·n1·n2·n3 faces
+    count, at_zero = _crossed(v, levels)
 
-    def dimension(at: np.ndarray) -> np.ndarray:
-        # crossed: lo <= rho0 < hi  ->  #(lo <= rho0) - #(hi <= rho0)
-        count = np.searchsorted(lo, at, side="right") - np.searchsorted(hi, at, side="right")
+    def dimension(c: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore"):
-            return np.where(count > 0, 3.0 * np.log(np.maximum(count, 1)) / np.log(total), np.nan)
+            return np.where(c > 0, 3.0 * np.log(np.maximum(c, 1)) / np.log(total), np.nan)
 
-    df = dimension(levels)
+    df = dimension(count)
+    df_zero = float(dimension(np.array([at_zero]))[0])
     mean = float(v.mean())
     return ResidualAnalysis(
         levels=levels,
@@ -156,9 +155,87 @@ def residual_analysis(values: ArrayLike, volume: float, n_levels: int = 201) -> 
         rho_max=float(v.max()),
         rms=float(np.sqrt(np.mean((v - mean) ** 2))),
         grid=tuple(int(n) for n in v.shape),
-        df_zero=float(dimension(np.zeros(1))[0]),
+        df_zero=df_zero,
         df_noise=noise_df_zero(v.shape),
     )
+
+
+def _crossed(v: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Faces crossed at each of the increasing ``levels`` and at ρ0 = 0.
+
+    A face is crossed at ρ0 when lo <= ρ0 < hi: its count is
+    #(lo <= ρ0) − #(hi <= ρ0). Compiled, one pass over the grid places each
+    face's lo and hi among the levels (from the levels' even spacing, checked
+    against the levels themselves) and counts them; the sums up the levels
+    are exact integers, the same as sorting the faces. Without numba, the
+    faces are sorted and the levels looked up in them.
+    """
+    levels = np.ascontiguousarray(levels, dtype=float)
+    if HAVE_NUMBA:
+        hist = np.zeros((2, levels.size + 1), dtype=np.int64)
+        zero = np.zeros(2, dtype=np.int64)
+        _face_histogram(np.ascontiguousarray(v, dtype=float), levels, hist, zero)
+        cum = np.cumsum(hist, axis=1)[:, :-1]  # [0]: #(lo <= level_j), [1]: #(hi <= level_j)
+        return cum[0] - cum[1], int(zero[0] - zero[1])
+    lo, hi = face_ranges(v)
+    lo.sort()
+    hi.sort()
+    at = np.append(levels, 0.0)
+    count = np.searchsorted(lo, at, side="right") - np.searchsorted(hi, at, side="right")
+    return count[:-1], int(count[-1])
+
+
+@_jit
+def _level_index(x: float, levels: np.ndarray, first: float, step: float) -> int:
+    # first m with levels[m] >= x (levels.size when none): a guess from the even
+    # spacing, moved until the comparisons with the levels themselves hold
+    n = levels.size
+    if x != x:  # NaN: below no level
+        return n
+    if step > 0.0:
+        g = (x - first) / step
+        m = 0 if g <= 0.0 else (n if g >= n else int(math.ceil(g)))
+    else:
+        m = 0
+    while m > 0 and levels[m - 1] >= x:
+        m -= 1
+    while m < n and levels[m] < x:
+        m += 1
+    return m
+
+
+@_jit
+def _face_histogram(
+    v: np.ndarray, levels: np.ndarray, hist: np.ndarray, zero: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    # hist[0, m] (hist[1, m]): faces whose smaller (larger) value x has m as the
+    # first index with levels[m] >= x, i.e. x <= levels[j] exactly for j >= m;
+    # zero: faces with lo <= 0 and with hi <= 0
+    n1, n2, n3 = v.shape
+    first = levels[0]
+    step = (levels[-1] - levels[0]) / (levels.size - 1) if levels.size > 1 else 0.0
+    for i in range(n1):
+        ip = i + 1 if i + 1 < n1 else 0
+        for j in range(n2):
+            jp = j + 1 if j + 1 < n2 else 0
+            for k in range(n3):
+                kp = k + 1 if k + 1 < n3 else 0
+                x = v[i, j, k]
+                for axis in range(3):
+                    if axis == 0:
+                        y = v[ip, j, k]
+                    elif axis == 1:
+                        y = v[i, jp, k]
+                    else:
+                        y = v[i, j, kp]
+                    lo = min(x, y)
+                    hi = max(x, y)
+                    hist[0, _level_index(lo, levels, first, step)] += 1
+                    hist[1, _level_index(hi, levels, first, step)] += 1
+                    if lo <= 0.0:
+                        zero[0] += 1
+                    if hi <= 0.0:
+                        zero[1] += 1
 
 
 def spherical_atom_residual(crystal, fit, n_levels: int = 201) -> ResidualAnalysis:

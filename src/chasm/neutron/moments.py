@@ -235,7 +235,7 @@ def moment_report(
             su = (
                 np.full(15, np.nan)
                 if cov is None
-                else np.sqrt(np.clip(np.einsum("ik,kl,il->i", pop_map, cov, pop_map), 0, None))
+                else np.sqrt(np.clip(np.sum((pop_map @ cov) * pop_map, axis=1), 0, None))
             )
             occ, vec = natural_orbitals(pops)
             orbitals.append(

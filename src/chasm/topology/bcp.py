@@ -329,5 +329,5 @@ def bcp_uncertainties(
         p = b.point
         hess = p.eigenvectors @ np.diag(p.eigenvalues) @ p.eigenvectors.T
         J = _linearised(p.rho, hess, drho[:, k], dhess[:, k])
-        var = np.einsum("qi,ij,qj->q", J, cov, J)
+        var = np.sum((J @ cov) * J, axis=1)  # diag(J C Jᵀ) by one matrix product
         b.su = dict(zip(QUANTITIES, map(float, np.sqrt(np.maximum(var, 0.0))), strict=True))
