@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from chasm.refine.problem import Evaluation
+from chasm.refine.problem import Evaluation, WeightedEvaluation
 from chasm.refine.results import CycleInfo
 
 if TYPE_CHECKING:
@@ -215,8 +215,19 @@ class Probe:
         grads = {}
         for name in sets:
             ev = self.last[name][1]
+            c = factors[name]
+            if isinstance(ev, WeightedEvaluation):  # √w J and √w r as they are: no J formed
+                tw = sps.csr_array(T[ev.columns])  # (m, n_z)
+                g = np.zeros(T.shape[1])
+                for b0 in range(0, ev.rows.shape[0], 4096):
+                    block = ev.rows[b0 : b0 + 4096]
+                    at = np.asarray((tw.T @ block[:, :-1].T).T)  # √w J T, (rows, n_z)
+                    d2 += c * np.einsum("ij,ij->j", at, at)
+                    g += at.T @ block[:, -1]
+                grads[name] = c * g
+                continue
             jt = np.asarray(tu @ np.asarray(ev.jacobian)[:, used].T)  # (J T)ᵀ, (n_z, n)
-            c, w = factors[name], np.asarray(ev.weights)
+            w = np.asarray(ev.weights)
             d2 += c * ((jt * jt) @ w)
             grads[name] = c * (jt @ (w * (np.asarray(ev.y_obs) - np.asarray(ev.y_calc))))
         if "restraints" in factors:
