@@ -422,7 +422,7 @@ class _Solver:
             live, Mk, gk = self._plain_product(ev, c, used)
         if not (np.all(np.isfinite(np.diagonal(Mk))) and np.all(np.isfinite(gk))):
             raise RefinementError(_not_finite(name))
-        Mk = _symmetrise(Mk)  # (a view of the accumulator when nothing was dropped: no copy)
+        Mk = symmetrise_lower(Mk)  # (a view of the accumulator when nothing was dropped: no copy)
         return live, Mk, gk
 
     def _reduced(self, M: np.ndarray) -> np.ndarray:
@@ -431,7 +431,7 @@ class _Solver:
             return M
         TU = self._TU
         out = np.asarray(TU.T @ (TU.T @ M).T)  # (M symmetric)
-        return _symmetrise(np.ascontiguousarray(out))
+        return symmetrise_lower(np.ascontiguousarray(out))
 
     def _reduced_g(self, g: np.ndarray) -> np.ndarray:
         """T_Uᵀ g of a vector over the used columns."""
@@ -463,7 +463,7 @@ class _Solver:
             if span == k and np.array_equal(pick, np.arange(k)):
                 return live, Mk, gk
             if np.any(np.diff(pick) < 0):  # not in the order of `used`: both triangles
-                Mk = _symmetrise(Mk)
+                Mk = symmetrise_lower(Mk)
             return live, Mk[np.ix_(pick, pick)], gk[pick]
         take = np.append(pos, m)  # the columns and the residuals, gathered
         rows = min(_ROWS, max(256, _BLOCK_BYTES // (8 * (k + 1))))
@@ -915,7 +915,7 @@ def _covariance(
     middle = np.zeros_like(inv)
     for e, me in enumerate(_parts(system)):
         middle += state.factors[e] * se2[e] * me  # c_e² s_e² (J_e T)ᵀ W_e (J_e T)
-    return _symmetrise(inv @ middle @ inv), se2
+    return symmetrise_lower(inv @ middle @ inv), se2
 
 
 def _parts(system: _System) -> list[np.ndarray]:
@@ -1037,15 +1037,6 @@ def _scaled(M: np.ndarray, d: np.ndarray, rows: int = 256) -> np.ndarray:
     for r0 in range(0, len(M), rows):
         np.divide(M[r0 : r0 + rows], np.outer(d[r0 : r0 + rows], d), out=out[r0 : r0 + rows])
     return out
-
-
-def _symmetrise(a: np.ndarray) -> np.ndarray:
-    """Copy the lower triangle of a square matrix onto its upper one (in place).
-
-    No index arrays or temporaries of the matrix's size (for k = 3,429 those
-    were 141 MiB at the memory peak); see :func:`chasm.refine.dense.symmetrise_lower`.
-    """
-    return symmetrise_lower(a)
 
 
 def _score_held(trial: _State) -> float:
