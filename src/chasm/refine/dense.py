@@ -1,8 +1,8 @@
 """Dense symmetric-matrix steps of the normal equations, compiled when numba is present.
 
-The solver sums the data sets' normal matrices, copies lower triangles onto
-upper ones and scales the sum to unit diagonal once per cycle. In numpy those
-steps make temporaries of the matrix's size (``np.tril``) or go through
+The solver sums the data sets' normal matrices, each over its own columns,
+and copies lower triangles (what BLAS syrk writes) onto upper ones, every
+cycle. In numpy those steps make temporaries of the matrix's size (``np.tril``) or go through
 fancy indexing (``M[np.ix_(live, live)] += Mk``, ~10 ns an element); at the
 seed size (k ≈ 870) they cost 5-10 ms a cycle, a few per cent of the cycle.
 The loops here do the same additions and copies element by element, so the
